@@ -1,0 +1,81 @@
+"""LeNet-5 and the variants the course reports use."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from reportgen.registry import register_model
+
+
+class LeNet5(nn.Module):
+    """LeNet-5: conv 6@5x5 (pad 2) → pool → conv 16@5x5 → pool → 120 → 84 → classes.
+
+    `padding=0` gives the 256-input variant (seed 000); `batchnorm`/`dropout` give the regularized
+    variant (seed 002: BatchNorm after each conv and hidden linear layer, dropout after the hidden
+    linear layers).
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, padding: int = 2,
+                 batchnorm: bool = False, dropout: float = 0.0, image_size: int = 28) -> None:
+        super().__init__()
+
+        def norm(kind: type[nn.Module], n: int) -> nn.Module:
+            return kind(n) if batchnorm else nn.Identity()
+
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding), norm(nn.BatchNorm2d, 6),
+            nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5), norm(nn.BatchNorm2d, 16), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        side = ((image_size + 2 * padding - 4) // 2 - 4) // 2
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(16 * side * side, 120), norm(nn.BatchNorm1d, 120), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(120, 84), norm(nn.BatchNorm1d, 84), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class LeNet5C5(nn.Module):
+    """LeNet-5 with a 120-channel 5x5 convolution as C5 and a log-softmax output (seed 001)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 120, kernel_size=5), nn.ReLU(),
+        )
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes), nn.LogSoftmax(dim=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+@register_model
+def lenet5(**kwargs) -> nn.Module:
+    """LeNet-5, 61,706 parameters (conv 6@5x5 pad 2, conv 16@5x5, 400-120-84-10)."""
+    return LeNet5(**kwargs)
+
+
+@register_model
+def lenet5_regularized(batchnorm: bool = True, dropout: float = 0.3, **kwargs) -> nn.Module:
+    """LeNet-5 with BatchNorm after every conv/hidden linear layer and dropout 0.3 (62,158 parameters)."""
+    return LeNet5(batchnorm=batchnorm, dropout=dropout, **kwargs)
+
+
+@register_model
+def lenet5_256(**kwargs) -> nn.Module:
+    """LeNet-5 without padding: 16x4x4 = 256 inputs to the first linear layer (seed 000, 44,426 parameters)."""
+    return LeNet5(padding=0, **kwargs)
+
+
+@register_model
+def lenet5_c5(**kwargs) -> nn.Module:
+    """LeNet-5 with a 120-channel C5 convolution and log-softmax output (seed 001, 61,706 parameters)."""
+    return LeNet5C5(**kwargs)

@@ -1,0 +1,39 @@
+"""`reportgen list`: every run in the archive with state, date, models and best accuracy.
+
+Malformed run folders are listed as such rather than crashing the listing.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .archive import RunArchive
+from .errors import ArchiveError
+
+
+def run_rows(root: Path) -> list[dict[str, str]]:
+    rows = []
+    for folder in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
+        run = RunArchive(folder)
+        try:
+            status = run.status()
+            trials = [run.trial(t) for t in run.trial_ids()]
+        except (ArchiveError, OSError) as exc:
+            rows.append({"run": folder.name, "state": "unreadable", "started": "", "models": str(exc)[:60],
+                         "best": ""})
+            continue
+        accuracies = [e["test_acc"] for t in trials for e in t["epochs"]]
+        rows.append({"run": folder.name, "state": status.get("state", "?"), "started": status.get("started", ""),
+                     "models": ", ".join(dict.fromkeys(t["label"] for t in trials)),
+                     "best": f"{100 * max(accuracies):.2f}%" if accuracies else "–"})
+    return rows
+
+
+def list_runs(root: Path) -> str:
+    rows = run_rows(root)
+    if not rows:
+        return f"no runs under {root}"
+    columns = ("run", "state", "started", "best", "models")
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+"""Command line: `reportgen run|render|params|list|models`. Any user mistake → one line, exit ≠ 0."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from .errors import ReportgenError
+
+EXIT_USER_ERROR = 2
+EXIT_CHECK_FAILED = 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .render import render_report
+    from .runner import run_experiment
+    from .spec import load_spec
+
+    overrides: dict[str, Any] = {
+        "data.dataset": args.dataset, "data.data_dir": args.data_dir, "data.train_subset": args.train_subset,
+        "data.test_subset": args.test_subset, "train.epochs": args.epochs, "train.batch_size": args.batch_size,
+        "train.lr": args.lr, "train.optimizer": args.optimizer, "train.loss": args.loss,
+        "train.seeds": [args.seed] if args.seed is not None else None, "device": args.device,
+        "report.lang": args.lang,
+        "models": [{"name": n} for n in args.models.split(",")] if args.models else None,
+    }
+    for key, value in overrides.items():
+        if value is not None:
+            print(f"override: {key} = {value}")
+    spec = load_spec(args.spec, overrides)
+    run = run_experiment(spec, Path(args.runs_dir), args.run_id)
+    print(f"archived run: {run.path}")
+    out = render_report(run.path, args.output_dir, spec.lang, pdf=not args.no_pdf)
+    print(f"report: {out / 'report.html'}" + ("" if args.no_pdf else f"\nreport: {out / 'report.pdf'}"))
+    return 0
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .render import render_report
+
+    out = render_report(args.run, args.output_dir, args.lang, allow_incomplete=args.allow_incomplete,
+                        pdf=not args.no_pdf)
+    print(f"report: {out / 'report.html'}")
+    return 0
+
+
+def _params(args: argparse.Namespace) -> int:
+    from .audit import audit_model, check_claim, format_audit, parse_input_shape
+    from .registry import create_model, parse_model_ref
+
+    shape = parse_input_shape(args.input)
+    failed = False
+    for text in args.model:
+        ref = parse_model_ref(text)
+        audit = audit_model(create_model(ref), shape, name=ref.label)
+        print(format_audit(audit, args.format))
+        problem = check_claim(audit, args.expect, args.expect_no_bias)
+        if problem:
+            print(f"{ref.label}: {problem}", file=sys.stderr)
+            failed = True
+    return EXIT_CHECK_FAILED if failed else 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .catalog import list_runs
+
+    print(list_runs(Path(args.runs_dir)))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .registry import describe_model, list_models
+
+    for name in list_models(args.pattern):
+        print(f"{name:22s} {describe_model(name)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reportgen", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train every model of a spec, archive the run, render the report")
+    run.add_argument("spec", nargs="?", help="experiment TOML (default: the embedded default experiment)")
+    run.add_argument("--dataset", choices=("fashion-mnist", "mnist"))
+    run.add_argument("--data-dir", help="folder with the four IDX files (.gz or raw)")
+    run.add_argument("--models", help="comma-separated model names, replacing the spec's models")
+    run.add_argument("--epochs", type=int)
+    run.add_argument("--batch-size", type=int)
+    run.add_argument("--lr", type=float)
+    run.add_argument("--optimizer")
+    run.add_argument("--loss")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--train-subset", type=int, help="train on this many images (seeded random choice)")
+    run.add_argument("--test-subset", type=int, help="test on this many images (seeded random choice)")
+    run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    run.add_argument("--lang", choices=("en", "ko"))
+    run.add_argument("--run-id", help="name of the run folder (default: date-time-random)")
+    run.add_argument("--runs-dir", default="runs")
+    run.add_argument("--output-dir", default="output")
+    run.add_argument("--no-pdf", action="store_true", help="skip the PDF (HTML, CSV and JSON only)")
+    run.set_defaults(func=_run)
+
+    render = sub.add_parser("render", help="re-render a report from an archived run, without training")
+    render.add_argument("run", help="run folder, e.g. runs/20261123-101500-ab12cd")
+    render.add_argument("--output-dir", default="output")
+    render.add_argument("--lang", choices=("en", "ko"))
+    render.add_argument("--allow-incomplete", action="store_true",
+                        help="render an incomplete or altered run anyway, marked as such")
+    render.add_argument("--no-pdf", action="store_true")
+    render.set_defaults(func=_render)
+
+    params = sub.add_parser("params", help="parameter audit: per-layer formulas, checked against torchinfo")
+    params.add_argument("model", nargs="+", help="registry name or module:Class, optional ?key=value&...")
+    params.add_argument("--input", default="1x28x28", help="input shape without batch, e.g. 3x224x224")
+    claim = params.add_mutually_exclusive_group()
+    claim.add_argument("--expect", type=int, help="claimed total; exit 1 with the difference if wrong")
+    claim.add_argument("--expect-no-bias", type=int, help="claimed total without bias terms")
+    params.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
+    params.set_defaults(func=_params)
+
+    runs = sub.add_parser("list", help="list archived runs with state, date, models, best accuracy")
+    runs.add_argument("--runs-dir", default="runs")
+    runs.set_defaults(func=_list)
+
+    models = sub.add_parser("models", help="list registered models")
+    models.add_argument("pattern", nargs="?", default="*", help="wildcard, e.g. 'lenet*'")
+    models.set_defaults(func=_models)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ReportgenError as exc:
+        print(f"reportgen: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("reportgen: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Datasets decoded once into uint8 tensors (N, 1, H, W) with int64 labels, checksummed.
+
+Sources: IDX files (.gz or raw) from a directory — Fashion-MNIST defaults to the Debian package
+`dataset-fashion-mnist` — or torchvision's MNIST download when no directory is given and the
+network is reachable.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import DataError
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+SPLIT_FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+# sha256 of the decompressed IDX bytes, so .gz and raw copies check the same way.
+KNOWN_CONTENT_SHA256 = {
+    "fashion-mnist": {
+        "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    },
+}
+CLASS_NAMES = {
+    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
+    "mnist": [str(d) for d in range(10)],
+}
+DATASETS = tuple(CLASS_NAMES)
+IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # ubyte images (3 dims) and labels (1 dim)
+
+
+@dataclass
+class Dataset:
+    """Both splits as tensors plus what the report needs to say where they came from."""
+
+    name: str
+    train_images: torch.Tensor  # uint8 (N, 1, H, W)
+    train_labels: torch.Tensor  # int64 (N,)
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: list[str]
+    mean: float
+    std: float
+    source: str
+    files: dict[str, dict[str, str]] = field(default_factory=dict)  # split → {path, sha256, verified}
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+def parse_idx(raw: bytes, path: Path, dims: int) -> torch.Tensor:
+    """Decode an unsigned-byte IDX file, checking magic number and length against its header."""
+    if len(raw) < 4 + 4 * dims:
+        raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
+    magic = int.from_bytes(raw[:4], "big")
+    if magic != IDX_MAGIC[dims]:
+        raise DataError(f"{path}: not an IDX file with {dims} dimension(s) "
+                        f"(magic 0x{magic:08x}, expected 0x{IDX_MAGIC[dims]:08x})")
+    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    offset = 4 + 4 * dims
+    expected = offset + int(torch.tensor(shape).prod())
+    if len(raw) != expected:
+        raise DataError(f"{path}: IDX header promises {shape} ({expected} bytes), file has {len(raw)} bytes"
+                        + (" — truncated" if len(raw) < expected else ""))
+    data = torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8).reshape(shape)
+    return data.unsqueeze(1) if dims == 3 else data.long()
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        if path.suffix == ".gz":
+            with gzip.open(path, "rb") as handle:
+                return handle.read()
+        return path.read_bytes()
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: cannot read ({exc})") from exc
+
+
+def _find_idx_file(directory: Path, stem: str) -> Path | None:
+    variants = (stem, stem.replace("-idx", ".idx"))
+    for folder in (directory, directory / "raw"):
+        for name in variants:
+            for candidate in (folder / name, folder / f"{name}.gz"):
+                if candidate.is_file():
+                    return candidate
+    return None
+
+
+def load_idx_dir(directory: Path, name: str) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, str]]]:
+    """Load the four IDX files from a directory, verifying known checksums when we have them."""
+    if not directory.is_dir():
+        raise DataError(f"data directory {directory} does not exist")
+    tensors: dict[str, torch.Tensor] = {}
+    files: dict[str, dict[str, str]] = {}
+    known = KNOWN_CONTENT_SHA256.get(name, {})
+    for split, stem in SPLIT_FILES.items():
+        path = _find_idx_file(directory, stem)
+        if path is None:
+            raise DataError(f"{directory}: missing {stem} (or {stem}.gz) for the {split.replace('_', ' ')}")
+        raw = _read_bytes(path)
+        digest = hashlib.sha256(raw).hexdigest()
+        if split in known and digest != known[split]:
+            raise DataError(f"{path}: sha256 of contents is {digest[:16]}…, expected {known[split][:16]}… "
+                            f"for {name} — the file is corrupt or not {name}")
+        tensors[split] = parse_idx(raw, path, 3 if split.endswith("images") else 1)
+        files[split] = {"path": str(path), "sha256": digest, "verified": str(split in known).lower()}
+    for split in ("train", "test"):
+        if len(tensors[f"{split}_images"]) != len(tensors[f"{split}_labels"]):
+            raise DataError(f"{directory}: {split} images and labels differ in count "
+                            f"({len(tensors[f'{split}_images'])} vs {len(tensors[f'{split}_labels'])})")
+    return tensors, files
+
+
+def _download_mnist(cache: Path) -> Path:
+    """torchvision's real MNIST download; returns the raw IDX folder."""
+    from torchvision.datasets import MNIST
+
+    try:
+        MNIST(str(cache), train=True, download=True)
+        MNIST(str(cache), train=False, download=True)
+    except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError depending on the failure
+        raise DataError("MNIST is not available: no --data-dir was given and torchvision's download "
+                        f"failed ({exc}). Pass --data-dir DIR with the four MNIST IDX files (.gz or raw).") from exc
+    return cache / "MNIST" / "raw"
+
+
+def _subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if size is None or size >= len(labels):
+        return images, labels
+    keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:size].sort().values
+    return images[keep].contiguous(), labels[keep].contiguous()
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, train_subset: int | None = None,
+                 test_subset: int | None = None, seed: int = 0, mean: float | None = None,
+                 std: float | None = None, cache_dir: str | Path = "~/.cache/reportgen") -> Dataset:
+    """Load a dataset by name; subsets are a seeded random choice so every model sees the same images."""
+    if name not in DATASETS:
+        raise DataError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+    if data_dir is not None:
+        directory, source = Path(data_dir).expanduser(), f"IDX files in {data_dir}"
+    elif name == "fashion-mnist":
+        directory, source = FASHION_MNIST_DIR, "Debian package dataset-fashion-mnist"
+        if not directory.is_dir():
+            raise DataError(f"Fashion-MNIST not found at {directory}: install it with "
+                            "`apt-get install dataset-fashion-mnist` or pass --data-dir DIR")
+    else:
+        directory, source = _download_mnist(Path(cache_dir).expanduser()), "torchvision MNIST download"
+    tensors, files = load_idx_dir(directory, name)
+    train_x, train_y = _subset(tensors["train_images"], tensors["train_labels"], train_subset, seed)
+    test_x, test_y = _subset(tensors["test_images"], tensors["test_labels"], test_subset, seed + 1)
+    classes = CLASS_NAMES[name]
+    if int(train_y.max()) >= len(classes) or int(test_y.max()) >= len(classes):
+        raise DataError(f"{directory}: labels go up to {int(max(train_y.max(), test_y.max()))}, "
+                        f"but {name} has {len(classes)} classes")
+    if mean is None or std is None:  # statistics of the training split actually used, reported as such
+        pixels = train_x.float().div_(255)
+        mean, std = (round(float(pixels.mean()), 4) if mean is None else mean,
+                     round(float(pixels.std()), 4) if std is None else std)
+    return Dataset(name, train_x, train_y, test_x, test_y, classes, mean, std, source, files)

@@ -1,0 +1,22 @@
+"""One exception family so the CLI can turn any user mistake into one clear line."""
+from __future__ import annotations
+
+
+class ReportgenError(Exception):
+    """A problem the user can fix; the message names the file/key/value and what was expected."""
+
+
+class SpecError(ReportgenError):
+    """An experiment spec (TOML or CLI override) is invalid."""
+
+
+class DataError(ReportgenError):
+    """A dataset is missing, malformed or does not match its known checksum."""
+
+
+class ModelError(ReportgenError):
+    """A model name is unknown or the model cannot run on the dataset's input."""
+
+
+class ArchiveError(ReportgenError):
+    """A run folder is missing, incomplete, tampered with, or cannot be written."""

@@ -1,0 +1,88 @@
+"""Figures for the report: curves (matplotlib, SVG) and image galleries (PIL contact sheets, PNG).
+
+Each model keeps one colour across every figure; train is dashed, test solid.
+"""
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+
+CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",)
+PALETTE = plt.get_cmap("tab10").colors
+Translate = Callable[[str], str]
+
+
+def _font_family() -> list[str]:
+    """Noto Sans CJK for Hangul (with DejaVu as fallback) so Korean labels never turn into boxes."""
+    for path in CJK_FONT_FILES:
+        if Path(path).exists():
+            font_manager.fontManager.addfont(path)
+            return [font_manager.FontProperties(fname=path).get_name(), "DejaVu Sans"]
+    return ["DejaVu Sans"]
+
+
+plt.rcParams.update({"font.family": _font_family(), "svg.fonttype": "path", "axes.grid": True,
+                     "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False})
+
+
+def model_colors(labels: Sequence[str]) -> dict[str, str]:
+    return {label: matplotlib.colors.to_hex(PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)}
+
+
+def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str], _: Translate,
+               path: Path) -> None:
+    """One figure, all models on shared axes: train (dashed) and test (solid) per model."""
+    fig, ax = plt.subplots(figsize=(7.2, 3.9), layout="constrained")
+    scale = 100.0 if metric == "acc" else 1.0
+    for label, epochs in series.items():
+        x = [e["epoch"] for e in epochs]
+        ax.plot(x, [scale * e[f"train_{metric}"] for e in epochs], "--", color=colors[label], alpha=0.8,
+                label=f"{label} · {_('train')}")
+        ax.plot(x, [scale * e[f"test_{metric}"] for e in epochs], "-", marker="o", markersize=3,
+                color=colors[label], label=f"{label} · {_('test')}")
+    ax.set_xlabel(_("Epoch"))
+    ax.set_ylabel(_("Accuracy (%)") if metric == "acc" else _("Loss"))
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=7.5, ncol=2 if len(series) > 2 else 1, frameon=False)
+    fig.savefig(path, format="svg")
+    plt.close(fig)
+
+
+def _font(size: int) -> ImageFont.ImageFont:
+    for path in CJK_FONT_FILES:
+        if Path(path).exists():
+            return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size)
+
+
+def gallery_png(images: torch.Tensor, captions: Sequence[tuple[str, str]], path: Path, columns: int = 10,
+                scale: int = 3, wrong: bool = False) -> None:
+    """A contact sheet: each image upscaled, with 'true' and (if wrong) 'predicted' captions beneath."""
+    count = len(images)
+    tile = images.shape[-1] * scale
+    cell_w, cell_h = max(tile, 96) + 8, tile + (34 if wrong else 20)
+    rows = -(-count // columns)
+    sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
+    draw, font = ImageDraw.Draw(sheet), _font(12)
+    for i in range(count):
+        x0, y0 = (i % columns) * cell_w, (i // columns) * cell_h
+        pixels = images[i, 0].numpy()
+        thumb = Image.fromarray(pixels, "L").resize((tile, tile), Image.NEAREST)
+        sheet.paste(thumb, (x0 + (cell_w - tile) // 2, y0 + 2))
+        truth, predicted = captions[i]
+        draw.text((x0 + cell_w // 2, y0 + tile + 4), truth, fill="#1a7f37" if not wrong else "#333333",
+                  font=font, anchor="ma")
+        if wrong:
+            draw.text((x0 + cell_w // 2, y0 + tile + 18), f"→ {predicted}", fill="#c62828", font=font, anchor="ma")
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG", optimize=True)
+    path.write_bytes(buffer.getvalue())

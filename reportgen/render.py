@@ -1,0 +1,184 @@
+"""Lays out a run's report: HTML (Jinja2, autoescaped), PDF (WeasyPrint), CSV and JSON.
+
+The output folder is built under a temporary name and renamed into place at the end, so a failed
+render never leaves a half-written report in output/.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from .archive import ArchiveError, RunArchive, atomic_write_json, open_run
+from .data import load_dataset
+from .errors import DataError
+from .lint import format_warning, lint_trials
+from .plots import curves_svg, gallery_png, model_colors
+from .report import TrialSummary, before_after, best_per_model, gallery_picks, settings_check, summarize_trials
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+LANGS = ("en", "ko")
+GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 rows)
+
+
+def load_catalogue(lang: str) -> dict[str, str]:
+    """English needs only display names for setting keys; other languages translate every message."""
+    return json.loads((TEMPLATES / "i18n" / f"{lang}.json").read_text("utf-8"))
+
+
+def translator(lang: str):
+    catalogue = load_catalogue(lang)
+    return lambda text: catalogue.get(text, text)
+
+
+def _environment(lang: str) -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
+    translate = translator(lang)
+    env.install_gettext_callables(lambda s, **kw: translate(s) % kw if kw else translate(s),
+                                  lambda s, p, n, **kw: translate(s if n == 1 else p) % kw, newstyle=True)
+    env.filters["pct"] = lambda x, digits=2: "–" if x is None else f"{100 * x:.{digits}f}%"
+    env.filters["num"] = lambda x, digits=4: "–" if x is None else f"{x:.{digits}f}"
+    env.filters["thousands"] = lambda x: f"{x:,}"
+    return env
+
+
+def _reload_test_images(run: RunArchive):
+    """The test images for the galleries, re-read from the original files and checked against the archive."""
+    spec, recorded = run.read("spec"), run.read("data")
+    d = spec["data"]
+    data = load_dataset(d["dataset"], d["data_dir"], d["train_subset"], d["test_subset"],
+                        seed=spec["train"]["seeds"][0], mean=d["mean"], std=d["std"])
+    for split, info in recorded["files"].items():
+        if data.files[split]["sha256"] != info["sha256"]:
+            raise DataError(f"{data.files[split]['path']}: differs from the file this run was trained on "
+                            f"(sha256 {info['sha256'][:16]}… in {run.path / 'data.json'})")
+    return data.test_images
+
+
+def _galleries(run: RunArchive, trials: list[TrialSummary], classes: list[str], seed: int, figures: Path,
+               translate) -> list[dict[str, Any]]:
+    images = _reload_test_images(run)
+    galleries = []
+    for n, trial in enumerate(best_per_model(trials)):
+        predictions = run.predictions(trial.trial_id)
+        correct, wrong = gallery_picks(predictions, seed)
+        label_of = {int(p["index"]): (int(p["label"]), int(p["prediction"])) for p in predictions}
+
+        def captions(indices: list[int]) -> list[tuple[str, str]]:
+            return [(translate(classes[label_of[i][0]]), translate(classes[label_of[i][1]])) for i in indices]
+
+        correct_file = f"gallery-{n}-correct.png"
+        gallery_png(images[correct], captions(correct), figures / correct_file)
+        wrong_files = []
+        for page, start in enumerate(range(0, len(wrong), GALLERY_PAGE)):
+            chunk = wrong[start:start + GALLERY_PAGE]
+            wrong_files.append(f"gallery-{n}-wrong-{page + 1}.png")
+            gallery_png(images[chunk], captions(chunk), figures / wrong_files[-1], wrong=True)
+        galleries.append({"trial": trial, "correct": "figures/" + correct_file,
+                          "wrong": ["figures/" + f for f in wrong_files], "wrong_count": len(wrong),
+                          "test_count": len(predictions)})
+    return galleries
+
+
+def _restricted_fetcher(root: Path):
+    """WeasyPrint may read files inside the report folder and nothing else (no network, no other files)."""
+    import weasyprint
+
+    root = root.resolve()
+
+    def fetch(url: str, *args, **kwargs):
+        if url.startswith("file://"):
+            path = Path(url[len("file://"):]).resolve()
+            if path.is_relative_to(root):
+                return weasyprint.default_url_fetcher(url, *args, **kwargs)
+        raise ValueError(f"blocked fetch outside the report folder: {url}")
+
+    return fetch
+
+
+def build_context(run: RunArchive, figures: Path, lang: str) -> dict[str, Any]:
+    translate = translator(lang)
+    spec, env, data = run.read("spec"), run.read("environment"), run.read("data")
+    trials = summarize_trials(run)
+    if not trials:
+        raise ArchiveError(f"{run.path}: the run has no trials to report")
+    settings = settings_check(trials)
+    labels = list(dict.fromkeys(t.label for t in trials))
+    colors = model_colors(labels)
+    by_label = {label: [t for t in trials if t.label == label] for label in labels}
+    series = {f"{t.label}" if len(by_label[t.label]) == 1 else f"{t.label} [{t.trial_id[:3]}]": t.epochs
+              for t in trials if t.epochs}
+    series_colors = {name: colors[name.split(" [")[0]] for name in series}
+    for metric in ("loss", "acc"):
+        curves_svg(series, metric, series_colors, translate, figures / f"{metric}.svg")
+    warnings = lint_trials(trials, len(data["classes"]), settings["identical"])
+    models = [{"label": label, "trials": by_label[label], "audit": by_label[label][0].audit,
+               "color": colors[label], "name": by_label[label][0].model} for label in labels]
+    return {
+        "lang": lang, "run_id": run.run_id, "status": run.status(), "spec": spec, "env": env, "data": data,
+        "trials": trials, "models": models, "settings": settings, "warnings": warnings,
+        "format_warning": format_warning, "comparison": [t.comparison_row() for t in trials],
+        "before_after": before_after(trials),
+        "galleries": _galleries(run, trials, data["classes"], spec["train"]["seeds"][0], figures, translate),
+        "problems": run.verify(), "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
+    }
+
+
+def _write_tables(context: dict[str, Any], folder: Path) -> None:
+    rows = [{"trial_id": t.trial_id, "model": t.label, **e} for t in context["trials"] for e in t.epochs]
+    pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
+    pd.DataFrame(context["comparison"]).to_csv(folder / "comparison.csv", index=False)
+    atomic_write_json(folder / "summary.json", {
+        "run_id": context["run_id"], "spec": context["spec"], "settings": context["settings"],
+        "comparison": context["comparison"], "before_after": context["before_after"],
+        "warnings": [{"code": w.code, "trial_id": w.trial_id, "message": format_warning(w)}
+                     for w in context["warnings"]],
+        "epochs": {t.trial_id: t.epochs for t in context["trials"]},
+        "averages": {t.trial_id: t.average for t in context["trials"]},
+        "parameters": {m["label"]: {k: m["audit"][k] for k in ("total", "without_bias", "bias", "trainable",
+                                                              "buffers", "torchinfo_total")}
+                       for m in context["models"]},
+    })
+
+
+def render_report(run_path: str | Path, output_root: str | Path = "output", lang: str | None = None,
+                  allow_incomplete: bool = False, pdf: bool = True) -> Path:
+    """Render runs/<id> into output/<id>/ (report.html, report.pdf, metrics.csv, comparison.csv, summary.json)."""
+    run = open_run(run_path)
+    problems = run.verify()
+    if problems and not allow_incomplete:
+        raise ArchiveError(f"{run.path}: refusing to render: {'; '.join(problems)} "
+                           "(use --allow-incomplete to render it anyway, marked as such)")
+    lang = lang or run.read("spec").get("lang", "en")
+    if lang not in LANGS:
+        raise ArchiveError(f"language {lang!r}: expected one of {', '.join(LANGS)}")
+    output_root = Path(output_root)
+    final = output_root / run.run_id
+    staging = output_root / f".{run.run_id}.partial"
+    try:
+        shutil.rmtree(staging, ignore_errors=True)
+        (staging / "figures").mkdir(parents=True)
+    except OSError as exc:
+        raise ArchiveError(f"{output_root}: cannot write the report ({exc.strerror})") from exc
+    try:
+        context = build_context(run, staging / "figures", lang)
+        html = _environment(lang).get_template("report.html.j2").render(**context)
+        shutil.copy(TEMPLATES / "report.css", staging / "report.css")
+        (staging / "report.html").write_text(html, "utf-8")
+        _write_tables(context, staging)
+        if pdf:
+            import weasyprint
+
+            weasyprint.HTML(filename=str(staging / "report.html"), url_fetcher=_restricted_fetcher(staging)) \
+                .write_pdf(staging / "report.pdf")
+        shutil.rmtree(final, ignore_errors=True)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final

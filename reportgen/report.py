@@ -1,0 +1,113 @@
+"""Turns an archived run into the report's content: tables, comparisons, gallery picks.
+
+Pure data in, pure data out (no templates, no files): render.py lays it out; the same numbers
+feed HTML, PDF, CSV and JSON, so they cannot disagree.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from statistics import fmean
+from typing import Any
+
+from .archive import RunArchive
+
+SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "seed")
+GALLERY_CORRECT = 10
+
+
+@dataclass
+class TrialSummary:
+    trial_id: str
+    label: str
+    model: str
+    config: dict[str, Any]
+    status: str
+    epochs: list[dict[str, float]]
+    audit: dict[str, Any]
+    base: str | None = None
+    average: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def final(self) -> dict[str, float]:
+        return self.epochs[-1] if self.epochs else {}
+
+    @property
+    def best(self) -> dict[str, float]:
+        return max(self.epochs, key=lambda e: e["test_acc"]) if self.epochs else {}
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return fmean(e["seconds"] for e in self.epochs) if self.epochs else float("nan")
+
+    def comparison_row(self) -> dict[str, Any]:
+        return {
+            "trial_id": self.trial_id, "model": self.label, "status": self.status,
+            **{k: self.config[k] for k in SETTING_KEYS},
+            "best_test_acc": self.best.get("test_acc"), "best_epoch": self.best.get("epoch"),
+            "final_test_acc": self.final.get("test_acc"), "final_test_loss": self.final.get("test_loss"),
+            "final_train_acc": self.final.get("train_acc"), "final_train_loss": self.final.get("train_loss"),
+            "parameters": self.audit["total"], "parameters_without_bias": self.audit["without_bias"],
+            "seconds_per_epoch": self.seconds_per_epoch,
+            "total_seconds": sum(e["seconds"] for e in self.epochs),
+        }
+
+
+def summarize_trials(run: RunArchive) -> list[TrialSummary]:
+    summaries = []
+    for trial_id in run.trial_ids():
+        info = run.trial(trial_id)
+        epochs = info["epochs"]
+        average = {k: fmean(e[k] for e in epochs) for k in ("train_loss", "train_acc", "test_loss", "test_acc",
+                                                              "seconds")} if epochs else {}
+        summaries.append(TrialSummary(trial_id, info["label"], info["model"], info["config"], info["status"],
+                                      epochs, info["audit"], info.get("base"), average))
+    return summaries
+
+
+def settings_check(trials: list[TrialSummary]) -> dict[str, Any]:
+    """Were the compared models trained under identical settings? Checked from the archived configs."""
+    by_model: dict[str, set[tuple]] = {}
+    for trial in trials:
+        by_model.setdefault(trial.label, set()).add(tuple(trial.config[k] for k in SETTING_KEYS))
+    config_sets = list(by_model.values())
+    identical = all(s == config_sets[0] for s in config_sets)
+    shared = {k: sorted({t.config[k] for t in trials}, key=str) for k in SETTING_KEYS}
+    return {"identical": identical, "constant": {k: v[0] for k, v in shared.items() if len(v) == 1},
+            "varied": {k: v for k, v in shared.items() if len(v) > 1}}
+
+
+def best_per_model(trials: list[TrialSummary]) -> list[TrialSummary]:
+    """For galleries and before/after: each model's trial with the best final test accuracy."""
+    best: dict[str, TrialSummary] = {}
+    for trial in trials:
+        if trial.epochs and (trial.label not in best
+                             or trial.final["test_acc"] > best[trial.label].final["test_acc"]):
+            best[trial.label] = trial
+    return list(best.values())
+
+
+def before_after(trials: list[TrialSummary]) -> list[dict[str, Any]]:
+    """Regularized model vs its base (spec key models[].base), on the best trial of each."""
+    best = {t.label: t for t in best_per_model(trials)}
+    rows = []
+    for trial in best.values():
+        if trial.base and trial.base in best:
+            base = best[trial.base]
+            rows.append({"model": trial.label, "base": base.label,
+                         **{f"{key}_{side}": getattr(t, attr)[metric]
+                            for side, t in (("before", base), ("after", trial))
+                            for key, attr, metric in (("final_acc", "final", "test_acc"),
+                                                      ("best_acc", "best", "test_acc"),
+                                                      ("average_acc", "average", "test_acc"),
+                                                      ("final_loss", "final", "test_loss"))},
+                         "parameters_before": base.audit["total"], "parameters_after": trial.audit["total"]})
+    return rows
+
+
+def gallery_picks(predictions: list[dict[str, str]], seed: int) -> tuple[list[int], list[int]]:
+    """Indices of 10 random correctly classified test images (seeded) and of every misclassified one."""
+    correct = [int(p["index"]) for p in predictions if p["label"] == p["prediction"]]
+    wrong = [int(p["index"]) for p in predictions if p["label"] != p["prediction"]]
+    picked = sorted(random.Random(seed).sample(correct, min(GALLERY_CORRECT, len(correct))))
+    return picked, wrong

@@ -1,0 +1,166 @@
+"""Runs an experiment: spec → data → models (pre-flight audit) → train → archive.
+
+Everything that can be checked is checked before the run folder exists, so bad input never
+leaves a half-written run behind.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from . import __version__
+from .archive import RunArchive
+from .audit import ModelAudit, audit_model
+from .data import Dataset, load_dataset
+from .errors import ModelError
+from .registry import create_model
+from .spec import ExperimentSpec, Trial
+from .train import EpochMetrics, TrainResult, batches_per_epoch, train_model, select_device
+
+Log = Callable[[str], None]
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """What the reproducibility appendix needs to say about where the numbers came from."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                                cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {
+        "reportgen": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "torchvision": _version("torchvision"), "torchinfo": _version("torchinfo"),
+        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
+        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "git_commit": commit,
+        "command": " ".join(sys.argv),
+    }
+
+
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def data_record(data: Dataset) -> dict[str, Any]:
+    return {"dataset": data.name, "source": data.source, "files": data.files, "classes": data.classes,
+            "mean": data.mean, "std": data.std, "input_shape": list(data.input_shape),
+            "train_size": len(data.train_labels), "test_size": len(data.test_labels)}
+
+
+def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
+    """Build every model once: forward on the dataset's shape, output size, loss compatibility."""
+    audits: dict[str, ModelAudit] = {}
+    losses = set(spec.train["loss"])
+    for entry in spec.models:
+        torch.manual_seed(0)
+        model = create_model(entry.ref)
+        audits[entry.label] = audit_model(model, data.input_shape, name=entry.label)
+        model.eval()
+        with torch.no_grad():
+            output = model(torch.zeros(2, *data.input_shape))
+        if output.shape != (2, data.num_classes):
+            raise ModelError(f"model {entry.label!r}: output shape {tuple(output.shape[1:])}, expected "
+                             f"({data.num_classes},) for the {data.num_classes} classes of {data.name}")
+        is_log_probs = torch.allclose(output.exp().sum(1), torch.ones(2), atol=1e-4)
+        if "nll" in losses and not is_log_probs:
+            raise ModelError(f"{spec.source}: key 'train.loss': 'nll' needs log-probabilities, but model "
+                             f"{entry.label!r} outputs logits — use 'cross_entropy' or a log-softmax model")
+        if is_log_probs and losses & {"cross_entropy", "bce_with_logits"}:
+            raise ModelError(f"{spec.source}: key 'train.loss': model {entry.label!r} already ends in "
+                             "log-softmax; use 'nll' (cross_entropy/bce_with_logits would apply softmax twice)")
+    return audits
+
+
+class Executor(Protocol):
+    """Where trials run. In-process now; the seam lets other executors (e.g. a cluster) plug in."""
+
+    def map(self, trials: list[Trial], run_one: Callable[[Trial], TrainResult]) -> list[TrainResult]: ...
+
+
+class LocalExecutor:
+    def map(self, trials: list[Trial], run_one: Callable[[Trial], TrainResult]) -> list[TrainResult]:
+        return [run_one(trial) for trial in trials]
+
+
+def epoch_line(label: str, metrics: EpochMetrics, epochs: int) -> str:
+    return (f"{label} epoch {metrics.epoch}/{epochs}: train loss {metrics.train_loss:.4f} "
+            f"acc {100 * metrics.train_acc:.2f}% | test loss {metrics.test_loss:.4f} "
+            f"acc {100 * metrics.test_acc:.2f}% | {metrics.seconds:.1f} s")
+
+
+class TrialRunner:
+    """Trains one trial on the prepared data and writes everything it produces into the archive."""
+
+    def __init__(self, run: RunArchive, data: Dataset, device: torch.device, audits: dict[str, ModelAudit],
+                 bar: tqdm, log: Log) -> None:
+        self.run, self.data, self.device, self.audits, self.bar, self.log = run, data, device, audits, bar, log
+        self.tensors = [t.to(device) for t in (data.train_images, data.train_labels,
+                                                 data.test_images, data.test_labels)]
+
+    def __call__(self, trial: Trial) -> TrainResult:
+        config = trial.config
+        torch.manual_seed(config.seed)  # same init for every model built with this seed
+        model = create_model(trial.model.ref).to(self.device)
+        self.run.start_trial(trial.trial_id, {
+            "trial_id": trial.trial_id, "label": trial.model.label, "model": trial.model.ref.target,
+            "kwargs": trial.model.ref.kwargs, "base": trial.model.base, "config": asdict(config),
+            "audit": self.audits[trial.model.label].to_dict(),
+        })
+
+        def on_epoch(epoch: int, metrics: EpochMetrics, *_: Any) -> None:
+            self.run.write_epochs(trial.trial_id, result_so_far + [metrics])
+            result_so_far.append(metrics)
+            self.bar.write(epoch_line(trial.model.label, metrics, config.epochs))
+
+        result_so_far: list[EpochMetrics] = []
+        train_x, train_y, test_x, test_y = self.tensors
+        result = train_model(model, train_x, train_y, test_x, test_y, self.data.mean, self.data.std, config,
+                             on_epoch=on_epoch, on_batch=self.bar.update)
+        final = result.final
+        predictions = {"index": list(range(len(test_y))), "label": test_y.cpu().tolist(),
+                       "prediction": final.predictions.tolist(),
+                       "confidence": [round(c, 5) for c in final.confidences.tolist()]}
+        self.run.finish_trial(trial.trial_id, result.status, predictions,
+                              {k: v.cpu() for k, v in model.state_dict().items()})
+        if result.status == "diverged":
+            self.log(f"warning: {trial.model.label} diverged (non-finite loss) at epoch "
+                     f"{len(result.history)}; its trial is kept and flagged")
+        return result
+
+
+def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = None,
+                   executor: Executor | None = None, log: Log = print) -> RunArchive:
+    """Run every trial of the spec and return the completed archive."""
+    data = load_dataset(spec.data.dataset, spec.data.data_dir, spec.data.train_subset, spec.data.test_subset,
+                        seed=spec.seeds[0], mean=spec.data.mean, std=spec.data.std)
+    device = select_device(spec.device)
+    audits = preflight(spec, data)
+    trials = spec.trials()
+    log(f"{len(trials)} trial(s) on {data.name} ({len(data.train_labels)} train / {len(data.test_labels)} "
+        f"test images), device {device}, {torch.get_num_threads()} threads")
+    run = RunArchive.create(runs_root, run_id, {"spec": spec.to_dict(), "environment": environment(device),
+                                                "data": data_record(data)})
+    total = sum(batches_per_epoch(len(data.train_labels), t.config.batch_size) * t.config.epochs for t in trials)
+    try:
+        with tqdm(total=total, unit="batch", desc=run.run_id, dynamic_ncols=True, mininterval=0.5) as bar:
+            (executor or LocalExecutor()).map(trials, TrialRunner(run, data, device, audits, bar, log))
+    except BaseException as exc:
+        run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    run.complete()
+    return run

@@ -1,0 +1,260 @@
+"""Experiment specs: TOML → validated ExperimentSpec → list of Trials (the sweep expanded).
+
+Any [train] setting may be a list to sweep; trials are models × every combination × seeds.
+Validation happens here, before any data is read or any model trained.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .data import DATASETS
+from .errors import SpecError
+from .registry import ModelRef, parse_model_ref
+from .train import LOSSES, OPTIMIZERS, TrainConfig
+
+SWEEPABLE = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "loss")
+LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    ref: ModelRef
+    label: str
+    base: str | None = None  # label of the model this one regularizes, for the before/after table
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+    mean: float | None = None
+    std: float | None = None
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One model trained with one combination of settings."""
+
+    trial_id: str
+    model: ModelEntry
+    config: TrainConfig
+
+
+@dataclass
+class ExperimentSpec:
+    name: str
+    data: DataSpec
+    models: list[ModelEntry]
+    train: dict[str, list[Any]]  # each sweepable setting → its values (a single value is a 1-list)
+    seeds: list[int]
+    device: str = "auto"
+    notes: str = ""
+    lang: str = "en"
+    source: str = "<embedded default>"
+
+    def trials(self) -> list[Trial]:
+        keys = list(SWEEPABLE)
+        combos = list(itertools.product(*(self.train[k] for k in keys)))
+        trials = []
+        for model in self.models:
+            for combo in combos:
+                for seed in self.seeds:
+                    config = TrainConfig(**dict(zip(keys, combo)), seed=seed)
+                    trials.append(Trial(f"{len(trials):03d}-{slug(model.label)}", model, config))
+        return trials
+
+    def swept_keys(self) -> list[str]:
+        """Settings that vary between trials (seed included when there are several)."""
+        swept = [k for k in SWEEPABLE if len(self.train[k]) > 1]
+        return swept + (["seed"] if len(self.seeds) > 1 else [])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "notes": self.notes, "device": self.device, "lang": self.lang,
+            "source": self.source, "data": asdict(self.data),
+            "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base}
+                       for m in self.models],
+            "train": {k: (v[0] if len(v) == 1 else v) for k, v in self.train.items()} | {"seeds": self.seeds},
+        }
+
+
+def slug(text: str) -> str:
+    return LABEL_PATTERN.sub("-", text).strip("-")[:40] or "model"
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report"}
+DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
+MODEL_KEYS = {"name", "kwargs", "label", "base"}
+TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
+
+
+class _Checker:
+    """Validates one spec source, naming the file and the dotted key in every error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, expected: str, got: Any) -> SpecError:
+        return SpecError(f"{self.source}: key '{key}': expected {expected}, got {got!r}")
+
+    def unknown(self, table: dict, allowed: set[str], prefix: str) -> None:
+        for key in table:
+            if key not in allowed:
+                raise SpecError(f"{self.source}: unknown key '{prefix}{key}' "
+                                f"(allowed: {', '.join(sorted(allowed))})")
+
+    def typed(self, key: str, value: Any, kind: type | tuple, expected: str) -> Any:
+        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+            raise self.fail(key, expected, value)
+        return value
+
+    def number(self, key: str, value: Any, low: float, high: float = float("inf"), integer: bool = False) -> Any:
+        expected = f"{'an integer' if integer else 'a number'} in [{low:g}, {high:g}]"
+        self.typed(key, value, int if integer else (int, float), expected)
+        if not low <= value <= high:
+            raise self.fail(key, expected, value)
+        return value if integer else float(value)
+
+    def choice(self, key: str, value: Any, options: tuple[str, ...]) -> str:
+        if value not in options:
+            raise self.fail(key, f"one of {', '.join(options)}", value)
+        return value
+
+
+def _setting(check: _Checker, key: str, value: Any) -> Any:
+    full = f"train.{key}"
+    if key in ("epochs", "batch_size"):
+        return check.number(full, value, 1, 100_000, integer=True)
+    if key == "lr":
+        return check.number(full, value, 1e-12, 1e3)
+    if key in ("momentum",):
+        return check.number(full, value, 0.0, 0.999)
+    if key == "weight_decay":
+        return check.number(full, value, 0.0, 10.0)
+    if key == "optimizer":
+        return check.choice(full, value, OPTIMIZERS)
+    return check.choice(full, value, LOSSES)
+
+
+def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], list[int]]:
+    check.unknown(table, TRAIN_KEYS, "train.")
+    defaults = asdict(TrainConfig())
+    train: dict[str, list[Any]] = {}
+    for key in SWEEPABLE:
+        raw = table.get(key, defaults[key])
+        values = raw if isinstance(raw, list) else [raw]
+        if not values:
+            raise check.fail(f"train.{key}", "a value or a non-empty list", raw)
+        train[key] = [_setting(check, key, v) for v in values]
+    if "seed" in table and "seeds" in table:
+        raise SpecError(f"{check.source}: give either 'train.seed' or 'train.seeds', not both")
+    raw_seeds = table.get("seeds", table.get("seed", 0))
+    seeds = raw_seeds if isinstance(raw_seeds, list) else [raw_seeds]
+    if not seeds:
+        raise check.fail("train.seeds", "a non-empty list of integers", raw_seeds)
+    seeds = [check.number("train.seeds", s, 0, 2**31 - 1, integer=True) for s in seeds]
+    return train, seeds
+
+
+def _parse_models(check: _Checker, entries: Any) -> list[ModelEntry]:
+    if not isinstance(entries, list) or not entries:
+        raise check.fail("models", "a non-empty array of [[models]] tables", entries)
+    models: list[ModelEntry] = []
+    for i, entry in enumerate(entries):
+        prefix = f"models[{i}]."
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        check.typed(f"models[{i}]", entry, dict, "a table with 'name' or a model name string")
+        check.unknown(entry, MODEL_KEYS, prefix)
+        name = check.typed(prefix + "name", entry.get("name"), str, "a registry name or 'module:Class'")
+        kwargs = check.typed(prefix + "kwargs", entry.get("kwargs", {}), dict, "a table of constructor arguments")
+        ref = parse_model_ref(name, kwargs)
+        label = check.typed(prefix + "label", entry.get("label", ref.label), str, "a string")
+        base = entry.get("base")
+        if base is not None:
+            check.typed(prefix + "base", base, str, "the label of another model")
+        models.append(ModelEntry(ref, label, base))
+    labels = [m.label for m in models]
+    for i, model in enumerate(models):
+        if labels.count(model.label) > 1:
+            raise check.fail(f"models[{i}].label", "labels that are unique within the spec", model.label)
+        if model.base is not None and model.base not in labels:
+            raise check.fail(f"models[{i}].base", f"one of the labels {labels}", model.base)
+    return models
+
+
+def _parse_data(check: _Checker, table: Any) -> DataSpec:
+    check.typed("data", table, dict, "a table")
+    check.unknown(table, DATA_KEYS, "data.")
+    dataset = check.choice("data.dataset", table.get("dataset", "fashion-mnist"), DATASETS)
+    data_dir = table.get("data_dir")
+    if data_dir is not None:
+        check.typed("data.data_dir", data_dir, str, "a directory path")
+    sizes = {k: check.number(f"data.{k}", table[k], 1, 10_000_000, integer=True)
+             for k in ("train_subset", "test_subset") if table.get(k) is not None}
+    stats = {k: check.number(f"data.{k}", table[k], 1e-6 if k == "std" else 0.0, 1.0)
+             for k in ("mean", "std") if table.get(k) is not None}
+    return DataSpec(dataset, data_dir, **sizes, **stats)
+
+
+def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
+    """Validate a spec dictionary (from TOML, plus CLI overrides) into an ExperimentSpec."""
+    check = _Checker(source)
+    check.unknown(raw, TOP_KEYS, "")
+    report = check.typed("report", raw.get("report", {}), dict, "a table")
+    check.unknown(report, {"lang"}, "report.")
+    train, seeds = _parse_train(check, check.typed("train", raw.get("train", {}), dict, "a table"))
+    return ExperimentSpec(
+        name=check.typed("name", raw.get("name", "Model comparison"), str, "a string"),
+        data=_parse_data(check, raw.get("data", {})),
+        models=_parse_models(check, raw.get("models")),
+        train=train, seeds=seeds,
+        device=check.typed("device", raw.get("device", "auto"), str, "auto, cpu, cuda or cuda:N"),
+        notes=check.typed("notes", raw.get("notes", ""), str, "a string"),
+        lang=check.choice("report.lang", report.get("lang", raw.get("lang", "en")), ("en", "ko")),
+        source=source,
+    )
+
+
+def read_spec_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
+    """Raw TOML of a spec file, or of the embedded default when path is None."""
+    if path is None:
+        text, source = resources.files("reportgen").joinpath("default_spec.toml").read_text("utf-8"), \
+            "<embedded default spec>"
+    else:
+        source = str(path)
+        try:
+            text = Path(path).read_text("utf-8")
+        except OSError as exc:
+            raise SpecError(f"{source}: cannot read spec ({exc.strerror})") from exc
+    try:
+        return tomllib.loads(text), source
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{source}: invalid TOML ({exc})") from exc
+
+
+def set_override(raw: dict[str, Any], dotted_key: str, value: Any) -> None:
+    """Apply a CLI override such as train.epochs=3 to the raw spec before validation."""
+    *parents, leaf = dotted_key.split(".")
+    table = raw
+    for part in parents:
+        table = table.setdefault(part, {})
+    table[leaf] = value
+
+
+def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
+    raw, source = read_spec_file(path)
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            set_override(raw, key, value)
+    return parse_spec(raw, source)

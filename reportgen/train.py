@@ -1,0 +1,196 @@
+"""Training engine: data as uint8 tensors on the device, one permutation per epoch, no DataLoader.
+
+Every source of randomness is derived from (seed, epoch), so two models trained with the same
+seed see the same batches in the same order, and a run resumed at an epoch boundary continues
+exactly as if it had never stopped.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LOSSES = ("cross_entropy", "nll", "bce_with_logits")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+EVAL_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training trial; units: lr per step, weight_decay as the optimizer's L2 factor."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    loss: str = "cross_entropy"
+    seed: int = 0
+
+
+@dataclass
+class EpochMetrics:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    test_loss: float
+    test_acc: float
+    seconds: float
+
+
+@dataclass
+class Evaluation:
+    loss: float
+    accuracy: float
+    predictions: torch.Tensor  # int64 (N,)
+    confidences: torch.Tensor  # float32 (N,), softmax probability of the predicted class
+
+
+@dataclass
+class TrainResult:
+    history: list[EpochMetrics] = field(default_factory=list)
+    status: str = "complete"  # or "diverged"
+    final: Evaluation | None = None
+
+
+def select_device(requested: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present; CPU uses every core the process may run on."""
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(requested)
+    if device.type == "cpu":
+        torch.set_num_threads(len(os.sched_getaffinity(0)))
+    return device
+
+
+def derived_seed(seed: int, epoch: int, stream: int) -> int:
+    """Independent, reproducible seeds per (seed, epoch, stream) for data order and dropout."""
+    return (seed * 1_000_003 + epoch * 7_919 + stream) % (2**63 - 1)
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
+    """The training order of one epoch: identical for every model trained with this seed."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, epoch, 1)))
+
+
+def normalize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    return images.float().div_(255.0).sub_(mean).div_(std)
+
+
+def compute_loss(name: str, output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    if name == "cross_entropy":
+        return F.cross_entropy(output, target, reduction=reduction)
+    if name == "nll":
+        return F.nll_loss(output, target, reduction=reduction)
+    if name == "bce_with_logits":  # one-hot targets; summed over classes so it is per sample
+        one_hot = F.one_hot(target, output.shape[1]).to(output.dtype)
+        per_sample = F.binary_cross_entropy_with_logits(output, one_hot, reduction="none").mean(1)
+        return per_sample.mean() if reduction == "mean" else per_sample.sum()
+    raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
+
+
+def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum,
+                                   weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float,
+             loss: str) -> Evaluation:
+    """Whole-split evaluation in large batches, keeping every prediction for the galleries."""
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), dtype=torch.float64, device=images.device)
+    predictions, confidences = [], []
+    try:
+        with torch.inference_mode():
+            for start in range(0, len(labels), EVAL_BATCH):
+                x = normalize(images[start:start + EVAL_BATCH], mean, std)
+                y = labels[start:start + EVAL_BATCH]
+                output = model(x).float()
+                total_loss += compute_loss(loss, output, y, reduction="sum")
+                probs = output.exp() if loss == "nll" else output.softmax(1)
+                confidence, predicted = probs.max(1)
+                predictions.append(predicted)
+                confidences.append(confidence)
+    finally:
+        model.train(was_training)
+    predicted = torch.cat(predictions)
+    return Evaluation(float(total_loss) / len(labels), float((predicted == labels).float().mean()),
+                      predicted.cpu(), torch.cat(confidences).cpu())
+
+
+def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
+                mean: float, std: float, config: TrainConfig, epoch: int,
+                on_batch: Callable[[int], None] | None = None) -> tuple[float, float]:
+    """One pass over the training split; returns (mean loss, accuracy). Syncs with the device once."""
+    model.train()
+    torch.manual_seed(derived_seed(config.seed, epoch, 2))  # dropout masks
+    order = epoch_permutation(config.seed, epoch, len(labels)).to(images.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
+    correct = torch.zeros((), dtype=torch.int64, device=images.device)
+    for start in range(0, len(order), config.batch_size):
+        index = order[start:start + config.batch_size]
+        x, y = normalize(images[index], mean, std), labels[index]
+        output = model(x)
+        loss = compute_loss(config.loss, output, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(index)
+        correct += (output.detach().argmax(1) == y).sum()
+        if on_batch is not None:
+            on_batch(1)
+    return float(loss_sum) / len(labels), int(correct) / len(labels)
+
+
+def batches_per_epoch(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+EpochCallback = Callable[[int, EpochMetrics, nn.Module, torch.optim.Optimizer], None]
+
+
+def train_model(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
+                test_images: torch.Tensor, test_labels: torch.Tensor, mean: float, std: float,
+                config: TrainConfig, on_epoch: EpochCallback | None = None,
+                optimizer: torch.optim.Optimizer | None = None, history: list[EpochMetrics] | None = None,
+                on_batch: Callable[[int], None] | None = None) -> TrainResult:
+    """Train for config.epochs, starting after `history` (for resume); stops early if the loss diverges."""
+    optimizer = optimizer or make_optimizer(config, model.parameters())
+    result = TrainResult(history=list(history or []))
+    for epoch in range(len(result.history) + 1, config.epochs + 1):
+        started = time.perf_counter()
+        train_loss, train_acc = train_epoch(model, optimizer, train_images, train_labels, mean, std, config,
+                                            epoch, on_batch)
+        test = evaluate(model, test_images, test_labels, mean, std, config.loss)
+        metrics = EpochMetrics(epoch, train_loss, train_acc, test.loss, test.accuracy,
+                               time.perf_counter() - started)
+        result.history.append(metrics)
+        result.final = test
+        if on_epoch is not None:
+            on_epoch(epoch, metrics, model, optimizer)
+        if not math.isfinite(train_loss):
+            result.status = "diverged"
+            break
+    if result.final is None:  # resumed after the last epoch: evaluate the restored weights
+        result.final = evaluate(model, test_images, test_labels, mean, std, config.loss)
+    return result
+
+
+def config_dict(config: TrainConfig) -> dict:
+    return asdict(config)

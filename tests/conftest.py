@@ -1,0 +1,68 @@
+"""Shared fixtures: real Fashion-MNIST subsets, small IDX files written by the tests, CLI runner."""
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+
+from reportgen.cli import main
+from reportgen.data import FASHION_MNIST_DIR
+
+FAST = ["--train-subset", "1500", "--test-subset", "300", "--epochs", "2", "--batch-size", "100"]
+
+
+def write_idx(path: Path, tensor: torch.Tensor, gz: bool = False) -> Path:
+    """Write a uint8 tensor as an IDX file (images (N, H, W) or labels (N,))."""
+    data = tensor.to(torch.uint8).contiguous()
+    header = struct.pack(">I", 0x800 + data.dim()) + b"".join(struct.pack(">I", d) for d in data.shape)
+    payload = header + data.numpy().tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if gz:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as handle:
+            handle.write(payload)
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+def write_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 50, gz: bool = False, seed: int = 0) -> Path:
+    """A small learnable MNIST-like IDX set: class k is a bright square at a class-specific place."""
+    g = torch.Generator().manual_seed(seed)
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = torch.randint(0, 10, (n,), generator=g)
+        images = torch.randint(0, 40, (n, 28, 28), generator=g)
+        for i, label in enumerate(labels.tolist()):
+            row, col = divmod(label, 5)
+            images[i, 4 + row * 10: 12 + row * 10, 2 + col * 5: 7 + col * 5] = 250
+        write_idx(folder / f"{split}-images-idx3-ubyte", images, gz)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels, gz)
+    return folder
+
+
+@pytest.fixture
+def idx_dir(tmp_path: Path) -> Path:
+    return write_idx_dataset(tmp_path / "idx")
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the CLI in a fresh folder so runs/ and output/ start empty."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture):
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+requires_fashion = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
+                                      reason="dataset-fashion-mnist is installed by `make test`")
