@@ -19,19 +19,23 @@ class LeNet5(nn.Module):
                  batchnorm: bool = False, dropout: float = 0.0, image_size: int = 28) -> None:
         super().__init__()
 
-        def norm(kind: type[nn.Module], n: int) -> nn.Module:
-            return kind(n) if batchnorm else nn.Identity()
+        def block(layer: nn.Module, norm: nn.Module, *rest: nn.Module) -> list[nn.Module]:
+            # BatchNorm sits between the layer and its ReLU; absent layers are left out, not Identity
+            return [layer, *([norm] if batchnorm else []), *rest]
+
+        def dropout_layer() -> list[nn.Module]:
+            return [nn.Dropout(dropout)] if dropout else []
 
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding), norm(nn.BatchNorm2d, 6),
-            nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5), norm(nn.BatchNorm2d, 16), nn.ReLU(), nn.MaxPool2d(2),
+            *block(nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding), nn.BatchNorm2d(6),
+                   nn.ReLU(), nn.MaxPool2d(2)),
+            *block(nn.Conv2d(6, 16, kernel_size=5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)),
         )
         side = ((image_size + 2 * padding - 4) // 2 - 4) // 2
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(16 * side * side, 120), norm(nn.BatchNorm1d, 120), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(120, 84), norm(nn.BatchNorm1d, 84), nn.ReLU(), nn.Dropout(dropout),
+            *block(nn.Linear(16 * side * side, 120), nn.BatchNorm1d(120), nn.ReLU(), *dropout_layer()),
+            *block(nn.Linear(120, 84), nn.BatchNorm1d(84), nn.ReLU(), *dropout_layer()),
             nn.Linear(84, num_classes),
         )
 

@@ -88,18 +88,19 @@ def _galleries(run: RunArchive, trials: list[TrialSummary], classes: list[str], 
 
 def _restricted_fetcher(root: Path):
     """WeasyPrint may read files inside the report folder and nothing else (no network, no other files)."""
-    import weasyprint
+    from urllib.parse import unquote, urlparse
 
-    root = root.resolve()
+    from weasyprint.urls import URLFetcher
 
-    def fetch(url: str, *args, **kwargs):
-        if url.startswith("file://"):
-            path = Path(url[len("file://"):]).resolve()
-            if path.is_relative_to(root):
-                return weasyprint.default_url_fetcher(url, *args, **kwargs)
-        raise ValueError(f"blocked fetch outside the report folder: {url}")
+    class FolderFetcher(URLFetcher):
+        def fetch(self, url: str, headers=None):
+            parsed = urlparse(url)
+            path = Path(unquote(parsed.path)).resolve()
+            if parsed.scheme != "file" or not path.is_relative_to(root.resolve()):
+                raise ValueError(f"blocked: {url} is outside the report folder")
+            return super().fetch(url, headers)
 
-    return fetch
+    return FolderFetcher(allowed_protocols=("file",))
 
 
 def build_context(run: RunArchive, figures: Path, lang: str) -> dict[str, Any]:

@@ -1,0 +1,622 @@
+"""Parameter-count audit: per-layer formulas, bias/frozen/shared/buffer totals, a torchinfo cross-check.
+
+Counting and laying out are separate seams: `audit_model` walks the model and returns plain
+dataclasses (it never prints); `format_audit` turns an audit into a table, CSV, JSON or Markdown.
+
+    audit = audit_model(create_model("lenet5"), (1, 28, 28), name="lenet5")
+    print(format_audit(audit))
+    check_claim(audit, expect=61_706)        # None: the claim holds
+
+Each layer's own (direct) parameters are counted once, in forward order; a parameter object reached
+again through a second module (tied weights) counts 0 there and the row is marked `shared`.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .errors import ModelError
+
+FORMATS = ("table", "csv", "json", "markdown")
+DOT = "·"
+
+_COLUMNS = ("layer", "type", "output shape", "formula", "weights", "bias", "trainable", "buffers")
+
+
+@dataclass
+class LayerAudit:
+    """One module's own parameters (not its children's) and how the count comes about."""
+
+    name: str  # dotted module name; "" is the root module
+    type: str
+    output_shape: list[int] | None
+    formula: str
+    weights: int = 0
+    bias: int = 0
+    trainable: int = 0
+    frozen: int = 0
+    buffers: int = 0
+    shared: bool = False
+
+    @property
+    def params(self) -> int:
+        return self.weights + self.bias
+
+    @property
+    def label(self) -> str:
+        return self.name or "(root)"
+
+
+@dataclass
+class ModelAudit:
+    model_name: str
+    input_shape: tuple[int, ...]
+    layers: list[LayerAudit]
+    total: int
+    without_bias: int
+    bias: int
+    trainable: int
+    frozen: int
+    buffers: int
+    batchnorm_params: int
+    torchinfo_total: int
+    matches_torchinfo: bool
+    torchinfo_error: str = ""
+    batch_size: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["input_shape"] = list(self.input_shape)
+        return data
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _shape_text(shape: tuple[int, ...] | list[int]) -> str:
+    return "x".join(str(d) for d in shape)
+
+
+def _prod(values: Any) -> int:
+    return int(math.prod(int(v) for v in values))
+
+
+def _is_bias(param_name: str) -> bool:
+    return "bias" in param_name
+
+
+def _top_level_sum(expr: str) -> bool:
+    depth = 0
+    for i, ch in enumerate(expr):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and expr.startswith(" + ", i):
+            return True
+    return False
+
+
+def _wrap(expr: str) -> str:
+    return f"({expr})" if _top_level_sum(expr) else expr
+
+
+def parse_input_shape(text: str) -> tuple[int, ...]:
+    """`1x28x28` (also `1×28×28`, `1,28,28`, `(1, 28, 28)`) → (1, 28, 28)."""
+    cleaned = str(text).strip().strip("()[]").strip()
+    parts = [p.strip() for p in re.split(r"\s*[x×X,]\s*", cleaned)] if cleaned else []
+    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ModelError(
+            f"input shape {text!r}: expected positive integers joined by 'x' (without the batch "
+            f"dimension), e.g. 1x28x28"
+        )
+    return tuple(int(p) for p in parts)
+
+
+# --------------------------------------------------------------------------- formulas
+
+
+def _conv_formula(m: nn.modules.conv._ConvNd) -> tuple[str, int]:
+    k = tuple(int(v) for v in m.kernel_size)
+    k_expr = DOT.join(str(v) for v in k)
+    has_bias = m.bias is not None
+    cin, cout, groups = int(m.in_channels), int(m.out_channels), int(m.groups)
+    if isinstance(m, nn.modules.conv._ConvTransposeNd):
+        # weight: in × out/groups × k
+        out_expr = str(cout) if groups == 1 else f"{cout}/{groups}"
+        value = _prod(k) * cin * (cout // groups) + (cout if has_bias else 0)
+        text = f"{k_expr}{DOT}{cin}{DOT}{out_expr}" + (f" + {cout}" if has_bias else "")
+        return text, value
+    in_expr = str(cin) if groups == 1 else f"{cin}/{groups}"
+    value = (_prod(k) * (cin // groups) + (1 if has_bias else 0)) * cout
+    text = f"({k_expr}{DOT}{in_expr} + 1){DOT}{cout}" if has_bias else f"{k_expr}{DOT}{in_expr}{DOT}{cout}"
+    return text, value
+
+
+def _linear_formula(m: nn.Linear) -> tuple[str, int]:
+    cin, cout = int(m.in_features), int(m.out_features)
+    if m.bias is not None:
+        return f"({cin} + 1){DOT}{cout}", (cin + 1) * cout
+    return f"{cin}{DOT}{cout}", cin * cout
+
+
+def _bilinear_formula(m: nn.Bilinear) -> tuple[str, int]:
+    a, b, cout = int(m.in1_features), int(m.in2_features), int(m.out_features)
+    if m.bias is not None:
+        return f"({a}{DOT}{b} + 1){DOT}{cout}", (a * b + 1) * cout
+    return f"{a}{DOT}{b}{DOT}{cout}", a * b * cout
+
+
+def _norm_base_formula(m: nn.modules.batchnorm._NormBase) -> tuple[str, int]:
+    c = int(m.num_features)
+    text, value = (f"2{DOT}{c} = {_n(2 * c)}", 2 * c) if m.affine else ("no affine parameters", 0)
+    if m.track_running_stats:
+        return f"{text} (+{_n(2 * c)} running stats, not trainable)", value
+    return (text, value) if m.affine else ("0", 0)
+
+
+def _normalized_expr(shape: Any) -> tuple[str, int]:
+    dims = tuple(int(d) for d in shape)
+    n = _prod(dims)
+    return (str(n) if len(dims) == 1 else "(" + DOT.join(str(d) for d in dims) + ")"), n
+
+
+def _layernorm_formula(m: nn.LayerNorm) -> tuple[str, int]:
+    expr, n = _normalized_expr(m.normalized_shape)
+    if not m.elementwise_affine:
+        return "0", 0
+    if getattr(m, "bias", None) is not None:
+        return f"2{DOT}{expr}", 2 * n
+    return expr, n
+
+
+def _rmsnorm_formula(m: nn.Module) -> tuple[str, int]:
+    expr, n = _normalized_expr(m.normalized_shape)
+    return (expr, n) if m.elementwise_affine else ("0", 0)
+
+
+def _groupnorm_formula(m: nn.GroupNorm) -> tuple[str, int]:
+    c = int(m.num_channels)
+    return (f"2{DOT}{c}", 2 * c) if m.affine else ("0", 0)
+
+
+def _embedding_formula(m: nn.Module) -> tuple[str, int]:
+    rows, dim = int(m.num_embeddings), int(m.embedding_dim)
+    return f"{rows}{DOT}{dim}", rows * dim
+
+
+def _prelu_formula(m: nn.PReLU) -> tuple[str, int]:
+    n = int(m.num_parameters)
+    return ("1 shared slope", 1) if n == 1 else (f"{n} slopes (one per channel)", n)
+
+
+_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def _rnn_formula(m: nn.RNNBase) -> tuple[str, int]:
+    gates = _GATES[m.mode]
+    h, proj = int(m.hidden_size), int(getattr(m, "proj_size", 0) or 0)
+    h_out = proj if proj > 0 else h
+    dirs = 2 if m.bidirectional else 1
+    terms: list[str] = []
+    value = 0
+    for layer in range(int(m.num_layers)):
+        cin = int(m.input_size) if layer == 0 else h_out * dirs
+        inner = f"{cin}{DOT}{h} + {h_out}{DOT}{h}" + (f" + 2{DOT}{h}" if m.bias else "")
+        per_dir = f"{gates}{DOT}({inner})" if gates > 1 else inner
+        per_value = gates * (cin * h + h_out * h + (2 * h if m.bias else 0))
+        if proj > 0:  # weight_hr: proj × hidden
+            per_dir += f" + {proj}{DOT}{h}"
+            per_value += proj * h
+        terms.append(per_dir if dirs == 1 else f"{dirs}{DOT}{_wrap(per_dir)}")
+        value += per_value * dirs
+    grouped: list[str] = []  # collapse identical consecutive layers: 3·(...)
+    i = 0
+    while i < len(terms):
+        j = i
+        while j < len(terms) and terms[j] == terms[i]:
+            j += 1
+        grouped.append(terms[i] if j - i == 1 else f"{j - i}{DOT}{_wrap(terms[i])}")
+        i = j
+    return " + ".join(grouped), value
+
+
+def _known_formula(module: nn.Module) -> tuple[str, int] | None:
+    """(expression, value) from the module's attributes, or None for an unknown module type."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return _conv_formula(module)
+    if isinstance(module, nn.Linear):
+        return _linear_formula(module)
+    if isinstance(module, nn.Bilinear):
+        return _bilinear_formula(module)
+    if isinstance(module, nn.modules.batchnorm._NormBase):  # BatchNorm*, InstanceNorm*, SyncBatchNorm
+        return _norm_base_formula(module)
+    if isinstance(module, nn.LayerNorm):
+        return _layernorm_formula(module)
+    if hasattr(nn, "RMSNorm") and isinstance(module, nn.RMSNorm):
+        return _rmsnorm_formula(module)
+    if isinstance(module, nn.GroupNorm):
+        return _groupnorm_formula(module)
+    if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+        return _embedding_formula(module)
+    if isinstance(module, nn.PReLU):
+        return _prelu_formula(module)
+    if isinstance(module, nn.RNNBase) and getattr(module, "mode", None) in _GATES:
+        return _rnn_formula(module)
+    return None
+
+
+def _numel_formula(params: list[tuple[str, nn.Parameter]]) -> str:
+    total = sum(p.numel() for _, p in params)
+    parts = ", ".join(f"{name} {DOT.join(str(d) for d in p.shape) or '1'}" for name, p in params)
+    return f"numel = {_n(total)} ({parts})"
+
+
+def _formula(module: nn.Module, params: list[tuple[str, nn.Parameter]]) -> str:
+    """Formula with actual numbers; falls back to `numel = N (...)` when attributes don't explain the params."""
+    actual = sum(p.numel() for _, p in params)
+    try:
+        known = _known_formula(module)
+    except Exception:  # an odd subclass without the usual attributes: just count
+        known = None
+    if known is not None and known[1] == actual:
+        text, value = known
+        if " = " in text or "running stats" in text:  # already carries its result (norm layers)
+            return text
+        if text == "0" and not params:
+            return ""
+        return f"{text} = {_n(value)}"
+    if not params:
+        return ""
+    return _numel_formula(params)
+
+
+# --------------------------------------------------------------------------- forward probe
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batch: int) -> list[nn.Module]:
+    """Run the model once; return modules in order of first call, or raise ModelError naming the layer."""
+    names = {id(m): name for name, m in model.named_modules(remove_duplicate=False)}
+    order: dict[int, nn.Module] = {}
+    stack: list[nn.Module] = []
+    last_done: list[nn.Module] = []
+
+    def pre_hook(module: nn.Module, _args: Any) -> None:
+        order.setdefault(id(module), module)
+        stack.append(module)
+
+    def post_hook(module: nn.Module, _args: Any, _output: Any) -> None:
+        if stack and stack[-1] is module:
+            stack.pop()
+        last_done[:] = [module]
+
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(pre_hook))
+        handles.append(module.register_forward_hook(post_hook))
+    device = _model_device(model)
+    try:
+        x = torch.randn(batch, *input_shape, device=device)
+        with torch.no_grad():
+            model(x)
+    except Exception as exc:  # any failure of the user's forward becomes one line
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        if len(reason) > 300:
+            reason = reason[:297] + "..."
+        where = stack[-1] if stack else model
+        label = names.get(id(where), "") or "(root)"
+        after = ""
+        if (where is model or any(where.children())) and last_done and last_done[0] is not where:
+            done = last_done[0]
+            after = f", after layer '{names.get(id(done), '') or '(root)'}' ({type(done).__name__}),"
+        raise ModelError(
+            f"model {model_name}: forward fails at layer '{label}' ({type(where).__name__}){after} "
+            f"for input {_shape_text(input_shape)}: {reason}"
+        ) from exc
+    finally:
+        for handle in handles:
+            handle.remove()
+    return list(order.values())
+
+
+def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> tuple[dict[int, list[int]], int, str]:
+    """({id(module): output size}, total params, error text) from torchinfo; never raises."""
+    try:
+        import torchinfo
+
+        stats = torchinfo.summary(
+            model, input_size=(batch, *input_shape), verbose=0, device=_model_device(model),
+            col_names=("output_size", "num_params"),
+        )
+    except Exception as exc:  # noqa: BLE001 - the audit still stands without the cross-check
+        return {}, -1, " ".join(str(exc).split())[:300] or type(exc).__name__
+    shapes: dict[int, list[int]] = {}
+    for info in stats.summary_list:
+        key = id(info.module)
+        if key not in shapes and info.output_size:
+            shapes[key] = [int(d) for d in info.output_size] if all(
+                isinstance(d, int) for d in info.output_size) else None
+    return shapes, int(stats.total_params), ""
+
+
+# --------------------------------------------------------------------------- audit
+
+
+def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), name: str = "") -> ModelAudit:
+    """Count every parameter once, layer by layer in forward order, and cross-check with torchinfo.
+
+    Runs the model twice on random input (our probe, then torchinfo) in eval mode without gradients;
+    the train/eval mode of every submodule and the global RNG state are restored afterwards.
+    A forward failure raises ModelError naming the layer where the shape broke.
+    """
+    model_name = name or type(model).__name__
+    input_shape = tuple(input_shape)
+    if not input_shape or not all(isinstance(d, int) and d > 0 for d in input_shape):
+        raise ModelError(f"model {model_name}: input shape {input_shape!r}: expected positive integers, e.g. 1x28x28")
+    batch = 2
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model.eval()
+            called = _probe(model, input_shape, model_name, batch)
+            shapes, torchinfo_total, torchinfo_error = _torchinfo(model, input_shape, batch)
+    finally:
+        for module, training in modes:
+            module.training = training
+
+    names = {id(m): n for n, m in model.named_modules()}
+    called_ids = {id(m) for m in called}
+    ordered = [m for m in called if id(m) in names]
+    ordered += [m for _, m in model.named_modules() if id(m) not in called_ids]
+
+    seen_params: dict[int, str] = {}
+    seen_buffers: set[int] = set()
+    layers: list[LayerAudit] = []
+    bn_params = 0
+    for module in ordered:
+        mname = names[id(module)]
+        params = list(module.named_parameters(recurse=False))
+        buffers = list(module.named_buffers(recurse=False))
+        has_children = any(True for _ in module.children())
+        if (has_children or module is model or isinstance(module, nn.Identity)) and not params and not buffers:
+            continue  # containers (Sequential, the root...) group other layers; Identity is a placeholder
+        layer = LayerAudit(mname, type(module).__name__, shapes.get(id(module)), _formula(module, params))
+        shared_with: list[str] = []
+        for pname, param in params:
+            if id(param) in seen_params:
+                layer.shared = True
+                shared_with.append(f"{pname} shared with '{seen_params[id(param)] or '(root)'}'")
+                continue
+            seen_params[id(param)] = mname
+            count = param.numel()
+            if _is_bias(pname):
+                layer.bias += count
+            else:
+                layer.weights += count
+            if param.requires_grad:
+                layer.trainable += count
+            else:
+                layer.frozen += count
+        for _, buf in buffers:
+            if id(buf) not in seen_buffers:
+                seen_buffers.add(id(buf))
+                layer.buffers += buf.numel()
+        if shared_with:
+            layer.formula += f" — {', '.join(shared_with)}, counted once there"
+        if layer.frozen:
+            layer.formula += " [frozen]" if layer.frozen == layer.params else f" [{_n(layer.frozen)} frozen]"
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            bn_params += layer.params
+        layers.append(layer)
+
+    total = sum(layer.params for layer in layers)
+    bias = sum(layer.bias for layer in layers)
+    return ModelAudit(
+        model_name=model_name,
+        input_shape=input_shape,
+        layers=layers,
+        total=total,
+        without_bias=total - bias,
+        bias=bias,
+        trainable=sum(layer.trainable for layer in layers),
+        frozen=sum(layer.frozen for layer in layers),
+        buffers=sum(layer.buffers for layer in layers),
+        batchnorm_params=bn_params,
+        torchinfo_total=torchinfo_total,
+        matches_torchinfo=torchinfo_total == total,
+        torchinfo_error=torchinfo_error,
+        batch_size=batch,
+    )
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def check_claim(audit: ModelAudit, expect: int | None = None, expect_no_bias: int | None = None) -> str | None:
+    """None when the claimed count(s) hold, else one line saying what was counted and the likely slip."""
+    problems: list[str] = []
+    if expect is not None and expect != audit.total:
+        diff = audit.total - expect
+        msg = f"expected {_n(expect)}, counted {_n(audit.total)}"
+        if audit.bias and expect == audit.without_bias:
+            msg += f": bias terms {_n(audit.bias)} — did you leave out biases?"
+        elif audit.batchnorm_params and diff == audit.batchnorm_params:
+            msg += f": BatchNorm adds {_n(audit.batchnorm_params)} — did you count the model without BatchNorm?"
+        elif audit.frozen and expect == audit.trainable:
+            msg += f": frozen parameters {_n(audit.frozen)} — did you count only trainable ones?"
+        else:
+            msg += f": difference {diff:+,}"
+        problems.append(msg)
+    if expect_no_bias is not None and expect_no_bias != audit.without_bias:
+        msg = (f"expected {_n(expect_no_bias)} without bias, counted {_n(audit.without_bias)} without bias "
+               f"({_n(audit.total)} with bias)")
+        if audit.bias and expect_no_bias == audit.total:
+            msg += " — that is the total with biases; did you include them?"
+        problems.append(msg)
+    return "; ".join(problems) or None
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _shape_cell(shape: list[int] | None) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]" if shape else "-"
+
+
+def _rows(audit: ModelAudit, numbers: bool) -> list[list[str]]:
+    fmt = _n if numbers else str
+    return [[layer.label + (" *" if layer.shared else ""), layer.type, _shape_cell(layer.output_shape),
+             layer.formula, fmt(layer.weights), fmt(layer.bias), fmt(layer.trainable), fmt(layer.buffers)]
+            for layer in audit.layers]
+
+
+def _totals(audit: ModelAudit) -> list[tuple[str, str]]:
+    if audit.torchinfo_total < 0:
+        check = f"unavailable ({audit.torchinfo_error})"
+    elif audit.matches_torchinfo:
+        check = f"{_n(audit.torchinfo_total)} ✓"
+    else:
+        check = f"{_n(audit.torchinfo_total)} ✗ MISMATCH (ours {_n(audit.total)})"
+    return [
+        ("all parameters", _n(audit.total)),
+        ("without bias", _n(audit.without_bias)),
+        ("trainable", _n(audit.trainable)),
+        ("frozen", _n(audit.frozen)),
+        ("BatchNorm adds", _n(audit.batchnorm_params)),
+        ("buffers", _n(audit.buffers)),
+        ("torchinfo total", check),
+    ]
+
+
+def _notes(audit: ModelAudit) -> list[str]:
+    notes = [f"output shapes are for a batch of {audit.batch_size}"]
+    if any(layer.shared for layer in audit.layers):
+        notes.append("* holds a parameter already counted by an earlier layer (counted once)")
+    return notes
+
+
+def _format_table(audit: ModelAudit) -> str:
+    rows = _rows(audit, numbers=True)
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(_COLUMNS)]
+    right = {4, 5, 6, 7}
+
+    def line(cells: list[str] | tuple[str, ...]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [f"model {audit.model_name} · input {_shape_text(audit.input_shape)}", "",
+           line(_COLUMNS), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    totals = _totals(audit)
+    label_w = max(len(k) for k, _ in totals) + 1
+    num_w = max(len(v.split(" ")[0]) for _, v in totals)
+    out.append("")
+    for key, value in totals:
+        head, _, tail = value.partition(" ")
+        out.append(f"{(key + ':').ljust(label_w)} {head.rjust(num_w)}{' ' + tail if tail else ''}")
+    out += [""] + _notes(audit)
+    return "\n".join(out) + "\n"
+
+
+def _format_markdown(audit: ModelAudit) -> str:
+    rows = _rows(audit, numbers=True)
+
+    def esc(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    out = [f"**{esc(audit.model_name)}** · input {_shape_text(audit.input_shape)}", "",
+           "| " + " | ".join(_COLUMNS) + " |",
+           "|" + "|".join("---:" if i >= 4 else "---" for i in range(len(_COLUMNS))) + "|"]
+    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
+    out.append("")
+    out += [f"- {key}: {esc(value)}" for key, value in _totals(audit)]
+    out += [""] + [f"_{esc(note)}_" for note in _notes(audit)]
+    return "\n".join(out) + "\n"
+
+
+def _format_csv(audit: ModelAudit) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["layer", "type", "output_shape", "formula", "weights", "bias", "trainable", "frozen",
+                     "buffers", "shared"])
+    for layer in audit.layers:
+        writer.writerow([layer.name, layer.type, _shape_text(layer.output_shape or []), layer.formula,
+                         layer.weights, layer.bias, layer.trainable, layer.frozen, layer.buffers,
+                         int(layer.shared)])
+    return buf.getvalue()
+
+
+def format_audit(audit: ModelAudit, fmt: str = "table") -> str:
+    """Lay out an audit as `table` (fixed-width text), `csv`, `json` or `markdown`."""
+    if fmt == "table":
+        return _format_table(audit)
+    if fmt == "markdown":
+        return _format_markdown(audit)
+    if fmt == "csv":
+        return _format_csv(audit)
+    if fmt == "json":
+        return json.dumps(audit.to_dict(), indent=2, ensure_ascii=False) + "\n"
+    raise ModelError(f"audit format {fmt!r}: expected one of {', '.join(FORMATS)}")
+
+
+# --------------------------------------------------------------------------- MLP sizing
+
+
+def _mlp_count(hidden: list[int], in_features: int, num_classes: int) -> int:
+    widths = [in_features, *hidden, num_classes]
+    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+
+
+def match_mlp(target: int, in_features: int = 784, num_classes: int = 10, depth: int = 2) -> tuple[list[int], int]:
+    """Hidden widths of a `depth`-hidden-layer MLP (Linear with bias) whose count is closest to `target`.
+
+    Widths shrink: hidden layers 1..depth-1 follow a halving pyramid from the first width, and the
+    last width is solved exactly (count is linear in it) and kept no wider than the one before.
+    Ties go to the shape closest to the halving pyramid. Returns (hidden widths, achieved count).
+    """
+    if depth < 1:
+        raise ModelError(f"match_mlp depth {depth}: expected at least one hidden layer")
+    if target < 1 or in_features < 1 or num_classes < 1:
+        raise ModelError(f"match_mlp: target, in_features and num_classes must be positive (got "
+                         f"{target}, {in_features}, {num_classes})")
+    if depth == 1:
+        per_unit = in_features + 1 + num_classes
+        candidates = {max(1, (target - num_classes) // per_unit + d) for d in (0, 1)}
+        h = min(candidates, key=lambda w: (abs(_mlp_count([w], in_features, num_classes) - target), w))
+        return [h], _mlp_count([h], in_features, num_classes)
+
+    best: tuple[tuple[int, int], list[int], int] | None = None
+    h1_max = max(1, target // (in_features + 1) + 1)
+    for h1 in range(1, h1_max + 1):
+        middle = [max(1, round(h1 / 2 ** i)) for i in range(1, depth - 1)]
+        prefix = [h1, *middle]
+        prev = prefix[-1]
+        base = _mlp_count(prefix, in_features, 0)  # layers up to the last hidden width's input side
+        # count = base + (prev + 1)·h + (h + 1)·classes, linear in the last width h
+        slope = prev + 1 + num_classes
+        ideal = (target - base - num_classes) / slope
+        for h in {math.floor(ideal), math.ceil(ideal)}:
+            h = min(max(1, h), prev)
+            hidden = [*prefix, h]
+            count = _mlp_count(hidden, in_features, num_classes)
+            key = (abs(count - target), abs(h - round(h1 / 2 ** (depth - 1))))
+            if best is None or key < best[0]:
+                best = (key, hidden, count)
+    assert best is not None
+    return best[1], best[2]
