@@ -39,6 +39,17 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
+def check_writable(folder: Path) -> None:
+    """Fail before any training if results could not be written to this folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{secrets.token_hex(4)}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ArchiveError(f"{folder}: not writable ({exc.strerror or exc})") from exc
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
@@ -104,6 +115,7 @@ class RunArchive:
         except OSError as exc:
             raise ArchiveError(f"{root}: cannot create the run folder ({exc.strerror})") from exc
         run = cls(root / run_id)
+        run.lock()
         (run.path / "trials").mkdir()
         for name, payload in header.items():  # spec, environment, data: written once
             atomic_write_json(run.path / f"{name}.json", payload)
@@ -132,6 +144,35 @@ class RunArchive:
         atomic_write_bytes(folder / "metrics.csv", rows_to_csv(rows, METRIC_FIELDS))
         atomic_write_json(folder / "metrics.json", rows)
 
+    def save_checkpoint(self, trial_id: str, checkpoint: dict[str, Any]) -> None:
+        """Everything needed to continue after this epoch; loaded back with weights_only=True."""
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(self.trial_dir(trial_id) / "checkpoint.pt", buffer.getvalue())
+
+    def load_checkpoint(self, trial_id: str) -> dict[str, Any] | None:
+        path = self.trial_dir(trial_id) / "checkpoint.pt"
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as exc:  # a corrupt checkpoint must not be silently trusted
+            raise ArchiveError(f"{path}: cannot load checkpoint ({exc})") from exc
+
+    def trial_status(self, trial_id: str) -> str | None:
+        path = self.trial_dir(trial_id) / "trial.json"
+        return read_json(path).get("status") if path.exists() else None
+
+    def lock(self) -> None:
+        """Hold an exclusive lock on the run for this process's lifetime: one writer per run."""
+        import fcntl
+
+        self._lock = open(self.path / ".lock", "w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise ArchiveError(f"{self.path}: another reportgen process is writing this run") from exc
+
     def finish_trial(self, trial_id: str, status: str, predictions: dict[str, list], weights: dict,
                      **extra: Any) -> None:
         folder = self.trial_dir(trial_id)
@@ -146,6 +187,8 @@ class RunArchive:
 
     def complete(self) -> None:
         """Seal the run: manifest of every file's sha256, then state complete."""
+        for checkpoint in self.path.glob("trials/*/checkpoint.pt"):
+            checkpoint.unlink()  # resume state is useless once the run is complete
         files = sorted(p for p in self.path.rglob("*") if p.is_file()
                        and p.name not in ("manifest.json", "status.json") and not p.name.startswith("."))
         manifest = {str(p.relative_to(self.path)): sha256_file(p) for p in files}

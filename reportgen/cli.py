@@ -13,10 +13,18 @@ EXIT_CHECK_FAILED = 1
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .render import render_report
-    from .runner import run_experiment
+    from .archive import check_writable, validate_run_id
+    from .runner import resume_experiment, run_experiment
     from .spec import load_spec
 
+    for folder in (args.runs_dir, args.output_dir):
+        check_writable(Path(folder))
+    if args.run_id is not None:
+        validate_run_id(args.run_id)
+
+    if args.resume:
+        run = resume_experiment(Path(args.resume))
+        return _report(run.path, args.output_dir, run.read("spec").get("lang", "en"), args.no_pdf)
     overrides: dict[str, Any] = {
         "data.dataset": args.dataset, "data.data_dir": args.data_dir, "data.train_subset": args.train_subset,
         "data.test_subset": args.test_subset, "train.epochs": args.epochs, "train.batch_size": args.batch_size,
@@ -29,10 +37,16 @@ def _run(args: argparse.Namespace) -> int:
         if value is not None:
             print(f"override: {key} = {value}")
     spec = load_spec(args.spec, overrides)
-    run = run_experiment(spec, Path(args.runs_dir), args.run_id)
-    print(f"archived run: {run.path}")
-    out = render_report(run.path, args.output_dir, spec.lang, pdf=not args.no_pdf)
-    print(f"report: {out / 'report.html'}" + ("" if args.no_pdf else f"\nreport: {out / 'report.pdf'}"))
+    run = run_experiment(spec, Path(args.runs_dir), args.run_id or None)
+    return _report(run.path, args.output_dir, spec.lang, args.no_pdf)
+
+
+def _report(run_path: Path, output_dir: str, lang: str, no_pdf: bool) -> int:
+    from .render import render_report
+
+    print(f"archived run: {run_path}")
+    out = render_report(run_path, output_dir, lang, pdf=not no_pdf)
+    print(f"report: {out / 'report.html'}" + ("" if no_pdf else f"\nreport: {out / 'report.pdf'}"))
     return 0
 
 
@@ -96,7 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--test-subset", type=int, help="test on this many images (seeded random choice)")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     run.add_argument("--lang", choices=("en", "ko"))
-    run.add_argument("--run-id", help="name of the run folder (default: date-time-random)")
+    run.add_argument("--run-id", help="name of the run folder (default: date-time-random); "
+                     "an unfinished run with this id is resumed")
+    run.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last epoch")
     run.add_argument("--runs-dir", default="runs")
     run.add_argument("--output-dir", default="output")
     run.add_argument("--no-pdf", action="store_true", help="skip the PDF (HTML, CSV and JSON only)")

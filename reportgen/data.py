@@ -174,3 +174,14 @@ def load_dataset(name: str, data_dir: str | Path | None = None, train_subset: in
         mean, std = (round(float(pixels.mean()), 4) if mean is None else mean,
                      round(float(pixels.std()), 4) if std is None else std)
     return Dataset(name, train_x, train_y, test_x, test_y, classes, mean, std, source, files)
+
+
+def load_recorded_dataset(data_spec: dict, seed: int, recorded_files: dict[str, dict[str, str]]) -> Dataset:
+    """Reload the exact data an archived run used, refusing files that changed since."""
+    data = load_dataset(data_spec["dataset"], data_spec["data_dir"], data_spec["train_subset"],
+                        data_spec["test_subset"], seed=seed, mean=data_spec["mean"], std=data_spec["std"])
+    for split, info in recorded_files.items():
+        if data.files[split]["sha256"] != info["sha256"]:
+            raise DataError(f"{data.files[split]['path']}: differs from the file the run was trained on "
+                            f"(sha256 {data.files[split]['sha256'][:16]}…, recorded {info['sha256'][:16]}…)")
+    return data

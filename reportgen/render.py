@@ -15,8 +15,7 @@ import jinja2
 import pandas as pd
 
 from .archive import ArchiveError, RunArchive, atomic_write_json, open_run
-from .data import load_dataset
-from .errors import DataError
+from .data import load_recorded_dataset
 from .lint import format_warning, lint_trials
 from .plots import curves_svg, gallery_png, model_colors
 from .report import TrialSummary, before_after, best_per_model, gallery_picks, settings_check, summarize_trials
@@ -50,15 +49,8 @@ def _environment(lang: str) -> jinja2.Environment:
 
 def _reload_test_images(run: RunArchive):
     """The test images for the galleries, re-read from the original files and checked against the archive."""
-    spec, recorded = run.read("spec"), run.read("data")
-    d = spec["data"]
-    data = load_dataset(d["dataset"], d["data_dir"], d["train_subset"], d["test_subset"],
-                        seed=spec["train"]["seeds"][0], mean=d["mean"], std=d["std"])
-    for split, info in recorded["files"].items():
-        if data.files[split]["sha256"] != info["sha256"]:
-            raise DataError(f"{data.files[split]['path']}: differs from the file this run was trained on "
-                            f"(sha256 {info['sha256'][:16]}… in {run.path / 'data.json'})")
-    return data.test_images
+    spec = run.read("spec")
+    return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"]).test_images
 
 
 def _galleries(run: RunArchive, trials: list[TrialSummary], classes: list[str], seed: int, figures: Path,

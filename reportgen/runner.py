@@ -18,13 +18,15 @@ import torch
 from tqdm import tqdm
 
 from . import __version__
-from .archive import RunArchive
+import torch.nn as nn
+
+from .archive import RunArchive, open_run, validate_run_id
 from .audit import ModelAudit, audit_model
-from .data import Dataset, load_dataset
-from .errors import ModelError
+from .data import Dataset, load_dataset, load_recorded_dataset
+from .errors import ArchiveError, ModelError
 from .registry import create_model
-from .spec import ExperimentSpec, Trial
-from .train import EpochMetrics, TrainResult, batches_per_epoch, train_model, select_device
+from .spec import ExperimentSpec, Trial, parse_spec
+from .train import EpochMetrics, TrainResult, batches_per_epoch, make_optimizer, select_device, train_model
 
 Log = Callable[[str], None]
 
@@ -89,11 +91,11 @@ def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
 class Executor(Protocol):
     """Where trials run. In-process now; the seam lets other executors (e.g. a cluster) plug in."""
 
-    def map(self, trials: list[Trial], run_one: Callable[[Trial], TrainResult]) -> list[TrainResult]: ...
+    def map(self, trials: list[Trial], run_one: Callable[[Trial], TrainResult | None]) -> list: ...
 
 
 class LocalExecutor:
-    def map(self, trials: list[Trial], run_one: Callable[[Trial], TrainResult]) -> list[TrainResult]:
+    def map(self, trials: list[Trial], run_one: Callable[[Trial], TrainResult | None]) -> list:
         return [run_one(trial) for trial in trials]
 
 
@@ -104,7 +106,10 @@ def epoch_line(label: str, metrics: EpochMetrics, epochs: int) -> str:
 
 
 class TrialRunner:
-    """Trains one trial on the prepared data and writes everything it produces into the archive."""
+    """Trains one trial on the prepared data and writes everything it produces into the archive.
+
+    A trial already finished in the archive is skipped; one with a checkpoint continues from it.
+    """
 
     def __init__(self, run: RunArchive, data: Dataset, device: torch.device, audits: dict[str, ModelAudit],
                  bar: tqdm, log: Log) -> None:
@@ -112,25 +117,28 @@ class TrialRunner:
         self.tensors = [t.to(device) for t in (data.train_images, data.train_labels,
                                                  data.test_images, data.test_labels)]
 
-    def __call__(self, trial: Trial) -> TrainResult:
+    def __call__(self, trial: Trial) -> TrainResult | None:
         config = trial.config
+        if self.run.trial_status(trial.trial_id) in ("complete", "diverged"):
+            self.bar.update(batches_per_epoch(len(self.data.train_labels), config.batch_size) * config.epochs)
+            return None
         torch.manual_seed(config.seed)  # same init for every model built with this seed
         model = create_model(trial.model.ref).to(self.device)
-        self.run.start_trial(trial.trial_id, {
-            "trial_id": trial.trial_id, "label": trial.model.label, "model": trial.model.ref.target,
-            "kwargs": trial.model.ref.kwargs, "base": trial.model.base, "config": asdict(config),
-            "audit": self.audits[trial.model.label].to_dict(),
-        })
+        optimizer = make_optimizer(config, model.parameters())
+        history = self._restore(trial, model, optimizer)
 
         def on_epoch(epoch: int, metrics: EpochMetrics, *_: Any) -> None:
-            self.run.write_epochs(trial.trial_id, result_so_far + [metrics])
-            result_so_far.append(metrics)
+            history.append(metrics)
+            self.run.write_epochs(trial.trial_id, history)
+            self.run.save_checkpoint(trial.trial_id, {
+                "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "history": [asdict(h) for h in history], "torch_rng": torch.get_rng_state()})
             self.bar.write(epoch_line(trial.model.label, metrics, config.epochs))
 
-        result_so_far: list[EpochMetrics] = []
         train_x, train_y, test_x, test_y = self.tensors
         result = train_model(model, train_x, train_y, test_x, test_y, self.data.mean, self.data.std, config,
-                             on_epoch=on_epoch, on_batch=self.bar.update)
+                             on_epoch=on_epoch, optimizer=optimizer, history=list(history),
+                             on_batch=self.bar.update)
         final = result.final
         predictions = {"index": list(range(len(test_y))), "label": test_y.cpu().tolist(),
                        "prediction": final.predictions.tolist(),
@@ -142,25 +150,74 @@ class TrialRunner:
                      f"{len(result.history)}; its trial is kept and flagged")
         return result
 
+    def _restore(self, trial: Trial, model: nn.Module, optimizer: torch.optim.Optimizer) -> list[EpochMetrics]:
+        """Fresh trial: register it. Interrupted trial: load its last complete epoch."""
+        checkpoint = self.run.load_checkpoint(trial.trial_id)
+        if checkpoint is None:
+            self.run.start_trial(trial.trial_id, {
+                "trial_id": trial.trial_id, "label": trial.model.label, "model": trial.model.ref.target,
+                "kwargs": trial.model.ref.kwargs, "base": trial.model.base, "config": asdict(trial.config),
+                "audit": self.audits[trial.model.label].to_dict(),
+            })
+            return []
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        history = [EpochMetrics(**h) for h in checkpoint["history"]]
+        self.run.write_epochs(trial.trial_id, history)  # metrics files may be ahead of a torn checkpoint
+        self.bar.update(batches_per_epoch(len(self.data.train_labels), trial.config.batch_size) * len(history))
+        self.log(f"{trial.model.label}: resuming after epoch {checkpoint['epoch']}")
+        return history
 
-def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = None,
-                   executor: Executor | None = None, log: Log = print) -> RunArchive:
-    """Run every trial of the spec and return the completed archive."""
-    data = load_dataset(spec.data.dataset, spec.data.data_dir, spec.data.train_subset, spec.data.test_subset,
-                        seed=spec.seeds[0], mean=spec.data.mean, std=spec.data.std)
+
+def _prepare(spec: ExperimentSpec, data: Dataset) -> tuple[torch.device, dict[str, ModelAudit]]:
     device = select_device(spec.device)
-    audits = preflight(spec, data)
+    return device, preflight(spec, data)
+
+
+def _train_all(run: RunArchive, spec: ExperimentSpec, data: Dataset, device: torch.device,
+               audits: dict[str, ModelAudit], executor: Executor | None, log: Log) -> RunArchive:
     trials = spec.trials()
     log(f"{len(trials)} trial(s) on {data.name} ({len(data.train_labels)} train / {len(data.test_labels)} "
         f"test images), device {device}, {torch.get_num_threads()} threads")
-    run = RunArchive.create(runs_root, run_id, {"spec": spec.to_dict(), "environment": environment(device),
-                                                "data": data_record(data)})
     total = sum(batches_per_epoch(len(data.train_labels), t.config.batch_size) * t.config.epochs for t in trials)
     try:
         with tqdm(total=total, unit="batch", desc=run.run_id, dynamic_ncols=True, mininterval=0.5) as bar:
             (executor or LocalExecutor()).map(trials, TrialRunner(run, data, device, audits, bar, log))
+    except KeyboardInterrupt:
+        run.set_status("failed", error="interrupted (Ctrl-C)")
+        log(f"interrupted: completed epochs are checkpointed; resume with: reportgen run --resume {run.path}")
+        raise
     except BaseException as exc:
         run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
         raise
     run.complete()
     return run
+
+
+def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = None,
+                   executor: Executor | None = None, log: Log = print) -> RunArchive:
+    """Run every trial of the spec and return the completed archive.
+
+    Re-running with the run id of an unfinished run continues that run instead.
+    """
+    if run_id and (Path(runs_root) / validate_run_id(run_id) / "status.json").exists():
+        return resume_experiment(Path(runs_root) / run_id, executor, log)
+    data = load_dataset(spec.data.dataset, spec.data.data_dir, spec.data.train_subset, spec.data.test_subset,
+                        seed=spec.seeds[0], mean=spec.data.mean, std=spec.data.std)
+    device, audits = _prepare(spec, data)
+    run = RunArchive.create(runs_root, run_id, {"spec": spec.to_dict(), "environment": environment(device),
+                                                "data": data_record(data)})
+    return _train_all(run, spec, data, device, audits, executor, log)
+
+
+def resume_experiment(path: Path, executor: Executor | None = None, log: Log = print) -> RunArchive:
+    """Continue an unfinished run from each trial's last complete epoch, with the archived spec and data."""
+    run = open_run(path)
+    if run.status().get("state") == "complete":
+        raise ArchiveError(f"{run.path}: the run is already complete (render it with `reportgen render`)")
+    run.lock()
+    spec = parse_spec(run.read("spec"), str(run.path / "spec.json"))
+    data = load_recorded_dataset(run.read("spec")["data"], spec.seeds[0], run.read("data")["files"])
+    device, audits = _prepare(spec, data)
+    run.set_status("running", resumed=True)
+    return _train_all(run, spec, data, device, audits, executor, log)

@@ -92,7 +92,7 @@ def slug(text: str) -> str:
 
 # --- validation -----------------------------------------------------------------------------------
 
-TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report"}
+TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
 MODEL_KEYS = {"name", "kwargs", "label", "base"}
 TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
@@ -222,7 +222,7 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
         device=check.typed("device", raw.get("device", "auto"), str, "auto, cpu, cuda or cuda:N"),
         notes=check.typed("notes", raw.get("notes", ""), str, "a string"),
         lang=check.choice("report.lang", report.get("lang", raw.get("lang", "en")), ("en", "ko")),
-        source=source,
+        source=raw.get("source", source),
     )
 
 

@@ -1,0 +1,124 @@
+"""Kill and resume, Ctrl-C, concurrent runs, bad run ids and folders — with real processes."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import requires_fashion
+from reportgen.archive import RunArchive
+from reportgen.errors import ArchiveError
+
+pytestmark = requires_fashion
+
+SPEC = """
+name = "resume check"
+[data]
+train_subset = 6000
+test_subset = 500
+[train]
+epochs = 3
+batch_size = 64
+[[models]]
+name = "lenet5_regularized"
+label = "reg"
+"""
+
+
+def reportgen(*args, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "reportgen", *map(str, args)], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_epochs(metrics: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if metrics.exists() and len(json.loads(metrics.read_text() or "[]")) >= count:
+            return
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.02)
+    raise AssertionError("training did not reach the expected epoch in time")
+
+
+def without_seconds(path: Path) -> list[dict]:
+    return [{k: v for k, v in e.items() if k != "seconds"} for e in json.loads(path.read_text())]
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, spec):
+    whole = reportgen("run", spec, "--run-id", "whole", "--no-pdf", cwd=tmp_path)
+    assert whole.wait(300) == 0, whole.communicate()
+
+    killed = reportgen("run", spec, "--run-id", "killed", "--no-pdf", cwd=tmp_path)
+    trial = tmp_path / "runs" / "killed" / "trials" / "000-reg"
+    wait_for_epochs(trial / "metrics.json", 1, killed)
+    time.sleep(0.3)  # inside epoch 2
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(30)
+    assert json.loads((tmp_path / "runs" / "killed" / "status.json").read_text())["state"] == "running"
+    assert len(json.loads((trial / "metrics.json").read_text())) < 3
+
+    resumed = reportgen("run", "--resume", tmp_path / "runs" / "killed", "--no-pdf", cwd=tmp_path)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert "resuming after epoch" in out + err
+    reference = tmp_path / "runs" / "whole" / "trials" / "000-reg"
+    assert without_seconds(trial / "metrics.json") == without_seconds(reference / "metrics.json")
+    a = torch.load(trial / "model.pt", weights_only=True)
+    b = torch.load(reference / "model.pt", weights_only=True)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (trial / "predictions.csv").read_bytes() == (reference / "predictions.csv").read_bytes()
+    assert RunArchive(tmp_path / "runs" / "killed").verify() == []
+
+
+def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec):
+    process = reportgen("run", spec, "--run-id", "stopped", "--no-pdf", cwd=tmp_path)
+    wait_for_epochs(tmp_path / "runs" / "stopped" / "trials" / "000-reg" / "metrics.json", 1, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "reportgen run --resume" in out + err
+    status = json.loads((tmp_path / "runs" / "stopped" / "status.json").read_text())
+    assert status["state"] == "failed" and "interrupted" in status["error"]
+    code = subprocess.run([sys.executable, "-m", "reportgen", "render", "runs/stopped", "--no-pdf"], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert code.returncode == 2 and "refusing to render" in code.stderr
+
+
+def test_concurrent_runs_never_share_a_folder(tmp_path):
+    roots = [RunArchive.create(tmp_path, None, {}) for _ in range(5)]
+    assert len({r.path for r in roots}) == 5
+    with pytest.raises(ArchiveError, match="already exists"):
+        RunArchive.create(tmp_path, roots[0].run_id, {})
+
+
+def test_a_run_being_written_cannot_be_resumed_by_another_process(tmp_path):
+    run = RunArchive.create(tmp_path, "busy", {})
+    child = subprocess.run([sys.executable, "-c", "from reportgen.archive import open_run; "
+                            f"open_run({str(run.path)!r}).lock()"], capture_output=True, text=True)
+    assert child.returncode != 0 and "another reportgen process" in child.stderr
+
+
+@pytest.mark.parametrize("run_id", ["../escape", "a/b", "..", ".hidden", ""])
+def test_run_ids_with_path_tricks_are_rejected(workdir, cli, run_id):
+    code, out, err = cli("run", "--run-id", run_id, "--epochs", "1")
+    assert code == 2 and "run id" in err and err.count("\n") == 1
+    assert not any(p for p in workdir.rglob("*") if p.name not in ("runs", "output"))
+
+
+def test_unwritable_output_folder_fails_before_training(workdir, cli):
+    (workdir / "blocker").write_text("a file, not a folder")
+    code, out, err = cli("run", "--output-dir", workdir / "blocker" / "out", "--epochs", "1")
+    assert code == 2 and "not writable" in err
+    assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
