@@ -86,3 +86,45 @@ def gallery_png(images: torch.Tensor, captions: Sequence[tuple[str, str]], path:
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", optimize=True)
     path.write_bytes(buffer.getvalue())
+
+
+def _annotated_grid(ax, values, fmt: str, cmap: str) -> None:
+    """imshow with each cell's value written in a colour that stays readable on the cell."""
+    image = ax.imshow(values, cmap=cmap, aspect="auto")
+    finite = [v for row in values for v in row if v == v]
+    middle = (max(finite) + min(finite)) / 2 if finite else 0
+    for i, row in enumerate(values):
+        for j, value in enumerate(row):
+            if value == value:  # skip NaN (an untried combination)
+                ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7.5,
+                        color="white" if value > middle else "black")
+    return image
+
+
+def heatmap_svg(values: list[list[float]], rows: list, columns: list, row_name: str, column_name: str,
+                title: str, path: Path) -> None:
+    """Sweep pivot: final test accuracy (%) for each pair of swept settings."""
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(columns), 0.9 + 0.45 * len(rows)), layout="constrained")
+    _annotated_grid(ax, values, ".2f", "viridis")
+    ax.set_xticks(range(len(columns)), [str(c) for c in columns])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel(column_name)
+    ax.set_ylabel(row_name)
+    ax.set_title(title, fontsize=9)
+    ax.grid(False)
+    fig.savefig(path, format="svg")
+    plt.close(fig)
+
+
+def confusion_svg(matrix: list[list[int]], classes: list[str], title: str, true_label: str, predicted_label: str,
+                  path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(5.4, 4.6), layout="constrained")
+    _annotated_grid(ax, matrix, "d", "Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7.5)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7.5)
+    ax.set_xlabel(predicted_label)
+    ax.set_ylabel(true_label)
+    ax.set_title(title, fontsize=9)
+    ax.grid(False)
+    fig.savefig(path, format="svg")
+    plt.close(fig)

@@ -16,9 +16,11 @@ import pandas as pd
 
 from .archive import ArchiveError, RunArchive, atomic_write_json, open_run
 from .data import load_recorded_dataset
+from .compare import literature, pairwise_mcnemar, seed_aggregates
 from .lint import format_warning, lint_trials
-from .plots import curves_svg, gallery_png, model_colors
-from .report import TrialSummary, before_after, best_per_model, gallery_picks, settings_check, summarize_trials
+from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors
+from .report import (TrialSummary, before_after, best_per_model, conclusion, confusion_matrix, gallery_picks,
+                     per_class_accuracy, settings_check, summarize_trials, sweep_pivot)
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 LANGS = ("en", "ko")
@@ -53,29 +55,50 @@ def _reload_test_images(run: RunArchive):
     return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"]).test_images
 
 
-def _galleries(run: RunArchive, trials: list[TrialSummary], classes: list[str], seed: int, figures: Path,
-               translate) -> list[dict[str, Any]]:
+def _galleries(run: RunArchive, best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]],
+               classes: list[str], seed: int, figures: Path, translate) -> list[dict[str, Any]]:
+    """Per model: 10 random correct images, every misclassified one (paged), confusion matrix, per-class accuracy."""
     images = _reload_test_images(run)
+    names = [translate(c) for c in classes]
     galleries = []
-    for n, trial in enumerate(best_per_model(trials)):
-        predictions = run.predictions(trial.trial_id)
-        correct, wrong = gallery_picks(predictions, seed)
-        label_of = {int(p["index"]): (int(p["label"]), int(p["prediction"])) for p in predictions}
+    for n, trial in enumerate(best):
+        rows = predictions[trial.trial_id]
+        correct, wrong = gallery_picks(rows, seed)
+        label_of = {int(p["index"]): (int(p["label"]), int(p["prediction"])) for p in rows}
 
         def captions(indices: list[int]) -> list[tuple[str, str]]:
-            return [(translate(classes[label_of[i][0]]), translate(classes[label_of[i][1]])) for i in indices]
+            return [(names[label_of[i][0]], names[label_of[i][1]]) for i in indices]
 
-        correct_file = f"gallery-{n}-correct.png"
-        gallery_png(images[correct], captions(correct), figures / correct_file)
+        gallery_png(images[correct], captions(correct), figures / f"gallery-{n}-correct.png")
         wrong_files = []
         for page, start in enumerate(range(0, len(wrong), GALLERY_PAGE)):
             chunk = wrong[start:start + GALLERY_PAGE]
             wrong_files.append(f"gallery-{n}-wrong-{page + 1}.png")
             gallery_png(images[chunk], captions(chunk), figures / wrong_files[-1], wrong=True)
-        galleries.append({"trial": trial, "correct": "figures/" + correct_file,
+        matrix = confusion_matrix(rows, len(classes))
+        confusion_svg(matrix, names, trial.label, translate("True label"), translate("Predicted label"),
+                      figures / f"confusion-{n}.svg")
+        galleries.append({"trial": trial, "correct": f"figures/gallery-{n}-correct.png",
                           "wrong": ["figures/" + f for f in wrong_files], "wrong_count": len(wrong),
-                          "test_count": len(predictions)})
+                          "test_count": len(rows), "confusion": f"figures/confusion-{n}.svg",
+                          "per_class": per_class_accuracy(matrix, names)})
     return galleries
+
+
+def _heatmaps(trials: list[TrialSummary], varied: dict[str, list], figures: Path, translate) -> list[str]:
+    """One lr × batch-style pivot per model when at least two numeric settings were swept."""
+    axes = [k for k in ("lr", "batch_size", "epochs", "momentum", "weight_decay", "optimizer", "loss") if k in varied]
+    if len(axes) < 2:
+        return []
+    row_key, column_key = axes[0], axes[1]
+    files = []
+    for n, label in enumerate(dict.fromkeys(t.label for t in trials)):
+        pivot = sweep_pivot([t for t in trials if t.label == label], row_key, column_key)
+        name = f"heatmap-{n}.svg"
+        heatmap_svg(pivot["values"], pivot["rows"], pivot["columns"], translate(row_key), translate(column_key),
+                    f"{label}: {translate('Final test accuracy')} (%)", figures / name)
+        files.append("figures/" + name)
+    return files
 
 
 def _restricted_fetcher(root: Path):
@@ -87,12 +110,13 @@ def _restricted_fetcher(root: Path):
     class FolderFetcher(URLFetcher):
         def fetch(self, url: str, headers=None):
             parsed = urlparse(url)
-            path = Path(unquote(parsed.path)).resolve()
-            if parsed.scheme != "file" or not path.is_relative_to(root.resolve()):
-                raise ValueError(f"blocked: {url} is outside the report folder")
+            inline = parsed.scheme == "data"  # images matplotlib embeds inside SVG figures
+            if not inline and (parsed.scheme != "file"
+                               or not Path(unquote(parsed.path)).resolve().is_relative_to(root.resolve())):
+                raise ValueError(f"blocked: {url[:80]} is outside the report folder")
             return super().fetch(url, headers)
 
-    return FolderFetcher(allowed_protocols=("file",))
+    return FolderFetcher(allowed_protocols=("file", "data"))
 
 
 def build_context(run: RunArchive, figures: Path, lang: str) -> dict[str, Any]:
@@ -105,20 +129,28 @@ def build_context(run: RunArchive, figures: Path, lang: str) -> dict[str, Any]:
     labels = list(dict.fromkeys(t.label for t in trials))
     colors = model_colors(labels)
     by_label = {label: [t for t in trials if t.label == label] for label in labels}
-    series = {f"{t.label}" if len(by_label[t.label]) == 1 else f"{t.label} [{t.trial_id[:3]}]": t.epochs
+    series = {t.label if len(by_label[t.label]) == 1 else f"{t.label} [{t.trial_id[:3]}]": t.epochs
               for t in trials if t.epochs}
     series_colors = {name: colors[name.split(" [")[0]] for name in series}
     for metric in ("loss", "acc"):
         curves_svg(series, metric, series_colors, translate, figures / f"{metric}.svg")
+    best = best_per_model(trials)
+    predictions = {t.trial_id: run.predictions(t.trial_id) for t in best}
     warnings = lint_trials(trials, len(data["classes"]), settings["identical"])
+    tests = pairwise_mcnemar(best, predictions)
+    improvements = before_after(trials)
     models = [{"label": label, "trials": by_label[label], "audit": by_label[label][0].audit,
                "color": colors[label], "name": by_label[label][0].model} for label in labels]
     return {
         "lang": lang, "run_id": run.run_id, "status": run.status(), "spec": spec, "env": env, "data": data,
-        "trials": trials, "models": models, "settings": settings, "warnings": warnings,
+        "trials": trials, "models": models, "colors": colors, "settings": settings, "warnings": warnings,
         "format_warning": format_warning, "comparison": [t.comparison_row() for t in trials],
-        "before_after": before_after(trials),
-        "galleries": _galleries(run, trials, data["classes"], spec["train"]["seeds"][0], figures, translate),
+        "before_after": improvements, "aggregates": seed_aggregates(trials), "mcnemar": tests,
+        "heatmaps": _heatmaps(trials, settings["varied"], figures, translate),
+        "literature": literature(data["dataset"]),
+        "conclusion": conclusion(best, tests, improvements, warnings, translate),
+        "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], figures,
+                                translate),
         "problems": run.verify(), "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
     }
 
@@ -130,6 +162,8 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
     atomic_write_json(folder / "summary.json", {
         "run_id": context["run_id"], "spec": context["spec"], "settings": context["settings"],
         "comparison": context["comparison"], "before_after": context["before_after"],
+        "seed_aggregates": context["aggregates"], "mcnemar": context["mcnemar"],
+        "conclusion": context["conclusion"],
         "warnings": [{"code": w.code, "trial_id": w.trial_id, "message": format_warning(w)}
                      for w in context["warnings"]],
         "epochs": {t.trial_id: t.epochs for t in context["trials"]},

@@ -111,3 +111,58 @@ def gallery_picks(predictions: list[dict[str, str]], seed: int) -> tuple[list[in
     wrong = [int(p["index"]) for p in predictions if p["label"] != p["prediction"]]
     picked = sorted(random.Random(seed).sample(correct, min(GALLERY_CORRECT, len(correct))))
     return picked, wrong
+
+
+def confusion_matrix(predictions: list[dict[str, str]], num_classes: int) -> list[list[int]]:
+    """matrix[true][predicted] counts."""
+    matrix = [[0] * num_classes for _ in range(num_classes)]
+    for p in predictions:
+        matrix[int(p["label"])][int(p["prediction"])] += 1
+    return matrix
+
+
+def per_class_accuracy(matrix: list[list[int]], classes: list[str]) -> list[dict[str, Any]]:
+    return [{"class": name, "correct": row[i], "total": sum(row),
+             "accuracy": row[i] / sum(row) if sum(row) else None} for i, (name, row) in enumerate(zip(classes, matrix))]
+
+
+def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> dict[str, Any]:
+    """Best final test accuracy (%) for each (row setting, column setting) pair; NaN where untried."""
+    rows = sorted({t.config[row_key] for t in trials}, key=str)
+    columns = sorted({t.config[column_key] for t in trials}, key=str)
+    cells: dict[tuple, float] = {}
+    for t in trials:
+        if t.epochs:
+            key = (t.config[row_key], t.config[column_key])
+            cells[key] = max(cells.get(key, float("-inf")), 100 * t.final["test_acc"])
+    values = [[cells.get((r, c), float("nan")) for c in columns] for r in rows]
+    return {"rows": rows, "columns": columns, "values": values}
+
+
+def conclusion(best: list[TrialSummary], tests: list[dict[str, Any]], improvements: list[dict[str, Any]],
+               warnings: list, translate) -> list[str]:
+    """Sentences the numbers support: the top model, and differences only where McNemar says p < 0.05."""
+    if not best:
+        return []
+    ranked = sorted(best, key=lambda t: t.final["test_acc"], reverse=True)
+    top = ranked[0]
+    pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
+    sentences = [translate("{model} reached the highest final test accuracy: {acc}.").format(
+        model=top.label, acc=pct(top.final["test_acc"]))]
+    for row in tests:
+        values = {"winner": row["winner"], "loser": row["loser"], "p": f"{row['p_value']:.3g}",
+                  "a": row["a"], "b": row["b"], "acc_a": pct(row["acc_a"]), "acc_b": pct(row["acc_b"]),
+                  "acc_w": pct(max(row["acc_a"], row["acc_b"])), "acc_l": pct(min(row["acc_a"], row["acc_b"]))}
+        key = ("{winner} is more accurate than {loser} ({acc_w} vs {acc_l}); the difference is significant "
+               "(McNemar p = {p}).") if row["significant"] else \
+              ("{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set "
+               "(McNemar p = {p}).")
+        sentences.append(translate(key).format(**values))
+    for row in improvements:
+        change = row["final_acc_after"] - row["final_acc_before"]
+        sentences.append(translate("Regularization ({model} vs {base}) changed the final test accuracy by "
+                                   "{delta} points.").format(model=row["model"], base=row["base"],
+                                                             delta=f"{100 * change:+.2f}"))
+    if warnings:
+        sentences.append(translate("The warnings at the top of the report qualify these results."))
+    return sentences

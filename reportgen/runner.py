@@ -82,9 +82,6 @@ def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
         if "nll" in losses and not is_log_probs:
             raise ModelError(f"{spec.source}: key 'train.loss': 'nll' needs log-probabilities, but model "
                              f"{entry.label!r} outputs logits — use 'cross_entropy' or a log-softmax model")
-        if is_log_probs and losses & {"cross_entropy", "bce_with_logits"}:
-            raise ModelError(f"{spec.source}: key 'train.loss': model {entry.label!r} already ends in "
-                             "log-softmax; use 'nll' (cross_entropy/bce_with_logits would apply softmax twice)")
     return audits
 
 

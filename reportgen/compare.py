@@ -1,0 +1,95 @@
+"""Statistics behind the comparison section: seed aggregates with 95% intervals, McNemar tests,
+and the published figures our numbers are set beside.
+"""
+from __future__ import annotations
+
+import gzip
+import itertools
+import math
+import re
+from pathlib import Path
+from statistics import fmean, stdev
+from typing import Any
+
+from scipy import stats
+
+from .report import SETTING_KEYS, TrialSummary
+
+SIGNIFICANCE = 0.05
+FASHION_README = Path("/usr/share/doc/dataset-fashion-mnist/README.md.gz")
+LECUN_1998 = [  # LeCun, Bottou, Bengio, Haffner (1998), Gradient-based learning applied to document recognition
+    {"model": "LeNet-5 (LeCun et al. 1998)", "dataset": "mnist", "accuracy": 0.9905, "note": "0.95% test error"},
+    {"model": "LeNet-5, distorted training data (LeCun et al. 1998)", "dataset": "mnist", "accuracy": 0.992,
+     "note": "0.8% test error"},
+]
+
+
+def seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]]:
+    """Mean ± std and a t-based 95% interval of the final test accuracy over seeds, per configuration."""
+    groups: dict[tuple, list[TrialSummary]] = {}
+    for t in trials:
+        if t.epochs:
+            key = (t.label, *(t.config[k] for k in SETTING_KEYS if k != "seed"))
+            groups.setdefault(key, []).append(t)
+    rows = []
+    for key, members in groups.items():
+        if len(members) < 2:
+            continue
+        accs = [m.final["test_acc"] for m in members]
+        mean, sd = fmean(accs), stdev(accs)
+        half = stats.t.ppf(0.975, len(accs) - 1) * sd / math.sqrt(len(accs))
+        rows.append({"model": key[0], **{k: members[0].config[k] for k in SETTING_KEYS if k != "seed"},
+                     "seeds": len(accs), "mean": mean, "std": sd, "ci_low": mean - half, "ci_high": mean + half})
+    return rows
+
+
+def mcnemar(labels: list[int], pred_a: list[int], pred_b: list[int]) -> dict[str, Any]:
+    """McNemar's test on paired predictions: exact binomial for few discordant pairs, else χ² with correction."""
+    only_a = sum(1 for y, a, b in zip(labels, pred_a, pred_b) if a == y and b != y)
+    only_b = sum(1 for y, a, b in zip(labels, pred_a, pred_b) if b == y and a != y)
+    discordant = only_a + only_b
+    if discordant == 0:
+        return {"only_a": 0, "only_b": 0, "statistic": 0.0, "p_value": 1.0, "method": "no discordant pairs"}
+    if discordant < 25:
+        p = stats.binomtest(only_a, discordant, 0.5).pvalue
+        return {"only_a": only_a, "only_b": only_b, "statistic": float(min(only_a, only_b)), "p_value": float(p),
+                "method": "exact binomial"}
+    statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
+    return {"only_a": only_a, "only_b": only_b, "statistic": statistic,
+            "p_value": float(stats.chi2.sf(statistic, 1)), "method": "chi-squared, continuity corrected"}
+
+
+def pairwise_mcnemar(best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
+    """Every pair of models (their best trials) on the same test images; 'A beats B' only when p < 0.05."""
+    rows = []
+    for a, b in itertools.combinations(best, 2):
+        pa, pb = predictions[a.trial_id], predictions[b.trial_id]
+        labels = [int(p["label"]) for p in pa]
+        if labels != [int(p["label"]) for p in pb]:
+            continue  # not the same test set: no paired test
+        result = mcnemar(labels, [int(p["prediction"]) for p in pa], [int(p["prediction"]) for p in pb])
+        acc_a, acc_b = a.final["test_acc"], b.final["test_acc"]
+        winner, loser = (a, b) if acc_a >= acc_b else (b, a)
+        rows.append({"a": a.label, "b": b.label, "acc_a": acc_a, "acc_b": acc_b, **result,
+                     "significant": result["p_value"] < SIGNIFICANCE,
+                     "winner": winner.label, "loser": loser.label})
+    return rows
+
+
+def fashion_benchmarks(readme: Path = FASHION_README) -> list[dict[str, Any]]:
+    """The convolutional rows of the benchmark table shipped in the Debian package's README."""
+    if not readme.exists():
+        return []
+    rows = []
+    for line in gzip.open(readme, "rt", encoding="utf-8", errors="replace"):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 4 and re.fullmatch(r"0\.\d+", cells[2]) and "conv" in cells[0].lower():
+            rows.append({"model": cells[0], "preprocessing": cells[1], "accuracy": float(cells[2]),
+                         "dataset": "fashion-mnist", "note": "Fashion-MNIST README benchmark (submitted, untested)"})
+    return rows
+
+
+def literature(dataset: str) -> list[dict[str, Any]]:
+    if dataset == "mnist":
+        return LECUN_1998
+    return fashion_benchmarks() if dataset == "fashion-mnist" else []
