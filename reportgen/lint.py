@@ -28,7 +28,8 @@ def lint_trials(trials: list[TrialSummary], num_classes: int, settings_identical
         values = {"model": t.label, "trial": t.trial_id}
         if t.status == "diverged" or not all(math.isfinite(x) for x in losses):
             warnings.append(Warning_("diverged", t.trial_id, "{model} ({trial}) diverged: the training loss "
-                                     "became NaN/inf; training stopped, results kept but not comparable", values))
+                                     "became NaN/inf or exploded; training stopped, results kept but not "
+                                     "comparable", values))
             continue
         if t.final["test_acc"] <= chance + CHANCE_MARGIN:
             warnings.append(Warning_("chance", t.trial_id, "{model} ({trial}) is at chance level "

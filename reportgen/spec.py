@@ -27,6 +27,7 @@ class ModelEntry:
     ref: ModelRef
     label: str
     base: str | None = None  # label of the model this one regularizes, for the before/after table
+    train: dict[str, Any] = field(default_factory=dict)  # deliberate per-model settings (e.g. weight_decay)
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ExperimentSpec:
         for model in self.models:
             for combo in combos:
                 for seed in self.seeds:
-                    config = TrainConfig(**dict(zip(keys, combo)), seed=seed)
+                    config = TrainConfig(**(dict(zip(keys, combo)) | model.train), seed=seed)
                     trials.append(Trial(f"{len(trials):03d}-{slug(model.label)}", model, config))
         return trials
 
@@ -80,8 +81,8 @@ class ExperimentSpec:
         return {
             "name": self.name, "notes": self.notes, "device": self.device, "lang": self.lang,
             "source": self.source, "data": asdict(self.data),
-            "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base}
-                       for m in self.models],
+            "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base,
+                        "train": m.train} for m in self.models],
             "train": {k: (v[0] if len(v) == 1 else v) for k, v in self.train.items()} | {"seeds": self.seeds},
         }
 
@@ -94,7 +95,7 @@ def slug(text: str) -> str:
 
 TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
-MODEL_KEYS = {"name", "kwargs", "label", "base"}
+MODEL_KEYS = {"name", "kwargs", "label", "base", "train"}
 TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
 
 
@@ -183,7 +184,10 @@ def _parse_models(check: _Checker, entries: Any) -> list[ModelEntry]:
         base = entry.get("base")
         if base is not None:
             check.typed(prefix + "base", base, str, "the label of another model")
-        models.append(ModelEntry(ref, label, base))
+        overrides = check.typed(prefix + "train", entry.get("train", {}), dict, "a table of training settings")
+        check.unknown(overrides, set(SWEEPABLE), prefix + "train.")
+        overrides = {k: _setting(check, k, v) for k, v in overrides.items()}
+        models.append(ModelEntry(ref, label, base, overrides))
     labels = [m.label for m in models]
     for i, model in enumerate(models):
         if labels.count(model.label) > 1:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 LOSSES = ("cross_entropy", "nll", "bce_with_logits")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 EVAL_BATCH = 2000
+DIVERGED_LOSS_FACTOR = 100  # a training loss 100× the chance-level loss ln(classes) counts as diverged
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,11 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     return float(loss_sum) / len(labels), int(correct) / len(labels)
 
 
+def is_diverged(train_loss: float, num_classes: int) -> bool:
+    """NaN/inf, or exploded far beyond what an untrained model scores (ln(classes) for cross-entropy)."""
+    return not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS_FACTOR * math.log(max(num_classes, 2))
+
+
 def batches_per_epoch(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
@@ -184,7 +190,7 @@ def train_model(model: nn.Module, train_images: torch.Tensor, train_labels: torc
         result.final = test
         if on_epoch is not None:
             on_epoch(epoch, metrics, model, optimizer)
-        if not math.isfinite(train_loss):
+        if is_diverged(train_loss, int(train_labels.max()) + 1):
             result.status = "diverged"
             break
     if result.final is None:  # resumed after the last epoch: evaluate the restored weights

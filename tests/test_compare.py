@@ -1,0 +1,89 @@
+"""Honest comparisons: McNemar with known p-values, lint flags on real runs, seed aggregates."""
+import math
+
+import pytest
+
+from conftest import FAST, requires_fashion
+from reportgen.compare import fashion_benchmarks, mcnemar, seed_aggregates
+from reportgen.lint import lint_trials
+from reportgen.report import TrialSummary
+
+
+def test_mcnemar_exact_binomial_known_p_value():
+    # 10 images only A gets right, 2 only B gets right, 88 both right: two-sided exact p = 2·P(X ≤ 2 | 12, ½)
+    labels = [0] * 100
+    a = [0] * 10 + [1] * 2 + [0] * 88
+    b = [1] * 10 + [0] * 2 + [0] * 88
+    result = mcnemar(labels, a, b)
+    assert (result["only_a"], result["only_b"]) == (10, 2)
+    assert result["method"] == "exact binomial"
+    assert result["p_value"] == pytest.approx(2 * (1 + 12 + 66) / 4096)
+
+
+def test_mcnemar_chi_squared_known_p_value():
+    labels = [1] * 200
+    a = [1] * 40 + [0] * 20 + [1] * 140
+    b = [0] * 40 + [1] * 20 + [1] * 140
+    result = mcnemar(labels, a, b)
+    statistic = (abs(40 - 20) - 1) ** 2 / 60
+    assert result["statistic"] == pytest.approx(statistic)
+    assert result["p_value"] == pytest.approx(math.erfc(math.sqrt(statistic / 2)))  # χ²(1) survival
+    assert result["p_value"] < 0.05
+
+
+def test_mcnemar_identical_predictions():
+    assert mcnemar([0, 1], [0, 1], [0, 1])["p_value"] == 1.0
+
+
+def summary(label, test_accs, train_loss=None, loss="cross_entropy", seed=0, status="complete"):
+    epochs = [{"epoch": i + 1, "train_loss": (train_loss or [1.0 - 0.1 * i] * len(test_accs))[i],
+               "train_acc": acc, "test_loss": 1.0, "test_acc": acc, "seconds": 1.0}
+              for i, acc in enumerate(test_accs)]
+    config = {"epochs": len(epochs), "batch_size": 64, "optimizer": "adam", "lr": 0.001, "momentum": 0.0,
+              "weight_decay": 0.0, "loss": loss, "seed": seed}
+    return TrialSummary(f"00{seed}-{label}", label, "mlp", config, status, epochs, {"total": 1, "without_bias": 1})
+
+
+def test_chance_level_and_cross_loss_lints():
+    trials = [summary("stuck", [0.10, 0.11, 0.1135]), summary("good", [0.8, 0.85], loss="nll")]
+    codes = {(w.code, w.trial_id) for w in lint_trials(trials, 10, settings_identical=True)}
+    assert ("chance", "000-stuck") in codes
+    assert ("cross_loss", "") in codes
+    assert not any(trial == "000-good" for code, trial in codes if code == "chance")
+
+
+def test_loss_that_never_decreases_and_settings_that_differ():
+    trials = [summary("flat", [0.5, 0.5, 0.5], train_loss=[1.0, 1.2, 1.1])]
+    codes = {w.code for w in lint_trials(trials, 10, settings_identical=False)}
+    assert {"no_decrease", "settings_differ"} <= codes
+
+
+def test_seed_aggregates_mean_std_and_interval():
+    trials = [summary("m", [0.80], seed=0), summary("m", [0.82], seed=1), summary("m", [0.84], seed=2)]
+    (row,) = seed_aggregates(trials)
+    assert row["seeds"] == 3 and row["mean"] == pytest.approx(0.82) and row["std"] == pytest.approx(0.02)
+    half = 4.302652729911275 * 0.02 / math.sqrt(3)  # t(0.975, 2)
+    assert row["ci_low"] == pytest.approx(0.82 - half) and row["ci_high"] == pytest.approx(0.82 + half)
+
+
+@requires_fashion
+def test_published_fashion_benchmarks_are_read_from_the_debian_package():
+    rows = fashion_benchmarks()
+    assert any(r["model"] == "2 Conv+pooling" and r["accuracy"] == 0.916 for r in rows)
+
+
+@requires_fashion
+def test_diverging_adam_trial_is_flagged_while_siblings_complete(workdir, cli):
+    import json
+
+    spec = workdir / "sweep.toml"
+    spec.write_text('[[models]]\nname = "lenet5"\n[train]\noptimizer = "adam"\nlr = [10.0, 0.001]\n')
+    code, out, err = cli("run", spec, *FAST, "--run-id", "sweep", "--no-pdf")
+    assert code == 0, err
+    summary_json = json.loads((workdir / "output" / "sweep" / "summary.json").read_text())
+    states = {row["lr"]: row["status"] for row in summary_json["comparison"]}
+    assert states == {10.0: "diverged", 0.001: "complete"}
+    assert [w["code"] for w in summary_json["warnings"]] == ["diverged"]
+    assert "diverged" in out + err
+    good = next(r for r in summary_json["comparison"] if r["lr"] == 0.001)
+    assert len(summary_json["epochs"][good["trial_id"]]) == 2 and good["final_test_acc"] > 0.5
