@@ -35,8 +35,12 @@ CLASS_NAMES = {
     "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                       "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
     "mnist": [str(d) for d in range(10)],
+    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
 }
-DATASETS = tuple(CLASS_NAMES)
+DATASETS = (*CLASS_NAMES, "custom")  # custom: class names come from the image files themselves
+FORMATS = ("idx", "png_tar", "png_folder", "class_folders")
+TORCHVISION = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion-mnist": "FashionMNIST"}
+DEFAULT_CACHE = Path("~/.cache/reportgen")
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # ubyte images (3 dims) and labels (1 dim)
 
 
@@ -127,17 +131,18 @@ def load_idx_dir(directory: Path, name: str) -> tuple[dict[str, torch.Tensor], d
     return tensors, files
 
 
-def _download_mnist(cache: Path) -> Path:
-    """torchvision's real MNIST download; returns the raw IDX folder."""
-    from torchvision.datasets import MNIST
+def _download(name: str, cache: Path) -> Path:
+    """torchvision's real download (needs the network); returns the raw IDX folder."""
+    import torchvision.datasets
 
+    dataset_class = getattr(torchvision.datasets, TORCHVISION[name])
     try:
-        MNIST(str(cache), train=True, download=True)
-        MNIST(str(cache), train=False, download=True)
+        for train in (True, False):
+            dataset_class(str(cache), train=train, download=True)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError depending on the failure
-        raise DataError("MNIST is not available: no --data-dir was given and torchvision's download "
-                        f"failed ({exc}). Pass --data-dir DIR with the four MNIST IDX files (.gz or raw).") from exc
-    return cache / "MNIST" / "raw"
+        raise DataError(f"{name} is not available: no --data-dir was given and torchvision's download "
+                        f"failed ({exc}). Pass --data-dir DIR with the four IDX files (.gz or raw).") from exc
+    return cache / TORCHVISION[name] / "raw"
 
 
 def _subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,39 +152,62 @@ def _subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: 
     return images[keep].contiguous(), labels[keep].contiguous()
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, train_subset: int | None = None,
-                 test_subset: int | None = None, seed: int = 0, mean: float | None = None,
-                 std: float | None = None, cache_dir: str | Path = "~/.cache/reportgen") -> Dataset:
-    """Load a dataset by name; subsets are a seeded random choice so every model sees the same images."""
-    if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
+def _idx_source(dataset: str, data_dir: str | Path | None, cache_dir: Path):
     if data_dir is not None:
         directory, source = Path(data_dir).expanduser(), f"IDX files in {data_dir}"
-    elif name == "fashion-mnist":
+    elif dataset == "fashion-mnist" and FASHION_MNIST_DIR.is_dir():
         directory, source = FASHION_MNIST_DIR, "Debian package dataset-fashion-mnist"
-        if not directory.is_dir():
-            raise DataError(f"Fashion-MNIST not found at {directory}: install it with "
-                            "`apt-get install dataset-fashion-mnist` or pass --data-dir DIR")
+    elif dataset == "custom":
+        raise DataError("dataset 'custom' needs data_dir (IDX) or train/test paths with an image format")
     else:
-        directory, source = _download_mnist(Path(cache_dir).expanduser()), "torchvision MNIST download"
-    tensors, files = load_idx_dir(directory, name)
+        directory, source = _download(dataset, cache_dir), f"torchvision {TORCHVISION[dataset]} download"
+    tensors, files = load_idx_dir(directory, dataset)
+    return tensors, files, source, CLASS_NAMES.get(dataset)
+
+
+def _image_source(dataset: str, fmt: str, train: str | None, test: str | None, cache_dir: Path):
+    from .sources import load_image_splits
+
+    if not train or not test:
+        raise DataError(f"data format {fmt!r} needs both 'data.train' and 'data.test' paths")
+    splits = load_image_splits(fmt, Path(train).expanduser(), Path(test).expanduser(), cache_dir)
+    classes = splits["classes"]
+    if dataset in CLASS_NAMES and classes == [str(i) for i in range(len(classes))] \
+            and len(classes) <= len(CLASS_NAMES[dataset]):
+        classes = CLASS_NAMES[dataset]  # numbered labels of a known dataset get its class names
+    return splits, splits["files"], f"{fmt} {train} / {test}", classes
+
+
+def load_dataset(dataset: str, data_dir: str | Path | None = None, train_subset: int | None = None,
+                 test_subset: int | None = None, seed: int = 0, mean: float | None = None,
+                 std: float | None = None, format: str = "idx", train: str | None = None,
+                 test: str | None = None, cache_dir: str | Path = DEFAULT_CACHE) -> Dataset:
+    """Load a dataset; subsets are a seeded random choice so every model sees the same images."""
+    if dataset not in DATASETS:
+        raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
+    if format not in FORMATS:
+        raise DataError(f"unknown data format {format!r}: expected one of {', '.join(FORMATS)}")
+    cache = Path(cache_dir).expanduser()
+    if format == "idx":
+        tensors, files, source, classes = _idx_source(dataset, data_dir, cache)
+    else:
+        tensors, files, source, classes = _image_source(dataset, format, train, test, cache)
     train_x, train_y = _subset(tensors["train_images"], tensors["train_labels"], train_subset, seed)
     test_x, test_y = _subset(tensors["test_images"], tensors["test_labels"], test_subset, seed + 1)
-    classes = CLASS_NAMES[name]
+    classes = classes or [str(i) for i in range(int(max(train_y.max(), test_y.max())) + 1)]
     if int(train_y.max()) >= len(classes) or int(test_y.max()) >= len(classes):
-        raise DataError(f"{directory}: labels go up to {int(max(train_y.max(), test_y.max()))}, "
-                        f"but {name} has {len(classes)} classes")
+        raise DataError(f"{source}: labels go up to {int(max(train_y.max(), test_y.max()))}, "
+                        f"but {dataset} has {len(classes)} classes")
     if mean is None or std is None:  # statistics of the training split actually used, reported as such
         pixels = train_x.float().div_(255)
         mean, std = (round(float(pixels.mean()), 4) if mean is None else mean,
                      round(float(pixels.std()), 4) if std is None else std)
-    return Dataset(name, train_x, train_y, test_x, test_y, classes, mean, std, source, files)
+    return Dataset(dataset, train_x, train_y, test_x, test_y, classes, mean, std, source, files)
 
 
 def load_recorded_dataset(data_spec: dict, seed: int, recorded_files: dict[str, dict[str, str]]) -> Dataset:
     """Reload the exact data an archived run used, refusing files that changed since."""
-    data = load_dataset(data_spec["dataset"], data_spec["data_dir"], data_spec["train_subset"],
-                        data_spec["test_subset"], seed=seed, mean=data_spec["mean"], std=data_spec["std"])
+    data = load_dataset(**data_spec, seed=seed)
     for split, info in recorded_files.items():
         if data.files[split]["sha256"] != info["sha256"]:
             raise DataError(f"{data.files[split]['path']}: differs from the file the run was trained on "

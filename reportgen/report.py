@@ -6,13 +6,14 @@ feed HTML, PDF, CSV and JSON, so they cannot disagree.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from statistics import fmean
 from typing import Any
 
 from .archive import RunArchive
+from .train import TrainConfig
 
-SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "seed")
+SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "augment", "seed")
 GALLERY_CORRECT = 10
 
 
@@ -60,7 +61,8 @@ def summarize_trials(run: RunArchive) -> list[TrialSummary]:
         epochs = info["epochs"]
         average = {k: fmean(e[k] for e in epochs) for k in ("train_loss", "train_acc", "test_loss", "test_acc",
                                                               "seconds")} if epochs else {}
-        summaries.append(TrialSummary(trial_id, info["label"], info["model"], info["config"], info["status"],
+        config = asdict(TrainConfig()) | info["config"]  # runs archived before a setting existed get its default
+        summaries.append(TrialSummary(trial_id, info["label"], info["model"], config, info["status"],
                                       epochs, info["audit"], info.get("base"), average))
     return summaries
 

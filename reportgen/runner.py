@@ -199,8 +199,7 @@ def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = N
     """
     if run_id and (Path(runs_root) / validate_run_id(run_id) / "status.json").exists():
         return resume_experiment(Path(runs_root) / run_id, executor, log)
-    data = load_dataset(spec.data.dataset, spec.data.data_dir, spec.data.train_subset, spec.data.test_subset,
-                        seed=spec.seeds[0], mean=spec.data.mean, std=spec.data.std)
+    data = load_dataset(**asdict(spec.data), seed=spec.seeds[0])
     device, audits = _prepare(spec, data)
     run = RunArchive.create(runs_root, run_id, {"spec": spec.to_dict(), "environment": environment(device),
                                                 "data": data_record(data)})

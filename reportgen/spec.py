@@ -13,7 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .data import DATASETS
+from .augment import Augment
+from .data import DATASETS, FORMATS
 from .errors import SpecError
 from .registry import ModelRef, parse_model_ref
 from .train import LOSSES, OPTIMIZERS, TrainConfig
@@ -32,12 +33,17 @@ class ModelEntry:
 
 @dataclass(frozen=True)
 class DataSpec:
+    """Keyword arguments of data.load_dataset, validated."""
+
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
     train_subset: int | None = None
     test_subset: int | None = None
     mean: float | None = None
     std: float | None = None
+    format: str = "idx"
+    train: str | None = None   # image formats: train archive/folder
+    test: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class ExperimentSpec:
     source: str = "<embedded default>"
 
     def trials(self) -> list[Trial]:
-        keys = list(SWEEPABLE)
+        keys = [*SWEEPABLE, "augment"]
         combos = list(itertools.product(*(self.train[k] for k in keys)))
         trials = []
         for model in self.models:
@@ -83,8 +89,18 @@ class ExperimentSpec:
             "source": self.source, "data": asdict(self.data),
             "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base,
                         "train": m.train} for m in self.models],
-            "train": {k: (v[0] if len(v) == 1 else v) for k, v in self.train.items()} | {"seeds": self.seeds},
+            "train": {k: (v[0] if len(v) == 1 else v) for k, v in self.train.items() if k != "augment"}
+            | {"seeds": self.seeds},
+            "augment": _augment_table(self.train["augment"][0]),
         }
+
+
+def _augment_table(text: str) -> dict[str, Any]:
+    augment = Augment.from_text(text)
+    table = {k: getattr(augment, k) for k in ("rotation", "translate", "erasing") if getattr(augment, k)}
+    if (augment.scale_min, augment.scale_max) != (1.0, 1.0):
+        table["scale"] = [augment.scale_min, augment.scale_max]
+    return table
 
 
 def slug(text: str) -> str:
@@ -93,7 +109,8 @@ def slug(text: str) -> str:
 
 # --- validation -----------------------------------------------------------------------------------
 
-TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source"}
+TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source", "augment"}
+AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
 MODEL_KEYS = {"name", "kwargs", "label", "base", "train"}
 TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
@@ -201,14 +218,34 @@ def _parse_data(check: _Checker, table: Any) -> DataSpec:
     check.typed("data", table, dict, "a table")
     check.unknown(table, DATA_KEYS, "data.")
     dataset = check.choice("data.dataset", table.get("dataset", "fashion-mnist"), DATASETS)
-    data_dir = table.get("data_dir")
-    if data_dir is not None:
-        check.typed("data.data_dir", data_dir, str, "a directory path")
+    paths = {}
+    for key in ("data_dir", "train", "test"):
+        if table.get(key) is not None:
+            paths[key] = check.typed(f"data.{key}", table[key], str, "a path")
+    fmt = check.choice("data.format", table.get("format", "idx"), FORMATS)
+    if fmt != "idx" and not {"train", "test"} <= paths.keys():
+        raise check.fail("data.train", f"train and test paths for format {fmt!r}", paths.get("train"))
     sizes = {k: check.number(f"data.{k}", table[k], 1, 10_000_000, integer=True)
              for k in ("train_subset", "test_subset") if table.get(k) is not None}
     stats = {k: check.number(f"data.{k}", table[k], 1e-6 if k == "std" else 0.0, 1.0)
              for k in ("mean", "std") if table.get(k) is not None}
-    return DataSpec(dataset, data_dir, **sizes, **stats)
+    return DataSpec(dataset, format=fmt, **paths, **sizes, **stats)
+
+
+def _parse_augment(check: _Checker, table: Any) -> str:
+    """[augment] table → the canonical text every trial's TrainConfig carries."""
+    check.typed("augment", table, dict, "a table")
+    check.unknown(table, AUGMENT_KEYS, "augment.")
+    scale = table.get("scale", [1.0, 1.0])
+    if not (isinstance(scale, list) and len(scale) == 2):
+        raise check.fail("augment.scale", "[min, max], e.g. [0.9, 1.1]", scale)
+    low, high = (check.number("augment.scale", v, 0.1, 10.0) for v in scale)
+    if low > high:
+        raise check.fail("augment.scale", "min ≤ max", scale)
+    return Augment(rotation=check.number("augment.rotation", table.get("rotation", 0.0), 0.0, 180.0),
+                   translate=check.number("augment.translate", table.get("translate", 0.0), 0.0, 0.5),
+                   scale_min=low, scale_max=high,
+                   erasing=check.number("augment.erasing", table.get("erasing", 0.0), 0.0, 1.0)).text()
 
 
 def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
@@ -218,6 +255,7 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
     report = check.typed("report", raw.get("report", {}), dict, "a table")
     check.unknown(report, {"lang"}, "report.")
     train, seeds = _parse_train(check, check.typed("train", raw.get("train", {}), dict, "a table"))
+    train["augment"] = [_parse_augment(check, raw.get("augment", {}))]
     return ExperimentSpec(
         name=check.typed("name", raw.get("name", "Model comparison"), str, "a string"),
         data=_parse_data(check, raw.get("data", {})),

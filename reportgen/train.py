@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .augment import Augment
+
 LOSSES = ("cross_entropy", "nll", "bce_with_logits")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 EVAL_BATCH = 2000
@@ -34,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     loss: str = "cross_entropy"
     seed: int = 0
+    augment: str = ""  # train-only augmentation, canonical text of reportgen.augment.Augment ("" = none)
 
 
 @dataclass
@@ -81,8 +84,21 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, epoch, 1)))
 
 
-def normalize(images: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    return images.float().div_(255.0).sub_(mean).div_(std)
+def normalize(images: torch.Tensor, mean: float, std: float, augment: Augment | None = None,
+              generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 → float in [0, 1] → (augmented, training batches only) → standardised."""
+    x = images.float().div_(255.0)
+    if augment is not None:
+        x = augment(x, generator)
+    return x.sub_(mean).div_(std)
+
+
+def batch_augmenter(config: TrainConfig, epoch: int, device: torch.device) -> tuple[Augment | None, torch.Generator | None]:
+    """The augmentation and its random stream for one epoch (seeded, so resume and reruns match)."""
+    if not config.augment:
+        return None, None
+    generator = torch.Generator(device=device).manual_seed(derived_seed(config.seed, epoch, 3))
+    return Augment.from_text(config.augment), generator
 
 
 def compute_loss(name: str, output: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
@@ -142,11 +158,12 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     model.train()
     torch.manual_seed(derived_seed(config.seed, epoch, 2))  # dropout masks
     order = epoch_permutation(config.seed, epoch, len(labels)).to(images.device)
+    augment, generator = batch_augmenter(config, epoch, images.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
     for start in range(0, len(order), config.batch_size):
         index = order[start:start + config.batch_size]
-        x, y = normalize(images[index], mean, std), labels[index]
+        x, y = normalize(images[index], mean, std, augment, generator), labels[index]
         output = model(x)
         loss = compute_loss(config.loss, output, y)
         optimizer.zero_grad(set_to_none=True)

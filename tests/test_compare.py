@@ -40,7 +40,7 @@ def summary(label, test_accs, train_loss=None, loss="cross_entropy", seed=0, sta
                "train_acc": acc, "test_loss": 1.0, "test_acc": acc, "seconds": 1.0}
               for i, acc in enumerate(test_accs)]
     config = {"epochs": len(epochs), "batch_size": 64, "optimizer": "adam", "lr": 0.001, "momentum": 0.0,
-              "weight_decay": 0.0, "loss": loss, "seed": seed}
+              "weight_decay": 0.0, "loss": loss, "augment": "", "seed": seed}
     return TrialSummary(f"00{seed}-{label}", label, "mlp", config, status, epochs, {"total": 1, "without_bias": 1})
 
 
