@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ CLASS_NAMES = {
 DATASETS = (*CLASS_NAMES, "custom")  # custom: class names come from the image files themselves
 FORMATS = ("idx", "png_tar", "png_folder", "class_folders")
 TORCHVISION = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion-mnist": "FashionMNIST"}
-DEFAULT_CACHE = Path("~/.cache/reportgen")
+DEFAULT_CACHE = os.environ.get("REPORTGEN_CACHE", "~/.cache/reportgen")  # decoded-image cache, downloads
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # ubyte images (3 dims) and labels (1 dim)
 
 

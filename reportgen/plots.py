@@ -128,3 +128,25 @@ def confusion_svg(matrix: list[list[int]], classes: list[str], title: str, true_
     ax.grid(False)
     fig.savefig(path, format="svg")
     plt.close(fig)
+
+
+PANELS = (("train_loss", "Train loss"), ("test_loss", "Test loss"), ("train_acc", "Train accuracy"),
+          ("test_acc", "Test accuracy"))
+
+
+def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, path: Path) -> list[str]:
+    """The assignment's four plots for one model: train/test loss and train/test accuracy."""
+    fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.3), layout="constrained")
+    x = [e["epoch"] for e in epochs]
+    for ax, (key, title) in zip(axes, PANELS):
+        scale = 100.0 if key.endswith("acc") else 1.0
+        ax.plot(x, [scale * e[key] for e in epochs], "--" if key.startswith("train") else "-",
+                marker="o", markersize=2.5, color=color)
+        ax.set_title(_(title), fontsize=9)
+        ax.set_xlabel(_("Epoch"), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    fig.suptitle(label, fontsize=9.5)
+    fig.savefig(path, format="svg")
+    plt.close(fig)
+    return [title for _key, title in PANELS]

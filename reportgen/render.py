@@ -16,9 +16,10 @@ import pandas as pd
 
 from .archive import ArchiveError, RunArchive, atomic_write_json, open_run
 from .data import load_recorded_dataset
+from .checklist import evaluate_checklist, load_checklist
 from .compare import literature, pairwise_mcnemar, seed_aggregates
 from .lint import format_warning, lint_trials
-from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors
+from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors, model_panels_svg
 from .report import (TrialSummary, before_after, best_per_model, conclusion, confusion_matrix, gallery_picks,
                      per_class_accuracy, settings_check, summarize_trials, sweep_pivot)
 
@@ -119,7 +120,7 @@ def _restricted_fetcher(root: Path):
     return FolderFetcher(allowed_protocols=("file", "data"))
 
 
-def build_context(run: RunArchive, figures: Path, lang: str) -> dict[str, Any]:
+def build_context(run: RunArchive, figures: Path, lang: str, checklist_name: str | None = None) -> dict[str, Any]:
     translate = translator(lang)
     spec, env, data = run.read("spec"), run.read("environment"), run.read("data")
     trials = summarize_trials(run)
@@ -140,8 +141,14 @@ def build_context(run: RunArchive, figures: Path, lang: str) -> dict[str, Any]:
     tests = pairwise_mcnemar(best, predictions)
     improvements = before_after(trials)
     models = [{"label": label, "trials": by_label[label], "audit": by_label[label][0].audit,
-               "color": colors[label], "name": by_label[label][0].model} for label in labels]
-    return {
+               "color": colors[label], "name": by_label[label][0].model, "kwargs": by_label[label][0].kwargs,
+               "base_label": by_label[label][0].base} for label in labels]
+    model_curves = []
+    for n, trial in enumerate(best):
+        panels = model_panels_svg(trial.epochs, trial.label, colors[trial.label], translate,
+                                  figures / f"curves-{n}.svg")
+        model_curves.append({"label": trial.label, "file": f"figures/curves-{n}.svg", "panels": panels})
+    context = {
         "lang": lang, "run_id": run.run_id, "status": run.status(), "spec": spec, "env": env, "data": data,
         "trials": trials, "models": models, "colors": colors, "settings": settings, "warnings": warnings,
         "format_warning": format_warning, "comparison": [t.comparison_row() for t in trials],
@@ -152,7 +159,14 @@ def build_context(run: RunArchive, figures: Path, lang: str) -> dict[str, Any]:
         "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], figures,
                                 translate),
         "problems": run.verify(), "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
+        "best": best, "model_curves": model_curves,
     }
+    checklist = checklist_name or spec.get("checklist")
+    context["checklist"] = None
+    if checklist:
+        loaded = load_checklist(checklist)
+        context["checklist"] = {"title": loaded["title"], "items": evaluate_checklist(loaded, context)}
+    return context
 
 
 def _write_tables(context: dict[str, Any], folder: Path) -> None:
@@ -163,7 +177,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
         "run_id": context["run_id"], "spec": context["spec"], "settings": context["settings"],
         "comparison": context["comparison"], "before_after": context["before_after"],
         "seed_aggregates": context["aggregates"], "mcnemar": context["mcnemar"],
-        "conclusion": context["conclusion"],
+        "conclusion": context["conclusion"], "checklist": context["checklist"],
         "warnings": [{"code": w.code, "trial_id": w.trial_id, "message": format_warning(w)}
                      for w in context["warnings"]],
         "epochs": {t.trial_id: t.epochs for t in context["trials"]},
@@ -175,7 +189,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
 
 
 def render_report(run_path: str | Path, output_root: str | Path = "output", lang: str | None = None,
-                  allow_incomplete: bool = False, pdf: bool = True) -> Path:
+                  allow_incomplete: bool = False, pdf: bool = True, checklist: str | None = None) -> Path:
     """Render runs/<id> into output/<id>/ (report.html, report.pdf, metrics.csv, comparison.csv, summary.json)."""
     run = open_run(run_path)
     problems = run.verify()
@@ -194,7 +208,7 @@ def render_report(run_path: str | Path, output_root: str | Path = "output", lang
     except OSError as exc:
         raise ArchiveError(f"{output_root}: cannot write the report ({exc.strerror})") from exc
     try:
-        context = build_context(run, staging / "figures", lang)
+        context = build_context(run, staging / "figures", lang, checklist)
         html = _environment(lang).get_template("report.html.j2").render(**context)
         shutil.copy(TEMPLATES / "report.css", staging / "report.css")
         (staging / "report.html").write_text(html, "utf-8")

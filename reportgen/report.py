@@ -28,6 +28,7 @@ class TrialSummary:
     audit: dict[str, Any]
     base: str | None = None
     average: dict[str, float] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final(self) -> dict[str, float]:
@@ -63,7 +64,7 @@ def summarize_trials(run: RunArchive) -> list[TrialSummary]:
                                                               "seconds")} if epochs else {}
         config = asdict(TrainConfig()) | info["config"]  # runs archived before a setting existed get its default
         summaries.append(TrialSummary(trial_id, info["label"], info["model"], config, info["status"],
-                                      epochs, info["audit"], info.get("base"), average))
+                                      epochs, info["audit"], info.get("base"), average, info.get("kwargs", {})))
     return summaries
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from .augment import Augment
 from .data import DATASETS, FORMATS
+from .checklist import load_checklist
 from .errors import SpecError
 from .registry import ModelRef, parse_model_ref
 from .train import LOSSES, OPTIMIZERS, TrainConfig
@@ -66,6 +67,7 @@ class ExperimentSpec:
     notes: str = ""
     lang: str = "en"
     source: str = "<embedded default>"
+    checklist: str | None = None  # "assignment" (built in) or a checklist TOML path
 
     def trials(self) -> list[Trial]:
         keys = [*SWEEPABLE, "augment"]
@@ -86,6 +88,7 @@ class ExperimentSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "notes": self.notes, "device": self.device, "lang": self.lang,
+            "checklist": self.checklist,
             "source": self.source, "data": asdict(self.data),
             "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base,
                         "train": m.train} for m in self.models],
@@ -109,7 +112,8 @@ def slug(text: str) -> str:
 
 # --- validation -----------------------------------------------------------------------------------
 
-TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source", "augment"}
+TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source", "augment",
+            "checklist"}
 AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
 MODEL_KEYS = {"name", "kwargs", "label", "base", "train"}
@@ -253,7 +257,10 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
     check = _Checker(source)
     check.unknown(raw, TOP_KEYS, "")
     report = check.typed("report", raw.get("report", {}), dict, "a table")
-    check.unknown(report, {"lang"}, "report.")
+    check.unknown(report, {"lang", "checklist"}, "report.")
+    checklist = report.get("checklist", raw.get("checklist"))
+    if checklist is not None:
+        load_checklist(check.typed("report.checklist", checklist, str, "'assignment' or a checklist TOML path"))
     train, seeds = _parse_train(check, check.typed("train", raw.get("train", {}), dict, "a table"))
     train["augment"] = [_parse_augment(check, raw.get("augment", {}))]
     return ExperimentSpec(
@@ -264,7 +271,7 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
         device=check.typed("device", raw.get("device", "auto"), str, "auto, cpu, cuda or cuda:N"),
         notes=check.typed("notes", raw.get("notes", ""), str, "a string"),
         lang=check.choice("report.lang", report.get("lang", raw.get("lang", "en")), ("en", "ko")),
-        source=raw.get("source", source),
+        source=raw.get("source", source), checklist=checklist,
     )
 
 
