@@ -24,7 +24,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.resume:
         run = resume_experiment(Path(args.resume))
-        return _report(run.path, args.output_dir, run.read("spec").get("lang", "en"), args.no_pdf)
+        return _report(run.path, args, run.read("spec").get("lang", "en"))
     overrides: dict[str, Any] = {
         "data.dataset": args.dataset, "data.data_dir": args.data_dir, "data.train_subset": args.train_subset,
         "data.test_subset": args.test_subset, "train.epochs": args.epochs, "train.batch_size": args.batch_size,
@@ -38,25 +38,21 @@ def _run(args: argparse.Namespace) -> int:
             print(f"override: {key} = {value}")
     spec = load_spec(args.spec, overrides)
     run = run_experiment(spec, Path(args.runs_dir), args.run_id or None)
-    return _report(run.path, args.output_dir, spec.lang, args.no_pdf)
+    return _report(run.path, args, spec.lang)
 
 
-def _report(run_path: Path, output_dir: str, lang: str, no_pdf: bool) -> int:
+def _report(run_path: Path, args: argparse.Namespace, lang: str | None) -> int:
     from .render import render_report
 
     print(f"archived run: {run_path}")
-    out = render_report(run_path, output_dir, lang, pdf=not no_pdf)
-    print(f"report: {out / 'report.html'}" + ("" if no_pdf else f"\nreport: {out / 'report.pdf'}"))
+    out = render_report(run_path, args.output_dir, lang, allow_incomplete=getattr(args, "allow_incomplete", False),
+                        pdf=not args.no_pdf, checklist=args.checklist, single_file=args.single_file)
+    print(f"report: {out / 'report.html'}" + ("" if args.no_pdf else f"\nreport: {out / 'report.pdf'}"))
     return 0
 
 
 def _render(args: argparse.Namespace) -> int:
-    from .render import render_report
-
-    out = render_report(args.run, args.output_dir, args.lang, allow_incomplete=args.allow_incomplete,
-                        pdf=not args.no_pdf)
-    print(f"report: {out / 'report.html'}")
-    return 0
+    return _report(Path(args.run), args, args.lang)
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -91,6 +87,13 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF (HTML, CSV and JSON only)")
+    parser.add_argument("--single-file", action="store_true",
+                        help="make report.html self-contained (stylesheet and figures inlined)")
+    parser.add_argument("--checklist", help="assignment checklist: 'assignment' or a checklist TOML file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reportgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -115,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last epoch")
     run.add_argument("--runs-dir", default="runs")
     run.add_argument("--output-dir", default="output")
-    run.add_argument("--no-pdf", action="store_true", help="skip the PDF (HTML, CSV and JSON only)")
+    _report_options(run)
     run.set_defaults(func=_run)
 
     render = sub.add_parser("render", help="re-render a report from an archived run, without training")
@@ -124,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--lang", choices=("en", "ko"))
     render.add_argument("--allow-incomplete", action="store_true",
                         help="render an incomplete or altered run anyway, marked as such")
-    render.add_argument("--no-pdf", action="store_true")
+    _report_options(render)
     render.set_defaults(func=_render)
 
     params = sub.add_parser("params", help="parameter audit: per-layer formulas, checked against torchinfo")

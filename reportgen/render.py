@@ -5,7 +5,9 @@ render never leaves a half-written report in output/.
 """
 from __future__ import annotations
 
+import base64
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -188,8 +190,22 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
     })
 
 
+def inline_assets(html: str, folder: Path) -> str:
+    """One self-contained file: the stylesheet inlined, every figure as a data: URI."""
+    css = (folder / "report.css").read_text("utf-8")
+    html = html.replace('<link rel="stylesheet" href="report.css">', f"<style>\n{css}</style>")
+
+    def data_uri(match: re.Match) -> str:
+        path = folder / match.group(1)
+        mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
+        return f'src="data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"'
+
+    return re.sub(r'src="(figures/[A-Za-z0-9_.-]+)"', data_uri, html)
+
+
 def render_report(run_path: str | Path, output_root: str | Path = "output", lang: str | None = None,
-                  allow_incomplete: bool = False, pdf: bool = True, checklist: str | None = None) -> Path:
+                  allow_incomplete: bool = False, pdf: bool = True, checklist: str | None = None,
+                  single_file: bool = False) -> Path:
     """Render runs/<id> into output/<id>/ (report.html, report.pdf, metrics.csv, comparison.csv, summary.json)."""
     run = open_run(run_path)
     problems = run.verify()
@@ -213,6 +229,8 @@ def render_report(run_path: str | Path, output_root: str | Path = "output", lang
         shutil.copy(TEMPLATES / "report.css", staging / "report.css")
         (staging / "report.html").write_text(html, "utf-8")
         _write_tables(context, staging)
+        if single_file:
+            (staging / "report.html").write_text(inline_assets(html, staging), "utf-8")
         if pdf:
             import weasyprint
 

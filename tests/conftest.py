@@ -66,3 +66,13 @@ def cli(capsys: pytest.CaptureFixture):
 
 requires_fashion = pytest.mark.skipif(not FASHION_MNIST_DIR.is_dir(),
                                       reason="dataset-fashion-mnist is installed by `make test`")
+
+
+@pytest.fixture(scope="session")
+def finished(tmp_path_factory) -> Path:
+    """One real default-experiment run (3 models, subsets, 2 epochs) shared by the report tests."""
+    root = tmp_path_factory.mktemp("e2e")
+    code = main(["run", *FAST, "--run-id", "e2e", "--runs-dir", str(root / "runs"),
+                 "--output-dir", str(root / "output")])
+    assert code == 0
+    return root

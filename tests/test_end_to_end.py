@@ -9,20 +9,9 @@ import pytest
 import torch
 
 from conftest import FAST, requires_fashion
-from reportgen.cli import main
 from reportgen.registry import create_model
 
 pytestmark = requires_fashion
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    """One real default-experiment run (3 models) on a subset, shared by the tests below."""
-    root = tmp_path_factory.mktemp("e2e")
-    code = main(["run", *FAST, "--run-id", "e2e", "--runs-dir", str(root / "runs"),
-                 "--output-dir", str(root / "output")])
-    assert code == 0
-    return root
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
