@@ -56,7 +56,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
-    from .audit import audit_model, check_claim, format_audit, parse_input_shape
+    from .audit import audit_model, check_claim, format_audit, match_mlp, parse_input_shape
     from .registry import create_model, parse_model_ref
 
     shape = parse_input_shape(args.input)
@@ -65,6 +65,13 @@ def _params(args: argparse.Namespace) -> int:
         ref = parse_model_ref(text)
         audit = audit_model(create_model(ref), shape, name=ref.label)
         print(format_audit(audit, args.format))
+        if args.match_mlp:
+            inputs = 1
+            for size in shape:
+                inputs *= size
+            hidden, achieved = match_mlp(audit.total, in_features=inputs, depth=args.match_mlp)
+            print(f"MLP with about as many parameters as {ref.label} ({audit.total:,}): "
+                  f"mlp?hidden={list(hidden)} → {achieved:,} ({100 * (achieved - audit.total) / audit.total:+.2f}%)")
         problem = check_claim(audit, args.expect, args.expect_no_bias)
         if problem:
             print(f"{ref.label}: {problem}", file=sys.stderr)
@@ -137,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     claim.add_argument("--expect", type=int, help="claimed total; exit 1 with the difference if wrong")
     claim.add_argument("--expect-no-bias", type=int, help="claimed total without bias terms")
     params.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
+    params.add_argument("--match-mlp", type=int, metavar="DEPTH",
+                        help="also solve the hidden widths of a DEPTH-layer MLP with about as many parameters")
     params.set_defaults(func=_params)
 
     runs = sub.add_parser("list", help="list archived runs with state, date, models, best accuracy")
