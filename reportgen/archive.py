@@ -159,6 +159,12 @@ class RunArchive:
         except Exception as exc:  # a corrupt checkpoint must not be silently trusted
             raise ArchiveError(f"{path}: cannot load checkpoint ({exc})") from exc
 
+    def fail_trial(self, trial_id: str, error: str) -> None:
+        path = self.trial_dir(trial_id) / "trial.json"
+        info = read_json(path) if path.exists() else {"trial_id": trial_id}
+        path.parent.mkdir(exist_ok=True)
+        atomic_write_json(path, info | {"status": "failed", "error": error})
+
     def trial_status(self, trial_id: str) -> str | None:
         path = self.trial_dir(trial_id) / "trial.json"
         return read_json(path).get("status") if path.exists() else None

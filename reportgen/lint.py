@@ -22,6 +22,11 @@ def lint_trials(trials: list[TrialSummary], num_classes: int, settings_identical
     warnings: list[Warning_] = []
     chance = 1.0 / num_classes
     for t in trials:
+        if t.status == "failed":
+            last_line = (t.error.strip().splitlines() or ["unknown error"])[-1]
+            warnings.append(Warning_("failed", t.trial_id, "{model} ({trial}) failed: {error}",
+                                     {"model": t.label, "trial": t.trial_id, "error": last_line}))
+            continue
         if not t.epochs:
             continue
         losses = [e["train_loss"] for e in t.epochs]

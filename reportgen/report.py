@@ -29,6 +29,7 @@ class TrialSummary:
     base: str | None = None
     average: dict[str, float] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
 
     @property
     def final(self) -> dict[str, float]:
@@ -59,12 +60,15 @@ def summarize_trials(run: RunArchive) -> list[TrialSummary]:
     summaries = []
     for trial_id in run.trial_ids():
         info = run.trial(trial_id)
+        if "label" not in info:  # failed before it was registered: nothing to report but the lint line
+            continue
         epochs = info["epochs"]
         average = {k: fmean(e[k] for e in epochs) for k in ("train_loss", "train_acc", "test_loss", "test_acc",
                                                               "seconds")} if epochs else {}
         config = asdict(TrainConfig()) | info["config"]  # runs archived before a setting existed get its default
         summaries.append(TrialSummary(trial_id, info["label"], info["model"], config, info["status"],
-                                      epochs, info["audit"], info.get("base"), average, info.get("kwargs", {})))
+                                      epochs, info["audit"], info.get("base"), average, info.get("kwargs", {}),
+                                      info.get("error", "")))
     return summaries
 
 
@@ -84,6 +88,8 @@ def best_per_model(trials: list[TrialSummary]) -> list[TrialSummary]:
     """For galleries and before/after: each model's trial with the best final test accuracy."""
     best: dict[str, TrialSummary] = {}
     for trial in trials:
+        if trial.status == "failed":
+            continue
         if trial.epochs and (trial.label not in best
                              or trial.final["test_acc"] > best[trial.label].final["test_acc"]):
             best[trial.label] = trial

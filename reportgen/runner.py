@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import traceback
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import torch.nn as nn
 from .archive import RunArchive, open_run, validate_run_id
 from .audit import ModelAudit, audit_model
 from .data import Dataset, load_dataset, load_recorded_dataset
-from .errors import ArchiveError, ModelError
+from .errors import ArchiveError, ModelError, ReportgenError
 from .registry import create_model
 from .spec import ExperimentSpec, Trial, parse_spec
 from .train import EpochMetrics, TrainResult, batches_per_epoch, make_optimizer, select_device, train_model
@@ -86,14 +87,19 @@ def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
 
 
 class Executor(Protocol):
-    """Where trials run. In-process now; the seam lets other executors (e.g. a cluster) plug in."""
+    """Where trials run: in this process (LocalExecutor) or elsewhere (reportgen.ray_executor).
 
-    def map(self, trials: list[Trial], run_one: Callable[[Trial], TrainResult | None]) -> list: ...
+    An executor calls `runner(trial)` — or the equivalent in a worker, see `run_trial_in_worker` —
+    for every trial; the runner writes each trial's results into the run archive.
+    """
+
+    def map(self, trials: list[Trial], runner: "TrialRunner") -> None: ...
 
 
 class LocalExecutor:
-    def map(self, trials: list[Trial], run_one: Callable[[Trial], TrainResult | None]) -> list:
-        return [run_one(trial) for trial in trials]
+    def map(self, trials: list[Trial], runner: "TrialRunner") -> None:
+        for trial in trials:
+            runner(trial)
 
 
 def epoch_line(label: str, metrics: EpochMetrics, epochs: int) -> str:
@@ -115,6 +121,17 @@ class TrialRunner:
                                                  data.test_images, data.test_labels)]
 
     def __call__(self, trial: Trial) -> TrainResult | None:
+        """Train one trial; an exception marks only this trial failed (with its traceback), the sweep goes on."""
+        try:
+            return self._train(trial)
+        except (ReportgenError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # a crash inside one trial (e.g. out of memory) must not sink the others
+            self.run.fail_trial(trial.trial_id, traceback.format_exc())
+            self.log(f"error: trial {trial.trial_id} failed ({type(exc).__name__}: {exc}); the others go on")
+            return None
+
+    def _train(self, trial: Trial) -> TrainResult | None:
         config = trial.config
         if self.run.trial_status(trial.trial_id) in ("complete", "diverged"):
             self.bar.update(batches_per_epoch(len(self.data.train_labels), config.batch_size) * config.epochs)
@@ -166,6 +183,24 @@ class TrialRunner:
         return history
 
 
+def run_trial_in_worker(run_path: str, trial: Trial, device: str, audits: dict[str, ModelAudit],
+                        threads: int | None = None) -> str:
+    """Everything a worker process needs to run one trial into a shared run folder; returns its status.
+
+    The worker re-reads the data the run recorded (verifying checksums), so a trial trains on exactly
+    what a local run would, and resumes from the trial's checkpoint when it is retried.
+    """
+    run = open_run(run_path)
+    spec = run.read("spec")
+    data = load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"])
+    chosen = select_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    with tqdm(disable=True) as bar:
+        TrialRunner(run, data, chosen, audits, bar, log=print)(trial)
+    return run.trial_status(trial.trial_id) or "failed"
+
+
 def _prepare(spec: ExperimentSpec, data: Dataset) -> tuple[torch.device, dict[str, ModelAudit]]:
     device = select_device(spec.device)
     return device, preflight(spec, data)
@@ -180,6 +215,9 @@ def _train_all(run: RunArchive, spec: ExperimentSpec, data: Dataset, device: tor
     try:
         with tqdm(total=total, unit="batch", desc=run.run_id, dynamic_ncols=True, mininterval=0.5) as bar:
             (executor or LocalExecutor()).map(trials, TrialRunner(run, data, device, audits, bar, log))
+        failed = [t for t in run.trial_ids() if run.trial_status(t) in ("failed", "running")]
+        if failed:
+            log(f"warning: {len(failed)} trial(s) failed: {', '.join(failed)} (tracebacks in their trial.json)")
     except KeyboardInterrupt:
         run.set_status("failed", error="interrupted (Ctrl-C)")
         log(f"interrupted: completed epochs are checkpointed; resume with: reportgen run --resume {run.path}")
