@@ -28,6 +28,7 @@ from .errors import ArchiveError, ModelError, ReportgenError
 from .registry import create_model
 from .spec import ExperimentSpec, Trial, parse_spec
 from .train import EpochMetrics, TrainResult, batches_per_epoch, make_optimizer, select_device, train_model
+from .vectorized import can_vectorize, group_key, train_stacked
 
 Log = Callable[[str], None]
 
@@ -97,9 +98,28 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
+    """Runs trials in this process, one after another; with `vectorize`, trials that differ only in
+    lr / momentum / weight decay train together as one stacked model (reportgen.vectorized)."""
+
+    def __init__(self, vectorize: bool = False) -> None:
+        self.vectorize = vectorize
+
     def map(self, trials: list[Trial], runner: "TrialRunner") -> None:
-        for trial in trials:
-            runner(trial)
+        for group in (stack_groups(trials) if self.vectorize else [[t] for t in trials]):
+            if len(group) > 1:
+                runner.run_stack(group)
+            else:
+                runner(group[0])
+
+
+def stack_groups(trials: list[Trial]) -> list[list[Trial]]:
+    """Trials that can share one stack (same model, init, data order, loss, optimizer), in spec order."""
+    groups: dict[tuple, list[Trial]] = {}
+    for trial in trials:
+        stackable = can_vectorize(create_model(trial.model.ref))
+        key = group_key(trial.config, trial.model.label) if stackable else (trial.trial_id,)
+        groups.setdefault(key, []).append(trial)
+    return list(groups.values())
 
 
 def epoch_line(label: str, metrics: EpochMetrics, epochs: int) -> str:
@@ -133,8 +153,7 @@ class TrialRunner:
 
     def _train(self, trial: Trial) -> TrainResult | None:
         config = trial.config
-        if self.run.trial_status(trial.trial_id) in ("complete", "diverged"):
-            self.bar.update(batches_per_epoch(len(self.data.train_labels), config.batch_size) * config.epochs)
+        if self._finished(trial):
             return None
         torch.manual_seed(config.seed)  # same init for every model built with this seed
         model = create_model(trial.model.ref).to(self.device)
@@ -153,26 +172,72 @@ class TrialRunner:
         result = train_model(model, train_x, train_y, test_x, test_y, self.data.mean, self.data.std, config,
                              on_epoch=on_epoch, optimizer=optimizer, history=list(history),
                              on_batch=self.bar.update)
-        final = result.final
+        self._finish(trial, model, result)
+        return result
+
+    def run_stack(self, trials: list[Trial]) -> None:
+        """Train a group as one stacked model. Stacks keep no per-epoch checkpoint: an interrupted
+        group is retrained from the start (trials already finished are skipped)."""
+        pending = [t for t in trials if not self._finished(t)]
+        if len(pending) < 2:
+            for trial in pending:
+                self(trial)
+            return
+        models = []
+        for trial in pending:
+            torch.manual_seed(trial.config.seed)
+            models.append(create_model(trial.model.ref).to(self.device))
+            self._register(trial)
+        histories: list[list[EpochMetrics]] = [[] for _ in pending]
+
+        def on_epoch(k: int, epoch: int, metrics: EpochMetrics) -> None:
+            histories[k].append(metrics)
+            self.run.write_epochs(pending[k].trial_id, histories[k])
+            self.bar.write(epoch_line(f"{pending[k].model.label} [{pending[k].trial_id[:3]}]", metrics,
+                                      pending[k].config.epochs))
+
+        try:
+            results = train_stacked(models, *self.tensors, self.data.mean, self.data.std,
+                                    [t.config for t in pending], on_epoch=on_epoch,
+                                    on_batch=lambda n: self.bar.update(n * len(pending)))
+        except Exception as exc:  # a stack that fails is retried one trial at a time
+            self.log(f"warning: stacked training of {len(pending)} trials failed ({exc}); training them one by one")
+            for trial in pending:
+                self(trial)
+            return
+        for trial, model, result in zip(pending, models, results):
+            self._finish(trial, model, result)
+
+    def _finished(self, trial: Trial) -> bool:
+        if self.run.trial_status(trial.trial_id) in ("complete", "diverged"):
+            self.bar.update(batches_per_epoch(len(self.data.train_labels), trial.config.batch_size)
+                            * trial.config.epochs)
+            return True
+        return False
+
+    def _register(self, trial: Trial) -> None:
+        self.run.start_trial(trial.trial_id, {
+            "trial_id": trial.trial_id, "label": trial.model.label, "model": trial.model.ref.target,
+            "kwargs": trial.model.ref.kwargs, "base": trial.model.base, "config": asdict(trial.config),
+            "audit": self.audits[trial.model.label].to_dict(),
+        })
+
+    def _finish(self, trial: Trial, model: nn.Module, result: TrainResult) -> None:
+        final, test_y = result.final, self.tensors[3]
         predictions = {"index": list(range(len(test_y))), "label": test_y.cpu().tolist(),
                        "prediction": final.predictions.tolist(),
                        "confidence": [round(c, 5) for c in final.confidences.tolist()]}
         self.run.finish_trial(trial.trial_id, result.status, predictions,
                               {k: v.cpu() for k, v in model.state_dict().items()})
         if result.status == "diverged":
-            self.log(f"warning: {trial.model.label} diverged (non-finite loss) at epoch "
-                     f"{len(result.history)}; its trial is kept and flagged")
-        return result
+            self.log(f"warning: {trial.model.label} ({trial.trial_id}) diverged at epoch {len(result.history)}; "
+                     "its trial is kept and flagged")
 
     def _restore(self, trial: Trial, model: nn.Module, optimizer: torch.optim.Optimizer) -> list[EpochMetrics]:
         """Fresh trial: register it. Interrupted trial: load its last complete epoch."""
         checkpoint = self.run.load_checkpoint(trial.trial_id)
         if checkpoint is None:
-            self.run.start_trial(trial.trial_id, {
-                "trial_id": trial.trial_id, "label": trial.model.label, "model": trial.model.ref.target,
-                "kwargs": trial.model.ref.kwargs, "base": trial.model.base, "config": asdict(trial.config),
-                "audit": self.audits[trial.model.label].to_dict(),
-            })
+            self._register(trial)
             return []
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])

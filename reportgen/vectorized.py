@@ -9,7 +9,6 @@ convolution is computed as one grouped convolution, which rounds differently).
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
 
@@ -17,8 +16,8 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .train import (OPTIMIZERS, EpochMetrics, TrainConfig, TrainResult, compute_loss, derived_seed,
-                    epoch_permutation, evaluate, normalize)
+from .train import (OPTIMIZERS, EpochMetrics, TrainConfig, TrainResult, batch_augmenter, compute_loss,
+                    derived_seed, epoch_permutation, evaluate, is_diverged, normalize)
 
 StackedEpochCallback = Callable[[int, int, EpochMetrics], None]  # (trial index, epoch, metrics)
 ADAM_BETAS = (0.9, 0.999)
@@ -44,13 +43,18 @@ def vectorize_blocker(model: nn.Module) -> str | None:
 
 
 def can_vectorize(model: nn.Module) -> bool:
-    """True when stacked training gives the same results as sequential training for this model."""
+    """True when stacked training gives the same results as sequential training for this model.
+
+    Only modules are inspected; a random op called inside forward (F.dropout) still fails loudly,
+    as vmap refuses randomness by default.
+    """
     return vectorize_blocker(model) is None
 
 
 def group_key(config: TrainConfig, model_label: str) -> tuple:
     """Trials with equal keys share init and data order, so they can share one stack."""
-    return (model_label, config.batch_size, config.epochs, config.seed, config.loss, config.optimizer)
+    return (model_label, config.batch_size, config.epochs, config.seed, config.loss, config.optimizer,
+            config.augment)
 
 
 def _per_trial(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -62,7 +66,8 @@ class StackedOptimizer:
     """torch.optim's default update rules for parameters stacked along dim 0, one trial per slice.
 
     lr, momentum and weight_decay are (K,) float64 tensors on the parameters' device; derived factors
-    are computed in float64 then cast, as torch.optim does with its Python-float hyperparameters.
+    are computed in float64 and then cast, as torch.optim does with its Python-float hyperparameters.
+    `step` works in place and overwrites the gradients (fresh allocations cost page faults on CPU).
     """
 
     def __init__(self, params: list[torch.Tensor], configs: list[TrainConfig]) -> None:
@@ -81,11 +86,12 @@ class StackedOptimizer:
         self.state: list[dict[str, torch.Tensor]] = [{} for _ in params]
 
     @torch.no_grad()
-    def step(self) -> None:
+    def step(self, grads: list[torch.Tensor] | None = None) -> None:
+        """One update from `grads` (default: each parameter's .grad), which it overwrites."""
         self.steps += 1
         update = {"sgd": self._sgd, "adam": self._adam, "adamw": self._adam, "rmsprop": self._rmsprop}[self.kind]
-        for param, state in zip(self.params, self.state):
-            update(param, param.grad, state)
+        for param, grad, state in zip(self.params, grads or [p.grad for p in self.params], self.state):
+            update(param, grad, state)
 
     def zero_grad(self) -> None:
         for param in self.params:
@@ -97,65 +103,95 @@ class StackedOptimizer:
         self.lr, self.momentum, self.weight_decay = (t[index] for t in (self.lr, self.momentum, self.weight_decay))
         self.state = [{name: t[index] for name, t in state.items()} for state in self.state]
 
-    def _l2(self, param: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-        return grad + _per_trial(self.weight_decay, param) * param  # torch: grad.add(param, alpha=wd)
+    def _l2(self, param: torch.Tensor, grad: torch.Tensor) -> None:
+        grad.addcmul_(param, _per_trial(self.weight_decay, param))  # torch: grad.add(param, alpha=wd)
 
     def _sgd(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
-        grad = self._l2(param, grad)
+        self._l2(param, grad)
         if "momentum_buffer" not in state:  # torch's first buffer is the gradient itself
             state["momentum_buffer"] = grad.clone()
         else:  # momentum 0 gives buffer == grad, i.e. plain SGD, as torch does without a buffer
             state["momentum_buffer"].mul_(_per_trial(self.momentum, param)).add_(grad)
-        param.sub_(_per_trial(self.lr, param) * state["momentum_buffer"])
+        param.addcmul_(state["momentum_buffer"], _per_trial(-self.lr, param))
 
     def _adam(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
         beta1, beta2 = ADAM_BETAS
         if self.kind == "adamw":  # decoupled: shrink the weights, leave the gradient alone
             param.mul_(_per_trial(1 - self.lr * self.weight_decay, param))
         else:
-            grad = self._l2(param, grad)
+            self._l2(param, grad)
         if not state:
             state["exp_avg"], state["exp_avg_sq"] = torch.zeros_like(param), torch.zeros_like(param)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        step_size = self.lr / (1 - beta1 ** self.steps)
-        denom = (exp_avg_sq.sqrt() / (1 - beta2 ** self.steps) ** 0.5).add_(ADAM_EPS)
-        param.sub_(_per_trial(step_size, param) * (exp_avg / denom))
+        step = torch.sqrt(exp_avg_sq, out=grad).div_((1 - beta2 ** self.steps) ** 0.5).add_(ADAM_EPS)
+        torch.div(exp_avg, step, out=step)  # the gradient's memory now holds exp_avg / denom
+        param.addcmul_(step, _per_trial(-self.lr / (1 - beta1 ** self.steps), param))
 
     def _rmsprop(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor]) -> None:
-        grad = self._l2(param, grad)
+        self._l2(param, grad)
         if not state:
-            state["square_avg"], state["momentum_buffer"] = torch.zeros_like(param), torch.zeros_like(param)
+            state.update(square_avg=torch.zeros_like(param), momentum_buffer=torch.zeros_like(param),
+                         avg=torch.empty_like(param))  # avg: scratch, reused every step
         square_avg, buffer = state["square_avg"], state["momentum_buffer"]
         square_avg.mul_(RMSPROP_ALPHA).addcmul_(grad, grad, value=1 - RMSPROP_ALPHA)
+        avg = torch.sqrt(square_avg, out=state["avg"]).add_(RMSPROP_EPS)
         # momentum 0 makes the buffer grad/avg, i.e. torch's momentum-free update
-        buffer.mul_(_per_trial(self.momentum, param)).addcdiv_(grad, square_avg.sqrt().add_(RMSPROP_EPS))
-        param.sub_(_per_trial(self.lr, param) * buffer)
+        buffer.mul_(_per_trial(self.momentum, param)).addcdiv_(grad, avg)
+        param.addcmul_(buffer, _per_trial(-self.lr, param))
 
 
 class _Stack:
-    """K identically shaped models as stacked parameters and buffers, run with vmap."""
+    """K identically shaped models as one flat (K, P) weight tensor plus stacked buffers, run with vmap.
+
+    The per-parameter leaves handed to functional_call are views of `flat`, so the optimizer updates
+    all weights with a handful of large in-place ops (few kernel launches on CUDA); after backward
+    the gradients are copied into the matching flat buffer (cheaper than autograd's split backward).
+    """
 
     def __init__(self, models: list[nn.Module], loss: str) -> None:
-        self.params, self.buffers = stack_module_state(models)
+        params, self.buffers = stack_module_state(models)
+        self.shapes = {name: p.shape[1:] for name, p in params.items()}
+        self._use(torch.cat([p.detach().reshape(len(models), -1) for p in params.values()], 1))
         self.base = copy.deepcopy(models[0]).to("meta")  # architecture only; weights come from the stack
         self.base.train()
         self.loss = loss
-        self.forward = vmap(self._trial, in_dims=(0, 0, None, None))
+        self._forward = vmap(self._trial, in_dims=(0, 0, None, None))
+
+    def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        chunks = flat.split([shape.numel() for shape in self.shapes.values()], dim=1)
+        return {name: chunk.view(-1, *shape) for (name, shape), chunk in zip(self.shapes.items(), chunks)}
+
+    def _use(self, flat: torch.Tensor) -> None:
+        self.flat, self.flat_grad = flat, torch.empty_like(flat)
+        self.params = {name: view.requires_grad_() for name, view in self._views(flat).items()}
+        self._grad_views = list(self._views(self.flat_grad).values())
 
     def _trial(self, params: dict, buffers: dict, x: torch.Tensor, y: torch.Tensor):
         output = functional_call(self.base, (params, buffers), (x,))
         return compute_loss(self.loss, output, y), output
 
+    def losses(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(K,) mean losses and (K, B, classes) outputs of every trial on the shared batch."""
+        return self._forward(self.params, self.buffers, x, y)
+
+    def take_grads(self) -> torch.Tensor:
+        """Move the leaves' gradients into the (K, P) buffer matching `flat`."""
+        for view, param in zip(self._grad_views, self.params.values()):
+            view.copy_(param.grad)
+            param.grad = None
+        return self.flat_grad
+
     def keep(self, index: torch.Tensor) -> None:
-        self.params = {n: p.detach()[index].requires_grad_() for n, p in self.params.items()}
-        self.buffers = {n: b[index] for n, b in self.buffers.items()}
+        self._use(self.flat[index])
+        self.buffers = {name: b[index] for name, b in self.buffers.items()}
 
     @torch.no_grad()
     def write_back(self, slot: int, model: nn.Module) -> None:
+        stacked = {**self.params, **self.buffers}
         for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            tensor.copy_((self.params[name] if name in self.params else self.buffers[name])[slot])
+            tensor.copy_(stacked[name][slot])
 
 
 def _check_stackable(models: list[nn.Module], configs: list[TrainConfig]) -> None:
@@ -167,9 +203,13 @@ def _check_stackable(models: list[nn.Module], configs: list[TrainConfig]) -> Non
             raise ValueError(f"cannot train {type(model).__name__} stacked: {reason}; train it sequentially")
     if len({group_key(c, "") for c in configs}) != 1:
         raise ValueError("stacked trials must share batch_size, epochs, seed, loss and optimizer")
-    shapes = [[(n, t.shape) for n, t in m.state_dict().items()] for m in models]
+    shapes = [[(n, t.shape, t.dtype) for n, t in m.state_dict().items()] for m in models]
     if any(s != shapes[0] for s in shapes):
-        raise ValueError("stacked trials must share one architecture (same parameter names and shapes)")
+        raise ValueError("stacked trials must share one architecture (same parameter names, shapes, dtypes)")
+    if not all(p.requires_grad for p in models[0].parameters()):  # torch.optim would skip frozen ones
+        raise ValueError("stacked trials must have every parameter trainable (requires_grad)")
+    if len({p.dtype for p in models[0].parameters()}) != 1:
+        raise ValueError("stacked trials need parameters, all of one dtype (they share one flat tensor)")
 
 
 def _train_epoch(stack: _Stack, optimizer: StackedOptimizer, images: torch.Tensor, labels: torch.Tensor,
@@ -178,18 +218,17 @@ def _train_epoch(stack: _Stack, optimizer: StackedOptimizer, images: torch.Tenso
     """train_epoch for the whole stack: per-trial (mean loss, accuracy), one device sync at the end."""
     torch.manual_seed(derived_seed(config.seed, epoch, 2))  # same global RNG state as train_epoch leaves
     order = epoch_permutation(config.seed, epoch, len(labels)).to(images.device)
-    k = len(optimizer.lr)
-    loss_sums = torch.zeros(k, dtype=torch.float64, device=images.device)
-    correct = torch.zeros(k, dtype=torch.int64, device=images.device)
+    augment, generator = batch_augmenter(config, epoch, images.device)  # same stream as train_epoch
+    loss_sums = torch.zeros(len(stack.flat), dtype=torch.float64, device=images.device)
+    correct = torch.zeros(len(stack.flat), dtype=torch.int64, device=images.device)
     for start in range(0, len(order), config.batch_size):
         index = order[start:start + config.batch_size]
-        x, y = normalize(images[index], mean, std), labels[index]
-        losses, outputs = stack.forward(stack.params, stack.buffers, x, y)
+        x, y = normalize(images[index], mean, std, augment, generator), labels[index]
+        losses, outputs = stack.losses(x, y)
         # Each trial's loss depends only on its own slice, so the sum's gradient is per-trial;
         # a NaN trial gets NaN gradients in its slice only.
         losses.sum().backward()
-        optimizer.step()
-        optimizer.zero_grad()
+        optimizer.step([stack.take_grads()])
         loss_sums += losses.detach() * len(index)
         correct += (outputs.detach().argmax(-1) == y).sum(-1)
         if on_batch is not None:
@@ -213,7 +252,7 @@ def train_stacked(models: list[nn.Module], train_images: torch.Tensor, train_lab
     _check_stackable(models, configs)
     config = configs[0]
     stack = _Stack(models, config.loss)
-    optimizer = StackedOptimizer(list(stack.params.values()), configs)
+    optimizer = StackedOptimizer([stack.flat], configs)
     results = [TrainResult() for _ in configs]
     live = list(range(len(configs)))  # original index of each stack slot
     for epoch in range(1, config.epochs + 1):
@@ -231,7 +270,7 @@ def train_stacked(models: list[nn.Module], train_images: torch.Tensor, train_lab
             results[trial].final = test
             if on_epoch is not None:
                 on_epoch(trial, epoch, metrics)
-            if not math.isfinite(train_loss[slot]):
+            if is_diverged(train_loss[slot], int(train_labels.max()) + 1):
                 results[trial].status = "diverged"
         keep = [slot for slot, trial in enumerate(live) if results[trial].status != "diverged"]
         if not keep:
@@ -239,7 +278,7 @@ def train_stacked(models: list[nn.Module], train_images: torch.Tensor, train_lab
         if len(keep) < len(live):  # stop spending compute on diverged trials
             index = torch.tensor(keep, device=optimizer.lr.device)
             stack.keep(index)
-            optimizer.keep(index, list(stack.params.values()))
+            optimizer.keep(index, [stack.flat])
             live = [live[slot] for slot in keep]
     for trial in live:  # no epochs to train: report the initial weights, as train_model does
         if results[trial].final is None:
