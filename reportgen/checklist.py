@@ -105,7 +105,10 @@ def regularization(ctx: dict, min_techniques: int = 2) -> tuple[bool, str]:
                                           best[row["model"]].config, best[row["base"]].config)
         delta = 100 * (row["final_acc_after"] - row["final_acc_before"])
         verdict = "helped" if delta > 0 else "did not help"
-        evidence.append(f"{row['model']}: {', '.join(found) or 'none'} — {verdict} ({delta:+.2f} points)")
+        test = next((t for t in ctx["mcnemar"] if {t["a"], t["b"]} == {row["model"], row["base"]}), None)
+        significance = f", McNemar p = {test['p_value']:.3g}" if test else ""
+        evidence.append(f"{row['model']}: {', '.join(found) or 'none'} — {verdict} ({delta:+.2f} points"
+                        f"{significance})")
         ok = ok or len(found) >= min_techniques
     return ok, "; ".join(evidence) + f" (needs ≥ {min_techniques} techniques)"
 
