@@ -120,3 +120,16 @@ def test_user_text_is_escaped_in_the_report(workdir, cli):
     assert code == 0, err
     html = (workdir / "output" / "xss" / "report.html").read_text("utf-8")
     assert "<script>" not in html and "&lt;script&gt;alert(2)&lt;/script&gt;" in html
+
+
+def test_list_shows_state_models_and_best_accuracy(finished, cli, tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(finished / "runs" / "e2e", runs / "e2e")
+    (runs / "broken").mkdir()
+    (runs / "broken" / "status.json").write_text("{not json")
+    code, out, err = cli("list", "--runs-dir", runs)
+    assert code == 0
+    line = next(l for l in out.splitlines() if l.startswith("e2e"))
+    best = max(float(r["test_acc"]) for r in read_csv(finished / "output" / "e2e" / "metrics.csv"))
+    assert "complete" in line and f"{100 * best:.2f}%" in line and "LeNet-5 + BN + Dropout" in line
+    assert any(l.startswith("broken") and "unreadable" in l for l in out.splitlines())
