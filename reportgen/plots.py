@@ -101,33 +101,33 @@ def _annotated_grid(ax, values, fmt: str, cmap: str) -> None:
     return image
 
 
-def heatmap_svg(values: list[list[float]], rows: list, columns: list, row_name: str, column_name: str,
-                title: str, path: Path) -> None:
-    """Sweep pivot: final test accuracy (%) for each pair of swept settings."""
-    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(columns), 0.9 + 0.45 * len(rows)), layout="constrained")
-    _annotated_grid(ax, values, ".2f", "viridis")
-    ax.set_xticks(range(len(columns)), [str(c) for c in columns])
-    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
-    ax.set_xlabel(column_name)
-    ax.set_ylabel(row_name)
+def _grid_figure(values, fmt: str, cmap: str, size: tuple[float, float], x_labels: list[str], y_labels: list[str],
+                 x_name: str, y_name: str, title: str, path: Path, x_rotation: int = 0) -> None:
+    """An annotated matrix figure (heatmap or confusion matrix), saved as SVG."""
+    fig, ax = plt.subplots(figsize=size, layout="constrained")
+    _annotated_grid(ax, values, fmt, cmap)
+    ax.set_xticks(range(len(x_labels)), x_labels, rotation=x_rotation, ha="right" if x_rotation else "center",
+                  fontsize=7.5)
+    ax.set_yticks(range(len(y_labels)), y_labels, fontsize=7.5)
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
     ax.set_title(title, fontsize=9)
     ax.grid(False)
     fig.savefig(path, format="svg")
     plt.close(fig)
+
+
+def heatmap_svg(values: list[list[float]], rows: list, columns: list, row_name: str, column_name: str,
+                title: str, path: Path) -> None:
+    """Sweep pivot: final test accuracy (%) for each pair of swept settings."""
+    _grid_figure(values, ".2f", "viridis", (1.2 + 0.9 * len(columns), 0.9 + 0.45 * len(rows)),
+                 [str(c) for c in columns], [str(r) for r in rows], column_name, row_name, title, path)
 
 
 def confusion_svg(matrix: list[list[int]], classes: list[str], title: str, true_label: str, predicted_label: str,
                   path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.4, 4.6), layout="constrained")
-    _annotated_grid(ax, matrix, "d", "Blues")
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=7.5)
-    ax.set_yticks(range(len(classes)), classes, fontsize=7.5)
-    ax.set_xlabel(predicted_label)
-    ax.set_ylabel(true_label)
-    ax.set_title(title, fontsize=9)
-    ax.grid(False)
-    fig.savefig(path, format="svg")
-    plt.close(fig)
+    _grid_figure(matrix, "d", "Blues", (5.4, 4.6), classes, classes, predicted_label, true_label, title, path,
+                 x_rotation=45)
 
 
 PANELS = (("train_loss", "Train loss"), ("test_loss", "Test loss"), ("train_acc", "Train accuracy"),
