@@ -30,7 +30,7 @@ def _is_mlp(model: dict) -> bool:
 @check
 def parameter_audit(ctx: dict) -> tuple[bool, str]:
     audits = [m["audit"] for m in ctx["models"]]
-    ok = all(a["matches_torchinfo"] and all(l["formula"] for l in a["layers"] if l["weights"] + l["bias"])
+    ok = all(a["matches_torchinfo"] and all(layer["formula"] for layer in a["layers"] if layer["weights"] + layer["bias"])
              for a in audits)
     return ok, ", ".join(f"{m['label']}: {m['audit']['total']:,} ({m['audit']['without_bias']:,} without bias)"
                          for m in ctx["models"]) + (" — per-layer formulas, torchinfo ✓" if ok else " — mismatch")
@@ -79,7 +79,7 @@ def known_accuracy(ctx: dict) -> tuple[bool, str]:
 
 def regularization_techniques(model: dict, base: dict, model_config: dict, base_config: dict) -> list[str]:
     """What the regularized model adds over its base: BatchNorm, dropout, weight decay, augmentation."""
-    layer_types = lambda m: {l["type"] for l in m["audit"]["layers"]}  # noqa: E731
+    layer_types = lambda m: {layer["type"] for layer in m["audit"]["layers"]}  # noqa: E731
     found = []
     if model["audit"]["batchnorm_params"] > base["audit"]["batchnorm_params"]:
         found.append("batch normalization")

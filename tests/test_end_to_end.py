@@ -5,7 +5,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import torch
 
 from conftest import FAST, requires_fashion

@@ -1,6 +1,5 @@
 """Kill and resume, Ctrl-C, concurrent runs, bad run ids and folders — with real processes."""
 import json
-import os
 import signal
 import subprocess
 import sys
