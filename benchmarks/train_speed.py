@@ -25,7 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from reportgen.data import FASHION_MNIST_DIR, load_dataset
 from reportgen.registry import create_model
-from reportgen.train import TrainConfig, normalize, select_device, train_model
+from reportgen.train import TrainConfig, select_device, train_model
 from reportgen.vectorized import train_stacked
 
 MODEL = "lenet5"
