@@ -41,7 +41,11 @@ CLASS_NAMES = {
 DATASETS = (*CLASS_NAMES, "custom")  # custom: class names come from the image files themselves
 FORMATS = ("idx", "png_tar", "png_folder", "class_folders")
 TORCHVISION = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion-mnist": "FashionMNIST"}
-DEFAULT_CACHE = os.environ.get("REPORTGEN_CACHE", "~/.cache/reportgen")  # decoded-image cache, downloads
+
+
+def default_cache() -> Path:
+    """Decoded-image cache and downloads; read at call time so $REPORTGEN_CACHE always applies."""
+    return Path(os.environ.get("REPORTGEN_CACHE", "~/.cache/reportgen")).expanduser()
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # ubyte images (3 dims) and labels (1 dim)
 
 
@@ -182,13 +186,13 @@ def _image_source(dataset: str, fmt: str, train: str | None, test: str | None, c
 def load_dataset(dataset: str, data_dir: str | Path | None = None, train_subset: int | None = None,
                  test_subset: int | None = None, seed: int = 0, mean: float | None = None,
                  std: float | None = None, format: str = "idx", train: str | None = None,
-                 test: str | None = None, cache_dir: str | Path = DEFAULT_CACHE) -> Dataset:
+                 test: str | None = None, cache_dir: str | Path | None = None) -> Dataset:
     """Load a dataset; subsets are a seeded random choice so every model sees the same images."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
     if format not in FORMATS:
         raise DataError(f"unknown data format {format!r}: expected one of {', '.join(FORMATS)}")
-    cache = Path(cache_dir).expanduser()
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache()
     if format == "idx":
         tensors, files, source, classes = _idx_source(dataset, data_dir, cache)
     else:

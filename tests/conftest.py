@@ -76,3 +76,17 @@ def finished(tmp_path_factory) -> Path:
                  "--output-dir", str(root / "output")])
     assert code == 0
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache(tmp_path_factory):
+    """Tests never read or write the user's ~/.cache/reportgen."""
+    import os
+
+    previous = os.environ.get("REPORTGEN_CACHE")
+    os.environ["REPORTGEN_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if previous is None:
+        os.environ.pop("REPORTGEN_CACHE", None)
+    else:
+        os.environ["REPORTGEN_CACHE"] = previous

@@ -1,0 +1,221 @@
+"""Scale-out: run the trials of a sweep as Ray tasks, with the same spec and the same run archive.
+
+    from reportgen.ray_executor import RayExecutor
+    run_experiment(spec, Path("runs"), executor=RayExecutor())                    # local Ray, 127.0.0.1 only
+    run_experiment(spec, Path("/shared/runs"), executor=RayExecutor("10.0.0.5:6379"))  # existing cluster
+
+Ray is optional (`pip install .[ray]`): this module imports it only when an executor is created.
+"""
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .errors import ArchiveError, DataError, ReportgenError
+from .runner import run_trial_in_worker
+
+if TYPE_CHECKING:
+    from .runner import TrialRunner
+    from .spec import Trial
+
+LOOPBACK = "127.0.0.1"
+
+
+class RayExecutorError(ReportgenError):
+    """Ray is missing, or the cluster cannot run the sweep as asked."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayExecutorError("Ray is not installed: pip install .[ray]") from exc
+    return ray
+
+
+class RayExecutor:
+    """Runs every trial as one Ray task (`run_trial_in_worker`), on a local Ray instance or a cluster.
+
+    Storage: a worker opens the run folder by its path and writes its trial's files there itself, so
+    the runs directory must be on storage that every node of the cluster sees at the same path (a local
+    disk for a one-machine cluster; NFS, Lustre, a mounted bucket… for several machines). The dataset
+    files must be readable at the same path on every node too: each worker reloads the data the run
+    recorded (so give a spec's `data_dir` as an absolute path) and refuses files whose checksums differ.
+
+    - `address=None` starts a private Ray instance bound to 127.0.0.1 only (no dashboard, no usage
+      stats) and stops it when the sweep ends; `address="host:port"` (or "auto", "ray://…") connects
+      to a running cluster and disconnects at the end, leaving the cluster up. A cluster on this
+      machine started with `ray start --head --node-ip-address=127.0.0.1` is reached as
+      "127.0.0.1:PORT". A cluster with token authentication needs RAY_AUTH_MODE=token (and the
+      token) in this process's environment, as Ray documents. A Ray already initialized in this
+      process is used as it is (its runtime_env included) and left running.
+    - Each task asks for `cpus_per_trial` CPUs (and uses that many torch threads) and one GPU when the
+      run's device is CUDA.
+    - A task whose worker process dies (killed, out of memory, node lost) is retried up to
+      `max_retries` times; the retry resumes from the trial's last epoch checkpoint. A trial that
+      raises is recorded as failed (traceback in its trial.json) and the sweep goes on; a worker that
+      cannot open the run or its data (a ReportgenError, e.g. storage not shared) stops the sweep.
+    - `runtime_env` is passed to `ray.init` (e.g. `{"env_vars": {"PYTHONPATH": ...}}` so workers can
+      import `module:Class` models); `num_cpus` and `temp_dir` apply only to a local instance.
+    """
+
+    def __init__(self, address: str | None = None, cpus_per_trial: int = 1, max_retries: int = 3, *,
+                 runtime_env: dict[str, Any] | None = None, num_cpus: int | None = None,
+                 temp_dir: str | None = None) -> None:
+        if isinstance(cpus_per_trial, bool) or not isinstance(cpus_per_trial, int) or cpus_per_trial < 1:
+            raise RayExecutorError(f"cpus_per_trial: expected an integer ≥ 1, got {cpus_per_trial!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise RayExecutorError(f"max_retries: expected an integer ≥ 0, got {max_retries!r}")
+        if num_cpus is not None and num_cpus < cpus_per_trial:
+            raise RayExecutorError(f"num_cpus={num_cpus} is less than cpus_per_trial={cpus_per_trial}: "
+                                   "no trial could ever be scheduled")
+        _import_ray()  # fail now, before any data is loaded, when Ray is missing
+        self.address, self.cpus_per_trial, self.max_retries = address or None, cpus_per_trial, max_retries
+        self.runtime_env, self.num_cpus, self.temp_dir = runtime_env, num_cpus, temp_dir
+
+    # --- connecting ----------------------------------------------------------------------------
+    def _connect(self, ray: Any) -> bool:
+        """Initialize Ray; True when map started or connected it and must shut it down (disconnect) at the end."""
+        if ray.is_initialized():
+            return False
+        common: dict[str, Any] = {"runtime_env": self.runtime_env, "logging_level": "WARNING"}
+        if self.address and not _is_loopback(self.address):
+            ray.init(address=self.address, **common)
+        elif self.address:  # a cluster on this machine started with --node-ip-address=127.0.0.1
+            with _loopback_only():
+                ray.init(address=self.address, **common)
+        else:
+            with _loopback_only():
+                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
+                         _node_ip_address=LOOPBACK, _temp_dir=self.temp_dir, **common)
+        return True
+
+    def _check_resources(self, ray: Any, gpus: int, log: Any) -> None:
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        fits = any(r.get("CPU", 0) >= self.cpus_per_trial and r.get("GPU", 0) >= gpus for r in nodes)
+        if not fits:
+            need = f"{self.cpus_per_trial} CPU(s)" + (f" and {gpus} GPU" if gpus else "")
+            have = ", ".join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or "no nodes"
+            message = f"no Ray node has {need} for one trial (nodes: {have})"
+            if not self.address:
+                raise RayExecutorError(message + "; lower cpus_per_trial or raise num_cpus")
+            log(f"warning: {message}; trials wait until the cluster grows")
+
+    # --- running -------------------------------------------------------------------------------
+    def map(self, trials: list[Trial], runner: TrialRunner) -> None:
+        ray = _import_ray()
+        owned = self._connect(ray)
+        try:
+            self._run(ray, trials, runner)
+        finally:
+            if owned:
+                ray.shutdown()
+
+    def _run(self, ray: Any, trials: list[Trial], runner: TrialRunner) -> None:
+        from ray.exceptions import RayError, RayTaskError
+
+        bar, log, run = runner.bar, runner.log, runner.run
+        gpus = 1 if runner.device.type == "cuda" else 0
+        device = "cuda" if gpus else str(runner.device)  # Ray shows each task only its own GPU
+        self._check_resources(ray, gpus, log)
+        bar.unit = "trial"
+        bar.reset(total=len(trials))
+        task = ray.remote(run_trial_in_worker)
+        audits = ray.put(runner.audits)
+        run_path = str(run.path.resolve())  # workers may have another working directory (or machine)
+        counts = {"done": 0, "failed": 0}
+        pending: dict[Any, Trial] = {}
+        for trial in trials:
+            if run.trial_status(trial.trial_id) in ("complete", "diverged"):  # resumed run: nothing to do
+                counts["done"] += 1
+                bar.update(1)
+                continue
+            ref = task.options(num_cpus=self.cpus_per_trial, num_gpus=gpus, max_retries=self.max_retries,
+                               retry_exceptions=False, name=f"reportgen-trial-{trial.trial_id}").remote(
+                run_path, trial, device, audits, self.cpus_per_trial)
+            pending[ref] = trial
+
+        def progress() -> None:
+            bar.set_postfix(done=counts["done"], running=len(pending), failed=counts["failed"])
+
+        progress()
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    trial = pending.pop(ref)
+                    try:
+                        status = ray.get(ref)
+                    except RayTaskError as exc:
+                        cause = getattr(exc, "cause", None)
+                        if isinstance(cause, ReportgenError):  # e.g. the worker cannot see the run or its data
+                            raise type(cause)(f"trial {trial.trial_id} (Ray worker): {cause}"
+                                              f"{_hint(cause)}") from exc
+                        status = self._failed(run, trial, f"{type(exc).__name__}: {exc}")
+                    except RayError as exc:  # worker or node died more often than max_retries allows
+                        status = self._failed(run, trial, f"Ray gave up after {self.max_retries} "
+                                                          f"retries: {type(exc).__name__}: {exc}")
+                    counts["failed" if status in ("failed", "running") else "done"] += 1
+                    bar.update(1)
+                    progress()
+                    log(f"trial {trial.trial_id} ({trial.model.label}): {status} "
+                        f"[{counts['done']} done, {len(pending)} running, {counts['failed']} failed]")
+        finally:
+            for ref in pending:  # Ctrl-C or an abort: stop the remaining trials (they keep their checkpoints)
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+
+    @staticmethod
+    def _failed(run: Any, trial: Trial, error: str) -> str:
+        if run.trial_status(trial.trial_id) not in ("complete", "diverged"):
+            run.fail_trial(trial.trial_id, error)
+        return run.trial_status(trial.trial_id) or "failed"
+
+
+def _hint(error: ReportgenError) -> str:
+    if isinstance(error, ArchiveError):
+        return " — is the runs directory on storage that every Ray node sees at the same path?"
+    if isinstance(error, DataError):
+        return " — are the same dataset files at the same path on every Ray node?"
+    return ""
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Keep Ray on 127.0.0.1 (and offline) while a local instance starts or a driver connects to one.
+
+    Ray swaps a loopback node or cluster address for the machine's external IP unless it is told this
+    is a one-machine instance: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which Ray reads at import (so the
+    module constant is switched as well) and which the processes ray.init starts inherit. Usage stats
+    are off unless the user turned them on. Both are restored afterwards.
+    """
+    from ray._private import ray_constants
+
+    env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "0")}
+    saved_env = {key: os.environ.get(key) for key in env}
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ.update(env)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
