@@ -13,7 +13,8 @@ from typing import Any
 from .archive import RunArchive
 from .train import TrainConfig
 
-SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "augment", "seed")
+SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "augment",
+                "precision", "seed")
 GALLERY_CORRECT = 10
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import platform
+import random
 import traceback
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -116,7 +118,7 @@ def stack_groups(trials: list[Trial]) -> list[list[Trial]]:
     """Trials that can share one stack (same model, init, data order, loss, optimizer), in spec order."""
     groups: dict[tuple, list[Trial]] = {}
     for trial in trials:
-        stackable = can_vectorize(create_model(trial.model.ref))
+        stackable = trial.config.precision == "fp32" and can_vectorize(create_model(trial.model.ref))
         key = group_key(trial.config, trial.model.label) if stackable else (trial.trial_id,)
         groups.setdefault(key, []).append(trial)
     return list(groups.values())
@@ -165,7 +167,7 @@ class TrialRunner:
             self.run.write_epochs(trial.trial_id, history)
             self.run.save_checkpoint(trial.trial_id, {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "history": [asdict(h) for h in history], "torch_rng": torch.get_rng_state()})
+                "history": [asdict(h) for h in history], **rng_states()})
             self.bar.write(epoch_line(trial.model.label, metrics, config.epochs))
 
         train_x, train_y, test_x, test_y = self.tensors
@@ -241,11 +243,35 @@ class TrialRunner:
             return []
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        restore_rng_states(checkpoint)
         history = [EpochMetrics(**h) for h in checkpoint["history"]]
         self.run.write_epochs(trial.trial_id, history)  # metrics files may be ahead of a torn checkpoint
         self.bar.update(batches_per_epoch(len(self.data.train_labels), trial.config.batch_size) * len(history))
         self.log(f"{trial.model.label}: resuming after epoch {checkpoint['epoch']}")
         return history
+
+
+def rng_states() -> dict[str, Any]:
+    """torch/numpy/python RNG states, in types that torch.load(weights_only=True) accepts.
+
+    Training itself reseeds from (seed, epoch) at every epoch start, which is what makes a resumed
+    run bit-identical; the global states are saved so user code that draws from them resumes too.
+    """
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {"torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
+            "numpy_rng": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": position,
+                          "has_gauss": has_gauss, "cached": cached}}
+
+
+def restore_rng_states(checkpoint: dict[str, Any]) -> None:
+    if "torch_rng" in checkpoint:
+        torch.set_rng_state(checkpoint["torch_rng"])
+    if "python_rng" in checkpoint:
+        random.setstate((3, tuple(checkpoint["python_rng"]), None))
+    if "numpy_rng" in checkpoint:
+        state = checkpoint["numpy_rng"]
+        np.random.set_state((state["kind"], state["keys"].numpy().astype(np.uint32), state["position"],
+                             state["has_gauss"], state["cached"]))
 
 
 def run_trial_in_worker(run_path: str, trial: Trial, device: str, audits: dict[str, ModelAudit],

@@ -18,9 +18,9 @@ from .data import DATASETS, FORMATS
 from .checklist import load_checklist
 from .errors import SpecError
 from .registry import ModelRef, parse_model_ref
-from .train import LOSSES, OPTIMIZERS, TrainConfig
+from .train import LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
 
-SWEEPABLE = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "loss")
+SWEEPABLE = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "loss", "precision")
 LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -165,6 +165,8 @@ def _setting(check: _Checker, key: str, value: Any) -> Any:
         return check.number(full, value, 0.0, 10.0)
     if key == "optimizer":
         return check.choice(full, value, OPTIMIZERS)
+    if key == "precision":
+        return check.choice(full, value, PRECISIONS)
     return check.choice(full, value, LOSSES)
 
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from .augment import Augment
 
 LOSSES = ("cross_entropy", "nll", "bce_with_logits")
+PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 EVAL_BATCH = 2000
 DIVERGED_LOSS_FACTOR = 100  # a training loss 100× the chance-level loss ln(classes) counts as diverged
@@ -37,6 +38,7 @@ class TrainConfig:
     loss: str = "cross_entropy"
     seed: int = 0
     augment: str = ""  # train-only augmentation, canonical text of reportgen.augment.Augment ("" = none)
+    precision: str = "fp32"  # "bf16": forward/loss under bfloat16 autocast (evaluation stays fp32)
 
 
 @dataclass
@@ -164,8 +166,9 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     for start in range(0, len(order), config.batch_size):
         index = order[start:start + config.batch_size]
         x, y = normalize(images[index], mean, std, augment, generator), labels[index]
-        output = model(x)
-        loss = compute_loss(config.loss, output, y)
+        with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            output = model(x)
+            loss = compute_loss(config.loss, output.float(), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -54,7 +54,7 @@ def can_vectorize(model: nn.Module) -> bool:
 def group_key(config: TrainConfig, model_label: str) -> tuple:
     """Trials with equal keys share init and data order, so they can share one stack."""
     return (model_label, config.batch_size, config.epochs, config.seed, config.loss, config.optimizer,
-            config.augment)
+            config.augment, config.precision)
 
 
 def _per_trial(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

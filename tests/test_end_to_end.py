@@ -5,6 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import torch
 
 from conftest import FAST, requires_fashion
@@ -132,3 +133,17 @@ def test_list_shows_state_models_and_best_accuracy(finished, cli, tmp_path):
     best = max(float(r["test_acc"]) for r in read_csv(finished / "output" / "e2e" / "metrics.csv"))
     assert "complete" in line and f"{100 * best:.2f}%" in line and "LeNet-5 + BN + Dropout" in line
     assert any(l.startswith("broken") and "unreadable" in l for l in out.splitlines())
+
+
+def test_pdf_fetcher_reads_only_inside_the_report_folder(finished, tmp_path):
+    from reportgen.render import _restricted_fetcher
+
+    folder = finished / "output" / "e2e"
+    fetch = _restricted_fetcher(folder)
+    response = fetch((folder / "report.css").as_uri())
+    assert b"font-family" in response.read()
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not for the report")
+    for url in (outside.as_uri(), "file:///etc/passwd", "http://127.0.0.1:9/x.png", (folder / ".." / "x").as_uri()):
+        with pytest.raises(ValueError):
+            fetch(url)

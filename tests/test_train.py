@@ -65,3 +65,22 @@ def test_diverging_run_is_stopped_and_flagged(data):
 def test_other_losses_train(data, loss, model):
     result, _ = fit(data, model, TrainConfig(epochs=1, batch_size=64, loss=loss, seed=0))
     assert math.isfinite(result.history[0].test_loss) and result.history[0].test_acc > 0.3
+
+
+def test_bf16_autocast_trains_on_the_same_code_path(data):
+    result, _ = fit(data, "lenet5", TrainConfig(epochs=1, batch_size=64, seed=0, precision="bf16"))
+    plain, _ = fit(data, "lenet5", TrainConfig(epochs=1, batch_size=64, seed=0))
+    assert math.isfinite(result.history[0].train_loss) and result.history[0].test_acc > 0.4
+    assert result.history[0].train_loss != plain.history[0].train_loss  # autocast really changed the math
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_and_cpu_share_one_implementation(data):
+    """The same train_model call on CUDA tensors gives the CPU numbers within float tolerance."""
+    config = TrainConfig(epochs=1, batch_size=64, seed=0)
+    cpu, _ = fit(data, "mlp", config)
+    torch.manual_seed(0)
+    model = create_model("mlp").cuda()
+    gpu = train_model(model, *(t.cuda() for t in (data.train_images, data.train_labels, data.test_images,
+                                                   data.test_labels)), data.mean, data.std, config)
+    assert gpu.history[0].train_loss == pytest.approx(cpu.history[0].train_loss, rel=1e-3)
