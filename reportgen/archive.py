@@ -27,7 +27,7 @@ import torch
 from .errors import ArchiveError
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
 STATES = ("running", "complete", "failed")
 
 

@@ -63,6 +63,8 @@ class Dataset:
     std: float
     source: str
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # split → {path, sha256, verified}
+    val_images: torch.Tensor | None = None  # optional validation split carved from the training data
+    val_labels: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -157,6 +159,14 @@ def _subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: 
     return images[keep].contiguous(), labels[keep].contiguous()
 
 
+def _carve_validation(images: torch.Tensor, labels: torch.Tensor, fraction: float, seed: int):
+    """Seeded split of the training data into (train, validation); both keep the original order."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    size = max(1, round(fraction * len(labels)))
+    val, train = order[:size].sort().values, order[size:].sort().values
+    return images[train].contiguous(), labels[train].contiguous(), images[val].contiguous(), labels[val].contiguous()
+
+
 def _idx_source(dataset: str, data_dir: str | Path | None, cache_dir: Path):
     if data_dir is not None:
         directory, source = Path(data_dir).expanduser(), f"IDX files in {data_dir}"
@@ -186,7 +196,8 @@ def _image_source(dataset: str, fmt: str, train: str | None, test: str | None, c
 def load_dataset(dataset: str, data_dir: str | Path | None = None, train_subset: int | None = None,
                  test_subset: int | None = None, seed: int = 0, mean: float | None = None,
                  std: float | None = None, format: str = "idx", train: str | None = None,
-                 test: str | None = None, cache_dir: str | Path | None = None) -> Dataset:
+                 test: str | None = None, validation: float | None = None,
+                 cache_dir: str | Path | None = None) -> Dataset:
     """Load a dataset; subsets are a seeded random choice so every model sees the same images."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
@@ -199,6 +210,9 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None, train_subset:
         tensors, files, source, classes = _image_source(dataset, format, train, test, cache)
     train_x, train_y = _subset(tensors["train_images"], tensors["train_labels"], train_subset, seed)
     test_x, test_y = _subset(tensors["test_images"], tensors["test_labels"], test_subset, seed + 1)
+    val_x = val_y = None
+    if validation:
+        train_x, train_y, val_x, val_y = _carve_validation(train_x, train_y, validation, seed + 2)
     classes = classes or [str(i) for i in range(int(max(train_y.max(), test_y.max())) + 1)]
     if int(train_y.max()) >= len(classes) or int(test_y.max()) >= len(classes):
         raise DataError(f"{source}: labels go up to {int(max(train_y.max(), test_y.max()))}, "
@@ -207,7 +221,7 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None, train_subset:
         pixels = train_x.float().div_(255)
         mean, std = (round(float(pixels.mean()), 4) if mean is None else mean,
                      round(float(pixels.std()), 4) if std is None else std)
-    return Dataset(dataset, train_x, train_y, test_x, test_y, classes, mean, std, source, files)
+    return Dataset(dataset, train_x, train_y, test_x, test_y, classes, mean, std, source, files, val_x, val_y)
 
 
 def load_recorded_dataset(data_spec: dict, seed: int, recorded_files: dict[str, dict[str, str]]) -> Dataset:

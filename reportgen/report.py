@@ -37,8 +37,13 @@ class TrialSummary:
         return self.epochs[-1] if self.epochs else {}
 
     @property
+    def selection_metric(self) -> str:
+        """Model selection uses the validation split when there is one, else the test set (the default)."""
+        return "val_acc" if self.epochs and self.epochs[0].get("val_acc") is not None else "test_acc"
+
+    @property
     def best(self) -> dict[str, float]:
-        return max(self.epochs, key=lambda e: e["test_acc"]) if self.epochs else {}
+        return max(self.epochs, key=lambda e: e[self.selection_metric]) if self.epochs else {}
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -64,8 +69,9 @@ def summarize_trials(run: RunArchive) -> list[TrialSummary]:
         if "label" not in info:  # failed before it was registered: nothing to report but the lint line
             continue
         epochs = info["epochs"]
-        average = {k: fmean(e[k] for e in epochs) for k in ("train_loss", "train_acc", "test_loss", "test_acc",
-                                                              "seconds")} if epochs else {}
+        keys = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
+        average = {k: fmean(e[k] for e in epochs) for k in keys
+                   if epochs and all(e.get(k) is not None for e in epochs)}
         config = asdict(TrainConfig()) | info["config"]  # runs archived before a setting existed get its default
         summaries.append(TrialSummary(trial_id, info["label"], info["model"], config, info["status"],
                                       epochs, info["audit"], info.get("base"), average, info.get("kwargs", {}),
@@ -86,13 +92,15 @@ def settings_check(trials: list[TrialSummary]) -> dict[str, Any]:
 
 
 def best_per_model(trials: list[TrialSummary]) -> list[TrialSummary]:
-    """For galleries and before/after: each model's trial with the best final test accuracy."""
+    """For galleries and before/after: each model's trial with the best final selection accuracy
+    (validation when there is a validation split, else test)."""
     best: dict[str, TrialSummary] = {}
     for trial in trials:
         if trial.status == "failed":
             continue
         if trial.epochs and (trial.label not in best
-                             or trial.final["test_acc"] > best[trial.label].final["test_acc"]):
+                             or trial.final[trial.selection_metric]
+                             > best[trial.label].final[trial.selection_metric]):
             best[trial.label] = trial
     return list(best.values())
 

@@ -65,7 +65,8 @@ def _version(package: str) -> str:
 def data_record(data: Dataset) -> dict[str, Any]:
     return {"dataset": data.name, "source": data.source, "files": data.files, "classes": data.classes,
             "mean": data.mean, "std": data.std, "input_shape": list(data.input_shape),
-            "train_size": len(data.train_labels), "test_size": len(data.test_labels)}
+            "train_size": len(data.train_labels), "test_size": len(data.test_labels),
+            "validation_size": 0 if data.val_labels is None else len(data.val_labels)}
 
 
 def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
@@ -141,6 +142,7 @@ class TrialRunner:
         self.run, self.data, self.device, self.audits, self.bar, self.log = run, data, device, audits, bar, log
         self.tensors = [t.to(device) for t in (data.train_images, data.train_labels,
                                                  data.test_images, data.test_labels)]
+        self.validation = None if data.val_labels is None else (data.val_images.to(device), data.val_labels.to(device))
 
     def __call__(self, trial: Trial) -> TrainResult | None:
         """Train one trial; an exception marks only this trial failed (with its traceback), the sweep goes on."""
@@ -173,7 +175,7 @@ class TrialRunner:
         train_x, train_y, test_x, test_y = self.tensors
         result = train_model(model, train_x, train_y, test_x, test_y, self.data.mean, self.data.std, config,
                              on_epoch=on_epoch, optimizer=optimizer, history=list(history),
-                             on_batch=self.bar.update)
+                             on_batch=self.bar.update, validation=self.validation)
         self._finish(trial, model, result)
         return result
 
@@ -181,7 +183,7 @@ class TrialRunner:
         """Train a group as one stacked model. Stacks keep no per-epoch checkpoint: an interrupted
         group is retrained from the start (trials already finished are skipped)."""
         pending = [t for t in trials if not self._finished(t)]
-        if len(pending) < 2:
+        if len(pending) < 2 or self.validation is not None:  # stacks evaluate the test split only
             for trial in pending:
                 self(trial)
             return

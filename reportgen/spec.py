@@ -45,6 +45,7 @@ class DataSpec:
     format: str = "idx"
     train: str | None = None   # image formats: train archive/folder
     test: str | None = None
+    validation: float | None = None  # fraction of the training data held out for model selection
 
 
 @dataclass(frozen=True)
@@ -235,6 +236,8 @@ def _parse_data(check: _Checker, table: Any) -> DataSpec:
              for k in ("train_subset", "test_subset") if table.get(k) is not None}
     stats = {k: check.number(f"data.{k}", table[k], 1e-6 if k == "std" else 0.0, 1.0)
              for k in ("mean", "std") if table.get(k) is not None}
+    if table.get("validation") is not None:
+        stats["validation"] = check.number("data.validation", table["validation"], 0.01, 0.5)
     return DataSpec(dataset, format=fmt, **paths, **sizes, **stats)
 
 

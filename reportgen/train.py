@@ -49,6 +49,8 @@ class EpochMetrics:
     test_loss: float
     test_acc: float
     seconds: float
+    val_loss: float | None = None  # only with a validation split carved from the training data
+    val_acc: float | None = None
 
 
 @dataclass
@@ -195,7 +197,8 @@ def train_model(model: nn.Module, train_images: torch.Tensor, train_labels: torc
                 test_images: torch.Tensor, test_labels: torch.Tensor, mean: float, std: float,
                 config: TrainConfig, on_epoch: EpochCallback | None = None,
                 optimizer: torch.optim.Optimizer | None = None, history: list[EpochMetrics] | None = None,
-                on_batch: Callable[[int], None] | None = None) -> TrainResult:
+                on_batch: Callable[[int], None] | None = None,
+                validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> TrainResult:
     """Train for config.epochs, starting after `history` (for resume); stops early if the loss diverges."""
     optimizer = optimizer or make_optimizer(config, model.parameters())
     result = TrainResult(history=list(history or []))
@@ -204,8 +207,10 @@ def train_model(model: nn.Module, train_images: torch.Tensor, train_labels: torc
         train_loss, train_acc = train_epoch(model, optimizer, train_images, train_labels, mean, std, config,
                                             epoch, on_batch)
         test = evaluate(model, test_images, test_labels, mean, std, config.loss)
+        val = evaluate(model, *validation, mean, std, config.loss) if validation is not None else None
         metrics = EpochMetrics(epoch, train_loss, train_acc, test.loss, test.accuracy,
-                               time.perf_counter() - started)
+                               time.perf_counter() - started, val.loss if val else None,
+                               val.accuracy if val else None)
         result.history.append(metrics)
         result.final = test
         if on_epoch is not None:

@@ -1,5 +1,6 @@
 """Honest comparisons: McNemar with known p-values, lint flags on real runs, seed aggregates."""
 import math
+from dataclasses import asdict
 
 import pytest
 
@@ -7,6 +8,7 @@ from conftest import FAST, requires_fashion
 from reportgen.compare import fashion_benchmarks, mcnemar, seed_aggregates
 from reportgen.lint import lint_trials
 from reportgen.report import TrialSummary
+from reportgen.train import TrainConfig
 
 
 def test_mcnemar_exact_binomial_known_p_value():
@@ -39,8 +41,7 @@ def summary(label, test_accs, train_loss=None, loss="cross_entropy", seed=0, sta
     epochs = [{"epoch": i + 1, "train_loss": (train_loss or [1.0 - 0.1 * i] * len(test_accs))[i],
                "train_acc": acc, "test_loss": 1.0, "test_acc": acc, "seconds": 1.0}
               for i, acc in enumerate(test_accs)]
-    config = {"epochs": len(epochs), "batch_size": 64, "optimizer": "adam", "lr": 0.001, "momentum": 0.0,
-              "weight_decay": 0.0, "loss": loss, "augment": "", "seed": seed}
+    config = asdict(TrainConfig(epochs=len(epochs), loss=loss, seed=seed))
     return TrialSummary(f"00{seed}-{label}", label, "mlp", config, status, epochs, {"total": 1, "without_bias": 1})
 
 

@@ -160,3 +160,27 @@ def test_unknown_checklist_check_is_a_spec_error(workdir, cli):
     spec.write_text(f'[report]\nchecklist = "{workdir / "mine.toml"}"\n[[models]]\nname = "mlp"\n')
     code, out, err = cli("run", spec)
     assert code == 2 and "items[0].check" in err and "magic" in err
+
+
+def test_validation_split_is_carved_from_training_data_with_the_seed(workdir, cli):
+    spec = workdir / "val.toml"
+    spec.write_text('[data]\ntrain_subset = 1500\ntest_subset = 300\nvalidation = 0.2\n[train]\nepochs = 2\n'
+                    'batch_size = 100\n[[models]]\nname = "mlp"\n')
+    code, out, err = cli("run", spec, "--run-id", "val", "--no-pdf")
+    assert code == 0, err
+    data = json.loads((workdir / "runs" / "val" / "data.json").read_text())
+    assert (data["train_size"], data["validation_size"], data["test_size"]) == (1200, 300, 300)
+    rows = list(csv.DictReader(open(workdir / "runs" / "val" / "trials" / "000-mlp" / "metrics.csv")))
+    assert all(r["val_acc"] and r["test_acc"] for r in rows)
+    html = (workdir / "output" / "val" / "report.html").read_text()
+    assert "Validation accuracy" in html and "validation split of 300 training images" in html
+    a = load_dataset("fashion-mnist", train_subset=1500, validation=0.2, seed=0)
+    b = load_dataset("fashion-mnist", train_subset=1500, seed=0)
+    assert len(a.train_labels) + len(a.val_labels) == len(b.train_labels)
+    merged = torch.cat([a.train_images, a.val_images]).flatten(1).sum(1).sort().values
+    assert torch.equal(merged, b.train_images.flatten(1).sum(1).sort().values)  # a partition, nothing lost
+
+
+def test_default_report_states_the_test_set_is_used_as_validation(finished):
+    html = (finished / "output" / "e2e" / "report.html").read_text()
+    assert "used as validation, as the assignment allows" in html
