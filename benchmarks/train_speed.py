@@ -116,6 +116,25 @@ def sweep(data, k: int, batch_size: int, device: torch.device) -> dict[str, obje
             "sequential_acc": sequential, "stacked_acc": [r.history[-1].test_acc for r in results]}
 
 
+def profile_engine(data, batch_size: int, device: torch.device, steps: int = 200) -> None:
+    """Where an engine training step spends its time: torch.profiler's top operators."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from reportgen.train import make_optimizer, train_epoch
+
+    subset = steps * batch_size
+    torch.manual_seed(0)
+    model = create_model(MODEL).to(device)
+    config = TrainConfig(epochs=1, batch_size=batch_size)
+    optimizer = make_optimizer(config, model.parameters())
+    images, labels = data.train_images[:subset].to(device), data.train_labels[:subset].to(device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        train_epoch(model, optimizer, images, labels, data.mean, data.std, config, 1)
+    print(f"\nprofile of {steps} engine steps (batch {batch_size}):")
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14, max_name_column_width=40))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3)
@@ -123,6 +142,7 @@ def main() -> None:
     parser.add_argument("--sweep", type=int, default=8, help="K learning rates in the vectorised sweep")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-textbook", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="print where an engine step spends its time")
     args = parser.parse_args()
     device = select_device(args.device)
     data = load_dataset("fashion-mnist")
@@ -144,6 +164,8 @@ def main() -> None:
         print(f"engine speed-up: {rows[0][1] / rows[1][1]:.2f}x per epoch, accuracy difference "
               f"{100 * (rows[1][2] - rows[0][2]):+.2f} points")
 
+    if args.profile:
+        profile_engine(data, args.batch_size, device)
     if args.sweep:
         result = sweep(data, args.sweep, args.batch_size, device)
         k = len(result["lrs"])

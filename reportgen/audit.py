@@ -71,6 +71,7 @@ class ModelAudit:
     matches_torchinfo: bool
     torchinfo_error: str = ""
     batch_size: int = 2
+    mult_adds: int = 0  # per image, forward pass, from torchinfo (0 when torchinfo failed)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -335,8 +336,9 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
     return list(order.values())
 
 
-def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> tuple[dict[int, list[int]], int, str]:
-    """({id(module): output size}, total params, error text) from torchinfo; never raises."""
+def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int
+               ) -> tuple[dict[int, list[int]], int, str, int]:
+    """({id(module): output size}, total params, error text, mult-adds per image) from torchinfo; never raises."""
     try:
         import torchinfo
 
@@ -345,14 +347,14 @@ def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int) -> tu
             col_names=("output_size", "num_params"),
         )
     except Exception as exc:  # noqa: BLE001 - the audit still stands without the cross-check
-        return {}, -1, " ".join(str(exc).split())[:300] or type(exc).__name__
+        return {}, -1, " ".join(str(exc).split())[:300] or type(exc).__name__, 0
     shapes: dict[int, list[int]] = {}
     for info in stats.summary_list:
         key = id(info.module)
         if key not in shapes and info.output_size:
             shapes[key] = [int(d) for d in info.output_size] if all(
                 isinstance(d, int) for d in info.output_size) else None
-    return shapes, int(stats.total_params), ""
+    return shapes, int(stats.total_params), "", int(stats.total_mult_adds) // batch
 
 
 # --------------------------------------------------------------------------- audit
@@ -375,7 +377,7 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
         with torch.random.fork_rng(devices=[]):
             model.eval()
             called = _probe(model, input_shape, model_name, batch)
-            shapes, torchinfo_total, torchinfo_error = _torchinfo(model, input_shape, batch)
+            shapes, torchinfo_total, torchinfo_error, mult_adds = _torchinfo(model, input_shape, batch)
     finally:
         for module, training in modes:
             module.training = training
@@ -438,7 +440,7 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
         frozen=sum(layer.frozen for layer in layers),
         buffers=sum(layer.buffers for layer in layers),
         batchnorm_params=bn_params,
-        torchinfo_total=torchinfo_total,
+        torchinfo_total=torchinfo_total, mult_adds=mult_adds,
         matches_torchinfo=torchinfo_total == total,
         torchinfo_error=torchinfo_error,
         batch_size=batch,

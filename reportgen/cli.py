@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,10 +53,15 @@ def _executor(args: argparse.Namespace, spec=None):
         raise ReportgenError("--address ADDR needs --executor ray")
     if spec is None:  # --resume: in this process, one trial after another
         return None
+    from .parallel import ProcessExecutor
     from .runner import LocalExecutor
 
-    vectorize = {"on": True, "off": False}.get(args.vectorize, spec.device.startswith("cuda")
-                                               or (spec.device == "auto" and torch_cuda_available()))
+    cuda = spec.device.startswith("cuda") or (spec.device == "auto" and torch_cuda_available())
+    vectorize = {"on": True, "off": False}.get(args.vectorize, cuda)
+    trials = len(spec.trials())
+    if args.executor == "process" or (args.executor == "auto" and not cuda and not vectorize and trials > 1
+                                      and args.workers > 1):
+        return ProcessExecutor(workers=args.workers)
     return LocalExecutor(vectorize=vectorize)
 
 
@@ -147,8 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--run-id", help="name of the run folder (default: date-time-random); "
                      "an unfinished run with this id is resumed")
     run.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last epoch")
-    run.add_argument("--executor", choices=("local", "ray"), default="local",
-                     help="where trials run: in this process (default) or as Ray tasks (pip install .[ray])")
+    run.add_argument("--executor", choices=("auto", "local", "process", "ray"), default="auto",
+                     help="where trials run: auto (CPU: parallel worker processes, CUDA: this process), "
+                          "local (this process, one after another), process, or ray (pip install .[ray])")
+    run.add_argument("--workers", type=int, default=min(2, len(os.sched_getaffinity(0))),
+                     help="worker processes for --executor process/auto (1 thread each)")
     run.add_argument("--address", metavar="ADDR",
                      help="with --executor ray: the Ray cluster, e.g. 10.0.0.5:6379 (default: a private local "
                           "instance on 127.0.0.1); --runs-dir must be on storage every node sees")
