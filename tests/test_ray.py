@@ -112,6 +112,8 @@ class ProcessWatch:
 
     def __init__(self, root: psutil.Process) -> None:
         self.root, self.seen, self.listening = root, {}, set()
+        # processes that were already there (e.g. multiprocessing's resource tracker) are not the block's
+        self.before = {(p.pid, p.create_time()) for p in root.children(recursive=True)}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -126,8 +128,12 @@ class ProcessWatch:
         except psutil.Error:
             return
         for proc in [self.root, *children]:
-            if proc is not self.root:
-                self.seen.setdefault((proc.pid, proc.create_time()), proc)
+            try:
+                key = (proc.pid, proc.create_time())
+            except psutil.Error:
+                continue
+            if proc is not self.root and key not in self.before:
+                self.seen.setdefault(key, proc)
             try:
                 self.listening |= {c.laddr.ip for c in proc.net_connections(kind="inet")
                                    if c.status == psutil.CONN_LISTEN}
