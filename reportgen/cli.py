@@ -14,17 +14,18 @@ EXIT_CHECK_FAILED = 1
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .archive import check_writable, validate_run_id
+    from .archive import check_writable, open_run, validate_run_id
     from .runner import resume_experiment, run_experiment
-    from .spec import load_spec
+    from .spec import load_spec, parse_spec
 
     for folder in (args.runs_dir, args.output_dir):
         check_writable(Path(folder))
     if args.run_id is not None:
         validate_run_id(args.run_id)
 
-    if args.resume:
-        run = resume_experiment(Path(args.resume), _executor(args))
+    if args.resume:  # the same executor policy as the interrupted run, so thread counts (and numbers) match
+        archived = parse_spec(open_run(args.resume).read("spec"), str(Path(args.resume) / "spec.json"))
+        run = resume_experiment(Path(args.resume), _executor(args, archived))
         return _report(run.path, args, run.read("spec").get("lang", "en"))
     overrides: dict[str, Any] = {
         "data.dataset": args.dataset, "data.data_dir": args.data_dir, "data.train_subset": args.train_subset,
@@ -42,7 +43,7 @@ def _run(args: argparse.Namespace) -> int:
     return _report(run.path, args, spec.lang)
 
 
-def _executor(args: argparse.Namespace, spec=None):
+def _executor(args: argparse.Namespace, spec):
     if args.executor == "ray":
         if args.vectorize == "on":
             raise ReportgenError("--vectorize on needs --executor local (Ray runs one trial per task)")
@@ -51,8 +52,6 @@ def _executor(args: argparse.Namespace, spec=None):
         return RayExecutor(args.address)  # --runs-dir must be on storage that every node sees
     if args.address:
         raise ReportgenError("--address ADDR needs --executor ray")
-    if spec is None:  # --resume: in this process, one trial after another
-        return None
     from .parallel import ProcessExecutor
     from .runner import LocalExecutor
 

@@ -332,7 +332,10 @@ def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = N
         return resume_experiment(Path(runs_root) / run_id, executor, log)
     data = load_dataset(**asdict(spec.data), seed=spec.seeds[0])
     device, audits = _prepare(spec, data)
-    run = RunArchive.create(runs_root, run_id, {"spec": spec.to_dict(), "environment": environment(device),
+    executor = executor or LocalExecutor()
+    env = environment(device) | {"executor": type(executor).__name__,
+                                 "threads_per_trial": getattr(executor, "threads", torch.get_num_threads())}
+    run = RunArchive.create(runs_root, run_id, {"spec": spec.to_dict(), "environment": env,
                                                 "data": data_record(data)})
     return _train_all(run, spec, data, device, audits, executor, log)
 
