@@ -18,7 +18,7 @@ pytestmark = requires_fashion
 SPEC = """
 name = "resume check"
 [data]
-train_subset = 6000
+train_subset = 12000
 test_subset = 500
 [train]
 epochs = 3
