@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -76,6 +77,8 @@ def _report(run_path: Path, args: argparse.Namespace, lang: str | None) -> int:
     print(f"archived run: {run_path}")
     out = render_report(run_path, args.output_dir, lang, allow_incomplete=getattr(args, "allow_incomplete", False),
                         pdf=not args.no_pdf, checklist=args.checklist, single_file=args.single_file)
+    for warning in json.loads((out / "summary.json").read_text("utf-8"))["warnings"]:
+        print(f"warning: {warning['message']}", file=sys.stderr)
     print(f"report: {out / 'report.html'}" + ("" if args.no_pdf else f"\nreport: {out / 'report.pdf'}"))
     return 0
 

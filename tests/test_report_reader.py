@@ -94,3 +94,21 @@ def test_single_file_report_needs_nothing_beside_it(finished, tmp_path):
     errors, requests = load_in_chromium(alone / "report.html", tmp_path / "single.png", width=1280)
     assert errors == [] and requests == [(alone / "report.html").as_uri()]
     assert 'src="figures/' not in (alone / "report.html").read_text("utf-8")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by `make test`")
+def test_comparison_table_sorts_by_a_clicked_column(finished):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page()
+        page.goto((finished / "output" / "e2e" / "report.html").as_uri())
+        header = page.locator("table.sortable thead th", has_text="Parameters")
+        column = header.evaluate("th => th.cellIndex") + 1
+        cells = lambda: page.locator(f"table.sortable tbody td:nth-child({column})").all_text_contents()  # noqa: E731
+        header.click()
+        assert cells() == ["62,158", "61,706", "61,637"]
+        header.click()
+        assert cells() == ["61,637", "61,706", "62,158"]
+        browser.close()
