@@ -84,3 +84,17 @@ def test_cuda_and_cpu_share_one_implementation(data):
     gpu = train_model(model, *(t.cuda() for t in (data.train_images, data.train_labels, data.test_images,
                                                    data.test_labels)), data.mean, data.std, config)
     assert gpu.history[0].train_loss == pytest.approx(cpu.history[0].train_loss, rel=1e-3)
+
+
+def test_engine_has_no_device_specific_branches():
+    """One implementation for CPU and CUDA: the engine takes its device from the tensors it is given;
+    only select_device knows device names."""
+    import inspect
+
+    import reportgen.train as engine
+    import reportgen.vectorized as stacked
+
+    for function in (engine.train_epoch, engine.evaluate, engine.train_model, engine.normalize,
+                     engine.batch_augmenter, stacked.train_stacked):
+        source = inspect.getsource(function)
+        assert "cuda" not in source and '"cpu"' not in source, function.__name__
