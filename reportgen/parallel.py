@@ -9,7 +9,6 @@ how trials were scheduled.
 from __future__ import annotations
 
 import ctypes
-import functools
 import multiprocessing
 import signal
 from typing import TYPE_CHECKING
@@ -32,14 +31,8 @@ def _die_with_parent() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
 
 
-@functools.lru_cache(maxsize=None)
-def _cached_worker_import() -> None:
-    import torch  # noqa: F401  (first import in a fresh worker takes seconds; do it once per worker)
-
-
 def _run(args: tuple) -> tuple[str, str]:
     run_path, trial, device, audits, threads = args
-    _cached_worker_import()
     return trial.trial_id, run_trial_in_worker(run_path, trial, device, audits, threads)
 
 

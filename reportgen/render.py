@@ -122,7 +122,8 @@ def _restricted_fetcher(root: Path):
     return FolderFetcher(allowed_protocols=("file", "data"))
 
 
-def build_context(run: RunArchive, figures: Path, lang: str, checklist_name: str | None = None) -> dict[str, Any]:
+def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str],
+                  checklist_name: str | None = None) -> dict[str, Any]:
     translate = translator(lang)
     spec, env, data = run.read("spec"), run.read("environment"), run.read("data")
     trials = summarize_trials(run)
@@ -160,7 +161,7 @@ def build_context(run: RunArchive, figures: Path, lang: str, checklist_name: str
         "conclusion": conclusion(best, tests, improvements, warnings, translate),
         "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], figures,
                                 translate),
-        "problems": run.verify(), "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
+        "problems": problems, "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
         "best": best, "model_curves": model_curves,
     }
     checklist = checklist_name or spec.get("checklist")
@@ -224,7 +225,7 @@ def render_report(run_path: str | Path, output_root: str | Path = "output", lang
     except OSError as exc:
         raise ArchiveError(f"{output_root}: cannot write the report ({exc.strerror})") from exc
     try:
-        context = build_context(run, staging / "figures", lang, checklist)
+        context = build_context(run, staging / "figures", lang, problems, checklist)
         html = _environment(lang).get_template("report.html.j2").render(**context)
         shutil.copy(TEMPLATES / "report.css", staging / "report.css")
         (staging / "report.html").write_text(html, "utf-8")

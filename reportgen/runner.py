@@ -5,6 +5,7 @@ leaves a half-written run behind.
 """
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import random
@@ -276,6 +277,14 @@ def restore_rng_states(checkpoint: dict[str, Any]) -> None:
                              state["has_gauss"], state["cached"]))
 
 
+@functools.lru_cache(maxsize=1)
+def _worker_dataset(run_path: str) -> Dataset:
+    """A worker process (pool or Ray) runs many trials of one run: decode and verify its data once."""
+    run = open_run(run_path)
+    spec = run.read("spec")
+    return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"])
+
+
 def run_trial_in_worker(run_path: str, trial: Trial, device: str, audits: dict[str, ModelAudit],
                         threads: int | None = None) -> str:
     """Everything a worker process needs to run one trial into a shared run folder; returns its status.
@@ -284,8 +293,7 @@ def run_trial_in_worker(run_path: str, trial: Trial, device: str, audits: dict[s
     what a local run would, and resumes from the trial's checkpoint when it is retried.
     """
     run = open_run(run_path)
-    spec = run.read("spec")
-    data = load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"])
+    data = _worker_dataset(run_path)
     chosen = select_device(device)
     if threads:
         torch.set_num_threads(threads)
@@ -346,8 +354,9 @@ def resume_experiment(path: Path, executor: Executor | None = None, log: Log = p
     if run.status().get("state") == "complete":
         raise ArchiveError(f"{run.path}: the run is already complete (render it with `reportgen render`)")
     run.lock()
-    spec = parse_spec(run.read("spec"), str(run.path / "spec.json"))
-    data = load_recorded_dataset(run.read("spec")["data"], spec.seeds[0], run.read("data")["files"])
+    recorded = run.read("spec")
+    spec = parse_spec(recorded, str(run.path / "spec.json"))
+    data = load_recorded_dataset(recorded["data"], spec.seeds[0], run.read("data")["files"])
     device, audits = _prepare(spec, data)
     run.set_status("running", resumed=True)
     return _train_all(run, spec, data, device, audits, executor, log)

@@ -10,7 +10,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
@@ -221,7 +221,3 @@ def train_model(model: nn.Module, train_images: torch.Tensor, train_labels: torc
     if result.final is None:  # resumed after the last epoch: evaluate the restored weights
         result.final = evaluate(model, test_images, test_labels, mean, std, config.loss)
     return result
-
-
-def config_dict(config: TrainConfig) -> dict:
-    return asdict(config)
