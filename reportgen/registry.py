@@ -1,36 +1,58 @@
-"""Model registry: entry functions register under a name; users pick models by name or `module:Class`.
+"""Model registry: what a model reference means, and the rule that only models are ever constructed.
 
-Model references accept constructor kwargs after `?`, joined by `&`, values parsed as JSON
-(bare words stay strings): `lenet5?dropout=0.3`, `models.mlp:MLP?hidden=[75,32]`.
+A model reference is one of
+    lenet5                          a built-in or `@register_model` entry function (registry name)
+    my_models.py:LeNet5             a class or registered function in a Python file (relative to the
+                                    spec's folder, or the current folder on the command line)
+    mynets:LeNet5                   `module:Attr`; the current folder is importable, as with uvicorn
+optionally followed by constructor kwargs after `?`, joined by `&`, values parsed as JSON (bare words
+stay strings): `lenet5?dropout=0.3`, `nets/mlp.py:MLP?hidden=[75,32]`.
+
+Built-in models live in `reportgen.models`, so a user's own `models.py` never hides them and they
+never hide it. Before anything named by a reference is called it must be an `nn.Module` subclass or
+a function registered with `@register_model`: a spec cannot make reportgen call `os.system`.
 """
+
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import hashlib
 import importlib
+import importlib.util
+import inspect
 import json
+import os
 import re
+import sys
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import torch.nn as nn
 
+from .archive import sha256_file
 from .errors import ModelError
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
-_IMPORT_PATH = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_MODULE_REF = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
+_FILE_REF = re.compile(r"(?P<file>.+\.py):(?P<attr>[A-Za-z_]\w*)")
+# Objects handed over in Python (the notebook API) are referenced as "<python>:label"; never importable.
+IN_MEMORY = "<python>"
+_IN_MEMORY_OBJECTS: dict[str, Any] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Decorator: register a model entry function under its own name."""
+    """Decorator: register a model entry function under its own name (usable as `name` in specs)."""
     _REGISTRY[fn.__name__] = fn
     _DESCRIPTIONS[fn.__name__] = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
     return fn
 
 
 def _load_builtin_models() -> None:
-    importlib.import_module("models")  # importing the package registers every entry function
+    importlib.import_module("reportgen.models")  # importing the package registers every entry function
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -46,17 +68,29 @@ def describe_model(name: str) -> str:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A parsed model reference: registry name or `module:Class`, plus constructor kwargs."""
+    """A parsed model reference plus constructor kwargs.
+
+    `target` is what resolves (a registry name, `module:Attr`, or an absolute `/path/file.py:Attr`);
+    `written` is the reference as the user wrote it, which labels the model in the report.
+    """
 
     target: str
     kwargs: dict[str, Any] = field(default_factory=dict)
+    written: str = ""
 
     @property
     def label(self) -> str:
+        name = self.written or self.target
         if not self.kwargs:
-            return self.target
+            return name
         args = "&".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.kwargs.items())
-        return f"{self.target}?{args}"
+        return f"{name}?{args}"
+
+    @property
+    def file(self) -> Path | None:
+        """The user's model file for `file.py:Attr` references."""
+        match = _FILE_REF.fullmatch(self.target)
+        return Path(match["file"]) if match else None
 
 
 def _parse_value(text: str) -> Any:
@@ -66,9 +100,14 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def parse_model_ref(text: str, extra_kwargs: dict[str, Any] | None = None) -> ModelRef:
-    """Parse `name?key=value&key=value`; `extra_kwargs` (e.g. from a spec table) are merged in."""
-    target, _, query = text.strip().partition("?")
+def parse_model_ref(text: str, extra_kwargs: dict[str, Any] | None = None,
+                    base_dir: str | Path | None = None) -> ModelRef:
+    """Parse `name?key=value&key=value`; `extra_kwargs` (e.g. from a spec table) are merged in.
+
+    A `file.py:Attr` target is made absolute against `base_dir` (the spec's folder), else the
+    current folder, so the reference means the same file wherever the trial later runs.
+    """
+    written, _, query = text.strip().partition("?")
     kwargs: dict[str, Any] = {}
     for part in filter(None, query.split("&")):
         key, sep, value = part.partition("=")
@@ -76,39 +115,149 @@ def parse_model_ref(text: str, extra_kwargs: dict[str, Any] | None = None) -> Mo
             raise ModelError(f"model reference {text!r}: expected key=value after '?', got {part!r}")
         kwargs[key] = _parse_value(value)
     kwargs.update(extra_kwargs or {})
-    return ModelRef(target, kwargs)
+    target = written
+    file_ref = _FILE_REF.fullmatch(written)
+    if file_ref:
+        path = Path(file_ref["file"]).expanduser()
+        if not path.is_absolute():
+            path = Path(base_dir or os.getcwd()) / path
+        target = f"{os.path.normpath(path.absolute())}:{file_ref['attr']}"
+    return ModelRef(target, kwargs, written)
 
 
-def _resolve_factory(target: str) -> Callable[..., nn.Module]:
-    if ":" in target:
-        if not _IMPORT_PATH.match(target):
-            raise ModelError(f"model {target!r}: expected 'package.module:Class'")
+def register_object(label: str, obj: Any) -> ModelRef:
+    """A class, zero-argument factory or instance handed over in Python (not by name): referenced
+    in-process only, so it can be trained here but not in worker processes or resumed later."""
+    _IN_MEMORY_OBJECTS[label] = obj
+    return ModelRef(f"{IN_MEMORY}:{label}", {}, label)
+
+
+def is_in_memory(ref: ModelRef) -> bool:
+    return ref.target.startswith(f"{IN_MEMORY}:")
+
+
+def _where_it_failed(exc: BaseException, file: Path) -> str:
+    """`line N` of the user's file where an import failed (SyntaxError carries its own line)."""
+    if isinstance(exc, SyntaxError) and exc.lineno:
+        return f"line {exc.lineno}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == file]
+    return f"line {frames[-1].lineno}" if frames else "while importing"
+
+
+def _import_file(file: Path) -> Any:
+    """Import a user's model file once per process under a private module name."""
+    if not file.is_file():
+        raise ModelError(f"model file {file}: not found")
+    name = "reportgen_user_" + hashlib.sha256(str(file).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = str(file.parent)
+    if folder not in sys.path:  # sibling imports (`from layers import Block`) work as in the user's own scripts
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise ModelError(f"model file {file}, {_where_it_failed(exc, file)}: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _import_module(module_name: str) -> Any:
+    cwd = os.getcwd()
+    if cwd not in sys.path:  # `mynets:LeNet5` finds ./mynets.py, as uvicorn and flask do
+        sys.path.insert(0, cwd)
+    try:
+        return importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ModelError(f"cannot import module {module_name!r} ({exc})") from exc
+    except Exception as exc:
+        origin = getattr(importlib.util.find_spec(module_name), "origin", None) or module_name
+        where = _where_it_failed(exc, Path(origin))
+        raise ModelError(f"model module {origin}, {where}: {type(exc).__name__}: {exc}") from exc
+
+
+def _lookup(target: str) -> Any:
+    """The object a target names, without calling it."""
+    if target.startswith(f"{IN_MEMORY}:"):
+        label = target.split(":", 1)[1]
+        if label not in _IN_MEMORY_OBJECTS:
+            raise ModelError(f"model {label!r} was defined in another Python session (a notebook); "
+                             "it cannot be re-created here — run it again from that session")
+        return _IN_MEMORY_OBJECTS[label]
+    file_ref = _FILE_REF.fullmatch(target)
+    if file_ref:
+        module, attr, where = _import_file(Path(file_ref["file"])), file_ref["attr"], f"model file {file_ref['file']}"
+    elif ":" in target:
+        if not _MODULE_REF.fullmatch(target):
+            raise ModelError(f"expected 'module:Class' or 'file.py:Class', got {target!r}")
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise ModelError(f"model {target!r}: cannot import module {module_name!r} ({exc})") from exc
-        if not hasattr(module, attr):
-            raise ModelError(f"model {target!r}: module {module_name!r} has no attribute {attr!r}")
-        return getattr(module, attr)
-    _load_builtin_models()
-    if target not in _REGISTRY:
-        close = difflib.get_close_matches(target, _REGISTRY, n=3, cutoff=0.5)
-        hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(_REGISTRY))}"
-        raise ModelError(f"unknown model {target!r}: {hint}")
-    return _REGISTRY[target]
+        module, where = _import_module(module_name), f"module {module_name!r}"
+    else:
+        _load_builtin_models()
+        if target not in _REGISTRY:
+            close = difflib.get_close_matches(target, _REGISTRY, n=3, cutoff=0.5)
+            hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(_REGISTRY))}"
+            raise ModelError(f"unknown model {target!r}: {hint}")
+        return _REGISTRY[target]
+    if not hasattr(module, attr):
+        raise ModelError(f"{where} has no attribute {attr!r}")
+    return getattr(module, attr)
+
+
+def _is_model_factory(obj: Any) -> bool:
+    """An nn.Module subclass, or a function someone registered as a model with @register_model."""
+    if inspect.isclass(obj):
+        return issubclass(obj, nn.Module)
+    return any(obj is fn for fn in _REGISTRY.values())
+
+
+def resolve_factory(ref: ModelRef) -> Callable[..., nn.Module]:
+    """What builds the model; refuses, before any call, anything that is not a model."""
+    obj = _lookup(ref.target)
+    if is_in_memory(ref):
+        return obj  # handed over explicitly as a model in Python; checked after construction
+    if not _is_model_factory(obj):
+        kind = "a class" if inspect.isclass(obj) else type(obj).__name__
+        raise ModelError(f"model {ref.label!r}: {kind} is not a model — expected an nn.Module subclass "
+                         "or a function registered with @register_model")
+    return obj
 
 
 def create_model(ref: ModelRef | str, **kwargs: Any) -> nn.Module:
     """Build a model; None-valued kwargs are dropped so unset CLI options never override defaults."""
     if isinstance(ref, str):
         ref = parse_model_ref(ref)
-    factory = _resolve_factory(ref.target)
+    factory = resolve_factory(ref)
     merged = {k: v for k, v in {**ref.kwargs, **kwargs}.items() if v is not None}
+    if isinstance(factory, nn.Module):  # an instance from the notebook API: a fresh copy per trial
+        import copy
+
+        if merged:
+            raise ModelError(f"model {ref.label!r}: an instance takes no constructor arguments")
+        return copy.deepcopy(factory)
     try:
         model = factory(**merged)
     except TypeError as exc:
         raise ModelError(f"model {ref.label!r}: bad constructor arguments ({exc})") from exc
+    except Exception as exc:  # the constructor is the user's code: one line, not a traceback
+        raise ModelError(f"model {ref.label!r}: constructor raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, nn.Module):
         raise ModelError(f"model {ref.label!r}: factory returned {type(model).__name__}, expected nn.Module")
     return model
+
+
+def model_code(ref: ModelRef) -> dict[str, Any]:
+    """Which code builds this model: the defining file and its sha256 (None for notebook objects)."""
+    obj = _lookup(ref.target)
+    if isinstance(obj, nn.Module):
+        return {"file": None, "sha256": None, "initialised_by": "caller"}
+    try:
+        file = inspect.getsourcefile(obj)
+    except TypeError:  # defined in a notebook cell or built-in: no file to point at
+        file = None
+    if file is None or not Path(file).is_file():
+        return {"file": None, "sha256": None}
+    return {"file": str(Path(file).resolve()), "sha256": sha256_file(Path(file))}

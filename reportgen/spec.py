@@ -17,7 +17,8 @@ from .augment import Augment
 from .data import DATASETS, FORMATS
 from .checklist import load_checklist
 from .errors import SpecError
-from .registry import ModelRef, parse_model_ref
+from .archive import sha256_file
+from .registry import ModelRef, model_code, parse_model_ref
 from .train import LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
 
 SWEEPABLE = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "loss", "precision")
@@ -92,7 +93,7 @@ class ExperimentSpec:
             "checklist": self.checklist,
             "source": self.source, "data": asdict(self.data),
             "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base,
-                        "train": m.train} for m in self.models],
+                        "train": m.train, "code": model_code(m.ref)} for m in self.models],
             "train": {k: (v[0] if len(v) == 1 else v) for k, v in self.train.items() if k != "augment"}
             | {"seeds": self.seeds},
             "augment": _augment_table(self.train["augment"][0]),
@@ -117,7 +118,7 @@ TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "repor
             "checklist"}
 AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
-MODEL_KEYS = {"name", "kwargs", "label", "base", "train"}
+MODEL_KEYS = {"name", "kwargs", "label", "base", "train", "code"}  # code: recorded by the archive, not user input
 TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
 
 
@@ -126,6 +127,8 @@ class _Checker:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        # model files named in a spec are relative to the spec's own folder
+        self.folder = Path(source).resolve().parent if Path(source).is_file() else None
 
     def fail(self, key: str, expected: str, got: Any) -> SpecError:
         return SpecError(f"{self.source}: key '{key}': expected {expected}, got {got!r}")
@@ -191,6 +194,18 @@ def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], li
     return train, seeds
 
 
+def _check_code_unchanged(check: _Checker, key: str, code: Any) -> None:
+    """A resumed run must train with the code it started with: the archive recorded each model file's sha256."""
+    if not isinstance(code, dict) or not code.get("file") or not code.get("sha256"):
+        return
+    file = Path(code["file"])
+    if not file.is_file():
+        raise check.fail(key, f"the model file {file} the run was started with", "a missing file")
+    if sha256_file(file) != code["sha256"]:
+        raise SpecError(f"{check.source}: key '{key}': {file} changed since the run started "
+                        "(its sha256 differs); resuming would mix two versions of the model's code")
+
+
 def _parse_models(check: _Checker, entries: Any) -> list[ModelEntry]:
     if not isinstance(entries, list) or not entries:
         raise check.fail("models", "a non-empty array of [[models]] tables", entries)
@@ -203,7 +218,8 @@ def _parse_models(check: _Checker, entries: Any) -> list[ModelEntry]:
         check.unknown(entry, MODEL_KEYS, prefix)
         name = check.typed(prefix + "name", entry.get("name"), str, "a registry name or 'module:Class'")
         kwargs = check.typed(prefix + "kwargs", entry.get("kwargs", {}), dict, "a table of constructor arguments")
-        ref = parse_model_ref(name, kwargs)
+        ref = parse_model_ref(name, kwargs, base_dir=check.folder)
+        _check_code_unchanged(check, prefix + "code", entry.get("code"))
         label = check.typed(prefix + "label", entry.get("label", ref.label), str, "a string")
         base = entry.get("base")
         if base is not None:

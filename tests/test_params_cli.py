@@ -23,7 +23,7 @@ def test_table_shows_formulas_and_torchinfo_check(cli):
 
 
 def test_module_class_syntax_and_json(cli):
-    code, out, err = cli("params", "models.lenet:LeNet5?padding=0", "--format", "json")
+    code, out, err = cli("params", "reportgen.models.lenet:LeNet5?padding=0", "--format", "json")
     assert code == 0
     audit = json.loads(out)
     assert audit["total"] == 44_426 and audit["without_bias"] == 44_190 and audit["matches_torchinfo"]

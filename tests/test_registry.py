@@ -27,7 +27,7 @@ def test_unknown_name_lists_close_matches():
 
 
 def test_module_class_reference_with_kwargs():
-    ref = parse_model_ref("models.mlp:MLP?hidden=[32,16]&dropout=0.1")
+    ref = parse_model_ref("reportgen.models.mlp:MLP?hidden=[32,16]&dropout=0.1")
     assert ref.kwargs == {"hidden": [32, 16], "dropout": 0.1}
     model = create_model(ref)
     assert count(model) == (784 + 1) * 32 + (32 + 1) * 16 + (16 + 1) * 10
@@ -39,7 +39,7 @@ def test_none_kwargs_do_not_override_defaults():
 
 @pytest.mark.parametrize("text, message", [
     ("models.nope:Net", "cannot import module"),
-    ("models.mlp:Nope", "has no attribute"),
+    ("reportgen.models.mlp:Nope", "has no attribute"),
     ("lenet5?dropout", "expected key=value"),
     ("lenet5?bogus=1", "bad constructor arguments"),
 ])

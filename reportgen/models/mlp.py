@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from reportgen.registry import register_model
+from ..registry import register_model
 
 
 class MLP(nn.Module):

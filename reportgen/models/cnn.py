@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from reportgen.registry import register_model
+from ..registry import register_model
 
 
 class Conv1x1Net(nn.Module):
