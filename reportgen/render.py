@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import time
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,15 @@ from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_co
 from .report import (TrialSummary, before_after, best_per_model, conclusion, confusion_matrix, gallery_picks,
                      per_class_accuracy, settings_check, summarize_trials, sweep_pivot)
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+# Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
+TEMPLATES = resources.files("reportgen") / "templates"
 LANGS = ("en", "ko")
 GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 rows)
 
 
 def load_catalogue(lang: str) -> dict[str, str]:
     """English needs only display names for setting keys; other languages translate every message."""
-    return json.loads((TEMPLATES / "i18n" / f"{lang}.json").read_text("utf-8"))
+    return json.loads(TEMPLATES.joinpath("i18n", f"{lang}.json").read_text("utf-8"))
 
 
 def translator(lang: str):
@@ -41,7 +43,7 @@ def translator(lang: str):
 
 
 def _environment(lang: str) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+    env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True,
                              extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
     translate = translator(lang)
     env.install_gettext_callables(lambda s, **kw: translate(s) % kw if kw else translate(s),
@@ -227,7 +229,7 @@ def render_report(run_path: str | Path, output_root: str | Path = "output", lang
     try:
         context = build_context(run, staging / "figures", lang, problems, checklist)
         html = _environment(lang).get_template("report.html.j2").render(**context)
-        shutil.copy(TEMPLATES / "report.css", staging / "report.css")
+        (staging / "report.css").write_bytes(TEMPLATES.joinpath("report.css").read_bytes())
         (staging / "report.html").write_text(html, "utf-8")
         _write_tables(context, staging)
         if single_file:
