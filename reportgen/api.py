@@ -68,8 +68,26 @@ class Report:
         env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True)
         figures = {name: _inline_svg(self.folder / "figures" / f"{name}.svg") for name in ("loss", "acc")}
         return env.get_template("notebook.html.j2").render(
-            summary=self.summary, table=self.table.to_html(index=False, float_format=lambda x: f"{x:.4g}"),
+            summary=self.summary, table=_compact(self.table).to_html(index=False, na_rep="–"),
             figures=figures, html_path=str(self.html), pdf_path=str(self.pdf or ""), run=str(self.run))
+
+
+# The comparison columns a reader scans first; the full table stays in report.table and comparison.csv.
+_COMPACT_COLUMNS = {"model": "model", "status": "status", "seed": "seed", "final_test_acc": "final test acc",
+                    "best_test_acc": "best test acc", "best_epoch": "best epoch", "parameters": "parameters",
+                    "seconds_per_epoch": "s/epoch"}
+
+
+def _compact(table):
+    shown = table[[c for c in _COMPACT_COLUMNS if c in table]].rename(columns=_COMPACT_COLUMNS)
+    for column in ("final test acc", "best test acc"):
+        if column in shown:
+            shown[column] = shown[column].map(lambda x: f"{100 * x:.2f}%" if x == x else "–")
+    if "parameters" in shown:
+        shown["parameters"] = shown["parameters"].map(lambda x: f"{x:,}")
+    if "s/epoch" in shown:
+        shown["s/epoch"] = shown["s/epoch"].map(lambda x: f"{x:.1f}" if x == x else "–")
+    return shown
 
 
 def _inline_svg(path: Path) -> str:
