@@ -6,23 +6,30 @@ Validation happens here, before any data is read or any model trained.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 import tomllib
+import unicodedata
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .augment import Augment
-from .data import DATASETS, FORMATS
-from .checklist import load_checklist
-from .errors import SpecError
 from .archive import sha256_file
+from .augment import Augment
+from .checklist import load_checklist
+from .data import DATASETS, FORMATS
+from .errors import SpecError
 from .registry import ModelRef, model_code, parse_model_ref
-from .train import LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
+from .train import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
 
 SWEEPABLE = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "loss", "precision")
 LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
+MAX_TRIALS = 1000  # default bound on models × settings combinations × seeds; raise with max_trials / --max-trials
+MAX_NESTING = 32   # tables/arrays deeper than this are never a spec; refused before anything recurses into them
+# Bidirectional-text controls can make a label read differently from what it is (Trojan Source).
+_BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
 @dataclass(frozen=True)
@@ -70,17 +77,26 @@ class ExperimentSpec:
     lang: str = "en"
     source: str = "<embedded default>"
     checklist: str | None = None  # "assignment" (built in) or a checklist TOML path
+    max_trials: int = MAX_TRIALS
 
-    def trials(self) -> list[Trial]:
+    def trial_count(self) -> int:
+        """models × every combination of swept settings × seeds, counted without expanding anything."""
+        return len(self.models) * math.prod(len(self.train[k]) for k in (*SWEEPABLE, "augment")) * len(self.seeds)
+
+    def iter_trials(self) -> Iterator[Trial]:
+        """The trials one at a time (itertools.product is lazy): nothing is built before it is needed."""
         keys = [*SWEEPABLE, "augment"]
-        combos = list(itertools.product(*(self.train[k] for k in keys)))
-        trials = []
+        index = itertools.count()
         for model in self.models:
-            for combo in combos:
+            for combo in itertools.product(*(self.train[k] for k in keys)):
                 for seed in self.seeds:
                     config = TrainConfig(**(dict(zip(keys, combo)) | model.train), seed=seed)
-                    trials.append(Trial(f"{len(trials):03d}-{slug(model.label)}", model, config))
-        return trials
+                    yield Trial(f"{next(index):03d}-{slug(model.label)}", model, config)
+
+    def trials(self) -> list[Trial]:
+        """Every trial as a list; the count is checked first, so this is at most max_trials long."""
+        check_trial_count(self)
+        return list(self.iter_trials())
 
     def swept_keys(self) -> list[str]:
         """Settings that vary between trials (seed included when there are several)."""
@@ -90,7 +106,7 @@ class ExperimentSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "notes": self.notes, "device": self.device, "lang": self.lang,
-            "checklist": self.checklist,
+            "checklist": self.checklist, "max_trials": self.max_trials,
             "source": self.source, "data": asdict(self.data),
             "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base,
                         "train": m.train, "code": model_code(m.ref)} for m in self.models],
@@ -112,10 +128,23 @@ def slug(text: str) -> str:
     return LABEL_PATTERN.sub("-", text).strip("-")[:40] or "model"
 
 
+def check_trial_count(spec: ExperimentSpec) -> int:
+    """Refuse a sweep larger than spec.max_trials, computed arithmetically (10⁴ × 10⁴ is never built)."""
+    count = spec.trial_count()
+    if count > spec.max_trials:
+        factors = [f"{len(spec.models)} model(s)"]
+        factors += [f"{len(spec.train[k])} {k}" for k in SWEEPABLE if len(spec.train[k]) > 1]
+        factors.append(f"{len(spec.seeds)} seed(s)")
+        raise SpecError(f"{spec.source}: the sweep has {count:,} trials ({' × '.join(factors)}), more than the "
+                        f"limit of {spec.max_trials:,}; narrow the sweep, or raise the limit with "
+                        f"`max_trials = {count}` in the spec or --max-trials {count}")
+    return count
+
+
 # --- validation -----------------------------------------------------------------------------------
 
 TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source", "augment",
-            "checklist"}
+            "checklist", "max_trials"}
 AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
 MODEL_KEYS = {"name", "kwargs", "label", "base", "train", "code"}  # code: recorded by the archive, not user input
@@ -152,8 +181,19 @@ class _Checker:
         return value if integer else float(value)
 
     def choice(self, key: str, value: Any, options: tuple[str, ...]) -> str:
-        if value not in options:
+        if not isinstance(value, str) or value not in options:
             raise self.fail(key, f"one of {', '.join(options)}", value)
+        return value
+
+    def label(self, key: str, value: Any) -> str:
+        """A model label is shown in tables, figures, file names and the console: printable, one line."""
+        self.typed(key, value, str, "a string")
+        if not value.strip():
+            raise self.fail(key, "a non-empty label", value)
+        bad = sorted({f"U+{ord(c):04X}" for c in value
+                      if unicodedata.category(c) in ("Cc", "Cs", "Co", "Zl", "Zp") or c in _BIDI_CONTROLS})
+        if bad:
+            raise self.fail(key, f"a label without control characters (found {', '.join(bad)})", value)
         return value
 
 
@@ -220,7 +260,7 @@ def _parse_models(check: _Checker, entries: Any) -> list[ModelEntry]:
         kwargs = check.typed(prefix + "kwargs", entry.get("kwargs", {}), dict, "a table of constructor arguments")
         ref = parse_model_ref(name, kwargs, base_dir=check.folder)
         _check_code_unchanged(check, prefix + "code", entry.get("code"))
-        label = check.typed(prefix + "label", entry.get("label", ref.label), str, "a string")
+        label = check.label(prefix + "label", entry.get("label", ref.label))
         base = entry.get("base")
         if base is not None:
             check.typed(prefix + "base", base, str, "the label of another model")
@@ -273,9 +313,22 @@ def _parse_augment(check: _Checker, table: Any) -> str:
                    erasing=check.number("augment.erasing", table.get("erasing", 0.0), 0.0, 1.0)).text()
 
 
+def _check_nesting(raw: Any, source: str) -> None:
+    """Iteratively (no recursion of our own): refuse values nested deeper than MAX_NESTING."""
+    stack = [(raw, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_NESTING:
+            raise SpecError(f"{source}: values nested more than {MAX_NESTING} levels deep; a spec needs a few")
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+
+
 def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
     """Validate a spec dictionary (from TOML, plus CLI overrides) into an ExperimentSpec."""
     check = _Checker(source)
+    check.typed("<spec>", raw, dict, "a table of settings")
+    _check_nesting(raw, source)
     check.unknown(raw, TOP_KEYS, "")
     report = check.typed("report", raw.get("report", {}), dict, "a table")
     check.unknown(report, {"lang", "checklist"}, "report.")
@@ -284,16 +337,21 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
         load_checklist(check.typed("report.checklist", checklist, str, "'assignment' or a checklist TOML path"))
     train, seeds = _parse_train(check, check.typed("train", raw.get("train", {}), dict, "a table"))
     train["augment"] = [_parse_augment(check, raw.get("augment", {}))]
-    return ExperimentSpec(
+    device = raw.get("device", "auto")
+    if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
+        raise check.fail("device", "auto, cpu, cuda or cuda:N", device)
+    max_trials = check.number("max_trials", raw.get("max_trials", MAX_TRIALS), 1, 10_000_000, integer=True)
+    spec = ExperimentSpec(
         name=check.typed("name", raw.get("name", "Model comparison"), str, "a string"),
         data=_parse_data(check, raw.get("data", {})),
         models=_parse_models(check, raw.get("models")),
-        train=train, seeds=seeds,
-        device=check.typed("device", raw.get("device", "auto"), str, "auto, cpu, cuda or cuda:N"),
+        train=train, seeds=seeds, device=device,
         notes=check.typed("notes", raw.get("notes", ""), str, "a string"),
         lang=check.choice("report.lang", report.get("lang", raw.get("lang", "en")), ("en", "ko")),
-        source=raw.get("source", source), checklist=checklist,
+        source=raw.get("source", source), checklist=checklist, max_trials=max_trials,
     )
+    check_trial_count(spec)
+    return spec
 
 
 def read_spec_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
@@ -304,13 +362,20 @@ def read_spec_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
     else:
         source = str(path)
         try:
-            text = Path(path).read_text("utf-8")
+            data = Path(path).read_bytes()
         except OSError as exc:
             raise SpecError(f"{source}: cannot read spec ({exc.strerror})") from exc
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                            "save the spec as UTF-8") from exc
     try:
         return tomllib.loads(text), source
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(f"{source}: invalid TOML ({exc})") from exc
+    except RecursionError as exc:
+        raise SpecError(f"{source}: invalid TOML (arrays or tables nested too deeply to parse)") from exc
 
 
 def set_override(raw: dict[str, Any], dotted_key: str, value: Any) -> None:

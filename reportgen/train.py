@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from .augment import Augment
+from .errors import SpecError
 
 LOSSES = ("cross_entropy", "nll", "bce_with_logits")
 PRECISIONS = ("fp32", "bf16")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 EVAL_BATCH = 2000
 DIVERGED_LOSS_FACTOR = 100  # a training loss 100× the chance-level loss ln(classes) counts as diverged
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # device strings a spec may name (fullmatch)
 
 
 @dataclass(frozen=True)
@@ -69,10 +72,22 @@ class TrainResult:
 
 
 def select_device(requested: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present; CPU uses every core the process may run on."""
+    """`auto` picks CUDA when present; CPU uses every core the process may run on.
+
+    A device this machine does not have is refused here, before any run folder exists."""
+    if not isinstance(requested, str) or not DEVICE_PATTERN.fullmatch(requested):
+        raise SpecError(f"device {requested!r}: expected auto, cpu, cuda or cuda:N")
     if requested == "auto":
         requested = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(requested)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SpecError(f"device {requested!r}: CUDA is not available on this machine "
+                            f"(torch {torch.__version__}); use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if (device.index or 0) >= count:
+            names = "cuda:0" if count == 1 else f"cuda:0 … cuda:{count - 1}"
+            raise SpecError(f"device {requested!r}: this machine has {count} CUDA device(s) ({names})")
     if device.type == "cpu":
         torch.set_num_threads(len(os.sched_getaffinity(0)))
     return device
