@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +49,10 @@ def default_cache() -> Path:
     """Decoded-image cache and downloads; read at call time so $REPORTGEN_CACHE always applies."""
     return Path(os.environ.get("REPORTGEN_CACHE", "~/.cache/reportgen")).expanduser()
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # ubyte images (3 dims) and labels (1 dim)
+# An IDX file larger than this (after decompression) is refused from its header, before it is read:
+# the whole of Fashion-MNIST's training images is 47 MB.
+MAX_IDX_BYTES = 2 * 2**30
+_READ_CHUNK = 2**20
 
 
 @dataclass
@@ -75,8 +81,8 @@ class Dataset:
         return len(self.classes)
 
 
-def parse_idx(raw: bytes, path: Path, dims: int) -> torch.Tensor:
-    """Decode an unsigned-byte IDX file, checking magic number and length against its header."""
+def _idx_header(raw: bytes, path: Path, dims: int) -> tuple[list[int], int]:
+    """(shape, total file size in bytes) from an IDX header, refusing what cannot be a dataset."""
     if len(raw) < 4 + 4 * dims:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")
@@ -84,8 +90,22 @@ def parse_idx(raw: bytes, path: Path, dims: int) -> torch.Tensor:
         raise DataError(f"{path}: not an IDX file with {dims} dimension(s) "
                         f"(magic 0x{magic:08x}, expected 0x{IDX_MAGIC[dims]:08x})")
     shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+    if shape[0] == 0:
+        raise DataError(f"{path}: the IDX header says 0 {'images' if dims == 3 else 'labels'}; "
+                        "a split needs at least one")
+    if dims == 3 and 0 in shape[1:]:
+        raise DataError(f"{path}: the IDX header says images of {shape[1]}x{shape[2]} pixels")
+    expected = 4 + 4 * dims + math.prod(shape)
+    if expected > MAX_IDX_BYTES:
+        raise DataError(f"{path}: the IDX header promises {shape} ({expected:,} bytes), more than the "
+                        f"{MAX_IDX_BYTES:,} bytes reportgen reads from one file")
+    return shape, expected
+
+
+def parse_idx(raw: bytes, path: Path, dims: int) -> torch.Tensor:
+    """Decode an unsigned-byte IDX file, checking magic number and length against its header."""
+    shape, expected = _idx_header(raw, path, dims)
     offset = 4 + 4 * dims
-    expected = offset + int(torch.tensor(shape).prod())
     if len(raw) != expected:
         raise DataError(f"{path}: IDX header promises {shape} ({expected} bytes), file has {len(raw)} bytes"
                         + (" — truncated" if len(raw) < expected else ""))
@@ -93,14 +113,37 @@ def parse_idx(raw: bytes, path: Path, dims: int) -> torch.Tensor:
     return data.unsqueeze(1) if dims == 3 else data.long()
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_idx(path: Path, dims: int) -> tuple[torch.Tensor, str]:
+    """Decode an IDX file (.gz or raw) and the sha256 of its decompressed bytes, streaming.
+
+    The header is read first; then exactly the bytes it promises, and one more to detect extra data.
+    A gzip file whose header claims a few images but inflates to gigabytes (a decompression bomb) is
+    refused after reading one byte past what the header promised, never inflated whole.
+    """
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                return handle.read()
-        return path.read_bytes()
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
+            head = handle.read(4 + 4 * dims)
+            shape, expected = _idx_header(head, path, dims)
+            if path.suffix != ".gz":
+                size = os.fstat(handle.fileno()).st_size
+                if size != expected:
+                    raise DataError(f"{path}: IDX header promises {shape} ({expected} bytes), file has {size} "
+                                    "bytes" + (" — truncated" if size < expected else ""))
+            buffer = bytearray(head)  # grows with what is really there, not with what the header claims
+            while len(buffer) < expected:
+                chunk = handle.read(min(_READ_CHUNK, expected - len(buffer)))
+                if not chunk:
+                    raise DataError(f"{path}: IDX header promises {shape} ({expected} bytes), file has "
+                                    f"{len(buffer)} bytes — truncated")
+                buffer += chunk
+            if handle.read(1):
+                raise DataError(f"{path}: more data than the IDX header promises ({shape}, {expected} bytes); "
+                                "stopped reading — the file is corrupt or not an IDX file")
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
+    digest = hashlib.sha256(buffer).hexdigest()
+    data = torch.frombuffer(buffer, dtype=torch.uint8, offset=4 + 4 * dims).reshape(shape)
+    return (data.unsqueeze(1) if dims == 3 else data.long()), digest
 
 
 def _find_idx_file(directory: Path, stem: str) -> Path | None:
@@ -124,12 +167,11 @@ def load_idx_dir(directory: Path, name: str) -> tuple[dict[str, torch.Tensor], d
         path = _find_idx_file(directory, stem)
         if path is None:
             raise DataError(f"{directory}: missing {stem} (or {stem}.gz) for the {split.replace('_', ' ')}")
-        raw = _read_bytes(path)
-        digest = hashlib.sha256(raw).hexdigest()
+        tensor, digest = read_idx(path, 3 if split.endswith("images") else 1)
         if split in known and digest != known[split]:
             raise DataError(f"{path}: sha256 of contents is {digest[:16]}…, expected {known[split][:16]}… "
                             f"for {name} — the file is corrupt or not {name}")
-        tensors[split] = parse_idx(raw, path, 3 if split.endswith("images") else 1)
+        tensors[split] = tensor
         files[split] = {"path": str(path), "sha256": digest, "verified": str(split in known).lower()}
     for split in ("train", "test"):
         if len(tensors[f"{split}_images"]) != len(tensors[f"{split}_labels"]):
@@ -213,14 +255,25 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None, train_subset:
     val_x = val_y = None
     if validation:
         train_x, train_y, val_x, val_y = _carve_validation(train_x, train_y, validation, seed + 2)
+    for split, labels in (("training", train_y), ("test", test_y)):
+        if len(labels) == 0:
+            raise DataError(f"{source}: the {split} split has no images")
     classes = classes or [str(i) for i in range(int(max(train_y.max(), test_y.max())) + 1)]
     if int(train_y.max()) >= len(classes) or int(test_y.max()) >= len(classes):
         raise DataError(f"{source}: labels go up to {int(max(train_y.max(), test_y.max()))}, "
                         f"but {dataset} has {len(classes)} classes")
+    present = torch.unique(train_y)
+    if len(classes) < 2 or len(present) < 2:
+        only = classes[int(present[0])] if len(present) else "none"
+        raise DataError(f"{source}: the training split has only one class ({only!r}); "
+                        "a classifier needs images of at least 2 classes")
     if mean is None or std is None:  # statistics of the training split actually used, reported as such
         pixels = train_x.float().div_(255)
         mean, std = (round(float(pixels.mean()), 4) if mean is None else mean,
                      round(float(pixels.std()), 4) if std is None else std)
+        if std == 0:
+            raise DataError(f"{source}: every training pixel has the same value, so the images cannot be "
+                            "normalised (standard deviation 0); give data.mean and data.std, or check the files")
     return Dataset(dataset, train_x, train_y, test_x, test_y, classes, mean, std, source, files, val_x, val_y)
 
 

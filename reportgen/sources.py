@@ -15,8 +15,9 @@ import tarfile
 import tempfile
 import warnings
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,6 +28,10 @@ from .errors import DataError
 NAME_PATTERN = re.compile(r"(\d+)_(\d+)\.png", re.IGNORECASE)  # {number}_{label}.png
 CLASS_FOLDER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 MAX_MEMBER_BYTES = 64 * 2**20  # no single training image is this big; refuse before reading it into memory
+# Width × height are read from the image header (PIL opens lazily) and checked before any pixel is decoded:
+# a small PNG can declare 50,000 × 50,000 pixels and inflate to gigabytes.
+MAX_IMAGE_PIXELS = 2048 * 2048
+MAX_SPLIT_PIXELS = 2 * 2**30  # all decoded images of one split together (uint8: bytes), before caching
 MAX_LABEL = 2**62  # labels must fit int64 after parsing
 CACHE_FORMAT = 1  # bump when decoding changes, so old cache files stop matching
 KINDS = ("png_tar", "png_folder", "class_folders")
@@ -55,12 +60,39 @@ def _parse_name(rel: str, where: str) -> tuple[int, int]:
     return number, label
 
 
-def _decode_image(data: bytes, where: str, formats: Iterable[str]) -> np.ndarray:
-    """Decode one image to an 8-bit grayscale (H, W) array, refusing other formats and high bit depths."""
+class _SizeCheck:
+    """Image sizes of one split, checked from each header before decoding: one size for all, bounded."""
+
+    def __init__(self, where: str) -> None:
+        self.where, self.first, self.total = where, None, 0
+
+    def __call__(self, size: tuple[int, int], name: str) -> None:
+        width, height = size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise DataError(f"{self.where}: {name!r} is {width}x{height} pixels (from its header), more than "
+                            f"the {MAX_IMAGE_PIXELS:,} pixels allowed for one image; not decoded")
+        if self.first is None:
+            self.first = (size, name)
+        elif size != self.first[0]:
+            (w0, h0), first = self.first
+            raise DataError(f"{self.where}: {name!r} is {width}x{height} pixels, but {first!r} is {w0}x{h0}")
+        self.total += width * height
+        if self.total > MAX_SPLIT_PIXELS:
+            raise DataError(f"{self.where}: the images add up to more than {MAX_SPLIT_PIXELS:,} pixels; "
+                            "too large to decode into memory")
+
+
+def _decode_image(data: bytes, where: str, formats: Iterable[str],
+                  check_size: Callable[[tuple[int, int]], None] | None = None) -> np.ndarray:
+    """Decode one image to an 8-bit grayscale (H, W) array, refusing other formats and high bit depths.
+
+    `check_size` sees (width, height) from the header before any pixel is decoded."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in formats:
                 raise DataError(f"{where}: is {image.format or 'not an image'}, expected {'/'.join(formats)}")
+            if check_size is not None:
+                check_size(image.size)
             if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # convert('L') would clip, not scale
                 raise DataError(f"{where}: {image.mode} (16/32-bit) images are not supported; save as 8-bit")
             image.load()
@@ -84,11 +116,13 @@ def _stack(arrays: list[np.ndarray], names: list[str], where: str) -> torch.Tens
 def _numbered(entries: Iterator[tuple[str, bytes]], where: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Decode {number}_{label}.png entries, ordered by number (archive/listing order is arbitrary)."""
     items: dict[int, tuple[str, int, np.ndarray]] = {}
+    sizes = _SizeCheck(where)
     for rel, data in entries:
         number, label = _parse_name(rel, where)
         if number in items:
             raise DataError(f"{where}: {rel!r} and {items[number][0]!r} have the same number {number}")
-        items[number] = (rel, label, _decode_image(data, f"{where}: {rel!r}", ("PNG",)))
+        items[number] = (rel, label, _decode_image(data, f"{where}: {rel!r}", ("PNG",),
+                                                   lambda size, rel=rel: sizes(size, rel)))
     ordered = [items[n] for n in sorted(items)]
     images = _stack([a for _, _, a in ordered], [r for r, _, _ in ordered], where)
     return images, torch.tensor([label for _, label, _ in ordered], dtype=torch.int64)
@@ -142,6 +176,9 @@ def _files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
 
 def _read(path: Path, rel: str, where: str) -> bytes:
     try:
+        size = path.stat().st_size
+        if size > MAX_MEMBER_BYTES:
+            raise DataError(f"{where}: {rel!r} is {size} bytes, too large for an image")
         return path.read_bytes()
     except OSError as exc:
         raise DataError(f"{where}: cannot read {rel!r} ({exc})") from exc
@@ -172,13 +209,15 @@ def decode_class_folders(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[s
     arrays: list[np.ndarray] = []
     names: list[str] = []
     labels: list[int] = []
+    sizes = _SizeCheck(str(path))
     for index, name in enumerate(classes):
         files = _files(path / name, CLASS_FOLDER_EXTENSIONS)
         if not files:
             raise DataError(f"{path}: class folder {name!r} has no {'/'.join(CLASS_FOLDER_EXTENSIONS)} images")
         for file in files:
             rel = file.relative_to(path).as_posix()
-            arrays.append(_decode_image(_read(file, rel, str(path)), f"{path}: {rel!r}", ("PNG", "JPEG", "BMP")))
+            arrays.append(_decode_image(_read(file, rel, str(path)), f"{path}: {rel!r}", ("PNG", "JPEG", "BMP"),
+                                        lambda size, rel=rel: sizes(size, rel)))
             names.append(rel)
             labels.append(index)
     return _stack(arrays, names, str(path)), torch.tensor(labels, dtype=torch.int64), classes
@@ -233,7 +272,7 @@ def _read_cache(file: Path, checksum: str, decode: Callable) -> Decoded | None:
         return None
     try:
         payload = torch.load(file, map_location="cpu", weights_only=True)
-    except Exception:  # a corrupt cache file can fail in many ways (zip, pickle, EOF); it is only a cache
+    except Exception:  # noqa: BLE001 — a corrupt cache file fails in many ways (zip, pickle, EOF); only a cache
         return None
     if not (isinstance(payload, dict) and payload.get("checksum") == checksum
             and payload.get("decoder") == decode.__name__ and _valid(payload.get("result"))):
