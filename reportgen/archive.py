@@ -1,24 +1,35 @@
 """The run archive: runs/<run-id>/ with fixed file names, atomic writes and a checksum manifest.
 
 Layout (MLflow-style: parameters written once, metrics appended per epoch, state in status.json):
-    status.json        state running → complete | failed, times, command line
+    status.json        state (RunState): running → complete | partial | failed, times, error, failed trials
     spec.json          the resolved experiment spec (written once)
     environment.json   versions, device, threads, git commit
     data.json          dataset, source, file checksums, normalisation, sizes, class names
     trials/<id>/trial.json, metrics.csv, metrics.json, predictions.csv, model.pt
-    manifest.json      sha256 of every file above, written when the run completes
+    manifest.json      sha256 of every other file (status.json included, only .lock left out) and the
+                       sealed state; written last, when the run is sealed complete, partial or failed
+
+States are defined once, here (RunState, TrialState); everything else compares against them.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import errno
+import functools
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import secrets
+import shutil
+import stat
 import time
 from dataclasses import asdict
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +37,45 @@ import torch
 
 from .errors import ArchiveError
 
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: `$` would allow a final "\n"
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
-STATES = ("running", "complete", "failed")
+LOCK_FILE = ".lock"  # the only file of a run folder the manifest does not cover
+MANIFEST_FORMAT = 2
+MAX_LISTED_PROBLEMS = 20
+
+
+class RunState(StrEnum):
+    """`state` in status.json."""
+
+    RUNNING = "running"    # being written, or killed while being written: resumable
+    COMPLETE = "complete"  # every trial finished (complete or diverged); sealed with a manifest
+    PARTIAL = "partial"    # finished, at least one trial failed and at least one finished; sealed; resumable
+    FAILED = "failed"      # no trial finished, or the driver/environment failed (disk full, Ctrl-C); resumable
+
+
+class TrialState(StrEnum):
+    """`status` in trials/<id>/trial.json."""
+
+    RUNNING = "running"    # registered, training (or interrupted): resumable from its checkpoint
+    COMPLETE = "complete"  # trained for every epoch
+    DIVERGED = "diverged"  # stopped early on NaN/inf or an exploded loss; kept, flagged, counts as finished
+    FAILED = "failed"      # raised; `error` (one line) and `traceback` in trial.json; retrained on resume
+
+
+STATES = tuple(RunState)
+FINISHED_TRIALS = frozenset({TrialState.COMPLETE, TrialState.DIVERGED})
+_TRANSIENT_STATUS = ("error", "failed_trials", "trials", "finished")  # describe one ending; cleared on resume
+_TRIAL_ERROR_FIELDS = ("error", "traceback")
+
+
+class ArchiveWriteError(ArchiveError):
+    """Writing the run's files failed (disk full, read-only, I/O error): an environment problem, not
+    a trial's. The run ends `failed`, keeps its checkpoints and can be resumed once it is fixed."""
 
 
 def validate_run_id(run_id: str) -> str:
-    """Run ids become folder names: no separators, no '..', nothing hidden."""
-    if not RUN_ID.match(run_id) or ".." in run_id:
+    """Run ids become folder names: no separators, no '..', nothing hidden, no trailing newline."""
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
         raise ArchiveError(f"run id {run_id!r}: expected letters, digits, '_', '-', '.' "
                            "(no path separators, no '..', not starting with '.')")
     return run_id
@@ -54,27 +96,62 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
 
+@contextlib.contextmanager
+def _writing(what: Path):
+    """OSError while writing (ENOSPC, EROFS, EIO…) → one ArchiveWriteError naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise ArchiveWriteError(f"{exc.filename or what}: cannot write ({exc.strerror or exc})") from exc
+
+
+def _archive_write(method):
+    """RunArchive writers raise ArchiveWriteError, never a bare OSError (see TrialRunner)."""
+    @functools.wraps(method)
+    def wrapper(self: RunArchive, *args: Any, **kwargs: Any) -> Any:
+        with _writing(self.path):
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with _writing(path):
+            with open(tmp, "xb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
 
 
+def json_safe(value: Any) -> Any:
+    """NaN and ±inf (a diverged model's loss) become null: JSON has no NaN, and strict readers reject it."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def json_bytes(payload: Any) -> bytes:
+    """The one JSON encoding of the archive: strict (no NaN/Infinity tokens), UTF-8, indented."""
+    return (json.dumps(json_safe(payload), indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+
+
 def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic_write_bytes(path, json_bytes(payload))
 
 
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text("utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise ArchiveError(f"{path}: cannot read ({exc})") from exc
 
 
@@ -94,49 +171,106 @@ def rows_to_csv(rows: list[dict[str, Any]], fields: tuple[str, ...] | list[str])
     return buffer.getvalue().encode("utf-8")
 
 
+def _rename_no_replace(source: Path, target: Path) -> None:
+    """rename(2) that fails with EEXIST when target exists (Linux renameat2 RENAME_NOREPLACE).
+
+    Plain rename would silently replace an empty folder; where renameat2 is unavailable the caller's
+    existence check plus rename's refusal to replace a non-empty folder still protect every real run.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        at_fdcwd, rename_noreplace = -100, 1
+        if renameat2(at_fdcwd, os.fsencode(source), at_fdcwd, os.fsencode(target), rename_noreplace) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL):  # EINVAL: the file system has no RENAME_NOREPLACE
+            raise OSError(code, os.strerror(code), str(target))
+    os.rename(source, target)
+
+
 class RunArchive:
     """One run folder. Create with `RunArchive.create`, open an existing one with `RunArchive(path)`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.run_id = self.path.name
+        self._lock_fd: int | None = None
 
     # --- writing ---------------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, run_id: str | None, header: dict[str, Any]) -> "RunArchive":
-        """Make the folder (never reusing one: mkdir fails if it exists) and write the run's header files."""
+    def create(cls, root: Path, run_id: str | None, header: dict[str, Any]) -> RunArchive:
+        """Write the run's header files (spec, environment, data, status) in a hidden staging folder and
+        rename it into place: runs/<id> never exists without status.json, and a failed header write
+        (disk full…) leaves nothing behind that would block the id. An existing run is never reused."""
         run_id = validate_run_id(run_id or new_run_id())
         root = Path(root)
+        final = root / run_id
         try:
             root.mkdir(parents=True, exist_ok=True)
-            (root / run_id).mkdir()
-        except FileExistsError as exc:
-            raise ArchiveError(f"{root / run_id}: a run with this id already exists") from exc
         except OSError as exc:
             raise ArchiveError(f"{root}: cannot create the run folder ({exc.strerror})") from exc
-        run = cls(root / run_id)
-        run.lock()
-        (run.path / "trials").mkdir()
-        for name, payload in header.items():  # spec, environment, data: written once
-            atomic_write_json(run.path / f"{name}.json", payload)
-        run.set_status("running")
+        if final.exists() or final.is_symlink():
+            raise ArchiveError(f"{final}: a run with this id already exists")
+        run = cls(root / f".{run_id}.{secrets.token_hex(4)}.staging")
+        try:
+            run.path.mkdir()
+            run.lock()
+            (run.path / "trials").mkdir()
+            for name, payload in header.items():  # spec, environment, data: written once
+                atomic_write_json(run.path / f"{name}.json", payload)
+            run.set_status(RunState.RUNNING)
+            try:
+                _rename_no_replace(run.path, final)
+            except OSError as exc:
+                if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise ArchiveError(f"{final}: a run with this id already exists") from exc
+                raise
+        except BaseException as exc:
+            run.unlock()
+            shutil.rmtree(run.path, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise ArchiveWriteError(f"{final}: cannot create the run ({exc.strerror or exc}); "
+                                        "nothing was kept") from exc
+            if isinstance(exc, ArchiveWriteError):
+                raise ArchiveWriteError(f"{exc}; the run {final} was not created") from exc
+            raise
+        run.path, run.run_id = final, run_id  # the lock is on the file, which moved with the folder
         return run
 
-    def set_status(self, state: str, **extra: Any) -> None:
-        status = self.status() if (self.path / "status.json").exists() else {"started": _now()}
-        status.update(state=state, updated=_now(), **extra)
-        if state != "running":
+    @_archive_write
+    def set_status(self, state: RunState | str, **extra: Any) -> None:
+        """Write status.json; fields describing a previous ending (error, failed trials) are dropped."""
+        state = RunState(state)
+        previous = self.status() if (self.path / "status.json").exists() else {}
+        status = {k: v for k, v in previous.items() if k not in _TRANSIENT_STATUS}
+        status.setdefault("started", _now())
+        status.update(state=state.value, updated=_now(), **extra)
+        if state != RunState.RUNNING:
             status["finished"] = _now()
         atomic_write_json(self.path / "status.json", status)
 
     def trial_dir(self, trial_id: str) -> Path:
         return self.path / "trials" / validate_run_id(trial_id)
 
+    @_archive_write
     def start_trial(self, trial_id: str, info: dict[str, Any]) -> None:
         folder = self.trial_dir(trial_id)
         folder.mkdir(exist_ok=True)
-        atomic_write_json(folder / "trial.json", info | {"status": "running"})
+        atomic_write_json(folder / "trial.json", info | {"status": TrialState.RUNNING.value})
 
+    @_archive_write
+    def resume_trial(self, trial_id: str) -> None:
+        """A trial continued from its checkpoint (e.g. a failed one on resume) is running again."""
+        path = self.trial_dir(trial_id) / "trial.json"
+        if path.exists():
+            info = {k: v for k, v in read_json(path).items() if k not in _TRIAL_ERROR_FIELDS}
+            atomic_write_json(path, info | {"status": TrialState.RUNNING.value})
+
+    @_archive_write
     def write_epochs(self, trial_id: str, epochs: list[Any]) -> None:
         """Rewrite the trial's metrics (CSV + JSON) atomically after each epoch."""
         rows = [asdict(e) if not isinstance(e, dict) else e for e in epochs]
@@ -144,6 +278,7 @@ class RunArchive:
         atomic_write_bytes(folder / "metrics.csv", rows_to_csv(rows, METRIC_FIELDS))
         atomic_write_json(folder / "metrics.json", rows)
 
+    @_archive_write
     def save_checkpoint(self, trial_id: str, checkpoint: dict[str, Any]) -> None:
         """Everything needed to continue after this epoch; loaded back with weights_only=True."""
         buffer = io.BytesIO()
@@ -159,26 +294,56 @@ class RunArchive:
         except Exception as exc:  # a corrupt checkpoint must not be silently trusted
             raise ArchiveError(f"{path}: cannot load checkpoint ({exc})") from exc
 
-    def fail_trial(self, trial_id: str, error: str) -> None:
+    @_archive_write
+    def fail_trial(self, trial_id: str, error: str, traceback: str | None = None) -> None:
+        """Mark a trial failed: `error` is one line (type: message), `traceback` the full text."""
         path = self.trial_dir(trial_id) / "trial.json"
         info = read_json(path) if path.exists() else {"trial_id": trial_id}
         path.parent.mkdir(exist_ok=True)
-        atomic_write_json(path, info | {"status": "failed", "error": error})
+        line = " ".join(str(error).split())[:500] or "unknown error"
+        atomic_write_json(path, info | {"status": TrialState.FAILED.value, "error": line,
+                                        "traceback": traceback or str(error)})
 
     def trial_status(self, trial_id: str) -> str | None:
         path = self.trial_dir(trial_id) / "trial.json"
         return read_json(path).get("status") if path.exists() else None
 
     def lock(self) -> None:
-        """Hold an exclusive lock on the run for this process's lifetime: one writer per run."""
+        """Hold an exclusive lock on the run for this process's lifetime: one writer per run.
+
+        The lock file is opened without following a symlink and without truncating, so a `.lock`
+        planted in a run folder can neither redirect nor damage another file."""
         import fcntl
 
-        self._lock = open(self.path / ".lock", "w")
+        if self._lock_fd is not None:  # already held by this object
+            return
+        path = self.path / LOCK_FILE
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise ArchiveError(f"{path}: is a symbolic link; a run's lock file must be a plain file "
+                                   "(remove it)") from exc
+            raise ArchiveError(f"{path}: cannot open the run's lock file ({exc.strerror})") from exc
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ArchiveError(f"{path}: is not a plain file; a run's lock file must be one (remove it)")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
+            os.close(fd)
             raise ArchiveError(f"{self.path}: another reportgen process is writing this run") from exc
+        self._lock_fd = fd
 
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __del__(self) -> None:
+        self.unlock()
+
+    @_archive_write
     def finish_trial(self, trial_id: str, status: str, predictions: dict[str, list], weights: dict,
                      **extra: Any) -> None:
         folder = self.trial_dir(trial_id)
@@ -188,22 +353,69 @@ class RunArchive:
         buffer = io.BytesIO()
         torch.save(weights, buffer)
         atomic_write_bytes(folder / "model.pt", buffer.getvalue())
-        info = read_json(folder / "trial.json") | {"status": status} | extra
-        atomic_write_json(folder / "trial.json", info)
+        info = {k: v for k, v in read_json(folder / "trial.json").items() if k not in _TRIAL_ERROR_FIELDS}
+        atomic_write_json(folder / "trial.json", info | {"status": TrialState(status).value} | extra)
 
-    def complete(self) -> None:
-        """Seal the run: manifest of every file's sha256, then state complete."""
-        for checkpoint in self.path.glob("trials/*/checkpoint.pt"):
-            checkpoint.unlink()  # resume state is useless once the run is complete
-        files = sorted(p for p in self.path.rglob("*") if p.is_file()
-                       and p.name not in ("manifest.json", "status.json") and not p.name.startswith("."))
-        manifest = {str(p.relative_to(self.path)): sha256_file(p) for p in files}
-        atomic_write_json(self.path / "manifest.json", manifest)
-        self.set_status("complete")
+    @_archive_write
+    def reopen(self) -> None:
+        """Before resuming: lock, drop the stale manifest, state running again."""
+        self.lock()
+        (self.path / "manifest.json").unlink(missing_ok=True)
+        self.set_status(RunState.RUNNING, resumed=True)
+
+    @_archive_write
+    def seal(self, trial_ids: list[str] | None = None) -> RunState:
+        """End the run: its state from its trials' states (complete / partial / failed), status.json,
+        then manifest.json last, covering status.json too. Checkpoints of finished trials are dropped
+        (no longer needed); a failed trial keeps its checkpoint so a resume continues from it."""
+        trial_ids = self.trial_ids() if trial_ids is None else list(trial_ids)
+        states = {t: self.trial_status(t) for t in trial_ids}
+        finished = [t for t, s in states.items() if s in FINISHED_TRIALS]
+        failed = [t for t in trial_ids if t not in finished]
+        state = RunState.COMPLETE if not failed else RunState.PARTIAL if finished else RunState.FAILED
+        for trial_id in finished:
+            (self.trial_dir(trial_id) / "checkpoint.pt").unlink(missing_ok=True)
+        counts = {"total": len(trial_ids)} | {s.value: sum(v == s for v in states.values()) for s in TrialState}
+        counts[TrialState.FAILED.value] = len(failed)  # never started or left running counts as failed
+        counts[TrialState.RUNNING.value] = 0
+        extra: dict[str, Any] = {"trials": counts}
+        if failed:
+            errors = []
+            for trial_id in failed[:3]:
+                path = self.trial_dir(trial_id) / "trial.json"
+                info = read_json(path) if path.exists() else {}
+                errors.append(f"{trial_id}: {info.get('error') or 'did not finish'}")
+            more = f"; … and {len(failed) - 3} more" if len(failed) > 3 else ""
+            extra |= {"failed_trials": failed,
+                      "error": f"{len(failed)} of {len(trial_ids)} trial(s) failed: {'; '.join(errors)}{more}"}
+        self.set_status(state, **extra)
+        self.write_manifest(state)
+        return state
+
+    def complete(self) -> RunState:
+        """Seal the run over every trial it holds (see `seal`)."""
+        return self.seal()
+
+    @_archive_write
+    def write_manifest(self, state: RunState | str | None = None) -> None:
+        """sha256 of every file of the run (status.json included; only the lock file left out)."""
+        state = RunState(state or self.status().get("state"))
+        files = {}
+        for name, path in sorted(self._entries().items()):
+            if not path.is_symlink():  # reportgen writes none; one planted later shows up as added
+                files[name] = sha256_file(path)
+        atomic_write_json(self.path / "manifest.json",
+                          {"format": MANIFEST_FORMAT, "state": state.value, "sealed": _now(), "files": files})
 
     # --- reading ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        return read_json(self.path / "status.json")
+        status = read_json(self.path / "status.json")
+        if not isinstance(status, dict):
+            raise ArchiveError(f"{self.path / 'status.json'}: expected a JSON object")
+        return status
+
+    def state(self) -> str | None:
+        return self.status().get("state")
 
     def read(self, name: str) -> Any:
         return read_json(self.path / f"{name}.json")
@@ -221,22 +433,52 @@ class RunArchive:
         with open(self.trial_dir(trial_id) / "predictions.csv", newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
 
+    def _entries(self) -> dict[str, Path]:
+        """Every file and symlink of the run by relative path, except manifest.json and the lock file."""
+        entries: dict[str, Path] = {}
+        for folder, dirs, files in os.walk(self.path):  # does not follow symlinked folders
+            here = Path(folder)
+            links = [d for d in dirs if (here / d).is_symlink()]
+            for name in (*files, *links):
+                path = here / name
+                rel = path.relative_to(self.path).as_posix()
+                if rel not in ("manifest.json", LOCK_FILE):
+                    entries[rel] = path
+        return entries
+
     def verify(self) -> list[str]:
-        """Problems that make the archive untrustworthy: not complete, missing or altered files."""
+        """Problems that make the archive untrustworthy: not complete, and every file missing, added or
+        changed since the run was sealed (status.json included). Empty when the run can be trusted."""
         problems = []
         state = self.status().get("state")
-        if state != "complete":
-            problems.append(f"run state is {state!r}, not 'complete'")
+        if state != RunState.COMPLETE:
+            error = self.status().get("error")
+            problems.append(f"run state is {state!r}, not 'complete'" + (f" ({error})" if error else ""))
         manifest_path = self.path / "manifest.json"
-        if not manifest_path.exists():
+        if not manifest_path.is_file() or manifest_path.is_symlink():
             return problems + ["manifest.json is missing"]
-        for name, digest in read_json(manifest_path).items():
-            file = self.path / name
-            if not file.is_file():
-                problems.append(f"{name} is missing")
-            elif sha256_file(file) != digest:
-                problems.append(f"{name} does not match its sha256 in manifest.json")
-        return problems
+        manifest = read_json(manifest_path)
+        present = self._entries()
+        if isinstance(manifest, dict) and isinstance(manifest.get("files"), dict):
+            files, sealed = manifest["files"], manifest.get("state")
+            if sealed != state:
+                problems.append(f"status.json says the run is {state!r}, but it was sealed {sealed!r}")
+        elif isinstance(manifest, dict) and all(isinstance(v, str) for v in manifest.values()):
+            files = manifest  # format 1 (before status.json was covered): status.json and dot files not listed
+            present = {k: v for k, v in present.items() if k != "status.json" and not Path(k).name.startswith(".")}
+        else:
+            return problems + ["manifest.json is malformed"]
+        changes = [f"{name} is missing" for name in sorted(files.keys() - present.keys())]
+        changes += [f"{name} was added after the run was sealed (not in manifest.json)"
+                    for name in sorted(present.keys() - files.keys())]
+        for name in sorted(files.keys() & present.keys()):
+            if present[name].is_symlink():
+                changes.append(f"{name} is a symbolic link, not the file that was sealed")
+            elif sha256_file(present[name]) != files[name]:
+                changes.append(f"{name} does not match its sha256 in manifest.json")
+        if len(changes) > MAX_LISTED_PROBLEMS:
+            changes = changes[:MAX_LISTED_PROBLEMS] + [f"… and {len(changes) - MAX_LISTED_PROBLEMS} more"]
+        return problems + changes
 
 
 def open_run(path: str | Path) -> RunArchive:

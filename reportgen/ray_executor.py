@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from .archive import FINISHED_TRIALS, TrialState
 from .errors import ArchiveError, DataError, ReportgenError
 from .runner import run_trial_in_worker
 
@@ -129,7 +130,7 @@ class RayExecutor:
         counts = {"done": 0, "failed": 0}
         pending: dict[Any, Trial] = {}
         for trial in trials:
-            if run.trial_status(trial.trial_id) in ("complete", "diverged"):  # resumed run: nothing to do
+            if run.trial_status(trial.trial_id) in FINISHED_TRIALS:  # resumed run: nothing to do
                 counts["done"] += 1
                 bar.update(1)
                 continue
@@ -158,7 +159,7 @@ class RayExecutor:
                     except RayError as exc:  # worker or node died more often than max_retries allows
                         status = self._failed(run, trial, f"Ray gave up after {self.max_retries} "
                                                           f"retries: {type(exc).__name__}: {exc}")
-                    counts["failed" if status in ("failed", "running") else "done"] += 1
+                    counts["done" if status in FINISHED_TRIALS else "failed"] += 1
                     bar.update(1)
                     progress()
                     log(f"trial {trial.trial_id} ({trial.model.label}): {status} "
@@ -170,9 +171,9 @@ class RayExecutor:
 
     @staticmethod
     def _failed(run: Any, trial: Trial, error: str) -> str:
-        if run.trial_status(trial.trial_id) not in ("complete", "diverged"):
+        if run.trial_status(trial.trial_id) not in FINISHED_TRIALS:
             run.fail_trial(trial.trial_id, error)
-        return run.trial_status(trial.trial_id) or "failed"
+        return run.trial_status(trial.trial_id) or TrialState.FAILED.value
 
 
 def _hint(error: ReportgenError) -> str:

@@ -9,9 +9,9 @@ import functools
 import os
 import platform
 import random
-import traceback
 import subprocess
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -19,12 +19,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from . import __version__
-import torch.nn as nn
-
-from .archive import RunArchive, open_run, validate_run_id
+from .archive import FINISHED_TRIALS, RunArchive, RunState, TrialState, open_run, validate_run_id
 from .audit import ModelAudit, audit_model
 from .data import Dataset, load_dataset, load_recorded_dataset
 from .errors import ArchiveError, ModelError, ReportgenError
@@ -36,10 +35,14 @@ from .vectorized import can_vectorize, group_key, train_stacked
 Log = Callable[[str], None]
 
 
+class RunFailedError(ArchiveError):
+    """The run ended `failed` (no trial finished, or the environment failed); it can be resumed."""
+
+
 def environment(device: torch.device) -> dict[str, Any]:
     """What the reproducibility appendix needs to say about where the numbers came from."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=5,
                                 cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
@@ -79,8 +82,18 @@ def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
         model = create_model(entry.ref)
         audits[entry.label] = audit_model(model, data.input_shape, name=entry.label)
         model.eval()
-        with torch.no_grad():
-            output = model(torch.zeros(2, *data.input_shape))
+        try:
+            with torch.no_grad():
+                output = model(torch.zeros(2, *data.input_shape))
+        except Exception as exc:  # the user's forward code: one line, not a traceback
+            raise ModelError(f"model {entry.label!r}: forward on a batch of shape (2, "
+                             f"{', '.join(map(str, data.input_shape))}) raised {type(exc).__name__}: {exc}") from exc
+        expected = f"one tensor of shape (batch, {data.num_classes}) — logits or log-probabilities"
+        if not isinstance(output, torch.Tensor):
+            raise ModelError(f"model {entry.label!r}: forward returned {describe_output(output)}, expected "
+                             f"{expected}; return only the class scores")
+        if not output.is_floating_point():
+            raise ModelError(f"model {entry.label!r}: forward returned a {output.dtype} tensor, expected {expected}")
         if output.shape != (2, data.num_classes):
             raise ModelError(f"model {entry.label!r}: output shape {tuple(output.shape[1:])}, expected "
                              f"({data.num_classes},) for the {data.num_classes} classes of {data.name}")
@@ -91,6 +104,18 @@ def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
     return audits
 
 
+def describe_output(output: Any) -> str:
+    """What a forward returned, for an error message: `a tuple of 2 (Tensor (2, 10), Tensor (2, 84))`."""
+    if isinstance(output, torch.Tensor):
+        return f"Tensor {tuple(output.shape)}"
+    if isinstance(output, (tuple, list)):
+        items = ", ".join(describe_output(o) for o in output[:4]) + (", …" if len(output) > 4 else "")
+        return f"a {type(output).__name__} of {len(output)} ({items})"
+    if isinstance(output, dict):
+        return f"a dict with keys {list(output)[:6]}"
+    return f"a {type(output).__name__}"
+
+
 class Executor(Protocol):
     """Where trials run: in this process (LocalExecutor) or elsewhere (reportgen.ray_executor).
 
@@ -98,7 +123,7 @@ class Executor(Protocol):
     for every trial; the runner writes each trial's results into the run archive.
     """
 
-    def map(self, trials: list[Trial], runner: "TrialRunner") -> None: ...
+    def map(self, trials: list[Trial], runner: TrialRunner) -> None: ...
 
 
 class LocalExecutor:
@@ -108,7 +133,7 @@ class LocalExecutor:
     def __init__(self, vectorize: bool = False) -> None:
         self.vectorize = vectorize
 
-    def map(self, trials: list[Trial], runner: "TrialRunner") -> None:
+    def map(self, trials: list[Trial], runner: TrialRunner) -> None:
         for group in (stack_groups(trials) if self.vectorize else [[t] for t in trials]):
             if len(group) > 1:
                 runner.run_stack(group)
@@ -151,8 +176,10 @@ class TrialRunner:
             return self._train(trial)
         except (ReportgenError, KeyboardInterrupt):
             raise
-        except Exception as exc:  # a crash inside one trial (e.g. out of memory) must not sink the others
-            self.run.fail_trial(trial.trial_id, traceback.format_exc())
+        except Exception as exc:  # noqa: BLE001 — a crash inside one trial (e.g. out of memory) must not sink the others
+            # Writing the archive raises ArchiveWriteError (a ReportgenError, re-raised above): disk full
+            # is the environment's failure, not the trial's, and stops the run.
+            self.run.fail_trial(trial.trial_id, f"{type(exc).__name__}: {exc}", traceback.format_exc())
             self.log(f"error: trial {trial.trial_id} failed ({type(exc).__name__}: {exc}); the others go on")
             return None
 
@@ -205,7 +232,9 @@ class TrialRunner:
             results = train_stacked(models, *self.tensors, self.data.mean, self.data.std,
                                     [t.config for t in pending], on_epoch=on_epoch,
                                     on_batch=lambda n: self.bar.update(n * len(pending)))
-        except Exception as exc:  # a stack that fails is retried one trial at a time
+        except ReportgenError:  # e.g. the archive cannot be written: retrying one by one would not help
+            raise
+        except Exception as exc:  # noqa: BLE001 — a stack that fails is retried one trial at a time
             self.log(f"warning: stacked training of {len(pending)} trials failed ({exc}); training them one by one")
             for trial in pending:
                 self(trial)
@@ -214,7 +243,7 @@ class TrialRunner:
             self._finish(trial, model, result)
 
     def _finished(self, trial: Trial) -> bool:
-        if self.run.trial_status(trial.trial_id) in ("complete", "diverged"):
+        if self.run.trial_status(trial.trial_id) in FINISHED_TRIALS:
             self.bar.update(batches_per_epoch(len(self.data.train_labels), trial.config.batch_size)
                             * trial.config.epochs)
             return True
@@ -234,7 +263,7 @@ class TrialRunner:
                        "confidence": [round(c, 5) for c in final.confidences.tolist()]}
         self.run.finish_trial(trial.trial_id, result.status, predictions,
                               {k: v.cpu() for k, v in model.state_dict().items()})
-        if result.status == "diverged":
+        if result.status == TrialState.DIVERGED:
             self.log(f"warning: {trial.model.label} ({trial.trial_id}) diverged at epoch {len(result.history)}; "
                      "its trial is kept and flagged")
 
@@ -244,6 +273,7 @@ class TrialRunner:
         if checkpoint is None:
             self._register(trial)
             return []
+        self.run.resume_trial(trial.trial_id)  # e.g. a failed trial retrained from its last epoch
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         restore_rng_states(checkpoint)
@@ -299,7 +329,7 @@ def run_trial_in_worker(run_path: str, trial: Trial, device: str, audits: dict[s
         torch.set_num_threads(threads)
     with tqdm(disable=True) as bar:
         TrialRunner(run, data, chosen, audits, bar, log=print)(trial)
-    return run.trial_status(trial.trial_id) or "failed"
+    return run.trial_status(trial.trial_id) or TrialState.FAILED.value
 
 
 def _prepare(spec: ExperimentSpec, data: Dataset) -> tuple[torch.device, dict[str, ModelAudit]]:
@@ -309,25 +339,63 @@ def _prepare(spec: ExperimentSpec, data: Dataset) -> tuple[torch.device, dict[st
 
 def _train_all(run: RunArchive, spec: ExperimentSpec, data: Dataset, device: torch.device,
                audits: dict[str, ModelAudit], executor: Executor | None, log: Log) -> RunArchive:
+    """Train every trial, then seal the run: complete, partial (some trials failed) or failed.
+
+    A failure of the driver or the environment (disk full while writing a trial's files, Ctrl-C, a
+    worker that cannot open the run) ends the run `failed` with the error, keeping every checkpoint,
+    so `reportgen run --resume` continues once the cause is fixed. The run is never sealed complete then.
+    """
     trials = spec.trials()
     log(f"{len(trials)} trial(s) on {data.name} ({len(data.train_labels)} train / {len(data.test_labels)} "
         f"test images), device {device}, {torch.get_num_threads()} threads")
     total = sum(batches_per_epoch(len(data.train_labels), t.config.batch_size) * t.config.epochs for t in trials)
+    resume_hint = f"resume with: reportgen run --resume {run.path}"
     try:
-        with tqdm(total=total, unit="batch", desc=run.run_id, dynamic_ncols=True, mininterval=0.5) as bar:
+        with tqdm(total=total, unit="batch", desc=run.run_id, dynamic_ncols=True, mininterval=0.5,
+                  disable=None) as bar:  # disable=None: no progress bar when stderr is not a terminal
             (executor or LocalExecutor()).map(trials, TrialRunner(run, data, device, audits, bar, log))
-        failed = [t for t in run.trial_ids() if run.trial_status(t) in ("failed", "running")]
-        if failed:
-            log(f"warning: {len(failed)} trial(s) failed: {', '.join(failed)} (tracebacks in their trial.json)")
+        state = run.seal([t.trial_id for t in trials])
     except KeyboardInterrupt:
-        run.set_status("failed", error="interrupted (Ctrl-C)")
-        log(f"interrupted: completed epochs are checkpointed; resume with: reportgen run --resume {run.path}")
+        _mark_failed(run, "interrupted (Ctrl-C)")
+        log(f"interrupted: completed epochs are checkpointed; {resume_hint}")
         raise
+    except ReportgenError as exc:  # same type (ModelError, ArchiveWriteError…), message says what became of the run
+        _mark_failed(run, str(exc))
+        raise _same_kind(exc, f"{exc} — run {run.path} is marked failed and keeps its checkpoints; "
+                              f"fix the cause (e.g. free disk space) and {resume_hint}") from exc
+    except (OSError, MemoryError) as exc:  # the driver's own environment (processes, files, memory)
+        _mark_failed(run, f"{type(exc).__name__}: {exc}")
+        raise RunFailedError(f"run {run.path} failed: {type(exc).__name__}: {exc} — it keeps its checkpoints; "
+                             f"fix the cause and {resume_hint}") from exc
     except BaseException as exc:
-        run.set_status("failed", error=f"{type(exc).__name__}: {exc}")
+        _mark_failed(run, f"{type(exc).__name__}: {exc}")
         raise
-    run.complete()
+    finally:
+        run.unlock()  # written: another process (or a later call in this one) may resume or render it
+    status = run.status()
+    if state == RunState.FAILED:
+        raise RunFailedError(f"{run.path}: every trial failed ({status.get('error', 'no trial finished')}); "
+                             f"tracebacks are in trials/*/trial.json — fix the cause and {resume_hint}")
+    if state == RunState.PARTIAL:
+        log(f"warning: {status['error']} (tracebacks in their trial.json); the run is partial — retrain the "
+            f"failed trials with: reportgen run --resume {run.path}")
     return run
+
+
+def _same_kind(exc: ReportgenError, message: str) -> ReportgenError:
+    try:
+        return type(exc)(message)
+    except Exception:  # noqa: BLE001 — a subclass with another constructor: the generic kind
+        return RunFailedError(message)
+
+
+def _mark_failed(run: RunArchive, error: str) -> None:
+    """Best effort: status.json may be exactly what the full disk refuses; it then stays `running`,
+    which is resumable too. Checkpoints are never touched here."""
+    try:
+        run.set_status(RunState.FAILED, error=" ".join(error.split()))
+    except (ReportgenError, OSError):
+        pass
 
 
 def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = None,
@@ -349,14 +417,22 @@ def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = N
 
 
 def resume_experiment(path: Path, executor: Executor | None = None, log: Log = print) -> RunArchive:
-    """Continue an unfinished run from each trial's last complete epoch, with the archived spec and data."""
+    """Continue an unfinished run (running, partial or failed) with the archived spec and data: finished
+    trials are kept, failed and interrupted ones are trained again (from their last checkpoint if any)."""
     run = open_run(path)
-    if run.status().get("state") == "complete":
+    if run.state() == RunState.COMPLETE and (run.path / "manifest.json").exists():
         raise ArchiveError(f"{run.path}: the run is already complete (render it with `reportgen render`)")
     run.lock()
-    recorded = run.read("spec")
-    spec = parse_spec(recorded, str(run.path / "spec.json"))
-    data = load_recorded_dataset(recorded["data"], spec.seeds[0], run.read("data")["files"])
-    device, audits = _prepare(spec, data)
-    run.set_status("running", resumed=True)
+    try:
+        recorded = run.read("spec")
+        spec = parse_spec(recorded, str(run.path / "spec.json"))
+        data = load_recorded_dataset(recorded["data"], spec.seeds[0], run.read("data")["files"])
+        device, audits = _prepare(spec, data)
+        finished = sum(run.trial_status(t.trial_id) in FINISHED_TRIALS for t in spec.iter_trials())
+        log(f"resuming {run.path} with its archived settings: {finished} of {spec.trial_count()} trial(s) "
+            "finished, the others are trained")
+        run.reopen()
+    except BaseException:
+        run.unlock()
+        raise
     return _train_all(run, spec, data, device, audits, executor, log)

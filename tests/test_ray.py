@@ -31,7 +31,7 @@ from conftest import requires_fashion  # noqa: E402
 from reportgen.archive import RunArchive  # noqa: E402
 from reportgen.errors import ModelError  # noqa: E402
 from reportgen.ray_executor import RayExecutor, RayExecutorError  # noqa: E402
-from reportgen.runner import run_experiment  # noqa: E402
+from reportgen.runner import RunFailedError, run_experiment  # noqa: E402
 from reportgen.spec import load_spec  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
@@ -308,15 +308,16 @@ def test_a_trial_that_raises_is_recorded_failed_and_its_sibling_completes(tmp_pa
     monkeypatch.chdir(tmp_path)  # a relative runs dir: the workers' working directory is another one
     run = run_experiment(spec, Path("runs"), "failing", log=lines.append, executor=RayExecutor(
         address, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}))
-    assert run.status()["state"] == "complete" and run.verify() == []
+    assert run.status()["state"] == "partial" and run.status()["failed_trials"] == ["001-exploding"]
+    assert [p for p in run.verify() if not p.startswith("run state is 'partial'")] == []
     assert run.trial_status("000-mlp") == "complete"
     failed = run.trial("001-exploding")
-    assert failed["status"] == "failed"
-    assert "Traceback" in failed["error"] and "RuntimeError: exploded on purpose" in failed["error"]
+    assert failed["status"] == "failed" and failed["error"] == "RuntimeError: exploded on purpose"
+    assert "Traceback" in failed["traceback"] and "RuntimeError: exploded on purpose" in failed["traceback"]
     trial_lines = [line for line in lines if line.startswith("trial ")]
     assert any(line.startswith("trial 001-exploding (exploding): failed [") for line in trial_lines)
     assert trial_lines[-1].endswith("[1 done, 0 running, 1 failed]")
-    assert any("1 trial(s) failed: 001-exploding" in line for line in lines)
+    assert any("1 of 2 trial(s) failed: 001-exploding" in line for line in lines)
 
 
 def test_a_worker_killed_more_often_than_max_retries_fails_only_its_trial(tmp_path, cluster):
@@ -324,10 +325,12 @@ def test_a_worker_killed_more_often_than_max_retries_fails_only_its_trial(tmp_pa
     spec = spec_file(tmp_path, LONG)
     lines: list[str] = []
     killer = WorkerKiller(watch.root, tmp_path / "runs" / "lost", "000-lenet5")
-    run = run_experiment(spec, tmp_path / "runs", "lost", log=lines.append,
-                         executor=RayExecutor(address, cpus_per_trial=CPUS, max_retries=0))
+    with pytest.raises(RunFailedError, match="every trial failed"):  # its only trial: nothing finished
+        run_experiment(spec, tmp_path / "runs", "lost", log=lines.append,
+                       executor=RayExecutor(address, cpus_per_trial=CPUS, max_retries=0))
     killer.check()
-    assert run.status()["state"] == "complete" and run.verify() == []
+    run = RunArchive(tmp_path / "runs" / "lost")
+    assert run.status()["state"] == "failed" and (run.path / "manifest.json").exists()
     trial = run.trial("000-lenet5")
     assert trial["status"] == "failed" and "Ray gave up after 0 retries" in trial["error"]
     assert "trial 000-lenet5 (lenet5): failed [0 done, 0 running, 1 failed]" in lines
