@@ -14,68 +14,152 @@ EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 1
 
 
-def _run(args: argparse.Namespace) -> int:
-    from .archive import check_writable, open_run, validate_run_id
-    from .runner import resume_experiment, run_experiment
-    from .spec import load_spec, parse_spec
+# CLI flag of every spec override, for messages
+OVERRIDE_FLAGS = {
+    "data.dataset": "--dataset", "data.data_dir": "--data-dir", "data.train_subset": "--train-subset",
+    "data.test_subset": "--test-subset", "train.epochs": "--epochs", "train.batch_size": "--batch-size",
+    "train.lr": "--lr", "train.optimizer": "--optimizer", "train.loss": "--loss", "train.seeds": "--seed",
+    "device": "--device", "report.lang": "--lang", "models": "--models", "max_trials": "--max-trials",
+}
+# Keys that may differ when a command names an existing run: they do not change what is trained.
+_NOT_TRAINING = ("source", "lang", "max_trials")
 
-    for folder in (args.runs_dir, args.output_dir):
-        check_writable(Path(folder))
-    if args.run_id is not None:
-        validate_run_id(args.run_id)
 
-    if args.resume:  # the same executor policy as the interrupted run, so thread counts (and numbers) match
-        archived = parse_spec(open_run(args.resume).read("spec"), str(Path(args.resume) / "spec.json"))
-        run = resume_experiment(Path(args.resume), _executor(args, archived))
-        return _report(run.path, args, run.read("spec").get("lang", "en"))
-    overrides: dict[str, Any] = {
+def split_models(text: str) -> list[str]:
+    """`--models` items: split on commas outside brackets and JSON strings, so `mlp?hidden=[75,32],lenet5`
+    is two models (a path with an apostrophe stays one item: only double quotes quote)."""
+    items, current, depth, quote = [], [], 0, None
+    for char in text:
+        if quote:
+            quote = None if char == quote else quote
+        elif char == '"':
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth -= 1
+            if depth < 0:
+                raise ReportgenError(f"--models {text!r}: unbalanced {char!r}")
+        elif char == "," and depth == 0:
+            items.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    if quote or depth:
+        raise ReportgenError(f"--models {text!r}: unclosed {'quote' if quote else 'bracket'}")
+    items.append("".join(current).strip())
+    if not all(items):
+        raise ReportgenError(f"--models {text!r}: expected comma-separated model names, got an empty one")
+    return items
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides = {
         "data.dataset": args.dataset, "data.data_dir": args.data_dir, "data.train_subset": args.train_subset,
         "data.test_subset": args.test_subset, "train.epochs": args.epochs, "train.batch_size": args.batch_size,
         "train.lr": args.lr, "train.optimizer": args.optimizer, "train.loss": args.loss,
         "train.seeds": [args.seed] if args.seed is not None else None, "device": args.device,
-        "report.lang": args.lang,
-        "models": [{"name": n} for n in args.models.split(",")] if args.models else None,
+        "report.lang": args.lang, "max_trials": args.max_trials,
+        "models": [{"name": n} for n in split_models(args.models)] if args.models is not None else None,
     }
-    for key, value in overrides.items():
-        if value is not None:
-            print(f"override: {key} = {value}")
+    return {key: value for key, value in overrides.items() if value is not None}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .archive import check_writable, open_run, validate_run_id
+    from .parallel import choose_executor
+    from .spec import load_spec
+
+    # Everything is checked before anything is created under --runs-dir or --output-dir.
+    if args.run_id is not None:
+        validate_run_id(args.run_id)
+    overrides = _overrides(args)
+    if args.resume:
+        if args.run_id is not None:
+            raise ReportgenError("give either --resume RUN or --run-id NAME, not both")
+        given = [OVERRIDE_FLAGS[k] for k in overrides if k != "report.lang"] + (["a spec file"] if args.spec else [])
+        if given:
+            raise ReportgenError(f"--resume {args.resume}: a resumed run continues with its archived settings, so "
+                                 f"{', '.join(given)} cannot change them; drop them, or start a new run")
+        return _resume(Path(args.resume), args)
     spec = load_spec(args.spec, overrides)
-    run = run_experiment(spec, Path(args.runs_dir), args.run_id or None, executor=_executor(args, spec))
-    return _report(run.path, args, spec.lang)
+    existing = Path(args.runs_dir) / args.run_id if args.run_id else None
+    if existing is not None and (existing / "status.json").exists():
+        run = open_run(existing)
+        differences = _differences(run, spec)
+        if differences:
+            raise ReportgenError(
+                f"--run-id {args.run_id}: {existing} already exists ({run.state()}) and is resumed with its "
+                f"archived settings, so these settings are not allowed: {'; '.join(differences)} — drop them "
+                "to resume it, or choose another --run-id")
+        return _resume(existing, args)
+    for key, value in overrides.items():
+        print(f"override: {key} = {value}")
+    executor = choose_executor(spec, args.executor, args.workers, args.vectorize, args.address)
+    for folder in (args.runs_dir, args.output_dir):
+        check_writable(Path(folder))
+    from .runner import run_experiment
+
+    run = run_experiment(spec, Path(args.runs_dir), args.run_id or None, executor=executor)
+    return _finish(run, args, spec.lang)
 
 
-def _executor(args: argparse.Namespace, spec):
-    if args.executor == "ray":
-        if args.vectorize == "on":
-            raise ReportgenError("--vectorize on needs --executor local (Ray runs one trial per task)")
-        from .ray_executor import RayExecutor
+def _differences(run, spec) -> list[str]:
+    """Settings of `spec` that differ from the run's archived spec (report-only keys aside)."""
+    from .spec import parse_spec
 
-        return RayExecutor(args.address)  # --runs-dir must be on storage that every node sees
-    if args.address:
-        raise ReportgenError("--address ADDR needs --executor ray")
-    from .parallel import ProcessExecutor
-    from .runner import LocalExecutor
-
-    cuda = spec.device.startswith("cuda") or (spec.device == "auto" and torch_cuda_available())
-    vectorize = {"on": True, "off": False}.get(args.vectorize, cuda)
-    trials = len(spec.trials())
-    if args.executor == "process" or (args.executor == "auto" and not cuda and not vectorize and trials > 1
-                                      and args.workers > 1):
-        return ProcessExecutor(workers=args.workers)
-    return LocalExecutor(vectorize=vectorize)
+    archived = parse_spec(run.read("spec"), str(run.path / "spec.json")).to_dict()
+    given = spec.to_dict()
+    differences = []
+    for key in sorted(archived.keys() | given.keys()):
+        if key in _NOT_TRAINING:
+            continue
+        old, new = archived.get(key), given.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            pairs = [(f"{key}.{k}", old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())]
+        else:
+            pairs = [(key, old, new)]
+        differences += [f"{name} {_short(a)} → {_short(b)}" for name, a, b in pairs if a != b]
+    return differences[:4] + ([f"… {len(differences) - 4} more"] if len(differences) > 4 else [])
 
 
-def torch_cuda_available() -> bool:
-    import torch
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "…"
 
-    return torch.cuda.is_available()
+
+def _resume(path: Path, args: argparse.Namespace) -> int:
+    """Continue an unfinished run with the executor policy it was started with (same thread counts)."""
+    from .archive import check_writable, open_run
+    from .parallel import choose_executor
+    from .runner import resume_experiment
+    from .spec import parse_spec
+
+    archived = parse_spec(open_run(path).read("spec"), str(path / "spec.json"))
+    executor = choose_executor(archived, args.executor, args.workers, args.vectorize, args.address)
+    check_writable(Path(args.output_dir))
+    run = resume_experiment(path, executor)
+    return _finish(run, args, args.lang or archived.lang)
 
 
-def _report(run_path: Path, args: argparse.Namespace, lang: str | None) -> int:
+def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
+    """Render the report. A partial run (some trials failed) is rendered marked as such, and exits 1."""
+    from .archive import RunState
+
+    if run.state() != RunState.PARTIAL:
+        return _report(run.path, args, lang)
+    _report(run.path, args, lang, allow_incomplete=True)
+    print(f"reportgen: error: {run.path} is partial — {run.status().get('error')}; the report is marked as "
+          f"such; retrain the failed trials with: reportgen run --resume {run.path}", file=sys.stderr)
+    return EXIT_CHECK_FAILED
+
+
+def _report(run_path: Path, args: argparse.Namespace, lang: str | None, allow_incomplete: bool = False) -> int:
     from .render import render_report
 
     print(f"archived run: {run_path}")
-    out = render_report(run_path, args.output_dir, lang, allow_incomplete=getattr(args, "allow_incomplete", False),
+    allow_incomplete = allow_incomplete or getattr(args, "allow_incomplete", False)
+    out = render_report(run_path, args.output_dir, lang, allow_incomplete=allow_incomplete,
                         pdf=not args.no_pdf, checklist=args.checklist, single_file=args.single_file)
     for warning in json.loads((out / "summary.json").read_text("utf-8"))["warnings"]:
         print(f"warning: {warning['message']}", file=sys.stderr)
@@ -133,15 +217,33 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checklist", help="assignment checklist: 'assignment' or a checklist TOML file")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Command-line mistakes are one line too (argparse prints the usage first), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"reportgen: error: {message} (see {self.prog} --help)\n")
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reportgen", description=__doc__)
+    parser = _Parser(prog="reportgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train every model of a spec, archive the run, render the report")
     run.add_argument("spec", nargs="?", help="experiment TOML (default: the embedded default experiment)")
     run.add_argument("--dataset", choices=("fashion-mnist", "mnist"))
     run.add_argument("--data-dir", help="folder with the four IDX files (.gz or raw)")
-    run.add_argument("--models", help="comma-separated model names, replacing the spec's models")
+    run.add_argument("--models", help="comma-separated model references, replacing the spec's models "
+                     "(commas inside [...] or quotes belong to the reference: 'mlp?hidden=[75,32],lenet5')")
     run.add_argument("--epochs", type=int)
     run.add_argument("--batch-size", type=int)
     run.add_argument("--lr", type=float)
@@ -153,13 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     run.add_argument("--lang", choices=("en", "ko"))
     run.add_argument("--run-id", help="name of the run folder (default: date-time-random); "
-                     "an unfinished run with this id is resumed")
+                     "an unfinished run with this id is resumed (with its archived settings)")
     run.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last epoch")
     run.add_argument("--executor", choices=("auto", "local", "process", "ray"), default="auto",
                      help="where trials run: auto (CPU: parallel worker processes, CUDA: this process), "
                           "local (this process, one after another), process, or ray (pip install .[ray])")
-    run.add_argument("--workers", type=int, default=min(2, len(os.sched_getaffinity(0))),
-                     help="worker processes for --executor process/auto (1 thread each)")
+    run.add_argument("--workers", type=_at_least_one, default=min(2, len(os.sched_getaffinity(0))),
+                     help="worker processes for --executor process/auto (1 thread each), at least 1")
+    run.add_argument("--max-trials", type=_at_least_one, metavar="N",
+                     help="refuse sweeps of more than N trials (default 1000; spec key max_trials)")
     run.add_argument("--address", metavar="ADDR",
                      help="with --executor ray: the Ray cluster, e.g. 10.0.0.5:6379 (default: a private local "
                           "instance on 127.0.0.1); --runs-dir must be on storage every node sees")
@@ -202,7 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a usage error (2, one line printed by _Parser.error)
+        return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     try:
         return args.func(args)
     except ReportgenError as exc:
