@@ -14,11 +14,13 @@ from __future__ import annotations
 import html
 import io
 import json
+import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from .errors import ModelError, SpecError
 
@@ -82,11 +84,11 @@ def _compact(table):
     shown = table[[c for c in _COMPACT_COLUMNS if c in table]].rename(columns=_COMPACT_COLUMNS)
     for column in ("final test acc", "best test acc"):
         if column in shown:
-            shown[column] = shown[column].map(lambda x: f"{100 * x:.2f}%" if x == x else "–")
+            shown[column] = shown[column].map(lambda x: f"{100 * x:.2f}%" if not math.isnan(x) else "–")
     if "parameters" in shown:
         shown["parameters"] = shown["parameters"].map(lambda x: f"{x:,}")
     if "s/epoch" in shown:
-        shown["s/epoch"] = shown["s/epoch"].map(lambda x: f"{x:.1f}" if x == x else "–")
+        shown["s/epoch"] = shown["s/epoch"].map(lambda x: f"{x:.1f}" if not math.isnan(x) else "–")
     return shown
 
 
@@ -135,6 +137,7 @@ def compare(models: Mapping[str, ModelLike] | Sequence[ModelLike], *, spec: str 
     `train_subset`, `test_subset`, ...) and training (`epochs`, `batch_size`, `lr`, `optimizer`,
     `loss`, ...; a list sweeps). `spec` starts from a TOML spec file instead of the default one.
     """
+    from .archive import RunState
     from .parallel import choose_executor
     from .registry import is_in_memory
     from .render import render_report
@@ -168,7 +171,11 @@ def compare(models: Mapping[str, ModelLike] | Sequence[ModelLike], *, spec: str 
     # Objects defined in a notebook cannot be pickled into worker processes: they train in this process.
     chosen = choose_executor(parsed, "local" if in_process else executor, workers)
     run = run_experiment(parsed, Path(runs_dir), run_id, executor=chosen)
-    folder = render_report(run.path, output_dir, parsed.lang, pdf=pdf, checklist=checklist)
+    partial = run.state() == RunState.PARTIAL  # some trials failed: the report shows them, marked
+    if partial:
+        warnings.warn(f"{run.path} is partial ({run.status().get('error')}); the report is marked as such — "
+                      f"resume with `reportgen run --resume {run.path}`", stacklevel=2)
+    folder = render_report(run.path, output_dir, parsed.lang, pdf=pdf, checklist=checklist, allow_incomplete=partial)
     return Report(folder, run.path)
 
 

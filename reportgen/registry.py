@@ -26,11 +26,12 @@ import os
 import re
 import sys
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import torch.nn as nn
+from torch import nn
 
 from .archive import sha256_file
 from .errors import ModelError
@@ -250,14 +251,19 @@ def create_model(ref: ModelRef | str, **kwargs: Any) -> nn.Module:
 
 
 def model_code(ref: ModelRef) -> dict[str, Any]:
-    """Which code builds this model: the defining file and its sha256 (None for notebook objects)."""
+    """Which code builds this model: the defining file and its sha256; for code typed into a notebook,
+    the sha256 of its source text when Python can recover it."""
     obj = _lookup(ref.target)
     if isinstance(obj, nn.Module):
         return {"file": None, "sha256": None, "initialised_by": "caller"}
     try:
         file = inspect.getsourcefile(obj)
-    except TypeError:  # defined in a notebook cell or built-in: no file to point at
+    except (TypeError, OSError):  # a class defined in a notebook cell has no file to point at
         file = None
-    if file is None or not Path(file).is_file():
+    if file is not None and Path(file).is_file() and not is_in_memory(ref):
+        return {"file": str(Path(file).resolve()), "sha256": sha256_file(Path(file))}
+    try:
+        source = inspect.getsource(obj)
+    except (TypeError, OSError):
         return {"file": None, "sha256": None}
-    return {"file": str(Path(file).resolve()), "sha256": sha256_file(Path(file))}
+    return {"file": None, "sha256": None, "source_sha256": hashlib.sha256(source.encode()).hexdigest()}

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
-
 from conftest import requires_fashion
+from nbclient import NotebookClient
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "examples" / "notebook.ipynb"
 

@@ -10,7 +10,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import requires_fashion
 
 TINY = ["--train-subset", "300", "--test-subset", "100", "--epochs", "1", "--no-pdf", "--executor", "local"]
@@ -90,7 +89,7 @@ def test_spec_naming_student_file_and_builtin_trains_both(student, cli):
         [[models]]
         name = "lenet5_c5"
     """), "utf-8")
-    code, out, err = cli("run", "nets/spec.toml", *TINY, "--run-id", "mine")
+    code, _, err = cli("run", "nets/spec.toml", *TINY, "--run-id", "mine")
     assert code == 0, err
     spec = json.loads((student / "runs" / "mine" / "spec.json").read_text("utf-8"))
     mine = spec["models"][0]
@@ -135,7 +134,7 @@ def test_bad_model_reference_is_one_line_and_runs_nothing(student, cli, referenc
     (student / "broken.py").write_text("import torch\n\nclass Net(\n", "utf-8")
     (student / "explodes.py").write_text("import torch\nx = 1 / 0\n", "utf-8")
     for command in (["params", reference], ["run", "--models", reference, *TINY]):
-        code, out, err = cli(*command)
+        code, _, err = cli(*command)
         assert code == 2, (command, err)
         assert err.count("\n") == 1 and err.startswith("reportgen: error:") and message in err, err
         assert "Traceback" not in err
