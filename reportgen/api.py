@@ -180,7 +180,7 @@ def compare(models: Mapping[str, ModelLike] | Sequence[ModelLike], *, spec: str 
 
 
 class Audit:
-    """A parameter audit (reportgen.audit.ModelAudit) that displays as a table in Jupyter."""
+    """A parameter audit (reportgen.param_audit.ModelAudit) that displays as a table in Jupyter."""
 
     def __init__(self, audit: Any) -> None:
         self.audit = audit
@@ -189,7 +189,7 @@ class Audit:
         return getattr(self.audit, name)
 
     def __repr__(self) -> str:
-        from .audit import format_audit
+        from .param_audit import format_audit
 
         return format_audit(self.audit, "table")
 
@@ -198,7 +198,7 @@ class Audit:
         """One row per layer: formula, weights, bias, trainable, buffers."""
         import pandas as pd
 
-        from .audit import format_audit
+        from .param_audit import format_audit
 
         return pd.read_csv(io.StringIO(format_audit(self.audit, "csv")))
 
@@ -212,7 +212,7 @@ class Audit:
 
 def audit(model: nn.Module | type | str, input_size: Sequence[int] = (1, 28, 28), name: str | None = None) -> Audit:
     """Parameter audit of a model instance, class (built with no arguments) or model reference."""
-    from .audit import audit_model
+    from .param_audit import audit_model
     from .registry import create_model
 
     if isinstance(model, str):

@@ -172,7 +172,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
-    from .audit import audit_model, check_claim, format_audit, match_mlp, parse_input_shape
+    from .param_audit import audit_model, check_claim, format_audit, match_mlp, parse_input_shape
     from .registry import create_model, parse_model_ref
 
     shape = parse_input_shape(args.input)

@@ -20,7 +20,7 @@ import pandas as pd
 from .archive import ArchiveError, RunArchive, atomic_write_json, open_run
 from .data import load_recorded_dataset
 from .checklist import evaluate_checklist, load_checklist
-from .compare import literature, pairwise_mcnemar, seed_aggregates
+from .significance import literature, pairwise_mcnemar, seed_aggregates
 from .lint import format_warning, lint_trials
 from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors, model_panels_svg
 from .report import (TrialSummary, before_after, best_per_model, conclusion, confusion_matrix, gallery_picks,

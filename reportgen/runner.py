@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .archive import FINISHED_TRIALS, RunArchive, RunState, TrialState, open_run, validate_run_id
-from .audit import ModelAudit, audit_model
+from .param_audit import ModelAudit, audit_model
 from .data import Dataset, load_dataset, load_recorded_dataset
 from .errors import ArchiveError, ModelError, ReportgenError
 from .registry import create_model

@@ -163,3 +163,19 @@ def test_resumed_spec_with_a_non_model_is_refused_before_any_call(student, cli):
     code, _, err = cli("run", "--resume", run, "--no-pdf")
     assert code == 2 and "is not a model" in err, err
     assert not (student / "side-effect").exists()
+
+
+def test_api_names_survive_every_submodule_import():
+    """reportgen.compare / reportgen.audit are the API functions, even after every submodule is imported
+    (a submodule of the same name would replace the package attribute on import)."""
+    import importlib
+    import pkgutil
+
+    import reportgen
+    from reportgen import api
+
+    for module in pkgutil.walk_packages(reportgen.__path__, "reportgen."):
+        if module.name not in ("reportgen.ray_executor", "reportgen.__main__"):
+            importlib.import_module(module.name)
+    assert reportgen.compare is api.compare and reportgen.audit is api.audit
+    assert reportgen.compare is api.compare  # second lookup, same object

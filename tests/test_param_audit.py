@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from reportgen.audit import (
+from reportgen.param_audit import (
     LayerAudit,
     ModelAudit,
     audit_model,

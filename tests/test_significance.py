@@ -5,7 +5,7 @@ from dataclasses import asdict
 import pytest
 
 from conftest import FAST, requires_fashion
-from reportgen.compare import fashion_benchmarks, mcnemar, seed_aggregates
+from reportgen.significance import fashion_benchmarks, mcnemar, seed_aggregates
 from reportgen.lint import lint_trials
 from reportgen.report import TrialSummary
 from reportgen.train import TrainConfig
