@@ -482,10 +482,16 @@ class RunArchive:
 
 
 def open_run(path: str | Path) -> RunArchive:
-    path = Path(path)
-    if not (path / "status.json").is_file():
-        raise ArchiveError(f"{path}: not a reportgen run folder (no status.json)")
-    return RunArchive(path)
+    """The run folder, resolved: `runs/<id>/trials/..` and `.` name the run, never '..' or ''."""
+    given = Path(path)
+    if not (given / "status.json").is_file():
+        raise ArchiveError(f"{given}: not a reportgen run folder (no status.json)")
+    resolved = given.resolve()
+    try:
+        validate_run_id(resolved.name)
+    except ArchiveError as exc:
+        raise ArchiveError(f"{given}: the run folder's name is not a run id ({exc})") from None
+    return RunArchive(resolved)
 
 
 def _now() -> str:

@@ -17,13 +17,16 @@ def run_rows(root: Path) -> list[dict[str, str]]:
         try:
             status = run.status()
             trials = [run.trial(t) for t in run.trial_ids()]
-        except (ArchiveError, OSError) as exc:
+        except (ArchiveError, OSError, ValueError) as exc:  # ValueError: malformed JSON
             rows.append({"run": folder.name, "state": "unreadable", "started": "", "models": str(exc)[:60],
                          "best": ""})
             continue
-        accuracies = [e["test_acc"] for t in trials for e in t["epochs"]]
+        # A trial that failed before it was registered has no label or epochs; a diverged epoch's
+        # accuracy may be null: neither may break the listing of every other run.
+        accuracies = [e["test_acc"] for t in trials if t.get("status") == "complete" for e in t.get("epochs", [])
+                      if isinstance(e.get("test_acc"), (int, float))]
         rows.append({"run": folder.name, "state": status.get("state", "?"), "started": status.get("started", ""),
-                     "models": ", ".join(dict.fromkeys(t["label"] for t in trials)),
+                     "models": ", ".join(dict.fromkeys(t.get("label", t.get("trial_id", "?")) for t in trials)),
                      "best": f"{100 * max(accuracies):.2f}%" if accuracies else "–"})
     return rows
 

@@ -104,8 +104,14 @@ def regularization(ctx: dict, min_techniques: int = 2) -> tuple[bool, str]:
         found = regularization_techniques(models[row["model"]], models[row["base"]],
                                           best[row["model"]].config, best[row["base"]].config)
         delta = 100 * (row["final_acc_after"] - row["final_acc_before"])
-        verdict = "helped" if delta > 0 else "did not help"
         test = next((t for t in ctx["mcnemar"] if {t["a"], t["b"]} == {row["model"], row["base"]}), None)
+        # "helped" only when the report's own test says the difference is real (as the conclusion does)
+        if test is None:
+            verdict = "not tested"
+        elif test["significant"]:
+            verdict = "helped" if delta > 0 else "hurt"
+        else:
+            verdict = "no significant difference"
         significance = f", McNemar p = {test['p_value']:.3g}" if test else ""
         evidence.append(f"{row['model']}: {', '.join(found) or 'none'} — {verdict} ({delta:+.2f} points"
                         f"{significance})")

@@ -235,12 +235,14 @@ def _at_least_one(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data import DATASETS  # imported here: `import reportgen.cli` stays light
+
     parser = _Parser(prog="reportgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train every model of a spec, archive the run, render the report")
     run.add_argument("spec", nargs="?", help="experiment TOML (default: the embedded default experiment)")
-    run.add_argument("--dataset", choices=("fashion-mnist", "mnist"))
+    run.add_argument("--dataset", choices=DATASETS)
     run.add_argument("--data-dir", help="folder with the four IDX files (.gz or raw)")
     run.add_argument("--models", help="comma-separated model references, replacing the spec's models "
                      "(commas inside [...] or quotes belong to the reference: 'mlp?hidden=[75,32],lenet5')")

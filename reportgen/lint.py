@@ -31,10 +31,12 @@ def lint_trials(trials: list[TrialSummary], num_classes: int, settings_identical
             continue
         losses = [e["train_loss"] for e in t.epochs]
         values = {"model": t.label, "trial": t.trial_id}
-        if t.status == "diverged" or not all(math.isfinite(x) for x in losses):
+        if t.status == "diverged" or not all(x is not None and math.isfinite(x) for x in losses):
             warnings.append(Warning_("diverged", t.trial_id, "{model} ({trial}) diverged: the training loss "
                                      "became NaN/inf or exploded; training stopped, results kept but not "
                                      "comparable", values))
+            continue
+        if t.final.get("test_acc") is None:
             continue
         if t.final["test_acc"] <= chance + CHANCE_MARGIN:
             warnings.append(Warning_("chance", t.trial_id, "{model} ({trial}) is at chance level "

@@ -30,8 +30,16 @@ def _font_family() -> list[str]:
     return ["DejaVu Sans"]
 
 
+# text.parse_math off: labels and class names are the user's text, never mathtext ("$\\frac{1}$" would
+# make every figure, and so the report, fail to render).
 plt.rcParams.update({"font.family": _font_family(), "svg.fonttype": "path", "axes.grid": True,
-                     "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False})
+                     "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+                     "text.parse_math": False})
+
+
+def _values(epochs: list[dict], key: str, scale: float = 1.0) -> list[float]:
+    """One metric per epoch; a missing value (null: the loss of a diverged epoch) leaves a gap."""
+    return [float("nan") if e.get(key) is None else scale * e[key] for e in epochs]
 
 
 def model_colors(labels: Sequence[str]) -> dict[str, str]:
@@ -45,9 +53,9 @@ def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str
     scale = 100.0 if metric == "acc" else 1.0
     for label, epochs in series.items():
         x = [e["epoch"] for e in epochs]
-        ax.plot(x, [scale * e[f"train_{metric}"] for e in epochs], "--", color=colors[label], alpha=0.8,
+        ax.plot(x, _values(epochs, f"train_{metric}", scale), "--", color=colors[label], alpha=0.8,
                 label=f"{label} · {_('train')}")
-        ax.plot(x, [scale * e[f"test_{metric}"] for e in epochs], "-", marker="o", markersize=3,
+        ax.plot(x, _values(epochs, f"test_{metric}", scale), "-", marker="o", markersize=3,
                 color=colors[label], label=f"{label} · {_('test')}")
     ax.set_xlabel(_("Epoch"))
     ax.set_ylabel(_("Accuracy (%)") if metric == "acc" else _("Loss"))
@@ -140,7 +148,7 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
     x = [e["epoch"] for e in epochs]
     for ax, (key, title) in zip(axes, PANELS):
         scale = 100.0 if key.endswith("acc") else 1.0
-        ax.plot(x, [scale * e[key] for e in epochs], "--" if key.startswith("train") else "-",
+        ax.plot(x, _values(epochs, key, scale), "--" if key.startswith("train") else "-",
                 marker="o", markersize=2.5, color=color)
         ax.set_title(_(title), fontsize=9)
         ax.set_xlabel(_("Epoch"), fontsize=8)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import secrets
 import shutil
 import time
 from importlib import resources
@@ -17,14 +18,14 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from .archive import ArchiveError, RunArchive, atomic_write_json, open_run
+from .archive import ArchiveError, RunArchive, atomic_write_json, open_run, validate_run_id
 from .data import load_recorded_dataset
 from .checklist import evaluate_checklist, load_checklist
 from .significance import literature, pairwise_mcnemar, seed_aggregates
 from .lint import format_warning, lint_trials
 from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors, model_panels_svg
 from .report import (TrialSummary, before_after, best_per_model, conclusion, confusion_matrix, gallery_picks,
-                     per_class_accuracy, settings_check, summarize_trials, sweep_pivot)
+                     per_class_accuracy, ranked_rows, settings_check, summarize_trials, sweep_pivot)
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
@@ -46,6 +47,9 @@ def _environment(lang: str) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True,
                              extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
     translate = translator(lang)
+    # `_()` is for the template's own literals only: new-style gettext marks its result safe and
+    # %-formats it. Values (checklist lines, states, setting keys) go through `tr`, which autoescapes.
+    env.filters["tr"] = lambda value: translate(str(value))
     env.install_gettext_callables(lambda s, **kw: translate(s) % kw if kw else translate(s),
                                   lambda s, p, n, **kw: translate(s if n == 1 else p) % kw, newstyle=True)
     env.filters["pct"] = lambda x, digits=2: "–" if x is None else f"{100 * x:.{digits}f}%"
@@ -156,7 +160,7 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
     context = {
         "lang": lang, "run_id": run.run_id, "status": run.status(), "spec": spec, "env": env, "data": data,
         "trials": trials, "models": models, "colors": colors, "settings": settings, "warnings": warnings,
-        "format_warning": format_warning, "comparison": [t.comparison_row() for t in trials],
+        "format_warning": format_warning, "comparison": ranked_rows([t.comparison_row() for t in trials]),
         "before_after": improvements, "aggregates": seed_aggregates(trials), "mcnemar": tests,
         "heatmaps": _heatmaps(trials, settings["varied"], figures, translate),
         "literature": literature(data["dataset"]),
@@ -206,6 +210,39 @@ def inline_assets(html: str, folder: Path) -> str:
     return re.sub(r'src="(figures/[A-Za-z0-9_.-]+)"', data_uri, html)
 
 
+def _report_folder(output_root: Path, run: RunArchive) -> Path:
+    """output/<run id>, resolved and checked: the only folder a render may ever replace.
+
+    The run id comes from the resolved run folder and is validated, so no argument can make the
+    report folder '..', '' or anything outside the output root; a folder there that is not a report
+    (no summary.json) is never replaced, and a report is never written inside the run it describes."""
+    root = output_root.resolve()
+    if root.is_relative_to(run.path):
+        raise ArchiveError(f"{output_root}: the report cannot be written inside the run folder {run.path} "
+                           "(choose another --output-dir)")
+    final = root / validate_run_id(run.run_id)
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise ArchiveError(f"{final}: exists and is not a report folder; move it away to render here")
+    if final.is_dir() and any(final.iterdir()) and not (final / "summary.json").is_file():
+        raise ArchiveError(f"{final}: exists and is not a reportgen report (no summary.json); "
+                           "move it away or choose another --output-dir")
+    return final
+
+
+def _publish(staging: Path, final: Path) -> None:
+    """Swap the finished staging folder into place. A lock beside it serialises concurrent renders of
+    one run, so each swap sees either no report or a whole one."""
+    import fcntl
+
+    with open(final.parent / f".{final.name}.render-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        retired = final.parent / f".{final.name}.{secrets.token_hex(4)}.old"
+        if final.is_dir():
+            final.rename(retired)
+        staging.rename(final)
+        shutil.rmtree(retired, ignore_errors=True)
+
+
 def render_report(run_path: str | Path, output_root: str | Path = "output", lang: str | None = None,
                   allow_incomplete: bool = False, pdf: bool = True, checklist: str | None = None,
                   single_file: bool = False) -> Path:
@@ -218,14 +255,12 @@ def render_report(run_path: str | Path, output_root: str | Path = "output", lang
     lang = lang or run.read("spec").get("lang", "en")
     if lang not in LANGS:
         raise ArchiveError(f"language {lang!r}: expected one of {', '.join(LANGS)}")
-    output_root = Path(output_root)
-    final = output_root / run.run_id
-    staging = output_root / f".{run.run_id}.partial"
+    final = _report_folder(Path(output_root), run)
+    staging = final.parent / f".{run.run_id}.{secrets.token_hex(4)}.partial"  # unique: renders may overlap
     try:
-        shutil.rmtree(staging, ignore_errors=True)
         (staging / "figures").mkdir(parents=True)
     except OSError as exc:
-        raise ArchiveError(f"{output_root}: cannot write the report ({exc.strerror})") from exc
+        raise ArchiveError(f"{final.parent}: cannot write the report ({exc.strerror})") from exc
     try:
         context = build_context(run, staging / "figures", lang, problems, checklist)
         html = _environment(lang).get_template("report.html.j2").render(**context)
@@ -239,8 +274,7 @@ def render_report(run_path: str | Path, output_root: str | Path = "output", lang
 
             weasyprint.HTML(filename=str(staging / "report.html"), url_fetcher=_restricted_fetcher(staging)) \
                 .write_pdf(staging / "report.pdf")
-        shutil.rmtree(final, ignore_errors=True)
-        staging.rename(final)
+        _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return final

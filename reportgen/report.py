@@ -43,7 +43,13 @@ class TrialSummary:
 
     @property
     def best(self) -> dict[str, float]:
-        return max(self.epochs, key=lambda e: e[self.selection_metric]) if self.epochs else {}
+        scored = [e for e in self.epochs if e.get(self.selection_metric) is not None]
+        return max(scored, key=lambda e: e[self.selection_metric]) if scored else {}
+
+    @property
+    def ranked(self) -> bool:
+        """Only a trial that trained every epoch to a finite accuracy takes part in 'best' and 'better'."""
+        return self.status == "complete" and self.final.get("test_acc") is not None
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -70,8 +76,9 @@ def summarize_trials(run: RunArchive) -> list[TrialSummary]:
             continue
         epochs = info["epochs"]
         keys = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
-        average = {k: fmean(e[k] for e in epochs) for k in keys
-                   if epochs and all(e.get(k) is not None for e in epochs)}
+        # None where an epoch has no value (a diverged epoch's loss): no average, shown as "–"
+        average = {k: fmean(e[k] for e in epochs) if all(e[k] is not None for e in epochs) else None
+                   for k in keys if epochs and all(k in e for e in epochs)}
         config = asdict(TrainConfig()) | info["config"]  # runs archived before a setting existed get its default
         summaries.append(TrialSummary(trial_id, info["label"], info["model"], config, info["status"],
                                       epochs, info["audit"], info.get("base"), average, info.get("kwargs", {}),
@@ -91,23 +98,35 @@ def settings_check(trials: list[TrialSummary]) -> dict[str, Any]:
             "varied": {k: v for k, v in shared.items() if len(v) > 1}}
 
 
+def _selection_key(trial: TrialSummary) -> tuple[bool, float]:
+    """Complete trials before diverged ones; then the final selection accuracy (validation when there is
+    a validation split, else test)."""
+    score = trial.final.get(trial.selection_metric)
+    return trial.ranked, float("-inf") if score is None else score
+
+
 def best_per_model(trials: list[TrialSummary]) -> list[TrialSummary]:
-    """For galleries and before/after: each model's trial with the best final selection accuracy
-    (validation when there is a validation split, else test)."""
+    """For galleries, McNemar and before/after: each model's best trial. A diverged trial stands in for
+    its model only when no trial of that model completed; failed trials never do."""
     best: dict[str, TrialSummary] = {}
     for trial in trials:
-        if trial.status == "failed":
+        if trial.status == "failed" or not trial.epochs:
             continue
-        if trial.epochs and (trial.label not in best
-                             or trial.final[trial.selection_metric]
-                             > best[trial.label].final[trial.selection_metric]):
+        if trial.label not in best or _selection_key(trial) > _selection_key(best[trial.label]):
             best[trial.label] = trial
     return list(best.values())
 
 
+def ranked_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Comparison rows by final test accuracy, best first; diverged, then failed or empty trials last."""
+    order = {"complete": 0, "diverged": 1}
+    return sorted(rows, key=lambda r: (order.get(r["status"], 2), r["final_test_acc"] is None,
+                                       -(r["final_test_acc"] or 0.0)))
+
+
 def before_after(trials: list[TrialSummary]) -> list[dict[str, Any]]:
     """Regularized model vs its base (spec key models[].base), on the best trial of each."""
-    best = {t.label: t for t in best_per_model(trials)}
+    best = {t.label: t for t in best_per_model(trials) if t.ranked}
     rows = []
     for trial in best.values():
         if trial.base and trial.base in best:
@@ -150,7 +169,7 @@ def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> di
     columns = sorted({t.config[column_key] for t in trials}, key=str)
     cells: dict[tuple, float] = {}
     for t in trials:
-        if t.epochs:
+        if t.ranked:
             key = (t.config[row_key], t.config[column_key])
             cells[key] = max(cells.get(key, float("-inf")), 100 * t.final["test_acc"])
     values = [[cells.get((r, c), float("nan")) for c in columns] for r in rows]
@@ -159,14 +178,16 @@ def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> di
 
 def conclusion(best: list[TrialSummary], tests: list[dict[str, Any]], improvements: list[dict[str, Any]],
                warnings: list, translate) -> list[str]:
-    """Sentences the numbers support: the top model, and differences only where McNemar says p < 0.05."""
-    if not best:
-        return []
-    ranked = sorted(best, key=lambda t: t.final["test_acc"], reverse=True)
-    top = ranked[0]
+    """Sentences the numbers support: the top model, and differences only where McNemar says p < 0.05.
+    A diverged model is never named best: it is said to have diverged instead."""
+    ranked = sorted((t for t in best if t.ranked), key=lambda t: t.final["test_acc"], reverse=True)
     pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
     sentences = [translate("{model} reached the highest final test accuracy: {acc}.").format(
-        model=top.label, acc=pct(top.final["test_acc"]))]
+        model=ranked[0].label, acc=pct(ranked[0].final["test_acc"]))] if ranked else []
+    sentences += [translate("{model} diverged (its training loss became NaN/inf); it is not ranked.").format(
+        model=t.label) for t in best if not t.ranked]
+    ranked_labels = {t.label for t in ranked}
+    tests = [row for row in tests if {row["a"], row["b"]} <= ranked_labels]
     for row in tests:
         values = {"winner": row["winner"], "loser": row["loser"], "p": f"{row['p_value']:.3g}",
                   "a": row["a"], "b": row["b"], "acc_a": pct(row["acc_a"]), "acc_b": pct(row["acc_b"]),

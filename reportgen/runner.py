@@ -81,6 +81,8 @@ def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
         torch.manual_seed(0)
         model = create_model(entry.ref)
         audits[entry.label] = audit_model(model, data.input_shape, name=entry.label)
+        if audits[entry.label].trainable == 0:
+            raise ModelError(f"model {entry.label!r} has no trainable parameters: there is nothing to train")
         model.eval()
         try:
             with torch.no_grad():
