@@ -433,6 +433,16 @@ class RunArchive:
         with open(self.trial_dir(trial_id) / "predictions.csv", newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
 
+    # A report reads these too; combine.CombinedRun answers them for several runs.
+    @property
+    def runs(self) -> list[RunArchive]:
+        """The archived runs behind a report of this run: itself."""
+        return [self]
+
+    def origin(self, trial_id: str) -> RunArchive:
+        """The run a trial was archived in: this one."""
+        return self
+
     def _entries(self) -> dict[str, Path]:
         """Every file and symlink of the run by relative path, except manifest.json and the lock file."""
         entries: dict[str, Path] = {}

@@ -155,20 +155,34 @@ def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
 
 
 def _report(run_path: Path, args: argparse.Namespace, lang: str | None, allow_incomplete: bool = False) -> int:
-    from .render import render_report
+    from .render import FORMATS, render_report
 
     print(f"archived run: {run_path}")
     allow_incomplete = allow_incomplete or getattr(args, "allow_incomplete", False)
     out = render_report(run_path, args.output_dir, lang, allow_incomplete=allow_incomplete,
-                        pdf=not args.no_pdf, checklist=args.checklist, single_file=args.single_file)
+                        pdf=not args.no_pdf, checklist=args.checklist, single_file=args.single_file,
+                        formats=args.formats or FORMATS, cover=cover_options(args))
     for warning in json.loads((out / "summary.json").read_text("utf-8"))["warnings"]:
         print(f"warning: {warning['message']}", file=sys.stderr)
-    print(f"report: {out / 'report.html'}" + ("" if args.no_pdf else f"\nreport: {out / 'report.pdf'}"))
+    for name in ("report.html", "report.pdf", "report.md"):
+        if (out / name).exists():
+            print(f"report: {out / name}")
     return 0
 
 
+def cover_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The cover block's command-line options (empty ones left out)."""
+    from .cover import TEXT_KEYS, parse_author_option
+
+    cover = {key: getattr(args, key) for key in TEXT_KEYS if getattr(args, key)}
+    if args.author:
+        cover["authors"] = [parse_author_option(text) for text in args.author]
+    return cover
+
+
 def _render(args: argparse.Namespace) -> int:
-    return _report(Path(args.run), args, args.lang)
+    """One run folder → its report; several → one combined report, output/<combined id>/ (combine.py)."""
+    return _report(Path(args.runs[0]) if len(args.runs) == 1 else args.runs, args, args.lang)
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -211,10 +225,18 @@ def _models(args: argparse.Namespace) -> int:
 
 
 def _report_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF (HTML, CSV and JSON only)")
+    parser.add_argument("--no-pdf", action="store_true", help="skip the PDF (HTML, Markdown, CSV and JSON only)")
     parser.add_argument("--single-file", action="store_true",
                         help="make report.html self-contained (stylesheet and figures inlined)")
     parser.add_argument("--checklist", help="assignment checklist: 'assignment' or a checklist TOML file")
+    parser.add_argument("--format", dest="formats", action="append", choices=("html", "pdf", "md"),
+                        help="write only these documents (repeatable; default: html, pdf and md); "
+                             "CSV, JSON and tables.tex are always written")
+    cover = parser.add_argument_group("cover block (over the spec's [report] keys)")
+    for key in ("title", "course", "professor", "department", "date"):
+        cover.add_argument(f"--{key}", help=f"report {key}" + (" (submission date)" if key == "date" else ""))
+    cover.add_argument("--author", action="append", metavar="NAME[:STUDENT_ID]",
+                       help="an author, repeatable: --author 'Hong Gildong:20241234'")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -278,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     render = sub.add_parser("render", help="re-render a report from an archived run, without training")
-    render.add_argument("run", help="run folder, e.g. runs/20261123-101500-ab12cd")
-    render.add_argument("--output-dir", default="output")
+    render.add_argument("runs", nargs="+", metavar="run",
+                        help="run folder, e.g. runs/20261123-101500-ab12cd; several make one combined report")
+    render.add_argument("-o", "--output-dir", default="output")
     render.add_argument("--lang", choices=("en", "ko"))
     render.add_argument("--allow-incomplete", action="store_true",
                         help="render an incomplete or altered run anyway, marked as such")

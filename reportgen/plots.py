@@ -4,7 +4,9 @@ Each model keeps one colour across every figure; train is dashed, test solid.
 """
 from __future__ import annotations
 
+import functools
 import io
+from xml.etree import ElementTree
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",)
 PALETTE = plt.get_cmap("tab10").colors
 Translate = Callable[[str], str]
+SVG_NS = "http://www.w3.org/2000/svg"
 
 
 def _font_family() -> list[str]:
@@ -51,20 +54,48 @@ def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str
     """One figure, all models on shared axes: train (dashed) and test (solid) per model."""
     fig, ax = plt.subplots(figsize=(7.2, 3.9), layout="constrained")
     scale = 100.0 if metric == "acc" else 1.0
-    for label, epochs in series.items():
-        x = [e["epoch"] for e in epochs]
-        ax.plot(x, _values(epochs, f"train_{metric}", scale), "--", color=colors[label], alpha=0.8,
-                label=f"{label} · {_('train')}")
-        ax.plot(x, _values(epochs, f"test_{metric}", scale), "-", marker="o", markersize=3,
-                color=colors[label], label=f"{label} · {_('test')}")
+    tooltips: dict[str, list[str]] = {}
+    for n, (label, epochs) in enumerate(series.items()):
+        for split, style, size in (("train", "--", 2), ("test", "-", 3)):
+            key, gid = f"{split}_{metric}", f"points-{n}-{split}"
+            name = f"{label} · {_(split)}"
+            ax.plot([e["epoch"] for e in epochs], _values(epochs, key, scale), style, marker="o", markersize=size,
+                    color=colors[label], alpha=0.8 if split == "train" else 1.0, label=name, gid=gid)
+            tooltips[gid] = _point_titles(name, epochs, key, metric, _)
     ax.set_xlabel(_("Epoch"))
     ax.set_ylabel(_("Accuracy (%)") if metric == "acc" else _("Loss"))
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=7.5, ncol=2 if len(series) > 2 else 1, frameon=False)
-    fig.savefig(path, format="svg")
+    _save_svg(fig, path, tooltips)
+
+
+def _point_titles(name: str, epochs: list[dict], key: str, metric: str, _: Translate) -> list[str]:
+    """Hover text per plotted point: which curve, which epoch, which value."""
+    def value(v: float) -> str:
+        return f"{100 * v:.2f}%" if metric == "acc" else f"{v:.4f}"
+    return [f"{name} · {_('Epoch')} {e['epoch']}: {value(e[key])}" for e in epochs if e.get(key) is not None]
+
+
+def _save_svg(fig, path: Path, tooltips: dict[str, list[str]]) -> None:
+    """Save as SVG with a <title> on every point of the lines named in `tooltips` (by gid): browsers show
+    it on hover, with no script, in the report and in the single-file HTML alike."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="svg")
     plt.close(fig)
+    ElementTree.register_namespace("", SVG_NS)
+    ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+    root = ElementTree.fromstring(buffer.getvalue())
+    for group in root.iter(f"{{{SVG_NS}}}g"):
+        titles = tooltips.get(group.get("id", ""))
+        if titles:
+            # markers come out as <use> elements in data order; a missing (NaN) value draws none
+            # and has no title either
+            for point, title in zip(group.iter(f"{{{SVG_NS}}}use"), titles):
+                ElementTree.SubElement(point, f"{{{SVG_NS}}}title").text = title
+    path.write_bytes(ElementTree.tostring(root, encoding="utf-8", xml_declaration=True))
 
 
+@functools.lru_cache(maxsize=8)
 def _font(size: int) -> ImageFont.ImageFont:
     for path in CJK_FONT_FILES:
         if Path(path).exists():
@@ -72,27 +103,37 @@ def _font(size: int) -> ImageFont.ImageFont:
     return ImageFont.load_default(size)
 
 
+@functools.lru_cache(maxsize=4096)
+def _caption(text: str, color: str, size: int = 12) -> Image.Image:
+    """A caption drawn once and pasted wherever it recurs: a sheet repeats a few class names hundreds of
+    times, and drawing text is most of a sheet's cost."""
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(text)
+    image = Image.new("RGBA", (max(1, right - left), max(1, bottom - top)), (255, 255, 255, 0))
+    ImageDraw.Draw(image).text((-left, -top), text, fill=color, font=font)
+    return image
+
+
 def gallery_png(images: torch.Tensor, captions: Sequence[tuple[str, str]], path: Path, columns: int = 10,
                 scale: int = 3, wrong: bool = False) -> None:
     """A contact sheet: each image upscaled, with 'true' and (if wrong) 'predicted' captions beneath."""
     count = len(images)
     tile = images.shape[-1] * scale
-    cell_w, cell_h = max(tile, 96) + 8, tile + (34 if wrong else 20)
+    labels = [[(_caption(truth, "#333333" if wrong else "#1a7f37"), 4)]
+              + ([(_caption(f"→ {predicted}", "#c62828"), 18)] if wrong else []) for truth, predicted in captions]
+    widest = max(label.width for lines in labels for label, _dy in lines)
+    cell_w, cell_h = max(tile, 96, widest) + 8, tile + (34 if wrong else 20)
     rows = -(-count // columns)
     sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
-    draw, font = ImageDraw.Draw(sheet), _font(12)
+    pixels = images[:, 0].numpy()
     for i in range(count):
         x0, y0 = (i % columns) * cell_w, (i // columns) * cell_h
-        pixels = images[i, 0].numpy()
-        thumb = Image.fromarray(pixels, "L").resize((tile, tile), Image.NEAREST)
+        thumb = Image.fromarray(pixels[i], "L").resize((tile, tile), Image.NEAREST)
         sheet.paste(thumb, (x0 + (cell_w - tile) // 2, y0 + 2))
-        truth, predicted = captions[i]
-        draw.text((x0 + cell_w // 2, y0 + tile + 4), truth, fill="#1a7f37" if not wrong else "#333333",
-                  font=font, anchor="ma")
-        if wrong:
-            draw.text((x0 + cell_w // 2, y0 + tile + 18), f"→ {predicted}", fill="#c62828", font=font, anchor="ma")
+        for label, dy in labels[i]:
+            sheet.paste(label, (x0 + (cell_w - label.width) // 2, y0 + tile + dy), label)
     buffer = io.BytesIO()
-    sheet.save(buffer, format="PNG", compress_level=3)  # optimize=True tripled render time
+    sheet.save(buffer, format="PNG", compress_level=1)  # higher levels cost seconds for a few % of size
     path.write_bytes(buffer.getvalue())
 
 
@@ -146,15 +187,44 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
     """The assignment's four plots for one model: train/test loss and train/test accuracy."""
     fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.3), layout="constrained")
     x = [e["epoch"] for e in epochs]
+    tooltips = {}
     for ax, (key, title) in zip(axes, PANELS):
         scale = 100.0 if key.endswith("acc") else 1.0
         ax.plot(x, _values(epochs, key, scale), "--" if key.startswith("train") else "-",
-                marker="o", markersize=2.5, color=color)
+                marker="o", markersize=2.5, color=color, gid=f"points-{key}")
+        tooltips[f"points-{key}"] = _point_titles(f"{label} · {_(title)}", epochs, key,
+                                                  "acc" if key.endswith("acc") else "loss", _)
         ax.set_title(_(title), fontsize=9)
         ax.set_xlabel(_("Epoch"), fontsize=8)
         ax.tick_params(labelsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
     fig.suptitle(label, fontsize=9.5)
-    fig.savefig(path, format="svg")
-    plt.close(fig)
+    _save_svg(fig, path, tooltips)
     return [title for _key, title in PANELS]
+
+
+def sweep_panels_svg(panels: dict[str, dict[str, list[dict]]], colors: dict[str, str], _: Translate,
+                     path: Path, columns: int = 3) -> None:
+    """Small multiples: one panel per combination of swept settings (its title), test accuracy per epoch of
+    every model in it, on a shared y axis so panels compare at a glance."""
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(9.6, 0.4 + 2.1 * rows), sharex=True, sharey=True,
+                             layout="constrained", squeeze=False)
+    tooltips = {}
+    for n, (ax, (title, models)) in enumerate(zip(axes.flat, panels.items())):
+        for label, epochs in models.items():
+            gid = f"points-{n}-{label}"
+            ax.plot([e["epoch"] for e in epochs], _values(epochs, "test_acc", 100.0), "-", marker="o",
+                    markersize=2.5, color=colors[label], label=label, gid=gid)
+            tooltips[gid] = _point_titles(f"{label} · {title}", epochs, "test_acc", "acc", _)
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.supxlabel(_("Epoch"), fontsize=8)
+    fig.supylabel(_("Test accuracy") + " (%)", fontsize=8)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4), fontsize=7.5, frameon=False)
+    _save_svg(fig, path, tooltips)
+

@@ -7,29 +7,37 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import secrets
 import shutil
 import time
 from importlib import resources
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import jinja2
 import pandas as pd
 
-from .archive import ArchiveError, RunArchive, atomic_write_json, open_run, validate_run_id
+from .archive import ArchiveError, RunArchive, atomic_write_json, validate_run_id
 from .data import load_recorded_dataset
 from .checklist import evaluate_checklist, load_checklist
+from .combine import differences, open_runs, test_set_checksum
+from .cover import cover_rows, merge_cover
 from .significance import literature, pairwise_mcnemar, seed_aggregates
 from .lint import format_warning, lint_trials
-from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors, model_panels_svg
-from .report import (TrialSummary, before_after, best_per_model, conclusion, confusion_matrix, gallery_picks,
-                     per_class_accuracy, ranked_rows, settings_check, summarize_trials, sweep_pivot)
+from .markdown import render_markdown, write_latex_tables
+from .plots import (confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors, model_panels_svg,
+                    sweep_panels_svg)
+from .report import (TrialSummary, before_after, best_per_model, conclusion, confident_mistakes, confusion_matrix,
+                     gallery_picks, per_class_accuracy, ranked_rows, settings_check, summarize_trials, sweep_pivot,
+                     seed_mean, top_confusions)
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
 LANGS = ("en", "ko")
+FORMATS = ("html", "pdf", "md")
 GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 rows)
 
 
@@ -47,11 +55,12 @@ def _environment(lang: str) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True,
                              extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
     translate = translator(lang)
-    # `_()` is for the template's own literals only: new-style gettext marks its result safe and
-    # %-formats it. Values (checklist lines, states, setting keys) go through `tr`, which autoescapes.
+    # Old-style gettext: `_()` returns plain text, which autoescape then escapes like any value, and
+    # never %-formats it (new-style would mark it safe and apply `%`: "95% interval" would crash).
+    # Values (checklist lines, states, setting keys) go through the `tr` filter.
     env.filters["tr"] = lambda value: translate(str(value))
-    env.install_gettext_callables(lambda s, **kw: translate(s) % kw if kw else translate(s),
-                                  lambda s, p, n, **kw: translate(s if n == 1 else p) % kw, newstyle=True)
+    env.install_gettext_callables(lambda s: translate(s), lambda s, p, n: translate(s if n == 1 else p),
+                                  newstyle=False)
     env.filters["pct"] = lambda x, digits=2: "–" if x is None else f"{100 * x:.{digits}f}%"
     env.filters["num"] = lambda x, digits=4: "–" if x is None else f"{x:.{digits}f}"
     env.filters["thousands"] = lambda x: f"{x:,}"
@@ -66,31 +75,41 @@ def _reload_test_images(run: RunArchive):
 
 def _galleries(run: RunArchive, best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]],
                classes: list[str], seed: int, figures: Path, translate) -> list[dict[str, Any]]:
-    """Per model: 10 random correct images, every misclassified one (paged), confusion matrix, per-class accuracy."""
-    images = _reload_test_images(run)
+    """Per model: 10 random correct images, the most frequent confusions with examples, the most confident
+    mistakes, confusion matrix and per-class accuracy. Every misclassified image goes on contact sheets
+    of their own (misclassified.html), not in the report's body."""
+    images_of = {source.run_id: _reload_test_images(source) for source in run.runs}  # combined: one per run
     names = [translate(c) for c in classes]
     galleries = []
     for n, trial in enumerate(best):
+        images = images_of[run.origin(trial.trial_id).run_id]
         rows = predictions[trial.trial_id]
+        by_index = {int(p["index"]): p for p in rows}
+
+        def sheet(indices: list[int], name: str, wrong: bool = False, confidence: bool = False) -> str | None:
+            if not indices:
+                return None
+            captions = [(names[int(by_index[i]["label"])], names[int(by_index[i]["prediction"])]
+                         + (f" {math.floor(1000 * float(by_index[i]['confidence'])) / 10:.1f}%" if confidence else ""))
+                        for i in indices]
+            gallery_png(images[indices], captions, figures / name, wrong=wrong)
+            return "figures/" + name
+
         correct, wrong = gallery_picks(rows, seed)
-        label_of = {int(p["index"]): (int(p["label"]), int(p["prediction"])) for p in rows}
-
-        def captions(indices: list[int]) -> list[tuple[str, str]]:
-            return [(names[label_of[i][0]], names[label_of[i][1]]) for i in indices]
-
-        gallery_png(images[correct], captions(correct), figures / f"gallery-{n}-correct.png")
-        wrong_files = []
-        for page, start in enumerate(range(0, len(wrong), GALLERY_PAGE)):
-            chunk = wrong[start:start + GALLERY_PAGE]
-            wrong_files.append(f"gallery-{n}-wrong-{page + 1}.png")
-            gallery_png(images[chunk], captions(chunk), figures / wrong_files[-1], wrong=True)
+        confusions = [pair | {"true_name": names[pair["true"]], "predicted_name": names[pair["predicted"]],
+                              "sheet": sheet(pair["examples"], f"confusion-{n}-{k}.png", wrong=True)}
+                      for k, pair in enumerate(top_confusions(rows))]
+        surest = confident_mistakes(rows)
         matrix = confusion_matrix(rows, len(classes))
         confusion_svg(matrix, names, trial.label, translate("True label"), translate("Predicted label"),
                       figures / f"confusion-{n}.svg")
-        galleries.append({"trial": trial, "correct": f"figures/gallery-{n}-correct.png",
-                          "wrong": ["figures/" + f for f in wrong_files], "wrong_count": len(wrong),
-                          "test_count": len(rows), "confusion": f"figures/confusion-{n}.svg",
-                          "per_class": per_class_accuracy(matrix, names)})
+        galleries.append({
+            "trial": trial, "correct": sheet(correct, f"gallery-{n}-correct.png"), "confusions": confusions,
+            "confident": sheet(surest, f"gallery-{n}-confident.png", wrong=True, confidence="confidence" in rows[0]),
+            "wrong": [sheet(wrong[start:start + GALLERY_PAGE], f"gallery-{n}-wrong-{page + 1}.png", wrong=True)
+                      for page, start in enumerate(range(0, len(wrong), GALLERY_PAGE))],
+            "wrong_count": len(wrong), "test_count": len(rows), "confusion": f"figures/confusion-{n}.svg",
+            "per_class": per_class_accuracy(matrix, names)})
     return galleries
 
 
@@ -105,9 +124,26 @@ def _heatmaps(trials: list[TrialSummary], varied: dict[str, list], figures: Path
         pivot = sweep_pivot([t for t in trials if t.label == label], row_key, column_key)
         name = f"heatmap-{n}.svg"
         heatmap_svg(pivot["values"], pivot["rows"], pivot["columns"], translate(row_key), translate(column_key),
-                    f"{label}: {translate('Final test accuracy')} (%)", figures / name)
+                    f"{label}\n{translate('Final test accuracy')} (%)", figures / name)
         files.append("figures/" + name)
     return files
+
+
+def _sweep_panels(trials: list[TrialSummary], varied: dict[str, list], colors: dict[str, str], figures: Path,
+                  translate) -> str | None:
+    """Small multiples of a sweep: one panel per combination of swept settings (seeds averaged), every
+    model's test accuracy in it, each panel titled with its settings."""
+    keys = [k for k in varied if k != "seed"]
+    if not keys:
+        return None
+    panels: dict[str, dict[str, list[list[dict]]]] = {}
+    for t in trials:
+        if t.epochs:
+            title = ", ".join(f"{translate(k)} {t.config[k]}" for k in keys)
+            panels.setdefault(title, {}).setdefault(t.label, []).append(t.epochs)
+    sweep_panels_svg({title: {label: seed_mean(runs) for label, runs in models.items()}
+                      for title, models in panels.items()}, colors, translate, figures / "sweep.svg")
+    return "figures/sweep.svg"
 
 
 def _restricted_fetcher(root: Path):
@@ -139,15 +175,15 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
     labels = list(dict.fromkeys(t.label for t in trials))
     colors = model_colors(labels)
     by_label = {label: [t for t in trials if t.label == label] for label in labels}
-    series = {t.label if len(by_label[t.label]) == 1 else f"{t.label} [{t.trial_id[:3]}]": t.epochs
-              for t in trials if t.epochs}
-    series_colors = {name: colors[name.split(" [")[0]] for name in series}
-    for metric in ("loss", "acc"):
-        curves_svg(series, metric, series_colors, translate, figures / f"{metric}.svg")
     best = best_per_model(trials)
+    # One curve per model (its best trial): a sweep's every trial goes to the small multiples below.
+    series = {t.label: t.epochs for t in best}
+    for metric in ("loss", "acc"):
+        curves_svg(series, metric, colors, translate, figures / f"{metric}.svg")
     predictions = {t.trial_id: run.predictions(t.trial_id) for t in best}
     warnings = lint_trials(trials, len(data["classes"]), settings["identical"])
-    tests = pairwise_mcnemar(best, predictions)
+    test_set = {t.label: test_set_checksum(run.origin(t.trial_id)) for t in best}  # combined runs may differ
+    tests = [row for row in pairwise_mcnemar(best, predictions) if test_set[row["a"]] == test_set[row["b"]]]
     improvements = before_after(trials)
     models = [{"label": label, "trials": by_label[label], "audit": by_label[label][0].audit,
                "color": colors[label], "name": by_label[label][0].model, "kwargs": by_label[label][0].kwargs,
@@ -163,12 +199,15 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
         "format_warning": format_warning, "comparison": ranked_rows([t.comparison_row() for t in trials]),
         "before_after": improvements, "aggregates": seed_aggregates(trials), "mcnemar": tests,
         "heatmaps": _heatmaps(trials, settings["varied"], figures, translate),
+        "sweep_panels": _sweep_panels(trials, settings["varied"], colors, figures, translate),
+        # a large sweep shows each model's best trial per epoch; every other trial moves to the appendix
+        "appendix_trials": [t for t in trials if t not in best] if len(trials) > 2 * len(labels) else [],
         "literature": literature(data["dataset"]),
         "conclusion": conclusion(best, tests, improvements, warnings, translate),
         "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], figures,
                                 translate),
         "problems": problems, "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
-        "best": best, "model_curves": model_curves,
+        "best": best, "model_curves": model_curves, "differences": differences(run.runs),
     }
     checklist = checklist_name or spec.get("checklist")
     context["checklist"] = None
@@ -186,6 +225,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
         "run_id": context["run_id"], "spec": context["spec"], "settings": context["settings"],
         "comparison": context["comparison"], "before_after": context["before_after"],
         "seed_aggregates": context["aggregates"], "mcnemar": context["mcnemar"],
+        "differences": context["differences"],
         "conclusion": context["conclusion"], "checklist": context["checklist"],
         "warnings": [{"code": w.code, "trial_id": w.trial_id, "message": format_warning(w)}
                      for w in context["warnings"]],
@@ -217,9 +257,10 @@ def _report_folder(output_root: Path, run: RunArchive) -> Path:
     report folder '..', '' or anything outside the output root; a folder there that is not a report
     (no summary.json) is never replaced, and a report is never written inside the run it describes."""
     root = output_root.resolve()
-    if root.is_relative_to(run.path):
-        raise ArchiveError(f"{output_root}: the report cannot be written inside the run folder {run.path} "
-                           "(choose another --output-dir)")
+    for source in run.runs:  # a combined report (combine.py) reads several
+        if root.is_relative_to(source.path):
+            raise ArchiveError(f"{output_root}: the report cannot be written inside the run folder "
+                               f"{source.path} (choose another --output-dir)")
     final = root / validate_run_id(run.run_id)
     if final.is_symlink() or (final.exists() and not final.is_dir()):
         raise ArchiveError(f"{final}: exists and is not a report folder; move it away to render here")
@@ -243,11 +284,35 @@ def _publish(staging: Path, final: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
-def render_report(run_path: str | Path, output_root: str | Path = "output", lang: str | None = None,
+def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: set[str], single_file: bool) -> None:
+    environment = _environment(lang)
+    if formats & {"html", "pdf"}:
+        html = environment.get_template("report.html.j2").render(**context)
+        (folder / "report.css").write_bytes(TEMPLATES.joinpath("report.css").read_bytes())
+        (folder / "report.html").write_text(html, "utf-8")
+        if any(g["wrong"] for g in context["galleries"]):
+            (folder / "misclassified.html").write_text(
+                environment.get_template("misclassified.html.j2").render(**context), "utf-8")
+        if single_file:
+            (folder / "report.html").write_text(inline_assets(html, folder), "utf-8")
+        if "pdf" in formats:
+            import weasyprint
+
+            weasyprint.HTML(filename=str(folder / "report.html"), url_fetcher=_restricted_fetcher(folder)) \
+                .write_pdf(folder / "report.pdf")
+    if "md" in formats:
+        (folder / "report.md").write_text(render_markdown(environment, context, context["translate"]), "utf-8")
+        write_latex_tables(context, folder / "tables.tex")
+
+
+def render_report(run_path: str | Path | list[str | Path], output_root: str | Path = "output", lang: str | None = None,
                   allow_incomplete: bool = False, pdf: bool = True, checklist: str | None = None,
-                  single_file: bool = False) -> Path:
-    """Render runs/<id> into output/<id>/ (report.html, report.pdf, metrics.csv, comparison.csv, summary.json)."""
-    run = open_run(run_path)
+                  single_file: bool = False, formats: Collection[str] = FORMATS,
+                  cover: dict[str, Any] | None = None) -> Path:
+    """Render runs/<id> into output/<id>/: report.html, report.pdf, report.md with figures/, tables.tex,
+    metrics.csv, comparison.csv, summary.json. `formats` picks the documents (html, pdf, md; the PDF is
+    made from the HTML), `pdf=False` drops the PDF; `cover` adds to or overrides the spec's cover."""
+    run = open_runs(run_path)  # several run folders: one combined report (combine.py)
     problems = run.verify()
     if problems and not allow_incomplete:
         raise ArchiveError(f"{run.path}: refusing to render: {'; '.join(problems)} "
@@ -263,17 +328,10 @@ def render_report(run_path: str | Path, output_root: str | Path = "output", lang
         raise ArchiveError(f"{final.parent}: cannot write the report ({exc.strerror})") from exc
     try:
         context = build_context(run, staging / "figures", lang, problems, checklist)
-        html = _environment(lang).get_template("report.html.j2").render(**context)
-        (staging / "report.css").write_bytes(TEMPLATES.joinpath("report.css").read_bytes())
-        (staging / "report.html").write_text(html, "utf-8")
+        context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
+        context["cover_rows"] = cover_rows(context["cover"])
+        _write_documents(context, staging, lang, {*formats} - ({"pdf"} if not pdf else set()), single_file)
         _write_tables(context, staging)
-        if single_file:
-            (staging / "report.html").write_text(inline_assets(html, staging), "utf-8")
-        if pdf:
-            import weasyprint
-
-            weasyprint.HTML(filename=str(staging / "report.html"), url_fetcher=_restricted_fetcher(staging)) \
-                .write_pdf(staging / "report.pdf")
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -16,6 +16,8 @@ from .train import TrainConfig
 SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "augment",
                 "precision", "seed")
 GALLERY_CORRECT = 10
+CONFUSIONS_SHOWN = 5  # most frequent (true → predicted) pairs per model
+EXAMPLES_PER_CONFUSION = 8
 
 
 @dataclass
@@ -142,12 +144,44 @@ def before_after(trials: list[TrialSummary]) -> list[dict[str, Any]]:
     return rows
 
 
+def seed_mean(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per epoch, the mean test accuracy of trials that differ only in seed (epochs all of them reached)."""
+    epochs = min(len(r) for r in runs)
+    return [{"epoch": runs[0][i]["epoch"],
+             "test_acc": None if any(r[i].get("test_acc") is None for r in runs)
+             else fmean(r[i]["test_acc"] for r in runs)} for i in range(epochs)]
+
+
 def gallery_picks(predictions: list[dict[str, str]], seed: int) -> tuple[list[int], list[int]]:
     """Indices of 10 random correctly classified test images (seeded) and of every misclassified one."""
     correct = [int(p["index"]) for p in predictions if p["label"] == p["prediction"]]
     wrong = [int(p["index"]) for p in predictions if p["label"] != p["prediction"]]
     picked = sorted(random.Random(seed).sample(correct, min(GALLERY_CORRECT, len(correct))))
     return picked, wrong
+
+
+def top_confusions(predictions: list[dict[str, str]], limit: int = CONFUSIONS_SHOWN,
+                   examples: int = EXAMPLES_PER_CONFUSION) -> list[dict[str, Any]]:
+    """The most frequent (true → predicted) mistakes, most frequent first, each with its most confident
+    examples: which classes the model mixes up, and on what kind of image."""
+    pairs: dict[tuple[int, int], list[dict[str, str]]] = {}
+    for p in predictions:
+        if p["label"] != p["prediction"]:
+            pairs.setdefault((int(p["label"]), int(p["prediction"])), []).append(p)
+    ranked = sorted(pairs.items(), key=lambda item: (-len(item[1]), item[0]))[:limit]
+    return [{"true": true, "predicted": predicted, "count": len(rows),
+             "examples": [int(p["index"]) for p in _most_confident(rows)[:examples]]}
+            for (true, predicted), rows in ranked]
+
+
+def confident_mistakes(predictions: list[dict[str, str]], count: int = GALLERY_CORRECT) -> list[int]:
+    """Indices of the misclassified test images the model was surest of."""
+    return [int(p["index"]) for p in _most_confident([p for p in predictions if p["label"] != p["prediction"]])[:count]]
+
+
+def _most_confident(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Highest softmax confidence first; runs archived before confidences were recorded keep test-set order."""
+    return sorted(rows, key=lambda p: -float(p.get("confidence") or 0))
 
 
 def confusion_matrix(predictions: list[dict[str, str]], num_classes: int) -> list[list[int]]:

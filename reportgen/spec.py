@@ -19,6 +19,7 @@ from typing import Any
 from .archive import sha256_file
 from .augment import Augment
 from .checklist import load_checklist
+from .cover import COVER_KEYS, parse_cover
 from .data import DATASETS, FORMATS
 from .errors import SpecError
 from .registry import ModelRef, model_code, parse_model_ref
@@ -78,6 +79,7 @@ class ExperimentSpec:
     source: str = "<embedded default>"
     checklist: str | None = None  # "assignment" (built in) or a checklist TOML path
     max_trials: int = MAX_TRIALS
+    cover: dict[str, Any] = field(default_factory=dict)  # [report] title, course, authors…: see cover.py
 
     def trial_count(self) -> int:
         """models × every combination of swept settings × seeds, counted without expanding anything."""
@@ -106,7 +108,7 @@ class ExperimentSpec:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "notes": self.notes, "device": self.device, "lang": self.lang,
-            "checklist": self.checklist, "max_trials": self.max_trials,
+            "checklist": self.checklist, "max_trials": self.max_trials, "cover": self.cover,
             "source": self.source, "data": asdict(self.data),
             "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base,
                         "train": m.train, "code": model_code(m.ref)} for m in self.models],
@@ -144,7 +146,7 @@ def check_trial_count(spec: ExperimentSpec) -> int:
 # --- validation -----------------------------------------------------------------------------------
 
 TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source", "augment",
-            "checklist", "max_trials"}
+            "checklist", "max_trials", "cover"}  # cover: as spec.json records [report]'s cover keys
 AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
 MODEL_KEYS = {"name", "kwargs", "label", "base", "train", "code"}  # code: recorded by the archive, not user input
@@ -331,7 +333,7 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
     _check_nesting(raw, source)
     check.unknown(raw, TOP_KEYS, "")
     report = check.typed("report", raw.get("report", {}), dict, "a table")
-    check.unknown(report, {"lang", "checklist"}, "report.")
+    check.unknown(report, {"lang", "checklist", *COVER_KEYS}, "report.")
     checklist = report.get("checklist", raw.get("checklist"))
     if checklist is not None:
         load_checklist(check.typed("report.checklist", checklist, str, "'assignment' or a checklist TOML path"))
@@ -349,6 +351,7 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
         notes=check.typed("notes", raw.get("notes", ""), str, "a string"),
         lang=check.choice("report.lang", report.get("lang", raw.get("lang", "en")), ("en", "ko")),
         source=raw.get("source", source), checklist=checklist, max_trials=max_trials,
+        cover=parse_cover(check.typed("cover", raw.get("cover", {}), dict, "a table") | report, source),
     )
     check_trial_count(spec)
     return spec
@@ -387,8 +390,21 @@ def set_override(raw: dict[str, Any], dotted_key: str, value: Any) -> None:
     table[leaf] = value
 
 
+def _anchor_data_paths(raw: dict[str, Any], folder: Path) -> None:
+    """Data paths written in a spec file are relative to the spec's folder, like its model files (the
+    command line's --data-dir stays relative to the current folder)."""
+    table = raw.get("data")
+    if isinstance(table, dict):
+        for key in ("data_dir", "train", "test"):
+            value = table.get(key)
+            if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+                table[key] = str(folder / value)
+
+
 def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
     raw, source = read_spec_file(path)
+    if path is not None:
+        _anchor_data_paths(raw, Path(path).resolve().parent)
     for key, value in (overrides or {}).items():
         if value is not None:
             set_override(raw, key, value)

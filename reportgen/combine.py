@@ -1,0 +1,322 @@
+"""One report over several archived runs: `reportgen render runs/a runs/b`.
+
+`CombinedRun` reads several runs through the interface a report reads one run with (read, trial_ids,
+trial, predictions, status, verify, run_id, path, runs, origin), so render.py lays it out unchanged.
+Trials are renumbered with their run's id (`000-a-mlp`, `001-b-mlp`). A label that several runs use
+stays one model only when every run trained the same model the same way (registry name, arguments,
+base, code sha256, settings except the seed, test images), so its seeds aggregate across runs;
+otherwise each run's rows are labelled with the run (`mlp (b)`), never merged.
+
+`differences` lists what differs between the runs (settings, data, code, environment) and what each
+difference invalidates; the report shows it before any result.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Self
+
+from .archive import MANIFEST_FORMAT, ArchiveError, RunArchive, open_run, read_json, validate_run_id
+from .report import SETTING_KEYS
+from .train import TrainConfig
+
+READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
+MISSING = "–"
+
+# What a difference invalidates, said beside it (translated with the `tr` filter; keys in i18n/ko.json).
+WITHHELD_MCNEMAR = ("McNemar tests between models of these runs are withheld: they were not tested on the "
+                    "same images.")
+OTHER_TRAINING_IMAGES = "Trained on different images: accuracy differences may come from the data, not the model."
+OTHER_EPOCHS = ("Accuracies are after different numbers of epochs (shown beside each accuracy in the comparison "
+                "table): compare with care.")
+KEPT_APART = "The same model trained differently is kept apart: each run's rows are labelled with the run."
+NOT_IDENTICAL = "The models of these runs were not trained under identical settings: compare with care."
+SLOWER_OR_FASTER = "Seconds per epoch are not comparable between these runs."
+OTHER_TORCH = "Another torch version can give slightly different numbers for the same seed."
+
+
+class PerRun(str):
+    """A value that differs between runs, shown with each run's id: `2.14.1 (a) · 2.13.0 (b)`.
+
+    It is text wherever a report shows it (templates, JSON); a format spec applies to each run's value,
+    so the templates' number filters (`f"{x:,}"`) still format numbers."""
+
+    values: dict[str, Any]
+
+    def __new__(cls, values: dict[str, Any]) -> Self:
+        text = super().__new__(cls, _join(values, ""))
+        text.values = dict(values)
+        return text
+
+    def __format__(self, spec: str) -> str:
+        return _join(self.values, spec)
+
+
+def _join(values: dict[str, Any], spec: str) -> str:
+    return " · ".join(f"{MISSING if value is None else format(value, spec)} ({run_id})"
+                      for run_id, value in values.items())
+
+
+def merge(values: dict[str, Any]) -> Any:
+    """One value for several runs' values (run id → value): equal ones as they are, dicts key by key,
+    anything else that differs as a PerRun."""
+    first, *rest = values.values()
+    if all(value == first for value in rest):
+        return first
+    tables = {run_id: value for run_id, value in values.items() if value is not None}
+    if all(isinstance(value, dict) for value in tables.values()):  # a table a run lacks counts as empty
+        keys = dict.fromkeys(key for value in tables.values() for key in value)
+        return {key: merge({run_id: (value or {}).get(key) for run_id, value in values.items()}) for key in keys}
+    return PerRun(values)
+
+
+# ------------------------------------------------------------------ opening and checking runs
+
+def check_format(run: RunArchive) -> RunArchive:
+    """A manifest of a format this reportgen does not know is refused: its files cannot be read safely."""
+    path = run.path / "manifest.json"
+    if not path.is_file():
+        return run  # not sealed: verify() says so
+    manifest = read_json(path)
+    found = manifest.get("format", 1) if isinstance(manifest, dict) else None
+    if found not in READABLE_FORMATS:
+        raise ArchiveError(f"{run.path}: archive format {found!r} is unknown to this reportgen, which reads "
+                           f"format {MANIFEST_FORMAT}; render it with the reportgen version that wrote it")
+    return run
+
+
+def open_runs(paths: str | Path | Sequence[str | Path]) -> RunArchive | CombinedRun:
+    """One run folder → its RunArchive; several → a CombinedRun over them."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise ArchiveError("no run folder given")
+    runs = [check_format(open_run(path)) for path in paths]
+    return runs[0] if len(runs) == 1 else CombinedRun(runs)
+
+
+def combined_id(runs: list[RunArchive]) -> str:
+    """`combined-a-b`, or `combined-<sha256 prefix>` when the ids do not fit in a run id."""
+    ids = [run.run_id for run in runs]
+    try:
+        return validate_run_id("combined-" + "-".join(ids))
+    except ArchiveError:
+        return "combined-" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def _check_combinable(runs: list[RunArchive]) -> None:
+    """Distinct run ids (they name the rows) and one classification task (same classes, same image shape)."""
+    seen: dict[str, Path] = {}
+    for run in runs:
+        if run.run_id in seen:
+            raise ArchiveError(f"{run.path} and {seen[run.run_id]}: two runs named {run.run_id!r}; a combined report "
+                               "names each run by its folder name, so give each run once (rename a copy)")
+        seen[run.run_id] = run.path
+    first = runs[0].read("data")
+    for run in runs[1:]:
+        data = run.read("data")
+        for key in ("classes", "input_shape"):
+            if data.get(key) != first.get(key):
+                raise ArchiveError(f"{run.path}: its {key} differ from those of {runs[0].path} "
+                                   f"({_short(data.get(key))} vs {_short(first.get(key))}); only runs over the "
+                                   "same classes and image shape make one report")
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+# ------------------------------------------------------------------ what identifies a test set and a model
+
+def _fingerprint(run: RunArchive, split: str) -> str:
+    """sha256 naming the images of a split: its files' checksums (data.json) and the seeded subset drawn
+    from them (data.<split>_subset, drawn with the run's first seed)."""
+    data, spec = run.read("data"), run.read("spec")
+    files = {name: info["sha256"] for name, info in data["files"].items() if name.startswith(split)}
+    subset = spec["data"].get(f"{split}_subset")
+    key = {"files": files, "subset": subset, "seed": spec["train"]["seeds"][0] if subset else None}
+    if split == "train":  # the validation split is carved from the training images
+        key["validation"] = spec["data"].get("validation")
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
+
+
+def test_set_checksum(run: RunArchive) -> str:
+    """Equal for two runs exactly when their models were tested on the same images (McNemar pairs them)."""
+    return _fingerprint(run, "test")
+
+
+def _registered(run: RunArchive) -> list[dict[str, Any]]:
+    """trial.json of every trial that got as far as being registered (it has a label), config completed
+    with the defaults of settings added since the run was archived."""
+    infos = [run.trial(trial_id) for trial_id in run.trial_ids()]
+    return [info | {"config": asdict(TrainConfig()) | info["config"]} for info in infos if "label" in info]
+
+
+def _identities(run: RunArchive) -> dict[str, str]:
+    """label → what makes it the same model in another run: registry name, arguments, base, code sha256,
+    settings except the seed, and the test images it was scored on."""
+    code = {m.get("label"): (m.get("code") or {}).get("sha256") for m in run.read("spec").get("models", [])}
+    test_set = test_set_checksum(run)
+    parts: dict[str, dict[str, Any]] = {}
+    for info in _registered(run):
+        label = info["label"]
+        entry = parts.setdefault(label, {"model": info.get("model"), "kwargs": info.get("kwargs", {}),
+                                         "base": info.get("base"), "code": code.get(label),
+                                         "test_set": test_set, "settings": set()})
+        entry["settings"].add(json.dumps({k: v for k, v in info["config"].items() if k != "seed"}, sort_keys=True))
+    return {label: json.dumps(entry | {"settings": sorted(entry["settings"])}, sort_keys=True, default=str)
+            for label, entry in parts.items()}
+
+
+def report_labels(runs: list[RunArchive]) -> dict[tuple[str, str], str]:
+    """(run id, label) → the label the report shows: unchanged when every run that uses it trained the same
+    model the same way, else `label (run id)` for each of them."""
+    by_label: dict[str, dict[str, str]] = {}
+    for run in runs:
+        for label, identity in _identities(run).items():
+            by_label.setdefault(label, {})[run.run_id] = identity
+    shown = {(run_id, label): label if len(set(identities.values())) == 1 else f"{label} ({run_id})"
+             for label, identities in by_label.items() for run_id in identities}
+    taken: dict[str, tuple[str, str]] = {}
+    for (run_id, label), name in shown.items():
+        first = taken.setdefault(name, (run_id, label))
+        if first[1] != label:  # e.g. a model literally labelled "mlp (b)": merging it would be silent
+            raise ArchiveError(f"label {name!r} would name a model of run {first[0]!r} and one of run {run_id!r}; "
+                               "relabel one of them to combine these runs")
+    return shown
+
+
+# ------------------------------------------------------------------ the combined run
+
+class CombinedRun:
+    """Several runs read as one. It has no folder of its own: `path` is its id, for messages."""
+
+    def __init__(self, runs: list[RunArchive]) -> None:
+        _check_combinable(runs)
+        self.runs = runs
+        self.run_id = combined_id(runs)
+        self.path = Path(self.run_id)
+        self.labels = report_labels(runs)
+        self._trials: dict[str, tuple[RunArchive, str]] = {}
+        for run in runs:
+            for trial_id in run.trial_ids():
+                short = re.sub(r"^\d+-", "", trial_id)  # its number is replaced by one over all runs
+                self._trials[f"{len(self._trials):03d}-{run.run_id}-{short}"] = (run, trial_id)
+
+    def trial_ids(self) -> list[str]:
+        return list(self._trials)
+
+    def origin(self, trial_id: str) -> RunArchive:
+        """The run a trial was archived in."""
+        return self._trials[trial_id][0]
+
+    def trial(self, trial_id: str) -> dict[str, Any]:
+        run, original = self._trials[trial_id]
+        info = run.trial(original) | {"trial_id": trial_id, "run_id": run.run_id, "archived_as": original}
+        for key in ("label", "base"):
+            if info.get(key) is not None:
+                info[key] = self.labels.get((run.run_id, info[key]), info[key])
+        return info
+
+    def predictions(self, trial_id: str) -> list[dict[str, str]]:
+        run, original = self._trials[trial_id]
+        return run.predictions(original)
+
+    def read(self, name: str) -> Any:
+        merged = merge({run.run_id: run.read(name) for run in self.runs})
+        return self._spec(merged) if name == "spec" else merged
+
+    def _spec(self, merged: dict[str, Any]) -> dict[str, Any]:
+        """The merged spec, with the keys a report acts on made usable: one language and checklist, the cover
+        fields every run agrees on, every seed, and each run's models under the labels the report shows."""
+        specs = [run.read("spec") for run in self.runs]
+        models = [m | {"label": self.labels.get((run.run_id, m.get("label")), m.get("label")), "run": run.run_id}
+                  for run, spec in zip(self.runs, specs) for m in spec.get("models", [])]
+        seeds = sorted({seed for spec in specs for seed in spec["train"]["seeds"]})
+        checklist = merged.get("checklist")
+        cover = {key: value for key, value in (merged.get("cover") or {}).items() if not isinstance(value, PerRun)}
+        return merged | {"lang": specs[0].get("lang", "en"), "models": models, "cover": cover,
+                         "checklist": None if isinstance(checklist, PerRun) else checklist,
+                         "train": merged["train"] | {"seeds": seeds}}
+
+    def status(self) -> dict[str, Any]:
+        return merge({run.run_id: run.status() for run in self.runs})
+
+    def verify(self) -> list[str]:
+        return [f"{run.run_id}: {problem}" for run in self.runs for problem in run.verify()]
+
+
+# ------------------------------------------------------------------ what differs between the runs
+
+def _row(kind: str, what: str, values: dict[str, Any], effect: str = "", subject: str = "") -> dict[str, Any]:
+    return {"kind": kind, "what": what, "subject": subject, "effect": effect,
+            "by_run": {run_id: MISSING if value is None else str(value) for run_id, value in values.items()}}
+
+
+def _differing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [row for row in rows if len(set(row["by_run"].values())) > 1]
+
+
+def _settings_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+    trials = {run.run_id: _registered(run) for run in runs}
+    effects = {"epochs": OTHER_EPOCHS, "seed": ""}  # seeds differ by design: a model's seeds are aggregated
+    return [_row("Settings", key, {run_id: ", ".join(sorted({str(t["config"].get(key)) for t in infos}))
+                                   for run_id, infos in trials.items()}, effects.get(key, NOT_IDENTICAL))
+            for key in SETTING_KEYS]
+
+
+def _data_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+    data = {run.run_id: run.read("data") for run in runs}
+    images = {run.run_id: {split: f"{data[run.run_id].get(f'{split}_size')} · sha256 {_fingerprint(run, split)[:12]}"
+                           for split in ("train", "test")} for run in runs}
+    return [
+        _row("Data", "Dataset", {r: d.get("dataset") for r, d in data.items()}),
+        _row("Data", "Test images", {r: i["test"] for r, i in images.items()}, WITHHELD_MCNEMAR),
+        _row("Data", "Training images", {r: i["train"] for r, i in images.items()}, OTHER_TRAINING_IMAGES),
+        _row("Data", "Validation images", {r: d.get("validation_size") or 0 for r, d in data.items()}),
+        _row("Data", "Normalisation (mean, std)", {r: f"{d.get('mean')}, {d.get('std')}" for r, d in data.items()}),
+    ]
+
+
+def _code_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+    code: dict[str, dict[str, Any]] = {}
+    for run in runs:
+        for model in run.read("spec").get("models", []):
+            sha = (model.get("code") or {}).get("sha256")
+            code.setdefault(model.get("label"), {})[run.run_id] = sha[:12] if sha else None
+    rows = [_row("Code", "reportgen", {run.run_id: run.read("environment").get("reportgen") for run in runs})]
+    return rows + [_row("Code", "Model code (sha256)", values, KEPT_APART, subject=str(label))
+                   for label, values in code.items() if len(values) > 1]
+
+
+def _environment_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+    env = {run.run_id: run.read("environment") for run in runs}
+    return [
+        _row("Environment", "Python", {r: e.get("python") for r, e in env.items()}),
+        _row("Environment", "torch", {r: e.get("torch") for r, e in env.items()}, OTHER_TORCH),
+        _row("Environment", "Device", {r: f"{e.get('device')} ({e.get('device_name')})" for r, e in env.items()},
+             SLOWER_OR_FASTER),
+        _row("Environment", "threads", {r: e.get("threads_per_trial", e.get("threads")) for r, e in env.items()},
+             SLOWER_OR_FASTER),
+    ]
+
+
+def _label_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+    """A label that names differently trained models in different runs: how the report tells them apart."""
+    shown = report_labels(runs)
+    labels = dict.fromkeys(label for _, label in shown)
+    return [_row("Models", "Label", {run.run_id: shown.get((run.run_id, label)) for run in runs}, KEPT_APART,
+                 subject=label)
+            for label in labels if any(shown[key] != label for key in shown if key[1] == label)]
+
+
+def differences(runs: list[RunArchive]) -> dict[str, Any] | None:
+    """What differs between the runs of a combined report, each with what it invalidates; None for one run."""
+    if len(runs) < 2:
+        return None
+    rows = _differing(_settings_rows(runs) + _data_rows(runs) + _code_rows(runs) + _environment_rows(runs))
+    return {"runs": [run.run_id for run in runs], "rows": rows + _label_rows(runs)}
