@@ -148,3 +148,38 @@ def test_bad_cover_keys_are_one_line_errors(tmp_path, capsys, report, message):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_every_plotted_point_has_a_hover_title(project):
+    from xml.etree import ElementTree
+
+    svg = "{http://www.w3.org/2000/svg}"
+    for name in ("acc.svg", "loss.svg", "curves-0.svg"):
+        root = ElementTree.parse(project / "output" / "doc" / "figures" / name).getroot()
+        groups = [g for g in root.iter(f"{svg}g") if g.get("id", "").startswith("points-")]
+        assert len(groups) >= 4, name
+        for group in groups:
+            points = list(group.iter(f"{svg}use"))
+            titles = [p.find(f"{svg}title").text for p in points]
+            assert len(points) == 1 and all(re.search(r" · Epoch 1: \d+\.\d+%?$", t) for t in titles), titles  # 1 epoch
+
+
+def test_a_sweep_reads_at_a_glance(tmp_path, capsys):
+    write_idx_dataset(tmp_path / "idx", n_train=200, n_test=100)
+    spec = tmp_path / "sweep.toml"
+    spec.write_text('[data]\ndataset = "mnist"\ndata_dir = "idx"\n[[models]]\nname = "mlp"\n[[models]]\n'
+                    'name = "lenet5"\n[train]\nepochs = 2\nbatch_size = 50\nlr = [0.01, 0.001]\n'
+                    'optimizer = ["adam", "sgd"]\n', "utf-8")
+    assert main(["run", str(spec), "--run-id", "sw", "--executor", "local", "--no-pdf", "--format", "html",
+                 "--runs-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "output")]) == 0
+    report = tmp_path / "output" / "sw"
+    html = (report / "report.html").read_text("utf-8")
+    panels = {t.split(" · ")[1] for t in re.findall(r"<title>([^<]*)</title>",
+                                                     (report / "figures" / "sweep.svg").read_text("utf-8"))}
+    assert panels == {f"Optimizer {o}, Learning rate {lr}" for o in ("adam", "sgd") for lr in (0.01, 0.001)}
+    legend = [t for t in re.findall(r"<title>([^<]*)</title>", (report / "figures" / "acc.svg").read_text("utf-8"))]
+    assert {t.split(" · ")[0] for t in legend} == {"mlp", "lenet5"}  # one curve per model, no trial numbers
+    training = html.split('id="training"', 1)[1].split('id="curves"', 1)[0]
+    assert training.count('class="epoch-table"') == 2  # each model's best trial
+    appendix = html.split('id="all-trials"', 1)[1]
+    assert appendix.count('class="epoch-table"') == 6  # the other 6 of 8 trials
