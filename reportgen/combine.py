@@ -3,9 +3,9 @@
 `CombinedRun` reads several runs through the interface a report reads one run with (read, trial_ids,
 trial, predictions, status, verify, run_id, path, runs, origin), so render.py lays it out unchanged.
 Trials are renumbered with their run's id (`000-a-mlp`, `001-b-mlp`). A label that several runs use
-stays one model only when every run trained the same model the same way (registry name, arguments,
+stays one model only when the runs trained the same model the same way (registry name, arguments,
 base, code sha256, settings except the seed, test images), so its seeds aggregate across runs;
-otherwise each run's rows are labelled with the run (`mlp (b)`), never merged.
+otherwise each way it was trained is labelled with its runs (`mlp (a, b)`, `mlp (c)`), never merged.
 
 `differences` lists what differs between the runs (settings, data, code, environment) and what each
 difference invalidates; the report shows it before any result.
@@ -174,13 +174,14 @@ def _identities(run: RunArchive) -> dict[str, str]:
 
 def report_labels(runs: list[RunArchive]) -> dict[tuple[str, str], str]:
     """(run id, label) → the label the report shows: unchanged when every run that uses it trained the same
-    model the same way, else `label (run id)` for each of them."""
-    by_label: dict[str, dict[str, str]] = {}
+    model the same way; else each way it was trained is named with its runs (`mlp (a, b)`, `mlp (c)`), so
+    runs that agree still aggregate their seeds."""
+    by_label: dict[str, dict[str, list[str]]] = {}  # label → identity → run ids
     for run in runs:
         for label, identity in _identities(run).items():
-            by_label.setdefault(label, {})[run.run_id] = identity
-    shown = {(run_id, label): label if len(set(identities.values())) == 1 else f"{label} ({run_id})"
-             for label, identities in by_label.items() for run_id in identities}
+            by_label.setdefault(label, {}).setdefault(identity, []).append(run.run_id)
+    shown = {(run_id, label): label if len(groups) == 1 else f"{label} ({', '.join(run_ids)})"
+             for label, groups in by_label.items() for run_ids in groups.values() for run_id in run_ids}
     taken: dict[str, tuple[str, str]] = {}
     for (run_id, label), name in shown.items():
         first = taken.setdefault(name, (run_id, label))

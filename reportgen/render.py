@@ -86,7 +86,8 @@ def _galleries(run: RunArchive, best: list[TrialSummary], predictions: dict[str,
         rows = predictions[trial.trial_id]
         by_index = {int(p["index"]): p for p in rows}
 
-        def sheet(indices: list[int], name: str, wrong: bool = False, confidence: bool = False) -> str | None:
+        def sheet(indices: list[int], name: str, wrong: bool = False, confidence: bool = False,
+                  images=images, by_index=by_index) -> str | None:  # bound now: this trial's images and rows
             if not indices:
                 return None
             captions = [(names[int(by_index[i]["label"])], names[int(by_index[i]["prediction"])]

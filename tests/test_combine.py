@@ -85,16 +85,17 @@ def test_other_test_images_withhold_mcnemar_and_say_why(runs, cli, tmp_path):
 
 
 def test_a_shared_label_with_other_settings_is_named_by_run_and_epochs_are_noted(runs, cli, tmp_path):
-    code, _out, err = cli("render", runs / "a", runs / "e", "--no-pdf", "-o", tmp_path, "--lang", "ko")
+    code, _out, err = cli("render", runs / "a", runs / "b", runs / "e", "--no-pdf", "-o", tmp_path, "--lang", "ko")
     assert code == 0, err
-    report = summary(tmp_path / "combined-a-e")
-    assert {row["model"] for row in report["comparison"]} == {"mlp (a)", "mlp (e)"}
-    assert report["seed_aggregates"] == []  # same seed, but not the same training: nothing to aggregate
+    report = summary(tmp_path / "combined-a-b-e")
+    assert {row["model"] for row in report["comparison"]} == {"mlp (a, b)", "mlp (e)"}  # e trained 2 epochs
+    [aggregate] = report["seed_aggregates"]  # a and b still agree: their seeds aggregate
+    assert aggregate["model"] == "mlp (a, b)" and aggregate["seeds"] == 2
     assert report["settings"]["varied"]["epochs"] == [1, 2]  # the comparison table shows epochs beside accuracy
     rows = {(row["kind"], row["what"]): row for row in report["differences"]["rows"]}
     assert rows[("Settings", "epochs")]["effect"] == OTHER_EPOCHS
-    assert rows[("Models", "Label")]["by_run"] == {"a": "mlp (a)", "e": "mlp (e)"}
-    html = (tmp_path / "combined-a-e" / "report.html").read_text("utf-8")
+    assert rows[("Models", "Label")]["by_run"] == {"a": "mlp (a, b)", "b": "mlp (a, b)", "e": "mlp (e)"}
+    html = (tmp_path / "combined-a-b-e" / "report.html").read_text("utf-8")
     assert "이 보고서는 여러 실행을 합친 것입니다." in html and "서로 다른 epoch 수" in html
 
 
