@@ -5,6 +5,8 @@ Layout (MLflow-style: parameters written once, metrics appended per epoch, state
     spec.json          the resolved experiment spec (written once)
     environment.json   versions, device, threads, git commit
     data.json          dataset, source, file checksums, normalisation, sizes, class names
+    test_images.npz    the test images the trials were evaluated on (uint8, N×C×H×W), so a report's
+                       galleries render without the original data files
     trials/<id>/trial.json, metrics.csv, metrics.json, predictions.csv, model.pt
     manifest.json      sha256 of every other file (status.json included, only .lock left out) and the
                        sealed state; written last, when the run is sealed complete, partial or failed
@@ -33,12 +35,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import torch
 
 from .errors import ArchiveError
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: `$` would allow a final "\n"
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
+TEST_IMAGES = "test_images.npz"
 LOCK_FILE = ".lock"  # the only file of a run folder the manifest does not cover
 MANIFEST_FORMAT = 2
 MAX_LISTED_PROBLEMS = 20
@@ -202,7 +204,8 @@ class RunArchive:
 
     # --- writing ---------------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, run_id: str | None, header: dict[str, Any]) -> RunArchive:
+    def create(cls, root: Path, run_id: str | None, header: dict[str, Any],
+               files: dict[str, bytes] | None = None) -> RunArchive:
         """Write the run's header files (spec, environment, data, status) in a hidden staging folder and
         rename it into place: runs/<id> never exists without status.json, and a failed header write
         (disk full…) leaves nothing behind that would block the id. An existing run is never reused."""
@@ -222,6 +225,8 @@ class RunArchive:
             (run.path / "trials").mkdir()
             for name, payload in header.items():  # spec, environment, data: written once
                 atomic_write_json(run.path / f"{name}.json", payload)
+            for name, content in (files or {}).items():  # test_images.npz: what the galleries show
+                atomic_write_bytes(run.path / name, content)
             run.set_status(RunState.RUNNING)
             try:
                 _rename_no_replace(run.path, final)
@@ -281,6 +286,8 @@ class RunArchive:
     @_archive_write
     def save_checkpoint(self, trial_id: str, checkpoint: dict[str, Any]) -> None:
         """Everything needed to continue after this epoch; loaded back with weights_only=True."""
+        import torch  # here: reading and rendering an archive never loads torch
+
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
         atomic_write_bytes(self.trial_dir(trial_id) / "checkpoint.pt", buffer.getvalue())
@@ -289,6 +296,8 @@ class RunArchive:
         path = self.trial_dir(trial_id) / "checkpoint.pt"
         if not path.exists():
             return None
+        import torch
+
         try:
             return torch.load(path, weights_only=True, map_location="cpu")
         except Exception as exc:  # a corrupt checkpoint must not be silently trusted
@@ -350,6 +359,8 @@ class RunArchive:
         fields = list(predictions)
         rows = [dict(zip(fields, values)) for values in zip(*predictions.values())]
         atomic_write_bytes(folder / "predictions.csv", rows_to_csv(rows, fields))
+        import torch
+
         buffer = io.BytesIO()
         torch.save(weights, buffer)
         atomic_write_bytes(folder / "model.pt", buffer.getvalue())
@@ -419,6 +430,16 @@ class RunArchive:
 
     def read(self, name: str) -> Any:
         return read_json(self.path / f"{name}.json")
+
+    def test_images(self):
+        """The archived test images as a numpy array, or None for runs archived before they were kept."""
+        path = self.path / TEST_IMAGES
+        if not path.is_file():
+            return None
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as archive:
+            return archive["images"]
 
     def trial_ids(self) -> list[str]:
         return sorted(p.name for p in (self.path / "trials").iterdir() if (p / "trial.json").exists())

@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from .archive import MANIFEST_FORMAT, ArchiveError, RunArchive, open_run, read_json, validate_run_id
 from .report import SETTING_KEYS
-from .train import TrainConfig
+from .settings import TrainConfig
 
 READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
 MISSING = "–"

@@ -14,7 +14,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import numpy as np  # noqa: E402
 from matplotlib import font_manager  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
@@ -114,7 +114,7 @@ def _caption(text: str, color: str, size: int = 12) -> Image.Image:
     return image
 
 
-def gallery_png(images: torch.Tensor, captions: Sequence[tuple[str, str]], path: Path, columns: int = 10,
+def gallery_png(images: np.ndarray, captions: Sequence[tuple[str, str]], path: Path, columns: int = 10,
                 scale: int = 3, wrong: bool = False) -> None:
     """A contact sheet: each image upscaled, with 'true' and (if wrong) 'predicted' captions beneath."""
     count = len(images)
@@ -125,7 +125,7 @@ def gallery_png(images: torch.Tensor, captions: Sequence[tuple[str, str]], path:
     cell_w, cell_h = max(tile, 96, widest) + 8, tile + (34 if wrong else 20)
     rows = -(-count // columns)
     sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
-    pixels = images[:, 0].numpy()
+    pixels = np.asarray(images)[:, 0]
     for i in range(count):
         x0, y0 = (i % columns) * cell_w, (i // columns) * cell_h
         thumb = Image.fromarray(pixels[i], "L").resize((tile, tile), Image.NEAREST)

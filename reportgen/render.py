@@ -6,7 +6,6 @@ render never leaves a half-written report in output/.
 from __future__ import annotations
 
 import base64
-import json
 import math
 import re
 import secrets
@@ -21,8 +20,8 @@ import jinja2
 import pandas as pd
 
 from .archive import ArchiveError, RunArchive, atomic_write_json, validate_run_id
-from .data import load_recorded_dataset
 from .checklist import evaluate_checklist, load_checklist
+from .i18n import Translator, translator
 from .combine import differences, open_runs, test_set_checksum
 from .cover import cover_rows, merge_cover
 from .significance import literature, pairwise_mcnemar, seed_aggregates
@@ -41,16 +40,6 @@ FORMATS = ("html", "pdf", "md")
 GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 rows)
 
 
-def load_catalogue(lang: str) -> dict[str, str]:
-    """English needs only display names for setting keys; other languages translate every message."""
-    return json.loads(TEMPLATES.joinpath("i18n", f"{lang}.json").read_text("utf-8"))
-
-
-def translator(lang: str):
-    catalogue = load_catalogue(lang)
-    return lambda text: catalogue.get(text, text)
-
-
 def _environment(lang: str) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True,
                              extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
@@ -59,8 +48,9 @@ def _environment(lang: str) -> jinja2.Environment:
     # never %-formats it (new-style would mark it safe and apply `%`: "95% interval" would crash).
     # Values (checklist lines, states, setting keys) go through the `tr` filter.
     env.filters["tr"] = lambda value: translate(str(value))
-    env.install_gettext_callables(lambda s: translate(s), lambda s, p, n: translate(s if n == 1 else p),
-                                  newstyle=False)
+    # `_("{winner} better", winner=…)` formats through the translator, which picks Korean particles.
+    env.install_gettext_callables(lambda s, **values: translate(s, **values),
+                                  lambda s, p, n, **values: translate(s if n == 1 else p, **values), newstyle=False)
     env.filters["pct"] = lambda x, digits=2: "–" if x is None else f"{100 * x:.{digits}f}%"
     env.filters["num"] = lambda x, digits=4: "–" if x is None else f"{x:.{digits}f}"
     env.filters["thousands"] = lambda x: f"{x:,}"
@@ -68,9 +58,15 @@ def _environment(lang: str) -> jinja2.Environment:
 
 
 def _reload_test_images(run: RunArchive):
-    """The test images for the galleries, re-read from the original files and checked against the archive."""
+    """The test images for the galleries: archived with the run (test_images.npz, covered by the manifest);
+    for runs archived before that, re-read from the original files and checked against the archive."""
+    images = run.test_images()
+    if images is not None:
+        return images
+    from .data import load_recorded_dataset  # loads torch: only for older runs
+
     spec = run.read("spec")
-    return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"]).test_images
+    return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"]).test_images.numpy()
 
 
 def _galleries(run: RunArchive, best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]],

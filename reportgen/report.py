@@ -11,7 +11,7 @@ from statistics import fmean
 from typing import Any
 
 from .archive import RunArchive
-from .train import TrainConfig
+from .settings import TrainConfig
 
 SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "augment",
                 "precision", "seed")
@@ -210,16 +210,46 @@ def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> di
     return {"rows": rows, "columns": columns, "values": values}
 
 
+def regularization_effect(row: dict[str, Any], tests: list[dict[str, Any]]) -> dict[str, Any]:
+    """A regularized model's before/after change (points of final test accuracy) and what the report's own
+    McNemar test says of it: "helped"/"hurt" only when significant. Checklist and conclusion both word
+    their verdict from this, so they cannot disagree."""
+    delta = 100 * (row["final_acc_after"] - row["final_acc_before"])
+    test = next((t for t in tests if {t["a"], t["b"]} == {row["model"], row["base"]}), None)
+    if test is None:
+        verdict = "not tested"
+    elif test["significant"]:
+        verdict = "helped" if delta > 0 else "hurt"
+    else:
+        verdict = "not significant"
+    return {"delta": f"{delta:+.2f}", "p": f"{test['p_value']:.3g}" if test else None, "verdict": verdict}
+
+
+EFFECT_SENTENCES = {
+    "helped": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the difference "
+              "is significant (McNemar p = {p}), so it helped.",
+    "hurt": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the difference "
+            "is significant (McNemar p = {p}), so it hurt.",
+    "not significant": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points, not "
+                       "significant (McNemar p = {p}): this run does not show that it helped.",
+    "not tested": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the "
+                  "difference was not tested for significance.",
+}
+SINGLE_SEED = ("Every model was trained with one seed, so these results rest on one seed; set "
+               "seeds = [0, 1, 2] under [train] to see how much they vary.")
+
+
 def conclusion(best: list[TrialSummary], tests: list[dict[str, Any]], improvements: list[dict[str, Any]],
-               warnings: list, translate) -> list[str]:
+               warnings: list, translate, trials: list[TrialSummary] | None = None) -> list[str]:
     """Sentences the numbers support: the top model, and differences only where McNemar says p < 0.05.
-    A diverged model is never named best: it is said to have diverged instead."""
+    A diverged model is never named best: it is said to have diverged instead. When every model ran
+    with one seed (`trials` tells), the conclusion says so."""
     ranked = sorted((t for t in best if t.ranked), key=lambda t: t.final["test_acc"], reverse=True)
     pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
-    sentences = [translate("{model} reached the highest final test accuracy: {acc}.").format(
-        model=ranked[0].label, acc=pct(ranked[0].final["test_acc"]))] if ranked else []
-    sentences += [translate("{model} diverged (its training loss became NaN/inf); it is not ranked.").format(
-        model=t.label) for t in best if not t.ranked]
+    sentences = [translate("{model} reached the highest final test accuracy: {acc}.", model=ranked[0].label,
+                           acc=pct(ranked[0].final["test_acc"]))] if ranked else []
+    sentences += [translate("{model} diverged (its training loss became NaN/inf); it is not ranked.", model=t.label)
+                  for t in best if not t.ranked]
     ranked_labels = {t.label for t in ranked}
     tests = [row for row in tests if {row["a"], row["b"]} <= ranked_labels]
     for row in tests:
@@ -230,12 +260,21 @@ def conclusion(best: list[TrialSummary], tests: list[dict[str, Any]], improvemen
                "(McNemar p = {p}).") if row["significant"] else \
               ("{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set "
                "(McNemar p = {p}).")
-        sentences.append(translate(key).format(**values))
+        sentences.append(translate(key, **values))
     for row in improvements:
-        change = row["final_acc_after"] - row["final_acc_before"]
-        sentences.append(translate("Regularization ({model} vs {base}) changed the final test accuracy by "
-                                   "{delta} points.").format(model=row["model"], base=row["base"],
-                                                             delta=f"{100 * change:+.2f}"))
+        effect = regularization_effect(row, tests)
+        sentences.append(translate(EFFECT_SENTENCES[effect["verdict"]], model=row["model"], base=row["base"],
+                                   delta=effect["delta"], p=effect["p"]))
+    if trials and single_seed(trials):
+        sentences.append(translate(SINGLE_SEED))
     if warnings:
         sentences.append(translate("The warnings at the top of the report qualify these results."))
     return sentences
+
+
+def single_seed(trials: list[TrialSummary]) -> bool:
+    """True when no model was trained with more than one seed: its numbers may be luck of one draw."""
+    seeds: dict[str, set] = {}
+    for t in trials:
+        seeds.setdefault(t.label, set()).add(t.config["seed"])
+    return all(len(s) == 1 for s in seeds.values())

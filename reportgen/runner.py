@@ -6,6 +6,7 @@ leaves a half-written run behind.
 from __future__ import annotations
 
 import functools
+import io
 import os
 import platform
 import random
@@ -23,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import __version__
-from .archive import FINISHED_TRIALS, RunArchive, RunState, TrialState, open_run, validate_run_id
+from .archive import FINISHED_TRIALS, TEST_IMAGES, RunArchive, RunState, TrialState, open_run, validate_run_id
 from .param_audit import ModelAudit, audit_model
 from .data import Dataset, load_dataset, load_recorded_dataset
 from .errors import ArchiveError, ModelError, ReportgenError
@@ -71,6 +72,13 @@ def data_record(data: Dataset) -> dict[str, Any]:
             "mean": data.mean, "std": data.std, "input_shape": list(data.input_shape),
             "train_size": len(data.train_labels), "test_size": len(data.test_labels),
             "validation_size": 0 if data.val_labels is None else len(data.val_labels)}
+
+
+def test_images_file(data: Dataset) -> bytes:
+    """The test split as it was evaluated (after subsetting), compressed: galleries render from it."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=data.test_images.numpy())
+    return buffer.getvalue()
 
 
 def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
@@ -414,7 +422,8 @@ def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = N
     env = environment(device) | {"executor": type(executor).__name__,
                                  "threads_per_trial": getattr(executor, "threads", torch.get_num_threads())}
     run = RunArchive.create(runs_root, run_id, {"spec": spec.to_dict(), "environment": env,
-                                                "data": data_record(data)})
+                                                "data": data_record(data)},
+                            files={TEST_IMAGES: test_images_file(data)})
     return _train_all(run, spec, data, device, audits, executor, log)
 
 

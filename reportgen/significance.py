@@ -11,8 +11,6 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
-from scipy import stats
-
 from .report import SETTING_KEYS, TrialSummary
 
 SIGNIFICANCE = 0.05
@@ -36,6 +34,8 @@ def seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]]:
     for key, members in groups.items():
         if len(members) < 2:
             continue
+        from scipy import stats  # here: only seed aggregates need a t quantile, and scipy is slow to load
+
         accs = [m.final["test_acc"] for m in members]
         mean, sd = fmean(accs), stdev(accs)
         half = stats.t.ppf(0.975, len(accs) - 1) * sd / math.sqrt(len(accs))
@@ -52,12 +52,19 @@ def mcnemar(labels: list[int], pred_a: list[int], pred_b: list[int]) -> dict[str
     if discordant == 0:
         return {"only_a": 0, "only_b": 0, "statistic": 0.0, "p_value": 1.0, "method": "no discordant pairs"}
     if discordant < 25:
-        p = stats.binomtest(only_a, discordant, 0.5).pvalue
+        p = _exact_binomial_p(only_a, discordant)
         return {"only_a": only_a, "only_b": only_b, "statistic": float(min(only_a, only_b)), "p_value": float(p),
                 "method": "exact binomial"}
     statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
     return {"only_a": only_a, "only_b": only_b, "statistic": statistic,
-            "p_value": float(stats.chi2.sf(statistic, 1)), "method": "chi-squared, continuity corrected"}
+            "p_value": math.erfc(math.sqrt(statistic / 2)), "method": "chi-squared, continuity corrected"}
+
+
+def _exact_binomial_p(k: int, n: int) -> float:
+    """Two-sided exact binomial test of k successes in n trials at p = 0.5 (symmetric, so twice the
+    smaller tail, capped at 1), as scipy.stats.binomtest computes it."""
+    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
 
 
 def pairwise_mcnemar(best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]]) -> list[dict[str, Any]]:

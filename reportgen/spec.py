@@ -23,7 +23,7 @@ from .cover import COVER_KEYS, parse_cover
 from .data import DATASETS, FORMATS
 from .errors import SpecError
 from .registry import ModelRef, model_code, parse_model_ref
-from .train import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
+from .settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
 
 SWEEPABLE = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "loss", "precision")
 LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,29 +18,10 @@ from torch import nn
 
 from .augment import Augment
 from .errors import SpecError
+from .settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig  # noqa: F401 (re-exported)
 
-LOSSES = ("cross_entropy", "nll", "bce_with_logits")
-PRECISIONS = ("fp32", "bf16")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 EVAL_BATCH = 2000
 DIVERGED_LOSS_FACTOR = 100  # a training loss 100× the chance-level loss ln(classes) counts as diverged
-DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # device strings a spec may name (fullmatch)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training trial; units: lr per step, weight_decay as the optimizer's L2 factor."""
-
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    loss: str = "cross_entropy"
-    seed: int = 0
-    augment: str = ""  # train-only augmentation, canonical text of reportgen.augment.Augment ("" = none)
-    precision: str = "fp32"  # "bf16": forward/loss under bfloat16 autocast (evaluation stays fp32)
 
 
 @dataclass

@@ -183,3 +183,17 @@ def test_a_sweep_reads_at_a_glance(tmp_path, capsys):
     assert training.count('class="epoch-table"') == 2  # each model's best trial
     appendix = html.split('id="all-trials"', 1)[1]
     assert appendix.count('class="epoch-table"') == 6  # the other 6 of 8 trials
+
+
+def test_a_run_renders_without_its_original_data_files(project):
+    """The archive keeps the evaluated test images (test_images.npz, in the manifest): a report can be
+    rendered on another machine or after the data moved."""
+    moved = project.parent / f"{project.name}-idx-moved"
+    (project / "idx").rename(moved)
+    try:
+        report = render(project, "--format", "md")
+        assert (report / "figures" / "gallery-0-correct.png").is_file()
+    finally:
+        moved.rename(project / "idx")
+    manifest = json.loads((project / "runs" / "doc" / "manifest.json").read_text("utf-8"))
+    assert "test_images.npz" in manifest["files"]

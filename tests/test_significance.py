@@ -88,3 +88,25 @@ def test_diverging_adam_trial_is_flagged_while_siblings_complete(workdir, cli):
     assert "diverged" in out + err
     good = next(r for r in summary_json["comparison"] if r["lr"] == 0.001)
     assert len(summary_json["epochs"][good["trial_id"]]) == 2 and good["final_test_acc"] > 0.5
+
+
+@pytest.mark.parametrize("k, n", [(0, 1), (3, 10), (5, 10), (12, 24), (1, 20), (7, 7), (0, 24)])
+def test_exact_binomial_p_matches_scipy(k, n):
+    from scipy import stats
+
+    from reportgen.significance import _exact_binomial_p
+
+    assert _exact_binomial_p(k, n) == pytest.approx(stats.binomtest(k, n, 0.5).pvalue, abs=1e-12)
+
+
+@pytest.mark.parametrize("only_a, only_b", [(30, 15), (20, 20), (40, 2), (13, 12)])
+def test_mcnemar_chi_squared_p_matches_scipy(only_a, only_b):
+    from scipy import stats
+
+    labels = [0] * (only_a + only_b + 5)
+    pred_a = [0] * only_a + [1] * only_b + [0] * 5
+    pred_b = [1] * only_a + [0] * only_b + [0] * 5
+    result = mcnemar(labels, pred_a, pred_b)
+    assert result["method"] == "chi-squared, continuity corrected"
+    expected = stats.chi2.sf((abs(only_a - only_b) - 1) ** 2 / (only_a + only_b), 1)
+    assert result["p_value"] == pytest.approx(expected, rel=1e-12, abs=1e-300)
