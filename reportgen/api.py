@@ -142,11 +142,11 @@ def compare(models: Mapping[str, ModelLike] | Sequence[ModelLike], *, spec: str 
     from .registry import is_in_memory
     from .render import render_report
     from .runner import run_experiment
-    from .spec import parse_spec, read_spec_file
+    from .spec import describe_own_models, parse_spec, read_spec_file
 
     raw, source = read_spec_file(spec)
-    if spec is None:  # the default experiment's title and notes describe its own models, not these
-        raw.pop("name", None), raw.pop("notes", None)
+    if spec is None:
+        describe_own_models(raw)
     raw["models"] = _model_entries(models)
     for key, value in settings.items():
         raw.setdefault("data" if key in _DATA_KEYWORDS else "train", {})[key] = value

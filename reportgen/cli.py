@@ -157,7 +157,8 @@ def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
 def _report(run_path: Path, args: argparse.Namespace, lang: str | None, allow_incomplete: bool = False) -> int:
     from .render import FORMATS, render_report
 
-    print(f"archived run: {run_path}")
+    runs = run_path if isinstance(run_path, list) else [run_path]
+    print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
     allow_incomplete = allow_incomplete or getattr(args, "allow_incomplete", False)
     out = render_report(run_path, args.output_dir, lang, allow_incomplete=allow_incomplete,
                         pdf=not args.no_pdf, checklist=args.checklist, single_file=args.single_file,

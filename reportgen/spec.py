@@ -401,10 +401,19 @@ def _anchor_data_paths(raw: dict[str, Any], folder: Path) -> None:
                 table[key] = str(folder / value)
 
 
+def describe_own_models(raw: dict[str, Any]) -> None:
+    """The default experiment's title and notes describe its own three models: with other models
+    they would mislabel the report, so the generic title is used instead."""
+    raw.pop("name", None)
+    raw.pop("notes", None)
+
+
 def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
     raw, source = read_spec_file(path)
     if path is not None:
         _anchor_data_paths(raw, Path(path).resolve().parent)
+    elif (overrides or {}).get("models") is not None:
+        describe_own_models(raw)
     for key, value in (overrides or {}).items():
         if value is not None:
             set_override(raw, key, value)
