@@ -43,6 +43,14 @@ def write_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 50, gz: bo
     return folder
 
 
+def one_error_line(err: str) -> str:
+    """The CLI's promise for bad input: exactly one line on stderr, no traceback."""
+    assert "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("reportgen: error:"), err
+    return lines[0]
+
+
 @pytest.fixture
 def idx_dir(tmp_path: Path) -> Path:
     return write_idx_dataset(tmp_path / "idx")

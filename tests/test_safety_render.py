@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_idx_dataset
+from conftest import one_error_line, write_idx_dataset
 from torch import nn
 
 from reportgen.data import DATASETS, FASHION_MNIST_DIR
@@ -65,13 +65,6 @@ class NoParameters(nn.Module):
 def small_args(idx: Path, dataset: str = "mnist") -> list:
     return ["--dataset", dataset, "--data-dir", idx, "--epochs", "1", "--batch-size", "50",
             "--executor", "local", "--no-pdf"]
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reportgen: error:"), err
-    return lines[0]
 
 
 def summary(output: Path) -> dict:

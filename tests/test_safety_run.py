@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_idx
+from conftest import one_error_line, write_idx
 from PIL import Image
 from torch import nn
 
@@ -89,13 +89,6 @@ def train_args(workdir: Path, idx: Path) -> list:
     spec = workdir / "custom.toml"
     spec.write_text(f'[data]\ndataset = "custom"\ndata_dir = "{idx}"\n[[models]]\nname = "mlp"\n', "utf-8")
     return [spec, "--epochs", "1", "--batch-size", "50", "--executor", "local", "--no-pdf"]
-
-
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reportgen: error:"), err
-    return lines[0]
 
 
 def empty_or_absent(folder: Path) -> bool:
