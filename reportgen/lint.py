@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .i18n import Translator, translator
 from .report import TrialSummary
 
 CHANCE_MARGIN = 0.02  # accuracy within 2 points of 1/classes counts as chance level
@@ -60,5 +61,6 @@ def lint_trials(trials: list[TrialSummary], num_classes: int, settings_identical
     return warnings
 
 
-def format_warning(warning: Warning_, translate=lambda text: text) -> str:
-    return translate(warning.message).format(**warning.values)
+def format_warning(warning: Warning_, translate: Translator | None = None) -> str:
+    """The warning in the report's language (English without a translator)."""
+    return (translate or translator("en"))(warning.message, **warning.values)

@@ -11,8 +11,8 @@ import re
 import secrets
 import shutil
 import time
-from importlib import resources
 from collections.abc import Collection
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +21,29 @@ import pandas as pd
 
 from .archive import ArchiveError, RunArchive, atomic_write_json, validate_run_id
 from .checklist import evaluate_checklist, load_checklist
-from .i18n import Translator, translator
 from .combine import differences, open_runs, test_set_checksum
 from .cover import cover_rows, merge_cover
-from .significance import literature, pairwise_mcnemar, seed_aggregates
+from .i18n import Translator, translator
 from .lint import format_warning, lint_trials
 from .markdown import render_markdown, write_latex_tables
-from .plots import (confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors, model_panels_svg,
-                    sweep_panels_svg)
-from .report import (TrialSummary, before_after, best_per_model, conclusion, confident_mistakes, confusion_matrix,
-                     gallery_picks, per_class_accuracy, ranked_rows, settings_check, summarize_trials, sweep_pivot,
-                     seed_mean, top_confusions)
+from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors, model_panels_svg, sweep_panels_svg
+from .report import (
+    TrialSummary,
+    before_after,
+    best_per_model,
+    conclusion,
+    confident_mistakes,
+    confusion_matrix,
+    gallery_picks,
+    per_class_accuracy,
+    ranked_rows,
+    seed_mean,
+    settings_check,
+    summarize_trials,
+    sweep_pivot,
+    top_confusions,
+)
+from .significance import literature, pairwise_mcnemar, seed_aggregates
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
@@ -143,6 +155,20 @@ def _sweep_panels(trials: list[TrialSummary], varied: dict[str, list], colors: d
     return "figures/sweep.svg"
 
 
+def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list[TrialSummary]:
+    """Per-layer formula notes were archived in English ("+12 running stats, not trainable"): worded in
+    the report's language here, on a copy of each audit, so the archive and summary.json keep them."""
+    for t in trials:
+        t.audit = t.audit | {"layers": [layer | {"formula": translate.recorded(layer["formula"])}
+                                        for layer in t.audit["layers"]]}
+    return trials
+
+
+def _localized_source(row: dict[str, Any], translate: Translator) -> dict[str, Any]:
+    """A published result's model, preprocessing and source note in the report's language."""
+    return row | {key: translate(row[key]) for key in ("model", "preprocessing", "note")}
+
+
 def _restricted_fetcher(root: Path):
     """WeasyPrint may read files inside the report folder and nothing else (no network, no other files)."""
     from urllib.parse import unquote, urlparse
@@ -165,7 +191,8 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
                   checklist_name: str | None = None) -> dict[str, Any]:
     translate = translator(lang)
     spec, env, data = run.read("spec"), run.read("environment"), run.read("data")
-    trials = summarize_trials(run)
+    data = data | {"source": translate.recorded(data["source"])}  # archived in English
+    trials = _localized_audits(summarize_trials(run), translate)
     if not trials:
         raise ArchiveError(f"{run.path}: the run has no trials to report")
     settings = settings_check(trials)
@@ -199,8 +226,8 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
         "sweep_panels": _sweep_panels(trials, settings["varied"], colors, figures, translate),
         # a large sweep shows each model's best trial per epoch; every other trial moves to the appendix
         "appendix_trials": [t for t in trials if t not in best] if len(trials) > 2 * len(labels) else [],
-        "literature": literature(data["dataset"]),
-        "conclusion": conclusion(best, tests, improvements, warnings, translate),
+        "literature": [_localized_source(row, translate) for row in literature(data["dataset"])],
+        "conclusion": conclusion(best, tests, improvements, warnings, translate, trials),
         "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], figures,
                                 translate),
         "problems": problems, "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
@@ -210,7 +237,8 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
     context["checklist"] = None
     if checklist:
         loaded = load_checklist(checklist)
-        context["checklist"] = {"title": loaded["title"], "items": evaluate_checklist(loaded, context)}
+        context["checklist"] = {"title": translate(loaded["title"]),
+                                "items": evaluate_checklist(loaded, context, translate)}
     return context
 
 

@@ -245,7 +245,9 @@ def conclusion(best: list[TrialSummary], tests: list[dict[str, Any]], improvemen
     A diverged model is never named best: it is said to have diverged instead. When every model ran
     with one seed (`trials` tells), the conclusion says so."""
     ranked = sorted((t for t in best if t.ranked), key=lambda t: t.final["test_acc"], reverse=True)
-    pct = lambda x: f"{100 * x:.2f}%"  # noqa: E731
+    def pct(x: float) -> str:
+        return f"{100 * x:.2f}%"
+
     sentences = [translate("{model} reached the highest final test accuracy: {acc}.", model=ranked[0].label,
                            acc=pct(ranked[0].final["test_acc"]))] if ranked else []
     sentences += [translate("{model} diverged (its training loss became NaN/inf); it is not ranked.", model=t.label)

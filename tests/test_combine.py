@@ -96,7 +96,7 @@ def test_a_shared_label_with_other_settings_is_named_by_run_and_epochs_are_noted
     assert rows[("Settings", "epochs")]["effect"] == OTHER_EPOCHS
     assert rows[("Models", "Label")]["by_run"] == {"a": "mlp (a, b)", "b": "mlp (a, b)", "e": "mlp (e)"}
     html = (tmp_path / "combined-a-b-e" / "report.html").read_text("utf-8")
-    assert "이 보고서는 여러 실행을 합친 것입니다." in html and "서로 다른 epoch 수" in html
+    assert "이 보고서는 여러 실행을 합친 것입니다." in html and "서로 다른 에포크 수" in html
 
 
 def test_a_run_edited_after_it_was_sealed_is_refused(runs, cli, tmp_path):
