@@ -239,6 +239,8 @@ def test_korean_terms_stay_distinct():
     normalization = [v for k, v in KO.items() if re.search(r"[Nn]ormali[sz]", k)]
     assert normalization and all("정규화" in v for v in normalization)
     assert all("실험" not in v for k, v in KO.items() if "trial" in k)
+    assert all("검증" not in v for k, v in KO.items() if "validation" not in k.lower())  # 검증: validation only
+    assert "하십시오" not in values and "비교 표" not in values  # one register (-세요), one spelling (비교표)
 
 
 # ------------------------------------------------------------------ real reports
