@@ -23,12 +23,14 @@ ALLOWED = {
     "mcnemar", "pytorch", "torch", "torchvision", "torchinfo", "python", "lecun", "et", "al", "adam", "sgd",
     "rmsprop", "debian", "idx", "readme", "git", "sha256", "cpu", "cuda", "gpu", "reportgen", "linux",
     "fashion", "mnist", "lenet", "mlp", "cnn", "bn", "fc", "conv", "elu", "nan", "inf",
-    "p", "a", "b", "k", "m", "cross_entropy", "fp32", "tf32", "bf16", "fp16",
+    "p", "a", "b", "k", "m", "fp32", "tf32", "bf16", "fp16",
+    "s", "ms", "kib", "mib", "mac", "macs", "flops",  # units
 }
 LAYER_TYPES = {"Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "Dropout2d", "BatchNorm1d",
                "BatchNorm2d", "ReLU", "Tanh", "Sigmoid", "Sequential"}  # class names, as the Type column shows them
 CODE = [re.compile(p) for p in (
     r"\b\w+Executor\b", r"\b(?:Linux|Darwin|Windows)-\S+",  # the executor's class, the platform string
+    r"\b[A-Za-z]\w*_\w+\b", r"\b(?:[A-Z][a-z]+){3,}\b",  # identifiers: state_dict, cross_entropy, FlopCounterMode
     r"dataset-fashion-mnist",                            # the Debian package's name
     r"runs/\S+", r"output/\S+", r"/\S+",                 # paths
     r"\S+\.(?:html|py|toml|json|csv|svg|png|gz|tex)\b",  # file names
