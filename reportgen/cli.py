@@ -187,6 +187,7 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
+    from .cost import check_macs_claim, count_macs, format_macs
     from .param_audit import audit_model, check_claim, format_audit, match_mlp, parse_input_shape
     from .registry import create_model, parse_model_ref
 
@@ -194,8 +195,12 @@ def _params(args: argparse.Namespace) -> int:
     failed = False
     for text in args.model:
         ref = parse_model_ref(text)
-        audit = audit_model(create_model(ref), shape, name=ref.label)
+        model = create_model(ref)
+        audit = audit_model(model, shape, name=ref.label)
         print(format_audit(audit, args.format))
+        macs = count_macs(model, shape, audit.mult_adds if audit.mult_adds else -1)
+        if args.format == "table":
+            print(format_macs(macs, ref.label))
         if args.match_mlp:
             inputs = 1
             for size in shape:
@@ -204,6 +209,8 @@ def _params(args: argparse.Namespace) -> int:
             print(f"MLP with about as many parameters as {ref.label} ({audit.total:,}): "
                   f"mlp?hidden={list(hidden)} → {achieved:,} ({100 * (achieved - audit.total) / audit.total:+.2f}%)")
         problem = check_claim(audit, args.expect, args.expect_no_bias)
+        if args.expect_macs is not None:
+            problem = problem or check_macs_claim(macs, args.expect_macs)
         if problem:
             print(f"{ref.label}: {problem}", file=sys.stderr)
             failed = True
@@ -316,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     claim = params.add_mutually_exclusive_group()
     claim.add_argument("--expect", type=int, help="claimed total; exit 1 with the difference if wrong")
     claim.add_argument("--expect-no-bias", type=int, help="claimed total without bias terms")
+    params.add_argument("--expect-macs", type=int, metavar="N",
+                        help="claimed multiply-adds per image (1 MAC = 2 FLOPs); exit 1 with the difference if wrong")
     params.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
     params.add_argument("--match-mlp", type=int, metavar="DEPTH",
                         help="also solve the hidden widths of a DEPTH-layer MLP with about as many parameters")

@@ -72,6 +72,7 @@ class ModelAudit:
     torchinfo_error: str = ""
     batch_size: int = 2
     mult_adds: int = 0  # per image, forward pass, from torchinfo (0 when torchinfo failed)
+    cost: dict[str, Any] | None = None  # MACs, latency, size (cost.ModelCost.to_dict), set by the runner
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -360,6 +361,13 @@ def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int
 # --------------------------------------------------------------------------- audit
 
 
+def refuse_torchscript(model: nn.Module) -> None:
+    """Audits hook into modules; TorchScript modules do not support hooks: one clear line instead."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise ModelError("TorchScript modules cannot be audited (hooks are not supported on them): "
+                         "pass the nn.Module before torch.jit.script / torch.jit.trace")
+
+
 def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), name: str = "") -> ModelAudit:
     """Count every parameter once, layer by layer in forward order, and cross-check with torchinfo.
 
@@ -368,6 +376,7 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
     A forward failure raises ModelError naming the layer where the shape broke.
     """
     model_name = name or type(model).__name__
+    refuse_torchscript(model)
     input_shape = tuple(input_shape)
     if not input_shape or not all(isinstance(d, int) and d > 0 for d in input_shape):
         raise ModelError(f"model {model_name}: input shape {input_shape!r}: expected positive integers, e.g. 1x28x28")

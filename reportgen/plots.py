@@ -230,3 +230,22 @@ def sweep_panels_svg(panels: dict[str, dict[str, list[dict]]], colors: dict[str,
     fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4), fontsize=7.5, frameon=False)
     _save_svg(fig, path, tooltips)
 
+
+
+def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, path: Path) -> None:
+    """Final test accuracy against multiply-adds per image: equal parameters can hide very different compute."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.2), layout="constrained")
+    tooltips = {}
+    for n, row in enumerate(r for r in rows if r["final_test_acc"] is not None):
+        gid = f"points-cost-{n}"
+        ax.plot([row["macs"]], [100 * row["final_test_acc"]], "o", markersize=7, color=colors[row["model"]], gid=gid)
+        ax.annotate(row["model"], (row["macs"], 100 * row["final_test_acc"]), textcoords="offset points",
+                    xytext=(6, 4), fontsize=7.5)
+        tooltips[gid] = [f"{row['model']}: {row['macs']:,} MACs, {100 * row['final_test_acc']:.2f}%"]
+    macs = [r["macs"] for r in rows if r["macs"]]
+    if macs and max(macs) > 10 * min(macs):
+        ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
+    ax.set_xlabel(_("Multiply-adds (MACs) per image"))
+    ax.set_ylabel(_("Final test accuracy") + " (%)")
+    _save_svg(fig, path, tooltips)

@@ -26,13 +26,16 @@ from .cover import cover_rows, merge_cover
 from .i18n import Translator, translator
 from .lint import format_warning, lint_trials
 from .markdown import render_markdown, write_latex_tables
-from .plots import confusion_svg, curves_svg, gallery_png, heatmap_svg, model_colors, model_panels_svg, sweep_panels_svg
+from .plots import (confusion_svg, cost_scatter_svg, curves_svg, gallery_png, heatmap_svg, model_colors,
+                    model_panels_svg, sweep_panels_svg)
 from .report import (
     TrialSummary,
     before_after,
     best_per_model,
     conclusion,
     confident_mistakes,
+    cost_rows,
+    cost_sentences,
     confusion_matrix,
     gallery_picks,
     per_class_accuracy,
@@ -169,6 +172,16 @@ def _localized_source(row: dict[str, Any], translate: Translator) -> dict[str, A
     return row | {key: translate(row[key]) for key in ("model", "preprocessing", "note")}
 
 
+def _costs(models: list[dict[str, Any]], best: list[TrialSummary], train_size: int, colors: dict[str, str],
+           figures: Path, translate) -> dict[str, Any] | None:
+    """The cost table's rows and the accuracy-vs-MACs scatter (runs archived before costs: None)."""
+    rows = cost_rows(models, best, train_size)
+    if not rows:
+        return None
+    cost_scatter_svg(rows, colors, translate, figures / "cost.svg")
+    return {"rows": rows, "scatter": "figures/cost.svg", "device": rows[0]["device"], "threads": rows[0]["threads"]}
+
+
 def _restricted_fetcher(root: Path):
     """WeasyPrint may read files inside the report folder and nothing else (no network, no other files)."""
     from urllib.parse import unquote, urlparse
@@ -224,6 +237,7 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
         "before_after": improvements, "aggregates": seed_aggregates(trials), "mcnemar": tests,
         "heatmaps": _heatmaps(trials, settings["varied"], figures, translate),
         "sweep_panels": _sweep_panels(trials, settings["varied"], colors, figures, translate),
+        "costs": _costs(models, best, data["train_size"], colors, figures, translate),
         # a large sweep shows each model's best trial per epoch; every other trial moves to the appendix
         "appendix_trials": [t for t in trials if t not in best] if len(trials) > 2 * len(labels) else [],
         "literature": [_localized_source(row, translate) for row in literature(data["dataset"])],
@@ -233,6 +247,8 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
         "problems": problems, "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
         "best": best, "model_curves": model_curves, "differences": differences(run.runs),
     }
+    if context["costs"]:  # close in accuracy, far apart in compute: the conclusion says so
+        context["conclusion"] += cost_sentences(tests, context["costs"]["rows"], translate)
     checklist = checklist_name or spec.get("checklist")
     context["checklist"] = None
     if checklist:
@@ -259,6 +275,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
         "parameters": {m["label"]: {k: m["audit"][k] for k in ("total", "without_bias", "bias", "trainable",
                                                               "buffers", "torchinfo_total")}
                        for m in context["models"]},
+        "cost": {m["label"]: m["audit"].get("cost") for m in context["models"]},
     })
 
 

@@ -280,3 +280,45 @@ def single_seed(trials: list[TrialSummary]) -> bool:
     for t in trials:
         seeds.setdefault(t.label, set()).add(t.config["seed"])
     return all(len(s) == 1 for s in seeds.values())
+
+
+def cost_rows(models: list[dict[str, Any]], best: list[TrialSummary], train_size: int) -> list[dict[str, Any]]:
+    """One row per model for the cost table: parameters, MACs, training time and speed, inference latency
+    (batch 1) and throughput (batch 256), size — beside the accuracy of its best trial."""
+    best_of = {t.label: t for t in best}
+    rows = []
+    for model in models:
+        cost, trial = model["audit"].get("cost") or {}, best_of.get(model["label"])
+        if "macs" not in cost:
+            continue  # archived before costs were measured, or measurement failed (cost["error"])
+        latency = {x["batch_size"]: x for x in cost["latency"]}
+        seconds = trial.seconds_per_epoch if trial else None
+        rows.append({
+            "model": model["label"], "parameters": model["audit"]["total"], "macs": cost["macs"]["total"],
+            "final_test_acc": trial.final.get("test_acc") if trial else None,
+            "seconds_per_epoch": seconds, "train_images_per_second": train_size / seconds if seconds else None,
+            "total_train_seconds": sum(e["seconds"] for e in trial.epochs) if trial else None,
+            "latency_b1_ms": latency.get(1, {}).get("median_ms"), "latency_b1_iqr_ms": latency.get(1, {}).get("iqr_ms"),
+            "throughput_b256": latency.get(256, {}).get("images_per_second"),
+            "state_dict_bytes": cost["state_dict_bytes"], "parameter_bytes": cost["parameter_bytes"],
+            "device": cost["device"], "threads": cost["threads"],
+            "macs_check_flop_counter": cost["macs"]["matches_flop_counter"],
+            "macs_check_torchinfo": cost["macs"]["matches_torchinfo"],
+        })
+    return rows
+
+
+def cost_sentences(tests: list[dict[str, Any]], costs: list[dict[str, Any]], translate) -> list[str]:
+    """Where two models are not significantly different in accuracy, what separates them is cost."""
+    macs = {row["model"]: row["macs"] for row in costs}
+    sentences = []
+    for row in tests:
+        if row["significant"] or not (macs.get(row["a"]) and macs.get(row["b"])):
+            continue
+        heavy, light = sorted((row["a"], row["b"]), key=lambda label: macs[label], reverse=True)
+        if macs[heavy] >= 1.5 * macs[light]:
+            sentences.append(translate("{heavy} and {light} are not significantly different in accuracy, but {heavy} "
+                                       "needs {ratio} times the multiply-adds per image ({heavy_macs} vs {light_macs}).",
+                                       heavy=heavy, light=light, ratio=f"{macs[heavy] / macs[light]:.1f}",
+                                       heavy_macs=f"{macs[heavy]:,}", light_macs=f"{macs[light]:,}"))
+    return sentences

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from . import __version__
 from .archive import FINISHED_TRIALS, TEST_IMAGES, RunArchive, RunState, TrialState, open_run, validate_run_id
+from .cost import measure_cost
 from .param_audit import ModelAudit, audit_model
 from .data import Dataset, load_dataset, load_recorded_dataset
 from .errors import ArchiveError, ModelError, ReportgenError
@@ -81,8 +82,10 @@ def test_images_file(data: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
-    """Build every model once: forward on the dataset's shape, output size, loss compatibility."""
+def preflight(spec: ExperimentSpec, data: Dataset, device: torch.device | None = None) -> dict[str, ModelAudit]:
+    """Build every model once: forward on the dataset's shape, output size, loss compatibility; then
+    (given the training device) its cost: MACs, inference latency and size, measured once per model
+    before any training starts, so parallel workers cannot distort the timing."""
     audits: dict[str, ModelAudit] = {}
     losses = set(spec.train["loss"])
     for entry in spec.models:
@@ -111,7 +114,17 @@ def preflight(spec: ExperimentSpec, data: Dataset) -> dict[str, ModelAudit]:
         if "nll" in losses and not is_log_probs:
             raise ModelError(f"{spec.source}: key 'train.loss': 'nll' needs log-probabilities, but model "
                              f"{entry.label!r} outputs logits — use 'cross_entropy' or a log-softmax model")
+        if device is not None:
+            audits[entry.label].cost = _cost(model, data, device, audits[entry.label].mult_adds)
     return audits
+
+
+def _cost(model: nn.Module, data: Dataset, device: torch.device, mult_adds: int) -> dict[str, Any]:
+    """The model's cost, or the one-line reason it could not be measured (it never stops a run)."""
+    try:
+        return measure_cost(model.to(device), data.input_shape, device, mult_adds or -1).to_dict()
+    except (RuntimeError, ValueError, ReportgenError) as exc:
+        return {"error": f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"}
 
 
 def describe_output(output: Any) -> str:
@@ -344,7 +357,7 @@ def run_trial_in_worker(run_path: str, trial: Trial, device: str, audits: dict[s
 
 def _prepare(spec: ExperimentSpec, data: Dataset) -> tuple[torch.device, dict[str, ModelAudit]]:
     device = select_device(spec.device)
-    return device, preflight(spec, data)
+    return device, preflight(spec, data, device)
 
 
 def _train_all(run: RunArchive, spec: ExperimentSpec, data: Dataset, device: torch.device,

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_idx_dataset
+from conftest import one_error_line, write_idx_dataset
 
 from reportgen.archive import MANIFEST_FORMAT, open_run
 from reportgen.cli import main
@@ -41,13 +41,6 @@ def summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text("utf-8"))
 
 
-def one_error_line(err: str) -> str:
-    assert "Traceback" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("reportgen: error:"), err
-    return lines[0]
-
-
 def test_the_same_model_in_two_runs_aggregates_over_their_seeds(runs, cli, tmp_path):
     code, out, err = render(cli, runs, "a", "b", out=tmp_path)
     assert code == 0, err
@@ -61,6 +54,10 @@ def test_the_same_model_in_two_runs_aggregates_over_their_seeds(runs, cli, tmp_p
     assert rows == {("Settings", "seed"): {"a": "1", "b": "2"}}  # same data, code and machine
     html = (tmp_path / "combined-a-b" / "report.html").read_text("utf-8")
     assert html.index("This report combines several runs.") < html.index('id="settings"')
+    markdown = (tmp_path / "combined-a-b" / "report.md").read_text("utf-8")
+    assert markdown.index("This report combines several runs.") < markdown.index("## Overview and settings")
+    assert "| Settings | Seed | 1 | 2 |" in markdown
+    assert "archived runs: " in out
     assert open_run(runs / "a").verify() == [] and open_run(runs / "b").verify() == []  # read, never written
 
 
