@@ -73,6 +73,8 @@ class ModelAudit:
     batch_size: int = 2
     mult_adds: int = 0  # per image, forward pass, from torchinfo (0 when torchinfo failed)
     cost: dict[str, Any] | None = None  # MACs, latency, size (cost.ModelCost.to_dict), set by the runner
+    pruned: int = 0  # parameters masked to zero by torch.nn.utils.prune (still stored as *_orig)
+    torchinfo_note: str = ""  # why torchinfo's total differs when the difference is explained (tied, pruned)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -453,7 +455,32 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
         matches_torchinfo=torchinfo_total == total,
         torchinfo_error=torchinfo_error,
         batch_size=batch,
+        pruned=_pruned(model),
+        torchinfo_note=_torchinfo_note(model, total, torchinfo_total),
     )
+
+
+def _pruned(model: nn.Module) -> int:
+    """Parameters torch.nn.utils.prune masked to zero (a `<name>_mask` buffer beside `<name>_orig`)."""
+    originals = {name for name, _ in model.named_parameters() if name.endswith("_orig")}
+    return sum(int((mask == 0).sum()) for name, mask in model.named_buffers()
+               if name.endswith("_mask") and name[:-len("_mask")] + "_orig" in originals)
+
+
+def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int) -> str:
+    """Say which count is right when torchinfo's differs for a known reason; "" when it agrees or the
+    difference is unexplained (then it stays a mismatch)."""
+    repeated = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)) - total
+    pruned = _pruned(model)
+    if torchinfo_total < 0 or torchinfo_total == total:
+        return ""
+    if repeated and torchinfo_total == total + repeated:
+        return (f"torchinfo counts the {_n(repeated)} shared (tied) parameters once per layer that uses them; "
+                f"the model stores and trains {_n(total)}: ours is right")
+    if pruned and torchinfo_total == total - pruned:
+        return (f"torchinfo counts the {_n(torchinfo_total)} parameters left after pruning; the model still stores "
+                f"{_n(total)} ({_n(pruned)} masked to zero): both are right, for different questions")
+    return ""
 
 
 # --------------------------------------------------------------------------- claims
@@ -502,6 +529,8 @@ def _totals(audit: ModelAudit) -> list[tuple[str, str]]:
         check = f"unavailable ({audit.torchinfo_error})"
     elif audit.matches_torchinfo:
         check = f"{_n(audit.torchinfo_total)} ✓"
+    elif audit.torchinfo_note:
+        check = f"{_n(audit.torchinfo_total)} ≠ ours, explained: {audit.torchinfo_note}"
     else:
         check = f"{_n(audit.torchinfo_total)} ✗ MISMATCH (ours {_n(audit.total)})"
     return [
@@ -511,6 +540,7 @@ def _totals(audit: ModelAudit) -> list[tuple[str, str]]:
         ("frozen", _n(audit.frozen)),
         ("BatchNorm adds", _n(audit.batchnorm_params)),
         ("buffers", _n(audit.buffers)),
+        *([("left after pruning", _n(audit.total - audit.pruned))] if audit.pruned else []),
         ("torchinfo total", check),
     ]
 

@@ -163,7 +163,8 @@ def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list
     the report's language here, on a copy of each audit, so the archive and summary.json keep them."""
     for t in trials:
         t.audit = t.audit | {"layers": [layer | {"formula": translate.recorded(layer["formula"])}
-                                        for layer in t.audit["layers"]]}
+                                        for layer in t.audit["layers"]],
+                             "torchinfo_note": translate.recorded(t.audit.get("torchinfo_note", ""))}
     return trials
 
 

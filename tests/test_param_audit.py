@@ -177,7 +177,8 @@ def test_tied_weights_counted_once_and_marked_shared() -> None:
     assert result.total == 1_700 == sum(p.numel() for p in model.parameters())
     # torchinfo counts the tied matrix in both leaf layers; the audit says so instead of agreeing
     assert result.torchinfo_total == 3_300 and not result.matches_torchinfo
-    assert "✗ MISMATCH (ours 1,700)" in format_audit(result)
+    assert "3,300 ≠ ours, explained: torchinfo counts the 1,600 shared (tied) parameters" in format_audit(result)
+    assert result.torchinfo_note.endswith("ours is right")
 
 
 def test_frozen_parameters() -> None:
@@ -344,3 +345,19 @@ def test_match_mlp_other_depths() -> None:
     assert audit_model(create_model("mlp", hidden=hidden)).total == count
     with pytest.raises(ModelError):
         match_mlp(1000, depth=0)
+
+
+def test_pruned_model_states_stored_and_remaining_parameters():
+    from torch.nn.utils import prune
+
+    model = nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 5))
+    prune.l1_unstructured(model[0], "weight", amount=0.5)  # 100 of the 200 weights masked to zero
+    audit = audit_model(model, (20,))
+    assert audit.total == 210 + 55 and audit.pruned == 100
+    assert audit.torchinfo_total == audit.total - 100 and "both are right" in audit.torchinfo_note
+    assert "left after pruning: 165" in format_audit(audit)
+
+
+def test_an_unexplained_torchinfo_difference_stays_a_mismatch():
+    audit = audit_model(nn.Linear(4, 2), (4,))
+    assert audit.matches_torchinfo and audit.torchinfo_note == ""
