@@ -10,7 +10,7 @@ The Python API (see reportgen.api) is loaded on first use, so `import reportgen.
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["Report", "audit", "compare", "register_model", "__version__"]
+__all__ = ["Report", "__version__", "audit", "compare", "register_model"]
 
 _EXPORTS = {"compare": "api", "audit": "api", "Report": "api", "register_model": "registry"}
 

@@ -35,7 +35,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-
 from .errors import ArchiveError
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: `$` would allow a final "\n"

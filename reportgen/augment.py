@@ -43,7 +43,7 @@ class Augment:
         return ",".join(parts)
 
     @classmethod
-    def from_text(cls, text: str) -> "Augment":
+    def from_text(cls, text: str) -> Augment:
         values: dict[str, float] = {}
         for part in filter(None, text.split(",")):
             key, _, value = part.partition("=")

@@ -37,10 +37,10 @@ PARTICLE_SPECS = {f"{a}/{b}": pair for pair in PARTICLES for a, b in (pair, pair
 RECORDED_PATTERNS = (
     "IDX files in {path}", "torchvision {dataset} download", "{formula} (+{count} running stats, not trainable)",
     "{count} slopes (one per channel) = {total}",
-    "torchinfo counts the {repeated} shared (tied) parameters once per layer that uses them; the model stores and "
-    "trains {total}: ours is right",
-    "torchinfo counts the {left} parameters left after pruning; the model still stores {total} ({pruned} masked to "
-    "zero): both are right, for different questions",
+    ("torchinfo counts the {repeated} shared (tied) parameters once per layer that uses them; the model stores and "
+    "trains {total}: ours is right"),
+    ("torchinfo counts the {left} parameters left after pruning; the model still stores {total} ({pruned} masked to "
+    "zero): both are right, for different questions"),
 )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import re
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from .errors import ModelError
 
@@ -271,7 +272,7 @@ def _formula(module: nn.Module, params: list[tuple[str, nn.Parameter]]) -> str:
     actual = sum(p.numel() for _, p in params)
     try:
         known = _known_formula(module)
-    except Exception:  # an odd subclass without the usual attributes: just count
+    except Exception:  # noqa: BLE001 (an odd subclass without the usual attributes: just count)
         known = None
     if known is not None and known[1] == actual:
         text, value = known
@@ -621,7 +622,7 @@ def format_audit(audit: ModelAudit, fmt: str = "table") -> str:
 
 def _mlp_count(hidden: list[int], in_features: int, num_classes: int) -> int:
     widths = [in_features, *hidden, num_classes]
-    return sum((a + 1) * b for a, b in zip(widths, widths[1:]))
+    return sum((a + 1) * b for a, b in itertools.pairwise(widths))
 
 
 def match_mlp(target: int, in_features: int = 784, num_classes: int = 10, depth: int = 2) -> tuple[list[int], int]:

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import functools
 import io
-from xml.etree import ElementTree
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from xml.etree import ElementTree
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import font_manager  # noqa: E402
-from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib import font_manager
+from PIL import Image, ImageDraw, ImageFont
 
 CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",)
 PALETTE = plt.get_cmap("tab10").colors
@@ -142,11 +143,11 @@ def gallery_png(images: np.ndarray, captions: Sequence[tuple[str, str]], path: P
 def _annotated_grid(ax, values, fmt: str, cmap: str) -> None:
     """imshow with each cell's value written in a colour that stays readable on the cell."""
     image = ax.imshow(values, cmap=cmap, aspect="auto")
-    finite = [v for row in values for v in row if v == v]
+    finite = [v for row in values for v in row if not math.isnan(v)]
     middle = (max(finite) + min(finite)) / 2 if finite else 0
     for i, row in enumerate(values):
         for j, value in enumerate(row):
-            if value == value:  # skip NaN (an untried combination)
+            if not math.isnan(value):  # skip NaN (an untried combination)
                 ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7.5,
                         color="white" if value > middle else "black")
     return image

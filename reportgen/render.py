@@ -26,17 +26,25 @@ from .cover import cover_rows, merge_cover
 from .i18n import Translator, translator
 from .lint import format_warning, lint_trials
 from .markdown import render_markdown, write_latex_tables
-from .plots import (confusion_svg, cost_scatter_svg, curves_svg, gallery_png, heatmap_svg, model_colors,
-                    model_panels_svg, sweep_panels_svg)
+from .plots import (
+    confusion_svg,
+    cost_scatter_svg,
+    curves_svg,
+    gallery_png,
+    heatmap_svg,
+    model_colors,
+    model_panels_svg,
+    sweep_panels_svg,
+)
 from .report import (
     TrialSummary,
     before_after,
     best_per_model,
     conclusion,
     confident_mistakes,
+    confusion_matrix,
     cost_rows,
     cost_sentences,
-    confusion_matrix,
     gallery_picks,
     per_class_accuracy,
     ranked_rows,
@@ -58,6 +66,8 @@ GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 r
 def _environment(lang: str) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True,
                              extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
+    # the resolved spec is shown as JSON: Hangul as Hangul (tojson still escapes <, >, & and ')
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     translate = translator(lang)
     # Old-style gettext: `_()` returns plain text, which autoescape then escapes like any value, and
     # never %-formats it (new-style would mark it safe and apply `%`: "95% interval" would crash).

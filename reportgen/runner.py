@@ -26,9 +26,9 @@ from tqdm import tqdm
 from . import __version__
 from .archive import FINISHED_TRIALS, TEST_IMAGES, RunArchive, RunState, TrialState, open_run, validate_run_id
 from .cost import measure_cost
-from .param_audit import ModelAudit, audit_model
 from .data import Dataset, load_dataset, load_recorded_dataset
 from .errors import ArchiveError, ModelError, ReportgenError
+from .param_audit import ModelAudit, audit_model
 from .registry import create_model
 from .spec import ExperimentSpec, Trial, parse_spec
 from .train import EpochMetrics, TrainResult, batches_per_epoch, make_optimizer, select_device, train_model

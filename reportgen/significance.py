@@ -89,7 +89,9 @@ def fashion_benchmarks(readme: Path = FASHION_README) -> list[dict[str, Any]]:
     if not readme.exists():
         return []
     rows = []
-    for line in gzip.open(readme, "rt", encoding="utf-8", errors="replace"):
+    with gzip.open(readme, "rt", encoding="utf-8", errors="replace") as lines:
+        text = list(lines)
+    for line in text:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 4 and re.fullmatch(r"0\.\d+", cells[2]) and "conv" in cells[0].lower():
             rows.append({"model": cells[0], "preprocessing": cells[1], "accuracy": float(cells[2]),

@@ -13,11 +13,22 @@ import time
 from collections.abc import Callable
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from .train import (OPTIMIZERS, EpochMetrics, TrainConfig, TrainResult, batch_augmenter, compute_loss,
-                    derived_seed, epoch_permutation, evaluate, is_diverged, normalize)
+from .train import (
+    OPTIMIZERS,
+    EpochMetrics,
+    TrainConfig,
+    TrainResult,
+    batch_augmenter,
+    compute_loss,
+    derived_seed,
+    epoch_permutation,
+    evaluate,
+    is_diverged,
+    normalize,
+)
 
 StackedEpochCallback = Callable[[int, int, EpochMetrics], None]  # (trial index, epoch, metrics)
 ADAM_BETAS = (0.9, 0.999)

@@ -1,6 +1,6 @@
 """Test models that record what they were fed, to prove every model sees the same batches."""
 import torch
-import torch.nn as nn
+from torch import nn
 
 SEEN: dict[str, list[float]] = {}
 

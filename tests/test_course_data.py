@@ -6,11 +6,11 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import recording_nets
 import torch
+from conftest import requires_fashion
 from PIL import Image
 
-import recording_nets
-from conftest import requires_fashion
 from reportgen.data import load_dataset
 from reportgen.registry import create_model
 from reportgen.train import TrainConfig, normalize, train_model
@@ -61,7 +61,7 @@ def test_train_end_to_end_from_course_tars_with_cache(course_tars, workdir, cli,
     monkeypatch.setenv("REPORTGEN_CACHE", str(workdir / "cache"))
     spec = workdir / "course.toml"
     spec.write_text(spec_text(folder, augment=True))
-    code, out, err = cli("run", spec, "--run-id", "first", "--no-pdf")
+    code, _out, err = cli("run", spec, "--run-id", "first", "--no-pdf")
     assert code == 0, err
     run = workdir / "runs" / "first"
     data = json.loads((run / "data.json").read_text())
@@ -75,7 +75,7 @@ def test_train_end_to_end_from_course_tars_with_cache(course_tars, workdir, cli,
     html = (workdir / "output" / "first" / "report.html").read_text()
     assert "rotation=10,translate=0.1,erasing=0.25" in html and "never the test set" in html
 
-    code, out, err = cli("run", spec, "--run-id", "second", "--no-pdf")
+    code, _out, err = cli("run", spec, "--run-id", "second", "--no-pdf")
     assert code == 0, err
     second = json.loads((workdir / "runs" / "second" / "data.json").read_text())
     assert {f["cache"] for f in second["files"].values()} == {"hit"}
@@ -113,7 +113,7 @@ def checklist_marks(workdir: Path, cli, models: str, run_id: str) -> dict[str, b
     spec = workdir / f"{run_id}.toml"
     spec.write_text('[report]\nchecklist = "assignment"\n[train]\nepochs = 2\nbatch_size = 100\n'
                     '[data]\ntrain_subset = 1500\ntest_subset = 300\n' + models)
-    code, out, err = cli("run", spec, "--run-id", run_id, "--no-pdf")
+    code, _out, err = cli("run", spec, "--run-id", run_id, "--no-pdf")
     assert code == 0, err
     items = json.loads((workdir / "output" / run_id / "summary.json").read_text())["checklist"]["items"]
     return {item["text"].split(" ")[0] + ":" + item["text"].split(" ")[-1]: item["passed"] for item in items}
@@ -158,7 +158,7 @@ def test_unknown_checklist_check_is_a_spec_error(workdir, cli):
     (workdir / "mine.toml").write_text('title = "mine"\n[[items]]\ntext = "x"\ncheck = "magic"\n')
     spec = workdir / "s.toml"
     spec.write_text(f'[report]\nchecklist = "{workdir / "mine.toml"}"\n[[models]]\nname = "mlp"\n')
-    code, out, err = cli("run", spec)
+    code, _out, err = cli("run", spec)
     assert code == 2 and "items[0].check" in err and "magic" in err
 
 
@@ -166,11 +166,12 @@ def test_validation_split_is_carved_from_training_data_with_the_seed(workdir, cl
     spec = workdir / "val.toml"
     spec.write_text('[data]\ntrain_subset = 1500\ntest_subset = 300\nvalidation = 0.2\n[train]\nepochs = 2\n'
                     'batch_size = 100\n[[models]]\nname = "mlp"\n')
-    code, out, err = cli("run", spec, "--run-id", "val", "--no-pdf")
+    code, _out, err = cli("run", spec, "--run-id", "val", "--no-pdf")
     assert code == 0, err
     data = json.loads((workdir / "runs" / "val" / "data.json").read_text())
     assert (data["train_size"], data["validation_size"], data["test_size"]) == (1200, 300, 300)
-    rows = list(csv.DictReader(open(workdir / "runs" / "val" / "trials" / "000-mlp" / "metrics.csv")))
+    with open(workdir / "runs" / "val" / "trials" / "000-mlp" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
     assert all(r["val_acc"] and r["test_acc"] for r in rows)
     html = (workdir / "output" / "val" / "report.html").read_text()
     assert "Validation accuracy" in html and "validation split of 300 training images" in html

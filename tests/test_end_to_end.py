@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import FAST, requires_fashion
+
 from reportgen.registry import create_model
 
 pytestmark = requires_fashion
@@ -71,7 +71,7 @@ def test_html_pdf_csv_and_json_agree(finished):
 
 
 def test_rerender_from_archive_gives_the_same_tables(finished, cli):
-    code, out, err = cli("render", finished / "runs" / "e2e", "--output-dir", finished / "again", "--no-pdf")
+    code, _out, err = cli("render", finished / "runs" / "e2e", "--output-dir", finished / "again", "--no-pdf")
     assert code == 0, err
     for name in ("metrics.csv", "comparison.csv"):
         assert (finished / "again" / "e2e" / name).read_bytes() == (finished / "output" / "e2e" / name).read_bytes()
@@ -82,10 +82,10 @@ def test_tampered_archive_is_refused_unless_allowed(finished, cli, tmp_path):
     shutil.copytree(finished / "runs" / "e2e", copy)
     metrics = copy / "trials" / "000-LeNet-5" / "metrics.csv"
     metrics.write_text(metrics.read_text().replace("0.", "0.9", 1))
-    code, out, err = cli("render", copy, "--output-dir", tmp_path / "out", "--no-pdf")
+    code, _out, err = cli("render", copy, "--output-dir", tmp_path / "out", "--no-pdf")
     assert code == 2 and "does not match its sha256" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "e2e").exists()
-    code, out, err = cli("render", copy, "--output-dir", tmp_path / "out", "--no-pdf", "--allow-incomplete")
+    code, _out, err = cli("render", copy, "--output-dir", tmp_path / "out", "--no-pdf", "--allow-incomplete")
     assert code == 0
     assert "altered after it finished" in (tmp_path / "out" / "e2e" / "report.html").read_text("utf-8")
 
@@ -93,7 +93,7 @@ def test_tampered_archive_is_refused_unless_allowed(finished, cli, tmp_path):
 def test_bad_spec_gives_one_line_and_leaves_nothing(workdir, cli):
     spec = workdir / "bad.toml"
     spec.write_text('[[models]]\nname = "lenet5"\n[train]\nepochs = "ten"\n')
-    code, out, err = cli("run", spec)
+    code, _out, err = cli("run", spec)
     assert code == 2
     assert err.strip() == (f"reportgen: error: {spec}: key 'train.epochs': expected an integer in "
                            "[1, 100000], got 'ten'")
@@ -101,14 +101,14 @@ def test_bad_spec_gives_one_line_and_leaves_nothing(workdir, cli):
 
 
 def test_missing_dataset_gives_one_clear_error(workdir, cli):
-    code, out, err = cli("run", "--dataset", "mnist", "--data-dir", workdir / "nowhere", *FAST)
+    code, _out, err = cli("run", "--dataset", "mnist", "--data-dir", workdir / "nowhere", *FAST)
     assert code == 2 and err.count("\n") == 1
     assert "nowhere does not exist" in err
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())
 
 
 def test_unknown_model_lists_close_matches(workdir, cli):
-    code, out, err = cli("run", "--models", "lenet", *FAST)
+    code, _out, err = cli("run", "--models", "lenet", *FAST)
     assert code == 2 and "did you mean lenet5" in err and err.count("\n") == 1
 
 
@@ -116,7 +116,7 @@ def test_user_text_is_escaped_in_the_report(workdir, cli):
     spec = workdir / "xss.toml"
     spec.write_text('name = "<script>alert(1)</script>"\n[[models]]\nname = "mlp"\n'
                     'label = "<script>alert(2)</script>"\n')
-    code, out, err = cli("run", spec, *FAST, "--epochs", "1", "--run-id", "xss", "--no-pdf")
+    code, _out, err = cli("run", spec, *FAST, "--epochs", "1", "--run-id", "xss", "--no-pdf")
     assert code == 0, err
     html = (workdir / "output" / "xss" / "report.html").read_text("utf-8")
     assert "<script>alert(" not in html and "&lt;script&gt;alert(2)&lt;/script&gt;" in html
@@ -127,7 +127,7 @@ def test_list_shows_state_models_and_best_accuracy(finished, cli, tmp_path):
     shutil.copytree(finished / "runs" / "e2e", runs / "e2e")
     (runs / "broken").mkdir()
     (runs / "broken" / "status.json").write_text("{not json")
-    code, out, err = cli("list", "--runs-dir", runs)
+    code, out, _err = cli("list", "--runs-dir", runs)
     assert code == 0
     line = next(l for l in out.splitlines() if l.startswith("e2e"))
     best = max(float(r["test_acc"]) for r in read_csv(finished / "output" / "e2e" / "metrics.csv"))

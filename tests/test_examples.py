@@ -3,7 +3,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import requires_fashion
 
 pytestmark = requires_fashion
@@ -17,7 +16,7 @@ def test_there_is_an_example_per_seed():
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs_and_reports_its_comparisons(workdir, cli, example):
-    code, out, err = cli("run", example, *TINY, "--run-id", example.stem)
+    code, _out, err = cli("run", example, *TINY, "--run-id", example.stem)
     assert code == 0, err
     folder = workdir / "output" / example.stem
     summary = json.loads((folder / "summary.json").read_text("utf-8"))

@@ -8,8 +8,9 @@ import re
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
+from reportgen.errors import ModelError
 from reportgen.param_audit import (
     LayerAudit,
     ModelAudit,
@@ -19,7 +20,6 @@ from reportgen.param_audit import (
     match_mlp,
     parse_input_shape,
 )
-from reportgen.errors import ModelError
 from reportgen.registry import create_model
 
 try:

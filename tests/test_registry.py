@@ -1,5 +1,5 @@
 import pytest
-import torch.nn as nn
+from torch import nn
 
 from reportgen.errors import ModelError
 from reportgen.registry import create_model, list_models, parse_model_ref

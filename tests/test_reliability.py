@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import requires_fashion
+
 from reportgen.archive import RunArchive
 from reportgen.errors import ArchiveError
 
@@ -91,7 +91,7 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec):
     status = json.loads((tmp_path / "runs" / "stopped" / "status.json").read_text())
     assert status["state"] == "failed" and "interrupted" in status["error"]
     code = subprocess.run([sys.executable, "-m", "reportgen", "render", "runs/stopped", "--no-pdf"], cwd=tmp_path,
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     assert code.returncode == 2 and "refusing to render" in code.stderr
 
 
@@ -104,20 +104,20 @@ def test_concurrent_runs_never_share_a_folder(tmp_path):
 
 def test_a_run_being_written_cannot_be_resumed_by_another_process(tmp_path):
     run = RunArchive.create(tmp_path, "busy", {})
-    child = subprocess.run([sys.executable, "-c", "from reportgen.archive import open_run; "
-                            f"open_run({str(run.path)!r}).lock()"], capture_output=True, text=True)
+    child = subprocess.run([sys.executable, "-c", ("from reportgen.archive import open_run; "
+                            f"open_run({str(run.path)!r}).lock()")], capture_output=True, text=True, check=False)
     assert child.returncode != 0 and "another reportgen process" in child.stderr
 
 
 @pytest.mark.parametrize("run_id", ["../escape", "a/b", "..", ".hidden", ""])
 def test_run_ids_with_path_tricks_are_rejected(workdir, cli, run_id):
-    code, out, err = cli("run", "--run-id", run_id, "--epochs", "1")
+    code, _out, err = cli("run", "--run-id", run_id, "--epochs", "1")
     assert code == 2 and "run id" in err and err.count("\n") == 1
     assert not any(p for p in workdir.rglob("*") if p.name not in ("runs", "output"))
 
 
 def test_unwritable_output_folder_fails_before_training(workdir, cli):
     (workdir / "blocker").write_text("a file, not a folder")
-    code, out, err = cli("run", "--output-dir", workdir / "blocker" / "out", "--epochs", "1")
+    code, _out, err = cli("run", "--output-dir", workdir / "blocker" / "out", "--epochs", "1")
     assert code == 2 and "not writable" in err
     assert not (workdir / "runs").exists() or not any((workdir / "runs").iterdir())

@@ -6,8 +6,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import requires_fashion
+
 from reportgen.render import render_report
 
 pytestmark = requires_fashion
@@ -106,7 +106,7 @@ def test_comparison_table_sorts_by_a_clicked_column(finished):
         page.goto((finished / "output" / "e2e" / "report.html").as_uri())
         header = page.locator("table.sortable thead th", has_text="Parameters")
         column = header.evaluate("th => th.cellIndex") + 1
-        cells = lambda: page.locator(f"table.sortable tbody td:nth-child({column})").all_text_contents()  # noqa: E731
+        cells = lambda: page.locator(f"table.sortable tbody td:nth-child({column})").all_text_contents()
         header.click()
         assert cells() == ["62,158", "61,706", "61,637"]
         header.click()

@@ -3,11 +3,11 @@ import math
 from dataclasses import asdict
 
 import pytest
-
 from conftest import FAST, requires_fashion
-from reportgen.significance import fashion_benchmarks, mcnemar, seed_aggregates
+
 from reportgen.lint import lint_trials
 from reportgen.report import TrialSummary
+from reportgen.significance import fashion_benchmarks, mcnemar, seed_aggregates
 from reportgen.train import TrainConfig
 
 

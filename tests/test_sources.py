@@ -9,13 +9,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import requires_fashion
 from PIL import Image
 
-from conftest import requires_fashion
 from reportgen.data import CLASS_NAMES, load_dataset
 from reportgen.errors import DataError
-from reportgen.sources import (decode_class_folders, decode_png_folder, decode_png_tar, load_cached,
-                               load_image_splits, source_checksum)
+from reportgen.sources import (
+    decode_class_folders,
+    decode_png_folder,
+    decode_png_tar,
+    load_cached,
+    load_image_splits,
+    source_checksum,
+)
 
 
 def png_bytes(pixels: torch.Tensor, fmt: str = "PNG") -> bytes:
@@ -205,7 +211,7 @@ def test_images_of_different_sizes(tmp_path):
 
 
 def test_duplicate_numbers_are_ambiguous(tmp_path):
-    images, labels = tiny()
+    images, _labels = tiny()
     archive = write_tar(tmp_path / "train.tar", [("a/00001_1.png", png_bytes(images[0])),
                                                   ("b/00001_2.png", png_bytes(images[1]))])
     with pytest.raises(DataError, match="same number 1"):

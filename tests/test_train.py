@@ -1,10 +1,10 @@
 import math
 
 import pytest
-import torch
-
 import recording_nets
+import torch
 from conftest import requires_fashion
+
 from reportgen.data import load_dataset
 from reportgen.registry import create_model
 from reportgen.train import TrainConfig, epoch_permutation, train_model
@@ -27,7 +27,7 @@ def fit(data, name: str, config: TrainConfig):
 def test_identical_seeds_give_identical_metrics_and_weights(data):
     config = TrainConfig(epochs=2, batch_size=64, seed=7)
     (a, model_a), (b, model_b) = fit(data, "lenet5_regularized", config), fit(data, "lenet5_regularized", config)
-    strip = lambda h: [(e.train_loss, e.train_acc, e.test_loss, e.test_acc) for e in h]  # noqa: E731
+    strip = lambda h: [(e.train_loss, e.train_acc, e.test_loss, e.test_acc) for e in h]
     assert strip(a.history) == strip(b.history)
     assert all(torch.equal(x, y) for x, y in zip(model_a.state_dict().values(), model_b.state_dict().values()))
     c, _ = fit(data, "lenet5_regularized", TrainConfig(epochs=2, batch_size=64, seed=8))

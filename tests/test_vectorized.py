@@ -3,8 +3,8 @@ import math
 
 import pytest
 import torch
-
 from conftest import requires_fashion
+
 from reportgen.data import load_dataset
 from reportgen.registry import create_model
 from reportgen.train import TrainConfig, compute_loss, make_optimizer, normalize, train_model
@@ -182,7 +182,7 @@ def test_runner_stacks_a_learning_rate_sweep_and_matches_sequential(workdir, cli
     spec.write_text('[data]\ntrain_subset = 1200\ntest_subset = 300\n[train]\nepochs = 2\nbatch_size = 100\n'
                     'optimizer = "sgd"\nmomentum = 0.9\nlr = [0.01, 0.005]\n[[models]]\nname = "mlp"\n')
     for mode in ("on", "off"):
-        code, out, err = cli("run", spec, "--vectorize", mode, "--run-id", mode, "--no-pdf")
+        code, _out, err = cli("run", spec, "--vectorize", mode, "--run-id", mode, "--no-pdf")
         assert code == 0, err
     stacked, sequential = (json.loads((workdir / "output" / m / "summary.json").read_text())["epochs"]
                            for m in ("on", "off"))
