@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import pandas as pd
 
 from .archive import ArchiveError, RunArchive, atomic_write_json, validate_run_id
@@ -337,8 +338,20 @@ def _publish(staging: Path, final: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
+def _interactive_svg(folder: Path):
+    """A figure written into the HTML itself rather than as <img>: browsers show an SVG's <title> tooltips
+    (epoch and value of each point) only for inline SVG. The SVG is our own matplotlib output, whose text
+    matplotlib escapes; the label becomes its accessible name."""
+    def inline(relative: str, label: str) -> markupsafe.Markup:
+        svg = (folder / relative).read_text("utf-8")
+        svg = svg[svg.index("<svg"):]  # drop the XML declaration
+        return markupsafe.Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{markupsafe.escape(label)}" ', 1))
+    return inline
+
+
 def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: set[str], single_file: bool) -> None:
     environment = _environment(lang)
+    context = context | {"interactive_svg": _interactive_svg(folder)}
     if formats & {"html", "pdf"}:
         html = environment.get_template("report.html.j2").render(**context)
         (folder / "report.css").write_bytes(TEMPLATES.joinpath("report.css").read_bytes())

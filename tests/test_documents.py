@@ -151,7 +151,12 @@ def test_bad_cover_keys_are_one_line_errors(tmp_path, capsys, report, message):
 
 
 def test_every_plotted_point_has_a_hover_title(project):
+    """Browsers show an SVG <title> as a tooltip only when the SVG is part of the page, not an <img>."""
     from xml.etree import ElementTree
+
+    html = (project / "output" / "doc" / "report.html").read_text("utf-8")
+    assert 'src="figures/acc.svg"' not in html and html.count('<svg role="img"') >= 4
+    assert re.search(r"<title>MLP · test · Epoch 1: \d+\.\d\d%</title>", html)
 
     svg = "{http://www.w3.org/2000/svg}"
     for name in ("acc.svg", "loss.svg", "curves-0.svg"):
