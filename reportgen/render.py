@@ -190,8 +190,10 @@ def _costs(models: list[dict[str, Any]], best: list[TrialSummary], train_size: i
     rows = cost_rows(models, best, train_size)
     if not rows:
         return None
-    cost_scatter_svg(rows, colors, translate, figures / "cost.svg")
-    return {"rows": rows, "scatter": "figures/cost.svg", "device": rows[0]["device"], "threads": rows[0]["threads"]}
+    if len(rows) > 1:  # one model has nothing to set its cost against
+        cost_scatter_svg(rows, colors, translate, figures / "cost.svg")
+    return {"rows": rows, "scatter": "figures/cost.svg" if len(rows) > 1 else None, "device": rows[0]["device"],
+            "threads": rows[0]["threads"]}
 
 
 def _restricted_fetcher(root: Path):
