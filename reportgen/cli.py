@@ -197,10 +197,11 @@ def _params(args: argparse.Namespace) -> int:
         ref = parse_model_ref(text)
         model = create_model(ref)
         audit = audit_model(model, shape, name=ref.label)
-        print(format_audit(audit, args.format))
         macs = count_macs(model, shape, audit.mult_adds if audit.mult_adds else -1)
-        if args.format == "table":
-            print(format_macs(macs, ref.label))
+        audit.cost = {"macs": macs.to_dict()}  # JSON and CSV carry the MACs per layer with the audit
+        print(format_audit(audit, args.format))
+        if args.format in ("table", "markdown"):
+            print(format_macs(macs, ref.label, args.format))
         if args.match_mlp:
             inputs = 1
             for size in shape:

@@ -250,10 +250,12 @@ def check_macs_claim(audit: MacAudit, expect: int) -> str | None:
     return f"claimed {_n(expect)} MACs, counted {_n(audit.total)} ({expect - audit.total:+,} difference){hint}"
 
 
-def format_macs(audit: MacAudit, label: str = "") -> str:
-    """A console table: layer, type, formula, MACs; then totals and both cross-checks."""
+def format_macs(audit: MacAudit, label: str = "", fmt: str = "table") -> str:
+    """Layer, type, formula, MACs; then totals and both cross-checks, as a console `table` or `markdown`."""
     rows = [(layer.name, layer.type, layer.formula or f"– ({layer.note})", _n(layer.macs) if layer.macs else "")
             for layer in audit.layers]
+    if fmt == "markdown":
+        return _macs_markdown(audit, label, rows)
     widths = [max(len(r[i]) for r in [("layer", "type", "MACs formula", "MACs"), *rows]) for i in range(4)]
     lines = [f"MACs{f' of {label}' if label else ''} ({CONVENTION})",
              "  ".join(h.ljust(w) for h, w in zip(("layer", "type", "MACs formula", "MACs"), widths))]
@@ -262,6 +264,19 @@ def format_macs(audit: MacAudit, label: str = "") -> str:
     lines.append(f"FlopCounterMode: {cross_check_text(audit)[0]}")
     lines.append(f"torchinfo mult-adds: {cross_check_text(audit)[1]}")
     return "\n".join(lines)
+
+
+def _macs_markdown(audit: MacAudit, label: str, rows: list[tuple[str, ...]]) -> str:
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    flop, info = cross_check_text(audit)
+    lines = [f"**MACs{f' of {cell(label)}' if label else ''}** ({CONVENTION})", "",
+             "| layer | type | MACs formula | MACs |", "|---|---|---|---:|"]
+    lines += [f"| `{name}` | {kind} | {cell(formula)} | {count} |" for name, kind, formula, count in rows]
+    lines += ["", f"- total MACs per image: {_n(audit.total)} (= {_n(2 * audit.total)} FLOPs)",
+              f"- FlopCounterMode: {flop}", f"- torchinfo mult-adds: {info}"]
+    return "\n".join(lines) + "\n"
 
 
 def cross_check_text(audit: MacAudit) -> tuple[str, str]:

@@ -596,11 +596,13 @@ def _format_csv(audit: ModelAudit) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["layer", "type", "output_shape", "formula", "weights", "bias", "trainable", "frozen",
-                     "buffers", "shared"])
+                     "buffers", "shared", "macs", "macs_formula"])
+    macs = {layer["name"]: layer for layer in ((audit.cost or {}).get("macs") or {}).get("layers", [])}
     for layer in audit.layers:
+        counted = macs.get(layer.name, {})
         writer.writerow([layer.name, layer.type, _shape_text(layer.output_shape or []), layer.formula,
                          layer.weights, layer.bias, layer.trainable, layer.frozen, layer.buffers,
-                         int(layer.shared)])
+                         int(layer.shared), counted.get("macs", ""), counted.get("formula", "")])
     return buf.getvalue()
 
 

@@ -152,3 +152,16 @@ def test_the_report_sets_cost_beside_accuracy(tmp_path):
     assert "Cost beside accuracy" in html and "<td>416,520</td>" in html and "28·28·6·5·5·1 = 117,600" in html
     assert (report / "figures" / "cost.svg").is_file()
     assert "| lenet5 | 61,706 | 416,520 |" in (report / "report.md").read_text("utf-8")
+
+
+@pytest.mark.parametrize("fmt, expected", [
+    ("csv", '117600,"28·28·6·5·5·1 = 117,600"'),
+    ("markdown", "| `features.0` | Conv2d | 28·28·6·5·5·1 = 117,600 | 117,600 |"),
+    ("json", '"total": 416520'),
+])
+def test_params_outputs_carry_the_macs_per_layer(cli, fmt, expected):
+    code, out, err = cli("params", "lenet5", "--format", fmt)
+    assert code == 0, err
+    assert expected in out
+    if fmt == "json":
+        assert json.loads(out)["cost"]["macs"]["layers"][0]["macs"] == 117_600
