@@ -18,6 +18,8 @@ import itertools
 import json
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -46,6 +48,7 @@ class LayerAudit:
     frozen: int = 0
     buffers: int = 0
     shared: bool = False
+    pruned: int = 0  # of its parameters, masked to zero by torch.nn.utils.prune (still stored as *_orig)
 
     @property
     def params(self) -> int:
@@ -364,6 +367,19 @@ def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int
 # --------------------------------------------------------------------------- audit
 
 
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode inside; afterwards every submodule's own train/eval mode is back (a frozen
+    BatchNorm kept in eval inside a training model stays so, which `model.train(was_training)` would undo)."""
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+
+
 def refuse_torchscript(model: nn.Module) -> None:
     """Audits hook into modules; TorchScript modules do not support hooks: one clear line instead."""
     if isinstance(model, torch.jit.ScriptModule):
@@ -384,15 +400,9 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
     if not input_shape or not all(isinstance(d, int) and d > 0 for d in input_shape):
         raise ModelError(f"model {model_name}: input shape {input_shape!r}: expected positive integers, e.g. 1x28x28")
     batch = 2
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        with torch.random.fork_rng(devices=[]):
-            model.eval()
-            called = _probe(model, input_shape, model_name, batch)
-            shapes, torchinfo_total, torchinfo_error, mult_adds = _torchinfo(model, input_shape, batch)
-    finally:
-        for module, training in modes:
-            module.training = training
+    with torch.random.fork_rng(devices=[]), evaluating(model):
+        called = _probe(model, input_shape, model_name, batch)
+        shapes, torchinfo_total, torchinfo_error, mult_adds = _torchinfo(model, input_shape, batch)
 
     names = {id(m): n for n, m in model.named_modules()}
     called_ids = {id(m) for m in called}
@@ -427,6 +437,7 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
                 layer.trainable += count
             else:
                 layer.frozen += count
+            layer.pruned += _masked(module, pname)
         for _, buf in buffers:
             if id(buf) not in seen_buffers:
                 seen_buffers.add(id(buf))
@@ -435,12 +446,15 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
             layer.formula += f" — {', '.join(shared_with)}, counted once there"
         if layer.frozen:
             layer.formula += " [frozen]" if layer.frozen == layer.params else f" [{_n(layer.frozen)} frozen]"
+        if layer.pruned:
+            layer.formula += f" [{_n(layer.pruned)} pruned]"
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             bn_params += layer.params
         layers.append(layer)
 
     total = sum(layer.params for layer in layers)
     bias = sum(layer.bias for layer in layers)
+    pruned = sum(layer.pruned for layer in layers)
     return ModelAudit(
         model_name=model_name,
         input_shape=input_shape,
@@ -456,25 +470,26 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
         matches_torchinfo=torchinfo_total == total,
         torchinfo_error=torchinfo_error,
         batch_size=batch,
-        pruned=_pruned(model),
-        torchinfo_note=_torchinfo_note(model, total, torchinfo_total),
+        pruned=pruned,
+        torchinfo_note=_torchinfo_note(model, total, torchinfo_total, pruned),
     )
 
 
-def _pruned(model: nn.Module) -> int:
-    """Parameters torch.nn.utils.prune masked to zero (a `<name>_mask` buffer beside `<name>_orig`)."""
-    originals = {name for name, _ in model.named_parameters() if name.endswith("_orig")}
-    return sum(int((mask == 0).sum()) for name, mask in model.named_buffers()
-               if name.endswith("_mask") and name[:-len("_mask")] + "_orig" in originals)
+def _masked(module: nn.Module, param_name: str) -> int:
+    """How many of `<name>_orig`'s entries torch.nn.utils.prune masks to zero (its `<name>_mask` buffer)."""
+    if not param_name.endswith("_orig"):
+        return 0
+    mask = getattr(module, param_name[:-len("_orig")] + "_mask", None)
+    return int((mask == 0).sum()) if isinstance(mask, torch.Tensor) else 0
 
 
-def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int) -> str:
+def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int, pruned: int) -> str:
     """Say which count is right when torchinfo's differs for a known reason; "" when it agrees or the
     difference is unexplained (then it stays a mismatch)."""
-    repeated = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)) - total
-    pruned = _pruned(model)
     if torchinfo_total < 0 or torchinfo_total == total:
         return ""
+    # named_parameters lists a tied parameter once per module holding it; torchinfo sums it that way too
+    repeated = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)) - total
     if repeated and torchinfo_total == total + repeated:
         return (f"torchinfo counts the {_n(repeated)} shared (tied) parameters once per layer that uses them; "
                 f"the model stores and trains {_n(total)}: ours is right")
@@ -541,9 +556,14 @@ def _totals(audit: ModelAudit) -> list[tuple[str, str]]:
         ("frozen", _n(audit.frozen)),
         ("BatchNorm adds", _n(audit.batchnorm_params)),
         ("buffers", _n(audit.buffers)),
-        *([("left after pruning", _n(audit.total - audit.pruned))] if audit.pruned else []),
+        *([("left after pruning", _pruned_text(audit))] if audit.pruned else []),
         ("torchinfo total", check),
     ]
+
+
+def _pruned_text(audit: ModelAudit) -> str:
+    return (f"{_n(audit.total - audit.pruned)} nonzero ({_n(audit.total)} stored, {_n(audit.pruned)} of the "
+            "*_orig entries masked to zero)")
 
 
 def _notes(audit: ModelAudit) -> list[str]:
@@ -596,13 +616,13 @@ def _format_csv(audit: ModelAudit) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(["layer", "type", "output_shape", "formula", "weights", "bias", "trainable", "frozen",
-                     "buffers", "shared", "macs", "macs_formula"])
+                     "buffers", "shared", "pruned", "macs", "macs_formula"])
     macs = {layer["name"]: layer for layer in ((audit.cost or {}).get("macs") or {}).get("layers", [])}
     for layer in audit.layers:
         counted = macs.get(layer.name, {})
         writer.writerow([layer.name, layer.type, _shape_text(layer.output_shape or []), layer.formula,
                          layer.weights, layer.bias, layer.trainable, layer.frozen, layer.buffers,
-                         int(layer.shared), counted.get("macs", ""), counted.get("formula", "")])
+                         int(layer.shared), layer.pruned, counted.get("macs", ""), counted.get("formula", "")])
     return buf.getvalue()
 
 

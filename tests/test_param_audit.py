@@ -8,6 +8,7 @@ import re
 
 import pytest
 import torch
+from conftest import one_error_line
 from torch import nn
 
 from reportgen.errors import ModelError
@@ -347,17 +348,99 @@ def test_match_mlp_other_depths() -> None:
         match_mlp(1000, depth=0)
 
 
-def test_pruned_model_states_stored_and_remaining_parameters():
+# --------------------------------------------------------------------------- when torchinfo disagrees
+
+
+class TiedLinears(nn.Module):
+    """Two Linear(10, 10) sharing one weight Parameter: 100 weights + 2·10 biases = 120 unique parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encode, self.decode = nn.Linear(10, 10), nn.Linear(10, 10)
+        self.decode.weight = self.encode.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+
+class ScaledTiedLinears(TiedLinears):
+    """TiedLinears behind a root-level scale vector (10): torchinfo 1.8 drops the root's parameter here
+    (100 + 10 + 100 + 10 = 220, not 130 + 100), a difference no tying or pruning explains."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x * self.scale)
+
+
+class PairOutput(nn.Module):
+    """forward returns a tuple (logits, features): 6·4 + 4 = 28 parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fc(x), x
+
+
+def pruned_mlp() -> nn.Sequential:
+    """(20 + 1)·10 + (10 + 1)·5 = 265 stored; half of the first 200 weights masked to zero."""
     from torch.nn.utils import prune
 
     model = nn.Sequential(nn.Linear(20, 10), nn.ReLU(), nn.Linear(10, 5))
-    prune.l1_unstructured(model[0], "weight", amount=0.5)  # 100 of the 200 weights masked to zero
-    audit = audit_model(model, (20,))
-    assert audit.total == 210 + 55 and audit.pruned == 100
-    assert audit.torchinfo_total == audit.total - 100 and "both are right" in audit.torchinfo_note
-    assert "left after pruning: 165" in format_audit(audit)
+    prune.l1_unstructured(model[0], "weight", amount=0.5)
+    return model
 
 
-def test_an_unexplained_torchinfo_difference_stays_a_mismatch():
-    audit = audit_model(nn.Linear(4, 2), (4,))
-    assert audit.matches_torchinfo and audit.torchinfo_note == ""
+def test_tied_linears_torchinfo_counts_the_shared_weight_twice() -> None:
+    result = audit_model(TiedLinears(), (10,))
+    assert result.total == 120 and result.torchinfo_total == 220 and not result.matches_torchinfo
+    assert result.torchinfo_note == ("torchinfo counts the 100 shared (tied) parameters once per layer that uses "
+                                     "them; the model stores and trains 120: ours is right")
+    assert f"torchinfo total: 220 ≠ ours, explained: {result.torchinfo_note}" in format_audit(result)
+    assert f"- torchinfo total: 220 ≠ ours, explained: {result.torchinfo_note}" in format_audit(result, "markdown")
+    assert json.loads(format_audit(result, "json"))["torchinfo_note"] == result.torchinfo_note
+
+
+def test_an_unexplained_torchinfo_difference_stays_a_mismatch() -> None:
+    result = audit_model(ScaledTiedLinears(), (10,))
+    shared = 100
+    assert result.total == 130 and result.torchinfo_total == 220 != result.total + shared
+    assert result.torchinfo_note == "" and not result.matches_torchinfo
+    assert "torchinfo total: 220 ✗ MISMATCH (ours 130)" in format_audit(result)
+
+
+def test_pruned_model_states_stored_and_remaining_parameters() -> None:
+    result = audit_model(pruned_mlp(), (20,))
+    assert result.total == 210 + 55 and result.pruned == 100 and result.layers[0].pruned == 100
+    assert result.layers[0].formula == "(20 + 1)·10 = 210 [100 pruned]"
+    assert result.torchinfo_total == result.total - 100 and "both are right" in result.torchinfo_note
+    assert "left after pruning: 165 nonzero (265 stored, 100 of the *_orig entries masked to zero)" in format_audit(
+        result)
+    rows = list(csv.DictReader(io.StringIO(format_audit(result, "csv"))))
+    assert [row["pruned"] for row in rows] == ["100", "0", "0"]
+
+
+@pytest.mark.parametrize(("factory", "shape", "code", "expected"), [
+    pytest.param(lambda: torch.jit.script(nn.Linear(4, 2)), "4", 2,
+                 ("TorchScript modules cannot be audited (hooks are not supported on them): pass the nn.Module "
+                  "before torch.jit.script / torch.jit.trace"),
+                 marks=pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")),
+    (PairOutput, "6", 0, "torchinfo total: 28 ✓"),
+    (TiedLinears, "10", 0, "torchinfo total: 220 ≠ ours, explained: torchinfo counts the 100 shared"),
+    (pruned_mlp, "20", 0, "left after pruning: 165 nonzero"),
+    (ScaledTiedLinears, "10", 0, "torchinfo total: 220 ✗ MISMATCH (ours 130)"),
+], ids=["torchscript", "tuple-output", "tied", "pruned", "unexplained"])
+def test_awkward_models_through_reportgen_params(cli, monkeypatch, factory, shape, code, expected) -> None:
+    from reportgen import registry
+
+    monkeypatch.setitem(registry._REGISTRY, "awkward", factory)  # as if a user file registered it
+    result = cli("params", "awkward", "--input", shape)
+    assert result[0] == code, result
+    if code:
+        assert one_error_line(result[2]) == f"reportgen: error: {expected}"
+    else:
+        assert expected in result[1]
