@@ -254,7 +254,12 @@ def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, pat
     macs = [r["macs"] for r in rows if r["macs"]]
     if macs and max(macs) > 10 * min(macs):
         ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _pos: f"{x:,.0f}"))
+    else:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
+    # "400k", not "400,000": full numbers collide on a narrow axis
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+        lambda x, _pos: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k" if x >= 1e3 else f"{x:g}"))
+    ax.margins(x=0.3, y=0.15)  # room for the labels beside the outermost points
     ax.set_xlabel(_("Multiply-adds (MACs) per image"))
     ax.set_ylabel(_("Final test accuracy") + " (%)")
     _save_svg(fig, path, tooltips)
