@@ -197,7 +197,7 @@ def _params(args: argparse.Namespace) -> int:
         ref = parse_model_ref(text)
         model = create_model(ref)
         audit = audit_model(model, shape, name=ref.label)
-        macs = count_macs(model, shape, audit.mult_adds if audit.mult_adds else -1)
+        macs = count_macs(model, shape, audit.mult_adds if audit.torchinfo_total >= 0 else -1)  # torchinfo ran once
         audit.cost = {"macs": macs.to_dict()}  # JSON and CSV carry the MACs per layer with the audit
         print(format_audit(audit, args.format))
         if args.format in ("table", "markdown"):

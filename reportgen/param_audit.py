@@ -292,7 +292,7 @@ def _formula(module: nn.Module, params: list[tuple[str, nn.Parameter]]) -> str:
 # --------------------------------------------------------------------------- forward probe
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
     for tensor in list(model.parameters()) + list(model.buffers()):
         return tensor.device
     return torch.device("cpu")
@@ -318,7 +318,7 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
     for module in model.modules():
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook))
-    device = _model_device(model)
+    device = model_device(model)
     try:
         x = torch.randn(batch, *input_shape, device=device)
         with torch.no_grad():
@@ -350,7 +350,7 @@ def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int
         import torchinfo
 
         stats = torchinfo.summary(
-            model, input_size=(batch, *input_shape), verbose=0, device=_model_device(model),
+            model, input_size=(batch, *input_shape), verbose=0, device=model_device(model),
             col_names=("output_size", "num_params"),
         )
     except Exception as exc:  # noqa: BLE001 - the audit still stands without the cross-check
@@ -362,6 +362,13 @@ def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int
             shapes[key] = [int(d) for d in info.output_size] if all(
                 isinstance(d, int) for d in info.output_size) else None
     return shapes, int(stats.total_params), "", int(stats.total_mult_adds) // batch
+
+
+def measure_torchinfo_mult_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """torchinfo's mult-adds for one image in eval mode (-1 when torchinfo fails); RNG and modes untouched."""
+    with torch.random.fork_rng(devices=[]), evaluating(model):  # torchinfo feeds random input
+        _shapes, total, _error, mult_adds = _torchinfo(model, tuple(input_shape), 1)
+    return mult_adds if total >= 0 else -1
 
 
 # --------------------------------------------------------------------------- audit

@@ -5,7 +5,6 @@ FlopCounterMode and torchinfo; latency measured for shape and sanity only (no ti
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,15 @@ from conftest import write_idx_dataset
 from torch import nn
 
 from reportgen.cli import main
-from reportgen.cost import count_macs, measure_cost, measure_latency
+from reportgen.cost import (
+    NO_FORMULA_NOTE,
+    check_macs_claim,
+    count_macs,
+    cross_check_text,
+    format_macs,
+    measure_cost,
+    measure_latency,
+)
 from reportgen.errors import ModelError
 from reportgen.registry import create_model, parse_model_ref
 
@@ -25,6 +32,7 @@ from reportgen.registry import create_model, parse_model_ref
 LENET_MACS = 28 * 28 * 6 * 25 + 10 * 10 * 16 * 25 * 6 + 400 * 120 + 120 * 84 + 84 * 10
 LENET_BIAS_ADDS = 28 * 28 * 6 + 10 * 10 * 16 + 120 + 84 + 10
 MLP_MACS = 784 * 64 + 64 * 10  # the built-in mlp: 784 → 64 → 10
+MATCHED_MLP_MACS = 784 * 75 + 75 * 32 + 32 * 10  # mlp_lenet_sized: 61,637 parameters against LeNet-5's 61,706
 
 
 def torchinfo_mult_adds(model: nn.Module, shape: tuple[int, ...]) -> int:
@@ -38,21 +46,28 @@ def audit(model: nn.Module, shape: tuple[int, ...]):
 @pytest.mark.parametrize("reference, expected, bias_adds", [
     ("lenet5", LENET_MACS, LENET_BIAS_ADDS),
     ("mlp", MLP_MACS, 64 + 10),
+    ("mlp_lenet_sized", MATCHED_MLP_MACS, 75 + 32 + 10),
 ])
 def test_builtin_models_have_the_hand_counted_macs(reference, expected, bias_adds):
-    result = audit(create_model(parse_model_ref(reference)), (1, 28, 28))
+    result = count_macs(create_model(parse_model_ref(reference)), (1, 28, 28))  # asks torchinfo itself
     assert result.total == expected and result.bias_adds == bias_adds
     assert result.flop_counter_flops == 2 * expected and result.matches_flop_counter
     assert result.torchinfo_mult_adds == expected + bias_adds and result.matches_torchinfo
 
 
-def test_lenet_formulas_show_their_working():
-    layers = {layer.name: layer for layer in audit(create_model(parse_model_ref("lenet5")), (1, 28, 28)).layers}
+def test_lenet_does_eight_times_the_work_of_its_parameter_matched_mlp():
+    assert LENET_MACS == 416_520 and MATCHED_MLP_MACS == 61_520  # the issue's point: equal parameters, not work
+
+
+def test_lenet_formulas_show_their_working_and_flop_counter_agrees_per_layer():
+    result = audit(create_model(parse_model_ref("lenet5")), (1, 28, 28))
+    layers = {layer.name: layer for layer in result.layers}
     assert layers["features.0"].formula == "28·28·6·5·5·1 = 117,600"
     assert layers["features.3"].formula == "10·10·16·5·5·6 = 240,000"
     assert layers["classifier.1"].formula == "400·120 = 48,000"
     assert layers["features.2"].macs == 0 and layers["features.2"].note == "comparisons, no multiply-adds"
     assert layers["features.1"].note == "elementwise activation"  # listed, not silently dropped
+    assert result.flop_counter_layers == {name: 2 * layer.macs for name, layer in layers.items() if layer.macs}
 
 
 def test_a_depthwise_and_grouped_convolution():
@@ -60,26 +75,37 @@ def test_a_depthwise_and_grouped_convolution():
                           nn.Conv2d(8, 16, 1, groups=2))  # grouped 1×1: 16·16·16 outputs × 1·1·(8/2)
     result = audit(model, (8, 16, 16))
     assert [layer.macs for layer in result.layers] == [16 * 16 * 8 * 9, 16 * 16 * 16 * 4]
-    assert result.layers[0].formula == "16·16·8·3·3·8/8 = 18,432"
+    assert [layer.formula for layer in result.layers] == ["16·16·8·3·3·8/8 = 18,432", "16·16·16·1·1·8/2 = 16,384"]
     assert result.bias_adds == 16 * 16 * 16
     assert result.matches_flop_counter and result.matches_torchinfo
 
 
 def test_a_transposed_convolution_counts_per_input_element():
-    model = nn.ConvTranspose2d(4, 6, kernel_size=3, stride=2, bias=False)  # 5·5 inputs × 4 channels × 3·3 × 6
+    model = nn.ConvTranspose2d(4, 6, kernel_size=3, stride=2)  # 5·5 inputs × 4 channels × 3·3 × 6; output 11·11
     result = audit(model, (4, 5, 5))
-    assert result.total == 5 * 5 * 4 * 9 * 6
+    assert result.total == 5 * 5 * 4 * 9 * 6 and result.layers[0].formula == "5·5·4·3·3·6 = 5,400"
     assert result.matches_flop_counter
+    # torchinfo's rule charges every weight and bias at each of the 11·11 output positions: listed, explained
+    assert result.torchinfo_mult_adds == (4 * 6 * 9 + 6) * 11 * 11 and result.matches_torchinfo
+    assert "it counts (root) (ConvTranspose2d, as 26,862, ours 5,400 MACs)" in cross_check_text(result)[1]
 
 
-def test_batchnorm_adds_no_macs_and_torchinfo_counts_its_parameters():
+def test_batchnorm_in_eval_is_one_multiply_add_per_element():
     model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 10))
+    model.train()  # counted as at inference, whatever mode it arrives in
     result = audit(model, (1, 28, 28))
-    assert result.total == 26 * 26 * 4 * 9 + 4 * 26 * 26 * 10
-    batchnorm = result.layers[1]
-    assert batchnorm.macs == 0 and "folds into the preceding layer" in batchnorm.note
-    assert result.other_terms == 8  # torchinfo adds BatchNorm's 8 parameters to its mult-adds
-    assert result.matches_torchinfo and result.matches_flop_counter
+    conv, batchnorm, linear = 26 * 26 * 4 * 9, 26 * 26 * 4, 4 * 26 * 26 * 10
+    assert result.layers[1].formula == "26·26·4 = 2,704" and result.total == conv + batchnorm + linear
+    assert result.flop_counter_ignores == ["1"] and result.flop_counter_compared_macs == conv + linear
+    assert result.matches_flop_counter and result.flop_counter_flops == 2 * (conv + linear)
+    # torchinfo counts BatchNorm as its 8 parameters (γ, β), not per element
+    assert result.torchinfo_mult_adds == conv + 26 * 26 * 4 + linear + 10 + 8 and result.matches_torchinfo
+    flop_text, torchinfo_text = cross_check_text(result)
+    assert flop_text.endswith("; it ignores 1 (BatchNorm2d, 2,704 MACs)")
+    assert "it counts 1 (BatchNorm2d, as 8, ours 2,704 MACs)" in torchinfo_text
+    assert check_macs_claim(result, result.torchinfo_mult_adds).endswith("(that is torchinfo's mult-adds, counted by "
+                                                                          "its own rule)")
+    assert model.training and model[1].training
 
 
 def test_a_matmul_outside_any_layer_shows_as_a_flop_counter_mismatch():
@@ -89,20 +115,26 @@ def test_a_matmul_outside_any_layer_shows_as_a_flop_counter_mismatch():
             self.fc = nn.Linear(10, 10)
             self.register_buffer("extra", torch.ones(10, 10))
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.fc(x) @ self.extra  # 100 MACs no layer hook sees
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.fc(x) @ self.extra, x  # 100 MACs no layer hook sees; a tuple output is fine
 
     result = count_macs(Projection(), (10,))
     assert result.total == 100 and result.flop_counter_flops == 2 * 200 and not result.matches_flop_counter
+    assert result.flop_counter_outside_layers == 200
+    assert "✗ MISMATCH (2 × ours would be 200; 200 FLOPs outside any layer)" in cross_check_text(result)[0]
 
 
+def test_a_layer_with_a_tuple_output_is_listed_not_dropped():
+    model = nn.Sequential(nn.LSTM(11, 5, batch_first=True))  # returns (output, (h, c))
+    result = count_macs(model, (7, 11))
+    assert [(layer.type, layer.macs, layer.note) for layer in result.layers] == [("LSTM", 0, NO_FORMULA_NOTE)]
+    assert "not counted by reportgen" in format_macs(result)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
 def test_torchscript_is_refused_in_one_line():
-    from reportgen.param_audit import audit_model
-
-    scripted = torch.jit.script(nn.Linear(4, 2))
-    for check in (lambda: count_macs(scripted, (4,)), lambda: audit_model(scripted, (4,))):
-        with pytest.raises(ModelError, match="TorchScript modules cannot be audited"):
-            check()
+    with pytest.raises(ModelError, match="TorchScript modules cannot be audited .*pass the nn.Module before"):
+        count_macs(torch.jit.script(nn.Linear(4, 2)), (4,))
 
 
 def test_latency_has_the_promised_shape():
@@ -111,7 +143,8 @@ def test_latency_has_the_promised_shape():
     latencies = measure_latency(model, (1, 28, 28), budget_s=0.05)
     assert [x.batch_size for x in latencies] == [1, 256]
     for x in latencies:
-        assert x.median_ms > 0 and x.iqr_ms >= 0 and x.repeats >= 3
+        assert 0 < x.min_ms <= x.median_ms <= x.max_ms and 0 <= x.iqr_ms <= x.max_ms - x.min_ms
+        assert 3 <= x.repeats <= 30
         assert x.images_per_second == pytest.approx(x.batch_size / (x.median_ms / 1000))
     assert torch.get_num_threads() == threads and model.training  # settings restored
 
@@ -121,21 +154,29 @@ def test_model_size_is_the_saved_state_dict():
     assert cost.parameter_bytes == 61_706 * 4
     assert 61_706 * 4 < cost.state_dict_bytes < 61_706 * 4 + 20_000  # fp32 tensors plus torch.save's framing
     assert cost.device == "cpu" and cost.threads == 1
+    data = json.loads(json.dumps(cost.to_dict()))  # archived as JSON
+    assert data["macs"]["total"] == LENET_MACS and [x["batch_size"] for x in data["latency"]] == [1, 256]
 
 
-@pytest.mark.parametrize("claim, code, message", [
-    ("416520", 0, ""),
-    ("833040", 1, "(that is FLOPs: 2 × MACs)"),
-    ("423038", 1, "(that is ours + the bias additions, as torchinfo counts)"),
-    ("400000", 1, "claimed 400,000 MACs, counted 416,520 (+-16,520"),
-])
-def test_expect_macs_checks_a_claim_through_the_cli(claim, code, message):
-    result = subprocess.run([sys.executable, "-m", "reportgen", "params", "lenet5", "--expect-macs", claim],
-                            capture_output=True, text=True, check=False, env=os.environ | {"PYTHONPATH": str(Path(__file__).parents[1])})
+def test_a_wrong_macs_claim_says_what_was_probably_counted():
+    result = audit(create_model(parse_model_ref("lenet5")), (1, 28, 28))
+    assert check_macs_claim(result, LENET_MACS) is None
+    assert check_macs_claim(result, 2 * LENET_MACS).endswith("(that is FLOPs: 2 × MACs)")
+    assert check_macs_claim(result, LENET_MACS + LENET_BIAS_ADDS).endswith(
+        "(that is ours + the bias additions, as torchinfo counts)")
+    assert check_macs_claim(result, 400_000) == "claimed 400,000 MACs, counted 416,520 (+16,520 difference)"
+
+
+@pytest.mark.parametrize("claim, code", [("416520", 0), ("833040", 1)])
+def test_expect_macs_through_the_installed_cli(claim, code):
+    reportgen = Path(sys.executable).with_name("reportgen")  # the console script pip installed beside python
+    result = subprocess.run([str(reportgen), "params", "lenet5", "--expect-macs", claim],
+                            capture_output=True, text=True, check=False)
     assert result.returncode == code, result.stderr
     assert "total MACs per image: 416,520 (= 833,040 FLOPs)" in result.stdout
-    if message:
-        assert message.replace("+-", "-") in result.stderr, result.stderr
+    expected_err = "" if code == 0 else (
+        "lenet5: claimed 833,040 MACs, counted 416,520 (-416,520 difference) (that is FLOPs: 2 × MACs)\n")
+    assert result.stderr == expected_err
 
 
 def test_the_report_sets_cost_beside_accuracy(tmp_path):
