@@ -124,6 +124,17 @@ def test_a_matmul_outside_any_layer_shows_as_a_flop_counter_mismatch():
     assert "✗ MISMATCH (2 × ours would be 200; 200 FLOPs outside any layer)" in cross_check_text(result)[0]
 
 
+def test_a_layer_doing_more_than_its_formula_is_named_by_the_flop_counter():
+    class TwiceLinear(nn.Linear):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return super().forward(super().forward(x))  # two products; our Linear formula charges one
+
+    result = count_macs(nn.Sequential(TwiceLinear(6, 6, bias=False)), (6,))
+    assert result.total == 36 and result.flop_counter_layers == {"0": 2 * 72}
+    assert result.flop_counter_disagrees == ["0"] and not result.matches_flop_counter
+    assert "layers where it differs: 0 (TwiceLinear, 144 FLOPs, ours 36 MACs)" in cross_check_text(result)[0]
+
+
 def test_a_layer_with_a_tuple_output_is_listed_not_dropped():
     model = nn.Sequential(nn.LSTM(11, 5, batch_first=True))  # returns (output, (h, c))
     result = count_macs(model, (7, 11))
