@@ -36,7 +36,7 @@ PARTICLE_SPECS = {f"{a}/{b}": pair for pair in PARTICLES for a, b in (pair, pair
 # keys matched as patterns, so no user text (a model label, a path) is ever taken for a sentence.
 RECORDED_PATTERNS = (
     "IDX files in {path}", "torchvision {dataset} download", "{formula} (+{count} running stats, not trainable)",
-    "{count} slopes (one per channel) = {total}",
+    "{count} slopes (one per channel) = {total}", "{formula} [{count} pruned]",
     ("torchinfo counts the {repeated} shared (tied) parameters once per layer that uses them; the model stores and "
     "trains {total}: ours is right"),
     ("torchinfo counts the {left} parameters left after pruning; the model still stores {total} ({pruned} masked to "

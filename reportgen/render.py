@@ -347,7 +347,7 @@ def _interactive_svg(folder: Path):
     def inline(relative: str, label: str) -> markupsafe.Markup:
         svg = (folder / relative).read_text("utf-8")
         svg = svg[svg.index("<svg"):]  # drop the XML declaration
-        svg = re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.S)  # creator text is not content
+        svg = re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.DOTALL)  # creator text is not content
         return markupsafe.Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{markupsafe.escape(label)}" ', 1))
     return inline
 
