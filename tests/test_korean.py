@@ -21,7 +21,7 @@ KO = json.loads((ROOT / "reportgen" / "templates" / "i18n" / "ko.json").read_tex
 # abbreviations Korean writing uses as they are, and the names published benchmarks give their models.
 ALLOWED = {
     "mcnemar", "pytorch", "torch", "torchvision", "torchinfo", "python", "lecun", "et", "al", "adam", "sgd",
-    "rmsprop", "debian", "idx", "readme", "git", "sha256", "cpu", "cuda", "gpu", "reportgen", "linux",
+    "rmsprop", "debian", "idx", "readme", "html", "git", "sha256", "cpu", "cuda", "gpu", "reportgen", "linux",
     "fashion", "mnist", "lenet", "mlp", "cnn", "bn", "fc", "conv", "elu", "nan", "inf",
     "p", "a", "b", "k", "m", "fp32", "tf32", "bf16", "fp16",
     "s", "ms", "kib", "mib", "mac", "macs", "flops",  # units
