@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from reportgen.vectorized import train_stacked
 from torch.utils.flop_counter import FlopCounterMode
 
-from reportgen.data import FASHION_MNIST_DIR, load_dataset
-from reportgen.registry import create_model
+from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
+from reportgen.models.registry import create_model
 from reportgen.train import TrainConfig, select_device, train_model
-from reportgen.vectorized import train_stacked
 
 MODEL = "lenet5"
 SWEEP_LRS = (3e-3, 2e-3, 1.5e-3, 1e-3, 7e-4, 5e-4, 3e-4, 2e-4)

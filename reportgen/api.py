@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import nn
 
-from .errors import ModelError, SpecError
+from reportgen.errors import ModelError, SpecError
 
 # Keyword arguments of `compare` that belong to the spec's [data] table; every other keyword is a
 # [train] setting, so the spec's own validation names any mistake.
@@ -106,7 +106,7 @@ def _values(models: Mapping[str, ModelLike] | Sequence[ModelLike]) -> list[Model
 
 def _model_entries(models: Mapping[str, ModelLike] | Sequence[ModelLike]) -> list[dict[str, Any]]:
     """Spec [[models]] entries; Python objects are registered in-process under their label."""
-    from .registry import register_object
+    from reportgen.models.registry import register_object
 
     items = models.items() if isinstance(models, Mapping) else [(None, m) for m in models]
     entries = []
@@ -137,12 +137,12 @@ def compare(models: Mapping[str, ModelLike] | Sequence[ModelLike], *, spec: str 
     `train_subset`, `test_subset`, ...) and training (`epochs`, `batch_size`, `lr`, `optimizer`,
     `loss`, ...; a list sweeps). `spec` starts from a TOML spec file instead of the default one.
     """
-    from .archive import RunState
-    from .parallel import choose_executor
-    from .registry import is_in_memory
-    from .render import render_report
-    from .runner import run_experiment
-    from .spec import describe_own_models, parse_spec, read_spec_file
+    from reportgen.models.registry import is_in_memory
+    from reportgen.report.render import render_report
+    from reportgen.run.archive import RunState
+    from reportgen.run.executors import choose_executor
+    from reportgen.run.runner import run_experiment
+    from reportgen.spec import describe_own_models, parse_spec, read_spec_file
 
     raw, source = read_spec_file(spec)
     if spec is None:
@@ -180,7 +180,7 @@ def compare(models: Mapping[str, ModelLike] | Sequence[ModelLike], *, spec: str 
 
 
 class Audit:
-    """A parameter audit (reportgen.param_audit.ModelAudit) that displays as a table in Jupyter."""
+    """A parameter audit (reportgen.measure.params.ModelAudit) that displays as a table in Jupyter."""
 
     def __init__(self, audit: Any) -> None:
         self.audit = audit
@@ -189,7 +189,7 @@ class Audit:
         return getattr(self.audit, name)
 
     def __repr__(self) -> str:
-        from .param_audit import format_audit
+        from reportgen.measure.params import format_audit
 
         return format_audit(self.audit, "table")
 
@@ -198,7 +198,7 @@ class Audit:
         """One row per layer: formula, weights, bias, trainable, buffers."""
         import pandas as pd
 
-        from .param_audit import format_audit
+        from reportgen.measure.params import format_audit
 
         return pd.read_csv(io.StringIO(format_audit(self.audit, "csv")))
 
@@ -212,8 +212,8 @@ class Audit:
 
 def audit(model: nn.Module | type | str, input_size: Sequence[int] = (1, 28, 28), name: str | None = None) -> Audit:
     """Parameter audit of a model instance, class (built with no arguments) or model reference."""
-    from .param_audit import audit_model
-    from .registry import create_model
+    from reportgen.measure.params import audit_model
+    from reportgen.models.registry import create_model
 
     if isinstance(model, str):
         label, model = name or model, create_model(model)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .errors import ReportgenError
+from reportgen.errors import ReportgenError
 
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 1
@@ -66,9 +66,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .archive import check_writable, open_run, validate_run_id
-    from .parallel import choose_executor
-    from .spec import load_spec
+    from reportgen.run.archive import check_writable, open_run, validate_run_id
+    from reportgen.run.executors import choose_executor
+    from reportgen.spec import load_spec
 
     # Everything is checked before anything is created under --runs-dir or --output-dir.
     if args.run_id is not None:
@@ -95,10 +95,10 @@ def _run(args: argparse.Namespace) -> int:
         return _resume(existing, args)
     for key, value in overrides.items():
         print(f"override: {key} = {value}")
-    executor = choose_executor(spec, args.executor, args.workers, args.vectorize, args.address)
+    executor = choose_executor(spec, args.executor, args.workers, args.address)
     for folder in (args.runs_dir, args.output_dir):
         check_writable(Path(folder))
-    from .runner import run_experiment
+    from reportgen.run.runner import run_experiment
 
     run = run_experiment(spec, Path(args.runs_dir), args.run_id or None, executor=executor)
     return _finish(run, args, spec.lang)
@@ -106,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _differences(run, spec) -> list[str]:
     """Settings of `spec` that differ from the run's archived spec (report-only keys aside)."""
-    from .spec import parse_spec
+    from reportgen.spec import parse_spec
 
     archived = parse_spec(run.read("spec"), str(run.path / "spec.json")).to_dict()
     given = spec.to_dict()
@@ -130,13 +130,13 @@ def _short(value: Any) -> str:
 
 def _resume(path: Path, args: argparse.Namespace) -> int:
     """Continue an unfinished run with the executor policy it was started with (same thread counts)."""
-    from .archive import check_writable, open_run
-    from .parallel import choose_executor
-    from .runner import resume_experiment
-    from .spec import parse_spec
+    from reportgen.run.archive import check_writable, open_run
+    from reportgen.run.executors import choose_executor
+    from reportgen.run.runner import resume_experiment
+    from reportgen.spec import parse_spec
 
     archived = parse_spec(open_run(path).read("spec"), str(path / "spec.json"))
-    executor = choose_executor(archived, args.executor, args.workers, args.vectorize, args.address)
+    executor = choose_executor(archived, args.executor, args.workers, args.address)
     check_writable(Path(args.output_dir))
     run = resume_experiment(path, executor)
     return _finish(run, args, args.lang or archived.lang)
@@ -144,7 +144,7 @@ def _resume(path: Path, args: argparse.Namespace) -> int:
 
 def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
     """Render the report. A partial run (some trials failed) is rendered marked as such, and exits 1."""
-    from .archive import RunState
+    from reportgen.run.archive import RunState
 
     if run.state() != RunState.PARTIAL:
         return _report(run.path, args, lang)
@@ -155,7 +155,7 @@ def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
 
 
 def _report(run_path: Path, args: argparse.Namespace, lang: str | None, allow_incomplete: bool = False) -> int:
-    from .render import FORMATS, render_report
+    from reportgen.report.render import FORMATS, render_report
 
     runs = run_path if isinstance(run_path, list) else [run_path]
     print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
@@ -173,7 +173,7 @@ def _report(run_path: Path, args: argparse.Namespace, lang: str | None, allow_in
 
 def cover_options(args: argparse.Namespace) -> dict[str, Any]:
     """The cover block's command-line options (empty ones left out)."""
-    from .cover import TEXT_KEYS, parse_author_option
+    from reportgen.report.cover import TEXT_KEYS, parse_author_option
 
     cover = {key: getattr(args, key) for key in TEXT_KEYS if getattr(args, key)}
     if args.author:
@@ -182,14 +182,14 @@ def cover_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _render(args: argparse.Namespace) -> int:
-    """One run folder → its report; several → one combined report, output/<combined id>/ (combine.py)."""
+    """One run folder → its report; several → one combined report, output/<combined id>/ (report/combine.py)."""
     return _report(Path(args.runs[0]) if len(args.runs) == 1 else args.runs, args, args.lang)
 
 
 def _params(args: argparse.Namespace) -> int:
-    from .cost import check_macs_claim, count_macs, format_macs
-    from .param_audit import audit_model, check_claim, format_audit, match_mlp, parse_input_shape
-    from .registry import create_model, parse_model_ref
+    from reportgen.measure.cost import check_macs_claim, count_macs, format_macs
+    from reportgen.measure.params import audit_model, check_claim, format_audit, match_mlp, parse_input_shape
+    from reportgen.models.registry import create_model, parse_model_ref
 
     shape = parse_input_shape(args.input)
     failed = False
@@ -219,14 +219,14 @@ def _params(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .catalog import list_runs
+    from reportgen.run.listing import list_runs
 
     print(list_runs(Path(args.runs_dir)))
     return 0
 
 
 def _models(args: argparse.Namespace) -> int:
-    from .registry import describe_model, list_models
+    from reportgen.models.registry import describe_model, list_models
 
     for name in list_models(args.pattern):
         print(f"{name:22s} {describe_model(name)}")
@@ -266,7 +266,7 @@ def _at_least_one(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .data import DATASETS  # imported here: `import reportgen.cli` stays light
+    from reportgen.data.datasets import DATASETS  # imported here: `import reportgen.cli` stays light
 
     parser = _Parser(prog="reportgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -300,9 +300,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--address", metavar="ADDR",
                      help="with --executor ray: the Ray cluster, e.g. 10.0.0.5:6379 (default: a private local "
                           "instance on 127.0.0.1); --runs-dir must be on storage every node sees")
-    run.add_argument("--vectorize", choices=("auto", "on", "off"), default="auto",
-                     help="train trials differing only in lr/momentum/weight decay as one stacked model "
-                          "(auto: on with CUDA; measured 1.1-1.3x on a 2-core CPU)")
     run.add_argument("--runs-dir", default="runs")
     run.add_argument("--output-dir", default="output")
     _report_options(run)

@@ -25,5 +25,5 @@ class TrainConfig:
     weight_decay: float = 0.0
     loss: str = "cross_entropy"
     seed: int = 0
-    augment: str = ""  # train-only augmentation, canonical text of reportgen.augment.Augment ("" = none)
+    augment: str = ""  # train-only augmentation, canonical text of reportgen.data.augment.Augment ("" = none)
     precision: str = "fp32"  # "bf16": forward/loss under bfloat16 autocast (evaluation stays fp32)

@@ -16,14 +16,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .archive import sha256_file
-from .augment import Augment
-from .checklist import load_checklist
-from .cover import COVER_KEYS, parse_cover
-from .data import DATASETS, FORMATS
-from .errors import SpecError
-from .registry import ModelRef, model_code, parse_model_ref
-from .settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
+from reportgen.data.augment import Augment
+from reportgen.data.datasets import DATASETS, FORMATS
+from reportgen.errors import SpecError
+from reportgen.files import sha256_file
+from reportgen.models.registry import ModelRef, model_code, parse_model_ref
+from reportgen.report.checklist import load_checklist
+from reportgen.report.cover import COVER_KEYS, parse_cover
+from reportgen.settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
 
 SWEEPABLE = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "loss", "precision")
 LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
@@ -79,7 +79,7 @@ class ExperimentSpec:
     source: str = "<embedded default>"
     checklist: str | None = None  # "assignment" (built in) or a checklist TOML path
     max_trials: int = MAX_TRIALS
-    cover: dict[str, Any] = field(default_factory=dict)  # [report] title, course, authors…: see cover.py
+    cover: dict[str, Any] = field(default_factory=dict)  # [report] title, course, authors…: see report/cover.py
 
     def trial_count(self) -> int:
         """models × every combination of swept settings × seeds, counted without expanding anything."""

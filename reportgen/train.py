@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .augment import Augment
-from .errors import SpecError
-from .settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig  # noqa: F401 (re-exported)
+from reportgen.data.augment import Augment
+from reportgen.errors import SpecError
+from reportgen.settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig  # noqa: F401 (re-exported)
 
 EVAL_BATCH = 2000
 DIVERGED_LOSS_FACTOR = 100  # a training loss 100× the chance-level loss ln(classes) counts as diverged

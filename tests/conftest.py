@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from reportgen.cli import main
-from reportgen.data import FASHION_MNIST_DIR
+from reportgen.data.datasets import FASHION_MNIST_DIR
 
 FAST = ["--train-subset", "1500", "--test-subset", "300", "--epochs", "2", "--batch-size", "100"]
 

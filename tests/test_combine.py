@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from conftest import one_error_line, write_idx_dataset
 
-from reportgen.archive import MANIFEST_FORMAT, open_run
 from reportgen.cli import main
-from reportgen.combine import OTHER_EPOCHS, WITHHELD_MCNEMAR
+from reportgen.report.combine import OTHER_EPOCHS, WITHHELD_MCNEMAR
+from reportgen.run.archive import MANIFEST_FORMAT, open_run
 
 
 @pytest.fixture(scope="module")

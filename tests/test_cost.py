@@ -16,7 +16,8 @@ from conftest import write_idx_dataset
 from torch import nn
 
 from reportgen.cli import main
-from reportgen.cost import (
+from reportgen.errors import ModelError
+from reportgen.measure.cost import (
     NO_FORMULA_NOTE,
     check_macs_claim,
     count_macs,
@@ -25,8 +26,7 @@ from reportgen.cost import (
     measure_cost,
     measure_latency,
 )
-from reportgen.errors import ModelError
-from reportgen.registry import create_model, parse_model_ref
+from reportgen.models.registry import create_model, parse_model_ref
 
 # LeNet-5 on 1×28×28 (padding 2): conv1 28·28·6 outputs × 5·5·1; conv2 10·10·16 × 5·5·6; then 400·120, 120·84, 84·10
 LENET_MACS = 28 * 28 * 6 * 25 + 10 * 10 * 16 * 25 * 6 + 400 * 120 + 120 * 84 + 84 * 10

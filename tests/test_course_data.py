@@ -11,8 +11,8 @@ import torch
 from conftest import requires_fashion
 from PIL import Image
 
-from reportgen.data import load_dataset
-from reportgen.registry import create_model
+from reportgen.data.datasets import load_dataset
+from reportgen.models.registry import create_model
 from reportgen.train import TrainConfig, normalize, train_model
 
 pytestmark = requires_fashion

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import requires_fashion, write_idx, write_idx_dataset
 
-from reportgen.data import FASHION_MNIST_DIR, load_dataset, parse_idx
+from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset, parse_idx
 from reportgen.errors import DataError
 
 

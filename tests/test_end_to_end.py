@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import FAST, requires_fashion
 
-from reportgen.registry import create_model
+from reportgen.models.registry import create_model
 
 pytestmark = requires_fashion
 
@@ -38,7 +38,7 @@ def test_archive_holds_everything_needed_to_rerender(finished):
 
 
 def test_saved_weights_reproduce_the_saved_predictions(finished):
-    from reportgen.data import load_dataset
+    from reportgen.data.datasets import load_dataset
     from reportgen.train import evaluate
 
     trial = finished / "runs" / "e2e" / "trials" / "002-LeNet-5-BN-Dropout"
@@ -136,7 +136,7 @@ def test_list_shows_state_models_and_best_accuracy(finished, cli, tmp_path):
 
 
 def test_pdf_fetcher_reads_only_inside_the_report_folder(finished, tmp_path):
-    from reportgen.render import _restricted_fetcher
+    from reportgen.report.render import _restricted_fetcher
 
     folder = finished / "output" / "e2e"
     fetch = _restricted_fetcher(folder)

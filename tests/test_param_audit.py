@@ -12,7 +12,7 @@ from conftest import one_error_line
 from torch import nn
 
 from reportgen.errors import ModelError
-from reportgen.param_audit import (
+from reportgen.measure.params import (
     LayerAudit,
     ModelAudit,
     audit_model,
@@ -21,7 +21,7 @@ from reportgen.param_audit import (
     match_mlp,
     parse_input_shape,
 )
-from reportgen.registry import create_model
+from reportgen.models.registry import create_model
 
 try:
     from tests.fixtures_nets import AllLayersNet, BrokenViewNet, FrozenNet, TiedNet, VariantsNet
@@ -435,7 +435,7 @@ def test_pruned_model_states_stored_and_remaining_parameters() -> None:
     (ScaledTiedLinears, "10", 0, "torchinfo total: 220 ✗ MISMATCH (ours 130)"),
 ], ids=["torchscript", "tuple-output", "tied", "pruned", "unexplained"])
 def test_awkward_models_through_reportgen_params(cli, monkeypatch, factory, shape, code, expected) -> None:
-    from reportgen import registry
+    from reportgen.models import registry
 
     monkeypatch.setitem(registry._REGISTRY, "awkward", factory)  # as if a user file registered it
     result = cli("params", "awkward", "--input", shape)

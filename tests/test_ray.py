@@ -28,10 +28,10 @@ import torch
 from conftest import requires_fashion
 from torch import nn
 
-from reportgen.archive import RunArchive
 from reportgen.errors import ModelError
-from reportgen.ray_executor import RayExecutor, RayExecutorError
-from reportgen.runner import RunFailedError, run_experiment
+from reportgen.run.archive import RunArchive
+from reportgen.run.ray_executor import RayExecutor, RayExecutorError
+from reportgen.run.runner import RunFailedError, run_experiment
 from reportgen.spec import load_spec
 
 TESTS = Path(__file__).resolve().parent
@@ -351,7 +351,7 @@ def test_a_worker_that_cannot_build_the_model_stops_the_sweep_with_the_reason(tm
 
 def test_without_ray_the_executor_says_how_to_install_it():
     code = ("import sys; sys.modules['ray'] = None\n"
-            "import reportgen.ray_executor as r\n"  # importing works without Ray …
+            "import reportgen.run.ray_executor as r\n"  # importing works without Ray …
             "try:\n    r.RayExecutor()\nexcept r.ReportgenError as e:\n    print(e)")  # … using it does not
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "Ray is not installed: pip install .[ray]", out

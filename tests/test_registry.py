@@ -2,7 +2,7 @@ import pytest
 from torch import nn
 
 from reportgen.errors import ModelError
-from reportgen.registry import create_model, list_models, parse_model_ref
+from reportgen.models.registry import create_model, list_models, parse_model_ref
 
 
 def count(model: nn.Module) -> int:

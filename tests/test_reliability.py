@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import requires_fashion
 
-from reportgen.archive import RunArchive
 from reportgen.errors import ArchiveError
+from reportgen.run.archive import RunArchive
 
 pytestmark = requires_fashion
 
@@ -104,7 +104,7 @@ def test_concurrent_runs_never_share_a_folder(tmp_path):
 
 def test_a_run_being_written_cannot_be_resumed_by_another_process(tmp_path):
     run = RunArchive.create(tmp_path, "busy", {})
-    child = subprocess.run([sys.executable, "-c", ("from reportgen.archive import open_run; "
+    child = subprocess.run([sys.executable, "-c", ("from reportgen.run.archive import open_run; "
                             f"open_run({str(run.path)!r}).lock()")], capture_output=True, text=True, check=False)
     assert child.returncode != 0 and "another reportgen process" in child.stderr
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import requires_fashion
 
-from reportgen.render import render_report
+from reportgen.report.render import render_report
 
 pytestmark = requires_fashion
 CHROMIUM = shutil.which("chromium")

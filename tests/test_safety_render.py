@@ -19,7 +19,7 @@ import torch
 from conftest import one_error_line, write_idx_dataset
 from torch import nn
 
-from reportgen.data import DATASETS, FASHION_MNIST_DIR
+from reportgen.data.datasets import DATASETS, FASHION_MNIST_DIR
 
 TESTS = Path(__file__).parent
 

@@ -24,12 +24,12 @@ from conftest import one_error_line, write_idx
 from PIL import Image
 from torch import nn
 
-from reportgen import archive as archive_module
-from reportgen.archive import RunArchive, RunState, TrialState, json_bytes, validate_run_id
 from reportgen.cli import split_models
 from reportgen.errors import ArchiveError, ReportgenError, SpecError
-from reportgen.parallel import ProcessExecutor, choose_executor
-from reportgen.runner import LocalExecutor, run_experiment
+from reportgen.run import archive as archive_module
+from reportgen.run.archive import RunArchive, RunState, TrialState, json_bytes, validate_run_id
+from reportgen.run.executors import ProcessExecutor, choose_executor
+from reportgen.run.runner import LocalExecutor, run_experiment
 from reportgen.spec import load_spec
 
 # ------------------------------------------------------------------ test models (module:Class references)
@@ -285,14 +285,12 @@ def test_models_option_splits_only_on_top_level_commas(workdir, cli, idx_dir):
 
 def test_executor_policy_is_one_public_function(tmp_path):
     spec = load_spec(None, {"models": [{"name": "mlp"}, {"name": "lenet5"}], "device": "cpu"})
-    assert isinstance(choose_executor(spec, "auto", workers=2, vectorize="off"), ProcessExecutor)
+    assert isinstance(choose_executor(spec, "auto", workers=2), ProcessExecutor)
     assert isinstance(choose_executor(spec, "auto", workers=1), LocalExecutor)
-    assert choose_executor(spec, "local", vectorize=True).vectorize is True
+    assert isinstance(choose_executor(spec, "local"), LocalExecutor)
     for kwargs, message in [({"workers": 0}, "workers: expected an integer ≥ 1, got 0"),
                             ({"workers": True}, "workers"),
                             ({"executor": "gpu"}, "executor 'gpu'"),
-                            ({"vectorize": "maybe"}, "vectorize 'maybe'"),
-                            ({"executor": "ray", "vectorize": "on"}, "needs executor 'local'"),
                             ({"address": "10.0.0.5:6379"}, "needs executor 'ray'")]:
         with pytest.raises(ReportgenError, match=message):
             choose_executor(spec, **kwargs)

@@ -5,9 +5,9 @@ from dataclasses import asdict
 import pytest
 from conftest import FAST, requires_fashion
 
-from reportgen.lint import lint_trials
-from reportgen.report import TrialSummary
-from reportgen.significance import fashion_benchmarks, mcnemar, seed_aggregates
+from reportgen.report.findings import lint_trials
+from reportgen.report.significance import fashion_benchmarks, mcnemar, seed_aggregates
+from reportgen.report.summary import TrialSummary
 from reportgen.train import TrainConfig
 
 
@@ -94,7 +94,7 @@ def test_diverging_adam_trial_is_flagged_while_siblings_complete(workdir, cli):
 def test_exact_binomial_p_matches_scipy(k, n):
     from scipy import stats
 
-    from reportgen.significance import _exact_binomial_p
+    from reportgen.report.significance import _exact_binomial_p
 
     assert _exact_binomial_p(k, n) == pytest.approx(stats.binomtest(k, n, 0.5).pvalue, abs=1e-12)
 

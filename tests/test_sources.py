@@ -12,9 +12,8 @@ import torch
 from conftest import requires_fashion
 from PIL import Image
 
-from reportgen.data import CLASS_NAMES, load_dataset
-from reportgen.errors import DataError
-from reportgen.sources import (
+from reportgen.data.datasets import CLASS_NAMES, load_dataset
+from reportgen.data.image_files import (
     decode_class_folders,
     decode_png_folder,
     decode_png_tar,
@@ -22,6 +21,7 @@ from reportgen.sources import (
     load_image_splits,
     source_checksum,
 )
+from reportgen.errors import DataError
 
 
 def png_bytes(pixels: torch.Tensor, fmt: str = "PNG") -> bytes:

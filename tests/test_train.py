@@ -5,8 +5,8 @@ import recording_nets
 import torch
 from conftest import requires_fashion
 
-from reportgen.data import load_dataset
-from reportgen.registry import create_model
+from reportgen.data.datasets import load_dataset
+from reportgen.models.registry import create_model
 from reportgen.train import TrainConfig, epoch_permutation, train_model
 
 pytestmark = requires_fashion
@@ -92,9 +92,8 @@ def test_engine_has_no_device_specific_branches():
     import inspect
 
     import reportgen.train as engine
-    import reportgen.vectorized as stacked
 
     for function in (engine.train_epoch, engine.evaluate, engine.train_model, engine.normalize,
-                     engine.batch_augmenter, stacked.train_stacked):
+                     engine.batch_augmenter):
         source = inspect.getsource(function)
         assert "cuda" not in source and '"cpu"' not in source, function.__name__

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import register_model
+from reportgen.models.registry import register_model
 
 
 class LeNet5(nn.Module):

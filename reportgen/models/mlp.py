@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..registry import register_model
+from reportgen.models.registry import register_model
 
 
 class MLP(nn.Module):

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import struct
 import tarfile
-import tempfile
 import warnings
 import zlib
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +21,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import DataError
+from reportgen.errors import DataError
+from reportgen.files import atomic_write, sha256_file
 
 NAME_PATTERN = re.compile(r"(\d+)_(\d+)\.png", re.IGNORECASE)  # {number}_{label}.png
 CLASS_FOLDER_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -225,26 +224,18 @@ def decode_class_folders(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[s
 
 # ---------------------------------------------------------------- checksums and cache
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(2**20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def source_checksum(path: Path) -> str:
     """sha256 of a file; for a folder, sha256 over sorted (relative path, file sha256) pairs."""
     path = Path(path)
     try:
         if path.is_file():
-            return _file_sha256(path)
+            return sha256_file(path)
         if not path.is_dir():
             raise DataError(f"{path}: does not exist")
         digest = hashlib.sha256()
         for file in sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix()):
             # NUL cannot occur in a path, so (path, hash) pairs cannot run into each other
-            digest.update(f"{file.relative_to(path).as_posix()}\0{_file_sha256(file)}\0".encode())
+            digest.update(f"{file.relative_to(path).as_posix()}\0{sha256_file(file)}\0".encode())
         return digest.hexdigest()
     except OSError as exc:
         raise DataError(f"{path}: cannot read for checksum ({exc})") from exc
@@ -283,21 +274,11 @@ def _read_cache(file: Path, checksum: str, decode: Callable) -> Decoded | None:
 def _write_cache(file: Path, checksum: str, decode: Callable, result: Decoded) -> None:
     """Atomic: a crash mid-write leaves a stray temp file, never a half-written cache entry."""
     payload = {"checksum": checksum, "decoder": decode.__name__, "result": list(result)}
-    tmp: str | None = None
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, file)
-        tmp = None
+        atomic_write(file, lambda handle: torch.save(payload, handle))
     except OSError as exc:  # an unwritable cache must not stop training; it only costs the next run time
         warnings.warn(f"could not write dataset cache {file}: {exc}", stacklevel=3)
-    finally:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
 
 
 def load_cached(path: Path, decode: Callable[[Path], Decoded], cache_dir: Path) -> tuple[Decoded, dict[str, str]]:

@@ -32,7 +32,7 @@ PARTICLES = [("이", "가"), ("은", "는"), ("을", "를"), ("과", "와"), ("�
 PARTICLE_SPECS = {f"{a}/{b}": pair for pair in PARTICLES for a, b in (pair, pair[::-1])} | {"(으)로": ("으로", "로")}
 
 
-# English sentences archived with a run (data.py's source, param_audit.py's formula notes): the only
+# English sentences archived with a run (data/datasets.py's source, measure/params.py's formula notes): the only
 # keys matched as patterns, so no user text (a model label, a path) is ever taken for a sentence.
 RECORDED_PATTERNS = (
     "IDX files in {path}", "torchvision {dataset} download", "{formula} (+{count} running stats, not trainable)",

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .param_audit import evaluating, measure_torchinfo_mult_adds, model_device, refuse_torchscript
+from reportgen.measure.params import evaluating, measure_torchinfo_mult_adds, model_device, refuse_torchscript
 
 CONVENTION = ("1 MAC = 1 multiply + 1 add = 2 FLOPs, per image; bias additions are not MACs; "
               "BatchNorm in eval is one multiply-add per element")

@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from statistics import fmean
 from typing import Any
 
-from .archive import RunArchive
-from .settings import TrainConfig
+from reportgen.run.archive import RunArchive
+from reportgen.settings import TrainConfig
 
 SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "augment",
                 "precision", "seed")

@@ -23,16 +23,23 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import __version__
-from .archive import FINISHED_TRIALS, TEST_IMAGES, RunArchive, RunState, TrialState, open_run, validate_run_id
-from .cost import measure_cost
-from .data import Dataset, load_dataset, load_recorded_dataset
-from .errors import ArchiveError, ModelError, ReportgenError
-from .param_audit import ModelAudit, audit_model
-from .registry import create_model
-from .spec import ExperimentSpec, Trial, parse_spec
-from .train import EpochMetrics, TrainResult, batches_per_epoch, make_optimizer, select_device, train_model
-from .vectorized import can_vectorize, group_key, train_stacked
+from reportgen import __version__
+from reportgen.data.datasets import Dataset, load_dataset, load_recorded_dataset
+from reportgen.errors import ArchiveError, ModelError, ReportgenError
+from reportgen.measure.cost import measure_cost
+from reportgen.measure.params import ModelAudit, audit_model
+from reportgen.models.registry import create_model
+from reportgen.run.archive import (
+    FINISHED_TRIALS,
+    TEST_IMAGES,
+    RunArchive,
+    RunState,
+    TrialState,
+    open_run,
+    validate_run_id,
+)
+from reportgen.spec import ExperimentSpec, Trial, parse_spec
+from reportgen.train import EpochMetrics, TrainResult, batches_per_epoch, make_optimizer, select_device, train_model
 
 Log = Callable[[str], None]
 
@@ -140,7 +147,7 @@ def describe_output(output: Any) -> str:
 
 
 class Executor(Protocol):
-    """Where trials run: in this process (LocalExecutor) or elsewhere (reportgen.ray_executor).
+    """Where trials run: in this process (LocalExecutor) or elsewhere (reportgen.run.ray_executor).
 
     An executor calls `runner(trial)` — or the equivalent in a worker, see `run_trial_in_worker` —
     for every trial; the runner writes each trial's results into the run archive.
@@ -150,28 +157,11 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """Runs trials in this process, one after another; with `vectorize`, trials that differ only in
-    lr / momentum / weight decay train together as one stacked model (reportgen.vectorized)."""
-
-    def __init__(self, vectorize: bool = False) -> None:
-        self.vectorize = vectorize
+    """Runs trials in this process, one after another."""
 
     def map(self, trials: list[Trial], runner: TrialRunner) -> None:
-        for group in (stack_groups(trials) if self.vectorize else [[t] for t in trials]):
-            if len(group) > 1:
-                runner.run_stack(group)
-            else:
-                runner(group[0])
-
-
-def stack_groups(trials: list[Trial]) -> list[list[Trial]]:
-    """Trials that can share one stack (same model, init, data order, loss, optimizer), in spec order."""
-    groups: dict[tuple, list[Trial]] = {}
-    for trial in trials:
-        stackable = trial.config.precision == "fp32" and can_vectorize(create_model(trial.model.ref))
-        key = group_key(trial.config, trial.model.label) if stackable else (trial.trial_id,)
-        groups.setdefault(key, []).append(trial)
-    return list(groups.values())
+        for trial in trials:
+            runner(trial)
 
 
 def epoch_line(label: str, metrics: EpochMetrics, epochs: int) -> str:
@@ -229,41 +219,6 @@ class TrialRunner:
                              on_batch=self.bar.update, validation=self.validation)
         self._finish(trial, model, result)
         return result
-
-    def run_stack(self, trials: list[Trial]) -> None:
-        """Train a group as one stacked model. Stacks keep no per-epoch checkpoint: an interrupted
-        group is retrained from the start (trials already finished are skipped)."""
-        pending = [t for t in trials if not self._finished(t)]
-        if len(pending) < 2 or self.validation is not None:  # stacks evaluate the test split only
-            for trial in pending:
-                self(trial)
-            return
-        models = []
-        for trial in pending:
-            torch.manual_seed(trial.config.seed)
-            models.append(create_model(trial.model.ref).to(self.device))
-            self._register(trial)
-        histories: list[list[EpochMetrics]] = [[] for _ in pending]
-
-        def on_epoch(k: int, epoch: int, metrics: EpochMetrics) -> None:
-            histories[k].append(metrics)
-            self.run.write_epochs(pending[k].trial_id, histories[k])
-            self.bar.write(epoch_line(f"{pending[k].model.label} [{pending[k].trial_id[:3]}]", metrics,
-                                      pending[k].config.epochs))
-
-        try:
-            results = train_stacked(models, *self.tensors, self.data.mean, self.data.std,
-                                    [t.config for t in pending], on_epoch=on_epoch,
-                                    on_batch=lambda n: self.bar.update(n * len(pending)))
-        except ReportgenError:  # e.g. the archive cannot be written: retrying one by one would not help
-            raise
-        except Exception as exc:  # noqa: BLE001 — a stack that fails is retried one trial at a time
-            self.log(f"warning: stacked training of {len(pending)} trials failed ({exc}); training them one by one")
-            for trial in pending:
-                self(trial)
-            return
-        for trial, model, result in zip(pending, models, results):
-            self._finish(trial, model, result)
 
     def _finished(self, trial: Trial) -> bool:
         if self.run.trial_status(trial.trial_id) in FINISHED_TRIALS:

@@ -12,9 +12,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import SpecError
-from .i18n import Message, Translator
-from .report import regularization_effect
+from reportgen.errors import SpecError
+from reportgen.report.i18n import Message, Translator
+from reportgen.report.summary import regularization_effect
 
 Evidence = Message | list[Message]
 Check = Callable[..., tuple[bool, Evidence]]

@@ -11,7 +11,7 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
-from .report import SETTING_KEYS, TrialSummary
+from reportgen.report.summary import SETTING_KEYS, TrialSummary
 
 SIGNIFICANCE = 0.05
 FASHION_README = Path("/usr/share/doc/dataset-fashion-mnist/README.md.gz")

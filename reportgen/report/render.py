@@ -20,14 +20,13 @@ import jinja2
 import markupsafe
 import pandas as pd
 
-from .archive import ArchiveError, RunArchive, atomic_write_json, validate_run_id
-from .checklist import evaluate_checklist, load_checklist
-from .combine import differences, open_runs, test_set_checksum
-from .cover import cover_rows, merge_cover
-from .i18n import Translator, translator
-from .lint import format_warning, lint_trials
-from .markdown import render_markdown, write_latex_tables
-from .plots import (
+from reportgen.report.checklist import evaluate_checklist, load_checklist
+from reportgen.report.combine import differences, open_runs, test_set_checksum
+from reportgen.report.cover import cover_rows, merge_cover
+from reportgen.report.findings import format_warning, lint_trials
+from reportgen.report.i18n import Translator, translator
+from reportgen.report.markdown import render_markdown, write_latex_tables
+from reportgen.report.plots import (
     confusion_svg,
     cost_scatter_svg,
     curves_svg,
@@ -37,7 +36,8 @@ from .plots import (
     model_panels_svg,
     sweep_panels_svg,
 )
-from .report import (
+from reportgen.report.significance import literature, pairwise_mcnemar, seed_aggregates
+from reportgen.report.summary import (
     TrialSummary,
     before_after,
     best_per_model,
@@ -55,7 +55,7 @@ from .report import (
     sweep_pivot,
     top_confusions,
 )
-from .significance import literature, pairwise_mcnemar, seed_aggregates
+from reportgen.run.archive import ArchiveError, RunArchive, atomic_write_json, validate_run_id
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
@@ -89,7 +89,7 @@ def _reload_test_images(run: RunArchive):
     images = run.test_images()
     if images is not None:
         return images
-    from .data import load_recorded_dataset  # loads torch: only for older runs
+    from reportgen.data.datasets import load_recorded_dataset  # loads torch: only for older runs
 
     spec = run.read("spec")
     return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"]).test_images.numpy()

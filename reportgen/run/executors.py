@@ -13,15 +13,14 @@ import multiprocessing
 import signal
 from typing import TYPE_CHECKING
 
-from .errors import ReportgenError
-from .runner import run_trial_in_worker
+from reportgen.errors import ReportgenError
+from reportgen.run.runner import run_trial_in_worker
 
 if TYPE_CHECKING:
-    from .runner import Executor, TrialRunner
-    from .spec import ExperimentSpec, Trial
+    from reportgen.run.runner import Executor, TrialRunner
+    from reportgen.spec import ExperimentSpec, Trial
 
 EXECUTORS = ("auto", "local", "process", "ray")
-VECTORIZE = ("auto", "on", "off")
 
 PR_SET_PDEATHSIG = 1
 
@@ -69,41 +68,33 @@ class ProcessExecutor:
             pool.join()
 
 
-def choose_executor(spec: ExperimentSpec, executor: str = "auto", workers: int = 2, vectorize: str | bool = "auto",
+def choose_executor(spec: ExperimentSpec, executor: str = "auto", workers: int = 2,
                     address: str | None = None) -> Executor:
     """Where the trials of `spec` run — the policy of `reportgen run`, for the CLI and the Python API.
 
     executor: "auto" (CPU: `workers` single-threaded worker processes when there are several trials;
-    CUDA or stacking: this process), "local" (this process, one trial after another), "process"
-    (worker processes), "ray" (reportgen.ray_executor; `address` of an existing cluster or None for
-    a private local instance). vectorize: "auto" (on with CUDA), "on"/True, "off"/False — train
-    trials that differ only in lr / momentum / weight decay as one stacked model (local only).
+    CUDA: this process), "local" (this process, one trial after another), "process"
+    (worker processes), "ray" (reportgen.run.ray_executor; `address` of an existing cluster or None for
+    a private local instance).
     Everything is checked here, before any data is read or any run folder created.
     """
     if executor not in EXECUTORS:
         raise ReportgenError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ReportgenError(f"workers: expected an integer ≥ 1, got {workers!r}")
-    if isinstance(vectorize, bool):
-        vectorize = "on" if vectorize else "off"
-    if vectorize not in VECTORIZE:
-        raise ReportgenError(f"vectorize {vectorize!r}: expected one of {', '.join(VECTORIZE)}")
     if executor == "ray":
-        if vectorize == "on":
-            raise ReportgenError("vectorize 'on' (--vectorize on) needs executor 'local': Ray runs one trial per task")
-        from .ray_executor import RayExecutor
+        from reportgen.run.ray_executor import RayExecutor
 
         return RayExecutor(address)  # the runs folder must be on storage that every node sees
     if address:
         raise ReportgenError(f"address {address!r} (--address) needs executor 'ray' (--executor ray)")
-    from .runner import LocalExecutor
+    from reportgen.run.runner import LocalExecutor
 
     cuda = spec.device.startswith("cuda") or (spec.device == "auto" and _cuda_available())
-    stack = {"on": True, "off": False}.get(vectorize, cuda)
-    if executor == "process" or (executor == "auto" and not cuda and not stack and spec.trial_count() > 1
+    if executor == "process" or (executor == "auto" and not cuda and spec.trial_count() > 1
                                  and workers > 1):
         return ProcessExecutor(workers=workers)
-    return LocalExecutor(vectorize=stack)
+    return LocalExecutor()
 
 
 def _cuda_available() -> bool:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .i18n import Translator, translator
-from .report import TrialSummary
+from reportgen.report.i18n import Translator, translator
+from reportgen.report.summary import TrialSummary
 
 CHANCE_MARGIN = 0.02  # accuracy within 2 points of 1/classes counts as chance level
 OVERFIT_GAP = 0.05    # final train accuracy this far above test accuracy suggests overfitting

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from .errors import SpecError
+from reportgen.errors import SpecError
 
 TEXT_KEYS = ("title", "course", "professor", "department", "date")
 COVER_KEYS = (*TEXT_KEYS, "authors")

@@ -20,7 +20,6 @@ import csv
 import ctypes
 import errno
 import functools
-import hashlib
 import io
 import json
 import math
@@ -35,7 +34,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchiveError
+from reportgen.errors import ArchiveError
+from reportgen.files import atomic_write, sha256_file
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: `$` would allow a final "\n"
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
@@ -116,17 +116,8 @@ def _archive_write(method):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with _writing(path):
-            with open(tmp, "xb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with _writing(path):
+        atomic_write(path, lambda handle: handle.write(data))
 
 
 def json_safe(value: Any) -> Any:
@@ -154,14 +145,6 @@ def read_json(path: Path) -> Any:
         return json.loads(path.read_text("utf-8"))
     except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
         raise ArchiveError(f"{path}: cannot read ({exc})") from exc
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def rows_to_csv(rows: list[dict[str, Any]], fields: tuple[str, ...] | list[str]) -> bytes:

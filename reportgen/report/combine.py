@@ -20,9 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
-from .archive import MANIFEST_FORMAT, ArchiveError, RunArchive, open_run, read_json, validate_run_id
-from .report import SETTING_KEYS
-from .settings import TrainConfig
+from reportgen.report.summary import SETTING_KEYS
+from reportgen.run.archive import MANIFEST_FORMAT, ArchiveError, RunArchive, open_run, read_json, validate_run_id
+from reportgen.settings import TrainConfig
 
 READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
 MISSING = "–"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .archive import RunArchive
-from .errors import ArchiveError
+from reportgen.errors import ArchiveError
+from reportgen.run.archive import RunArchive
 
 
 def run_rows(root: Path) -> list[dict[str, str]]:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ModelError
+from reportgen.errors import ModelError
 
 FORMATS = ("table", "csv", "json", "markdown")
 DOT = "·"

@@ -1,6 +1,6 @@
 """Scale-out: run the trials of a sweep as Ray tasks, with the same spec and the same run archive.
 
-    from reportgen.ray_executor import RayExecutor
+    from reportgen.run.ray_executor import RayExecutor
     run_experiment(spec, Path("runs"), executor=RayExecutor())                    # local Ray, 127.0.0.1 only
     run_experiment(spec, Path("/shared/runs"), executor=RayExecutor("10.0.0.5:6379"))  # existing cluster
 
@@ -14,13 +14,13 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .archive import FINISHED_TRIALS, TrialState
-from .errors import ArchiveError, DataError, ReportgenError
-from .runner import run_trial_in_worker
+from reportgen.errors import ArchiveError, DataError, ReportgenError
+from reportgen.run.archive import FINISHED_TRIALS, TrialState
+from reportgen.run.runner import run_trial_in_worker
 
 if TYPE_CHECKING:
-    from .runner import TrialRunner
-    from .spec import Trial
+    from reportgen.run.runner import TrialRunner
+    from reportgen.spec import Trial
 
 LOOPBACK = "127.0.0.1"
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import DataError
+from reportgen.errors import DataError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_FILES = {
@@ -223,7 +223,7 @@ def _idx_source(dataset: str, data_dir: str | Path | None, cache_dir: Path):
 
 
 def _image_source(dataset: str, fmt: str, train: str | None, test: str | None, cache_dir: Path):
-    from .sources import load_image_splits
+    from reportgen.data.image_files import load_image_splits
 
     if not train or not test:
         raise DataError(f"data format {fmt!r} needs both 'data.train' and 'data.test' paths")

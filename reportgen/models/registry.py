@@ -33,8 +33,8 @@ from typing import Any
 
 from torch import nn
 
-from .archive import sha256_file
-from .errors import ModelError
+from reportgen.errors import ModelError
+from reportgen.files import sha256_file
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _DESCRIPTIONS: dict[str, str] = {}

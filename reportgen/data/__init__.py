@@ -1,0 +1,1 @@
+"""Data stage: datasets from IDX, PNG archives and folders; train-only augmentation."""

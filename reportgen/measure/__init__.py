@@ -1,0 +1,1 @@
+"""Audit stage: parameter counts with formulas, MACs, latency and size of a model."""

@@ -1,0 +1,1 @@
+"""Report stage: summaries, statistics, findings, checklist, plots and the rendered documents."""
