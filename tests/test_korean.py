@@ -181,7 +181,7 @@ def test_message_values_are_translated_before_the_sentence():
 # ------------------------------------------------------------------ catalogue coverage
 
 def _module_messages(path: Path) -> set[str]:
-    """String literals the module hands to the translator: translate("…"), Message("…"), Warning_(_, _, "…"),
+    """String literals the module hands to the translator: translate("…"), Message("…"), Finding(_, _, "…"),
     and the values of its message tables (UPPER_CASE dicts and strings)."""
     tree, found = ast.parse(path.read_text("utf-8")), set()
 
@@ -195,7 +195,7 @@ def _module_messages(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and node.args:
             name = getattr(node.func, "id", getattr(node.func, "attr", ""))
-            argument = {"translate": 0, "Message": 0, "Warning_": 2, "_": 0}.get(name)
+            argument = {"translate": 0, "Message": 0, "Finding": 2, "_": 0}.get(name)
             if argument is not None and len(node.args) > argument:
                 found.add(literal(node.args[argument]))
         if isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id.isupper() for t in node.targets):

@@ -5,7 +5,7 @@ from dataclasses import asdict
 import pytest
 from conftest import FAST, requires_fashion
 
-from reportgen.report.findings import lint_trials
+from reportgen.report.findings import review_trials
 from reportgen.report.significance import fashion_benchmarks, mcnemar, seed_aggregates
 from reportgen.report.summary import TrialSummary
 from reportgen.train import TrainConfig
@@ -47,7 +47,7 @@ def summary(label, test_accs, train_loss=None, loss="cross_entropy", seed=0, sta
 
 def test_chance_level_and_cross_loss_lints():
     trials = [summary("stuck", [0.10, 0.11, 0.1135]), summary("good", [0.8, 0.85], loss="nll")]
-    codes = {(w.code, w.trial_id) for w in lint_trials(trials, 10, settings_identical=True)}
+    codes = {(w.code, w.trial_id) for w in review_trials(trials, 10, settings_identical=True)}
     assert ("chance", "000-stuck") in codes
     assert ("cross_loss", "") in codes
     assert not any(trial == "000-good" for code, trial in codes if code == "chance")
@@ -55,7 +55,7 @@ def test_chance_level_and_cross_loss_lints():
 
 def test_loss_that_never_decreases_and_settings_that_differ():
     trials = [summary("flat", [0.5, 0.5, 0.5], train_loss=[1.0, 1.2, 1.1])]
-    codes = {w.code for w in lint_trials(trials, 10, settings_identical=False)}
+    codes = {w.code for w in review_trials(trials, 10, settings_identical=False)}
     assert {"no_decrease", "settings_differ"} <= codes
 
 

@@ -1,4 +1,5 @@
-"""Warnings a careful reviewer would raise about a comparison, shown atop the report and on the console."""
+"""Findings a careful reviewer would raise about a comparison (failed, diverged, chance level, overfitting,
+mismatched settings), shown as warnings atop the report and on the console."""
 from __future__ import annotations
 
 import math
@@ -12,20 +13,20 @@ OVERFIT_GAP = 0.05    # final train accuracy this far above test accuracy sugges
 
 
 @dataclass(frozen=True)
-class Warning_:
+class Finding:
     code: str
     trial_id: str
     message: str  # English; the template translates by code and formats with `values`
     values: dict
 
 
-def lint_trials(trials: list[TrialSummary], num_classes: int, settings_identical: bool) -> list[Warning_]:
-    warnings: list[Warning_] = []
+def review_trials(trials: list[TrialSummary], num_classes: int, settings_identical: bool) -> list[Finding]:
+    findings: list[Finding] = []
     chance = 1.0 / num_classes
     for t in trials:
         if t.status == "failed":
             last_line = (t.error.strip().splitlines() or ["unknown error"])[-1]
-            warnings.append(Warning_("failed", t.trial_id, "{model} ({trial}) failed: {error}",
+            findings.append(Finding("failed", t.trial_id, "{model} ({trial}) failed: {error}",
                                      {"model": t.label, "trial": t.trial_id, "error": last_line}))
             continue
         if not t.epochs:
@@ -33,34 +34,34 @@ def lint_trials(trials: list[TrialSummary], num_classes: int, settings_identical
         losses = [e["train_loss"] for e in t.epochs]
         values = {"model": t.label, "trial": t.trial_id}
         if t.status == "diverged" or not all(x is not None and math.isfinite(x) for x in losses):
-            warnings.append(Warning_("diverged", t.trial_id, "{model} ({trial}) diverged: the training loss "
+            findings.append(Finding("diverged", t.trial_id, "{model} ({trial}) diverged: the training loss "
                                      "became NaN/inf or exploded; training stopped, results kept but not "
                                      "comparable", values))
             continue
         if t.final.get("test_acc") is None:
             continue
         if t.final["test_acc"] <= chance + CHANCE_MARGIN:
-            warnings.append(Warning_("chance", t.trial_id, "{model} ({trial}) is at chance level "
+            findings.append(Finding("chance", t.trial_id, "{model} ({trial}) is at chance level "
                                      "({acc:.2f}% ≤ {limit:.0f}%): it did not learn; do not compare it as trained",
                                      values | {"acc": 100 * t.final["test_acc"],
                                                "limit": 100 * (chance + CHANCE_MARGIN)}))
         elif len(losses) > 1 and min(losses[1:]) >= losses[0]:
-            warnings.append(Warning_("no_decrease", t.trial_id, "{model} ({trial}): training loss never "
+            findings.append(Finding("no_decrease", t.trial_id, "{model} ({trial}): training loss never "
                                      "decreased below its first epoch", values))
         gap = t.final["train_acc"] - t.final["test_acc"]
         if gap > OVERFIT_GAP:
-            warnings.append(Warning_("overfit", t.trial_id, "{model} ({trial}): train accuracy exceeds test "
+            findings.append(Finding("overfit", t.trial_id, "{model} ({trial}): train accuracy exceeds test "
                                      "accuracy by {gap:.1f} points — likely overfitting",
                                      values | {"gap": 100 * gap}))
     if len({t.config["loss"] for t in trials}) > 1:
-        warnings.append(Warning_("cross_loss", "", "trials use different loss functions; their loss values "
+        findings.append(Finding("cross_loss", "", "trials use different loss functions; their loss values "
                                  "are on different scales — compare accuracy, not loss", {}))
     if not settings_identical:
-        warnings.append(Warning_("settings_differ", "", "the models were not all trained with the same "
+        findings.append(Finding("settings_differ", "", "the models were not all trained with the same "
                                  "settings; differences may come from the settings, not the models", {}))
-    return warnings
+    return findings
 
 
-def format_warning(warning: Warning_, translate: Translator | None = None) -> str:
+def format_finding(warning: Finding, translate: Translator | None = None) -> str:
     """The warning in the report's language (English without a translator)."""
     return (translate or translator("en"))(warning.message, **warning.values)

@@ -23,7 +23,7 @@ import pandas as pd
 from reportgen.report.checklist import evaluate_checklist, load_checklist
 from reportgen.report.combine import differences, open_runs, test_set_checksum
 from reportgen.report.cover import cover_rows, merge_cover
-from reportgen.report.findings import format_warning, lint_trials
+from reportgen.report.findings import format_finding, review_trials
 from reportgen.report.i18n import Translator, translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
 from reportgen.report.plots import (
@@ -232,7 +232,7 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
     for metric in ("loss", "acc"):
         curves_svg(series, metric, colors, translate, figures / f"{metric}.svg")
     predictions = {t.trial_id: run.predictions(t.trial_id) for t in best}
-    warnings = lint_trials(trials, len(data["classes"]), settings["identical"])
+    warnings = review_trials(trials, len(data["classes"]), settings["identical"])
     test_set = {t.label: test_set_checksum(run.origin(t.trial_id)) for t in best}  # combined runs may differ
     tests = [row for row in pairwise_mcnemar(best, predictions) if test_set[row["a"]] == test_set[row["b"]]]
     improvements = before_after(trials)
@@ -247,7 +247,7 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
     context = {
         "lang": lang, "run_id": run.run_id, "status": run.status(), "spec": spec, "env": env, "data": data,
         "trials": trials, "models": models, "colors": colors, "settings": settings, "warnings": warnings,
-        "format_warning": format_warning, "comparison": ranked_rows([t.comparison_row() for t in trials]),
+        "format_warning": format_finding, "comparison": ranked_rows([t.comparison_row() for t in trials]),
         "before_after": improvements, "aggregates": seed_aggregates(trials), "mcnemar": tests,
         "heatmaps": _heatmaps(trials, settings["varied"], figures, translate),
         "sweep_panels": _sweep_panels(trials, settings["varied"], colors, figures, translate),
@@ -282,7 +282,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
         "seed_aggregates": context["aggregates"], "mcnemar": context["mcnemar"],
         "differences": context["differences"],
         "conclusion": context["conclusion"], "checklist": context["checklist"],
-        "warnings": [{"code": w.code, "trial_id": w.trial_id, "message": format_warning(w)}
+        "warnings": [{"code": w.code, "trial_id": w.trial_id, "message": format_finding(w)}
                      for w in context["warnings"]],
         "epochs": {t.trial_id: t.epochs for t in context["trials"]},
         "averages": {t.trial_id: t.average for t in context["trials"]},
