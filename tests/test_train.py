@@ -1,20 +1,24 @@
+"""The training engine on a small learnable IDX set: reproducibility, shared batch order, divergence,
+losses, bf16 autocast and device placement."""
 import math
 
 import pytest
 import recording_nets
 import torch
-from conftest import requires_fashion
+from conftest import write_idx_dataset
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
 
 from reportgen.data.datasets import load_dataset
 from reportgen.models.registry import create_model
-from reportgen.train import TrainConfig, epoch_permutation, train_model
-
-pytestmark = requires_fashion
+from reportgen.train import TrainConfig, epoch_permutation, evaluate, train_epoch, train_model
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_dataset("fashion-mnist", train_subset=1200, test_subset=300)
+def data(tmp_path_factory):
+    folder = write_idx_dataset(tmp_path_factory.mktemp("idx"), n_train=1200, n_test=300)
+    return load_dataset("mnist", data_dir=folder)  # "fashion-mnist" would check the real files' sha256
 
 
 def fit(data, name: str, config: TrainConfig):
@@ -67,11 +71,53 @@ def test_other_losses_train(data, loss, model):
     assert math.isfinite(result.history[0].test_loss) and result.history[0].test_acc > 0.3
 
 
-def test_bf16_autocast_trains_on_the_same_code_path(data):
+class PrecisionProbe(nn.Module):
+    """A small net that notes, on every call, whether autocast was on and which dtypes its layers saw."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden, self.out = nn.Linear(784, 32), nn.Linear(32, 10)
+        self.calls: list[dict] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.hidden(x.flatten(1))
+        output = self.out(hidden.relu())
+        device = x.device.type
+        self.calls.append({"training": self.training, "autocast": torch.is_autocast_enabled(device),
+                           "autocast_dtype": torch.get_autocast_dtype(device), "input": x.dtype,
+                           "hidden": hidden.dtype, "output": output.dtype})
+        return output
+
+
+def probe_calls(data, precision: str) -> tuple[list[dict], list[dict], float]:
+    torch.manual_seed(0)
+    probe = PrecisionProbe()
+    result = train_model(probe, data.train_images, data.train_labels, data.test_images, data.test_labels,
+                         data.mean, data.std, TrainConfig(epochs=1, batch_size=100, seed=0, precision=precision))
+    training = [c for c in probe.calls if c["training"]]
+    return training, [c for c in probe.calls if not c["training"]], result.history[0].train_loss
+
+
+def test_bf16_trains_under_bfloat16_autocast_and_evaluates_in_fp32(data):
+    training, evaluation, loss = probe_calls(data, "bf16")
+    assert len(training) == 12 and evaluation  # 1200 images / 100 per batch, then the test split
+    for call in training:  # the batch arrives in fp32; the layers compute in bfloat16 under autocast
+        assert call["autocast"] and call["autocast_dtype"] == torch.bfloat16, call
+        assert call["input"] == torch.float32 and call["hidden"] == call["output"] == torch.bfloat16, call
+    for call in evaluation:  # predictions and reported test metrics come from full-precision math
+        assert not call["autocast"] and call["hidden"] == call["output"] == torch.float32, call
+    assert math.isfinite(loss)
+
+
+def test_fp32_never_enables_autocast(data):
+    training, evaluation, _loss = probe_calls(data, "fp32")
+    assert training and evaluation
+    assert all(not c["autocast"] and c["hidden"] == c["output"] == torch.float32 for c in training + evaluation)
+
+
+def test_bf16_lenet_still_learns(data):
     result, _ = fit(data, "lenet5", TrainConfig(epochs=1, batch_size=64, seed=0, precision="bf16"))
-    plain, _ = fit(data, "lenet5", TrainConfig(epochs=1, batch_size=64, seed=0))
     assert math.isfinite(result.history[0].train_loss) and result.history[0].test_acc > 0.4
-    assert result.history[0].train_loss != plain.history[0].train_loss  # autocast really changed the math
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -86,14 +132,67 @@ def test_cuda_and_cpu_share_one_implementation(data):
     assert gpu.history[0].train_loss == pytest.approx(cpu.history[0].train_loss, rel=1e-3)
 
 
-def test_engine_has_no_device_specific_branches():
-    """One implementation for CPU and CUDA: the engine takes its device from the tensors it is given;
-    only select_device knows device names."""
-    import inspect
+class DeviceLog(TorchDispatchMode):
+    """Every tensor operation run inside it, with the devices of the tensors it read and wrote.
 
-    import reportgen.train as engine
+    Meta tensors have shapes but no values, so reading a number back (`float(loss)`) and copying results to
+    the host are answered with placeholders; everything else runs as the engine wrote it."""
 
-    for function in (engine.train_epoch, engine.evaluate, engine.train_model, engine.normalize,
-                     engine.batch_augmenter):
-        source = inspect.getsource(function)
-        assert "cuda" not in source and '"cpu"' not in source, function.__name__
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[tuple[str, set[str], set[str]]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        reads = {t.device.type for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        if func is torch.ops.aten._local_scalar_dense.default and args[0].is_meta:
+            self.ops.append((str(func), reads, set()))
+            return 0.0 if args[0].is_floating_point() else 0
+        if func is torch.ops.aten._to_copy.default and args[0].is_meta and kwargs.get("device") == torch.device("cpu"):
+            out = torch.zeros(args[0].shape, dtype=kwargs.get("dtype") or args[0].dtype)
+        else:
+            out = func(*args, **kwargs)
+        self.ops.append((str(func), reads, {t.device.type for t in tree_leaves(out) if isinstance(t, torch.Tensor)}))
+        return out
+
+    def off_device(self, device: str) -> list[tuple[str, set[str], set[str]]]:
+        return [op for op in self.ops if (op[1] | op[2]) - {device}]
+
+
+def tiny_split(device: str, n: int = 120) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    return images.to(device), (torch.arange(n) % 10).to(device)
+
+
+def test_evaluation_computes_on_the_device_of_its_inputs():
+    """Meta tensors stand in for an accelerator on this CPU-only machine: a tensor the evaluation made with a
+    fixed device ("cpu", or .cuda()) shows up as an operation off the meta device."""
+    model = create_model("lenet5").to("meta")
+    images, labels = tiny_split("meta")
+    log = DeviceLog()
+    with log:
+        result = evaluate(model, images, labels, 0.3, 0.3, "cross_entropy")
+    assert len(log.ops) > 20  # the whole forward pass was seen
+    copies_out = [op for op in log.ops if op[0] == "aten._to_copy.default" and op[2] == {"cpu"}]
+    assert len(copies_out) == 2 and len(result.predictions) == 120  # predictions and confidences, at the end
+    assert [op for op in log.off_device("meta") if op not in copies_out] == []
+
+
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_training_epoch_computes_on_the_device_of_its_inputs(device):
+    """Autocast has no meta variant, so a training epoch is checked on each device this machine has: apart
+    from the epoch order, drawn on the CPU so every device trains in the same order, all work stays there."""
+    torch.manual_seed(0)
+    model = create_model("lenet5").to(device)
+    images, labels = tiny_split(device)
+    config = TrainConfig(epochs=1, batch_size=40, seed=0)
+    log = DeviceLog()
+    with log:
+        train_epoch(model, torch.optim.SGD(model.parameters(), lr=0.01), images, labels, 0.3, 0.3, config, 1)
+    assert any(op[0].startswith("aten.convolution_backward") for op in log.ops)  # a full step was seen
+    epoch_order = [("aten.randperm.generator", set(), {"cpu"}), ("aten._to_copy.default", {"cpu"}, {device})]
+    assert log.off_device(device) == ([] if device == "cpu" else epoch_order)
