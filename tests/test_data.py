@@ -17,11 +17,11 @@ def test_fashion_mnist_from_debian_package_is_verified():
     assert 0.25 < data.mean < 0.32 and 0.3 < data.std < 0.4  # statistics of this training subset
 
 
-@requires_fashion
-def test_subsets_are_reproducible_per_seed():
-    a = load_dataset("fashion-mnist", train_subset=500, test_subset=100, seed=3)
-    b = load_dataset("fashion-mnist", train_subset=500, test_subset=100, seed=3)
+def test_subsets_are_reproducible_per_seed(idx_dir):
+    a, b, other = (load_dataset("mnist", data_dir=idx_dir, train_subset=100, test_subset=20, seed=seed)
+                   for seed in (3, 3, 4))
     assert torch.equal(a.train_images, b.train_images) and torch.equal(a.test_labels, b.test_labels)
+    assert not torch.equal(a.train_images, other.train_images)  # the seed, not the file order, picks the subset
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -19,7 +19,7 @@ import torch
 from conftest import one_error_line, write_idx_dataset
 from torch import nn
 
-from reportgen.data.datasets import DATASETS, FASHION_MNIST_DIR
+from reportgen.data.datasets import DATASETS
 
 TESTS = Path(__file__).parent
 
@@ -152,10 +152,9 @@ def test_concurrent_renders_of_one_run_both_succeed(checkout):
 # ------------------------------------------------------------------ every dataset renders
 
 @pytest.mark.parametrize("dataset", DATASETS)
-def test_every_dataset_renders(dataset, workdir, cli, tmp_path):
+def test_every_dataset_renders(dataset, workdir, cli, tmp_path, request):
     if dataset == "fashion-mnist":
-        if not FASHION_MNIST_DIR.is_dir():
-            pytest.skip("dataset-fashion-mnist is installed by `make test`")
+        request.getfixturevalue("fashion_mnist_dir")  # the packaged files and their published results
         args = ["--dataset", dataset, "--train-subset", "200", "--test-subset", "100", "--epochs", "1",
                 "--executor", "local", "--no-pdf"]
     else:

@@ -3,7 +3,7 @@ import math
 from dataclasses import asdict
 
 import pytest
-from conftest import FAST, requires_fashion
+from conftest import FAST, requires_fashion, write_idx_dataset
 
 from reportgen.report.findings import review_trials
 from reportgen.report.significance import fashion_benchmarks, mcnemar, seed_aggregates
@@ -73,13 +73,13 @@ def test_published_fashion_benchmarks_are_read_from_the_debian_package():
     assert any(r["model"] == "2 Conv+pooling" and r["accuracy"] == 0.916 for r in rows)
 
 
-@requires_fashion
 def test_diverging_adam_trial_is_flagged_while_siblings_complete(workdir, cli):
     import json
 
     spec = workdir / "sweep.toml"
     spec.write_text('[[models]]\nname = "lenet5"\n[train]\noptimizer = "adam"\nlr = [10.0, 0.001]\n')
-    code, out, err = cli("run", spec, *FAST, "--run-id", "sweep", "--no-pdf")
+    data = write_idx_dataset(workdir / "idx", n_train=1500, n_test=300)
+    code, out, err = cli("run", spec, *FAST, "--dataset", "mnist", "--data-dir", data, "--run-id", "sweep", "--no-pdf")
     assert code == 0, err
     summary_json = json.loads((workdir / "output" / "sweep" / "summary.json").read_text())
     states = {row["lr"]: row["status"] for row in summary_json["comparison"]}
