@@ -28,8 +28,8 @@ from reportgen.cli import split_models
 from reportgen.errors import ArchiveError, ReportgenError, SpecError
 from reportgen.run import archive as archive_module
 from reportgen.run.archive import RunArchive, RunState, TrialState, json_bytes, validate_run_id
-from reportgen.run.executors import ProcessExecutor, choose_executor
-from reportgen.run.runner import LocalExecutor, run_experiment
+from reportgen.run.executors import LocalExecutor, ProcessExecutor, choose_executor
+from reportgen.run.runner import run_experiment
 from reportgen.spec import Trial, load_spec
 
 # ------------------------------------------------------------------ test models (module:Class references)

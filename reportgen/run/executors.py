@@ -1,28 +1,150 @@
-"""ProcessExecutor: trials of one run in parallel worker processes on this machine.
+"""Where the trials of a run train: in this process, in worker processes, or as Ray tasks.
 
-On a small CPU two single-threaded trials side by side beat one two-threaded trial after another:
-measured here (2 cores, LeNet-5 and its BatchNorm variant, 30k images, batch 64) 2.48 s + 2.93 s
-sequential with 2 threads vs 3.72 s side by side with 1 thread each — small convolutions do not
-use two threads well. Each worker trains with `threads` threads, so results do not depend on
-how trials were scheduled.
+Every executor receives the same thing — the run's pending `TrialJob`s, already without the finished
+ones and ordered longest first by the driver — and reports each trial's end through the driver's
+`Progress`. Each trial trains through `run_trial`, whose failure policy (`fails_only_its_trial`) is the
+same everywhere.
+
+Why worker processes on a CPU: two single-threaded trials side by side beat one two-threaded trial
+after another — measured here (2 cores, LeNet-5 and its BatchNorm variant, 30k images, batch 64)
+2.48 s + 2.93 s sequential with 2 threads vs 3.72 s side by side with 1 thread each: small
+convolutions do not use two threads well. Each worker trains with `threads` threads, so results do
+not depend on how trials were scheduled.
+
+Ray is optional (`pip install .[ray]`): it is imported only when a RayExecutor is created.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import dataclasses
+import ipaddress
 import multiprocessing
+import os
 import signal
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
-from reportgen.errors import ReportgenError
-from reportgen.run.runner import run_trial_in_worker
+import torch
+
+from reportgen.errors import ArchiveError, DataError, ReportgenError
+from reportgen.run.archive import FINISHED_TRIALS, open_run
+from reportgen.run.trial import (
+    PrintedOutput,
+    TrialJob,
+    fails_only_its_trial,
+    on_device,
+    record_failure,
+    run_trial,
+)
+from reportgen.train import select_device
 
 if TYPE_CHECKING:
-    from reportgen.run.runner import Executor, TrialRunner
-    from reportgen.spec import ExperimentSpec, Trial
+    from tqdm import tqdm
+
+    from reportgen.data.datasets import Dataset
+    from reportgen.spec import ExperimentSpec
 
 EXECUTORS = ("auto", "local", "process", "ray")
-
+LOOPBACK = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
+
+Log = Callable[[str], None]
+
+
+class Progress:
+    """The driver's progress bar and log: the only object of the driver an executor touches.
+
+    Training in this process advances the bar batch by batch (Progress is a TrialOutput); executors
+    that train elsewhere call `count_trials` to make it count finished trials instead.
+    """
+
+    def __init__(self, bar: tqdm, log: Log, trials: int) -> None:
+        self.bar, self._log, self.trials = bar, log, trials
+        self.done = self.failed = 0
+        self._per_trial = False
+
+    def batches(self, count: int) -> None:
+        if not self._per_trial:
+            self.bar.update(count)
+
+    def epoch(self, line: str) -> None:
+        self.bar.write(line)  # above the bar, not through it
+
+    def log(self, line: str) -> None:
+        self._log(line)
+
+    def count_trials(self) -> None:
+        self._per_trial = True
+        self.bar.unit = "trial"
+        self.bar.reset(total=self.trials)
+
+    def trial_done(self, job: TrialJob, status: str) -> None:
+        if status in FINISHED_TRIALS:
+            self.done += 1
+        else:
+            self.failed += 1
+        running = self.trials - self.done - self.failed
+        if self._per_trial:
+            self.bar.update(1)
+        self.bar.set_postfix(done=self.done, running=running, failed=self.failed)
+        self._log(f"trial {job.trial.trial_id} ({job.trial.model.label}): {status} "
+                  f"[{self.done} done, {running} running, {self.failed} failed]")
+
+
+class Executor(Protocol):
+    """Trains the given jobs (all of one run) and reports each through `progress.trial_done`.
+
+    threads: torch threads per trial (None: this process's setting); the driver puts it in every job.
+    """
+
+    threads: int | None
+
+    def map(self, jobs: list[TrialJob], progress: Progress) -> None: ...
+
+
+def longest_first(jobs: list[TrialJob]) -> list[TrialJob]:
+    """The order every executor starts trials in, so that the last trial to start is a short one."""
+    return sorted(jobs, key=lambda job: -job.work)
+
+
+class LocalExecutor:
+    """Runs trials in this process, one after another: the only executor that puts data on this process's device."""
+
+    threads = None
+
+    def map(self, jobs: list[TrialJob], progress: Progress) -> None:
+        run = open_run(jobs[0].run_path)
+        data = on_device(jobs[0].data.load(), torch.device(jobs[0].device))
+        for job in jobs:
+            progress.trial_done(job, run_trial(job, run, lambda: data, progress))
+
+
+_worker_data: dict[tuple[str, str], Dataset] = {}
+
+
+def run_job(job: TrialJob) -> str:
+    """A trial in a worker process (pool or Ray): returns its status.
+
+    The worker reloads the data the run recorded (verifying checksums), so a trial trains on exactly
+    what a local run would; a worker runs many trials of one run, so it does that once per run and device.
+    """
+    device = select_device(job.device)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+
+    def load_data() -> Dataset:
+        key = (job.run_path, str(device))
+        if key not in _worker_data:
+            _worker_data.clear()
+            _worker_data[key] = on_device(job.data.load(), device)
+        return _worker_data[key]
+
+    return run_trial(job, open_run(job.run_path), load_data, PrintedOutput())
+
+
+def _trial_status(job: TrialJob) -> tuple[str, str]:
+    return job.trial.trial_id, run_job(job)
 
 
 def _die_with_parent() -> None:
@@ -34,11 +156,6 @@ def _die_with_parent() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
 
 
-def _run(args: tuple) -> tuple[str, str]:
-    run_path, trial, device, audits, threads = args
-    return trial.trial_id, run_trial_in_worker(run_path, trial, device, audits, threads)
-
-
 class ProcessExecutor:
     """Runs each trial in one of `workers` spawned processes with `threads` threads each."""
 
@@ -48,24 +165,216 @@ class ProcessExecutor:
                 raise ReportgenError(f"{name}: expected an integer ≥ 1, got {value!r}")
         self.workers, self.threads = workers, threads
 
-    def map(self, trials: list[Trial], runner: TrialRunner) -> None:
-        bar, log = runner.bar, runner.log
-        bar.unit = "trial"
-        bar.reset(total=len(trials))
-        # longest first (mult-adds × images × epochs), so the last trial to start is a short one
-        ordered = sorted(trials, key=lambda t: -runner.audits[t.model.label].mult_adds * t.config.epochs)
-        jobs = [(str(runner.run.path.resolve()), trial, str(runner.device), runner.audits, self.threads)
-                for trial in ordered]
+    def map(self, jobs: list[TrialJob], progress: Progress) -> None:
+        progress.count_trials()
+        by_id = {job.trial.trial_id: job for job in jobs}
         context = multiprocessing.get_context("spawn")  # fork would copy the driver's threads and locks
-        pool = context.Pool(processes=min(self.workers, len(trials)), initializer=_die_with_parent)
+        pool = context.Pool(processes=min(self.workers, len(jobs)), initializer=_die_with_parent)
         try:
-            for trial_id, status in pool.imap_unordered(_run, jobs):
-                bar.update(1)
-                log(f"trial {trial_id}: {status}")
-            pool.close()
+            for trial_id, status in pool.imap_unordered(_trial_status, jobs):
+                progress.trial_done(by_id[trial_id], status)
+        except BaseException:
+            pool.terminate()  # Ctrl-C or a stopping error: stop the workers; finished epochs are checkpointed
+            raise
+        else:
+            pool.close()  # let the workers exit on their own: a terminated worker leaks its semaphores
         finally:
-            pool.terminate()  # on Ctrl-C or an error: stop workers; finished epochs are checkpointed
             pool.join()
+
+
+# --- Ray ---------------------------------------------------------------------------------------
+
+
+class RayExecutorError(ReportgenError):
+    """Ray is missing, or the cluster cannot run the sweep as asked."""
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise RayExecutorError("Ray is not installed: pip install .[ray]") from exc
+    return ray
+
+
+class RayExecutor:
+    """Runs every trial as one Ray task (`run_job`), on a local Ray instance or a cluster.
+
+        run_experiment(spec, Path("runs"), executor=RayExecutor())                    # local Ray, 127.0.0.1 only
+        run_experiment(spec, Path("/shared/runs"), executor=RayExecutor("10.0.0.5:6379"))  # existing cluster
+
+    Storage: a worker opens the run folder by its path and writes its trial's files there itself, so
+    the runs directory must be on storage that every node of the cluster sees at the same path (a local
+    disk for a one-machine cluster; NFS, Lustre, a mounted bucket… for several machines). The dataset
+    files must be readable at the same path on every node too: each worker reloads the data the run
+    recorded (so give a spec's `data_dir` as an absolute path) and refuses files whose checksums differ.
+
+    - `address=None` starts a private Ray instance bound to 127.0.0.1 only (no dashboard, no usage
+      stats) and stops it when the sweep ends; `address="host:port"` (or "auto", "ray://…") connects
+      to a running cluster and disconnects at the end, leaving the cluster up. A cluster on this
+      machine started with `ray start --head --node-ip-address=127.0.0.1` is reached as
+      "127.0.0.1:PORT". A cluster with token authentication needs RAY_AUTH_MODE=token (and the
+      token) in this process's environment, as Ray documents. A Ray already initialized in this
+      process is used as it is (its runtime_env included) and left running.
+    - Each task asks for `cpus_per_trial` CPUs (and uses that many torch threads) and one GPU when the
+      run's device is CUDA.
+    - A task whose worker process dies (killed, out of memory, node lost) is retried up to
+      `max_retries` times; the retry resumes from the trial's last epoch checkpoint. Failures are
+      classified as for every executor (`fails_only_its_trial`): a trial that raises is recorded as
+      failed (traceback in its trial.json) and the sweep goes on; a worker that cannot open the run or
+      its data (a ReportgenError, e.g. storage not shared) stops the sweep.
+    - `runtime_env` is passed to `ray.init` (e.g. `{"env_vars": {"PYTHONPATH": ...}}` so workers can
+      import `module:Class` models); `num_cpus` and `temp_dir` apply only to a local instance.
+    """
+
+    def __init__(self, address: str | None = None, cpus_per_trial: int = 1, max_retries: int = 3, *,
+                 runtime_env: dict[str, Any] | None = None, num_cpus: int | None = None,
+                 temp_dir: str | None = None) -> None:
+        if isinstance(cpus_per_trial, bool) or not isinstance(cpus_per_trial, int) or cpus_per_trial < 1:
+            raise RayExecutorError(f"cpus_per_trial: expected an integer ≥ 1, got {cpus_per_trial!r}")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise RayExecutorError(f"max_retries: expected an integer ≥ 0, got {max_retries!r}")
+        if num_cpus is not None and num_cpus < cpus_per_trial:
+            raise RayExecutorError(f"num_cpus={num_cpus} is less than cpus_per_trial={cpus_per_trial}: "
+                                   "no trial could ever be scheduled")
+        _import_ray()  # fail now, before any data is loaded, when Ray is missing
+        self.address, self.cpus_per_trial, self.max_retries = address or None, cpus_per_trial, max_retries
+        self.runtime_env, self.num_cpus, self.temp_dir = runtime_env, num_cpus, temp_dir
+
+    @property
+    def threads(self) -> int:
+        return self.cpus_per_trial
+
+    def _connect(self, ray: Any) -> bool:
+        """Initialize Ray; True when map started or connected it and must shut it down (disconnect) at the end."""
+        if ray.is_initialized():
+            return False
+        common: dict[str, Any] = {"runtime_env": self.runtime_env, "logging_level": "WARNING"}
+        if self.address and not _is_loopback(self.address):
+            ray.init(address=self.address, **common)
+        elif self.address:  # a cluster on this machine started with --node-ip-address=127.0.0.1
+            with _loopback_only():
+                ray.init(address=self.address, **common)
+        else:
+            with _loopback_only():
+                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
+                         _node_ip_address=LOOPBACK, _temp_dir=self.temp_dir, **common)
+        return True
+
+    def _check_resources(self, ray: Any, gpus: int, log: Log) -> None:
+        nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+        fits = any(r.get("CPU", 0) >= self.cpus_per_trial and r.get("GPU", 0) >= gpus for r in nodes)
+        if not fits:
+            need = f"{self.cpus_per_trial} CPU(s)" + (f" and {gpus} GPU" if gpus else "")
+            have = ", ".join(f"{r.get('CPU', 0):g} CPU/{r.get('GPU', 0):g} GPU" for r in nodes) or "no nodes"
+            message = f"no Ray node has {need} for one trial (nodes: {have})"
+            if not self.address:
+                raise RayExecutorError(message + "; lower cpus_per_trial or raise num_cpus")
+            log(f"warning: {message}; trials wait until the cluster grows")
+
+    def map(self, jobs: list[TrialJob], progress: Progress) -> None:
+        ray = _import_ray()
+        owned = self._connect(ray)
+        try:
+            self._run(ray, jobs, progress)
+        finally:
+            if owned:
+                ray.shutdown()
+
+    def _run(self, ray: Any, jobs: list[TrialJob], progress: Progress) -> None:
+        from ray.exceptions import RayError, RayTaskError
+
+        gpus = 1 if torch.device(jobs[0].device).type == "cuda" else 0
+        self._check_resources(ray, gpus, progress.log)
+        progress.count_trials()
+        run = open_run(jobs[0].run_path)
+        task = ray.remote(run_job)
+        pending: dict[Any, TrialJob] = {}
+        for job in jobs:
+            if gpus:
+                job = dataclasses.replace(job, device="cuda")  # Ray shows each task only its own GPU
+            ref = task.options(num_cpus=self.cpus_per_trial, num_gpus=gpus, max_retries=self.max_retries,
+                               retry_exceptions=False, name=f"reportgen-trial-{job.trial.trial_id}").remote(job)
+            pending[ref] = job
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    job = pending.pop(ref)
+                    trial_id = job.trial.trial_id
+                    try:
+                        status = ray.get(ref)
+                    except RayTaskError as exc:
+                        cause = getattr(exc, "cause", None)
+                        if cause is not None and not fails_only_its_trial(cause):
+                            raise _stopping_error(job, cause) from exc
+                        status = record_failure(run, trial_id, f"{type(exc).__name__}: {exc}")
+                    except RayError as exc:  # worker or node died more often than max_retries allows
+                        status = record_failure(run, trial_id, f"Ray gave up after {self.max_retries} "
+                                                               f"retries: {type(exc).__name__}: {exc}")
+                    progress.trial_done(job, status)
+        finally:
+            for ref in pending:  # Ctrl-C or an abort: stop the remaining trials (they keep their checkpoints)
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+
+
+def _stopping_error(job: TrialJob, cause: BaseException) -> BaseException:
+    """A worker's error that stops the sweep, as the same kind of error, saying which trial and where."""
+    message = f"trial {job.trial.trial_id} (Ray worker): {cause}{_hint(cause)}"
+    try:
+        return type(cause)(message)
+    except Exception:  # noqa: BLE001 — a subclass with another constructor: the generic kind
+        return RayExecutorError(message)
+
+
+def _hint(error: BaseException) -> str:
+    if isinstance(error, ArchiveError):
+        return " — is the runs directory on storage that every Ray node sees at the same path?"
+    if isinstance(error, DataError):
+        return " — are the same dataset files at the same path on every Ray node?"
+    return ""
+
+
+def _is_loopback(address: str) -> bool:
+    host = address.split("://")[-1].rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _loopback_only() -> Iterator[None]:
+    """Keep Ray on 127.0.0.1 (and offline) while a local instance starts or a driver connects to one.
+
+    Ray swaps a loopback node or cluster address for the machine's external IP unless it is told this
+    is a one-machine instance: RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, which Ray reads at import (so the
+    module constant is switched as well) and which the processes ray.init starts inherit. Usage stats
+    are off unless the user turned them on. Both are restored afterwards.
+    """
+    from ray._private import ray_constants
+
+    env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+           "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "0")}
+    saved_env = {key: os.environ.get(key) for key in env}
+    saved_flag = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ.update(env)
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_flag
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+# --- the policy ------------------------------------------------------------------------------
 
 
 def choose_executor(spec: ExperimentSpec, executor: str = "auto", workers: int = 2,
@@ -74,8 +383,7 @@ def choose_executor(spec: ExperimentSpec, executor: str = "auto", workers: int =
 
     executor: "auto" (CPU: `workers` single-threaded worker processes when there are several trials;
     CUDA: this process), "local" (this process, one trial after another), "process"
-    (worker processes), "ray" (reportgen.run.ray_executor; `address` of an existing cluster or None for
-    a private local instance).
+    (worker processes), "ray" (`address` of an existing cluster or None for a private local instance).
     Everything is checked here, before any data is read or any run folder created.
     """
     if executor not in EXECUTORS:
@@ -83,21 +391,10 @@ def choose_executor(spec: ExperimentSpec, executor: str = "auto", workers: int =
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ReportgenError(f"workers: expected an integer ≥ 1, got {workers!r}")
     if executor == "ray":
-        from reportgen.run.ray_executor import RayExecutor
-
         return RayExecutor(address)  # the runs folder must be on storage that every node sees
     if address:
         raise ReportgenError(f"address {address!r} (--address) needs executor 'ray' (--executor ray)")
-    from reportgen.run.runner import LocalExecutor
-
-    cuda = spec.device.startswith("cuda") or (spec.device == "auto" and _cuda_available())
-    if executor == "process" or (executor == "auto" and not cuda and spec.trial_count() > 1
-                                 and workers > 1):
+    cuda = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
+    if executor == "process" or (executor == "auto" and not cuda and spec.trial_count() > 1 and workers > 1):
         return ProcessExecutor(workers=workers)
     return LocalExecutor()
-
-
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()

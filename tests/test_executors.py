@@ -1,0 +1,127 @@
+"""The executors on real worker processes and real (tiny) training: the same archive as a local run, longest
+trials first, finished trials never sent to a worker, one failure policy, and a clean shutdown."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import write_idx_dataset
+from torch import nn
+
+from reportgen.run.archive import RunArchive
+from reportgen.run.executors import LocalExecutor, ProcessExecutor
+from reportgen.run.runner import run_experiment
+from reportgen.spec import load_spec
+
+CPUS = len(os.sched_getaffinity(0))  # a local run trains with this many threads; the workers get the same
+EXPLODE = "REPORTGEN_TEST_EXPLODE"  # spawned workers inherit the environment the driver had when it started them
+
+
+class Exploding(nn.Module):
+    """Passes the pre-flight audit (eval mode); raises on its first training batch while EXPLODE is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and os.environ.get(EXPLODE):
+            raise RuntimeError("exploded on purpose")
+        return self.net(x)
+
+
+def spec_text(idx: Path, train: str, models: list[str]) -> str:
+    entries = "".join(f'[[models]]\nname = "{name}"\n' for name in models)
+    return (f'name = "executors"\n[data]\ndataset = "custom"\ndata_dir = "{idx}"\n'
+            f"[train]\nbatch_size = 50\n{train}\n{entries}")
+
+
+@pytest.fixture
+def make_spec(tmp_path: Path):
+    idx = write_idx_dataset(tmp_path / "idx")
+
+    def make(train: str, models: list[str]):
+        path = tmp_path / "spec.toml"
+        path.write_text(spec_text(idx, train, models), "utf-8")
+        return load_spec(path)
+    return make
+
+
+def trial_lines(lines: list[str]) -> list[str]:
+    return [line for line in lines if line.startswith("trial ")]
+
+
+def assert_same_trials(a: RunArchive, b: RunArchive) -> None:
+    assert a.trial_ids() == b.trial_ids()
+    for trial_id in a.trial_ids():
+        metrics_a, metrics_b = ([{k: v for k, v in e.items() if k != "seconds"} for e in run.trial(trial_id)["epochs"]]
+                                for run in (a, b))
+        assert metrics_a == metrics_b  # exact: same data, same seeds, same thread count
+        assert (a.trial_dir(trial_id) / "predictions.csv").read_bytes() == \
+            (b.trial_dir(trial_id) / "predictions.csv").read_bytes()
+        weights_a, weights_b = (torch.load(run.trial_dir(trial_id) / "model.pt", weights_only=True) for run in (a, b))
+        assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+def test_two_worker_processes_archive_exactly_what_a_local_run_does(tmp_path, make_spec):
+    spec = make_spec("epochs = 2\nlr = [0.1, 0.01]", ["mlp"])
+    local = run_experiment(spec, tmp_path / "runs", "local", executor=LocalExecutor(), log=lambda line: None)
+    lines: list[str] = []
+    parallel = run_experiment(spec, tmp_path / "runs", "parallel", log=lines.append,
+                              executor=ProcessExecutor(workers=2, threads=CPUS))
+    for run in (local, parallel):
+        assert run.status()["state"] == "complete" and run.verify() == []
+    assert sorted(line.split(" (")[0] for line in trial_lines(lines)) == ["trial 000-mlp", "trial 001-mlp"]
+    assert trial_lines(lines)[-1].endswith(": complete [2 done, 0 running, 0 failed]")
+    assert_same_trials(local, parallel)
+
+
+def test_the_longest_trial_starts_first(tmp_path, make_spec):
+    # mult-adds per image: lenet5 423,038 vs mlp 50,890, so lenet5 × 1 epoch outweighs mlp × 2 epochs
+    spec = make_spec("epochs = [1, 2]", ["mlp", "lenet5"])
+    lines: list[str] = []
+    run = run_experiment(spec, tmp_path / "runs", "ordered", log=lines.append,
+                         executor=ProcessExecutor(workers=1))  # one worker: trials end in the order they start
+    assert run.status()["state"] == "complete"
+    started = [line.split(" (")[0].removeprefix("trial ") for line in trial_lines(lines)]
+    assert started == ["003-lenet5", "002-lenet5", "001-mlp", "000-mlp"]  # (model, epochs): (l, 2), (l, 1), (m, 2), (m, 1)
+
+
+def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_path, make_spec, monkeypatch):
+    spec = make_spec("epochs = 1", ["mlp", "test_executors:Exploding"])
+    monkeypatch.setenv(EXPLODE, "1")
+    lines: list[str] = []
+    run = run_experiment(spec, tmp_path / "runs", "failing", log=lines.append,
+                         executor=ProcessExecutor(workers=2, threads=1))
+    assert run.status()["state"] == "partial"
+    assert run.status()["failed_trials"] == ["001-test_executors-Exploding"]
+    assert run.trial_status("000-mlp") == "complete"
+    failed = run.trial("001-test_executors-Exploding")
+    assert failed["error"] == "RuntimeError: exploded on purpose" and "Traceback" in failed["traceback"]
+    assert trial_lines(lines)[-1].endswith("[1 done, 0 running, 1 failed]")
+
+    monkeypatch.delenv(EXPLODE)  # the cause is fixed
+    finished = {p.name: p.stat().st_mtime_ns for p in run.trial_dir("000-mlp").iterdir()}
+    lines.clear()
+    resumed = run_experiment(spec, tmp_path / "runs", "failing", log=lines.append,
+                             executor=ProcessExecutor(workers=2, threads=1))
+    assert resumed.status()["state"] == "complete" and resumed.verify() == []
+    # only the failed trial went to a worker: one trial line, counting one trial
+    only = "trial 001-test_executors-Exploding (test_executors:Exploding): complete [1 done, 0 running, 0 failed]"
+    assert trial_lines(lines) == [only]
+    assert {p.name: p.stat().st_mtime_ns for p in run.trial_dir("000-mlp").iterdir()} == finished
+
+
+def test_a_process_run_from_the_command_line_shuts_down_cleanly(tmp_path):
+    idx = write_idx_dataset(tmp_path / "idx")
+    (tmp_path / "spec.toml").write_text(spec_text(idx, "epochs = 1\nlr = [0.1, 0.01]", ["mlp", "lenet5"]), "utf-8")
+    done = subprocess.run([sys.executable, "-m", "reportgen", "run", "spec.toml", "--executor", "process",
+                           "--workers", "2", "--run-id", "four", "--no-pdf", "--format", "md"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    status = json.loads((tmp_path / "runs" / "four" / "status.json").read_text())
+    assert status["state"] == "complete" and status["trials"]["complete"] == 4
+    assert "leaked semaphore" not in done.stderr and "resource_tracker" not in done.stderr, done.stderr
