@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import requires_fashion
+from conftest import requires_fashion, write_idx_dataset
 
 from reportgen.errors import ArchiveError
 from reportgen.run.archive import RunArchive
@@ -96,10 +96,25 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec):
 
 
 def test_concurrent_runs_never_share_a_folder(tmp_path):
-    roots = [RunArchive.create(tmp_path, None, {}) for _ in range(5)]
-    assert len({r.path for r in roots}) == 5
-    with pytest.raises(ArchiveError, match="already exists"):
-        RunArchive.create(tmp_path, roots[0].run_id, {})
+    """Two `reportgen run`s started together in one folder, in the same second: each gets its own run id."""
+    idx = write_idx_dataset(tmp_path / "idx")
+    (tmp_path / "spec.toml").write_text(f'[data]\ndataset = "custom"\ndata_dir = "{idx}"\n[[models]]\nname = "mlp"\n')
+    args = ["run", "spec.toml", "--epochs", "2", "--batch-size", "50", "--executor", "local", "--no-pdf",
+            "--format", "md"]
+    runs = [reportgen(*args, cwd=tmp_path), reportgen(*args, cwd=tmp_path)]
+    assert all(run.poll() is None for run in runs)  # both started before either could finish
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    archived = [next(line for line in out.splitlines() if line.startswith("archived run: ")) for out, _ in outputs]
+    folders = sorted((tmp_path / "runs").iterdir())
+    assert len(set(archived)) == 2 and [f"archived run: runs/{f.name}" for f in folders] == sorted(archived)
+    statuses = [json.loads((folder / "status.json").read_text()) for folder in folders]
+    assert [s["state"] for s in statuses] == ["complete", "complete"]
+    assert all(RunArchive(folder).verify() == [] for folder in folders)
+    first, second = statuses
+    assert first["started"] <= second["finished"] and second["started"] <= first["finished"]  # they overlapped
+    with pytest.raises(ArchiveError, match="already exists"):  # an id is never reused, even when asked for
+        RunArchive.create(tmp_path / "runs", folders[0].name, {})
 
 
 def test_a_run_being_written_cannot_be_resumed_by_another_process(tmp_path):
