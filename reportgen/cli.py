@@ -266,7 +266,7 @@ def _at_least_one(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from reportgen.data.datasets import DATASETS  # imported here: `import reportgen.cli` stays light
+    from reportgen.data import DATASETS
 
     parser = _Parser(prog="reportgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -19,7 +19,7 @@ import torch
 from conftest import one_error_line, write_idx_dataset
 from torch import nn
 
-from reportgen.data.datasets import DATASETS
+from reportgen.data import DATASETS
 
 TESTS = Path(__file__).parent
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from reportgen.data.datasets import CLASS_NAMES
+from reportgen.data import CLASS_NAMES
 from reportgen.data.image_files import (
     decode_class_folders,
     decode_png_folder,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from reportgen.data import CLASS_NAMES, DATASETS, FORMATS, TORCHVISION
 from reportgen.errors import DataError
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -34,15 +35,6 @@ KNOWN_CONTENT_SHA256 = {
         "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
 }
-CLASS_NAMES = {
-    "fashion-mnist": ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                      "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"],
-    "mnist": [str(d) for d in range(10)],
-    "kmnist": ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
-}
-DATASETS = (*CLASS_NAMES, "custom")  # custom: class names come from the image files themselves
-FORMATS = ("idx", "png_tar", "png_folder", "class_folders")
-TORCHVISION = {"mnist": "MNIST", "kmnist": "KMNIST", "fashion-mnist": "FashionMNIST"}
 
 
 def default_cache() -> Path:
