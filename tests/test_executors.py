@@ -75,7 +75,7 @@ def test_two_worker_processes_archive_exactly_what_a_local_run_does(tmp_path, ma
     for run in (local, parallel):
         assert run.status()["state"] == "complete" and run.verify() == []
     assert sorted(line.split(" (")[0] for line in trial_lines(lines)) == ["trial 000-mlp", "trial 001-mlp"]
-    assert trial_lines(lines)[-1].endswith(": complete [2 done, 0 running, 0 failed]")
+    assert trial_lines(lines)[-1].endswith(": complete [2 done, 0 left, 0 failed]")
     assert_same_trials(local, parallel)
 
 
@@ -101,7 +101,7 @@ def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_pa
     assert run.trial_status("000-mlp") == "complete"
     failed = run.trial("001-test_executors-Exploding")
     assert failed["error"] == "RuntimeError: exploded on purpose" and "Traceback" in failed["traceback"]
-    assert trial_lines(lines)[-1].endswith("[1 done, 0 running, 1 failed]")
+    assert trial_lines(lines)[-1].endswith("[1 done, 0 left, 1 failed]")
 
     monkeypatch.delenv(EXPLODE)  # the cause is fixed
     finished = {p.name: p.stat().st_mtime_ns for p in run.trial_dir("000-mlp").iterdir()}
@@ -110,7 +110,7 @@ def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_pa
                              executor=ProcessExecutor(workers=2, threads=1))
     assert resumed.status()["state"] == "complete" and resumed.verify() == []
     # only the failed trial went to a worker: one trial line, counting one trial
-    only = "trial 001-test_executors-Exploding (test_executors:Exploding): complete [1 done, 0 running, 0 failed]"
+    only = "trial 001-test_executors-Exploding (test_executors:Exploding): complete [1 done, 0 left, 0 failed]"
     assert trial_lines(lines) == [only]
     assert {p.name: p.stat().st_mtime_ns for p in run.trial_dir("000-mlp").iterdir()} == finished
 

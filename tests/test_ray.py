@@ -318,7 +318,7 @@ def test_a_trial_that_raises_is_recorded_failed_and_its_sibling_completes(tmp_pa
     assert "Traceback" in failed["traceback"] and "RuntimeError: exploded on purpose" in failed["traceback"]
     trial_lines = [line for line in lines if line.startswith("trial ")]
     assert any(line.startswith("trial 001-exploding (exploding): failed [") for line in trial_lines)
-    assert trial_lines[-1].endswith("[1 done, 0 running, 1 failed]")
+    assert trial_lines[-1].endswith("[1 done, 0 left, 1 failed]")
     assert any("1 of 2 trial(s) failed: 001-exploding" in line for line in lines)
 
 
@@ -335,7 +335,7 @@ def test_a_worker_killed_more_often_than_max_retries_fails_only_its_trial(tmp_pa
     assert run.status()["state"] == "failed" and (run.path / "manifest.json").exists()
     trial = run.trial("000-lenet5")
     assert trial["status"] == "failed" and "Ray gave up after 0 retries" in trial["error"]
-    assert "trial 000-lenet5 (lenet5): failed [0 done, 0 running, 1 failed]" in lines
+    assert "trial 000-lenet5 (lenet5): failed [0 done, 0 left, 1 failed]" in lines
 
 
 def test_a_worker_that_cannot_build_the_model_stops_the_sweep_with_the_reason(tmp_path, cluster, monkeypatch):

@@ -84,12 +84,12 @@ class Progress:
             self.done += 1
         else:
             self.failed += 1
-        running = self.trials - self.done - self.failed
+        left = self.trials - self.done - self.failed  # queued or training: not every executor can tell which
         if self._per_trial:
             self.bar.update(1)
-        self.bar.set_postfix(done=self.done, running=running, failed=self.failed)
+        self.bar.set_postfix(done=self.done, left=left, failed=self.failed)
         self._log(f"trial {job.trial.trial_id} ({job.trial.model.label}): {status} "
-                  f"[{self.done} done, {running} running, {self.failed} failed]")
+                  f"[{self.done} done, {left} left, {self.failed} failed]")
 
 
 class Executor(Protocol):
