@@ -66,7 +66,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reportgen.run.archive import check_writable, open_run, validate_run_id
+    from reportgen.run.archive import STATUS_FILE, check_writable, open_run, validate_run_id
     from reportgen.run.executors import choose_executor
     from reportgen.spec import load_spec
 
@@ -84,7 +84,7 @@ def _run(args: argparse.Namespace) -> int:
         return _resume(Path(args.resume), args)
     spec = load_spec(args.spec, overrides)
     existing = Path(args.runs_dir) / args.run_id if args.run_id else None
-    if existing is not None and (existing / "status.json").exists():
+    if existing is not None and (existing / STATUS_FILE).exists():
         run = open_run(existing)
         differences = _differences(run, spec)
         if differences:

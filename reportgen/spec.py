@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from reportgen.data.augment import Augment
 from reportgen.data import DATASETS, FORMATS
+from reportgen.data.augment import Augment
 from reportgen.errors import SpecError
 from reportgen.files import sha256_file
 from reportgen.models.registry import ModelRef, model_code, parse_model_ref

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any, Self
 
 from reportgen.report.summary import SETTING_KEYS
-from reportgen.run.archive import MANIFEST_FORMAT, ArchiveError, RunArchive, open_run, read_json, validate_run_id
+from reportgen.run.archive import (
+    MANIFEST_FILE,
+    MANIFEST_FORMAT,
+    ArchiveError,
+    RunArchive,
+    open_run,
+    read_json,
+    validate_run_id,
+)
 from reportgen.settings import TrainConfig
 
 READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
@@ -78,7 +86,7 @@ def merge(values: dict[str, Any]) -> Any:
 
 def check_format(run: RunArchive) -> RunArchive:
     """A manifest of a format this reportgen does not know is refused: its files cannot be read safely."""
-    path = run.path / "manifest.json"
+    path = run.path / MANIFEST_FILE
     if not path.is_file():
         return run  # not sealed: verify() says so
     manifest = read_json(path)

@@ -6,12 +6,11 @@ feed HTML, PDF, CSV and JSON, so they cannot disagree.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
-from reportgen.run.archive import RunArchive
-from reportgen.settings import TrainConfig
+from reportgen.run.archive import RunArchive, TrialRecord, TrialState
 
 SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "augment",
                 "precision", "seed")
@@ -51,7 +50,7 @@ class TrialSummary:
     @property
     def ranked(self) -> bool:
         """Only a trial that trained every epoch to a finite accuracy takes part in 'best' and 'better'."""
-        return self.status == "complete" and self.final.get("test_acc") is not None
+        return self.status == TrialState.COMPLETE and self.final.get("test_acc") is not None
 
     @property
     def seconds_per_epoch(self) -> float:
@@ -73,18 +72,16 @@ class TrialSummary:
 def summarize_trials(run: RunArchive) -> list[TrialSummary]:
     summaries = []
     for trial_id in run.trial_ids():
-        info = run.trial(trial_id)
-        if "label" not in info:  # failed before it was registered: nothing to report but the lint line
+        record = TrialRecord.from_dict(trial_id, run.trial(trial_id))
+        if record is None:  # failed before it was registered: nothing to report but the lint line
             continue
-        epochs = info["epochs"]
+        epochs = record.epochs
         keys = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
         # None where an epoch has no value (a diverged epoch's loss): no average, shown as "–"
         average = {k: fmean(e[k] for e in epochs) if all(e[k] is not None for e in epochs) else None
                    for k in keys if epochs and all(k in e for e in epochs)}
-        config = asdict(TrainConfig()) | info["config"]  # runs archived before a setting existed get its default
-        summaries.append(TrialSummary(trial_id, info["label"], info["model"], config, info["status"],
-                                      epochs, info["audit"], info.get("base"), average, info.get("kwargs", {}),
-                                      info.get("error", "")))
+        summaries.append(TrialSummary(trial_id, record.label, record.model, record.config, record.status,
+                                      epochs, record.audit, record.base, average, record.kwargs, record.error))
     return summaries
 
 

@@ -1,7 +1,8 @@
 """The run archive: runs/<run-id>/ with fixed file names, atomic writes and a checksum manifest.
 
 Layout (MLflow-style: parameters written once, metrics appended per epoch, state in status.json):
-    status.json        state (RunState): running → complete | partial | failed, times, error, failed trials
+    status.json        archive `format` (ARCHIVE_FORMAT; runs without it are format 1), state (RunState):
+                       running → complete | partial | failed, times, error, failed trials
     spec.json          the resolved experiment spec (written once)
     environment.json   versions, device, threads, git commit
     data.json          dataset, source, file checksums, normalisation, sizes, class names
@@ -29,19 +30,33 @@ import secrets
 import shutil
 import stat
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from reportgen.errors import ArchiveError
 from reportgen.files import atomic_write, sha256_file
+from reportgen.settings import TrainConfig
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: `$` would allow a final "\n"
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
+# File names of a run folder, spelled only here.
+STATUS_FILE = "status.json"
+MANIFEST_FILE = "manifest.json"
 TEST_IMAGES = "test_images.npz"
+TRIALS_DIR = "trials"
+TRIAL_FILE = "trial.json"
+METRICS_CSV = "metrics.csv"
+METRICS_JSON = "metrics.json"
+PREDICTIONS_FILE = "predictions.csv"
+WEIGHTS_FILE = "model.pt"
+CHECKPOINT_FILE = "checkpoint.pt"
 LOCK_FILE = ".lock"  # the only file of a run folder the manifest does not cover
-MANIFEST_FORMAT = 2
+# Version of the run folder's layout, in status.json. 1: runs written before the key existed; 2: the key
+# exists. Bump it when a reader could misread an older or newer run; readers handle every older format.
+ARCHIVE_FORMAT = 2
+MANIFEST_FORMAT = 2  # manifest.json's own layout: 1 = a bare {file: sha256}, 2 = with state and files
 MAX_LISTED_PROBLEMS = 20
 
 
@@ -63,10 +78,34 @@ class TrialState(StrEnum):
     FAILED = "failed"      # raised; `error` (one line) and `traceback` in trial.json; retrained on resume
 
 
-STATES = tuple(RunState)
 FINISHED_TRIALS = frozenset({TrialState.COMPLETE, TrialState.DIVERGED})
 _TRANSIENT_STATUS = ("error", "failed_trials", "trials", "finished")  # describe one ending; cleared on resume
 _TRIAL_ERROR_FIELDS = ("error", "traceback")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One archived trial as the report reads it: trials/<id>/trial.json plus its per-epoch metrics."""
+
+    trial_id: str
+    label: str
+    model: str
+    config: dict[str, Any]  # every TrainConfig field; runs archived before a setting existed get its default
+    status: TrialState
+    epochs: list[dict[str, Any]]  # METRIC_FIELDS per epoch; None where a value is not finite
+    audit: dict[str, Any]  # the parameter audit (measure.params.ModelAudit.to_dict) with its cost
+    base: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    error: str = ""
+
+    @classmethod
+    def from_dict(cls, trial_id: str, info: dict[str, Any]) -> TrialRecord | None:
+        """None for a trial that failed before it was registered (no label: nothing to report)."""
+        if "label" not in info:
+            return None
+        return cls(trial_id, info["label"], info["model"], asdict(TrainConfig()) | info["config"],
+                   TrialState(info["status"]), info.get("epochs", []), info["audit"], info.get("base"),
+                   info.get("kwargs", {}), info.get("error", ""))
 
 
 class ArchiveWriteError(ArchiveError):
@@ -204,12 +243,12 @@ class RunArchive:
         try:
             run.path.mkdir()
             run.lock()
-            (run.path / "trials").mkdir()
+            (run.path / TRIALS_DIR).mkdir()
             for name, payload in header.items():  # spec, environment, data: written once
                 atomic_write_json(run.path / f"{name}.json", payload)
             for name, content in (files or {}).items():  # test_images.npz: what the galleries show
                 atomic_write_bytes(run.path / name, content)
-            run.set_status(RunState.RUNNING)
+            run.set_status(RunState.RUNNING, format=ARCHIVE_FORMAT)
             try:
                 _rename_no_replace(run.path, final)
             except OSError as exc:
@@ -232,27 +271,27 @@ class RunArchive:
     def set_status(self, state: RunState | str, **extra: Any) -> None:
         """Write status.json; fields describing a previous ending (error, failed trials) are dropped."""
         state = RunState(state)
-        previous = self.status() if (self.path / "status.json").exists() else {}
+        previous = self.status() if (self.path / STATUS_FILE).exists() else {}
         status = {k: v for k, v in previous.items() if k not in _TRANSIENT_STATUS}
         status.setdefault("started", _now())
         status.update(state=state.value, updated=_now(), **extra)
         if state != RunState.RUNNING:
             status["finished"] = _now()
-        atomic_write_json(self.path / "status.json", status)
+        atomic_write_json(self.path / STATUS_FILE, status)
 
     def trial_dir(self, trial_id: str) -> Path:
-        return self.path / "trials" / validate_run_id(trial_id)
+        return self.path / TRIALS_DIR / validate_run_id(trial_id)
 
     @_archive_write
     def start_trial(self, trial_id: str, info: dict[str, Any]) -> None:
         folder = self.trial_dir(trial_id)
         folder.mkdir(exist_ok=True)
-        atomic_write_json(folder / "trial.json", info | {"status": TrialState.RUNNING.value})
+        atomic_write_json(folder / TRIAL_FILE, info | {"status": TrialState.RUNNING.value})
 
     @_archive_write
     def resume_trial(self, trial_id: str) -> None:
         """A trial continued from its checkpoint (e.g. a failed one on resume) is running again."""
-        path = self.trial_dir(trial_id) / "trial.json"
+        path = self.trial_dir(trial_id) / TRIAL_FILE
         if path.exists():
             info = {k: v for k, v in read_json(path).items() if k not in _TRIAL_ERROR_FIELDS}
             atomic_write_json(path, info | {"status": TrialState.RUNNING.value})
@@ -262,8 +301,8 @@ class RunArchive:
         """Rewrite the trial's metrics (CSV + JSON) atomically after each epoch."""
         rows = [asdict(e) if not isinstance(e, dict) else e for e in epochs]
         folder = self.trial_dir(trial_id)
-        atomic_write_bytes(folder / "metrics.csv", rows_to_csv(rows, METRIC_FIELDS))
-        atomic_write_json(folder / "metrics.json", rows)
+        atomic_write_bytes(folder / METRICS_CSV, rows_to_csv(rows, METRIC_FIELDS))
+        atomic_write_json(folder / METRICS_JSON, rows)
 
     @_archive_write
     def save_checkpoint(self, trial_id: str, checkpoint: dict[str, Any]) -> None:
@@ -272,10 +311,10 @@ class RunArchive:
 
         buffer = io.BytesIO()
         torch.save(checkpoint, buffer)
-        atomic_write_bytes(self.trial_dir(trial_id) / "checkpoint.pt", buffer.getvalue())
+        atomic_write_bytes(self.trial_dir(trial_id) / CHECKPOINT_FILE, buffer.getvalue())
 
     def load_checkpoint(self, trial_id: str) -> dict[str, Any] | None:
-        path = self.trial_dir(trial_id) / "checkpoint.pt"
+        path = self.trial_dir(trial_id) / CHECKPOINT_FILE
         if not path.exists():
             return None
         import torch
@@ -288,7 +327,7 @@ class RunArchive:
     @_archive_write
     def fail_trial(self, trial_id: str, error: str, traceback: str | None = None) -> None:
         """Mark a trial failed: `error` is one line (type: message), `traceback` the full text."""
-        path = self.trial_dir(trial_id) / "trial.json"
+        path = self.trial_dir(trial_id) / TRIAL_FILE
         info = read_json(path) if path.exists() else {"trial_id": trial_id}
         path.parent.mkdir(exist_ok=True)
         line = " ".join(str(error).split())[:500] or "unknown error"
@@ -296,7 +335,7 @@ class RunArchive:
                                         "traceback": traceback or str(error)})
 
     def trial_status(self, trial_id: str) -> str | None:
-        path = self.trial_dir(trial_id) / "trial.json"
+        path = self.trial_dir(trial_id) / TRIAL_FILE
         return read_json(path).get("status") if path.exists() else None
 
     def lock(self) -> None:
@@ -340,20 +379,20 @@ class RunArchive:
         folder = self.trial_dir(trial_id)
         fields = list(predictions)
         rows = [dict(zip(fields, values)) for values in zip(*predictions.values())]
-        atomic_write_bytes(folder / "predictions.csv", rows_to_csv(rows, fields))
+        atomic_write_bytes(folder / PREDICTIONS_FILE, rows_to_csv(rows, fields))
         import torch
 
         buffer = io.BytesIO()
         torch.save(weights, buffer)
-        atomic_write_bytes(folder / "model.pt", buffer.getvalue())
-        info = {k: v for k, v in read_json(folder / "trial.json").items() if k not in _TRIAL_ERROR_FIELDS}
-        atomic_write_json(folder / "trial.json", info | {"status": TrialState(status).value} | extra)
+        atomic_write_bytes(folder / WEIGHTS_FILE, buffer.getvalue())
+        info = {k: v for k, v in read_json(folder / TRIAL_FILE).items() if k not in _TRIAL_ERROR_FIELDS}
+        atomic_write_json(folder / TRIAL_FILE, info | {"status": TrialState(status).value} | extra)
 
     @_archive_write
     def reopen(self) -> None:
         """Before resuming: lock, drop the stale manifest, state running again."""
         self.lock()
-        (self.path / "manifest.json").unlink(missing_ok=True)
+        (self.path / MANIFEST_FILE).unlink(missing_ok=True)
         self.set_status(RunState.RUNNING, resumed=True)
 
     @_archive_write
@@ -367,7 +406,7 @@ class RunArchive:
         failed = [t for t in trial_ids if t not in finished]
         state = RunState.COMPLETE if not failed else RunState.PARTIAL if finished else RunState.FAILED
         for trial_id in finished:
-            (self.trial_dir(trial_id) / "checkpoint.pt").unlink(missing_ok=True)
+            (self.trial_dir(trial_id) / CHECKPOINT_FILE).unlink(missing_ok=True)
         counts = {"total": len(trial_ids)} | {s.value: sum(v == s for v in states.values()) for s in TrialState}
         counts[TrialState.FAILED.value] = len(failed)  # never started or left running counts as failed
         counts[TrialState.RUNNING.value] = 0
@@ -375,7 +414,7 @@ class RunArchive:
         if failed:
             errors = []
             for trial_id in failed[:3]:
-                path = self.trial_dir(trial_id) / "trial.json"
+                path = self.trial_dir(trial_id) / TRIAL_FILE
                 info = read_json(path) if path.exists() else {}
                 errors.append(f"{trial_id}: {info.get('error') or 'did not finish'}")
             more = f"; … and {len(failed) - 3} more" if len(failed) > 3 else ""
@@ -397,18 +436,22 @@ class RunArchive:
         for name, path in sorted(self._entries().items()):
             if not path.is_symlink():  # reportgen writes none; one planted later shows up as added
                 files[name] = sha256_file(path)
-        atomic_write_json(self.path / "manifest.json",
+        atomic_write_json(self.path / MANIFEST_FILE,
                           {"format": MANIFEST_FORMAT, "state": state.value, "sealed": _now(), "files": files})
 
     # --- reading ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        status = read_json(self.path / "status.json")
+        status = read_json(self.path / STATUS_FILE)
         if not isinstance(status, dict):
-            raise ArchiveError(f"{self.path / 'status.json'}: expected a JSON object")
+            raise ArchiveError(f"{self.path / STATUS_FILE}: expected a JSON object")
         return status
 
     def state(self) -> str | None:
         return self.status().get("state")
+
+    def format(self) -> int:
+        """The archive format the run was written in (1 for runs from before the key existed)."""
+        return self.status().get("format", 1)
 
     def read(self, name: str) -> Any:
         return read_json(self.path / f"{name}.json")
@@ -424,16 +467,16 @@ class RunArchive:
             return archive["images"]
 
     def trial_ids(self) -> list[str]:
-        return sorted(p.name for p in (self.path / "trials").iterdir() if (p / "trial.json").exists())
+        return sorted(p.name for p in (self.path / TRIALS_DIR).iterdir() if (p / TRIAL_FILE).exists())
 
     def trial(self, trial_id: str) -> dict[str, Any]:
         folder = self.trial_dir(trial_id)
-        info = read_json(folder / "trial.json")
-        info["epochs"] = read_json(folder / "metrics.json") if (folder / "metrics.json").exists() else []
+        info = read_json(folder / TRIAL_FILE)
+        info["epochs"] = read_json(folder / METRICS_JSON) if (folder / METRICS_JSON).exists() else []
         return info
 
     def predictions(self, trial_id: str) -> list[dict[str, str]]:
-        with open(self.trial_dir(trial_id) / "predictions.csv", newline="", encoding="utf-8") as handle:
+        with open(self.trial_dir(trial_id) / PREDICTIONS_FILE, newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
 
     # A report reads these too; combine.CombinedRun answers them for several runs.
@@ -455,7 +498,7 @@ class RunArchive:
             for name in (*files, *links):
                 path = here / name
                 rel = path.relative_to(self.path).as_posix()
-                if rel not in ("manifest.json", LOCK_FILE):
+                if rel not in (MANIFEST_FILE, LOCK_FILE):
                     entries[rel] = path
         return entries
 
@@ -467,7 +510,7 @@ class RunArchive:
         if state != RunState.COMPLETE:
             error = self.status().get("error")
             problems.append(f"run state is {state!r}, not 'complete'" + (f" ({error})" if error else ""))
-        manifest_path = self.path / "manifest.json"
+        manifest_path = self.path / MANIFEST_FILE
         if not manifest_path.is_file() or manifest_path.is_symlink():
             return problems + ["manifest.json is missing"]
         manifest = read_json(manifest_path)
@@ -478,7 +521,7 @@ class RunArchive:
                 problems.append(f"status.json says the run is {state!r}, but it was sealed {sealed!r}")
         elif isinstance(manifest, dict) and all(isinstance(v, str) for v in manifest.values()):
             files = manifest  # format 1 (before status.json was covered): status.json and dot files not listed
-            present = {k: v for k, v in present.items() if k != "status.json" and not Path(k).name.startswith(".")}
+            present = {k: v for k, v in present.items() if k != STATUS_FILE and not Path(k).name.startswith(".")}
         else:
             return problems + ["manifest.json is malformed"]
         changes = [f"{name} is missing" for name in sorted(files.keys() - present.keys())]
@@ -497,14 +540,19 @@ class RunArchive:
 def open_run(path: str | Path) -> RunArchive:
     """The run folder, resolved: `runs/<id>/trials/..` and `.` name the run, never '..' or ''."""
     given = Path(path)
-    if not (given / "status.json").is_file():
+    if not (given / STATUS_FILE).is_file():
         raise ArchiveError(f"{given}: not a reportgen run folder (no status.json)")
     resolved = given.resolve()
     try:
         validate_run_id(resolved.name)
     except ArchiveError as exc:
         raise ArchiveError(f"{given}: the run folder's name is not a run id ({exc})") from None
-    return RunArchive(resolved)
+    run = RunArchive(resolved)
+    written = run.format()
+    if not isinstance(written, int) or isinstance(written, bool) or not 1 <= written <= ARCHIVE_FORMAT:
+        raise ArchiveError(f"{given}: run written in archive format {written!r}; this reportgen reads formats "
+                           f"1–{ARCHIVE_FORMAT} (a newer reportgen wrote it: upgrade to render it)")
+    return run
 
 
 def _now() -> str:

@@ -18,6 +18,8 @@ from reportgen.errors import ArchiveError, ReportgenError
 from reportgen.measure.params import ModelAudit
 from reportgen.run.archive import (
     FINISHED_TRIALS,
+    MANIFEST_FILE,
+    STATUS_FILE,
     TEST_IMAGES,
     RunArchive,
     RunState,
@@ -44,7 +46,7 @@ def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = N
 
     Re-running with the run id of an unfinished run continues that run instead.
     """
-    if run_id and (Path(runs_root) / validate_run_id(run_id) / "status.json").exists():
+    if run_id and (Path(runs_root) / validate_run_id(run_id) / STATUS_FILE).exists():
         return resume_experiment(Path(runs_root) / run_id, executor, log)
     data = load_dataset(**asdict(spec.data), seed=spec.seeds[0])
     device = select_device(spec.device)
@@ -64,7 +66,7 @@ def resume_experiment(path: Path, executor: Executor | None = None, log: Log = p
     """Continue an unfinished run (running, partial or failed) with the archived spec and data: finished
     trials are kept, failed and interrupted ones are trained again (from their last checkpoint if any)."""
     run = open_run(path)
-    if run.state() == RunState.COMPLETE and (run.path / "manifest.json").exists():
+    if run.state() == RunState.COMPLETE and (run.path / MANIFEST_FILE).exists():
         raise ArchiveError(f"{run.path}: the run is already complete (render it with `reportgen render`)")
     run.lock()
     executor = executor or LocalExecutor()
