@@ -12,19 +12,18 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib import font_manager
+from matplotlib import colormaps, font_manager
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw, ImageFont
 
 CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",)
-PALETTE = plt.get_cmap("tab10").colors
+PALETTE = colormaps["tab10"].colors
 Translate = Callable[[str], str]
 SVG_NS = "http://www.w3.org/2000/svg"
 
 
+@functools.cache
 def _font_family() -> list[str]:
     """Noto Sans CJK for Hangul (with DejaVu as fallback) so Korean labels never turn into boxes."""
     for path in CJK_FONT_FILES:
@@ -38,9 +37,25 @@ def _font_family() -> list[str]:
 # make every figure, and so the report, fail to render).
 # svg.fonttype "none": text stays text (searchable, and the PDF renders in half the time of glyph paths);
 # browsers and WeasyPrint draw it with the named font or the system's own Hangul font.
-plt.rcParams.update({"font.family": _font_family(), "svg.fonttype": "none", "axes.grid": True,
-                     "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
-                     "text.parse_math": False})
+STYLE = {"svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+         "axes.spines.right": False, "text.parse_math": False}
+
+
+def _figure(*args, **kwargs):
+    """A figure and its axes in the report's style, outside pyplot: no global backend or rcParams change,
+    so a notebook that imports reportgen keeps its own matplotlib settings. Figures are built and saved
+    inside `_styled`, where the style applies."""
+    fig = Figure(figsize=kwargs.pop("figsize"), layout=kwargs.pop("layout", None))
+    return fig, fig.subplots(*args, **kwargs)
+
+
+def _styled(draw: Callable) -> Callable:
+    """Run a figure function under the report's rcParams (restored afterwards)."""
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE | {"font.family": _font_family()}):
+            return draw(*args, **kwargs)
+    return wrapper
 
 
 def _values(epochs: list[dict], key: str, scale: float = 1.0) -> list[float]:
@@ -52,10 +67,11 @@ def model_colors(labels: Sequence[str]) -> dict[str, str]:
     return {label: matplotlib.colors.to_hex(PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)}
 
 
+@_styled
 def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str], _: Translate,
                path: Path) -> None:
     """One figure, all models on shared axes: train (dashed) and test (solid) per model."""
-    fig, ax = plt.subplots(figsize=(7.2, 3.9), layout="constrained")
+    fig, ax = _figure(figsize=(7.2, 3.9), layout="constrained")
     scale = 100.0 if metric == "acc" else 1.0
     tooltips: dict[str, list[str]] = {}
     for n, (label, epochs) in enumerate(series.items()):
@@ -84,7 +100,6 @@ def _save_svg(fig, path: Path, tooltips: dict[str, list[str]]) -> None:
     it on hover, with no script, in the report and in the single-file HTML alike."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="svg")
-    plt.close(fig)
     ElementTree.register_namespace("", SVG_NS)
     ElementTree.register_namespace("xlink", "http://www.w3.org/1999/xlink")
     root = ElementTree.fromstring(buffer.getvalue())
@@ -153,12 +168,13 @@ def _annotated_grid(ax, values, fmt: str, cmap: str) -> None:
     return image
 
 
+@_styled
 def _grid_figure(values, fmt: str, cmap: str, size: tuple[float, float], x_labels: list[str], y_labels: list[str],
                  x_name: str, y_name: str, title: str, path: Path, x_rotation: int = 0,
                  margins: dict[str, float] | None = None) -> None:
     """An annotated matrix figure (heatmap or confusion matrix), saved as SVG; fixed `margins` skip the
     constrained layout's measuring of every label where the layout is known in advance."""
-    fig, ax = plt.subplots(figsize=size, layout=None if margins else "constrained")
+    fig, ax = _figure(figsize=size, layout=None if margins else "constrained")
     if margins:
         fig.subplots_adjust(**margins)
     _annotated_grid(ax, values, fmt, cmap)
@@ -170,7 +186,6 @@ def _grid_figure(values, fmt: str, cmap: str, size: tuple[float, float], x_label
     ax.set_title(title, fontsize=9)
     ax.grid(False)
     fig.savefig(path, format="svg")
-    plt.close(fig)
 
 
 def heatmap_svg(values: list[list[float]], rows: list, columns: list, row_name: str, column_name: str,
@@ -191,11 +206,12 @@ PANELS = (("train_loss", "Train loss"), ("test_loss", "Test loss"), ("train_acc"
           ("test_acc", "Test accuracy"))
 
 
+@_styled
 def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, path: Path) -> list[str]:
     """The assignment's four plots for one model: train/test loss and train/test accuracy."""
     # fixed margins: this figure has the same layout for every model, and constrained layout (which
     # measures every label) cost half a second per model
-    fig, axes = plt.subplots(1, 4, figsize=(9.6, 2.3))
+    fig, axes = _figure(1, 4, figsize=(9.6, 2.3))
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.2, top=0.8, wspace=0.3)
     x = [e["epoch"] for e in epochs]
     tooltips = {}
@@ -214,12 +230,13 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
     return [title for _key, title in PANELS]
 
 
+@_styled
 def sweep_panels_svg(panels: dict[str, dict[str, list[dict]]], colors: dict[str, str], _: Translate,
                      path: Path, columns: int = 3) -> None:
     """Small multiples: one panel per combination of swept settings (its title), test accuracy per epoch of
     every model in it, on a shared y axis so panels compare at a glance."""
     rows = -(-len(panels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(9.6, 0.4 + 2.1 * rows), sharex=True, sharey=True,
+    fig, axes = _figure(rows, columns, figsize=(9.6, 0.4 + 2.1 * rows), sharex=True, sharey=True,
                              layout="constrained", squeeze=False)
     tooltips = {}
     for n, (ax, (title, models)) in enumerate(zip(axes.flat, panels.items())):
@@ -241,9 +258,10 @@ def sweep_panels_svg(panels: dict[str, dict[str, list[dict]]], colors: dict[str,
 
 
 
+@_styled
 def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, path: Path) -> None:
     """Final test accuracy against multiply-adds per image: equal parameters can hide very different compute."""
-    fig, ax = plt.subplots(figsize=(5.6, 3.2), layout="constrained")
+    fig, ax = _figure(figsize=(5.6, 3.2), layout="constrained")
     tooltips = {}
     for n, row in enumerate(r for r in rows if r["final_test_acc"] is not None):
         gid = f"points-cost-{n}"
