@@ -267,6 +267,7 @@ def _at_least_one(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from reportgen.data import DATASETS
+    from reportgen.report.i18n import LANGUAGES
 
     parser = _Parser(prog="reportgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -286,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--train-subset", type=int, help="train on this many images (seeded random choice)")
     run.add_argument("--test-subset", type=int, help="test on this many images (seeded random choice)")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
-    run.add_argument("--lang", choices=("en", "ko"))
+    run.add_argument("--lang", choices=LANGUAGES)
     run.add_argument("--run-id", help="name of the run folder (default: date-time-random); "
                      "an unfinished run with this id is resumed (with its archived settings)")
     run.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last epoch")
@@ -309,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("runs", nargs="+", metavar="run",
                         help="run folder, e.g. runs/20261123-101500-ab12cd; several make one combined report")
     render.add_argument("-o", "--output-dir", default="output")
-    render.add_argument("--lang", choices=("en", "ko"))
+    render.add_argument("--lang", choices=LANGUAGES)
     render.add_argument("--allow-incomplete", action="store_true",
                         help="render an incomplete or altered run anyway, marked as such")
     _report_options(render)

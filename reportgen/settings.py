@@ -1,29 +1,87 @@
-"""Training settings as data: the values a spec may name and one trial's settings (TrainConfig).
+"""Training settings as data: one trial's settings (TrainConfig) and, on its fields, everything else
+needs to know about each setting — what a spec may give, whether it can be swept, how the report
+names and orders it, whether it can be a heatmap axis.
+
+The spec's validation and sweep expansion, the report's settings table and comparison columns, the
+heatmap axes and the English display names are all derived from these fields: a new setting is one
+new field here (plus its Korean name in templates/i18n/ko.json, which a test checks).
 
 Kept free of torch so reading a spec or rendering an archived run does not load the training engine.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
-LOSSES = ("cross_entropy", "nll", "bce_with_logits")
-PRECISIONS = ("fp32", "bf16")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+
+class Optimizer(StrEnum):
+    SGD = "sgd"
+    ADAM = "adam"
+    ADAMW = "adamw"
+    RMSPROP = "rmsprop"
+
+
+class Loss(StrEnum):
+    CROSS_ENTROPY = "cross_entropy"
+    NLL = "nll"  # the model outputs log-probabilities
+    BCE_WITH_LOGITS = "bce_with_logits"  # one-hot targets
+
+
+class Precision(StrEnum):
+    FP32 = "fp32"
+    BF16 = "bf16"  # forward/loss under bfloat16 autocast (evaluation stays fp32)
+
+
+OPTIMIZERS = tuple(Optimizer)
+LOSSES = tuple(Loss)
+PRECISIONS = tuple(Precision)
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # device strings a spec may name (fullmatch)
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Settings of one training trial; units: lr per step, weight_decay as the optimizer's L2 factor."""
+class Setting:
+    """What the rest of reportgen knows about one TrainConfig field (its `name`)."""
 
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 1e-3
-    optimizer: str = "adam"
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    loss: str = "cross_entropy"
-    seed: int = 0
-    augment: str = ""  # train-only augmentation, canonical text of reportgen.data.augment.Augment ("" = none)
-    precision: str = "fp32"  # "bf16": forward/loss under bfloat16 autocast (evaluation stays fp32)
+    name: str
+    label: str  # English display name; the i18n key is `name`
+    column: int  # position in the report's settings table and in comparison.csv
+    choices: tuple[str, ...] = ()  # allowed values of a text setting
+    low: float | None = None  # inclusive range of a numeric setting
+    high: float | None = None
+    integer: bool = False
+    sweepable: bool = True  # may be a list under [train] (seed has `seeds`, augment its own table)
+    axis: int | None = None  # heatmap axis priority, lowest first; None: never an axis
+
+
+def _setting(default: Any, label: str, column: int, **meta: Any) -> Any:
+    return dataclasses.field(default=default, metadata={"setting": dict(label=label, column=column, **meta)})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one training trial; units: lr per step, weight_decay as the optimizer's L2 factor.
+
+    Field order is the order a sweep enumerates combinations in (trial ids depend on it): keep it."""
+
+    epochs: int = _setting(10, "Epochs", 0, low=1, high=100_000, integer=True, axis=2)
+    batch_size: int = _setting(64, "Batch size", 1, low=1, high=100_000, integer=True, axis=1)
+    lr: float = _setting(1e-3, "Learning rate", 3, low=1e-12, high=1e3, axis=0)
+    optimizer: str = _setting("adam", "Optimizer", 2, choices=OPTIMIZERS, axis=5)
+    momentum: float = _setting(0.0, "Momentum", 4, low=0.0, high=0.999, axis=3)
+    weight_decay: float = _setting(0.0, "Weight decay", 5, low=0.0, high=10.0, axis=4)
+    loss: str = _setting("cross_entropy", "Loss function", 6, choices=LOSSES, axis=6)
+    seed: int = _setting(0, "Seed", 9, low=0, high=2**31 - 1, integer=True, sweepable=False)
+    # train-only augmentation, canonical text of reportgen.data.augment.Augment ("" = none)
+    augment: str = _setting("", "Augmentation", 7, sweepable=False)
+    precision: str = _setting("fp32", "Precision", 8, choices=PRECISIONS)
+
+
+SETTINGS: dict[str, Setting] = {f.name: Setting(f.name, **f.metadata["setting"])
+                                for f in dataclasses.fields(TrainConfig)}
+SWEEPABLE = tuple(name for name, s in SETTINGS.items() if s.sweepable)  # in sweep enumeration order
+REPORTED = tuple(sorted(SETTINGS, key=lambda name: SETTINGS[name].column))  # report and CSV column order
+HEATMAP_AXES = tuple(sorted((n for n, s in SETTINGS.items() if s.axis is not None), key=lambda n: SETTINGS[n].axis))
+DISPLAY_NAMES = {name: s.label for name, s in SETTINGS.items()}  # the English catalogue of setting names

@@ -23,9 +23,9 @@ from reportgen.files import sha256_file
 from reportgen.models.registry import ModelRef, model_code, parse_model_ref
 from reportgen.report.checklist import load_checklist
 from reportgen.report.cover import COVER_KEYS, parse_cover
-from reportgen.settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig
+from reportgen.report.i18n import LANGUAGES
+from reportgen.settings import DEVICE_PATTERN, SETTINGS, SWEEPABLE, TrainConfig
 
-SWEEPABLE = ("epochs", "batch_size", "lr", "optimizer", "momentum", "weight_decay", "loss", "precision")
 LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_TRIALS = 1000  # default bound on models × settings combinations × seeds; raise with max_trials / --max-trials
 MAX_NESTING = 32   # tables/arrays deeper than this are never a spec; refused before anything recurses into them
@@ -200,20 +200,11 @@ class _Checker:
 
 
 def _setting(check: _Checker, key: str, value: Any) -> Any:
-    full = f"train.{key}"
-    if key in ("epochs", "batch_size"):
-        return check.number(full, value, 1, 100_000, integer=True)
-    if key == "lr":
-        return check.number(full, value, 1e-12, 1e3)
-    if key in ("momentum",):
-        return check.number(full, value, 0.0, 0.999)
-    if key == "weight_decay":
-        return check.number(full, value, 0.0, 10.0)
-    if key == "optimizer":
-        return check.choice(full, value, OPTIMIZERS)
-    if key == "precision":
-        return check.choice(full, value, PRECISIONS)
-    return check.choice(full, value, LOSSES)
+    """One value of a [train] setting, checked against its field's metadata in reportgen.settings."""
+    setting = SETTINGS[key]
+    if setting.choices:
+        return check.choice(f"train.{key}", value, setting.choices)
+    return check.number(f"train.{key}", value, setting.low, setting.high, integer=setting.integer)
 
 
 def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], list[int]]:
@@ -349,7 +340,7 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
         models=_parse_models(check, raw.get("models")),
         train=train, seeds=seeds, device=device,
         notes=check.typed("notes", raw.get("notes", ""), str, "a string"),
-        lang=check.choice("report.lang", report.get("lang", raw.get("lang", "en")), ("en", "ko")),
+        lang=check.choice("report.lang", report.get("lang", raw.get("lang", "en")), LANGUAGES),
         source=raw.get("source", source), checklist=checklist, max_trials=max_trials,
         cover=parse_cover(check.typed("cover", raw.get("cover", {}), dict, "a table") | report, source),
     )

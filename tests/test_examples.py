@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import write_idx_dataset
 
-from reportgen.spec import SWEEPABLE, load_spec
+from reportgen.settings import SWEEPABLE
+from reportgen.spec import load_spec
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
 # "mnist" takes any IDX files (no checksums to match), so one small learnable set stands in for every example.

@@ -50,7 +50,7 @@ def test_wheel_installs_only_reportgen_with_its_templates_and_models(wheel):
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"reportgen"}
     for needed in ("reportgen/templates/report.html.j2", "reportgen/templates/report.css",
-                   "reportgen/templates/notebook.html.j2", "reportgen/templates/i18n/en.json",
+                   "reportgen/templates/notebook.html.j2",
                    "reportgen/templates/i18n/ko.json", "reportgen/checklists/assignment.toml",
                    "reportgen/default_spec.toml", "reportgen/models/lenet.py", "reportgen/models/mlp.py"):
         assert needed in names, needed

@@ -63,3 +63,33 @@ def test_overrides_apply_before_validation():
     assert spec.train["epochs"] == [2] and [m.label for m in spec.models] == ["mlp"]
     with pytest.raises(SpecError, match="train.batch_size"):
         load_spec(None, {"train.batch_size": 0})
+
+
+def test_settings_come_from_one_source():
+    """TrainConfig's fields and their metadata drive validation, sweeps, report columns, heatmap axes and
+    display names: every field is covered, and a value outside a field's declared range or choices is
+    refused with that range or those choices in the message."""
+    import dataclasses
+
+    from reportgen.report.i18n import load_catalogue
+    from reportgen.settings import DISPLAY_NAMES, HEATMAP_AXES, REPORTED, SETTINGS, SWEEPABLE, TrainConfig
+
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    assert list(SETTINGS) == names and sorted(REPORTED) == sorted(names)
+    assert set(SWEEPABLE) | {"seed", "augment"} == set(names) and set(HEATMAP_AXES) <= set(SWEEPABLE)
+    assert load_catalogue("en") == DISPLAY_NAMES and set(names) <= load_catalogue("ko").keys()
+    for name in SWEEPABLE:
+        setting = SETTINGS[name]
+        bad = "nope" if setting.choices else setting.high * 10 + 1
+        with pytest.raises(SpecError, match=f"train.{name}") as error:
+            load_spec(None, {"models": [{"name": "mlp"}], "train": {name: [getattr(TrainConfig(), name), bad]}})
+        assert (setting.choices[0] if setting.choices else f"{setting.high:g}") in str(error.value)
+
+
+def test_reading_a_spec_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, reportgen.spec, reportgen.settings; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert result.stdout.strip() == "False"

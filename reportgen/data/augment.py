@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:  # torch is imported where images are transformed: parsing a spec must not load it
+    import torch
 
 KEYS = ("rotation", "translate", "scale", "erasing")
 ERASE_AREA = (0.02, 0.2)   # fraction of the image an erased rectangle covers
@@ -55,6 +56,7 @@ class Augment:
         return cls(**values)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+
         """images: float (N, C, H, W) in [0, 1]; returns a new augmented tensor."""
         if self.affine:
             images = self._random_affine(images, generator)
@@ -63,9 +65,14 @@ class Augment:
         return images
 
     def _uniform(self, n: int, low: float, high: float, generator: torch.Generator, like: torch.Tensor):
+        import torch
+
         return low + (high - low) * torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
 
     def _random_affine(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        import torch
+        import torch.nn.functional as F
+
         n = images.shape[0]
         angle = self._uniform(n, -self.rotation, self.rotation, generator, images) * (math.pi / 180)
         scale = self._uniform(n, self.scale_min, self.scale_max, generator, images)
@@ -76,6 +83,8 @@ class Augment:
         return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
     def _random_erasing(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        import torch
+
         n, _, h, w = images.shape
         area = self._uniform(n, *ERASE_AREA, generator, images) * h * w
         ratio = torch.exp(self._uniform(n, math.log(ERASE_RATIO[0]), math.log(ERASE_RATIO[1]), generator, images))

@@ -1,4 +1,5 @@
-"""Built-in models from the course reports; importing this package registers them all."""
-from reportgen.models import cnn, lenet, mlp
+"""Models stage: the registry (names, file paths, @register_model) and the built-in models of the course
+reports (cnn, lenet, mlp). The registry imports the built-ins when a name is first looked up, so
+importing this package (and a spec) does not load torch."""
 
-__all__ = ["cnn", "lenet", "mlp"]
+BUILTIN_MODULES = ("cnn", "lenet", "mlp")

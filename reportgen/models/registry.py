@@ -29,12 +29,13 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from reportgen.errors import ModelError
 from reportgen.files import sha256_file
+
+if TYPE_CHECKING:  # torch loads when a model is built or checked, not when a spec module is imported
+    from torch import nn
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _DESCRIPTIONS: dict[str, str] = {}
@@ -53,7 +54,10 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
 
 
 def _load_builtin_models() -> None:
-    importlib.import_module("reportgen.models")  # importing the package registers every entry function
+    from reportgen.models import BUILTIN_MODULES
+
+    for name in BUILTIN_MODULES:  # importing a module registers its entry functions
+        importlib.import_module(f"reportgen.models.{name}")
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -210,6 +214,8 @@ def _lookup(target: str) -> Any:
 
 def _is_model_factory(obj: Any) -> bool:
     """An nn.Module subclass, or a function someone registered as a model with @register_model."""
+    from torch import nn
+
     if inspect.isclass(obj):
         return issubclass(obj, nn.Module)
     return any(obj is fn for fn in _REGISTRY.values())
@@ -231,6 +237,8 @@ def create_model(ref: ModelRef | str, **kwargs: Any) -> nn.Module:
     """Build a model; None-valued kwargs are dropped so unset CLI options never override defaults."""
     if isinstance(ref, str):
         ref = parse_model_ref(ref)
+    from torch import nn
+
     factory = resolve_factory(ref)
     merged = {k: v for k, v in {**ref.kwargs, **kwargs}.items() if v is not None}
     if isinstance(factory, nn.Module):  # an instance from the notebook API: a fresh copy per trial
@@ -253,6 +261,8 @@ def create_model(ref: ModelRef | str, **kwargs: Any) -> nn.Module:
 def model_code(ref: ModelRef) -> dict[str, Any]:
     """Which code builds this model: the defining file and its sha256; for code typed into a notebook,
     the sha256 of its source text when Python can recover it."""
+    from torch import nn
+
     obj = _lookup(ref.target)
     if isinstance(obj, nn.Module):
         return {"file": None, "sha256": None, "initialised_by": "caller"}

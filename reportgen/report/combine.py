@@ -20,7 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
-from reportgen.report.summary import SETTING_KEYS
 from reportgen.run.archive import (
     MANIFEST_FILE,
     MANIFEST_FORMAT,
@@ -30,7 +29,7 @@ from reportgen.run.archive import (
     read_json,
     validate_run_id,
 )
-from reportgen.settings import TrainConfig
+from reportgen.settings import REPORTED, TrainConfig
 
 READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
 MISSING = "–"
@@ -275,7 +274,7 @@ def _settings_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     effects = {"epochs": OTHER_EPOCHS, "seed": ""}  # seeds differ by design: a model's seeds are aggregated
     return [_row("Settings", key, {run_id: ", ".join(sorted({str(t["config"].get(key)) for t in infos}))
                                    for run_id, infos in trials.items()}, effects.get(key, NOT_IDENTICAL))
-            for key in SETTING_KEYS]
+            for key in REPORTED]
 
 
 def _data_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:

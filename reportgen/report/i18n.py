@@ -18,6 +18,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from reportgen.settings import DISPLAY_NAMES
+
+LANGUAGES = ("en", "ko")  # en: the templates' own text; every other language has templates/i18n/<lang>.json
 CATALOGUES = resources.files("reportgen") / "templates" / "i18n"
 
 # Final consonant (jongseong) index of the Hangul syllable a character is read as; 0: none.
@@ -115,7 +118,10 @@ FORMATTER = _ParticleFormatter()
 
 
 def load_catalogue(lang: str) -> dict[str, str]:
-    """English needs only display names for setting keys; other languages translate every message."""
+    """English needs only the display names of the settings (from reportgen.settings); other languages
+    translate every message, setting names included."""
+    if lang == "en":
+        return dict(DISPLAY_NAMES)
     return json.loads(CATALOGUES.joinpath(f"{lang}.json").read_text("utf-8"))
 
 

@@ -24,7 +24,7 @@ from reportgen.report.checklist import evaluate_checklist, load_checklist
 from reportgen.report.combine import differences, open_runs, test_set_checksum
 from reportgen.report.cover import cover_rows, merge_cover
 from reportgen.report.findings import format_finding, review_trials
-from reportgen.report.i18n import Translator, translator
+from reportgen.report.i18n import LANGUAGES, Translator, translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
 from reportgen.report.plots import (
     confusion_svg,
@@ -56,10 +56,10 @@ from reportgen.report.summary import (
     top_confusions,
 )
 from reportgen.run.archive import ArchiveError, RunArchive, atomic_write_json, validate_run_id
+from reportgen.settings import HEATMAP_AXES
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
-LANGS = ("en", "ko")
 FORMATS = ("html", "pdf", "md")
 GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 rows)
 
@@ -138,7 +138,7 @@ def _galleries(run: RunArchive, best: list[TrialSummary], predictions: dict[str,
 
 def _heatmaps(trials: list[TrialSummary], varied: dict[str, list], figures: Path, translate) -> list[str]:
     """One lr × batch-style pivot per model when at least two numeric settings were swept."""
-    axes = [k for k in ("lr", "batch_size", "epochs", "momentum", "weight_decay", "optimizer", "loss") if k in varied]
+    axes = [k for k in HEATMAP_AXES if k in varied]
     if len(axes) < 2:
         return []
     row_key, column_key = axes[0], axes[1]
@@ -387,8 +387,8 @@ def render_report(run_path: str | Path | list[str | Path], output_root: str | Pa
         raise ArchiveError(f"{run.path}: refusing to render: {'; '.join(problems)} "
                            "(use --allow-incomplete to render it anyway, marked as such)")
     lang = lang or run.read("spec").get("lang", "en")
-    if lang not in LANGS:
-        raise ArchiveError(f"language {lang!r}: expected one of {', '.join(LANGS)}")
+    if lang not in LANGUAGES:
+        raise ArchiveError(f"language {lang!r}: expected one of {', '.join(LANGUAGES)}")
     final = _report_folder(Path(output_root), run)
     staging = final.parent / f".{run.run_id}.{secrets.token_hex(4)}.partial"  # unique: renders may overlap
     try:

@@ -11,7 +11,8 @@ from pathlib import Path
 from statistics import fmean, stdev
 from typing import Any
 
-from reportgen.report.summary import SETTING_KEYS, TrialSummary
+from reportgen.report.summary import TrialSummary
+from reportgen.settings import REPORTED
 
 SIGNIFICANCE = 0.05
 FASHION_README = Path("/usr/share/doc/dataset-fashion-mnist/README.md.gz")
@@ -28,7 +29,7 @@ def seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]]:
     groups: dict[tuple, list[TrialSummary]] = {}
     for t in trials:
         if t.ranked:
-            key = (t.label, *(t.config[k] for k in SETTING_KEYS if k != "seed"))
+            key = (t.label, *(t.config[k] for k in REPORTED if k != "seed"))
             groups.setdefault(key, []).append(t)
     rows = []
     for key, members in groups.items():
@@ -39,7 +40,7 @@ def seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]]:
         accs = [m.final["test_acc"] for m in members]
         mean, sd = fmean(accs), stdev(accs)
         half = stats.t.ppf(0.975, len(accs) - 1) * sd / math.sqrt(len(accs))
-        rows.append({"model": key[0], **{k: members[0].config[k] for k in SETTING_KEYS if k != "seed"},
+        rows.append({"model": key[0], **{k: members[0].config[k] for k in REPORTED if k != "seed"},
                      "seeds": len(accs), "mean": mean, "std": sd, "ci_low": mean - half, "ci_high": mean + half})
     return rows
 

@@ -11,9 +11,8 @@ from statistics import fmean
 from typing import Any
 
 from reportgen.run.archive import RunArchive, TrialRecord, TrialState
+from reportgen.settings import REPORTED
 
-SETTING_KEYS = ("epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay", "loss", "augment",
-                "precision", "seed")
 GALLERY_CORRECT = 10
 CONFUSIONS_SHOWN = 5  # most frequent (true → predicted) pairs per model
 EXAMPLES_PER_CONFUSION = 8
@@ -59,7 +58,7 @@ class TrialSummary:
     def comparison_row(self) -> dict[str, Any]:
         return {
             "trial_id": self.trial_id, "model": self.label, "status": self.status,
-            **{k: self.config[k] for k in SETTING_KEYS},
+            **{k: self.config[k] for k in REPORTED},
             "best_test_acc": self.best.get("test_acc"), "best_epoch": self.best.get("epoch"),
             "final_test_acc": self.final.get("test_acc"), "final_test_loss": self.final.get("test_loss"),
             "final_train_acc": self.final.get("train_acc"), "final_train_loss": self.final.get("train_loss"),
@@ -89,10 +88,10 @@ def settings_check(trials: list[TrialSummary]) -> dict[str, Any]:
     """Were the compared models trained under identical settings? Checked from the archived configs."""
     by_model: dict[str, set[tuple]] = {}
     for trial in trials:
-        by_model.setdefault(trial.label, set()).add(tuple(trial.config[k] for k in SETTING_KEYS))
+        by_model.setdefault(trial.label, set()).add(tuple(trial.config[k] for k in REPORTED))
     config_sets = list(by_model.values())
     identical = all(s == config_sets[0] for s in config_sets)
-    shared = {k: sorted({t.config[k] for t in trials}, key=str) for k in SETTING_KEYS}
+    shared = {k: sorted({t.config[k] for t in trials}, key=str) for k in REPORTED}
     return {"identical": identical, "constant": {k: v[0] for k, v in shared.items() if len(v) == 1},
             "varied": {k: v for k, v in shared.items() if len(v) > 1}}
 
