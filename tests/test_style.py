@@ -33,3 +33,29 @@ assert "<text" in svg  # the report's style (svg.fonttype none) applied while dr
 """
     result = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_stylesheet_declares_each_rule_once():
+    """Within one context (top level, or one @media block) a selector is declared once, and two rules with
+    the same declarations are one rule with both selectors: a second copy is where the two drift apart."""
+    import tinycss2
+
+    def problems(rules, context: str) -> list[str]:
+        found, selectors, blocks = [], {}, {}
+        for rule in rules:
+            if rule.type == "at-rule" and rule.content is not None and rule.at_keyword == "media":
+                inner = tinycss2.parse_rule_list(rule.content, skip_comments=True, skip_whitespace=True)
+                found += problems(inner, f"@media {tinycss2.serialize(rule.prelude).strip()}")
+            if rule.type != "qualified-rule":
+                continue
+            selector = " ".join(tinycss2.serialize(rule.prelude).split())
+            body = "".join(tinycss2.serialize(rule.content).split())
+            if selector in selectors:
+                found.append(f"{context}: {selector!r} declared twice")
+            if body in blocks:
+                found.append(f"{context}: {blocks[body]!r} and {selector!r} have the same declarations")
+            selectors[selector], blocks[body] = True, selector
+        return found
+
+    css = (ROOT / "reportgen" / "templates" / "report.css").read_text("utf-8")
+    assert problems(tinycss2.parse_stylesheet(css, skip_comments=True, skip_whitespace=True), "top level") == []
