@@ -1,180 +1,181 @@
 """Training speed, side by side on the same data, model and batch size (a benchmark, not a test).
 
-    .venv/bin/python benchmarks/train_speed.py [--epochs 3] [--batch-size 64] [--sweep 8] [--device auto]
+    .venv/bin/python benchmarks/train_speed.py [--epochs 2] [--batch-size 64] [--threads 2] [--load]
+    .venv/bin/python benchmarks/train_speed.py --smoke        # 1 epoch on 3,000 images: prints every figure
 
-(1) the textbook loop of the seed reports: torchvision FashionMNIST + DataLoader + ToTensor/Normalize,
-    loss.item() every batch;
-(2) reportgen's engine (uint8 tensors on the device, one permutation per epoch, one sync per epoch);
-(3) reportgen's vectorised sweep of K learning rates as one stacked model vs K sequential engine runs.
-Prints seconds per epoch, ratios, achieved GFLOP/s (FLOPs counted by torch's FlopCounterMode on one
-training step), peak memory and the final test accuracy of each, so speed is never bought with accuracy.
+Sides, each in its own subprocess so its peak RSS is its own (a process's high-water mark never drops):
+  textbook          the seed reports' loop: torchvision FashionMNIST + DataLoader + ToTensor/Normalize,
+                    loss.item() every batch, evaluation under no_grad;
+  engine            reportgen.train: uint8 tensors, one permutation per epoch, one sync per epoch,
+                    evaluation under inference_mode;
+  engine-foreach    the engine with Adam's foreach implementation (a lever: kept only if faster AND
+                    bit-identical, which the `identical` column reports).
+Training and evaluation are timed separately for every side. GFLOP/s (forward + backward counted by
+torch's FlopCounterMode) is printed beside this machine's measured fp32 GEMM rate, the ceiling.
+--load runs every side again beside one busy competing process, as on a student's laptop.
 """
 from __future__ import annotations
 
 import argparse
-import gzip
+import hashlib
+import json
 import resource
-import shutil
-import tempfile
+import subprocess
+import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from reportgen.vectorized import train_stacked
-from torch.utils.flop_counter import FlopCounterMode
 
 from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
 from reportgen.models.registry import create_model
-from reportgen.train import TrainConfig, select_device, train_model
+from reportgen.train import TrainConfig, evaluate, make_optimizer, train_epoch
 
 MODEL = "lenet5"
-SWEEP_LRS = (3e-3, 2e-3, 1.5e-3, 1e-3, 7e-4, 5e-4, 3e-4, 2e-4)
+SIDES = ("textbook", "engine", "engine-foreach")
+BUSY = "while True: pass"  # the competing process: one core's worth of pure Python
 
 
-def peak_memory_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+def gemm_peak_gflops(threads: int, n: int = 1024, repeats: int = 10) -> float:
+    """Best fp32 matrix-multiply rate of this machine with `threads` threads: what arithmetic can reach."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
 
 
-def training_flops(batch_size: int, device: torch.device) -> int:
-    """FLOPs of one forward + backward step of the model on one batch, counted by torch."""
+def _timed(work) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def step_flops(batch_size: int) -> int:
+    """FLOPs of one forward + backward step on one batch, counted by torch."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     torch.manual_seed(0)
-    model = create_model(MODEL).to(device)
-    x = torch.randn(batch_size, 1, 28, 28, device=device)
-    y = torch.randint(0, 10, (batch_size,), device=device)
+    model = create_model(MODEL)
+    x, y = torch.randn(batch_size, 1, 28, 28), torch.randint(0, 10, (batch_size,))
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(model(x), y).backward()
     return counter.get_total_flops()
 
 
-def textbook(epochs: int, batch_size: int, device: torch.device, mean: float, std: float) -> tuple[float, float]:
-    """The seeds' loop. torchvision wants un-gzipped files under root/FashionMNIST/raw/."""
-    from torch.utils.data import DataLoader
-    from torchvision import datasets, transforms
+def textbook(data, epochs: int, batch_size: int) -> dict:
+    """The seeds' loop, on the same tensors as the engine (a TensorDataset with the ToTensor/Normalize
+    arithmetic per batch), so only the loop differs, not the file decoding."""
+    from torch.utils.data import DataLoader, TensorDataset
 
-    root = Path(tempfile.mkdtemp())
-    raw = root / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for gz in FASHION_MNIST_DIR.glob("*.gz"):
-        with gzip.open(gz) as src, open(raw / gz.stem, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
-    train = DataLoader(datasets.FashionMNIST(str(root), train=True, transform=transform), batch_size=batch_size,
-                       shuffle=True, generator=torch.Generator().manual_seed(0))
-    test = DataLoader(datasets.FashionMNIST(str(root), train=False, transform=transform), batch_size=1000)
+    def batches(images, labels, size, shuffle):
+        loader = DataLoader(TensorDataset(images, labels), batch_size=size, shuffle=shuffle,
+                            generator=torch.Generator().manual_seed(0))
+        for x, y in loader:
+            yield (x.float() / 255 - data.mean) / data.std, y
+
     torch.manual_seed(0)
-    model = create_model(MODEL).to(device)
+    model = create_model(MODEL)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    seconds = []
+    train_seconds = []
     for _ in range(epochs):
         started = time.perf_counter()
         model.train()
-        for x, y in train:
-            x, y = x.to(device), y.to(device)
+        for x, y in batches(data.train_images, data.train_labels, batch_size, True):
             optimizer.zero_grad()
             loss = F.cross_entropy(model(x), y)
             loss.backward()
             optimizer.step()
-            loss.item()  # the seeds print/accumulate the loss every batch: a device sync per batch
-        seconds.append(time.perf_counter() - started)
+            loss.item()  # the seeds print/accumulate the loss every batch: a sync per batch
+        train_seconds.append(time.perf_counter() - started)
+    started = time.perf_counter()
     model.eval()
     correct = 0
     with torch.no_grad():
-        for x, y in test:
-            correct += (model(x.to(device)).argmax(1) == y.to(device)).sum().item()
-    shutil.rmtree(root)
-    return sum(seconds) / epochs, correct / 10_000
+        for x, y in batches(data.test_images, data.test_labels, 1000, False):
+            correct += (model(x).argmax(1) == y).sum().item()
+    return {"train_s": sum(train_seconds) / epochs, "eval_s": time.perf_counter() - started,
+            "test_acc": correct / len(data.test_labels), "weights": None}
 
 
-def engine(data, epochs: int, batch_size: int, device: torch.device, lr: float = 1e-3) -> tuple[float, float]:
+def engine(data, epochs: int, batch_size: int, foreach: bool = False) -> dict:
+    """reportgen's engine, epoch by epoch, training and evaluation timed apart."""
     torch.manual_seed(0)
-    model = create_model(MODEL).to(device)
-    tensors = [t.to(device) for t in (data.train_images, data.train_labels, data.test_images, data.test_labels)]
-    result = train_model(model, *tensors, data.mean, data.std, TrainConfig(epochs=epochs, batch_size=batch_size,
-                                                                           lr=lr, optimizer="adam"))
-    return sum(e.seconds for e in result.history) / epochs, result.history[-1].test_acc
-
-
-def sweep(data, k: int, batch_size: int, device: torch.device) -> dict[str, object]:
-    """K learning rates for one epoch: K sequential engine runs vs one stacked run."""
-    lrs = SWEEP_LRS[:k]
-    tensors = [t.to(device) for t in (data.train_images, data.train_labels, data.test_images, data.test_labels)]
-    started = time.perf_counter()
-    sequential = [engine(data, 1, batch_size, device, lr)[1] for lr in lrs]
-    sequential_seconds = time.perf_counter() - started
-    configs = [TrainConfig(epochs=1, batch_size=batch_size, lr=lr, optimizer="adam") for lr in lrs]
-    models = []
-    for _ in lrs:
-        torch.manual_seed(0)
-        models.append(create_model(MODEL).to(device))
-    started = time.perf_counter()
-    results = train_stacked(models, *tensors, data.mean, data.std, configs)
-    stacked_seconds = time.perf_counter() - started
-    return {"lrs": lrs, "sequential_s": sequential_seconds, "stacked_s": stacked_seconds,
-            "sequential_acc": sequential, "stacked_acc": [r.history[-1].test_acc for r in results]}
-
-
-def profile_engine(data, batch_size: int, device: torch.device, steps: int = 200) -> None:
-    """Where an engine training step spends its time: torch.profiler's top operators."""
-    from torch.profiler import ProfilerActivity, profile
-
-    from reportgen.train import make_optimizer, train_epoch
-
-    subset = steps * batch_size
-    torch.manual_seed(0)
-    model = create_model(MODEL).to(device)
-    config = TrainConfig(epochs=1, batch_size=batch_size)
+    model = create_model(MODEL)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size)
     optimizer = make_optimizer(config, model.parameters())
-    images, labels = data.train_images[:subset].to(device), data.train_labels[:subset].to(device)
-    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=activities) as prof:
-        train_epoch(model, optimizer, images, labels, data.mean, data.std, config, 1)
-    print(f"\nprofile of {steps} engine steps (batch {batch_size}):")
-    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=14, max_name_column_width=40))
+    if foreach:
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
+    train_seconds, eval_seconds = [], []
+    for epoch in range(1, epochs + 1):
+        train_seconds.append(_timed(lambda epoch=epoch: train_epoch(
+            model, optimizer, data.train_images, data.train_labels, data.mean, data.std, config, epoch)))
+        started = time.perf_counter()
+        result = evaluate(model, data.test_images, data.test_labels, data.mean, data.std, config.loss)
+        eval_seconds.append(time.perf_counter() - started)
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().tobytes()
+    return {"train_s": sum(train_seconds) / epochs, "eval_s": sum(eval_seconds) / epochs,
+            "test_acc": result.accuracy, "weights": hashlib.sha256(weights).hexdigest()}
+
+
+def run_side(side: str, args: argparse.Namespace) -> dict:
+    """Child process: one side, its own peak RSS."""
+    torch.set_num_threads(args.threads)
+    data = load_dataset("fashion-mnist", train_subset=args.train_subset or None)
+    if side == "textbook":
+        figures = textbook(data, args.epochs, args.batch_size)
+    else:
+        figures = engine(data, args.epochs, args.batch_size, foreach=side == "engine-foreach")
+    return figures | {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def measure(side: str, args: argparse.Namespace, load: bool) -> dict:
+    command = [sys.executable, __file__, "--side", side, "--epochs", str(args.epochs), "--batch-size",
+               str(args.batch_size), "--threads", str(args.threads), "--train-subset", str(args.train_subset)]
+    busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load else None
+    try:
+        done = subprocess.run(command, check=True, capture_output=True, text=True)
+    finally:
+        if busy:
+            busy.kill()
+            busy.wait()
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--sweep", type=int, default=8, help="K learning rates in the vectorised sweep")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--skip-textbook", action="store_true")
-    parser.add_argument("--profile", action="store_true", help="print where an engine step spends its time")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-subset", type=int, default=0, help="0: all 60,000 training images")
+    parser.add_argument("--load", action="store_true", help="also measure beside one busy competing process")
+    parser.add_argument("--smoke", action="store_true", help="1 epoch on 3,000 images, to check the script")
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
-    device = select_device(args.device)
-    data = load_dataset("fashion-mnist")
-    step_flops = training_flops(args.batch_size, device)
-    epoch_gflop = step_flops * (len(data.train_labels) / args.batch_size) / 1e9
-    print(f"device {device}, {torch.get_num_threads()} threads, model {MODEL}, batch {args.batch_size}, "
-          f"{args.epochs} epochs; one epoch = {epoch_gflop:.0f} GFLOP (forward + backward, counted)")
-
-    rows = []
-    if not args.skip_textbook:
-        seconds, acc = textbook(args.epochs, args.batch_size, device, data.mean, data.std)
-        rows.append(("textbook DataLoader loop", seconds, acc, peak_memory_mb(device)))
-    seconds, acc = engine(data, args.epochs, args.batch_size, device)
-    rows.append(("reportgen engine", seconds, acc, peak_memory_mb(device)))
-    print(f"\n{'':28s}{'s/epoch':>9s}{'GFLOP/s':>9s}{'test acc':>10s}{'peak MB':>9s}")
-    for name, seconds, acc, memory in rows:
-        print(f"{name:28s}{seconds:9.2f}{epoch_gflop / seconds:9.1f}{100 * acc:9.2f}%{memory:9.0f}")
-    if len(rows) == 2:
-        print(f"engine speed-up: {rows[0][1] / rows[1][1]:.2f}x per epoch, accuracy difference "
-              f"{100 * (rows[1][2] - rows[0][2]):+.2f} points")
-
-    if args.profile:
-        profile_engine(data, args.batch_size, device)
-    if args.sweep:
-        result = sweep(data, args.sweep, args.batch_size, device)
-        k = len(result["lrs"])
-        print(f"\nsweep of {k} learning rates, 1 epoch each:")
-        print(f"  {k} sequential runs  {result['sequential_s']:7.2f} s")
-        print(f"  one stacked run     {result['stacked_s']:7.2f} s   speed-up {result['sequential_s'] / result['stacked_s']:.2f}x"
-              f"   peak {peak_memory_mb(device):.0f} MB")
-        for lr, a, b in zip(result["lrs"], result["sequential_acc"], result["stacked_acc"]):
-            print(f"  lr {lr:<8g} sequential {100 * a:6.2f}%  stacked {100 * b:6.2f}%")
+    if args.smoke:
+        args.epochs, args.train_subset = 1, 3000
+    if args.side:
+        print(json.dumps(run_side(args.side, args)))
+        return
+    images = args.train_subset or 60_000
+    epoch_gflop = step_flops(args.batch_size) * images / args.batch_size / 1e9
+    peak = gemm_peak_gflops(args.threads)
+    print(f"data {FASHION_MNIST_DIR}, model {MODEL}, batch {args.batch_size}, {images:,} training images, "
+          f"{args.epochs} epoch(s), {args.threads} thread(s)")
+    print(f"one epoch = {epoch_gflop:.1f} GFLOP forward + backward; fp32 GEMM peak here: {peak:.1f} GFLOP/s")
+    header = f"{'side':16s}{'load':>6s}{'train s/epoch':>15s}{'GFLOP/s':>9s}{'% peak':>8s}{'eval s':>8s}" \
+             f"{'test acc':>10s}{'peak RSS MB':>13s}{'identical':>11s}"
+    print(header)
+    reference = None
+    for load in (False, True) if args.load else (False,):
+        for side in SIDES:
+            row = measure(side, args, load)
+            reference = row["weights"] if side == "engine" and not load else reference
+            identical = "-" if row["weights"] is None else ("yes" if row["weights"] == reference else "no")
+            rate = epoch_gflop / row["train_s"]
+            print(f"{side:16s}{'busy' if load else 'idle':>6s}{row['train_s']:15.2f}{rate:9.1f}"
+                  f"{100 * rate / peak:7.1f}%{row['eval_s']:8.2f}{100 * row['test_acc']:9.2f}%"
+                  f"{row['peak_rss_mb']:13.0f}{identical:>11s}")
 
 
 if __name__ == "__main__":
