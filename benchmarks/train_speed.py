@@ -14,6 +14,7 @@ Training and evaluation are timed separately for every side. GFLOP/s (forward + 
 torch's FlopCounterMode) is printed beside this machine's measured fp32 GEMM rate, the ceiling.
 --load runs every side again beside one busy competing process, as on a student's laptop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,8 +70,9 @@ def textbook(data, epochs: int, batch_size: int) -> dict:
     from torch.utils.data import DataLoader, TensorDataset
 
     def batches(images, labels, size, shuffle):
-        loader = DataLoader(TensorDataset(images, labels), batch_size=size, shuffle=shuffle,
-                            generator=torch.Generator().manual_seed(0))
+        loader = DataLoader(
+            TensorDataset(images, labels), batch_size=size, shuffle=shuffle, generator=torch.Generator().manual_seed(0)
+        )
         for x, y in loader:
             yield (x.float() / 255 - data.mean) / data.std, y
 
@@ -94,8 +96,12 @@ def textbook(data, epochs: int, batch_size: int) -> dict:
     with torch.no_grad():
         for x, y in batches(data.test_images, data.test_labels, 1000, False):
             correct += (model(x).argmax(1) == y).sum().item()
-    return {"train_s": sum(train_seconds) / epochs, "eval_s": time.perf_counter() - started,
-            "test_acc": correct / len(data.test_labels), "weights": None}
+    return {
+        "train_s": sum(train_seconds) / epochs,
+        "eval_s": time.perf_counter() - started,
+        "test_acc": correct / len(data.test_labels),
+        "weights": None,
+    }
 
 
 def engine(data, epochs: int, batch_size: int, foreach: bool = False) -> dict:
@@ -108,14 +114,23 @@ def engine(data, epochs: int, batch_size: int, foreach: bool = False) -> dict:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
     train_seconds, eval_seconds = [], []
     for epoch in range(1, epochs + 1):
-        train_seconds.append(_timed(lambda epoch=epoch: train_epoch(
-            model, optimizer, data.train_images, data.train_labels, data.mean, data.std, config, epoch)))
+        train_seconds.append(
+            _timed(
+                lambda epoch=epoch: train_epoch(
+                    model, optimizer, data.train_images, data.train_labels, data.mean, data.std, config, epoch
+                )
+            )
+        )
         started = time.perf_counter()
         result = evaluate(model, data.test_images, data.test_labels, data.mean, data.std, config.loss)
         eval_seconds.append(time.perf_counter() - started)
     weights = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().tobytes()
-    return {"train_s": sum(train_seconds) / epochs, "eval_s": sum(eval_seconds) / epochs,
-            "test_acc": result.accuracy, "weights": hashlib.sha256(weights).hexdigest()}
+    return {
+        "train_s": sum(train_seconds) / epochs,
+        "eval_s": sum(eval_seconds) / epochs,
+        "test_acc": result.accuracy,
+        "weights": hashlib.sha256(weights).hexdigest(),
+    }
 
 
 def run_side(side: str, args: argparse.Namespace) -> dict:
@@ -130,8 +145,20 @@ def run_side(side: str, args: argparse.Namespace) -> dict:
 
 
 def measure(side: str, args: argparse.Namespace, load: bool) -> dict:
-    command = [sys.executable, __file__, "--side", side, "--epochs", str(args.epochs), "--batch-size",
-               str(args.batch_size), "--threads", str(args.threads), "--train-subset", str(args.train_subset)]
+    command = [
+        sys.executable,
+        __file__,
+        "--side",
+        side,
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--threads",
+        str(args.threads),
+        "--train-subset",
+        str(args.train_subset),
+    ]
     busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load else None
     try:
         done = subprocess.run(command, check=True, capture_output=True, text=True)
@@ -160,11 +187,15 @@ def main() -> None:
     images = args.train_subset or 60_000
     epoch_gflop = step_flops(args.batch_size) * images / args.batch_size / 1e9
     peak = gemm_peak_gflops(args.threads)
-    print(f"data {FASHION_MNIST_DIR}, model {MODEL}, batch {args.batch_size}, {images:,} training images, "
-          f"{args.epochs} epoch(s), {args.threads} thread(s)")
+    print(
+        f"data {FASHION_MNIST_DIR}, model {MODEL}, batch {args.batch_size}, {images:,} training images, "
+        f"{args.epochs} epoch(s), {args.threads} thread(s)"
+    )
     print(f"one epoch = {epoch_gflop:.1f} GFLOP forward + backward; fp32 GEMM peak here: {peak:.1f} GFLOP/s")
-    header = f"{'side':16s}{'load':>6s}{'train s/epoch':>15s}{'GFLOP/s':>9s}{'% peak':>8s}{'eval s':>8s}" \
-             f"{'test acc':>10s}{'peak RSS MB':>13s}{'identical':>11s}"
+    header = (
+        f"{'side':16s}{'load':>6s}{'train s/epoch':>15s}{'GFLOP/s':>9s}{'% peak':>8s}{'eval s':>8s}"
+        f"{'test acc':>10s}{'peak RSS MB':>13s}{'identical':>11s}"
+    )
     print(header)
     reference = None
     for load in (False, True) if args.load else (False,):
@@ -173,9 +204,11 @@ def main() -> None:
             reference = row["weights"] if side == "engine" and not load else reference
             identical = "-" if row["weights"] is None else ("yes" if row["weights"] == reference else "no")
             rate = epoch_gflop / row["train_s"]
-            print(f"{side:16s}{'busy' if load else 'idle':>6s}{row['train_s']:15.2f}{rate:9.1f}"
-                  f"{100 * rate / peak:7.1f}%{row['eval_s']:8.2f}{100 * row['test_acc']:9.2f}%"
-                  f"{row['peak_rss_mb']:13.0f}{identical:>11s}")
+            print(
+                f"{side:16s}{'busy' if load else 'idle':>6s}{row['train_s']:15.2f}{rate:9.1f}"
+                f"{100 * rate / peak:7.1f}%{row['eval_s']:8.2f}{100 * row['test_acc']:9.2f}%"
+                f"{row['peak_rss_mb']:13.0f}{identical:>11s}"
+            )
 
 
 if __name__ == "__main__":

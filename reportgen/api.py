@@ -1,12 +1,12 @@
 """Python API for notebooks and scripts: the same spec → runner → archive → renderer path as the CLI.
 
-    import reportgen
-    report = reportgen.compare({"LeNet-5": LeNet5, "MLP": MLP}, dataset="fashion-mnist", epochs=10)
-    report          # in Jupyter: conclusion, checklist, comparison table and curves inline
-    report.table    # pandas DataFrame, one row per trial; report.metrics: per-epoch, long format
-    report.pdf      # path of report.pdf; report.run: the archived run folder
+import reportgen
+report = reportgen.compare({"LeNet-5": LeNet5, "MLP": MLP}, dataset="fashion-mnist", epochs=10)
+report          # in Jupyter: conclusion, checklist, comparison table and curves inline
+report.table    # pandas DataFrame, one row per trial; report.metrics: per-epoch, long format
+report.pdf      # path of report.pdf; report.run: the archived run folder
 
-    reportgen.audit(LeNet5(), input_size=(1, 28, 28))   # parameter audit, shown as a table in Jupyter
+reportgen.audit(LeNet5(), input_size=(1, 28, 28))   # parameter audit, shown as a table in Jupyter
 """
 
 from __future__ import annotations
@@ -26,8 +26,18 @@ from reportgen.errors import ModelError, SpecError
 
 # Keyword arguments of `compare` that belong to the spec's [data] table; every other keyword is a
 # [train] setting, so the spec's own validation names any mistake.
-_DATA_KEYWORDS = {"dataset", "data_dir", "train_subset", "test_subset", "mean", "std", "format", "train",
-                  "test", "validation"}
+_DATA_KEYWORDS = {
+    "dataset",
+    "data_dir",
+    "train_subset",
+    "test_subset",
+    "mean",
+    "std",
+    "format",
+    "train",
+    "test",
+    "validation",
+}
 ModelLike = str | type | Callable[[], nn.Module] | nn.Module
 
 
@@ -70,14 +80,26 @@ class Report:
         env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True)
         figures = {name: _inline_svg(self.folder / "figures" / f"{name}.svg") for name in ("loss", "acc")}
         return env.get_template("notebook.html.j2").render(
-            summary=self.summary, table=_compact(self.table).to_html(index=False, na_rep="–"),
-            figures=figures, html_path=str(self.html), pdf_path=str(self.pdf or ""), run=str(self.run))
+            summary=self.summary,
+            table=_compact(self.table).to_html(index=False, na_rep="–"),
+            figures=figures,
+            html_path=str(self.html),
+            pdf_path=str(self.pdf or ""),
+            run=str(self.run),
+        )
 
 
 # The comparison columns a reader scans first; the full table stays in report.table and comparison.csv.
-_COMPACT_COLUMNS = {"model": "model", "status": "status", "seed": "seed", "final_test_acc": "final test acc",
-                    "best_test_acc": "best test acc", "best_epoch": "best epoch", "parameters": "parameters",
-                    "seconds_per_epoch": "s/epoch"}
+_COMPACT_COLUMNS = {
+    "model": "model",
+    "status": "status",
+    "seed": "seed",
+    "final_test_acc": "final test acc",
+    "best_test_acc": "best test acc",
+    "best_epoch": "best epoch",
+    "parameters": "parameters",
+    "seconds_per_epoch": "s/epoch",
+}
 
 
 def _compact(table):
@@ -97,7 +119,7 @@ def _inline_svg(path: Path) -> str:
     if not path.exists():
         return ""
     text = path.read_text("utf-8")
-    return text[text.find("<svg"):]
+    return text[text.find("<svg") :]
 
 
 def _values(models: Mapping[str, ModelLike] | Sequence[ModelLike]) -> list[ModelLike]:
@@ -116,19 +138,33 @@ def _model_entries(models: Mapping[str, ModelLike] | Sequence[ModelLike]) -> lis
             continue
         label = label or getattr(model, "__name__", None) or type(model).__name__
         if not (isinstance(model, nn.Module) or callable(model)):
-            raise ModelError(f"model {label!r}: expected an nn.Module class, a zero-argument factory, an "
-                             f"instance or a model name, got {type(model).__name__}")
+            raise ModelError(
+                f"model {label!r}: expected an nn.Module class, a zero-argument factory, an "
+                f"instance or a model name, got {type(model).__name__}"
+            )
         entries.append({"name": register_object(label, model).target, "label": label})
     if not entries:
         raise SpecError("compare(): no models given")
     return entries
 
 
-def compare(models: Mapping[str, ModelLike] | Sequence[ModelLike], *, spec: str | Path | None = None,
-            runs_dir: str | Path = "runs", output_dir: str | Path = "output", run_id: str | None = None,
-            name: str | None = None, lang: str | None = None, device: str | None = None,
-            seeds: Sequence[int] | None = None, pdf: bool = True, checklist: str | None = None,
-            executor: str = "auto", workers: int = 2, **settings: Any) -> Report:
+def compare(
+    models: Mapping[str, ModelLike] | Sequence[ModelLike],
+    *,
+    spec: str | Path | None = None,
+    runs_dir: str | Path = "runs",
+    output_dir: str | Path = "output",
+    run_id: str | None = None,
+    name: str | None = None,
+    lang: str | None = None,
+    device: str | None = None,
+    seeds: Sequence[int] | None = None,
+    pdf: bool = True,
+    checklist: str | None = None,
+    executor: str = "auto",
+    workers: int = 2,
+    **settings: Any,
+) -> Report:
     """Train `models` under identical settings, archive the run and render its report.
 
     `models` maps report labels to model classes, zero-argument factories, instances (their initial
@@ -161,20 +197,27 @@ def compare(models: Mapping[str, ModelLike] | Sequence[ModelLike], *, spec: str 
         raw.setdefault("train", {})["seeds"] = list(seeds)
     instances = [e["label"] for e, m in zip(raw["models"], _values(models)) if isinstance(m, nn.Module)]
     if instances:  # their initial weights are the caller's: the report must not suggest reportgen seeded them
-        raw["notes"] = (f"{raw.get('notes', '')}\n{', '.join(instances)}: passed as an instance, so the initial "
-                        "weights were set by the caller, not seeded by reportgen.").strip()
+        raw["notes"] = (
+            f"{raw.get('notes', '')}\n{', '.join(instances)}: passed as an instance, so the initial "
+            "weights were set by the caller, not seeded by reportgen."
+        ).strip()
     parsed = parse_spec(raw, source if spec else "compare()")
     in_process = any(is_in_memory(m.ref) for m in parsed.models)
     if in_process and executor not in ("auto", "local"):
-        raise SpecError(f"compare(): executor={executor!r} cannot train models defined in this Python session "
-                        "(worker processes cannot import them); use executor='local' or name them as 'file.py:Class'")
+        raise SpecError(
+            f"compare(): executor={executor!r} cannot train models defined in this Python session "
+            "(worker processes cannot import them); use executor='local' or name them as 'file.py:Class'"
+        )
     # Objects defined in a notebook cannot be pickled into worker processes: they train in this process.
     chosen = choose_executor(parsed, "local" if in_process else executor, workers)
     run = run_experiment(parsed, Path(runs_dir), run_id, executor=chosen)
     partial = run.state() == RunState.PARTIAL  # some trials failed: the report shows them, marked
     if partial:
-        warnings.warn(f"{run.path} is partial ({run.status().get('error')}); the report is marked as such — "
-                      f"resume with `reportgen run --resume {run.path}`", stacklevel=2)
+        warnings.warn(
+            f"{run.path} is partial ({run.status().get('error')}); the report is marked as such — "
+            f"resume with `reportgen run --resume {run.path}`",
+            stacklevel=2,
+        )
     folder = render_report(run.path, output_dir, parsed.lang, pdf=pdf, checklist=checklist, allow_incomplete=partial)
     return Report(folder, run.path)
 
@@ -205,8 +248,10 @@ class Audit:
     def _repr_html_(self) -> str:
         a = self.audit
         check = "✓" if a.matches_torchinfo else "✗"
-        totals = (f"<p><b>{html.escape(a.model_name)}</b>: {a.total:,} parameters ({a.without_bias:,} without bias, "
-                  f"{a.trainable:,} trainable, {a.buffers:,} buffer values); torchinfo {a.torchinfo_total:,} {check}</p>")
+        totals = (
+            f"<p><b>{html.escape(a.model_name)}</b>: {a.total:,} parameters ({a.without_bias:,} without bias, "
+            f"{a.trainable:,} trainable, {a.buffers:,} buffer values); torchinfo {a.torchinfo_total:,} {check}</p>"
+        )
         return totals + self.table.to_html(index=False, na_rep="")
 
 

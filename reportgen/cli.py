@@ -1,4 +1,5 @@
 """Command line: `reportgen run|render|params|list|models`. Any user mistake → one line, exit ≠ 0."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,20 @@ EXIT_CHECK_FAILED = 1
 
 # CLI flag of every spec override, for messages
 OVERRIDE_FLAGS = {
-    "data.dataset": "--dataset", "data.data_dir": "--data-dir", "data.train_subset": "--train-subset",
-    "data.test_subset": "--test-subset", "train.epochs": "--epochs", "train.batch_size": "--batch-size",
-    "train.lr": "--lr", "train.optimizer": "--optimizer", "train.loss": "--loss", "train.seeds": "--seed",
-    "device": "--device", "report.lang": "--lang", "models": "--models", "max_trials": "--max-trials",
+    "data.dataset": "--dataset",
+    "data.data_dir": "--data-dir",
+    "data.train_subset": "--train-subset",
+    "data.test_subset": "--test-subset",
+    "train.epochs": "--epochs",
+    "train.batch_size": "--batch-size",
+    "train.lr": "--lr",
+    "train.optimizer": "--optimizer",
+    "train.loss": "--loss",
+    "train.seeds": "--seed",
+    "device": "--device",
+    "report.lang": "--lang",
+    "models": "--models",
+    "max_trials": "--max-trials",
 }
 # Keys that may differ when a command names an existing run: they do not change what is trained.
 _NOT_TRAINING = ("source", "lang", "max_trials")
@@ -55,11 +66,19 @@ def split_models(text: str) -> list[str]:
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides = {
-        "data.dataset": args.dataset, "data.data_dir": args.data_dir, "data.train_subset": args.train_subset,
-        "data.test_subset": args.test_subset, "train.epochs": args.epochs, "train.batch_size": args.batch_size,
-        "train.lr": args.lr, "train.optimizer": args.optimizer, "train.loss": args.loss,
-        "train.seeds": [args.seed] if args.seed is not None else None, "device": args.device,
-        "report.lang": args.lang, "max_trials": args.max_trials,
+        "data.dataset": args.dataset,
+        "data.data_dir": args.data_dir,
+        "data.train_subset": args.train_subset,
+        "data.test_subset": args.test_subset,
+        "train.epochs": args.epochs,
+        "train.batch_size": args.batch_size,
+        "train.lr": args.lr,
+        "train.optimizer": args.optimizer,
+        "train.loss": args.loss,
+        "train.seeds": [args.seed] if args.seed is not None else None,
+        "device": args.device,
+        "report.lang": args.lang,
+        "max_trials": args.max_trials,
         "models": [{"name": n} for n in split_models(args.models)] if args.models is not None else None,
     }
     return {key: value for key, value in overrides.items() if value is not None}
@@ -79,8 +98,10 @@ def _run(args: argparse.Namespace) -> int:
             raise ReportgenError("give either --resume RUN or --run-id NAME, not both")
         given = [OVERRIDE_FLAGS[k] for k in overrides if k != "report.lang"] + (["a spec file"] if args.spec else [])
         if given:
-            raise ReportgenError(f"--resume {args.resume}: a resumed run continues with its archived settings, so "
-                                 f"{', '.join(given)} cannot change them; drop them, or start a new run")
+            raise ReportgenError(
+                f"--resume {args.resume}: a resumed run continues with its archived settings, so "
+                f"{', '.join(given)} cannot change them; drop them, or start a new run"
+            )
         return _resume(Path(args.resume), args)
     spec = load_spec(args.spec, overrides)
     existing = Path(args.runs_dir) / args.run_id if args.run_id else None
@@ -91,7 +112,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ReportgenError(
                 f"--run-id {args.run_id}: {existing} already exists ({run.state()}) and is resumed with its "
                 f"archived settings, so these settings are not allowed: {'; '.join(differences)} — drop them "
-                "to resume it, or choose another --run-id")
+                "to resume it, or choose another --run-id"
+            )
         return _resume(existing, args)
     for key, value in overrides.items():
         print(f"override: {key} = {value}")
@@ -149,8 +171,11 @@ def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
     if run.state() != RunState.PARTIAL:
         return _report(run.path, args, lang)
     _report(run.path, args, lang, allow_incomplete=True)
-    print(f"reportgen: error: {run.path} is partial — {run.status().get('error')}; the report is marked as "
-          f"such; retrain the failed trials with: reportgen run --resume {run.path}", file=sys.stderr)
+    print(
+        f"reportgen: error: {run.path} is partial — {run.status().get('error')}; the report is marked as "
+        f"such; retrain the failed trials with: reportgen run --resume {run.path}",
+        file=sys.stderr,
+    )
     return EXIT_CHECK_FAILED
 
 
@@ -160,9 +185,17 @@ def _report(run_path: Path, args: argparse.Namespace, lang: str | None, allow_in
     runs = run_path if isinstance(run_path, list) else [run_path]
     print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
     allow_incomplete = allow_incomplete or getattr(args, "allow_incomplete", False)
-    out = render_report(run_path, args.output_dir, lang, allow_incomplete=allow_incomplete,
-                        pdf=not args.no_pdf, checklist=args.checklist, single_file=args.single_file,
-                        formats=args.formats or FORMATS, cover=cover_options(args))
+    out = render_report(
+        run_path,
+        args.output_dir,
+        lang,
+        allow_incomplete=allow_incomplete,
+        pdf=not args.no_pdf,
+        checklist=args.checklist,
+        single_file=args.single_file,
+        formats=args.formats or FORMATS,
+        cover=cover_options(args),
+    )
     for warning in json.loads((out / "summary.json").read_text("utf-8"))["warnings"]:
         print(f"warning: {warning['message']}", file=sys.stderr)
     for name in ("report.html", "report.pdf", "report.md"):
@@ -207,8 +240,10 @@ def _params(args: argparse.Namespace) -> int:
             for size in shape:
                 inputs *= size
             hidden, achieved = match_mlp(audit.total, in_features=inputs, depth=args.match_mlp)
-            print(f"MLP with about as many parameters as {ref.label} ({audit.total:,}): "
-                  f"mlp?hidden={list(hidden)} → {achieved:,} ({100 * (achieved - audit.total) / audit.total:+.2f}%)")
+            print(
+                f"MLP with about as many parameters as {ref.label} ({audit.total:,}): "
+                f"mlp?hidden={list(hidden)} → {achieved:,} ({100 * (achieved - audit.total) / audit.total:+.2f}%)"
+            )
         problem = check_claim(audit, args.expect, args.expect_no_bias)
         if args.expect_macs is not None:
             problem = problem or check_macs_claim(macs, args.expect_macs)
@@ -235,17 +270,27 @@ def _models(args: argparse.Namespace) -> int:
 
 def _report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-pdf", action="store_true", help="skip the PDF (HTML, Markdown, CSV and JSON only)")
-    parser.add_argument("--single-file", action="store_true",
-                        help="make report.html self-contained (stylesheet and figures inlined)")
+    parser.add_argument(
+        "--single-file", action="store_true", help="make report.html self-contained (stylesheet and figures inlined)"
+    )
     parser.add_argument("--checklist", help="assignment checklist: 'assignment' or a checklist TOML file")
-    parser.add_argument("--format", dest="formats", action="append", choices=("html", "pdf", "md"),
-                        help="write only these documents (repeatable; default: html, pdf and md); "
-                             "CSV, JSON and tables.tex are always written")
+    parser.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        choices=("html", "pdf", "md"),
+        help="write only these documents (repeatable; default: html, pdf and md); "
+        "CSV, JSON and tables.tex are always written",
+    )
     cover = parser.add_argument_group("cover block (over the spec's [report] keys)")
     for key in ("title", "course", "professor", "department", "date"):
         cover.add_argument(f"--{key}", help=f"report {key}" + (" (submission date)" if key == "date" else ""))
-    cover.add_argument("--author", action="append", metavar="NAME[:STUDENT_ID]",
-                       help="an author, repeatable: --author 'Hong Gildong:20241234'")
+    cover.add_argument(
+        "--author",
+        action="append",
+        metavar="NAME[:STUDENT_ID]",
+        help="an author, repeatable: --author 'Hong Gildong:20241234'",
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -276,8 +321,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("spec", nargs="?", help="experiment TOML (default: the embedded default experiment)")
     run.add_argument("--dataset", choices=DATASETS)
     run.add_argument("--data-dir", help="folder with the four IDX files (.gz or raw)")
-    run.add_argument("--models", help="comma-separated model references, replacing the spec's models "
-                     "(commas inside [...] or quotes belong to the reference: 'mlp?hidden=[75,32],lenet5')")
+    run.add_argument(
+        "--models",
+        help="comma-separated model references, replacing the spec's models "
+        "(commas inside [...] or quotes belong to the reference: 'mlp?hidden=[75,32],lenet5')",
+    )
     run.add_argument("--epochs", type=int)
     run.add_argument("--batch-size", type=int)
     run.add_argument("--lr", type=float)
@@ -288,31 +336,54 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--test-subset", type=int, help="test on this many images (seeded random choice)")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     run.add_argument("--lang", choices=LANGUAGES)
-    run.add_argument("--run-id", help="name of the run folder (default: date-time-random); "
-                     "an unfinished run with this id is resumed (with its archived settings)")
+    run.add_argument(
+        "--run-id",
+        help="name of the run folder (default: date-time-random); "
+        "an unfinished run with this id is resumed (with its archived settings)",
+    )
     run.add_argument("--resume", metavar="RUN", help="continue an interrupted run folder from its last epoch")
-    run.add_argument("--executor", choices=("auto", "local", "process", "ray"), default="auto",
-                     help="where trials run: auto (CPU: parallel worker processes, CUDA: this process), "
-                          "local (this process, one after another), process, or ray (pip install .[ray])")
-    run.add_argument("--workers", type=_at_least_one, default=min(2, len(os.sched_getaffinity(0))),
-                     help="worker processes for --executor process/auto (1 thread each), at least 1")
-    run.add_argument("--max-trials", type=_at_least_one, metavar="N",
-                     help="refuse sweeps of more than N trials (default 1000; spec key max_trials)")
-    run.add_argument("--address", metavar="ADDR",
-                     help="with --executor ray: the Ray cluster, e.g. 10.0.0.5:6379 (default: a private local "
-                          "instance on 127.0.0.1); --runs-dir must be on storage every node sees")
+    run.add_argument(
+        "--executor",
+        choices=("auto", "local", "process", "ray"),
+        default="auto",
+        help="where trials run: auto (CPU: parallel worker processes, CUDA: this process), "
+        "local (this process, one after another), process, or ray (pip install .[ray])",
+    )
+    run.add_argument(
+        "--workers",
+        type=_at_least_one,
+        default=min(2, len(os.sched_getaffinity(0))),
+        help="worker processes for --executor process/auto (1 thread each), at least 1",
+    )
+    run.add_argument(
+        "--max-trials",
+        type=_at_least_one,
+        metavar="N",
+        help="refuse sweeps of more than N trials (default 1000; spec key max_trials)",
+    )
+    run.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="with --executor ray: the Ray cluster, e.g. 10.0.0.5:6379 (default: a private local "
+        "instance on 127.0.0.1); --runs-dir must be on storage every node sees",
+    )
     run.add_argument("--runs-dir", default="runs")
     run.add_argument("--output-dir", default="output")
     _report_options(run)
     run.set_defaults(func=_run)
 
     render = sub.add_parser("render", help="re-render a report from an archived run, without training")
-    render.add_argument("runs", nargs="+", metavar="run",
-                        help="run folder, e.g. runs/20261123-101500-ab12cd; several make one combined report")
+    render.add_argument(
+        "runs",
+        nargs="+",
+        metavar="run",
+        help="run folder, e.g. runs/20261123-101500-ab12cd; several make one combined report",
+    )
     render.add_argument("-o", "--output-dir", default="output")
     render.add_argument("--lang", choices=LANGUAGES)
-    render.add_argument("--allow-incomplete", action="store_true",
-                        help="render an incomplete or altered run anyway, marked as such")
+    render.add_argument(
+        "--allow-incomplete", action="store_true", help="render an incomplete or altered run anyway, marked as such"
+    )
     _report_options(render)
     render.set_defaults(func=_render)
 
@@ -322,11 +393,19 @@ def build_parser() -> argparse.ArgumentParser:
     claim = params.add_mutually_exclusive_group()
     claim.add_argument("--expect", type=int, help="claimed total; exit 1 with the difference if wrong")
     claim.add_argument("--expect-no-bias", type=int, help="claimed total without bias terms")
-    params.add_argument("--expect-macs", type=int, metavar="N",
-                        help="claimed multiply-adds per image (1 MAC = 2 FLOPs); exit 1 with the difference if wrong")
+    params.add_argument(
+        "--expect-macs",
+        type=int,
+        metavar="N",
+        help="claimed multiply-adds per image (1 MAC = 2 FLOPs); exit 1 with the difference if wrong",
+    )
     params.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
-    params.add_argument("--match-mlp", type=int, metavar="DEPTH",
-                        help="also solve the hidden widths of a DEPTH-layer MLP with about as many parameters")
+    params.add_argument(
+        "--match-mlp",
+        type=int,
+        metavar="DEPTH",
+        help="also solve the hidden widths of a DEPTH-layer MLP with about as many parameters",
+    )
     params.set_defaults(func=_params)
 
     runs = sub.add_parser("list", help="list archived runs with state, date, models, best accuracy")

@@ -1,4 +1,5 @@
 """One exception family so the CLI can turn any user mistake into one clear line."""
+
 from __future__ import annotations
 
 

@@ -8,6 +8,7 @@ new field here (plus its Korean name in templates/i18n/ko.json, which a test che
 
 Kept free of torch so reading a spec or rendering an archived run does not load the training engine.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,8 +80,9 @@ class TrainConfig:
     precision: str = _setting("fp32", "Precision", 8, choices=PRECISIONS)
 
 
-SETTINGS: dict[str, Setting] = {f.name: Setting(f.name, **f.metadata["setting"])
-                                for f in dataclasses.fields(TrainConfig)}
+SETTINGS: dict[str, Setting] = {
+    f.name: Setting(f.name, **f.metadata["setting"]) for f in dataclasses.fields(TrainConfig)
+}
 SWEEPABLE = tuple(name for name, s in SETTINGS.items() if s.sweepable)  # in sweep enumeration order
 REPORTED = tuple(sorted(SETTINGS, key=lambda name: SETTINGS[name].column))  # report and CSV column order
 HEATMAP_AXES = tuple(sorted((n for n, s in SETTINGS.items() if s.axis is not None), key=lambda n: SETTINGS[n].axis))

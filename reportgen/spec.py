@@ -3,6 +3,7 @@
 Any [train] setting may be a list to sweep; trials are models × every combination × seeds.
 Validation happens here, before any data is read or any model trained.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,7 +29,7 @@ from reportgen.settings import DEVICE_PATTERN, SETTINGS, SWEEPABLE, TrainConfig
 
 LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_TRIALS = 1000  # default bound on models × settings combinations × seeds; raise with max_trials / --max-trials
-MAX_NESTING = 32   # tables/arrays deeper than this are never a spec; refused before anything recurses into them
+MAX_NESTING = 32  # tables/arrays deeper than this are never a spec; refused before anything recurses into them
 # Bidirectional-text controls can make a label read differently from what it is (Trojan Source).
 _BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
@@ -52,7 +53,7 @@ class DataSpec:
     mean: float | None = None
     std: float | None = None
     format: str = "idx"
-    train: str | None = None   # image formats: train archive/folder
+    train: str | None = None  # image formats: train archive/folder
     test: str | None = None
     validation: float | None = None  # fraction of the training data held out for model selection
 
@@ -107,11 +108,26 @@ class ExperimentSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "name": self.name, "notes": self.notes, "device": self.device, "lang": self.lang,
-            "checklist": self.checklist, "max_trials": self.max_trials, "cover": self.cover,
-            "source": self.source, "data": asdict(self.data),
-            "models": [{"name": m.ref.target, "kwargs": m.ref.kwargs, "label": m.label, "base": m.base,
-                        "train": m.train, "code": model_code(m.ref)} for m in self.models],
+            "name": self.name,
+            "notes": self.notes,
+            "device": self.device,
+            "lang": self.lang,
+            "checklist": self.checklist,
+            "max_trials": self.max_trials,
+            "cover": self.cover,
+            "source": self.source,
+            "data": asdict(self.data),
+            "models": [
+                {
+                    "name": m.ref.target,
+                    "kwargs": m.ref.kwargs,
+                    "label": m.label,
+                    "base": m.base,
+                    "train": m.train,
+                    "code": model_code(m.ref),
+                }
+                for m in self.models
+            ],
             "train": {k: (v[0] if len(v) == 1 else v) for k, v in self.train.items() if k != "augment"}
             | {"seeds": self.seeds},
             "augment": _augment_table(self.train["augment"][0]),
@@ -137,16 +153,31 @@ def check_trial_count(spec: ExperimentSpec) -> int:
         factors = [f"{len(spec.models)} model(s)"]
         factors += [f"{len(spec.train[k])} {k}" for k in SWEEPABLE if len(spec.train[k]) > 1]
         factors.append(f"{len(spec.seeds)} seed(s)")
-        raise SpecError(f"{spec.source}: the sweep has {count:,} trials ({' × '.join(factors)}), more than the "
-                        f"limit of {spec.max_trials:,}; narrow the sweep, or raise the limit with "
-                        f"`max_trials = {count}` in the spec or --max-trials {count}")
+        raise SpecError(
+            f"{spec.source}: the sweep has {count:,} trials ({' × '.join(factors)}), more than the "
+            f"limit of {spec.max_trials:,}; narrow the sweep, or raise the limit with "
+            f"`max_trials = {count}` in the spec or --max-trials {count}"
+        )
     return count
 
 
 # --- validation -----------------------------------------------------------------------------------
 
-TOP_KEYS = {"name", "notes", "device", "lang", "data", "models", "train", "report", "source", "augment",
-            "checklist", "max_trials", "cover"}  # cover: as spec.json records [report]'s cover keys
+TOP_KEYS = {
+    "name",
+    "notes",
+    "device",
+    "lang",
+    "data",
+    "models",
+    "train",
+    "report",
+    "source",
+    "augment",
+    "checklist",
+    "max_trials",
+    "cover",
+}  # cover: as spec.json records [report]'s cover keys
 AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
 MODEL_KEYS = {"name", "kwargs", "label", "base", "train", "code"}  # code: recorded by the archive, not user input
@@ -167,8 +198,7 @@ class _Checker:
     def unknown(self, table: dict, allowed: set[str], prefix: str) -> None:
         for key in table:
             if key not in allowed:
-                raise SpecError(f"{self.source}: unknown key '{prefix}{key}' "
-                                f"(allowed: {', '.join(sorted(allowed))})")
+                raise SpecError(f"{self.source}: unknown key '{prefix}{key}' (allowed: {', '.join(sorted(allowed))})")
 
     def typed(self, key: str, value: Any, kind: type | tuple, expected: str) -> Any:
         if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
@@ -192,8 +222,13 @@ class _Checker:
         self.typed(key, value, str, "a string")
         if not value.strip():
             raise self.fail(key, "a non-empty label", value)
-        bad = sorted({f"U+{ord(c):04X}" for c in value
-                      if unicodedata.category(c) in ("Cc", "Cs", "Co", "Zl", "Zp") or c in _BIDI_CONTROLS})
+        bad = sorted(
+            {
+                f"U+{ord(c):04X}"
+                for c in value
+                if unicodedata.category(c) in ("Cc", "Cs", "Co", "Zl", "Zp") or c in _BIDI_CONTROLS
+            }
+        )
         if bad:
             raise self.fail(key, f"a label without control characters (found {', '.join(bad)})", value)
         return value
@@ -235,8 +270,10 @@ def _check_code_unchanged(check: _Checker, key: str, code: Any) -> None:
     if not file.is_file():
         raise check.fail(key, f"the model file {file} the run was started with", "a missing file")
     if sha256_file(file) != code["sha256"]:
-        raise SpecError(f"{check.source}: key '{key}': {file} changed since the run started "
-                        "(its sha256 differs); resuming would mix two versions of the model's code")
+        raise SpecError(
+            f"{check.source}: key '{key}': {file} changed since the run started "
+            "(its sha256 differs); resuming would mix two versions of the model's code"
+        )
 
 
 def _parse_models(check: _Checker, entries: Any) -> list[ModelEntry]:
@@ -281,10 +318,16 @@ def _parse_data(check: _Checker, table: Any) -> DataSpec:
     fmt = check.choice("data.format", table.get("format", "idx"), FORMATS)
     if fmt != "idx" and not {"train", "test"} <= paths.keys():
         raise check.fail("data.train", f"train and test paths for format {fmt!r}", paths.get("train"))
-    sizes = {k: check.number(f"data.{k}", table[k], 1, 10_000_000, integer=True)
-             for k in ("train_subset", "test_subset") if table.get(k) is not None}
-    stats = {k: check.number(f"data.{k}", table[k], 1e-6 if k == "std" else 0.0, 1.0)
-             for k in ("mean", "std") if table.get(k) is not None}
+    sizes = {
+        k: check.number(f"data.{k}", table[k], 1, 10_000_000, integer=True)
+        for k in ("train_subset", "test_subset")
+        if table.get(k) is not None
+    }
+    stats = {
+        k: check.number(f"data.{k}", table[k], 1e-6 if k == "std" else 0.0, 1.0)
+        for k in ("mean", "std")
+        if table.get(k) is not None
+    }
     if table.get("validation") is not None:
         stats["validation"] = check.number("data.validation", table["validation"], 0.01, 0.5)
     return DataSpec(dataset, format=fmt, **paths, **sizes, **stats)
@@ -300,10 +343,13 @@ def _parse_augment(check: _Checker, table: Any) -> str:
     low, high = (check.number("augment.scale", v, 0.1, 10.0) for v in scale)
     if low > high:
         raise check.fail("augment.scale", "min ≤ max", scale)
-    return Augment(rotation=check.number("augment.rotation", table.get("rotation", 0.0), 0.0, 180.0),
-                   translate=check.number("augment.translate", table.get("translate", 0.0), 0.0, 0.5),
-                   scale_min=low, scale_max=high,
-                   erasing=check.number("augment.erasing", table.get("erasing", 0.0), 0.0, 1.0)).text()
+    return Augment(
+        rotation=check.number("augment.rotation", table.get("rotation", 0.0), 0.0, 180.0),
+        translate=check.number("augment.translate", table.get("translate", 0.0), 0.0, 0.5),
+        scale_min=low,
+        scale_max=high,
+        erasing=check.number("augment.erasing", table.get("erasing", 0.0), 0.0, 1.0),
+    ).text()
 
 
 def _check_nesting(raw: Any, source: str) -> None:
@@ -338,10 +384,14 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
         name=check.typed("name", raw.get("name", "Model comparison"), str, "a string"),
         data=_parse_data(check, raw.get("data", {})),
         models=_parse_models(check, raw.get("models")),
-        train=train, seeds=seeds, device=device,
+        train=train,
+        seeds=seeds,
+        device=device,
         notes=check.typed("notes", raw.get("notes", ""), str, "a string"),
         lang=check.choice("report.lang", report.get("lang", raw.get("lang", "en")), LANGUAGES),
-        source=raw.get("source", source), checklist=checklist, max_trials=max_trials,
+        source=raw.get("source", source),
+        checklist=checklist,
+        max_trials=max_trials,
         cover=parse_cover(check.typed("cover", raw.get("cover", {}), dict, "a table") | report, source),
     )
     check_trial_count(spec)
@@ -351,8 +401,10 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
 def read_spec_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
     """Raw TOML of a spec file, or of the embedded default when path is None."""
     if path is None:
-        text, source = resources.files("reportgen").joinpath("default_spec.toml").read_text("utf-8"), \
-            "<embedded default spec>"
+        text, source = (
+            resources.files("reportgen").joinpath("default_spec.toml").read_text("utf-8"),
+            "<embedded default spec>",
+        )
     else:
         source = str(path)
         try:
@@ -362,8 +414,9 @@ def read_spec_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise SpecError(f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                            "save the spec as UTF-8") from exc
+            raise SpecError(
+                f"{source}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save the spec as UTF-8"
+            ) from exc
     try:
         return tomllib.loads(text), source
     except tomllib.TOMLDecodeError as exc:

@@ -4,6 +4,7 @@ Every source of randomness is derived from (seed, epoch), so two models trained 
 seed see the same batches in the same order, and a run resumed at an epoch boundary continues
 exactly as if it had never stopped.
 """
+
 from __future__ import annotations
 
 import math
@@ -62,8 +63,10 @@ def select_device(requested: str = "auto") -> torch.device:
     device = torch.device(requested)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise SpecError(f"device {requested!r}: CUDA is not available on this machine "
-                            f"(torch {torch.__version__}); use --device cpu or auto")
+            raise SpecError(
+                f"device {requested!r}: CUDA is not available on this machine "
+                f"(torch {torch.__version__}); use --device cpu or auto"
+            )
         count = torch.cuda.device_count()
         if (device.index or 0) >= count:
             names = "cuda:0" if count == 1 else f"cuda:0 … cuda:{count - 1}"
@@ -83,8 +86,13 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, epoch, 1)))
 
 
-def normalize(images: torch.Tensor, mean: float, std: float, augment: Augment | None = None,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+def normalize(
+    images: torch.Tensor,
+    mean: float,
+    std: float,
+    augment: Augment | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """uint8 → float in [0, 1] → (augmented, training batches only) → standardised."""
     x = images.float().div_(255.0)
     if augment is not None:
@@ -92,7 +100,9 @@ def normalize(images: torch.Tensor, mean: float, std: float, augment: Augment | 
     return x.sub_(mean).div_(std)
 
 
-def batch_augmenter(config: TrainConfig, epoch: int, device: torch.device) -> tuple[Augment | None, torch.Generator | None]:
+def batch_augmenter(
+    config: TrainConfig, epoch: int, device: torch.device
+) -> tuple[Augment | None, torch.Generator | None]:
     """The augmentation and its random stream for one epoch (seeded, so resume and reruns match)."""
     if not config.augment:
         return None, None
@@ -120,13 +130,13 @@ def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
     if config.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum,
-                                   weight_decay=config.weight_decay)
+        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     raise ValueError(f"unknown optimizer {config.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float,
-             loss: str) -> Evaluation:
+def evaluate(
+    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean: float, std: float, loss: str
+) -> Evaluation:
     """Whole-split evaluation in large batches, keeping every prediction for the galleries."""
     was_training = model.training
     model.eval()
@@ -135,8 +145,8 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean:
     try:
         with torch.inference_mode():
             for start in range(0, len(labels), EVAL_BATCH):
-                x = normalize(images[start:start + EVAL_BATCH], mean, std)
-                y = labels[start:start + EVAL_BATCH]
+                x = normalize(images[start : start + EVAL_BATCH], mean, std)
+                y = labels[start : start + EVAL_BATCH]
                 output = model(x).float()
                 total_loss += compute_loss(loss, output, y, reduction="sum")
                 probs = output.exp() if loss == "nll" else output.softmax(1)
@@ -146,13 +156,25 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, mean:
     finally:
         model.train(was_training)
     predicted = torch.cat(predictions)
-    return Evaluation(float(total_loss) / len(labels), float((predicted == labels).float().mean()),
-                      predicted.cpu(), torch.cat(confidences).cpu())
+    return Evaluation(
+        float(total_loss) / len(labels),
+        float((predicted == labels).float().mean()),
+        predicted.cpu(),
+        torch.cat(confidences).cpu(),
+    )
 
 
-def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torch.Tensor, labels: torch.Tensor,
-                mean: float, std: float, config: TrainConfig, epoch: int,
-                on_batch: Callable[[int], None] | None = None) -> tuple[float, float]:
+def train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mean: float,
+    std: float,
+    config: TrainConfig,
+    epoch: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> tuple[float, float]:
     """One pass over the training split; returns (mean loss, accuracy). Syncs with the device once."""
     model.train()
     torch.manual_seed(derived_seed(config.seed, epoch, 2))  # dropout masks
@@ -161,7 +183,7 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, images: torc
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
     for start in range(0, len(order), config.batch_size):
-        index = order[start:start + config.batch_size]
+        index = order[start : start + config.batch_size]
         x, y = normalize(images[index], mean, std, augment, generator), labels[index]
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
             output = model(x)
@@ -188,24 +210,41 @@ def batches_per_epoch(n: int, batch_size: int) -> int:
 EpochCallback = Callable[[int, EpochMetrics, nn.Module, torch.optim.Optimizer], None]
 
 
-def train_model(model: nn.Module, train_images: torch.Tensor, train_labels: torch.Tensor,
-                test_images: torch.Tensor, test_labels: torch.Tensor, mean: float, std: float,
-                config: TrainConfig, on_epoch: EpochCallback | None = None,
-                optimizer: torch.optim.Optimizer | None = None, history: list[EpochMetrics] | None = None,
-                on_batch: Callable[[int], None] | None = None,
-                validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> TrainResult:
+def train_model(
+    model: nn.Module,
+    train_images: torch.Tensor,
+    train_labels: torch.Tensor,
+    test_images: torch.Tensor,
+    test_labels: torch.Tensor,
+    mean: float,
+    std: float,
+    config: TrainConfig,
+    on_epoch: EpochCallback | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    history: list[EpochMetrics] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> TrainResult:
     """Train for config.epochs, starting after `history` (for resume); stops early if the loss diverges."""
     optimizer = optimizer or make_optimizer(config, model.parameters())
     result = TrainResult(history=list(history or []))
     for epoch in range(len(result.history) + 1, config.epochs + 1):
         started = time.perf_counter()
-        train_loss, train_acc = train_epoch(model, optimizer, train_images, train_labels, mean, std, config,
-                                            epoch, on_batch)
+        train_loss, train_acc = train_epoch(
+            model, optimizer, train_images, train_labels, mean, std, config, epoch, on_batch
+        )
         test = evaluate(model, test_images, test_labels, mean, std, config.loss)
         val = evaluate(model, *validation, mean, std, config.loss) if validation is not None else None
-        metrics = EpochMetrics(epoch, train_loss, train_acc, test.loss, test.accuracy,
-                               time.perf_counter() - started, val.loss if val else None,
-                               val.accuracy if val else None)
+        metrics = EpochMetrics(
+            epoch,
+            train_loss,
+            train_acc,
+            test.loss,
+            test.accuracy,
+            time.perf_counter() - started,
+            val.loss if val else None,
+            val.accuracy if val else None,
+        )
         result.history.append(metrics)
         result.final = test
         if on_epoch is not None:

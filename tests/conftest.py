@@ -1,4 +1,5 @@
 """Shared fixtures: small IDX files written by the tests, the real Fashion-MNIST where a test needs it, CLI runner."""
+
 from __future__ import annotations
 
 import gzip
@@ -45,7 +46,7 @@ def write_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 50, gz: bo
         images = torch.randint(0, 40, (n, 28, 28), generator=g)
         for i, label in enumerate(labels.tolist()):
             row, col = divmod(label, 5)
-            images[i, 4 + row * 10: 12 + row * 10, 2 + col * 5: 7 + col * 5] = 250
+            images[i, 4 + row * 10 : 12 + row * 10, 2 + col * 5 : 7 + col * 5] = 250
         write_idx(folder / f"{split}-images-idx3-ubyte", images, gz)
         write_idx(folder / f"{split}-labels-idx1-ubyte", labels, gz)
     return folder
@@ -77,6 +78,7 @@ def cli(capsys: pytest.CaptureFixture):
         code = main([str(a) for a in args])
         out, err = capsys.readouterr()
         return code, out, err
+
     return run
 
 
@@ -86,8 +88,10 @@ def fashion_mnist_dir() -> Path:
     results, the package's checksums) fail where it is missing instead of skipping: a skipped check of the
     real data reads as a pass. Everything else runs on the small IDX sets above."""
     if not FASHION_MNIST_DIR.is_dir():
-        pytest.fail(f"Fashion-MNIST is missing ({FASHION_MNIST_DIR}): install dataset-fashion-mnist "
-                    "(`make test` does it)", pytrace=False)
+        pytest.fail(
+            f"Fashion-MNIST is missing ({FASHION_MNIST_DIR}): install dataset-fashion-mnist (`make test` does it)",
+            pytrace=False,
+        )
     return FASHION_MNIST_DIR
 
 
@@ -98,8 +102,9 @@ requires_fashion = pytest.mark.usefixtures("fashion_mnist_dir")
 def finished(tmp_path_factory, fashion_mnist_dir) -> Path:
     """One real default-experiment run (3 models, subsets, 2 epochs) shared by the report tests."""
     root = tmp_path_factory.mktemp("e2e")
-    code = main(["run", *FAST, "--run-id", "e2e", "--runs-dir", str(root / "runs"),
-                 "--output-dir", str(root / "output")])
+    code = main(
+        ["run", *FAST, "--run-id", "e2e", "--runs-dir", str(root / "runs"), "--output-dir", str(root / "output")]
+    )
     assert code == 0
     return root
 

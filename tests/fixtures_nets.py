@@ -1,4 +1,5 @@
 """Small networks for the parameter-audit tests: tied weights, frozen layers, every supported layer type."""
+
 from __future__ import annotations
 
 import torch
@@ -56,36 +57,36 @@ class AllLayersNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(4, 8, 3, padding=1, groups=2)             # (3·3·4/2 + 1)·8 = 152
-        self.bn2 = nn.BatchNorm2d(8)                                     # 16
-        self.gn = nn.GroupNorm(2, 8)                                     # 16
+        self.conv = nn.Conv2d(4, 8, 3, padding=1, groups=2)  # (3·3·4/2 + 1)·8 = 152
+        self.bn2 = nn.BatchNorm2d(8)  # 16
+        self.gn = nn.GroupNorm(2, 8)  # 16
         self.inorm = nn.InstanceNorm2d(8, affine=True, track_running_stats=True)  # 16
-        self.prelu = nn.PReLU(8)                                         # 8
-        self.deconv = nn.ConvTranspose2d(8, 4, 2, stride=2, groups=2)    # 2·2·8·4/2 + 4 = 68
-        self.conv3d = nn.Conv3d(1, 2, 3, padding=1)                      # (3·3·3·1 + 1)·2 = 56
-        self.bn3 = nn.BatchNorm3d(2)                                     # 4
-        self.conv1d = nn.Conv1d(2, 6, 3, padding=1, bias=False)          # 3·2·6 = 36
-        self.bn1 = nn.BatchNorm1d(6)                                     # 12
-        self.ln = nn.LayerNorm(6)                                        # 12
+        self.prelu = nn.PReLU(8)  # 8
+        self.deconv = nn.ConvTranspose2d(8, 4, 2, stride=2, groups=2)  # 2·2·8·4/2 + 4 = 68
+        self.conv3d = nn.Conv3d(1, 2, 3, padding=1)  # (3·3·3·1 + 1)·2 = 56
+        self.bn3 = nn.BatchNorm3d(2)  # 4
+        self.conv1d = nn.Conv1d(2, 6, 3, padding=1, bias=False)  # 3·2·6 = 36
+        self.bn1 = nn.BatchNorm1d(6)  # 12
+        self.ln = nn.LayerNorm(6)  # 12
         self.lstm = nn.LSTM(6, 5, num_layers=2, bidirectional=True, batch_first=True)
         self.gru = nn.GRU(10, 7, batch_first=True)
         self.rnn = nn.RNN(7, 3, batch_first=True, nonlinearity="relu", bias=False)
-        self.embed = nn.Embedding(10, 3)                                 # 30
-        self.bilinear = nn.Bilinear(12, 12, 5)                           # (12·12 + 1)·5 = 725
-        self.custom = ScaleShift(5)                                      # numel = 10
+        self.embed = nn.Embedding(10, 3)  # 30
+        self.bilinear = nn.Bilinear(12, 12, 5)  # (12·12 + 1)·5 = 725
+        self.custom = ScaleShift(5)  # numel = 10
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.prelu(self.inorm(self.gn(self.bn2(self.conv(x)))))     # (B, 8, 8, 8)
-        h = self.deconv(h)                                               # (B, 4, 16, 16)
-        h = self.bn3(self.conv3d(h.unsqueeze(1)))                        # (B, 2, 4, 16, 16)
-        h = self.bn1(self.conv1d(h.mean(dim=(3, 4))))                    # (B, 6, 4)
-        seq = self.ln(h.transpose(1, 2))                                 # (B, 4, 6)
-        seq, _ = self.lstm(seq)                                          # (B, 4, 10)
-        seq, _ = self.gru(seq)                                           # (B, 4, 7)
-        seq, _ = self.rnn(seq)                                           # (B, 4, 3)
+        h = self.prelu(self.inorm(self.gn(self.bn2(self.conv(x)))))  # (B, 8, 8, 8)
+        h = self.deconv(h)  # (B, 4, 16, 16)
+        h = self.bn3(self.conv3d(h.unsqueeze(1)))  # (B, 2, 4, 16, 16)
+        h = self.bn1(self.conv1d(h.mean(dim=(3, 4))))  # (B, 6, 4)
+        seq = self.ln(h.transpose(1, 2))  # (B, 4, 6)
+        seq, _ = self.lstm(seq)  # (B, 4, 10)
+        seq, _ = self.gru(seq)  # (B, 4, 7)
+        seq, _ = self.rnn(seq)  # (B, 4, 3)
         idx = torch.arange(seq.shape[1], device=seq.device).expand(seq.shape[0], -1)
-        flat = (seq + self.embed(idx)).flatten(1)                        # (B, 12)
-        return self.custom(self.bilinear(flat, flat))                    # (B, 5)
+        flat = (seq + self.embed(idx)).flatten(1)  # (B, 12)
+        return self.custom(self.bilinear(flat, flat))  # (B, 5)
 
 
 class VariantsNet(nn.Module):

@@ -1,4 +1,5 @@
 """Test models that record what they were fed, to prove every model sees the same batches."""
+
 import torch
 from torch import nn
 

@@ -1,5 +1,6 @@
 """The archive is versioned: runs written before the format key (format 1) still render, new runs say
 format 2, a run from a newer reportgen is refused in one line, and file names are spelled in one place."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,21 @@ def test_a_format_1_run_renders_with_its_numbers(tmp_path, cli):
 
 
 def test_a_new_run_is_written_in_the_current_format(workdir, idx_dir, cli):
-    code, _out, err = cli("run", "--dataset", "mnist", "--data-dir", idx_dir, "--models", "mlp?hidden=[8]",
-                          "--epochs", "1", "--run-id", "new", "--format", "md")
+    code, _out, err = cli(
+        "run",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        idx_dir,
+        "--models",
+        "mlp?hidden=[8]",
+        "--epochs",
+        "1",
+        "--run-id",
+        "new",
+        "--format",
+        "md",
+    )
     assert code == 0, err
     status = json.loads((workdir / "runs" / "new" / archive.STATUS_FILE).read_text("utf-8"))
     assert status["format"] == archive.ARCHIVE_FORMAT == 2
@@ -62,10 +76,21 @@ def test_a_run_from_a_newer_reportgen_is_refused_in_one_line(tmp_path, cli):
 
 
 def test_run_folder_file_names_are_spelled_only_in_the_archive_module():
-    names = [archive.STATUS_FILE, archive.MANIFEST_FILE, archive.TEST_IMAGES, archive.TRIAL_FILE,
-             archive.METRICS_JSON, archive.PREDICTIONS_FILE, archive.WEIGHTS_FILE, archive.CHECKPOINT_FILE]
+    names = [
+        archive.STATUS_FILE,
+        archive.MANIFEST_FILE,
+        archive.TEST_IMAGES,
+        archive.TRIAL_FILE,
+        archive.METRICS_JSON,
+        archive.PREDICTIONS_FILE,
+        archive.WEIGHTS_FILE,
+        archive.CHECKPOINT_FILE,
+    ]
     literal = re.compile("|".join(rf"""["']{re.escape(name)}["']""" for name in names))
     package = Path(archive.__file__).resolve().parents[1]
-    spelled = {str(p.relative_to(package)) for p in package.rglob("*.py")
-               if p.name != "archive.py" and literal.search(p.read_text("utf-8"))}
+    spelled = {
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if p.name != "archive.py" and literal.search(p.read_text("utf-8"))
+    }
     assert spelled == set()

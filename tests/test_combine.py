@@ -5,6 +5,7 @@ the same model with other seeds aggregates across runs; other test images withho
 other settings keep a shared label apart, named by run; an altered run or an unknown archive format is
 refused in one line.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,11 +25,29 @@ def runs(tmp_path_factory) -> Path:
     """runs/a: mlp seed 1 · b: mlp seed 2 · c: lenet5 and mlp on a 30-image test subset · e: mlp, 2 epochs."""
     root = tmp_path_factory.mktemp("combine")
     idx = write_idx_dataset(root / "idx")
-    common = ["--dataset", "mnist", "--data-dir", idx, "--epochs", "1", "--batch-size", "50", "--executor", "local",
-              "--no-pdf", "--runs-dir", root / "runs", "--output-dir", root / "single"]
-    for run_id, extra in (("a", ["--models", "mlp", "--seed", "1"]), ("b", ["--models", "mlp", "--seed", "2"]),
-                          ("c", ["--models", "lenet5,mlp", "--test-subset", "30"]),
-                          ("e", ["--models", "mlp", "--seed", "1", "--epochs", "2"])):
+    common = [
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        idx,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--executor",
+        "local",
+        "--no-pdf",
+        "--runs-dir",
+        root / "runs",
+        "--output-dir",
+        root / "single",
+    ]
+    for run_id, extra in (
+        ("a", ["--models", "mlp", "--seed", "1"]),
+        ("b", ["--models", "mlp", "--seed", "2"]),
+        ("c", ["--models", "lenet5,mlp", "--test-subset", "30"]),
+        ("e", ["--models", "mlp", "--seed", "1", "--epochs", "2"]),
+    ):
         assert main(["run", *map(str, (*common, *extra, "--run-id", run_id))]) == 0
     return root / "runs"
 
@@ -111,8 +130,9 @@ def test_an_archive_of_an_unknown_format_is_refused(runs, cli, tmp_path):
     shutil.copytree(runs / "b", tmp_path / "future")
     manifest = tmp_path / "future" / "manifest.json"
     manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"format": 99}))
-    code, _out, err = cli("render", runs / "a", tmp_path / "future", "--no-pdf", "-o", tmp_path / "out",
-                          "--allow-incomplete")
+    code, _out, err = cli(
+        "render", runs / "a", tmp_path / "future", "--no-pdf", "-o", tmp_path / "out", "--allow-incomplete"
+    )
     line = one_error_line(err)
     assert code == 2 and "archive format 99" in line and f"reads format {MANIFEST_FORMAT}" in line
 

@@ -2,6 +2,7 @@
 FlopCounterMode and torchinfo; latency measured for shape and sanity only (no timed assertions); the
 `--expect-macs` claim through the real CLI; the cost table and scatter in a real report.
 """
+
 from __future__ import annotations
 
 import json
@@ -43,11 +44,14 @@ def audit(model: nn.Module, shape: tuple[int, ...]):
     return count_macs(model, shape, torchinfo_mult_adds(model, shape))
 
 
-@pytest.mark.parametrize("reference, expected, bias_adds", [
-    ("lenet5", LENET_MACS, LENET_BIAS_ADDS),
-    ("mlp", MLP_MACS, 64 + 10),
-    ("mlp_lenet_sized", MATCHED_MLP_MACS, 75 + 32 + 10),
-])
+@pytest.mark.parametrize(
+    "reference, expected, bias_adds",
+    [
+        ("lenet5", LENET_MACS, LENET_BIAS_ADDS),
+        ("mlp", MLP_MACS, 64 + 10),
+        ("mlp_lenet_sized", MATCHED_MLP_MACS, 75 + 32 + 10),
+    ],
+)
 def test_builtin_models_have_the_hand_counted_macs(reference, expected, bias_adds):
     result = count_macs(create_model(parse_model_ref(reference)), (1, 28, 28))  # asks torchinfo itself
     assert result.total == expected and result.bias_adds == bias_adds
@@ -71,8 +75,10 @@ def test_lenet_formulas_show_their_working_and_flop_counter_agrees_per_layer():
 
 
 def test_a_depthwise_and_grouped_convolution():
-    model = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),  # depthwise: 16·16·8 outputs × 3·3·1
-                          nn.Conv2d(8, 16, 1, groups=2))  # grouped 1×1: 16·16·16 outputs × 1·1·(8/2)
+    model = nn.Sequential(
+        nn.Conv2d(8, 8, 3, padding=1, groups=8, bias=False),  # depthwise: 16·16·8 outputs × 3·3·1
+        nn.Conv2d(8, 16, 1, groups=2),
+    )  # grouped 1×1: 16·16·16 outputs × 1·1·(8/2)
     result = audit(model, (8, 16, 16))
     assert [layer.macs for layer in result.layers] == [16 * 16 * 8 * 9, 16 * 16 * 16 * 4]
     assert [layer.formula for layer in result.layers] == ["16·16·8·3·3·8/8 = 18,432", "16·16·16·1·1·8/2 = 16,384"]
@@ -103,8 +109,9 @@ def test_batchnorm_in_eval_is_one_multiply_add_per_element():
     flop_text, torchinfo_text = cross_check_text(result)
     assert flop_text.endswith("; it ignores 1 (BatchNorm2d, 2,704 MACs)")
     assert "it counts 1 (BatchNorm2d, as 8, ours 2,704 MACs)" in torchinfo_text
-    assert check_macs_claim(result, result.torchinfo_mult_adds).endswith("(that is torchinfo's mult-adds, counted by "
-                                                                          "its own rule)")
+    assert check_macs_claim(result, result.torchinfo_mult_adds).endswith(
+        "(that is torchinfo's mult-adds, counted by its own rule)"
+    )
     assert model.training and model[1].training
 
 
@@ -174,27 +181,53 @@ def test_a_wrong_macs_claim_says_what_was_probably_counted():
     assert check_macs_claim(result, LENET_MACS) is None
     assert check_macs_claim(result, 2 * LENET_MACS).endswith("(that is FLOPs: 2 × MACs)")
     assert check_macs_claim(result, LENET_MACS + LENET_BIAS_ADDS).endswith(
-        "(that is ours + the bias additions, as torchinfo counts)")
+        "(that is ours + the bias additions, as torchinfo counts)"
+    )
     assert check_macs_claim(result, 400_000) == "claimed 400,000 MACs, counted 416,520 (+16,520 difference)"
 
 
 @pytest.mark.parametrize("claim, code", [("416520", 0), ("833040", 1)])
 def test_expect_macs_through_the_installed_cli(claim, code):
     reportgen = Path(sys.executable).with_name("reportgen")  # the console script pip installed beside python
-    result = subprocess.run([str(reportgen), "params", "lenet5", "--expect-macs", claim],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [str(reportgen), "params", "lenet5", "--expect-macs", claim], capture_output=True, text=True, check=False
+    )
     assert result.returncode == code, result.stderr
     assert "total MACs per image: 416,520 (= 833,040 FLOPs)" in result.stdout
-    expected_err = "" if code == 0 else (
-        "lenet5: claimed 833,040 MACs, counted 416,520 (-416,520 difference) (that is FLOPs: 2 × MACs)\n")
+    expected_err = (
+        ""
+        if code == 0
+        else ("lenet5: claimed 833,040 MACs, counted 416,520 (-416,520 difference) (that is FLOPs: 2 × MACs)\n")
+    )
     assert result.stderr == expected_err
 
 
 def test_the_report_sets_cost_beside_accuracy(tmp_path):
     write_idx_dataset(tmp_path / "idx", n_train=200, n_test=100)
-    code = main(["run", "--dataset", "mnist", "--data-dir", str(tmp_path / "idx"), "--models", "lenet5,mlp",
-                 "--epochs", "1", "--batch-size", "50", "--executor", "local", "--no-pdf", "--run-id", "cost",
-                 "--runs-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "output")])
+    code = main(
+        [
+            "run",
+            "--dataset",
+            "mnist",
+            "--data-dir",
+            str(tmp_path / "idx"),
+            "--models",
+            "lenet5,mlp",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "50",
+            "--executor",
+            "local",
+            "--no-pdf",
+            "--run-id",
+            "cost",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--output-dir",
+            str(tmp_path / "output"),
+        ]
+    )
     assert code == 0
     report = tmp_path / "output" / "cost"
     summary = json.loads((report / "summary.json").read_text("utf-8"))
@@ -206,11 +239,14 @@ def test_the_report_sets_cost_beside_accuracy(tmp_path):
     assert "| lenet5 | 61,706 | 416,520 |" in (report / "report.md").read_text("utf-8")
 
 
-@pytest.mark.parametrize("fmt, expected", [
-    ("csv", '117600,"28·28·6·5·5·1 = 117,600"'),
-    ("markdown", "| `features.0` | Conv2d | 28·28·6·5·5·1 = 117,600 | 117,600 |"),
-    ("json", '"total": 416520'),
-])
+@pytest.mark.parametrize(
+    "fmt, expected",
+    [
+        ("csv", '117600,"28·28·6·5·5·1 = 117,600"'),
+        ("markdown", "| `features.0` | Conv2d | 28·28·6·5·5·1 = 117,600 | 117,600 |"),
+        ("json", '"total": 416520'),
+    ],
+)
 def test_params_outputs_carry_the_macs_per_layer(cli, fmt, expected):
     code, out, err = cli("params", "lenet5", "--format", fmt)
     assert code == 0, err

@@ -1,4 +1,5 @@
 """The course's own data format (tar archives of {number}_{label}.png), train-only augmentation, checklist."""
+
 import csv
 import io
 import json
@@ -42,8 +43,8 @@ name = "course tar"
 [data]
 dataset = "fashion-mnist"
 format = "png_tar"
-train = "{folder / 'train.tar'}"
-test = "{folder / 'test.tar'}"
+train = "{folder / "train.tar"}"
+test = "{folder / "test.tar"}"
 mean = 0.1307
 std = 0.3081
 [train]
@@ -68,8 +69,11 @@ def test_train_end_to_end_from_course_tars_with_cache(course_tars, workdir, cli,
     with open(run / "trials" / "000-lenet5" / "predictions.csv") as handle:
         labels = [int(r["label"]) for r in csv.DictReader(handle)]
     assert labels == source.test_labels.tolist()  # file numbers restore the original order
-    assert json.loads((run / "spec.json").read_text())["augment"] == {"rotation": 10.0, "translate": 0.1,
-                                                                      "erasing": 0.25}
+    assert json.loads((run / "spec.json").read_text())["augment"] == {
+        "rotation": 10.0,
+        "translate": 0.1,
+        "erasing": 0.25,
+    }
     html = (workdir / "output" / "first" / "report.html").read_text()
     assert "rotation=10,translate=0.1,erasing=0.25" in html and "never the test set" in html
 
@@ -82,8 +86,13 @@ def test_train_end_to_end_from_course_tars_with_cache(course_tars, workdir, cli,
 
 def test_png_tar_decodes_to_exactly_the_source_tensors(course_tars, tmp_path):
     folder, source = course_tars
-    data = load_dataset("fashion-mnist", format="png_tar", train=str(folder / "train.tar"),
-                        test=str(folder / "test.tar"), cache_dir=tmp_path)
+    data = load_dataset(
+        "fashion-mnist",
+        format="png_tar",
+        train=str(folder / "train.tar"),
+        test=str(folder / "test.tar"),
+        cache_dir=tmp_path,
+    )
     assert torch.equal(data.train_images, source.train_images) and torch.equal(data.test_labels, source.test_labels)
     assert data.classes[0] == "T-shirt/top"
 
@@ -92,25 +101,36 @@ def test_augmentation_touches_training_batches_only(course_tars):
     _, data = course_tars
     test_before = data.test_images.clone()
     config = TrainConfig(epochs=1, batch_size=500, seed=0, augment="rotation=15,translate=0.1,erasing=0.5")
-    model = create_model("recording_nets:Recorder?tag=\"aug\"")
+    model = create_model('recording_nets:Recorder?tag="aug"')
     seen_eval: list[torch.Tensor] = []
     model.register_forward_pre_hook(lambda m, args: None if m.training else seen_eval.append(args[0].clone()))
-    train_model(model, data.train_images, data.train_labels, data.test_images, data.test_labels,
-                data.mean, data.std, config)
+    train_model(
+        model, data.train_images, data.train_labels, data.test_images, data.test_labels, data.mean, data.std, config
+    )
     assert torch.equal(data.test_images, test_before)
     assert torch.equal(torch.cat(seen_eval), normalize(data.test_images, data.mean, data.std))
     # the training batches were changed: fingerprints differ from an un-augmented run's
     augmented = list(recording_nets.SEEN["aug"])
-    train_model(create_model("recording_nets:Recorder?tag=\"plain\""), data.train_images, data.train_labels,
-                data.test_images, data.test_labels, data.mean, data.std, TrainConfig(epochs=1, batch_size=500))
+    train_model(
+        create_model('recording_nets:Recorder?tag="plain"'),
+        data.train_images,
+        data.train_labels,
+        data.test_images,
+        data.test_labels,
+        data.mean,
+        data.std,
+        TrainConfig(epochs=1, batch_size=500),
+    )
     assert len(augmented) == len(recording_nets.SEEN["plain"]) == 6
     assert augmented != recording_nets.SEEN["plain"]
 
 
 def checklist_marks(workdir: Path, cli, models: str, run_id: str) -> dict[str, bool]:
     spec = workdir / f"{run_id}.toml"
-    spec.write_text('[report]\nchecklist = "assignment"\n[train]\nepochs = 2\nbatch_size = 100\n'
-                    '[data]\ntrain_subset = 1500\ntest_subset = 300\n' + models)
+    spec.write_text(
+        '[report]\nchecklist = "assignment"\n[train]\nepochs = 2\nbatch_size = 100\n'
+        "[data]\ntrain_subset = 1500\ntest_subset = 300\n" + models
+    )
     code, _out, err = cli("run", spec, "--run-id", run_id, "--no-pdf")
     assert code == 0, err
     items = json.loads((workdir / "output" / run_id / "summary.json").read_text())["checklist"]["items"]
@@ -149,8 +169,15 @@ def test_checklist_marks_a_run_that_meets_the_assignment_and_one_that_does_not(w
     good = checklist_marks(workdir, cli, MEETS, "meets")
     assert all(good.values()), good
     short = checklist_marks(workdir, cli, FALLS_SHORT, "short")
-    assert short == {"Implement:computed": True, "The:LeNet-5": False, "Monitor:data": True,
-                     "Plot:model": True, "Compare:MLP": True, "Compare:accuracy": True, "Improve:evidence": False}
+    assert short == {
+        "Implement:computed": True,
+        "The:LeNet-5": False,
+        "Monitor:data": True,
+        "Plot:model": True,
+        "Compare:MLP": True,
+        "Compare:accuracy": True,
+        "Improve:evidence": False,
+    }
 
 
 def test_unknown_checklist_check_is_a_spec_error(workdir, cli):
@@ -164,8 +191,10 @@ def test_unknown_checklist_check_is_a_spec_error(workdir, cli):
 @requires_fashion  # the default dataset, as a student's spec without [data] gets it
 def test_validation_split_is_carved_from_training_data_with_the_seed(workdir, cli):
     spec = workdir / "val.toml"
-    spec.write_text('[data]\ntrain_subset = 1500\ntest_subset = 300\nvalidation = 0.2\n[train]\nepochs = 2\n'
-                    'batch_size = 100\n[[models]]\nname = "mlp"\n')
+    spec.write_text(
+        "[data]\ntrain_subset = 1500\ntest_subset = 300\nvalidation = 0.2\n[train]\nepochs = 2\n"
+        'batch_size = 100\n[[models]]\nname = "mlp"\n'
+    )
     code, _out, err = cli("run", spec, "--run-id", "val", "--no-pdf")
     assert code == 0, err
     data = json.loads((workdir / "runs" / "val" / "data.json").read_text())

@@ -18,8 +18,9 @@ def test_fashion_mnist_from_debian_package_is_verified():
 
 
 def test_subsets_are_reproducible_per_seed(idx_dir):
-    a, b, other = (load_dataset("mnist", data_dir=idx_dir, train_subset=100, test_subset=20, seed=seed)
-                   for seed in (3, 3, 4))
+    a, b, other = (
+        load_dataset("mnist", data_dir=idx_dir, train_subset=100, test_subset=20, seed=seed) for seed in (3, 3, 4)
+    )
     assert torch.equal(a.train_images, b.train_images) and torch.equal(a.test_labels, b.test_labels)
     assert not torch.equal(a.train_images, other.train_images)  # the seed, not the file order, picks the subset
 

@@ -3,6 +3,7 @@ the cover block from the spec and the command line, and galleries that explain m
 
 One tiny real run on a small IDX set (two models, two seeds) is rendered in several ways.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ from conftest import write_idx_dataset
 
 from reportgen.cli import main
 
-SPEC = '''name = "LeNet-5 vs MLP"
+SPEC = """name = "LeNet-5 vs MLP"
 [report]
 title = "MNIST Classification"
 course = "인공신경망과 딥러닝"
@@ -39,7 +40,7 @@ label = "MLP"
 epochs = 1
 batch_size = 50
 seeds = [0, 1]
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,21 @@ def project(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("student")
     write_idx_dataset(folder / "idx", n_train=300, n_test=200)
     (folder / "spec.toml").write_text(SPEC, "utf-8")
-    code = main(["run", str(folder / "spec.toml"), "--run-id", "doc", "--executor", "local", "--no-pdf",
-                 "--runs-dir", str(folder / "runs"), "--output-dir", str(folder / "output")])
+    code = main(
+        [
+            "run",
+            str(folder / "spec.toml"),
+            "--run-id",
+            "doc",
+            "--executor",
+            "local",
+            "--no-pdf",
+            "--runs-dir",
+            str(folder / "runs"),
+            "--output-dir",
+            str(folder / "output"),
+        ]
+    )
     assert code == 0
     return folder
 
@@ -79,8 +93,16 @@ def test_markdown_renders_on_github_with_tables_figures_and_escaped_values(proje
     header = next(line for line in comparison.splitlines() if line.startswith("| Model"))
     assert row.count(" | ") == header.count(" | ")  # the '|' in the label did not add a cell
     assert "<td>LeNet|5 &lt;b&gt;bold&lt;/b&gt;" in html
-    for heading in ("Assignment checklist", "Model architectures and parameters", "Training monitoring",
-                    "Loss and accuracy curves", "Comparison", "Across seeds", "Conclusion", "Sample galleries"):
+    for heading in (
+        "Assignment checklist",
+        "Model architectures and parameters",
+        "Training monitoring",
+        "Loss and accuracy curves",
+        "Comparison",
+        "Across seeds",
+        "Conclusion",
+        "Sample galleries",
+    ):
         assert f">{heading}" in html, heading
     assert "<code>(5·5·1 + 1)·6 = 156</code>" in html  # formulas readable as code
 
@@ -89,8 +111,13 @@ def test_cover_block_from_the_spec_in_html_and_markdown(project):
     report = project / "output" / "doc"
     markdown = (report / "report.md").read_text("utf-8")
     assert markdown.startswith("# MNIST Classification\n")
-    for row in ("| Course | 인공신경망과 딥러닝 |", "| Professor | Prof. Kim |", "| Submission date | 2026-11-24 |",
-                "| Student ID / name | 20241234 홍길동 |", "| Student ID / name | Lee Young |"):
+    for row in (
+        "| Course | 인공신경망과 딥러닝 |",
+        "| Professor | Prof. Kim |",
+        "| Submission date | 2026-11-24 |",
+        "| Student ID / name | 20241234 홍길동 |",
+        "| Student ID / name | Lee Young |",
+    ):
         assert row in markdown, row
     html = (report / "report.html").read_text("utf-8")
     assert "<h1>MNIST Classification</h1>" in html and "<th>Department</th><td>Computer Science</td>" in html
@@ -135,12 +162,15 @@ def test_galleries_show_frequent_confusions_and_keep_every_mistake_out_of_the_bo
         assert sheets and all((report / s).is_file() for s in sheets)
 
 
-@pytest.mark.parametrize("report, message", [
-    ('[report]\nsubtitle = "x"\n', "unknown key 'report.subtitle'"),
-    ('[report]\nauthors = "Hong"\n', "key 'report.authors': expected a list of tables like { name = "),
-    ('[report]\nauthors = [{ student_id = "1" }]\n', "key 'report.authors[0]': expected a list of tables"),
-    ('[report]\ncourse = ""\n', "key 'report.course': expected one line of text"),
-])
+@pytest.mark.parametrize(
+    "report, message",
+    [
+        ('[report]\nsubtitle = "x"\n', "unknown key 'report.subtitle'"),
+        ('[report]\nauthors = "Hong"\n', "key 'report.authors': expected a list of tables like { name = "),
+        ('[report]\nauthors = [{ student_id = "1" }]\n', "key 'report.authors[0]': expected a list of tables"),
+        ('[report]\ncourse = ""\n', "key 'report.course': expected one line of text"),
+    ],
+)
 def test_bad_cover_keys_are_one_line_errors(tmp_path, capsys, report, message):
     spec = tmp_path / "bad.toml"
     spec.write_text(report + '[[models]]\nname = "mlp"\n', "utf-8")
@@ -172,15 +202,38 @@ def test_every_plotted_point_has_a_hover_title(project):
 def test_a_sweep_reads_at_a_glance(tmp_path, capsys):
     write_idx_dataset(tmp_path / "idx", n_train=200, n_test=100)
     spec = tmp_path / "sweep.toml"
-    spec.write_text('[data]\ndataset = "mnist"\ndata_dir = "idx"\n[[models]]\nname = "mlp"\n[[models]]\n'
-                    'name = "lenet5"\n[train]\nepochs = 2\nbatch_size = 50\nlr = [0.01, 0.001]\n'
-                    'optimizer = ["adam", "sgd"]\n', "utf-8")
-    assert main(["run", str(spec), "--run-id", "sw", "--executor", "local", "--no-pdf", "--format", "html",
-                 "--runs-dir", str(tmp_path / "runs"), "--output-dir", str(tmp_path / "output")]) == 0
+    spec.write_text(
+        '[data]\ndataset = "mnist"\ndata_dir = "idx"\n[[models]]\nname = "mlp"\n[[models]]\n'
+        'name = "lenet5"\n[train]\nepochs = 2\nbatch_size = 50\nlr = [0.01, 0.001]\n'
+        'optimizer = ["adam", "sgd"]\n',
+        "utf-8",
+    )
+    assert (
+        main(
+            [
+                "run",
+                str(spec),
+                "--run-id",
+                "sw",
+                "--executor",
+                "local",
+                "--no-pdf",
+                "--format",
+                "html",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+                "--output-dir",
+                str(tmp_path / "output"),
+            ]
+        )
+        == 0
+    )
     report = tmp_path / "output" / "sw"
     html = (report / "report.html").read_text("utf-8")
-    panels = {t.split(" · ")[1] for t in re.findall(r"<title>([^<]*)</title>",
-                                                     (report / "figures" / "sweep.svg").read_text("utf-8"))}
+    panels = {
+        t.split(" · ")[1]
+        for t in re.findall(r"<title>([^<]*)</title>", (report / "figures" / "sweep.svg").read_text("utf-8"))
+    }
     assert panels == {f"Optimizer {o}, Learning rate {lr}" for o in ("adam", "sgd") for lr in (0.01, 0.001)}
     legend = [t for t in re.findall(r"<title>([^<]*)</title>", (report / "figures" / "acc.svg").read_text("utf-8"))]
     assert {t.split(" · ")[0] for t in legend} == {"mlp", "lenet5"}  # one curve per model, no trial numbers

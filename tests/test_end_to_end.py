@@ -1,4 +1,5 @@
 """The whole path through the CLI: real training on Fashion-MNIST subsets, real HTML and PDF."""
+
 import csv
 import json
 import shutil
@@ -52,8 +53,9 @@ def test_saved_weights_reproduce_the_saved_predictions(finished):
 def test_html_pdf_csv_and_json_agree(finished):
     out = finished / "output" / "e2e"
     html = (out / "report.html").read_text("utf-8")
-    pdf_text = subprocess.run(["pdftotext", "-layout", str(out / "report.pdf"), "-"], capture_output=True,
-                              text=True, check=True).stdout
+    pdf_text = subprocess.run(
+        ["pdftotext", "-layout", str(out / "report.pdf"), "-"], capture_output=True, text=True, check=True
+    ).stdout
     summary = json.loads((out / "summary.json").read_text("utf-8"))
     rows = read_csv(out / "metrics.csv")
     assert len(rows) == 3 * 2
@@ -95,8 +97,9 @@ def test_bad_spec_gives_one_line_and_leaves_nothing(workdir, cli):
     spec.write_text('[[models]]\nname = "lenet5"\n[train]\nepochs = "ten"\n')
     code, _out, err = cli("run", spec)
     assert code == 2
-    assert err.strip() == (f"reportgen: error: {spec}: key 'train.epochs': expected an integer in "
-                           "[1, 100000], got 'ten'")
+    assert err.strip() == (
+        f"reportgen: error: {spec}: key 'train.epochs': expected an integer in [1, 100000], got 'ten'"
+    )
     assert not any((workdir / "runs").glob("*")) and not any((workdir / "output").glob("*"))
 
 
@@ -114,8 +117,9 @@ def test_unknown_model_lists_close_matches(workdir, cli):
 
 def test_user_text_is_escaped_in_the_report(workdir, cli):
     spec = workdir / "xss.toml"
-    spec.write_text('name = "<script>alert(1)</script>"\n[[models]]\nname = "mlp"\n'
-                    'label = "<script>alert(2)</script>"\n')
+    spec.write_text(
+        'name = "<script>alert(1)</script>"\n[[models]]\nname = "mlp"\nlabel = "<script>alert(2)</script>"\n'
+    )
     code, _out, err = cli("run", spec, *FAST, "--epochs", "1", "--run-id", "xss", "--no-pdf")
     assert code == 0, err
     html = (workdir / "output" / "xss" / "report.html").read_text("utf-8")

@@ -1,5 +1,6 @@
 """Every seed report's experiment runs from its example spec (tiny synthetic IDX set, 1 epoch) and its report
 shows what the spec asks for: every model, every trial of the sweep, and the comparisons the seed needed."""
+
 import html
 import itertools
 import json
@@ -50,8 +51,9 @@ def test_example_runs_and_reports_what_its_spec_asks_for(workdir, cli, idx_dir, 
 
     labels = {r["model"] for r in rows}
     if len(labels) > 1:  # models compared on the same test set: every pair gets a McNemar test
-        assert {frozenset((t["a"], t["b"])) for t in summary["mcnemar"]} >= \
-            {frozenset(pair) for pair in itertools.combinations(labels, 2)}
+        assert {frozenset((t["a"], t["b"])) for t in summary["mcnemar"]} >= {
+            frozenset(pair) for pair in itertools.combinations(labels, 2)
+        }
     bases = {(m.label, m.base) for m in spec.models if m.base}
     assert {(r["model"], r["base"]) for r in summary["before_after"]} == bases  # each regularized model vs its base
     if len(keys) >= 2:

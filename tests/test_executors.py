@@ -1,5 +1,6 @@
 """The executors on real worker processes and real (tiny) training: the same archive as a local run, longest
 trials first, finished trials never sent to a worker, one failure policy, and a clean shutdown."""
+
 import json
 import os
 import subprocess
@@ -35,8 +36,10 @@ class Exploding(nn.Module):
 
 def spec_text(idx: Path, train: str, models: list[str]) -> str:
     entries = "".join(f'[[models]]\nname = "{name}"\n' for name in models)
-    return (f'name = "executors"\n[data]\ndataset = "custom"\ndata_dir = "{idx}"\n'
-            f"[train]\nbatch_size = 50\n{train}\n{entries}")
+    return (
+        f'name = "executors"\n[data]\ndataset = "custom"\ndata_dir = "{idx}"\n'
+        f"[train]\nbatch_size = 50\n{train}\n{entries}"
+    )
 
 
 @pytest.fixture
@@ -47,6 +50,7 @@ def make_spec(tmp_path: Path):
         path = tmp_path / "spec.toml"
         path.write_text(spec_text(idx, train, models), "utf-8")
         return load_spec(path)
+
     return make
 
 
@@ -57,11 +61,13 @@ def trial_lines(lines: list[str]) -> list[str]:
 def assert_same_trials(a: RunArchive, b: RunArchive) -> None:
     assert a.trial_ids() == b.trial_ids()
     for trial_id in a.trial_ids():
-        metrics_a, metrics_b = ([{k: v for k, v in e.items() if k != "seconds"} for e in run.trial(trial_id)["epochs"]]
-                                for run in (a, b))
+        metrics_a, metrics_b = (
+            [{k: v for k, v in e.items() if k != "seconds"} for e in run.trial(trial_id)["epochs"]] for run in (a, b)
+        )
         assert metrics_a == metrics_b  # exact: same data, same seeds, same thread count
-        assert (a.trial_dir(trial_id) / "predictions.csv").read_bytes() == \
-            (b.trial_dir(trial_id) / "predictions.csv").read_bytes()
+        assert (a.trial_dir(trial_id) / "predictions.csv").read_bytes() == (
+            b.trial_dir(trial_id) / "predictions.csv"
+        ).read_bytes()
         weights_a, weights_b = (torch.load(run.trial_dir(trial_id) / "model.pt", weights_only=True) for run in (a, b))
         assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
@@ -70,8 +76,9 @@ def test_two_worker_processes_archive_exactly_what_a_local_run_does(tmp_path, ma
     spec = make_spec("epochs = 2\nlr = [0.1, 0.01]", ["mlp"])
     local = run_experiment(spec, tmp_path / "runs", "local", executor=LocalExecutor(), log=lambda line: None)
     lines: list[str] = []
-    parallel = run_experiment(spec, tmp_path / "runs", "parallel", log=lines.append,
-                              executor=ProcessExecutor(workers=2, threads=CPUS))
+    parallel = run_experiment(
+        spec, tmp_path / "runs", "parallel", log=lines.append, executor=ProcessExecutor(workers=2, threads=CPUS)
+    )
     for run in (local, parallel):
         assert run.status()["state"] == "complete" and run.verify() == []
     assert sorted(line.split(" (")[0] for line in trial_lines(lines)) == ["trial 000-mlp", "trial 001-mlp"]
@@ -83,19 +90,26 @@ def test_the_longest_trial_starts_first(tmp_path, make_spec):
     # mult-adds per image: lenet5 423,038 vs mlp 50,890, so lenet5 × 1 epoch outweighs mlp × 2 epochs
     spec = make_spec("epochs = [1, 2]", ["mlp", "lenet5"])
     lines: list[str] = []
-    run = run_experiment(spec, tmp_path / "runs", "ordered", log=lines.append,
-                         executor=ProcessExecutor(workers=1))  # one worker: trials end in the order they start
+    run = run_experiment(
+        spec, tmp_path / "runs", "ordered", log=lines.append, executor=ProcessExecutor(workers=1)
+    )  # one worker: trials end in the order they start
     assert run.status()["state"] == "complete"
     started = [line.split(" (")[0].removeprefix("trial ") for line in trial_lines(lines)]
-    assert started == ["003-lenet5", "002-lenet5", "001-mlp", "000-mlp"]  # (model, epochs): (l, 2), (l, 1), (m, 2), (m, 1)
+    assert started == [
+        "003-lenet5",
+        "002-lenet5",
+        "001-mlp",
+        "000-mlp",
+    ]  # (model, epochs): (l, 2), (l, 1), (m, 2), (m, 1)
 
 
 def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_path, make_spec, monkeypatch):
     spec = make_spec("epochs = 1", ["mlp", "test_executors:Exploding"])
     monkeypatch.setenv(EXPLODE, "1")
     lines: list[str] = []
-    run = run_experiment(spec, tmp_path / "runs", "failing", log=lines.append,
-                         executor=ProcessExecutor(workers=2, threads=1))
+    run = run_experiment(
+        spec, tmp_path / "runs", "failing", log=lines.append, executor=ProcessExecutor(workers=2, threads=1)
+    )
     assert run.status()["state"] == "partial"
     assert run.status()["failed_trials"] == ["001-test_executors-Exploding"]
     assert run.trial_status("000-mlp") == "complete"
@@ -106,8 +120,9 @@ def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_pa
     monkeypatch.delenv(EXPLODE)  # the cause is fixed
     finished = {p.name: p.stat().st_mtime_ns for p in run.trial_dir("000-mlp").iterdir()}
     lines.clear()
-    resumed = run_experiment(spec, tmp_path / "runs", "failing", log=lines.append,
-                             executor=ProcessExecutor(workers=2, threads=1))
+    resumed = run_experiment(
+        spec, tmp_path / "runs", "failing", log=lines.append, executor=ProcessExecutor(workers=2, threads=1)
+    )
     assert resumed.status()["state"] == "complete" and resumed.verify() == []
     # only the failed trial went to a worker: one trial line, counting one trial
     only = "trial 001-test_executors-Exploding (test_executors:Exploding): complete [1 done, 0 left, 0 failed]"
@@ -118,9 +133,29 @@ def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_pa
 def test_a_process_run_from_the_command_line_shuts_down_cleanly(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx")
     (tmp_path / "spec.toml").write_text(spec_text(idx, "epochs = 1\nlr = [0.1, 0.01]", ["mlp", "lenet5"]), "utf-8")
-    done = subprocess.run([sys.executable, "-m", "reportgen", "run", "spec.toml", "--executor", "process",
-                           "--workers", "2", "--run-id", "four", "--no-pdf", "--format", "md"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "reportgen",
+            "run",
+            "spec.toml",
+            "--executor",
+            "process",
+            "--workers",
+            "2",
+            "--run-id",
+            "four",
+            "--no-pdf",
+            "--format",
+            "md",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     status = json.loads((tmp_path / "runs" / "four" / "status.json").read_text())
     assert status["state"] == "complete" and status["trials"]["complete"] == 4

@@ -4,6 +4,7 @@ A catalogue entry is a `str.format` template keyed by its English text (English 
 names of the settings, which reportgen.settings holds). A Korean value that dropped, renamed or added a placeholder would either fail at
 render time (KeyError) or silently lose a number, so both directions are checked for every entry.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,11 @@ def test_every_value_keeps_the_placeholders_of_its_key(lang):
         source, target = placeholders(key), placeholders(value)
         if source.keys() != target.keys():
             wrong.append((key, sorted(source), sorted(target)))
-        wrong += [(key, name, spec) for name, spec in target.items() if name in source
-                  and spec != source[name] and not (source[name] == "" and spec in PARTICLE_SPECS)]
+        wrong += [
+            (key, name, spec)
+            for name, spec in target.items()
+            if name in source and spec != source[name] and not (source[name] == "" and spec in PARTICLE_SPECS)
+        ]
     assert wrong == []
 
 
@@ -64,6 +68,9 @@ def test_korean_translates_every_recorded_sentence_pattern():
 def test_korean_values_are_korean():
     """An entry left in English would show up in a Korean report; only a template made of nothing but
     placeholders and punctuation may stay as it is."""
-    untranslated = [key for key, value in load_catalogue("ko").items()
-                    if not HANGUL.search(value) and re.search(r"[A-Za-z]", re.sub(r"\{[^}]*\}", "", value))]
+    untranslated = [
+        key
+        for key, value in load_catalogue("ko").items()
+        if not HANGUL.search(value) and re.search(r"[A-Za-z]", re.sub(r"\{[^}]*\}", "", value))
+    ]
     assert untranslated == []

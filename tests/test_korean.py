@@ -1,6 +1,7 @@
 """The Korean report reads in Korean: every visible word of a real rendered report (HTML and Markdown)
 is Korean or on an allowlist of names, units and code; particles fit the word before them; every
 sentence the code generates has a catalogue entry; checklist, conclusion and tables agree."""
+
 from __future__ import annotations
 
 import ast
@@ -20,29 +21,97 @@ KO = json.loads((ROOT / "reportgen" / "templates" / "i18n" / "ko.json").read_tex
 # Words a Korean report keeps in Latin letters: proper names, libraries, units, code values, the
 # abbreviations Korean writing uses as they are, and the names published benchmarks give their models.
 ALLOWED = {
-    "mcnemar", "pytorch", "torch", "torchvision", "torchinfo", "python", "lecun", "et", "al", "adam", "sgd",
-    "rmsprop", "debian", "idx", "readme", "html", "git", "sha256", "cpu", "cuda", "gpu", "reportgen", "linux",
-    "fashion", "mnist", "lenet", "mlp", "cnn", "bn", "fc", "conv", "elu", "nan", "inf",
-    "p", "a", "b", "k", "m", "fp32", "tf32", "bf16", "fp16",
-    "s", "ms", "kib", "mib", "mac", "macs", "flops",  # units
+    "mcnemar",
+    "pytorch",
+    "torch",
+    "torchvision",
+    "torchinfo",
+    "python",
+    "lecun",
+    "et",
+    "al",
+    "adam",
+    "sgd",
+    "rmsprop",
+    "debian",
+    "idx",
+    "readme",
+    "html",
+    "git",
+    "sha256",
+    "cpu",
+    "cuda",
+    "gpu",
+    "reportgen",
+    "linux",
+    "fashion",
+    "mnist",
+    "lenet",
+    "mlp",
+    "cnn",
+    "bn",
+    "fc",
+    "conv",
+    "elu",
+    "nan",
+    "inf",
+    "p",
+    "a",
+    "b",
+    "k",
+    "m",
+    "fp32",
+    "tf32",
+    "bf16",
+    "fp16",
+    "s",
+    "ms",
+    "kib",
+    "mib",
+    "mac",
+    "macs",
+    "flops",  # units
 }
-LAYER_TYPES = {"Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "Flatten", "Dropout", "Dropout2d", "BatchNorm1d",
-               "BatchNorm2d", "ReLU", "Tanh", "Sigmoid", "Sequential"}  # class names, as the Type column shows them
-CODE = [re.compile(p) for p in (
-    r"\b\w+Executor\b", r"\b(?:Linux|Darwin|Windows)-\S+",  # the executor's class, the platform string
-    r"\b[A-Za-z]\w*_\w+\b", r"\b(?:[A-Z][a-z]+){3,}\b",  # identifiers: state_dict, cross_entropy, FlopCounterMode
-    r"dataset-fashion-mnist",                            # the Debian package's name
-    r"runs/\S+", r"output/\S+", r"/\S+",                 # paths
-    r"\S+\.(?:html|py|toml|json|csv|svg|png|gz|tex)\b",  # file names
-    r"seeds = \[[^\]]*\]", r"\[train\]", r"models\[\]\.base",  # spec keys quoted in sentences
-    r"\b[0-9a-f]{12,}\b",                                # hashes, commit ids
-    r"\b\w*\d\w*\b",                                     # anything with a digit: 1x28x28, 3.12.1, 000-lenet5
-)]
+LAYER_TYPES = {
+    "Linear",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "Flatten",
+    "Dropout",
+    "Dropout2d",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "ReLU",
+    "Tanh",
+    "Sigmoid",
+    "Sequential",
+}  # class names, as the Type column shows them
+CODE = [
+    re.compile(p)
+    for p in (
+        r"\b\w+Executor\b",
+        r"\b(?:Linux|Darwin|Windows)-\S+",  # the executor's class, the platform string
+        r"\b[A-Za-z]\w*_\w+\b",
+        r"\b(?:[A-Z][a-z]+){3,}\b",  # identifiers: state_dict, cross_entropy, FlopCounterMode
+        r"dataset-fashion-mnist",  # the Debian package's name
+        r"runs/\S+",
+        r"output/\S+",
+        r"/\S+",  # paths
+        r"\S+\.(?:html|py|toml|json|csv|svg|png|gz|tex)\b",  # file names
+        r"seeds = \[[^\]]*\]",
+        r"\[train\]",
+        r"models\[\]\.base",  # spec keys quoted in sentences
+        r"\b[0-9a-f]{12,}\b",  # hashes, commit ids
+        r"\b\w*\d\w*\b",  # anything with a digit: 1x28x28, 3.12.1, 000-lenet5
+    )
+]
 
 
 class VisibleText(HTMLParser):
     """Text a reader sees: element text and alt/title attributes, never <script>, <style> or <pre>/<code>
     (code and the resolved spec are shown as they are)."""
+
     HIDDEN = frozenset({"script", "style", "pre", "code"})
 
     def __init__(self) -> None:
@@ -72,10 +141,10 @@ def visible_html(path: Path) -> str:
 
 def visible_markdown(path: Path) -> str:
     text = path.read_text("utf-8")
-    text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)    # code blocks
-    text = re.sub(r"`[^`]*`", " ", text)                       # code spans
-    text = re.sub(r"\]\([^)]*\)", "]", text)                   # link and image targets
-    text = re.sub(r"<[^>]+>", " ", text)                       # inline HTML tags (<details>, <br>)
+    text = re.sub(r"```.*?```", " ", text, flags=re.DOTALL)  # code blocks
+    text = re.sub(r"`[^`]*`", " ", text)  # code spans
+    text = re.sub(r"\]\([^)]*\)", "]", text)  # link and image targets
+    text = re.sub(r"<[^>]+>", " ", text)  # inline HTML tags (<details>, <br>)
     return text.replace("\\", "")
 
 
@@ -85,8 +154,11 @@ def english_words(text: str, names: set[str]) -> set[str]:
         text = re.sub(rf"(?<![A-Za-z0-9]){re.escape(name)}(?![A-Za-z0-9])", " ", text)
     for pattern in CODE:
         text = pattern.sub(" ", text)
-    return {w for w in re.findall(r"[A-Za-z][A-Za-z_']*", text)
-            if w.lower().strip("'") not in ALLOWED and w not in LAYER_TYPES}
+    return {
+        w
+        for w in re.findall(r"[A-Za-z][A-Za-z_']*", text)
+        if w.lower().strip("'") not in ALLOWED and w not in LAYER_TYPES
+    }
 
 
 def report_names(output: Path) -> set[str]:
@@ -111,36 +183,59 @@ def assert_korean(output: Path) -> None:
 
 # ------------------------------------------------------------------ particles
 
-@pytest.mark.parametrize("word, subject, topic, object_, with_, direction", [
-    ("LeNet-5", "가", "는", "를", "와", "로"),        # 5 오
-    ("MLP", "가", "는", "를", "와", "로"),            # P 피
-    ("CNN", "이", "은", "을", "과", "으로"),          # N 엔
-    ("LeNet-5 + BN + Dropout", "이", "은", "을", "과", "으로"),  # 드롭아웃
-    ("MLP 784-75-32-10", "이", "은", "을", "과", "으로"),       # 10 십
-    ("모델", "이", "은", "을", "과", "로"),           # ㄹ takes 로
-    ("사과", "가", "는", "를", "와", "로"),
-    ("LeNet", "이", "은", "을", "과", "으로"),        # 르넷
-    ("SGD", "가", "는", "를", "와", "로"),
-    ("Adam", "이", "은", "을", "과", "으로"),         # 아담
-    ("LeNet-5 (LeCun et al. 1998)", "이", "은", "을", "과", "로"),  # 팔, read past ")"
-    ("91.30%", "가", "는", "를", "와", "로"),          # 퍼센트
-    ("0.50", "이", "은", "을", "과", "으로"),          # 오 영: decimals digit by digit
-    ("100", "이", "은", "을", "과", "으로"),           # 백
-    ("7", "이", "은", "을", "과", "로"),               # 칠
-])
+
+@pytest.mark.parametrize(
+    "word, subject, topic, object_, with_, direction",
+    [
+        ("LeNet-5", "가", "는", "를", "와", "로"),  # 5 오
+        ("MLP", "가", "는", "를", "와", "로"),  # P 피
+        ("CNN", "이", "은", "을", "과", "으로"),  # N 엔
+        ("LeNet-5 + BN + Dropout", "이", "은", "을", "과", "으로"),  # 드롭아웃
+        ("MLP 784-75-32-10", "이", "은", "을", "과", "으로"),  # 10 십
+        ("모델", "이", "은", "을", "과", "로"),  # ㄹ takes 로
+        ("사과", "가", "는", "를", "와", "로"),
+        ("LeNet", "이", "은", "을", "과", "으로"),  # 르넷
+        ("SGD", "가", "는", "를", "와", "로"),
+        ("Adam", "이", "은", "을", "과", "으로"),  # 아담
+        ("LeNet-5 (LeCun et al. 1998)", "이", "은", "을", "과", "로"),  # 팔, read past ")"
+        ("91.30%", "가", "는", "를", "와", "로"),  # 퍼센트
+        ("0.50", "이", "은", "을", "과", "으로"),  # 오 영: decimals digit by digit
+        ("100", "이", "은", "을", "과", "으로"),  # 백
+        ("7", "이", "은", "을", "과", "로"),  # 칠
+    ],
+)
 def test_particles_follow_the_word_as_read_aloud(word, subject, topic, object_, with_, direction):
-    assert [particle(word, spec) for spec in ("이/가", "은/는", "을/를", "와/과", "으로/로")] == \
-        [subject, topic, object_, with_, direction]
+    assert [particle(word, spec) for spec in ("이/가", "은/는", "을/를", "와/과", "으로/로")] == [
+        subject,
+        topic,
+        object_,
+        with_,
+        direction,
+    ]
 
 
-@pytest.mark.parametrize("letter, final", [("L", True), ("M", True), ("N", True), ("R", True), ("P", False),
-                                           ("T", False), ("X", False)])
+@pytest.mark.parametrize(
+    "letter, final", [("L", True), ("M", True), ("N", True), ("R", True), ("P", False), ("T", False), ("X", False)]
+)
 def test_letters_read_by_name(letter, final):
     assert bool(final_consonant(f"DATA-{letter}")) is final
 
 
-@pytest.mark.parametrize("digit, final", [("0", True), ("1", True), ("2", False), ("3", True), ("4", False),
-                                          ("5", False), ("6", True), ("7", True), ("8", True), ("9", False)])
+@pytest.mark.parametrize(
+    "digit, final",
+    [
+        ("0", True),
+        ("1", True),
+        ("2", False),
+        ("3", True),
+        ("4", False),
+        ("5", False),
+        ("6", True),
+        ("7", True),
+        ("8", True),
+        ("9", False),
+    ],
+)
 def test_digits_read_as_numbers(digit, final):
     assert bool(final_consonant(f"model-{digit}")) is final
 
@@ -163,22 +258,36 @@ def test_no_korean_entry_leaves_both_particles_in():
 
 def test_recorded_english_is_translated_by_pattern_and_nothing_else_is():
     translate = translator("ko")
-    assert translate.recorded("2·6 = 12 (+12 running stats, not trainable)") == "2·6 = 12 (+ 이동 평균·분산 12개, 학습 대상 아님)"
-    assert translate.recorded("no affine parameters (+10 running stats, not trainable)").startswith("아핀 파라미터 없음")
+    assert (
+        translate.recorded("2·6 = 12 (+12 running stats, not trainable)")
+        == "2·6 = 12 (+ 이동 평균·분산 12개, 학습 대상 아님)"
+    )
+    assert translate.recorded("no affine parameters (+10 running stats, not trainable)").startswith(
+        "아핀 파라미터 없음"
+    )
     assert translate.recorded("IDX files in /data/x") == "/data/x의 IDX 파일"
     assert translate.recorded("my better") == "my better"  # a user's text is never read as "{winner} better"
     assert all(key in KO for key in RECORDED_PATTERNS)
 
 
 def test_message_values_are_translated_before_the_sentence():
-    message = Message("{model}: {techniques} — {effect}", {
-        "model": "X", "techniques": [Message("dropout"), Message("weight decay")],
-        "effect": Message("{delta} points, not significant (McNemar p = {p})", {"delta": "+0.15", "p": "0.569"})})
+    message = Message(
+        "{model}: {techniques} — {effect}",
+        {
+            "model": "X",
+            "techniques": [Message("dropout"), Message("weight decay")],
+            "effect": Message("{delta} points, not significant (McNemar p = {p})", {"delta": "+0.15", "p": "0.569"}),
+        },
+    )
     assert message.render(translator("ko")) == "X: 드롭아웃, 가중치 감쇠 — +0.15%p, 유의하지 않음 (McNemar p = 0.569)"
-    assert message.render(translator("en")) == "X: dropout, weight decay — +0.15 points, not significant (McNemar p = 0.569)"
+    assert (
+        message.render(translator("en"))
+        == "X: dropout, weight decay — +0.15 points, not significant (McNemar p = 0.569)"
+    )
 
 
 # ------------------------------------------------------------------ catalogue coverage
+
 
 def _module_messages(path: Path) -> set[str]:
     """String literals the module hands to the translator: translate("…"), Message("…"), Finding(_, _, "…"),
@@ -206,8 +315,9 @@ def _module_messages(path: Path) -> set[str]:
     return found - {None}
 
 
-@pytest.mark.parametrize("module", ["report/checklist.py", "report/findings.py", "report/summary.py",
-                                    "report/render.py", "report/plots.py"])
+@pytest.mark.parametrize(
+    "module", ["report/checklist.py", "report/findings.py", "report/summary.py", "report/render.py", "report/plots.py"]
+)
 def test_every_generated_sentence_has_a_korean_entry(module):
     messages = _module_messages(ROOT / "reportgen" / module)
     assert messages or module == "report/render.py"
@@ -218,8 +328,11 @@ def test_every_template_literal_and_checklist_item_has_a_korean_entry():
     import tomllib
 
     call = re.compile(r"""\b_\(\s*(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)')""")
-    literals = {a or b for template in (ROOT / "reportgen" / "templates").glob("*.j2")
-                for a, b in call.findall(template.read_text("utf-8"))}
+    literals = {
+        a or b
+        for template in (ROOT / "reportgen" / "templates").glob("*.j2")
+        for a, b in call.findall(template.read_text("utf-8"))
+    }
     checklist = tomllib.loads((ROOT / "reportgen" / "checklists" / "assignment.toml").read_text("utf-8"))
     literals |= {item["text"] for item in checklist["items"]} | {checklist["title"]}
     assert sorted(literals - KO.keys()) == []
@@ -248,9 +361,27 @@ def test_korean_terms_stay_distinct():
 
 # ------------------------------------------------------------------ real reports
 
+
 def small_run(cli, workdir: Path, data: Path, run_id: str, *extra: str) -> Path:
-    code, _out, err = cli("run", "--dataset", "mnist", "--data-dir", data, "--epochs", "2", "--batch-size", "50",
-                          "--executor", "local", "--no-pdf", "--lang", "ko", "--run-id", run_id, *extra)
+    code, _out, err = cli(
+        "run",
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        data,
+        "--epochs",
+        "2",
+        "--batch-size",
+        "50",
+        "--executor",
+        "local",
+        "--no-pdf",
+        "--lang",
+        "ko",
+        "--run-id",
+        run_id,
+        *extra,
+    )
     assert code == 0, err
     return workdir / "output" / run_id
 
@@ -264,8 +395,24 @@ def test_a_korean_report_has_no_english_outside_names_and_code(workdir, cli, tmp
 
 @requires_fashion
 def test_the_default_experiment_in_korean_on_fashion_mnist(workdir, cli):
-    code, _out, err = cli("run", "--train-subset", "600", "--test-subset", "200", "--epochs", "1",
-                          "--batch-size", "100", "--executor", "local", "--no-pdf", "--lang", "ko", "--run-id", "f")
+    code, _out, err = cli(
+        "run",
+        "--train-subset",
+        "600",
+        "--test-subset",
+        "200",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "100",
+        "--executor",
+        "local",
+        "--no-pdf",
+        "--lang",
+        "ko",
+        "--run-id",
+        "f",
+    )
     assert code == 0, err
     output = workdir / "output" / "f"
     assert_korean(output)
@@ -275,6 +422,7 @@ def test_the_default_experiment_in_korean_on_fashion_mnist(workdir, cli):
 
 
 # ------------------------------------------------------------------ one story on every page
+
 
 def test_checklist_conclusion_and_tables_agree(workdir, cli, tmp_path):
     """Which model is better and whether a difference is significant: the McNemar table decides, and the

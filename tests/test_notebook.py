@@ -20,14 +20,18 @@ def test_example_notebook_runs_and_shows_the_report_inline(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     (parameters,) = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
     parameters.source = "EPOCHS = 1\nSUBSET = 500\nPDF = False"  # papermill-style: the tagged cell is replaced
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-                   ).execute()
+    NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
 
     errors = [o for c in notebook.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors, errors
-    audit_cell, report_cell, table_cell = (c for c in notebook.cells if c.cell_type == "code"
-                                           and ("reportgen.audit" in c.source or c.source.startswith("report")
-                                                or "report.table" in c.source))
+    audit_cell, report_cell, table_cell = (
+        c
+        for c in notebook.cells
+        if c.cell_type == "code"
+        and ("reportgen.audit" in c.source or c.source.startswith("report") or "report.table" in c.source)
+    )
     assert "61,706" in outputs_html(audit_cell)  # the notebook's own LeNet-5, audited
     inline = outputs_html(report_cell)
     assert "reportgen-inline" in inline and "LeNet-5" in inline and "MLP" in inline

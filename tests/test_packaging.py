@@ -25,8 +25,23 @@ TINY = ["--train-subset", "300", "--test-subset", "100", "--epochs", "1"]
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-                    "-w", str(out), str(ROOT)], check=True, capture_output=True, cwd=out)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=out,
+    )
     (built,) = out.glob("reportgen-*.whl")
     return built
 
@@ -34,32 +49,54 @@ def wheel(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def installed(wheel: Path, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
 def reportgen(installed: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = os.environ | {"PYTHONPATH": str(installed), "PYTHONSAFEPATH": "1"}
-    return subprocess.run([sys.executable, "-m", "reportgen", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "reportgen", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_wheel_installs_only_reportgen_with_its_templates_and_models(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top_level == {"reportgen"}
-    for needed in ("reportgen/templates/report.html.j2", "reportgen/templates/report.css",
-                   "reportgen/templates/notebook.html.j2",
-                   "reportgen/templates/i18n/ko.json", "reportgen/checklists/assignment.toml",
-                   "reportgen/default_spec.toml", "reportgen/models/lenet.py", "reportgen/models/mlp.py"):
+    for needed in (
+        "reportgen/templates/report.html.j2",
+        "reportgen/templates/report.css",
+        "reportgen/templates/notebook.html.j2",
+        "reportgen/templates/i18n/ko.json",
+        "reportgen/checklists/assignment.toml",
+        "reportgen/default_spec.toml",
+        "reportgen/models/lenet.py",
+        "reportgen/models/mlp.py",
+    ):
         assert needed in names, needed
 
 
 def test_installed_package_is_the_one_imported(installed, tmp_path):
     env = os.environ | {"PYTHONPATH": str(installed), "PYTHONSAFEPATH": "1"}
-    where = subprocess.run([sys.executable, "-c", "import reportgen; print(reportgen.__file__)"], cwd=tmp_path,
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    where = subprocess.run(
+        [sys.executable, "-c", "import reportgen; print(reportgen.__file__)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert Path(where).is_relative_to(installed)
 
 
@@ -72,7 +109,8 @@ def test_params_from_an_empty_folder(installed, tmp_path):
 @requires_fashion
 def test_run_and_render_from_an_empty_folder_with_a_students_models_py(installed, tmp_path):
     """The student's folder: its own models.py, a spec naming it and a built-in; HTML and PDF render."""
-    (tmp_path / "models.py").write_text(textwrap.dedent("""
+    (tmp_path / "models.py").write_text(
+        textwrap.dedent("""
         import torch.nn as nn
 
 
@@ -84,15 +122,20 @@ def test_run_and_render_from_an_empty_folder_with_a_students_models_py(installed
 
             def forward(self, x):
                 return self.net(x)
-    """), "utf-8")
-    (tmp_path / "spec.toml").write_text(textwrap.dedent("""
+    """),
+        "utf-8",
+    )
+    (tmp_path / "spec.toml").write_text(
+        textwrap.dedent("""
         name = "Student project"
         [[models]]
         name = "models.py:LeNet5"
         label = "mine"
         [[models]]
         name = "lenet5_c5"
-    """), "utf-8")
+    """),
+        "utf-8",
+    )
     result = reportgen(installed, tmp_path, "run", "spec.toml", *TINY, "--run-id", "wheel", "--no-pdf")
     assert result.returncode == 0, result.stderr
     result = reportgen(installed, tmp_path, "render", "runs/wheel")

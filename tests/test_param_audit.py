@@ -1,4 +1,5 @@
 """Parameter-count audit: exact counts, per-layer formulas, torchinfo agreement, claims, formats."""
+
 from __future__ import annotations
 
 import csv
@@ -96,8 +97,11 @@ def test_lenet5_layer_formulas_in_forward_order() -> None:
         ("Linear", "(120 + 1)·84 = 10,164"),
         ("Linear", "(84 + 1)·10 = 850"),
     ]
-    leaves = [(name, type(m).__name__) for name, m in model.named_modules()
-              if not any(m.children()) and not isinstance(m, nn.Identity)]
+    leaves = [
+        (name, type(m).__name__)
+        for name, m in model.named_modules()
+        if not any(m.children()) and not isinstance(m, nn.Identity)
+    ]
     assert [(layer.name, layer.type) for layer in result.layers] == leaves  # no containers, forward order
     assert result.layers[0].output_shape == [2, 6, 28, 28]
     pool = next(layer for layer in result.layers if layer.type == "MaxPool2d")
@@ -119,9 +123,25 @@ def test_every_layer_type_counts_its_own_parameters() -> None:
     model = AllLayersNet()
     result = audit_model(model, (4, 8, 8))
     types = {layer.type for layer in result.layers}
-    assert {"Conv2d", "Conv1d", "Conv3d", "ConvTranspose2d", "Bilinear", "BatchNorm1d",
-            "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm", "InstanceNorm2d", "Embedding", "PReLU",
-            "LSTM", "GRU", "RNN", "ScaleShift"} <= types
+    assert {
+        "Conv2d",
+        "Conv1d",
+        "Conv3d",
+        "ConvTranspose2d",
+        "Bilinear",
+        "BatchNorm1d",
+        "BatchNorm2d",
+        "BatchNorm3d",
+        "LayerNorm",
+        "GroupNorm",
+        "InstanceNorm2d",
+        "Embedding",
+        "PReLU",
+        "LSTM",
+        "GRU",
+        "RNN",
+        "ScaleShift",
+    } <= types
     for layer in result.layers:
         assert layer.params == direct_numel(model, layer), layer
         assert layer.output_shape is not None, layer
@@ -188,7 +208,8 @@ def test_frozen_parameters() -> None:
     backbone = result.layers[0]
     assert (backbone.frozen, backbone.trainable) == (40, 0) and backbone.formula.endswith("[frozen]")
     assert check_claim(result, expect=18) == (
-        "expected 18, counted 58: frozen parameters 40 — did you count only trainable ones?")
+        "expected 18, counted 58: frozen parameters 40 — did you count only trainable ones?"
+    )
 
 
 def test_audit_restores_modes_buffers_and_rng() -> None:
@@ -218,11 +239,10 @@ def test_torchvision_models_agree_with_torchinfo(factory: str, expected: int) ->
     assert result.total == expected == sum(p.numel() for p in model.parameters())
     assert result.matches_torchinfo, (result.total, result.torchinfo_total)
     assert result.trainable == expected and result.frozen == 0
-    assert all(layer.formula and not layer.formula.startswith("numel")
-               for layer in result.layers if layer.params)
+    assert all(layer.formula and not layer.formula.startswith("numel") for layer in result.layers if layer.params)
     assert result.batchnorm_params == sum(
-        p.numel() for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-        for p in m.parameters())
+        p.numel() for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters()
+    )
 
 
 # --------------------------------------------------------------------------- input shapes and errors
@@ -270,19 +290,22 @@ def test_parse_input_shape() -> None:
 def test_check_claim_messages() -> None:
     lenet256 = audit("lenet5_256")
     assert check_claim(lenet256, expect=44_190) == (
-        "expected 44,190, counted 44,426: bias terms 236 — did you leave out biases?")
+        "expected 44,190, counted 44,426: bias terms 236 — did you leave out biases?"
+    )
     assert check_claim(lenet256, expect=44_426) is None
     assert check_claim(lenet256, expect_no_bias=44_190) is None
     assert check_claim(lenet256, expect=44_426, expect_no_bias=44_190) is None
     assert check_claim(lenet256, expect_no_bias=44_426) == (
         "expected 44,426 without bias, counted 44,190 without bias (44,426 with bias)"
-        " — that is the total with biases; did you include them?")
+        " — that is the total with biases; did you include them?"
+    )
     assert check_claim(lenet256, expect=44_000) == "expected 44,000, counted 44,426: difference +426"
     lenet = audit("lenet5")
     assert check_claim(lenet, expect=61_706, expect_no_bias=61_470) is None
     regularized = audit("lenet5_regularized")
     assert check_claim(regularized, expect=61_706) == (
-        "expected 61,706, counted 62,158: BatchNorm adds 452 — did you count the model without BatchNorm?")
+        "expected 61,706, counted 62,158: BatchNorm adds 452 — did you count the model without BatchNorm?"
+    )
 
 
 # --------------------------------------------------------------------------- formats
@@ -398,8 +421,10 @@ def pruned_mlp() -> nn.Sequential:
 def test_tied_linears_torchinfo_counts_the_shared_weight_twice() -> None:
     result = audit_model(TiedLinears(), (10,))
     assert result.total == 120 and result.torchinfo_total == 220 and not result.matches_torchinfo
-    assert result.torchinfo_note == ("torchinfo counts the 100 shared (tied) parameters once per layer that uses "
-                                     "them; the model stores and trains 120: ours is right")
+    assert result.torchinfo_note == (
+        "torchinfo counts the 100 shared (tied) parameters once per layer that uses "
+        "them; the model stores and trains 120: ours is right"
+    )
     assert f"torchinfo total: 220 ≠ ours, explained: {result.torchinfo_note}" in format_audit(result)
     assert f"- torchinfo total: 220 ≠ ours, explained: {result.torchinfo_note}" in format_audit(result, "markdown")
     assert json.loads(format_audit(result, "json"))["torchinfo_note"] == result.torchinfo_note
@@ -419,21 +444,32 @@ def test_pruned_model_states_stored_and_remaining_parameters() -> None:
     assert result.layers[0].formula == "(20 + 1)·10 = 210 [100 pruned]"
     assert result.torchinfo_total == result.total - 100 and "both are right" in result.torchinfo_note
     assert "left after pruning: 165 nonzero (265 stored, 100 of the *_orig entries masked to zero)" in format_audit(
-        result)
+        result
+    )
     rows = list(csv.DictReader(io.StringIO(format_audit(result, "csv"))))
     assert [row["pruned"] for row in rows] == ["100", "0", "0"]
 
 
-@pytest.mark.parametrize(("factory", "shape", "code", "expected"), [
-    pytest.param(lambda: torch.jit.script(nn.Linear(4, 2)), "4", 2,
-                 ("TorchScript modules cannot be audited (hooks are not supported on them): pass the nn.Module "
-                  "before torch.jit.script / torch.jit.trace"),
-                 marks=pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")),
-    (PairOutput, "6", 0, "torchinfo total: 28 ✓"),
-    (TiedLinears, "10", 0, "torchinfo total: 220 ≠ ours, explained: torchinfo counts the 100 shared"),
-    (pruned_mlp, "20", 0, "left after pruning: 165 nonzero"),
-    (ScaledTiedLinears, "10", 0, "torchinfo total: 220 ✗ MISMATCH (ours 130)"),
-], ids=["torchscript", "tuple-output", "tied", "pruned", "unexplained"])
+@pytest.mark.parametrize(
+    ("factory", "shape", "code", "expected"),
+    [
+        pytest.param(
+            lambda: torch.jit.script(nn.Linear(4, 2)),
+            "4",
+            2,
+            (
+                "TorchScript modules cannot be audited (hooks are not supported on them): pass the nn.Module "
+                "before torch.jit.script / torch.jit.trace"
+            ),
+            marks=pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning"),
+        ),
+        (PairOutput, "6", 0, "torchinfo total: 28 ✓"),
+        (TiedLinears, "10", 0, "torchinfo total: 220 ≠ ours, explained: torchinfo counts the 100 shared"),
+        (pruned_mlp, "20", 0, "left after pruning: 165 nonzero"),
+        (ScaledTiedLinears, "10", 0, "torchinfo total: 220 ✗ MISMATCH (ours 130)"),
+    ],
+    ids=["torchscript", "tuple-output", "tied", "pruned", "unexplained"],
+)
 def test_awkward_models_through_reportgen_params(cli, monkeypatch, factory, shape, code, expected) -> None:
     from reportgen.models import registry
 

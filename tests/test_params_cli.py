@@ -1,12 +1,12 @@
 """`reportgen params`: the audit on the command line, claims checked, exit codes."""
+
 import json
 
 
 def test_wrong_claim_exits_1_with_a_one_line_diff(cli):
     code, _out, err = cli("params", "lenet5_256", "--expect", "44190")
     assert code == 1
-    assert err.strip() == ("lenet5_256: expected 44,190, counted 44,426: bias terms 236 — "
-                           "did you leave out biases?")
+    assert err.strip() == ("lenet5_256: expected 44,190, counted 44,426: bias terms 236 — did you leave out biases?")
 
 
 def test_right_claims_exit_0(cli):

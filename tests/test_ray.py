@@ -1,5 +1,6 @@
 """RayExecutor on real Ray instances bound to 127.0.0.1: same archive as a local run, a worker killed with
 SIGKILL mid-trial (retried, resumed), a trial that raises (recorded failed, its sibling completes)."""
+
 import os
 import secrets
 import shutil
@@ -135,8 +136,9 @@ class ProcessWatch:
             if proc is not self.root and key not in self.before:
                 self.seen.setdefault(key, proc)
             try:
-                self.listening |= {c.laddr.ip for c in proc.net_connections(kind="inet")
-                                   if c.status == psutil.CONN_LISTEN}
+                self.listening |= {
+                    c.laddr.ip for c in proc.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+                }
             except psutil.Error:
                 pass
 
@@ -165,11 +167,26 @@ def head_node(num_cpus: int):
     env = os.environ | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # keep 127.0.0.1 (see executors._loopback_only)
     with open(temp / "head.log", "w") as log:
         head = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-             f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0", "--include-dashboard=false",
-             f"--dashboard-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
-             "--disable-usage-stats", f"--temp-dir={temp}"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(Path(sys.executable).parent / "ray"),
+                "start",
+                "--head",
+                "--block",
+                "--node-ip-address=127.0.0.1",
+                f"--port={port}",
+                f"--num-cpus={num_cpus}",
+                "--num-gpus=0",
+                "--include-dashboard=false",
+                f"--dashboard-port={free_port()}",
+                f"--dashboard-agent-listen-port={free_port()}",
+                "--disable-usage-stats",
+                f"--temp-dir={temp}",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     watch = ProcessWatch(psutil.Process(head.pid))
     try:
         deadline = time.time() + 60
@@ -227,8 +244,11 @@ class WorkerKiller(threading.Thread):
         deadline = time.time() + 120
         while time.time() < deadline:
             if self.checkpoint.exists():
-                workers = [p for p in self.head.children(recursive=True)
-                           if task_name(p).startswith(f"ray::reportgen-trial-{self.trial_id}")]
+                workers = [
+                    p
+                    for p in self.head.children(recursive=True)
+                    if task_name(p).startswith(f"ray::reportgen-trial-{self.trial_id}")
+                ]
                 if workers:
                     workers[0].send_signal(signal.SIGKILL)
                     self.killed = workers[0]
@@ -255,8 +275,9 @@ def assert_same_trials(a: RunArchive, b: RunArchive) -> None:
         assert cost_a["macs"] == cost_b["macs"] and cost_a["state_dict_bytes"] == cost_b["state_dict_bytes"]
         assert info_a == info_b  # status, config, audit
         assert metrics_only(a, trial_id) == metrics_only(b, trial_id)  # exact: same data, order, threads
-        assert (a.trial_dir(trial_id) / "predictions.csv").read_bytes() == \
-            (b.trial_dir(trial_id) / "predictions.csv").read_bytes()
+        assert (a.trial_dir(trial_id) / "predictions.csv").read_bytes() == (
+            b.trial_dir(trial_id) / "predictions.csv"
+        ).read_bytes()
         wa = torch.load(a.trial_dir(trial_id) / "model.pt", weights_only=True)
         wb = torch.load(b.trial_dir(trial_id) / "model.pt", weights_only=True)
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
@@ -269,8 +290,13 @@ def test_ray_sweep_archives_exactly_what_a_local_run_does(tmp_path):
     temp = tempfile.mkdtemp(prefix="rg-ray-", dir="/tmp")
     try:
         with ProcessWatch(psutil.Process(os.getpid())) as watch:
-            distributed = run_experiment(spec, tmp_path / "runs", "ray", log=lines.append, executor=RayExecutor(
-                cpus_per_trial=CPUS, num_cpus=CPUS, temp_dir=temp))
+            distributed = run_experiment(
+                spec,
+                tmp_path / "runs",
+                "ray",
+                log=lines.append,
+                executor=RayExecutor(cpus_per_trial=CPUS, num_cpus=CPUS, temp_dir=temp),
+            )
         assert not ray.is_initialized()  # the executor stopped the instance it started
         assert watch.seen and not watch.leftovers(), "Ray processes left behind"
         assert watch.listening and loopback_only(watch.listening), watch.listening
@@ -279,8 +305,10 @@ def test_ray_sweep_archives_exactly_what_a_local_run_does(tmp_path):
     for run in (local, distributed):
         assert run.status()["state"] == "complete" and run.verify() == []
     assert_same_trials(local, distributed)
-    assert sorted(line.split(" (")[0] for line in lines if line.startswith("trial ")) == \
-        ["trial 000-mlp", "trial 001-mlp"]
+    assert sorted(line.split(" (")[0] for line in lines if line.startswith("trial ")) == [
+        "trial 000-mlp",
+        "trial 001-mlp",
+    ]
     assert all(": complete [" in line for line in lines if line.startswith("trial "))
 
 
@@ -290,8 +318,13 @@ def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, clus
     reference = run_experiment(spec, tmp_path / "runs", "reference", log=lambda line: None)
     killer = WorkerKiller(watch.root, tmp_path / "runs" / "killed", "000-lenet5")
     with ProcessWatch(psutil.Process(os.getpid())) as driver:
-        run = run_experiment(spec, tmp_path / "runs", "killed", log=lambda line: None,
-                             executor=RayExecutor(address, cpus_per_trial=CPUS, max_retries=2))
+        run = run_experiment(
+            spec,
+            tmp_path / "runs",
+            "killed",
+            log=lambda line: None,
+            executor=RayExecutor(address, cpus_per_trial=CPUS, max_retries=2),
+        )
     killer.check()
     assert not ray.is_initialized()  # disconnected; the cluster stays up
     worker_logs = "".join(p.read_text(errors="replace") for p in temp.glob("session_*/logs/worker-*.out"))
@@ -308,8 +341,13 @@ def test_a_trial_that_raises_is_recorded_failed_and_its_sibling_completes(tmp_pa
     lines: list[str] = []
     pythonpath = os.pathsep.join([str(TESTS), str(REPO)])  # workers import test_ray:Exploding
     monkeypatch.chdir(tmp_path)  # a relative runs dir: the workers' working directory is another one
-    run = run_experiment(spec, Path("runs"), "failing", log=lines.append, executor=RayExecutor(
-        address, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}))
+    run = run_experiment(
+        spec,
+        Path("runs"),
+        "failing",
+        log=lines.append,
+        executor=RayExecutor(address, runtime_env={"env_vars": {"PYTHONPATH": pythonpath}}),
+    )
     assert run.status()["state"] == "partial" and run.status()["failed_trials"] == ["001-exploding"]
     assert [p for p in run.verify() if not p.startswith("run state is 'partial'")] == []
     assert run.trial_status("000-mlp") == "complete"
@@ -328,8 +366,13 @@ def test_a_worker_killed_more_often_than_max_retries_fails_only_its_trial(tmp_pa
     lines: list[str] = []
     killer = WorkerKiller(watch.root, tmp_path / "runs" / "lost", "000-lenet5")
     with pytest.raises(RunFailedError, match="every trial failed"):  # its only trial: nothing finished
-        run_experiment(spec, tmp_path / "runs", "lost", log=lines.append,
-                       executor=RayExecutor(address, cpus_per_trial=CPUS, max_retries=0))
+        run_experiment(
+            spec,
+            tmp_path / "runs",
+            "lost",
+            log=lines.append,
+            executor=RayExecutor(address, cpus_per_trial=CPUS, max_retries=0),
+        )
     killer.check()
     run = RunArchive(tmp_path / "runs" / "lost")
     assert run.status()["state"] == "failed" and (run.path / "manifest.json").exists()
@@ -350,18 +393,23 @@ def test_a_worker_that_cannot_build_the_model_stops_the_sweep_with_the_reason(tm
 
 
 def test_without_ray_the_executor_says_how_to_install_it():
-    code = ("import sys; sys.modules['ray'] = None\n"
-            "import reportgen.run.executors as r\n"  # importing works without Ray …
-            "try:\n    r.RayExecutor()\nexcept r.ReportgenError as e:\n    print(e)")  # … using it does not
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "import reportgen.run.executors as r\n"  # importing works without Ray …
+        "try:\n    r.RayExecutor()\nexcept r.ReportgenError as e:\n    print(e)"
+    )  # … using it does not
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "Ray is not installed: pip install .[ray]", out
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"cpus_per_trial": 0}, "cpus_per_trial"),
-    ({"max_retries": -1}, "max_retries"),
-    ({"cpus_per_trial": 3, "num_cpus": 2}, "no trial could ever be scheduled"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"cpus_per_trial": 0}, "cpus_per_trial"),
+        ({"max_retries": -1}, "max_retries"),
+        ({"cpus_per_trial": 3, "num_cpus": 2}, "no trial could ever be scheduled"),
+    ],
+)
 def test_impossible_settings_are_refused_before_anything_runs(kwargs, message):
     with pytest.raises(RayExecutorError, match=message):
         RayExecutor(**kwargs)

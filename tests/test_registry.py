@@ -10,8 +10,19 @@ def count(model: nn.Module) -> int:
 
 
 def test_every_seed_model_is_registered():
-    assert {"lenet5", "lenet5_regularized", "lenet5_256", "lenet5_c5", "mlp", "mlp_deep", "mlp_lenet_sized",
-            "cnn_1x1", "fmnist_cnn1", "fmnist_cnn2", "fmnist_cnn3"} <= set(list_models())
+    assert {
+        "lenet5",
+        "lenet5_regularized",
+        "lenet5_256",
+        "lenet5_c5",
+        "mlp",
+        "mlp_deep",
+        "mlp_lenet_sized",
+        "cnn_1x1",
+        "fmnist_cnn1",
+        "fmnist_cnn2",
+        "fmnist_cnn3",
+    } <= set(list_models())
     assert list_models("lenet5_*") == ["lenet5_256", "lenet5_c5", "lenet5_regularized"]
 
 
@@ -37,12 +48,15 @@ def test_none_kwargs_do_not_override_defaults():
     assert count(create_model("lenet5_regularized", dropout=None)) == 62_158
 
 
-@pytest.mark.parametrize("text, message", [
-    ("models.nope:Net", "cannot import module"),
-    ("reportgen.models.mlp:Nope", "has no attribute"),
-    ("lenet5?dropout", "expected key=value"),
-    ("lenet5?bogus=1", "bad constructor arguments"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("models.nope:Net", "cannot import module"),
+        ("reportgen.models.mlp:Nope", "has no attribute"),
+        ("lenet5?dropout", "expected key=value"),
+        ("lenet5?bogus=1", "bad constructor arguments"),
+    ],
+)
 def test_bad_references_raise_one_clear_error(text, message):
     with pytest.raises(ModelError, match=message):
         create_model(text)

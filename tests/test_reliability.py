@@ -1,4 +1,5 @@
 """Kill and resume, Ctrl-C, concurrent runs, bad run ids and folders — with real processes."""
+
 import json
 import signal
 import subprocess
@@ -30,8 +31,13 @@ label = "reg"
 
 
 def reportgen(*args, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "reportgen", *map(str, args)], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "reportgen", *map(str, args)],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for_epochs(metrics: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -90,8 +96,13 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec):
     assert "reportgen run --resume" in out + err
     status = json.loads((tmp_path / "runs" / "stopped" / "status.json").read_text())
     assert status["state"] == "failed" and "interrupted" in status["error"]
-    code = subprocess.run([sys.executable, "-m", "reportgen", "render", "runs/stopped", "--no-pdf"], cwd=tmp_path,
-                          capture_output=True, text=True, check=False)
+    code = subprocess.run(
+        [sys.executable, "-m", "reportgen", "render", "runs/stopped", "--no-pdf"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert code.returncode == 2 and "refusing to render" in code.stderr
 
 
@@ -99,8 +110,19 @@ def test_concurrent_runs_never_share_a_folder(tmp_path):
     """Two `reportgen run`s started together in one folder, in the same second: each gets its own run id."""
     idx = write_idx_dataset(tmp_path / "idx")
     (tmp_path / "spec.toml").write_text(f'[data]\ndataset = "custom"\ndata_dir = "{idx}"\n[[models]]\nname = "mlp"\n')
-    args = ["run", "spec.toml", "--epochs", "2", "--batch-size", "50", "--executor", "local", "--no-pdf",
-            "--format", "md"]
+    args = [
+        "run",
+        "spec.toml",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "50",
+        "--executor",
+        "local",
+        "--no-pdf",
+        "--format",
+        "md",
+    ]
     runs = [reportgen(*args, cwd=tmp_path), reportgen(*args, cwd=tmp_path)]
     assert all(run.poll() is None for run in runs)  # both started before either could finish
     outputs = [run.communicate(timeout=300) for run in runs]
@@ -119,8 +141,12 @@ def test_concurrent_runs_never_share_a_folder(tmp_path):
 
 def test_a_run_being_written_cannot_be_resumed_by_another_process(tmp_path):
     run = RunArchive.create(tmp_path, "busy", {})
-    child = subprocess.run([sys.executable, "-c", ("from reportgen.run.archive import open_run; "
-                            f"open_run({str(run.path)!r}).lock()")], capture_output=True, text=True, check=False)
+    child = subprocess.run(
+        [sys.executable, "-c", (f"from reportgen.run.archive import open_run; open_run({str(run.path)!r}).lock()")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert child.returncode != 0 and "another reportgen process" in child.stderr
 
 

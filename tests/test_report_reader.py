@@ -1,5 +1,6 @@
 """The report as a reader sees it: Korean and English PDFs read back with poppler, the HTML loaded in
 headless Chromium (no console errors, no network), a self-contained single file."""
+
 import csv
 import shutil
 import subprocess
@@ -12,8 +13,16 @@ from reportgen.report.render import render_report
 
 pytestmark = requires_fashion
 CHROMIUM = shutil.which("chromium")
-KOREAN_HEADINGS = ("개요 및 실험 설정", "모델 구조 및 파라미터 수", "훈련 과정 모니터링", "손실 및 정확도 곡선",
-                   "모델 비교", "예측 샘플", "재현성 정보", "과제 체크리스트")
+KOREAN_HEADINGS = (
+    "개요 및 실험 설정",
+    "모델 구조 및 파라미터 수",
+    "훈련 과정 모니터링",
+    "손실 및 정확도 곡선",
+    "모델 비교",
+    "예측 샘플",
+    "재현성 정보",
+    "과제 체크리스트",
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +46,7 @@ def test_korean_pdf_has_korean_headings_and_the_csv_numbers(korean):
 
 
 def test_pdf_embeds_the_cjk_font(korean):
-    fonts = subprocess.run(["pdffonts", str(korean / "report.pdf")], capture_output=True, text=True,
-                           check=True).stdout
+    fonts = subprocess.run(["pdffonts", str(korean / "report.pdf")], capture_output=True, text=True, check=True).stdout
     cjk = [line for line in fonts.splitlines() if "CJK" in line]
     assert cjk and all(line.split()[-5] == "yes" for line in cjk)  # the 'emb' column
 
@@ -56,9 +64,17 @@ def load_in_chromium(html: Path, screenshot: Path, width: int = 390) -> tuple[li
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync"])
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": width, "height": 900})
         errors: list[str] = []
         requests: list[str] = []

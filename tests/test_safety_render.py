@@ -4,6 +4,7 @@ text is escaped and never parsed (HTML, %-formats, mathtext), and `reportgen lis
 
 Everything goes through the real CLI with tiny real training on small IDX sets (and real Fashion-MNIST).
 """
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,7 @@ class Diverges(nn.Module):
         squares = torch.zeros(10, 28, 28)
         for label in range(10):
             row, col = divmod(label, 5)
-            squares[label, 4 + row * 10: 12 + row * 10, 2 + col * 5: 7 + col * 5] = 1
+            squares[label, 4 + row * 10 : 12 + row * 10, 2 + col * 5 : 7 + col * 5] = 1
         self.register_buffer("squares", squares.flatten(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -63,8 +64,19 @@ class NoParameters(nn.Module):
 
 
 def small_args(idx: Path, dataset: str = "mnist") -> list:
-    return ["--dataset", dataset, "--data-dir", idx, "--epochs", "1", "--batch-size", "50",
-            "--executor", "local", "--no-pdf"]
+    return [
+        "--dataset",
+        dataset,
+        "--data-dir",
+        idx,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--executor",
+        "local",
+        "--no-pdf",
+    ]
 
 
 def summary(output: Path) -> dict:
@@ -95,6 +107,7 @@ def assert_untouched(project: Path) -> None:
 
 
 # ------------------------------------------------------------------ the output folder
+
 
 def test_render_of_a_parent_path_writes_output_of_the_run_and_deletes_nothing(checkout, cli):
     code, out, err = cli("render", "runs/r/trials/..", "--no-pdf")
@@ -139,8 +152,10 @@ def test_a_run_folder_whose_name_is_not_a_run_id_is_refused(checkout, cli):
 def test_concurrent_renders_of_one_run_both_succeed(checkout):
     env = os.environ | {"PYTHONPATH": str(TESTS.parent)}
     command = [sys.executable, "-m", "reportgen", "render", "runs/r", "--no-pdf"]
-    renders = [subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True) for _ in range(2)]
+    renders = [
+        subprocess.Popen(command, cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [(p.wait(timeout=300), p.stderr.read()) for p in renders]
     for code, err in results:
         assert code == 0 and "Traceback" not in err, err
@@ -151,12 +166,24 @@ def test_concurrent_renders_of_one_run_both_succeed(checkout):
 
 # ------------------------------------------------------------------ every dataset renders
 
+
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_every_dataset_renders(dataset, workdir, cli, tmp_path, request):
     if dataset == "fashion-mnist":
         request.getfixturevalue("fashion_mnist_dir")  # the packaged files and their published results
-        args = ["--dataset", dataset, "--train-subset", "200", "--test-subset", "100", "--epochs", "1",
-                "--executor", "local", "--no-pdf"]
+        args = [
+            "--dataset",
+            dataset,
+            "--train-subset",
+            "200",
+            "--test-subset",
+            "100",
+            "--epochs",
+            "1",
+            "--executor",
+            "local",
+            "--no-pdf",
+        ]
     else:
         args = small_args(write_idx_dataset(tmp_path / "idx"), dataset)
     code, _out, err = cli("run", *args, "--models", "mlp,lenet5", "--run-id", "d")
@@ -170,8 +197,9 @@ def test_every_dataset_renders(dataset, workdir, cli, tmp_path, request):
 
 
 def test_an_mnist_report_renders_in_korean_too(workdir, cli, tmp_path):
-    code, _out, err = cli("run", *small_args(write_idx_dataset(tmp_path / "idx")), "--models", "mlp",
-                          "--run-id", "k", "--lang", "ko")
+    code, _out, err = cli(
+        "run", *small_args(write_idx_dataset(tmp_path / "idx")), "--models", "mlp", "--run-id", "k", "--lang", "ko"
+    )
     assert code == 0, err
     html = (workdir / "output" / "k" / "report.html").read_text("utf-8")
     assert "알려진 결과와 비교" in html and "LeNet-5 (LeCun et al. 1998)" in html
@@ -179,11 +207,22 @@ def test_an_mnist_report_renders_in_korean_too(workdir, cli, tmp_path):
 
 # ------------------------------------------------------------------ failed and diverged trials
 
+
 @pytest.fixture
 def troubled(workdir, cli, idx_dir) -> Path:
     """A run with a working MLP, a trial that failed before its first epoch and one that diverged."""
-    code, _out, err = cli("run", *small_args(idx_dir), "--epochs", "2", "--lr", "1e-6", "--run-id", "t", "--models",
-                          "mlp,test_safety_render:FailsAtOnce,test_safety_render:Diverges")
+    code, _out, err = cli(
+        "run",
+        *small_args(idx_dir),
+        "--epochs",
+        "2",
+        "--lr",
+        "1e-6",
+        "--run-id",
+        "t",
+        "--models",
+        "mlp,test_safety_render:FailsAtOnce,test_safety_render:Diverges",
+    )
     assert code == 1 and "partial" in err.splitlines()[-1], err
     return workdir / "output" / "t"
 
@@ -240,12 +279,16 @@ def test_a_model_without_parameters_is_refused_before_training(workdir, cli, idx
 
 # ------------------------------------------------------------------ user text is text
 
+
 def test_checklist_and_status_text_are_escaped_and_never_formatted(workdir, cli, idx_dir):
     checklist = workdir / "mine.toml"
-    checklist.write_text('title = "Mine"\n[[items]]\ntext = "<img src=x onerror=alert(1)> 90% on test"\n'
-                         'check = "epoch_monitoring"\n', "utf-8")
-    code, _out, err = cli("run", *small_args(idx_dir), "--models", "mlp", "--run-id", "x",
-                          "--checklist", str(checklist))
+    checklist.write_text(
+        'title = "Mine"\n[[items]]\ntext = "<img src=x onerror=alert(1)> 90% on test"\ncheck = "epoch_monitoring"\n',
+        "utf-8",
+    )
+    code, _out, err = cli(
+        "run", *small_args(idx_dir), "--models", "mlp", "--run-id", "x", "--checklist", str(checklist)
+    )
     assert code == 0, err
     status = workdir / "runs" / "x" / "status.json"
     status.write_text(json.dumps(json.loads(status.read_text()) | {"state": "<script>alert(2)</script>"}))
@@ -259,16 +302,19 @@ def test_checklist_and_status_text_are_escaped_and_never_formatted(workdir, cli,
 
 def test_templates_translate_only_literals():
     """`_()` marks its result safe and %-formats it: it must never see a value (use the `tr` filter)."""
-    calls = [(path.name, text[m.end():m.end() + 40]) for path in (TESTS.parent / "reportgen" / "templates").glob("*.j2")
-             for text in [path.read_text("utf-8")] for m in re.finditer(r"\b_\(\s*", text)]
+    calls = [
+        (path.name, text[m.end() : m.end() + 40])
+        for path in (TESTS.parent / "reportgen" / "templates").glob("*.j2")
+        for text in [path.read_text("utf-8")]
+        for m in re.finditer(r"\b_\(\s*", text)
+    ]
     assert len(calls) > 50  # the pattern does find the template's calls
     assert [(name, call) for name, call in calls if call[0] not in "\"'"] == []
 
 
 def test_a_mathtext_label_is_plain_text_in_every_figure(workdir, cli, idx_dir):
     spec = workdir / "math.toml"
-    spec.write_text('[[models]]\nname = "mlp"\nlabel = "$\\\\frac{1}$ net"\n[[models]]\nname = "lenet5"\n',
-                    "utf-8")
+    spec.write_text('[[models]]\nname = "mlp"\nlabel = "$\\\\frac{1}$ net"\n[[models]]\nname = "lenet5"\n', "utf-8")
     code, _out, err = cli("run", spec, *small_args(idx_dir), "--run-id", "m")
     assert code == 0, err
     html = (workdir / "output" / "m" / "report.html").read_text("utf-8")

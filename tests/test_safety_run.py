@@ -3,6 +3,7 @@ for hostile or broken input, strict JSON, `--models` parsing and the executor po
 
 Everything goes through the real CLI (`reportgen.cli.main`) with tiny real training on a small IDX set.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -79,9 +80,21 @@ class NaNInTraining(nn.Module):
 
 # ------------------------------------------------------------------ helpers
 
+
 def base_args(idx: Path) -> list:
-    return ["--dataset", "mnist", "--data-dir", idx, "--epochs", "1", "--batch-size", "50",
-            "--executor", "local", "--no-pdf"]
+    return [
+        "--dataset",
+        "mnist",
+        "--data-dir",
+        idx,
+        "--epochs",
+        "1",
+        "--batch-size",
+        "50",
+        "--executor",
+        "local",
+        "--no-pdf",
+    ]
 
 
 def train_args(workdir: Path, idx: Path) -> list:
@@ -95,8 +108,13 @@ PEAK_RSS_BOUND = 32 * 2**20  # a refused 5000×5000 PNG decoded anyway would tak
 
 
 def _vm_kib(field: str) -> int:
-    return int(next(line.split()[1] for line in Path("/proc/self/status").read_text().splitlines()
-                    if line.startswith(field + ":")))
+    return int(
+        next(
+            line.split()[1]
+            for line in Path("/proc/self/status").read_text().splitlines()
+            if line.startswith(field + ":")
+        )
+    )
 
 
 def reset_peak_rss() -> int:
@@ -118,6 +136,7 @@ def counting_calls(function):
     def profile(frame, event, _arg):
         if event == "call" and frame.f_code is code:
             calls[0] += 1
+
     previous = sys.getprofile()
     sys.setprofile(profile)
     try:
@@ -137,6 +156,7 @@ def status(workdir: Path, run_id: str) -> dict:
 def strict_json(path: Path):
     def refuse(token):
         raise AssertionError(f"{path}: bare {token} in JSON")
+
     return json.loads(path.read_text("utf-8"), parse_constant=refuse)
 
 
@@ -177,6 +197,7 @@ def gzip_bomb(path: Path, claimed_images: int = 2, inflated: int = 2**30) -> Pat
 
 # ------------------------------------------------------------------ bad input: one line, exit 2, nothing created
 
+
 def _case_nested_toml(w: Path, idx: Path) -> list:
     (w / "deep.toml").write_text(nested_toml(5000), "utf-8")
     return ["run", w / "deep.toml", *base_args(idx)]
@@ -196,12 +217,14 @@ def _case_spec(text: str):
     def make(w: Path, idx: Path) -> list:
         (w / "spec.toml").write_text(text, "utf-8")
         return ["run", w / "spec.toml", *base_args(idx)]
+
     return make
 
 
 def _case_args(*extra: str, models: str | None = "mlp"):
     def make(w: Path, idx: Path) -> list:
         return ["run", *base_args(idx), *(["--models", models] if models else []), *extra]
+
     return make
 
 
@@ -209,6 +232,7 @@ def _case_idx(mutate):
     def make(w: Path, idx: Path) -> list:
         mutate(idx)
         return ["run", *base_args(idx), "--models", "mlp"]
+
     return make
 
 
@@ -233,8 +257,11 @@ def _huge_header(idx: Path) -> None:
 def _case_png_bomb(w: Path, idx: Path) -> list:
     write_tar(w / "train.tar", [("00000_0.png", png()), ("00001_1.png", png(5000, 5000)), ("00002_1.png", png())])
     write_tar(w / "test.tar", [("00000_0.png", png()), ("00001_1.png", png())])
-    (w / "png.toml").write_text('[data]\ndataset = "mnist"\nformat = "png_tar"\ntrain = "train.tar"\n'
-                                'test = "test.tar"\n[[models]]\nname = "mlp"\n', "utf-8")
+    (w / "png.toml").write_text(
+        '[data]\ndataset = "mnist"\nformat = "png_tar"\ntrain = "train.tar"\n'
+        'test = "test.tar"\n[[models]]\nname = "mlp"\n',
+        "utf-8",
+    )
     return ["run", w / "png.toml", "--epochs", "1", "--executor", "local", "--no-pdf"]
 
 
@@ -246,31 +273,55 @@ BAD_INPUT = [
     ("nested-toml-recursion", _case_nested_toml, "nested too deeply"),
     ("nested-toml-depth", _case_nested_parsable, "nested more than 32 levels"),
     ("not-utf8", _case_not_utf8, "not UTF-8 text (byte 0xe9"),
-    ("device-tpu", _case_spec('device = "tpu:7"\n' + MLP), "key 'device': expected auto, cpu, cuda or cuda:N, got 'tpu:7'"),
+    (
+        "device-tpu",
+        _case_spec('device = "tpu:7"\n' + MLP),
+        "key 'device': expected auto, cpu, cuda or cuda:N, got 'tpu:7'",
+    ),
     ("device-cuda-99", _case_args("--device", "cuda:99"), "device 'cuda:99'"),
     ("workers-0", _case_args("--workers", "0"), "argument --workers: expected an integer ≥ 1, got 0"),
     ("max-trials-0", _case_args("--max-trials", "0"), "argument --max-trials"),
     ("unknown-executor", _case_args("--executor", "gpu"), "argument --executor: invalid choice: 'gpu'"),
-    ("forward-returns-tuple", _case_args(models="test_safety_run:TupleNet"),
-     "forward returned a tuple of 2 (Tensor (2, 10), Tensor (2, 784)), expected one tensor of shape (batch, 10)"),
+    (
+        "forward-returns-tuple",
+        _case_args(models="test_safety_run:TupleNet"),
+        "forward returned a tuple of 2 (Tensor (2, 10), Tensor (2, 784)), expected one tensor of shape (batch, 10)",
+    ),
     ("idx-zero-images", _case_idx(_zero_images), "train-images-idx3-ubyte: the IDX header says 0 images"),
     ("idx-gzip-bomb", _case_idx(_bomb), "more data than the IDX header promises ([2, 28, 28], 1584 bytes)"),
-    ("idx-header-too-large", _case_idx(_huge_header), "the IDX header promises [3000000, 28, 28] (2,352,000,016 bytes)"),
+    (
+        "idx-header-too-large",
+        _case_idx(_huge_header),
+        "the IDX header promises [3000000, 28, 28] (2,352,000,016 bytes)",
+    ),
     ("one-class", _case_idx(_one_class), "the training split has only one class ('3')"),
     ("png-header-too-large", _case_png_bomb, "'00001_1.png' is 5000x5000 pixels (from its header)"),
     ("run-id-newline", _case_args("--run-id", "nl\n"), "run id 'nl\\n'"),
-    ("label-control-chars", _case_spec('[[models]]\nname = "mlp"\nlabel = "MLP\\u001b[31m"\n'),
-     "key 'models[0].label': expected a label without control characters (found U+001B)"),
+    (
+        "label-control-chars",
+        _case_spec('[[models]]\nname = "mlp"\nlabel = "MLP\\u001b[31m"\n'),
+        "key 'models[0].label': expected a label without control characters (found U+001B)",
+    ),
     ("label-bidi-override", _case_spec('[[models]]\nname = "mlp"\nlabel = "MLP\\u202e"\n'), "U+202E"),
     ("default-label-control-chars", _case_args(models="mlp\x07"), "without control characters (found U+0007)"),
-    ("label-empty", _case_spec('[[models]]\nname = "mlp"\nlabel = ""\n'), "key 'models[0].label': expected a non-empty label"),
+    (
+        "label-empty",
+        _case_spec('[[models]]\nname = "mlp"\nlabel = ""\n'),
+        "key 'models[0].label': expected a non-empty label",
+    ),
     ("label-blank", _case_spec('[[models]]\nname = "mlp"\nlabel = "  "\n'), "expected a non-empty label"),
     ("models-unbalanced", _case_args(models="mlp?hidden=[75,32"), "unclosed bracket"),
     ("models-empty-item", _case_args(models="mlp,,lenet5"), "got an empty one"),
-    ("sweep-10k", _case_spec(MLP + f"[train]\nlr = {LR_10K}\n"),
-     "the sweep has 10,000 trials (1 model(s) × 10000 lr × 1 seed(s)), more than the limit of 1,000"),
-    ("sweep-10k-by-10k", _case_spec(MLP + f"[train]\nlr = {LR_10K}\nweight_decay = {WD_10K}\n"),
-     "the sweep has 100,000,000 trials"),
+    (
+        "sweep-10k",
+        _case_spec(MLP + f"[train]\nlr = {LR_10K}\n"),
+        "the sweep has 10,000 trials (1 model(s) × 10000 lr × 1 seed(s)), more than the limit of 1,000",
+    ),
+    (
+        "sweep-10k-by-10k",
+        _case_spec(MLP + f"[train]\nlr = {LR_10K}\nweight_decay = {WD_10K}\n"),
+        "the sweep has 100,000,000 trials",
+    ),
     ("sweep-over-cli-limit", _case_spec(MLP + "[train]\nlr = [0.1, 0.01, 0.001]\n"), None),
 ]
 
@@ -321,8 +372,10 @@ def test_models_option_splits_only_on_top_level_commas(workdir, cli, idx_dir):
     assert split_models("O'Brien/nets.py:Net,mlp") == ["O'Brien/nets.py:Net", "mlp"]
     code, _out, err = cli("run", *train_args(workdir, idx_dir), "--models", "mlp?hidden=[32,16],mlp", "--run-id", "two")
     assert code == 0, err
-    labels = [json.loads((p / "trial.json").read_text())["label"]
-              for p in sorted((workdir / "runs" / "two" / "trials").iterdir())]
+    labels = [
+        json.loads((p / "trial.json").read_text())["label"]
+        for p in sorted((workdir / "runs" / "two" / "trials").iterdir())
+    ]
     assert labels == ["mlp?hidden=[32,16]", "mlp"]
 
 
@@ -331,10 +384,12 @@ def test_executor_policy_is_one_public_function(tmp_path):
     assert isinstance(choose_executor(spec, "auto", workers=2), ProcessExecutor)
     assert isinstance(choose_executor(spec, "auto", workers=1), LocalExecutor)
     assert isinstance(choose_executor(spec, "local"), LocalExecutor)
-    for kwargs, message in [({"workers": 0}, "workers: expected an integer ≥ 1, got 0"),
-                            ({"workers": True}, "workers"),
-                            ({"executor": "gpu"}, "executor 'gpu'"),
-                            ({"address": "10.0.0.5:6379"}, "needs executor 'ray'")]:
+    for kwargs, message in [
+        ({"workers": 0}, "workers: expected an integer ≥ 1, got 0"),
+        ({"workers": True}, "workers"),
+        ({"executor": "gpu"}, "executor 'gpu'"),
+        ({"address": "10.0.0.5:6379"}, "needs executor 'ray'"),
+    ]:
         with pytest.raises(ReportgenError, match=message):
             choose_executor(spec, **kwargs)
 
@@ -348,10 +403,19 @@ def test_run_id_regex_does_not_accept_a_trailing_newline():
 
 # ------------------------------------------------------------------ run states
 
+
 def test_failed_trial_makes_the_run_partial_and_resume_retrains_only_it(workdir, cli, idx_dir, monkeypatch):
     monkeypatch.setitem(FAIL, "train", True)
-    code, out, err = cli("run", *train_args(workdir, idx_dir), "--models", "mlp,test_safety_run:FailsInTraining",
-                         "--run-id", "p", "--epochs", "2")
+    code, out, err = cli(
+        "run",
+        *train_args(workdir, idx_dir),
+        "--models",
+        "mlp,test_safety_run:FailsInTraining",
+        "--run-id",
+        "p",
+        "--epochs",
+        "2",
+    )
     assert code == 1, err
     assert err.splitlines()[-1].startswith("reportgen: error: ") and "partial" in err.splitlines()[-1]
     assert "reportgen run --resume" in err.splitlines()[-1] and "Traceback" not in err
@@ -384,8 +448,15 @@ def test_failed_trial_makes_the_run_partial_and_resume_retrains_only_it(workdir,
 
 def test_run_where_every_trial_failed_is_failed_and_guarded(workdir, cli, idx_dir, monkeypatch, tmp_path):
     monkeypatch.setitem(FAIL, "train", True)
-    args = [*train_args(workdir, idx_dir), "--models", "test_safety_run:FailsInTraining", "--run-id", "f",
-            "--epochs", "2"]
+    args = [
+        *train_args(workdir, idx_dir),
+        "--models",
+        "test_safety_run:FailsInTraining",
+        "--run-id",
+        "f",
+        "--epochs",
+        "2",
+    ]
     code, out, err = cli("run", *args)
     assert code == 2
     line = one_error_line(err)
@@ -431,6 +502,7 @@ def disk_full(should_fail):
         if should_fail(Path(path)):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, data)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(archive_module, "atomic_write_bytes", write)
         yield
@@ -461,6 +533,7 @@ def test_disk_full_while_training_fails_the_run_keeps_checkpoints_and_resumes(wo
     def metrics(run_id: str) -> list:
         rows = json.loads((workdir / "runs" / run_id / "trials" / "000-mlp" / "metrics.json").read_text())
         return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
     assert metrics("full") == metrics("reference")
 
 
@@ -476,6 +549,7 @@ def test_disk_full_while_writing_the_header_leaves_nothing_behind(workdir, cli, 
 
 
 # ------------------------------------------------------------------ the manifest covers every file
+
 
 @pytest.fixture
 def sealed(workdir, cli, idx_dir) -> RunArchive:
@@ -519,11 +593,17 @@ def test_status_json_is_covered(sealed):
 
 # ------------------------------------------------------------------ JSON never holds NaN
 
+
 def test_diverged_trial_is_archived_with_null_not_nan(workdir, idx_dir):
     """Archive side only (rendering null metrics is the report's part): strict JSON everywhere."""
-    spec = load_spec(train_args(workdir, idx_dir)[0], {
-        "models": [{"name": "test_safety_run:NaNInTraining"}, {"name": "mlp"}],
-        "train.epochs": 1, "train.batch_size": 50})
+    spec = load_spec(
+        train_args(workdir, idx_dir)[0],
+        {
+            "models": [{"name": "test_safety_run:NaNInTraining"}, {"name": "mlp"}],
+            "train.epochs": 1,
+            "train.batch_size": 50,
+        },
+    )
     run = run_experiment(spec, workdir / "runs", "nan", executor=LocalExecutor(), log=lambda line: None)
     trial = run.path / "trials" / "000-test_safety_run-NaNInTraining"
     assert run.trial_status(trial.name) == TrialState.DIVERGED
@@ -532,5 +612,7 @@ def test_diverged_trial_is_archived_with_null_not_nan(workdir, idx_dir):
     for path in run.path.rglob("*.json"):
         strict_json(path)
     assert run.status()["state"] == "complete" and run.verify() == []
-    assert json_bytes({"a": [float("inf"), -float("inf"), float("nan"), 1.5]}) == \
-        b'{\n  "a": [\n    null,\n    null,\n    null,\n    1.5\n  ]\n}\n'
+    assert (
+        json_bytes({"a": [float("inf"), -float("inf"), float("nan"), 1.5]})
+        == b'{\n  "a": [\n    null,\n    null,\n    null,\n    1.5\n  ]\n}\n'
+    )

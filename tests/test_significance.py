@@ -1,4 +1,5 @@
 """Honest comparisons: McNemar with known p-values, lint flags on real runs, seed aggregates."""
+
 import math
 from dataclasses import asdict
 
@@ -38,9 +39,17 @@ def test_mcnemar_identical_predictions():
 
 
 def summary(label, test_accs, train_loss=None, loss="cross_entropy", seed=0, status="complete"):
-    epochs = [{"epoch": i + 1, "train_loss": (train_loss or [1.0 - 0.1 * i] * len(test_accs))[i],
-               "train_acc": acc, "test_loss": 1.0, "test_acc": acc, "seconds": 1.0}
-              for i, acc in enumerate(test_accs)]
+    epochs = [
+        {
+            "epoch": i + 1,
+            "train_loss": (train_loss or [1.0 - 0.1 * i] * len(test_accs))[i],
+            "train_acc": acc,
+            "test_loss": 1.0,
+            "test_acc": acc,
+            "seconds": 1.0,
+        }
+        for i, acc in enumerate(test_accs)
+    ]
     config = asdict(TrainConfig(epochs=len(epochs), loss=loss, seed=seed))
     return TrialSummary(f"00{seed}-{label}", label, "mlp", config, status, epochs, {"total": 1, "without_bias": 1})
 

@@ -1,4 +1,5 @@
 """Image-file sources: PNG tar archives / folders written from known tensors, decoded exactly and cached."""
+
 from __future__ import annotations
 
 import gzip
@@ -42,8 +43,9 @@ def write_tar(path: Path, members: list[tuple[str, bytes]], mode: str = "w") -> 
 def numbered_members(images: torch.Tensor, labels: torch.Tensor, folder: str = "train") -> list[tuple[str, bytes]]:
     """`{i:05d}_{label}.png`, every third inside a subfolder, written in shuffled order."""
     order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0)).tolist()
-    return [(f"{folder}/{'sub/' if i % 3 == 0 else ''}{i:05d}_{int(labels[i])}.png", png_bytes(images[i]))
-            for i in order]
+    return [
+        (f"{folder}/{'sub/' if i % 3 == 0 else ''}{i:05d}_{int(labels[i])}.png", png_bytes(images[i])) for i in order
+    ]
 
 
 def tiny(n: int = 6, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,21 +58,32 @@ def fashion() -> SimpleNamespace:
     """Fashion-MNIST-shaped splits (2,000 + 500 images of 28×28, ten classes) using every pixel value 0–255,
     so an encoder or decoder that rounds, clips or rescales anything shows up as a mismatch."""
     g = torch.Generator().manual_seed(0)
-    splits = {split: (torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8),
-                      torch.randint(0, 10, (n,), generator=g)) for split, n in (("train", 2000), ("test", 500))}
-    return SimpleNamespace(train_images=splits["train"][0], train_labels=splits["train"][1],
-                           test_images=splits["test"][0], test_labels=splits["test"][1])
+    splits = {
+        split: (
+            torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8),
+            torch.randint(0, 10, (n,), generator=g),
+        )
+        for split, n in (("train", 2000), ("test", 500))
+    }
+    return SimpleNamespace(
+        train_images=splits["train"][0],
+        train_labels=splits["train"][1],
+        test_images=splits["test"][0],
+        test_labels=splits["test"][1],
+    )
 
 
 @pytest.fixture(scope="module")
 def fashion_tars(fashion, tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("tars")
-    return (write_tar(root / "train.tar", numbered_members(fashion.train_images, fashion.train_labels)),
-            write_tar(root / "test.tar.gz", numbered_members(fashion.test_images, fashion.test_labels, "test"),
-                      "w:gz"))
+    return (
+        write_tar(root / "train.tar", numbered_members(fashion.train_images, fashion.train_labels)),
+        write_tar(root / "test.tar.gz", numbered_members(fashion.test_images, fashion.test_labels, "test"), "w:gz"),
+    )
 
 
 # ------------------------------------------------------------------ Fashion-MNIST-sized round trips
+
 
 def test_png_tar_decodes_exact_pixels_and_labels_in_number_order(fashion, fashion_tars):
     images, labels = decode_png_tar(fashion_tars[0])
@@ -91,8 +104,12 @@ def test_load_image_splits_caches_second_run(fashion, fashion_tars, tmp_path):
     assert torch.equal(second["train_images"], fashion.train_images)
     assert torch.equal(second["test_labels"], fashion.test_labels)
     assert second["classes"] == [str(d) for d in range(10)]
-    assert second["files"]["train"] == {"path": str(fashion_tars[0]), "sha256": source_checksum(fashion_tars[0]),
-                                        "verified": "false", "cache": "hit"}
+    assert second["files"]["train"] == {
+        "path": str(fashion_tars[0]),
+        "sha256": source_checksum(fashion_tars[0]),
+        "verified": "false",
+        "cache": "hit",
+    }
     assert not list(cache.glob("*.tmp"))  # atomic writes leave no temp files behind
 
     # a hit is read from the cache file, never decoded again: pixels changed in the cache come back changed
@@ -130,6 +147,7 @@ def test_png_folder_and_class_folders_from_fashion(fashion, tmp_path):
 
 
 # ------------------------------------------------------------------ cache behaviour
+
 
 def test_cache_hit_skips_decoding_and_corrupt_cache_is_rewritten(tmp_path):
     images, labels = tiny()
@@ -189,6 +207,7 @@ def test_folder_checksum_covers_names_and_contents(tmp_path):
 
 # ------------------------------------------------------------------ malformed archives
 
+
 def test_bad_member_name_is_named(tmp_path):
     images, labels = tiny()
     members = numbered_members(images, labels) + [("train/sub/img_7.png", png_bytes(images[0]))]
@@ -197,15 +216,21 @@ def test_bad_member_name_is_named(tmp_path):
         decode_png_tar(archive)
 
 
-@pytest.mark.parametrize("payload, message", [
-    ("jpeg", "is JPEG, expected PNG"),
-    ("garbage", "cannot decode image"),
-    ("truncated", "cannot decode image"),
-])
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ("jpeg", "is JPEG, expected PNG"),
+        ("garbage", "cannot decode image"),
+        ("truncated", "cannot decode image"),
+    ],
+)
 def test_non_png_or_corrupt_png_member(tmp_path, payload, message):
     images, labels = tiny()
-    bad = {"jpeg": png_bytes(images[0], "JPEG"), "garbage": b"hello, not an image",
-           "truncated": png_bytes(images[0])[:40]}[payload]
+    bad = {
+        "jpeg": png_bytes(images[0], "JPEG"),
+        "garbage": b"hello, not an image",
+        "truncated": png_bytes(images[0])[:40],
+    }[payload]
     archive = write_tar(tmp_path / "train.tar", numbered_members(images, labels) + [("x/00099_1.png", bad)])
     with pytest.raises(DataError, match=rf"train\.tar: 'x/00099_1\.png': .*{message}"):
         decode_png_tar(archive)
@@ -221,8 +246,9 @@ def test_images_of_different_sizes(tmp_path):
 
 def test_duplicate_numbers_are_ambiguous(tmp_path):
     images, _labels = tiny()
-    archive = write_tar(tmp_path / "train.tar", [("a/00001_1.png", png_bytes(images[0])),
-                                                  ("b/00001_2.png", png_bytes(images[1]))])
+    archive = write_tar(
+        tmp_path / "train.tar", [("a/00001_1.png", png_bytes(images[0])), ("b/00001_2.png", png_bytes(images[1]))]
+    )
     with pytest.raises(DataError, match="same number 1"):
         decode_png_tar(archive)
 
@@ -238,7 +264,9 @@ def test_truncated_tar(tmp_path, cut):
         # each member is one 512-byte header plus its data padded to 512 bytes
         sizes = [512 + -(-len(d) // 512) * 512 for _, d in members]
         boundary = sum(sizes[:3])
-        data, name = (whole[:boundary], "train.tar") if cut == "member_boundary" else (whole[:boundary - 700], "train.tar")
+        data, name = (
+            (whole[:boundary], "train.tar") if cut == "member_boundary" else (whole[: boundary - 700], "train.tar")
+        )
     truncated = tmp_path / name
     truncated.write_bytes(data)
     with pytest.raises(DataError, match=r"train\.tar(\.gz)?: .*(truncated|corrupt|not a readable tar)"):
@@ -269,11 +297,14 @@ def test_link_member_is_refused(tmp_path):
 
 # ------------------------------------------------------------------ folders and splits
 
+
 def write_class_tree(root: Path, classes: dict[str, int], size: int = 8) -> Path:
     for c, (name, count) in enumerate(classes.items()):
         (root / name).mkdir(parents=True)
         for i in range(count):
-            (root / name / f"{i:03d}.png").write_bytes(png_bytes(torch.full((size, size), c * 10 + i, dtype=torch.uint8)))
+            (root / name / f"{i:03d}.png").write_bytes(
+                png_bytes(torch.full((size, size), c * 10 + i, dtype=torch.uint8))
+            )
     return root
 
 

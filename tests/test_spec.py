@@ -25,27 +25,32 @@ def test_embedded_default_is_the_course_assignment():
 
 
 def test_sweep_expands_models_times_settings_times_seeds(tmp_path):
-    spec = load_spec(write(tmp_path, MODELS + '[train]\nlr = [0.1, 0.01]\nbatch_size = [32, 64, 128]\nseeds = [0, 1]\n'))
+    spec = load_spec(
+        write(tmp_path, MODELS + "[train]\nlr = [0.1, 0.01]\nbatch_size = [32, 64, 128]\nseeds = [0, 1]\n")
+    )
     trials = spec.trials()
     assert len(trials) == 2 * 2 * 3 * 2
     assert len({t.trial_id for t in trials}) == len(trials)
     assert spec.swept_keys() == ["batch_size", "lr", "seed"]
 
 
-@pytest.mark.parametrize("body, message", [
-    (MODELS + "[train]\nepoch = 3\n", "unknown key 'train.epoch'"),
-    (MODELS + "[train]\nepochs = \"ten\"\n", "key 'train.epochs': expected an integer"),
-    (MODELS + "[train]\nepochs = 2.5\n", "key 'train.epochs': expected an integer"),
-    (MODELS + "[train]\nlr = -1\n", "key 'train.lr': expected a number"),
-    (MODELS + "[train]\noptimizer = \"sgdd\"\n", "key 'train.optimizer': expected one of sgd, adam"),
-    (MODELS + "[train]\nloss = [\"mse\"]\n", "key 'train.loss': expected one of cross_entropy"),
-    (MODELS + "[data]\ndataset = \"cifar\"\n", "key 'data.dataset': expected one of fashion-mnist, mnist"),
-    ("colour = 1\n" + MODELS, "unknown key 'colour'"),
-    (MODELS + "colour = 1\n", "unknown key 'models[1].colour'"),
-    ("[train]\nepochs = 1\n", "key 'models': expected a non-empty array"),
-    ('[[models]]\nname = "lenet5"\nbase = "nope"\n', "key 'models[0].base'"),
-    ("[[models\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (MODELS + "[train]\nepoch = 3\n", "unknown key 'train.epoch'"),
+        (MODELS + '[train]\nepochs = "ten"\n', "key 'train.epochs': expected an integer"),
+        (MODELS + "[train]\nepochs = 2.5\n", "key 'train.epochs': expected an integer"),
+        (MODELS + "[train]\nlr = -1\n", "key 'train.lr': expected a number"),
+        (MODELS + '[train]\noptimizer = "sgdd"\n', "key 'train.optimizer': expected one of sgd, adam"),
+        (MODELS + '[train]\nloss = ["mse"]\n', "key 'train.loss': expected one of cross_entropy"),
+        (MODELS + '[data]\ndataset = "cifar"\n', "key 'data.dataset': expected one of fashion-mnist, mnist"),
+        ("colour = 1\n" + MODELS, "unknown key 'colour'"),
+        (MODELS + "colour = 1\n", "unknown key 'models[1].colour'"),
+        ("[train]\nepochs = 1\n", "key 'models': expected a non-empty array"),
+        ('[[models]]\nname = "lenet5"\nbase = "nope"\n', "key 'models[0].base'"),
+        ("[[models\n", "invalid TOML"),
+    ],
+)
 def test_bad_specs_name_file_key_and_expectation(tmp_path, body, message):
     path = write(tmp_path, body)
     with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("(", r"\(")) as info:

@@ -1,5 +1,6 @@
 """The training engine on a small learnable IDX set: reproducibility, shared batch order, divergence,
 losses, bf16 autocast and device placement."""
+
 import math
 
 import pytest
@@ -24,8 +25,9 @@ def data(tmp_path_factory):
 def fit(data, name: str, config: TrainConfig):
     torch.manual_seed(config.seed)
     model = create_model(name)
-    return train_model(model, data.train_images, data.train_labels, data.test_images, data.test_labels,
-                       data.mean, data.std, config), model
+    return train_model(
+        model, data.train_images, data.train_labels, data.test_images, data.test_labels, data.mean, data.std, config
+    ), model
 
 
 def test_identical_seeds_give_identical_metrics_and_weights(data):
@@ -40,8 +42,8 @@ def test_identical_seeds_give_identical_metrics_and_weights(data):
 
 def test_different_models_see_the_same_batches_in_the_same_order(data):
     config = TrainConfig(epochs=2, batch_size=100, seed=3)
-    fit(data, "recording_nets:Recorder?tag=\"small\"&width=8", config)
-    fit(data, "recording_nets:Recorder?tag=\"wide\"&width=64", config)
+    fit(data, 'recording_nets:Recorder?tag="small"&width=8', config)
+    fit(data, 'recording_nets:Recorder?tag="wide"&width=64', config)
     assert len(recording_nets.SEEN["small"]) == 2 * 12
     assert recording_nets.SEEN["small"] == recording_nets.SEEN["wide"]
 
@@ -83,17 +85,32 @@ class PrecisionProbe(nn.Module):
         hidden = self.hidden(x.flatten(1))
         output = self.out(hidden.relu())
         device = x.device.type
-        self.calls.append({"training": self.training, "autocast": torch.is_autocast_enabled(device),
-                           "autocast_dtype": torch.get_autocast_dtype(device), "input": x.dtype,
-                           "hidden": hidden.dtype, "output": output.dtype})
+        self.calls.append(
+            {
+                "training": self.training,
+                "autocast": torch.is_autocast_enabled(device),
+                "autocast_dtype": torch.get_autocast_dtype(device),
+                "input": x.dtype,
+                "hidden": hidden.dtype,
+                "output": output.dtype,
+            }
+        )
         return output
 
 
 def probe_calls(data, precision: str) -> tuple[list[dict], list[dict], float]:
     torch.manual_seed(0)
     probe = PrecisionProbe()
-    result = train_model(probe, data.train_images, data.train_labels, data.test_images, data.test_labels,
-                         data.mean, data.std, TrainConfig(epochs=1, batch_size=100, seed=0, precision=precision))
+    result = train_model(
+        probe,
+        data.train_images,
+        data.train_labels,
+        data.test_images,
+        data.test_labels,
+        data.mean,
+        data.std,
+        TrainConfig(epochs=1, batch_size=100, seed=0, precision=precision),
+    )
     training = [c for c in probe.calls if c["training"]]
     return training, [c for c in probe.calls if not c["training"]], result.history[0].train_loss
 
@@ -127,8 +144,13 @@ def test_cuda_and_cpu_share_one_implementation(data):
     cpu, _ = fit(data, "mlp", config)
     torch.manual_seed(0)
     model = create_model("mlp").cuda()
-    gpu = train_model(model, *(t.cuda() for t in (data.train_images, data.train_labels, data.test_images,
-                                                   data.test_labels)), data.mean, data.std, config)
+    gpu = train_model(
+        model,
+        *(t.cuda() for t in (data.train_images, data.train_labels, data.test_images, data.test_labels)),
+        data.mean,
+        data.std,
+        config,
+    )
     assert gpu.history[0].train_loss == pytest.approx(cpu.history[0].train_loss, rel=1e-3)
 
 

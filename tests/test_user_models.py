@@ -81,14 +81,17 @@ def test_own_models_py_does_not_hide_builtins_and_builtins_do_not_hide_it(studen
 @requires_fashion
 def test_spec_naming_student_file_and_builtin_trains_both(student, cli):
     (student / "nets").mkdir()
-    (student / "nets" / "spec.toml").write_text(textwrap.dedent("""
+    (student / "nets" / "spec.toml").write_text(
+        textwrap.dedent("""
         name = "Mine vs built-in"
         [[models]]
         name = "../models.py:LeNet5"
         label = "My LeNet-5"
         [[models]]
         name = "lenet5_c5"
-    """), "utf-8")
+    """),
+        "utf-8",
+    )
     code, _, err = cli("run", "nets/spec.toml", *TINY, "--run-id", "mine")
     assert code == 0, err
     spec = json.loads((student / "runs" / "mine" / "spec.json").read_text("utf-8"))
@@ -119,17 +122,20 @@ def test_resume_refuses_a_model_file_changed_since_the_run_started(student, cli)
     assert "models.py changed since the run started" in err
 
 
-@pytest.mark.parametrize("reference, message", [
-    ("missing.py:LeNet5", "missing.py: not found"),
-    ("models.py:Nope", "has no attribute 'Nope'"),
-    ("models.py:NotAModel", "a class is not a model"),
-    ("models.py:helper", "function is not a model"),
-    ("models.py:Raises", "constructor raised RuntimeError: forgot to set the width"),
-    ("broken.py:Net", "broken.py, line 3: SyntaxError"),
-    ("explodes.py:Net", "explodes.py, line 2: ZeroDivisionError"),
-    ("subprocess:run?args=[\"touch\",\"side-effect\"]", "function is not a model"),
-    ("os:system?command=\"touch side-effect\"", "is not a model"),
-])
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        ("missing.py:LeNet5", "missing.py: not found"),
+        ("models.py:Nope", "has no attribute 'Nope'"),
+        ("models.py:NotAModel", "a class is not a model"),
+        ("models.py:helper", "function is not a model"),
+        ("models.py:Raises", "constructor raised RuntimeError: forgot to set the width"),
+        ("broken.py:Net", "broken.py, line 3: SyntaxError"),
+        ("explodes.py:Net", "explodes.py, line 2: ZeroDivisionError"),
+        ('subprocess:run?args=["touch","side-effect"]', "function is not a model"),
+        ('os:system?command="touch side-effect"', "is not a model"),
+    ],
+)
 def test_bad_model_reference_is_one_line_and_runs_nothing(student, cli, reference, message):
     (student / "broken.py").write_text("import torch\n\nclass Net(\n", "utf-8")
     (student / "explodes.py").write_text("import torch\nx = 1 / 0\n", "utf-8")

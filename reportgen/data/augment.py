@@ -5,6 +5,7 @@ sits in TrainConfig like any other setting, prints in the report and can be comp
 Random affine transforms use one affine_grid/grid_sample call per batch; random erasing uses
 broadcast masks — no per-image Python.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,17 +16,17 @@ if TYPE_CHECKING:  # torch is imported where images are transformed: parsing a s
     import torch
 
 KEYS = ("rotation", "translate", "scale", "erasing")
-ERASE_AREA = (0.02, 0.2)   # fraction of the image an erased rectangle covers
-ERASE_RATIO = (0.3, 3.3)   # its aspect ratio range (torchvision's RandomErasing default)
+ERASE_AREA = (0.02, 0.2)  # fraction of the image an erased rectangle covers
+ERASE_RATIO = (0.3, 3.3)  # its aspect ratio range (torchvision's RandomErasing default)
 
 
 @dataclass(frozen=True)
 class Augment:
-    rotation: float = 0.0     # degrees, uniform in [-rotation, rotation]
-    translate: float = 0.0    # fraction of the image size, uniform in [-translate, translate] per axis
+    rotation: float = 0.0  # degrees, uniform in [-rotation, rotation]
+    translate: float = 0.0  # fraction of the image size, uniform in [-translate, translate] per axis
     scale_min: float = 1.0
     scale_max: float = 1.0
-    erasing: float = 0.0      # probability that an image gets one random rectangle erased
+    erasing: float = 0.0  # probability that an image gets one random rectangle erased
 
     @property
     def affine(self) -> bool:
@@ -56,7 +57,6 @@ class Augment:
         return cls(**values)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-
         """images: float (N, C, H, W) in [0, 1]; returns a new augmented tensor."""
         if self.affine:
             images = self._random_affine(images, generator)
@@ -95,7 +95,11 @@ class Augment:
         chosen = torch.rand(n, generator=generator, device=images.device) < self.erasing
         rows = torch.arange(h, device=images.device).view(1, h, 1)
         cols = torch.arange(w, device=images.device).view(1, 1, w)
-        inside = ((rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
-                  & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1)))
+        inside = (
+            (rows >= top.view(n, 1, 1))
+            & (rows < (top + eh).view(n, 1, 1))
+            & (cols >= left.view(n, 1, 1))
+            & (cols < (left + ew).view(n, 1, 1))
+        )
         mask = (inside & chosen.view(n, 1, 1)).unsqueeze(1)
         return images.masked_fill(mask, 0.0)

@@ -4,6 +4,7 @@ Sources: IDX files (.gz or raw) from a directory — Fashion-MNIST defaults to t
 `dataset-fashion-mnist` — or torchvision's MNIST download when no directory is given and the
 network is reachable.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -40,6 +41,8 @@ KNOWN_CONTENT_SHA256 = {
 def default_cache() -> Path:
     """Decoded-image cache and downloads; read at call time so $REPORTGEN_CACHE always applies."""
     return Path(os.environ.get("REPORTGEN_CACHE", "~/.cache/reportgen")).expanduser()
+
+
 IDX_MAGIC = {3: 0x00000803, 1: 0x00000801}  # ubyte images (3 dims) and labels (1 dim)
 # An IDX file larger than this (after decompression) is refused from its header, before it is read:
 # the whole of Fashion-MNIST's training images is 47 MB.
@@ -79,18 +82,22 @@ def _idx_header(raw: bytes, path: Path, dims: int) -> tuple[list[int], int]:
         raise DataError(f"{path}: truncated IDX header ({len(raw)} bytes)")
     magic = int.from_bytes(raw[:4], "big")
     if magic != IDX_MAGIC[dims]:
-        raise DataError(f"{path}: not an IDX file with {dims} dimension(s) "
-                        f"(magic 0x{magic:08x}, expected 0x{IDX_MAGIC[dims]:08x})")
-    shape = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(dims)]
+        raise DataError(
+            f"{path}: not an IDX file with {dims} dimension(s) (magic 0x{magic:08x}, expected 0x{IDX_MAGIC[dims]:08x})"
+        )
+    shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
     if shape[0] == 0:
-        raise DataError(f"{path}: the IDX header says 0 {'images' if dims == 3 else 'labels'}; "
-                        "a split needs at least one")
+        raise DataError(
+            f"{path}: the IDX header says 0 {'images' if dims == 3 else 'labels'}; a split needs at least one"
+        )
     if dims == 3 and 0 in shape[1:]:
         raise DataError(f"{path}: the IDX header says images of {shape[1]}x{shape[2]} pixels")
     expected = 4 + 4 * dims + math.prod(shape)
     if expected > MAX_IDX_BYTES:
-        raise DataError(f"{path}: the IDX header promises {shape} ({expected:,} bytes), more than the "
-                        f"{MAX_IDX_BYTES:,} bytes reportgen reads from one file")
+        raise DataError(
+            f"{path}: the IDX header promises {shape} ({expected:,} bytes), more than the "
+            f"{MAX_IDX_BYTES:,} bytes reportgen reads from one file"
+        )
     return shape, expected
 
 
@@ -99,8 +106,10 @@ def parse_idx(raw: bytes, path: Path, dims: int) -> torch.Tensor:
     shape, expected = _idx_header(raw, path, dims)
     offset = 4 + 4 * dims
     if len(raw) != expected:
-        raise DataError(f"{path}: IDX header promises {shape} ({expected} bytes), file has {len(raw)} bytes"
-                        + (" — truncated" if len(raw) < expected else ""))
+        raise DataError(
+            f"{path}: IDX header promises {shape} ({expected} bytes), file has {len(raw)} bytes"
+            + (" — truncated" if len(raw) < expected else "")
+        )
     data = torch.frombuffer(bytearray(raw[offset:]), dtype=torch.uint8).reshape(shape)
     return data.unsqueeze(1) if dims == 3 else data.long()
 
@@ -113,24 +122,30 @@ def read_idx(path: Path, dims: int) -> tuple[torch.Tensor, str]:
     refused after reading one byte past what the header promised, never inflated whole.
     """
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as handle:
             head = handle.read(4 + 4 * dims)
             shape, expected = _idx_header(head, path, dims)
             if path.suffix != ".gz":
                 size = os.fstat(handle.fileno()).st_size
                 if size != expected:
-                    raise DataError(f"{path}: IDX header promises {shape} ({expected} bytes), file has {size} "
-                                    "bytes" + (" — truncated" if size < expected else ""))
+                    raise DataError(
+                        f"{path}: IDX header promises {shape} ({expected} bytes), file has {size} "
+                        "bytes" + (" — truncated" if size < expected else "")
+                    )
             buffer = bytearray(head)  # grows with what is really there, not with what the header claims
             while len(buffer) < expected:
                 chunk = handle.read(min(_READ_CHUNK, expected - len(buffer)))
                 if not chunk:
-                    raise DataError(f"{path}: IDX header promises {shape} ({expected} bytes), file has "
-                                    f"{len(buffer)} bytes — truncated")
+                    raise DataError(
+                        f"{path}: IDX header promises {shape} ({expected} bytes), file has "
+                        f"{len(buffer)} bytes — truncated"
+                    )
                 buffer += chunk
             if handle.read(1):
-                raise DataError(f"{path}: more data than the IDX header promises ({shape}, {expected} bytes); "
-                                "stopped reading — the file is corrupt or not an IDX file")
+                raise DataError(
+                    f"{path}: more data than the IDX header promises ({shape}, {expected} bytes); "
+                    "stopped reading — the file is corrupt or not an IDX file"
+                )
     except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
     digest = hashlib.sha256(buffer).hexdigest()
@@ -161,14 +176,18 @@ def load_idx_dir(directory: Path, name: str) -> tuple[dict[str, torch.Tensor], d
             raise DataError(f"{directory}: missing {stem} (or {stem}.gz) for the {split.replace('_', ' ')}")
         tensor, digest = read_idx(path, 3 if split.endswith("images") else 1)
         if split in known and digest != known[split]:
-            raise DataError(f"{path}: sha256 of contents is {digest[:16]}…, expected {known[split][:16]}… "
-                            f"for {name} — the file is corrupt or not {name}")
+            raise DataError(
+                f"{path}: sha256 of contents is {digest[:16]}…, expected {known[split][:16]}… "
+                f"for {name} — the file is corrupt or not {name}"
+            )
         tensors[split] = tensor
         files[split] = {"path": str(path), "sha256": digest, "verified": str(split in known).lower()}
     for split in ("train", "test"):
         if len(tensors[f"{split}_images"]) != len(tensors[f"{split}_labels"]):
-            raise DataError(f"{directory}: {split} images and labels differ in count "
-                            f"({len(tensors[f'{split}_images'])} vs {len(tensors[f'{split}_labels'])})")
+            raise DataError(
+                f"{directory}: {split} images and labels differ in count "
+                f"({len(tensors[f'{split}_images'])} vs {len(tensors[f'{split}_labels'])})"
+            )
     return tensors, files
 
 
@@ -181,12 +200,16 @@ def _download(name: str, cache: Path) -> Path:
         for train in (True, False):
             dataset_class(str(cache), train=train, download=True)
     except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError depending on the failure
-        raise DataError(f"{name} is not available: no --data-dir was given and torchvision's download "
-                        f"failed ({exc}). Pass --data-dir DIR with the four IDX files (.gz or raw).") from exc
+        raise DataError(
+            f"{name} is not available: no --data-dir was given and torchvision's download "
+            f"failed ({exc}). Pass --data-dir DIR with the four IDX files (.gz or raw)."
+        ) from exc
     return cache / TORCHVISION[name] / "raw"
 
 
-def _subset(images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _subset(
+    images: torch.Tensor, labels: torch.Tensor, size: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     if size is None or size >= len(labels):
         return images, labels
     keep = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))[:size].sort().values
@@ -221,17 +244,29 @@ def _image_source(dataset: str, fmt: str, train: str | None, test: str | None, c
         raise DataError(f"data format {fmt!r} needs both 'data.train' and 'data.test' paths")
     splits = load_image_splits(fmt, Path(train).expanduser(), Path(test).expanduser(), cache_dir)
     classes = splits["classes"]
-    if dataset in CLASS_NAMES and classes == [str(i) for i in range(len(classes))] \
-            and len(classes) <= len(CLASS_NAMES[dataset]):
+    if (
+        dataset in CLASS_NAMES
+        and classes == [str(i) for i in range(len(classes))]
+        and len(classes) <= len(CLASS_NAMES[dataset])
+    ):
         classes = CLASS_NAMES[dataset]  # numbered labels of a known dataset get its class names
     return splits, splits["files"], f"{fmt} {train} / {test}", classes
 
 
-def load_dataset(dataset: str, data_dir: str | Path | None = None, train_subset: int | None = None,
-                 test_subset: int | None = None, seed: int = 0, mean: float | None = None,
-                 std: float | None = None, format: str = "idx", train: str | None = None,
-                 test: str | None = None, validation: float | None = None,
-                 cache_dir: str | Path | None = None) -> Dataset:
+def load_dataset(
+    dataset: str,
+    data_dir: str | Path | None = None,
+    train_subset: int | None = None,
+    test_subset: int | None = None,
+    seed: int = 0,
+    mean: float | None = None,
+    std: float | None = None,
+    format: str = "idx",
+    train: str | None = None,
+    test: str | None = None,
+    validation: float | None = None,
+    cache_dir: str | Path | None = None,
+) -> Dataset:
     """Load a dataset; subsets are a seeded random choice so every model sees the same images."""
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}: expected one of {', '.join(DATASETS)}")
@@ -252,20 +287,28 @@ def load_dataset(dataset: str, data_dir: str | Path | None = None, train_subset:
             raise DataError(f"{source}: the {split} split has no images")
     classes = classes or [str(i) for i in range(int(max(train_y.max(), test_y.max())) + 1)]
     if int(train_y.max()) >= len(classes) or int(test_y.max()) >= len(classes):
-        raise DataError(f"{source}: labels go up to {int(max(train_y.max(), test_y.max()))}, "
-                        f"but {dataset} has {len(classes)} classes")
+        raise DataError(
+            f"{source}: labels go up to {int(max(train_y.max(), test_y.max()))}, "
+            f"but {dataset} has {len(classes)} classes"
+        )
     present = torch.unique(train_y)
     if len(classes) < 2 or len(present) < 2:
         only = classes[int(present[0])] if len(present) else "none"
-        raise DataError(f"{source}: the training split has only one class ({only!r}); "
-                        "a classifier needs images of at least 2 classes")
+        raise DataError(
+            f"{source}: the training split has only one class ({only!r}); "
+            "a classifier needs images of at least 2 classes"
+        )
     if mean is None or std is None:  # statistics of the training split actually used, reported as such
         pixels = train_x.float().div_(255)
-        mean, std = (round(float(pixels.mean()), 4) if mean is None else mean,
-                     round(float(pixels.std()), 4) if std is None else std)
+        mean, std = (
+            round(float(pixels.mean()), 4) if mean is None else mean,
+            round(float(pixels.std()), 4) if std is None else std,
+        )
         if std == 0:
-            raise DataError(f"{source}: every training pixel has the same value, so the images cannot be "
-                            "normalised (standard deviation 0); give data.mean and data.std, or check the files")
+            raise DataError(
+                f"{source}: every training pixel has the same value, so the images cannot be "
+                "normalised (standard deviation 0); give data.mean and data.std, or check the files"
+            )
     return Dataset(dataset, train_x, train_y, test_x, test_y, classes, mean, std, source, files, val_x, val_y)
 
 
@@ -274,6 +317,8 @@ def load_recorded_dataset(data_spec: dict, seed: int, recorded_files: dict[str, 
     data = load_dataset(**data_spec, seed=seed)
     for split, info in recorded_files.items():
         if data.files[split]["sha256"] != info["sha256"]:
-            raise DataError(f"{data.files[split]['path']}: differs from the file the run was trained on "
-                            f"(sha256 {data.files[split]['sha256'][:16]}…, recorded {info['sha256'][:16]}…)")
+            raise DataError(
+                f"{data.files[split]['path']}: differs from the file the run was trained on "
+                f"(sha256 {data.files[split]['sha256'][:16]}…, recorded {info['sha256'][:16]}…)"
+            )
     return data

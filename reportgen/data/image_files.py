@@ -4,6 +4,7 @@ Every source becomes the same tensors as the IDX loader: images uint8 (N, 1, H, 
 Decoding tens of thousands of small images takes seconds, so results are cached under the source's
 sha256; a later run only re-hashes the source and loads one tensor file.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,6 +44,7 @@ Decoded = tuple  # (images, labels) or (images, labels, classes)
 
 # ---------------------------------------------------------------- shared decoding helpers
 
+
 def _is_metadata(rel: str) -> bool:
     """macOS archivers add `._name` / `__MACOSX/` companions and Jupyter adds hidden checkpoint folders."""
     parts = PurePosixPath(rel).parts
@@ -68,8 +70,10 @@ class _SizeCheck:
     def __call__(self, size: tuple[int, int], name: str) -> None:
         width, height = size
         if width * height > MAX_IMAGE_PIXELS:
-            raise DataError(f"{self.where}: {name!r} is {width}x{height} pixels (from its header), more than "
-                            f"the {MAX_IMAGE_PIXELS:,} pixels allowed for one image; not decoded")
+            raise DataError(
+                f"{self.where}: {name!r} is {width}x{height} pixels (from its header), more than "
+                f"the {MAX_IMAGE_PIXELS:,} pixels allowed for one image; not decoded"
+            )
         if self.first is None:
             self.first = (size, name)
         elif size != self.first[0]:
@@ -77,12 +81,15 @@ class _SizeCheck:
             raise DataError(f"{self.where}: {name!r} is {width}x{height} pixels, but {first!r} is {w0}x{h0}")
         self.total += width * height
         if self.total > MAX_SPLIT_PIXELS:
-            raise DataError(f"{self.where}: the images add up to more than {MAX_SPLIT_PIXELS:,} pixels; "
-                            "too large to decode into memory")
+            raise DataError(
+                f"{self.where}: the images add up to more than {MAX_SPLIT_PIXELS:,} pixels; "
+                "too large to decode into memory"
+            )
 
 
-def _decode_image(data: bytes, where: str, formats: Iterable[str],
-                  check_size: Callable[[tuple[int, int]], None] | None = None) -> np.ndarray:
+def _decode_image(
+    data: bytes, where: str, formats: Iterable[str], check_size: Callable[[tuple[int, int]], None] | None = None
+) -> np.ndarray:
     """Decode one image to an 8-bit grayscale (H, W) array, refusing other formats and high bit depths.
 
     `check_size` sees (width, height) from the header before any pixel is decoded."""
@@ -107,8 +114,10 @@ def _stack(arrays: list[np.ndarray], names: list[str], where: str) -> torch.Tens
     first = arrays[0].shape
     for array, name in zip(arrays, names):
         if array.shape != first:
-            raise DataError(f"{where}: {name!r} is {array.shape[1]}x{array.shape[0]} pixels, "
-                            f"but {names[0]!r} is {first[1]}x{first[0]}")
+            raise DataError(
+                f"{where}: {name!r} is {array.shape[1]}x{array.shape[0]} pixels, "
+                f"but {names[0]!r} is {first[1]}x{first[0]}"
+            )
     return torch.from_numpy(np.stack(arrays)).unsqueeze(1).contiguous()
 
 
@@ -120,14 +129,18 @@ def _numbered(entries: Iterator[tuple[str, bytes]], where: str) -> tuple[torch.T
         number, label = _parse_name(rel, where)
         if number in items:
             raise DataError(f"{where}: {rel!r} and {items[number][0]!r} have the same number {number}")
-        items[number] = (rel, label, _decode_image(data, f"{where}: {rel!r}", ("PNG",),
-                                                   lambda size, rel=rel: sizes(size, rel)))
+        items[number] = (
+            rel,
+            label,
+            _decode_image(data, f"{where}: {rel!r}", ("PNG",), lambda size, rel=rel: sizes(size, rel)),
+        )
     ordered = [items[n] for n in sorted(items)]
     images = _stack([a for _, _, a in ordered], [r for r, _, _ in ordered], where)
     return images, torch.tensor([label for _, label, _ in ordered], dtype=torch.int64)
 
 
 # ---------------------------------------------------------------- decoders
+
 
 def _tar_pngs(archive: tarfile.TarFile, path: Path) -> Iterator[tuple[str, bytes]]:
     """Yield (member name, bytes) of every .png member, read in memory — nothing touches the disk."""
@@ -141,8 +154,9 @@ def _tar_pngs(archive: tarfile.TarFile, path: Path) -> Iterator[tuple[str, bytes
         try:
             data = archive.extractfile(member).read()  # type: ignore[union-attr]  # isreg() ⇒ a file object
         except _TAR_ERRORS as exc:
-            raise DataError(f"{path}: member {member.name!r} cannot be read ({exc}); "
-                            "the archive is truncated or corrupt") from exc
+            raise DataError(
+                f"{path}: member {member.name!r} cannot be read ({exc}); the archive is truncated or corrupt"
+            ) from exc
         yield member.name, data
     _check_tar_end(archive, path)
 
@@ -152,8 +166,9 @@ def _check_tar_end(archive: tarfile.TarFile, path: Path) -> None:
     archive.fileobj.seek(archive.offset)  # one block back (a .tar.gz re-inflates; cache misses only)
     block = archive.fileobj.read(tarfile.BLOCKSIZE)
     if len(block) < tarfile.BLOCKSIZE or block.count(0) != tarfile.BLOCKSIZE:
-        raise DataError(f"{path}: tar archive is truncated or corrupt after byte {archive.offset} "
-                        "(no end-of-archive marker)")
+        raise DataError(
+            f"{path}: tar archive is truncated or corrupt after byte {archive.offset} (no end-of-archive marker)"
+        )
     while archive.fileobj.read(2**20):  # reach the gzip trailer so its CRC and length get checked
         pass
 
@@ -169,8 +184,11 @@ def decode_png_tar(path: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _files(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file()
-                  and not _is_metadata(p.relative_to(root).as_posix()))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in suffixes and p.is_file() and not _is_metadata(p.relative_to(root).as_posix())
+    )
 
 
 def _read(path: Path, rel: str, where: str) -> bytes:
@@ -215,14 +233,21 @@ def decode_class_folders(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[s
             raise DataError(f"{path}: class folder {name!r} has no {'/'.join(CLASS_FOLDER_EXTENSIONS)} images")
         for file in files:
             rel = file.relative_to(path).as_posix()
-            arrays.append(_decode_image(_read(file, rel, str(path)), f"{path}: {rel!r}", ("PNG", "JPEG", "BMP"),
-                                        lambda size, rel=rel: sizes(size, rel)))
+            arrays.append(
+                _decode_image(
+                    _read(file, rel, str(path)),
+                    f"{path}: {rel!r}",
+                    ("PNG", "JPEG", "BMP"),
+                    lambda size, rel=rel: sizes(size, rel),
+                )
+            )
             names.append(rel)
             labels.append(index)
     return _stack(arrays, names, str(path)), torch.tensor(labels, dtype=torch.int64), classes
 
 
 # ---------------------------------------------------------------- checksums and cache
+
 
 def source_checksum(path: Path) -> str:
     """sha256 of a file; for a folder, sha256 over sorted (relative path, file sha256) pairs."""
@@ -248,8 +273,14 @@ def _valid(result: Any) -> bool:
     images, labels = result[0], result[1]
     if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)):
         return False
-    ok = (images.dtype == torch.uint8 and images.dim() == 4 and images.shape[1] == 1
-          and labels.dtype == torch.int64 and labels.dim() == 1 and len(labels) == len(images))
+    ok = (
+        images.dtype == torch.uint8
+        and images.dim() == 4
+        and images.shape[1] == 1
+        and labels.dtype == torch.int64
+        and labels.dim() == 1
+        and len(labels) == len(images)
+    )
     return ok and (len(result) == 2 or isinstance(result[2], list) and all(isinstance(c, str) for c in result[2]))
 
 
@@ -265,8 +296,12 @@ def _read_cache(file: Path, checksum: str, decode: Callable) -> Decoded | None:
         payload = torch.load(file, map_location="cpu", weights_only=True)
     except Exception:  # noqa: BLE001 — a corrupt cache file fails in many ways (zip, pickle, EOF); only a cache
         return None
-    if not (isinstance(payload, dict) and payload.get("checksum") == checksum
-            and payload.get("decoder") == decode.__name__ and _valid(payload.get("result"))):
+    if not (
+        isinstance(payload, dict)
+        and payload.get("checksum") == checksum
+        and payload.get("decoder") == decode.__name__
+        and _valid(payload.get("result"))
+    ):
         return None
     return tuple(payload["result"])
 
@@ -304,25 +339,30 @@ def load_cached(path: Path, decode: Callable[[Path], Decoded], cache_dir: Path) 
 # ---------------------------------------------------------------- both splits
 
 DECODERS: dict[str, Callable[[Path], Decoded]] = {
-    "png_tar": decode_png_tar, "png_folder": decode_png_folder, "class_folders": decode_class_folders,
+    "png_tar": decode_png_tar,
+    "png_folder": decode_png_folder,
+    "class_folders": decode_class_folders,
 }
 
 
-def _label_classes(train: torch.Tensor, test: torch.Tensor, test_path: Path) -> tuple[list[str], torch.Tensor, torch.Tensor]:
+def _label_classes(
+    train: torch.Tensor, test: torch.Tensor, test_path: Path
+) -> tuple[list[str], torch.Tensor, torch.Tensor]:
     """Classes are the distinct training labels; labels become indices into them (0..K-1)."""
     values = torch.unique(train)  # sorted ascending
     unknown = sorted(set(torch.unique(test).tolist()) - set(values.tolist()))
     if unknown:
         raise DataError(f"{test_path}: test labels {unknown} never occur in the training split")
-    return ([str(v) for v in values.tolist()],
-            torch.searchsorted(values, train), torch.searchsorted(values, test))
+    return ([str(v) for v in values.tolist()], torch.searchsorted(values, train), torch.searchsorted(values, test))
 
 
 def _check_same_classes(train: list[str], test: list[str], test_path: Path) -> None:
     if train != test:
         missing, extra = sorted(set(train) - set(test)), sorted(set(test) - set(train))
-        raise DataError(f"{test_path}: class folders differ from the training split "
-                        f"(missing {missing or 'none'}, extra {extra or 'none'})")
+        raise DataError(
+            f"{test_path}: class folders differ from the training split "
+            f"(missing {missing or 'none'}, extra {extra or 'none'})"
+        )
 
 
 def load_image_splits(kind: str, train: Path, test: Path, cache_dir: Path) -> dict[str, Any]:
@@ -330,17 +370,28 @@ def load_image_splits(kind: str, train: Path, test: Path, cache_dir: Path) -> di
     if kind not in DECODERS:
         raise DataError(f"unknown image source kind {kind!r}: expected one of {', '.join(KINDS)}")
     decode = DECODERS[kind]
-    (train_out, train_info), (test_out, test_info) = (load_cached(Path(p), decode, Path(cache_dir))
-                                                      for p in (train, test))
+    (train_out, train_info), (test_out, test_info) = (
+        load_cached(Path(p), decode, Path(cache_dir)) for p in (train, test)
+    )
     if kind == "class_folders":
         _check_same_classes(train_out[2], test_out[2], Path(test))
         classes, train_y, test_y = train_out[2], train_out[1], test_out[1]
     else:
         classes, train_y, test_y = _label_classes(train_out[1], test_out[1], Path(test))
     if train_out[0].shape[1:] != test_out[0].shape[1:]:
-        raise DataError(f"{test}: images are {tuple(test_out[0].shape[2:])} pixels, "
-                        f"training images are {tuple(train_out[0].shape[2:])}")
-    files = {split: {"path": str(Path(p)), "sha256": info["sha256"], "verified": "false", "cache": info["cache"]}
-             for split, p, info in (("train", train, train_info), ("test", test, test_info))}
-    return {"train_images": train_out[0], "train_labels": train_y, "test_images": test_out[0],
-            "test_labels": test_y, "classes": classes, "files": files}
+        raise DataError(
+            f"{test}: images are {tuple(test_out[0].shape[2:])} pixels, "
+            f"training images are {tuple(train_out[0].shape[2:])}"
+        )
+    files = {
+        split: {"path": str(Path(p)), "sha256": info["sha256"], "verified": "false", "cache": info["cache"]}
+        for split, p, info in (("train", train, train_info), ("test", test, test_info))
+    }
+    return {
+        "train_images": train_out[0],
+        "train_labels": train_y,
+        "test_images": test_out[0],
+        "test_labels": test_y,
+        "classes": classes,
+        "files": files,
+    }

@@ -13,6 +13,7 @@ FlopCounterMode counts matrix products and convolutions only (2 FLOPs per MAC), 
 torchinfo counts each layer's parameters times its output positions (Conv*) or once per image (other
 layers), so it adds bias additions and counts BatchNorm (and transposed convolutions) its own way.
 """
+
 from __future__ import annotations
 
 import io
@@ -29,8 +30,10 @@ from torch import nn
 
 from reportgen.measure.params import evaluating, measure_torchinfo_mult_adds, model_device, refuse_torchscript
 
-CONVENTION = ("1 MAC = 1 multiply + 1 add = 2 FLOPs, per image; bias additions are not MACs; "
-              "BatchNorm in eval is one multiply-add per element")
+CONVENTION = (
+    "1 MAC = 1 multiply + 1 add = 2 FLOPs, per image; bias additions are not MACs; "
+    "BatchNorm in eval is one multiply-add per element"
+)
 LATENCY_BATCHES = (1, 256)
 WARMUP = 3
 MIN_REPEATS = 3  # a median and quartiles need a few samples even when one forward exceeds the budget
@@ -42,7 +45,9 @@ NOT_COUNTED = {
     nn.modules.pooling._AvgPoolNd: "additions only",
     nn.modules.pooling._AdaptiveAvgPoolNd: "additions only",
     nn.modules.pooling._AdaptiveMaxPoolNd: "comparisons, no multiply-adds",
-    nn.modules.dropout._DropoutNd: "identity at inference", nn.Flatten: "reshape", nn.Unflatten: "reshape",
+    nn.modules.dropout._DropoutNd: "identity at inference",
+    nn.Flatten: "reshape",
+    nn.Unflatten: "reshape",
     nn.Identity: "identity",
 }
 ACTIVATION_NOTE = "elementwise activation"
@@ -113,8 +118,9 @@ class MacAudit:
 
     @property
     def matches_flop_counter(self) -> bool:
-        return (self.flop_counter_flops >= 0 and not self.flop_counter_disagrees
-                and self.flop_counter_outside_layers == 0)
+        return (
+            self.flop_counter_flops >= 0 and not self.flop_counter_disagrees and self.flop_counter_outside_layers == 0
+        )
 
     @property
     def ignored(self) -> list[LayerMacs]:
@@ -125,10 +131,12 @@ class MacAudit:
         flop_check, torchinfo_check = cross_check_text(self)
         return asdict(self) | {
             "convention": CONVENTION,
-            "matches_flop_counter": self.matches_flop_counter, "flop_counter_check": flop_check,
+            "matches_flop_counter": self.matches_flop_counter,
+            "flop_counter_check": flop_check,
             "flop_counter_ignores": self.flop_counter_ignores,
             "flop_counter_outside_layers": self.flop_counter_outside_layers,
-            "matches_torchinfo": self.matches_torchinfo, "torchinfo_check": torchinfo_check,
+            "matches_torchinfo": self.matches_torchinfo,
+            "torchinfo_check": torchinfo_check,
             "torchinfo_expected": self.torchinfo_expected,
             "torchinfo_differs": [layer.name for layer in self.torchinfo_differs],
         }
@@ -155,9 +163,14 @@ class ModelCost:
     parameter_bytes: int = 0  # unique parameters, as stored in memory
 
     def to_dict(self) -> dict[str, Any]:
-        return {"macs": self.macs.to_dict(), "latency": [asdict(x) for x in self.latency], "device": self.device,
-                "threads": self.threads, "state_dict_bytes": self.state_dict_bytes,
-                "parameter_bytes": self.parameter_bytes}
+        return {
+            "macs": self.macs.to_dict(),
+            "latency": [asdict(x) for x in self.latency],
+            "device": self.device,
+            "threads": self.threads,
+            "state_dict_bytes": self.state_dict_bytes,
+            "parameter_bytes": self.parameter_bytes,
+        }
 
 
 # --------------------------------------------------------------------------- MACs per layer
@@ -177,8 +190,9 @@ def _conv(module: nn.modules.conv._ConvNd, inputs: torch.Tensor, output: torch.T
         spatial, channels = inputs.shape[2:], f"{module.in_channels}·{_dims(module.kernel_size)}·{module.out_channels}"
     else:  # every output element is a k·in_c/groups dot product
         spatial, channels = output.shape[2:], f"{module.out_channels}·{_dims(module.kernel_size)}·{module.in_channels}"
-    macs = (math.prod(spatial) * module.in_channels * module.out_channels * math.prod(module.kernel_size)
-            // module.groups)
+    macs = (
+        math.prod(spatial) * module.in_channels * module.out_channels * math.prod(module.kernel_size) // module.groups
+    )
     bias = output[0].numel() if module.bias is not None else 0
     return f"{_dims(spatial)}·{channels}{groups} = {_n(macs)}", macs, bias
 
@@ -221,8 +235,11 @@ def _why_not_counted(module: nn.Module) -> str:
 def _first_tensor(output: Any) -> torch.Tensor | None:
     if isinstance(output, torch.Tensor):
         return output
-    return next((item for item in output if isinstance(item, torch.Tensor)), None) if isinstance(
-        output, (tuple, list)) else None
+    return (
+        next((item for item in output if isinstance(item, torch.Tensor)), None)
+        if isinstance(output, (tuple, list))
+        else None
+    )
 
 
 def _torchinfo_expected(module: nn.Module, output: Any) -> int:
@@ -283,8 +300,9 @@ def _flop_counter(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int
     except Exception:  # noqa: BLE001 — the cross-check must never stop an audit; shown as unavailable
         return -1, {}
     counts, root = counter.get_flop_counts(), type(model).__name__  # keys: "LeNet5.features.0"
-    per_layer = {name: sum(counts.get(f"{root}.{name}" if name else root, {}).values())
-                 for name in _leaves(model).values()}
+    per_layer = {
+        name: sum(counts.get(f"{root}.{name}" if name else root, {}).values()) for name in _leaves(model).values()
+    }
     return int(counter.get_total_flops()), {name: int(flops) for name, flops in per_layer.items() if flops}
 
 
@@ -308,9 +326,11 @@ def check_macs_claim(audit: MacAudit, expect: int) -> str | None:
     """None when the claimed MACs per image match ours; else one line with the difference and the likely slip."""
     if expect == audit.total:
         return None
-    hints = [(2 * audit.total, "that is FLOPs: 2 × MACs"),  # the first that fits explains the claim
-             (audit.total + audit.bias_adds, "that is ours + the bias additions, as torchinfo counts"),
-             (audit.torchinfo_mult_adds, "that is torchinfo's mult-adds, counted by its own rule")]
+    hints = [
+        (2 * audit.total, "that is FLOPs: 2 × MACs"),  # the first that fits explains the claim
+        (audit.total + audit.bias_adds, "that is ours + the bias additions, as torchinfo counts"),
+        (audit.torchinfo_mult_adds, "that is torchinfo's mult-adds, counted by its own rule"),
+    ]
     hint = next((f" ({why})" for value, why in hints if value == expect), "")
     return f"claimed {_n(expect)} MACs, counted {_n(audit.total)} ({audit.total - expect:+,} difference){hint}"
 
@@ -318,8 +338,13 @@ def check_macs_claim(audit: MacAudit, expect: int) -> str | None:
 # --------------------------------------------------------------------------- latency and size
 
 
-def measure_latency(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu",
-                    batch_sizes: tuple[int, ...] = LATENCY_BATCHES, budget_s: float = BUDGET_S) -> list[Latency]:
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    device: torch.device | str = "cpu",
+    batch_sizes: tuple[int, ...] = LATENCY_BATCHES,
+    budget_s: float = BUDGET_S,
+) -> list[Latency]:
     """timm-style inference timing: eval mode under inference_mode, warm-up, then repetitions until the
     time budget or MAX_REPEATS; median and interquartile range. On CPU one thread, so the figure does not
     depend on how many training workers share the machine (the thread count is restored afterwards)."""
@@ -329,8 +354,9 @@ def measure_latency(model: nn.Module, input_shape: tuple[int, ...], device: torc
         torch.set_num_threads(1)
     try:
         with evaluating(model):
-            return [_time_batch(model, torch.zeros(b, *input_shape, device=device), device, budget_s)
-                    for b in batch_sizes]
+            return [
+                _time_batch(model, torch.zeros(b, *input_shape, device=device), device, budget_s) for b in batch_sizes
+            ]
     finally:
         torch.set_num_threads(threads)
 
@@ -351,29 +377,47 @@ def _time_batch(model: nn.Module, x: torch.Tensor, device: torch.device, budget_
             times.append(once())
     quartiles = statistics.quantiles(times, n=4)
     median = statistics.median(times)
-    return Latency(len(x), 1000 * median, 1000 * (quartiles[2] - quartiles[0]), 1000 * min(times),
-                   1000 * max(times), len(times), len(x) / median)
+    return Latency(
+        len(x),
+        1000 * median,
+        1000 * (quartiles[2] - quartiles[0]),
+        1000 * min(times),
+        1000 * max(times),
+        len(times),
+        len(x) / median,
+    )
 
 
 def model_size(model: nn.Module) -> tuple[int, int]:
     """(bytes of the state_dict as torch.save writes it, floating tensors in fp32; bytes of the unique
     parameters in memory)."""
     buffer = io.BytesIO()
-    state = {k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
-             for k, v in model.state_dict().items()}  # integer buffers (BatchNorm's step count) stay integers
+    state = {
+        k: v.detach().cpu().float() if v.is_floating_point() else v.detach().cpu()
+        for k, v in model.state_dict().items()
+    }  # integer buffers (BatchNorm's step count) stay integers
     torch.save(state, buffer)
     unique = {id(p): p for p in model.parameters()}.values()
     return len(buffer.getvalue()), sum(p.numel() * p.element_size() for p in unique)
 
 
-def measure_cost(model: nn.Module, input_shape: tuple[int, ...], device: torch.device | str = "cpu",
-                 torchinfo_mult_adds: int | None = None) -> ModelCost:
+def measure_cost(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    device: torch.device | str = "cpu",
+    torchinfo_mult_adds: int | None = None,
+) -> ModelCost:
     """Everything the report's cost table shows, measured once per model (the model already on `device`)."""
     device = torch.device(device)
     state_dict_bytes, parameter_bytes = model_size(model)
-    return ModelCost(count_macs(model, input_shape, torchinfo_mult_adds), measure_latency(model, input_shape, device),
-                     str(device), 1 if device.type == "cpu" else torch.get_num_threads(), state_dict_bytes,
-                     parameter_bytes)
+    return ModelCost(
+        count_macs(model, input_shape, torchinfo_mult_adds),
+        measure_latency(model, input_shape, device),
+        str(device),
+        1 if device.type == "cpu" else torch.get_num_threads(),
+        state_dict_bytes,
+        parameter_bytes,
+    )
 
 
 # --------------------------------------------------------------------------- formatting
@@ -403,25 +447,32 @@ def _flop_counter_text(audit: MacAudit) -> str:
     compared = audit.flop_counter_compared_macs
     if not audit.matches_flop_counter:
         disagree = set(audit.flop_counter_disagrees)
-        problems = [f"layers where it differs: {_grouped([x for x in audit.layers if x.name in disagree], _flops_of(audit))}"
-                    ] if disagree else []
+        problems = (
+            [f"layers where it differs: {_grouped([x for x in audit.layers if x.name in disagree], _flops_of(audit))}"]
+            if disagree
+            else []
+        )
         if audit.flop_counter_outside_layers:
             problems.append(f"{_n(audit.flop_counter_outside_layers)} FLOPs outside any layer")
-        text = (f"{_n(audit.flop_counter_flops)} FLOPs ✗ MISMATCH (2 × ours would be {_n(2 * compared)}; "
-                f"{'; '.join(problems)})")
+        text = (
+            f"{_n(audit.flop_counter_flops)} FLOPs ✗ MISMATCH (2 × ours would be {_n(2 * compared)}; "
+            f"{'; '.join(problems)})"
+        )
     elif compared:
         text = f"{_n(audit.flop_counter_flops)} FLOPs ✓ (= 2 × the {_n(compared)} MACs of the layers both count)"
     else:
         text = f"{_n(audit.flop_counter_flops)} FLOPs ✓ (it counts none of these layers either)"
     ignores = set(audit.flop_counter_ignores)
-    return text + (f"; it ignores {_grouped([x for x in audit.layers if x.name in ignores], _macs_of)}"
-                   if ignores else "")
+    return text + (
+        f"; it ignores {_grouped([x for x in audit.layers if x.name in ignores], _macs_of)}" if ignores else ""
+    )
 
 
 def _flops_of(audit: MacAudit) -> Callable[[list[LayerMacs]], str]:
     def value(group: list[LayerMacs]) -> str:
         flops = sum(audit.flop_counter_layers.get(name, 0) for name in {layer.name for layer in group})
         return f"{_n(flops)} FLOPs, ours {_macs_of(group)}"
+
     return value
 
 
@@ -432,7 +483,9 @@ def _torchinfo_value(group: list[LayerMacs]) -> str:
 def _torchinfo_text(audit: MacAudit) -> str:
     if audit.torchinfo_mult_adds < 0:
         return "unavailable"
-    verdict = "✓" if audit.matches_torchinfo else f"✗ MISMATCH (its rule on our layers gives {_n(audit.torchinfo_expected)})"
+    verdict = (
+        "✓" if audit.matches_torchinfo else f"✗ MISMATCH (its rule on our layers gives {_n(audit.torchinfo_expected)})"
+    )
     differs = audit.torchinfo_differs
     bias_adds = sum(layer.bias_adds for layer in audit.layers if layer not in differs)
     why = [f"torchinfo also counts the {_n(bias_adds)} bias additions"] if bias_adds else []
@@ -448,11 +501,16 @@ def cross_check_text(audit: MacAudit) -> tuple[str, str]:
 
 def format_macs(audit: MacAudit, label: str = "", fmt: str = "table") -> str:
     """Layer, type, formula, MACs; then totals and both cross-checks, as a console `table` or `markdown`."""
-    rows = [(layer.name or "(root)", layer.type, layer.formula or f"– ({layer.note})", _n(layer.macs) if layer.macs else "")
-            for layer in audit.layers]
+    rows = [
+        (layer.name or "(root)", layer.type, layer.formula or f"– ({layer.note})", _n(layer.macs) if layer.macs else "")
+        for layer in audit.layers
+    ]
     flop, info = cross_check_text(audit)
-    summary = [f"total MACs per image: {_n(audit.total)} (= {_n(2 * audit.total)} FLOPs)",
-               f"FlopCounterMode: {flop}", f"torchinfo mult-adds: {info}"]
+    summary = [
+        f"total MACs per image: {_n(audit.total)} (= {_n(2 * audit.total)} FLOPs)",
+        f"FlopCounterMode: {flop}",
+        f"torchinfo mult-adds: {info}",
+    ]
     title = f"MACs{f' of {label}' if label else ''} ({CONVENTION})"
     if fmt == "markdown":
         return _macs_markdown(title, rows, summary)

@@ -10,6 +10,7 @@ dataclasses (it never prints); `format_audit` turns an audit into a table, CSV, 
 Each layer's own (direct) parameters are counted once, in forward order; a parameter object reached
 again through a second module (tied weights) counts 0 there and the row is marked `shared`.
 """
+
 from __future__ import annotations
 
 import csv
@@ -343,14 +344,18 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
     return list(order.values())
 
 
-def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int
-               ) -> tuple[dict[int, list[int]], int, str, int]:
+def _torchinfo(
+    model: nn.Module, input_shape: tuple[int, ...], batch: int
+) -> tuple[dict[int, list[int]], int, str, int]:
     """({id(module): output size}, total params, error text, mult-adds per image) from torchinfo; never raises."""
     try:
         import torchinfo
 
         stats = torchinfo.summary(
-            model, input_size=(batch, *input_shape), verbose=0, device=model_device(model),
+            model,
+            input_size=(batch, *input_shape),
+            verbose=0,
+            device=model_device(model),
             col_names=("output_size", "num_params"),
         )
     except Exception as exc:  # noqa: BLE001 - the audit still stands without the cross-check
@@ -359,8 +364,9 @@ def _torchinfo(model: nn.Module, input_shape: tuple[int, ...], batch: int
     for info in stats.summary_list:
         key = id(info.module)
         if key not in shapes and info.output_size:
-            shapes[key] = [int(d) for d in info.output_size] if all(
-                isinstance(d, int) for d in info.output_size) else None
+            shapes[key] = (
+                [int(d) for d in info.output_size] if all(isinstance(d, int) for d in info.output_size) else None
+            )
     return shapes, int(stats.total_params), "", int(stats.total_mult_adds) // batch
 
 
@@ -390,8 +396,10 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
 def refuse_torchscript(model: nn.Module) -> None:
     """Audits hook into modules; TorchScript modules do not support hooks: one clear line instead."""
     if isinstance(model, torch.jit.ScriptModule):
-        raise ModelError("TorchScript modules cannot be audited (hooks are not supported on them): "
-                         "pass the nn.Module before torch.jit.script / torch.jit.trace")
+        raise ModelError(
+            "TorchScript modules cannot be audited (hooks are not supported on them): "
+            "pass the nn.Module before torch.jit.script / torch.jit.trace"
+        )
 
 
 def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), name: str = "") -> ModelAudit:
@@ -473,7 +481,8 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
         frozen=sum(layer.frozen for layer in layers),
         buffers=sum(layer.buffers for layer in layers),
         batchnorm_params=bn_params,
-        torchinfo_total=torchinfo_total, mult_adds=mult_adds,
+        torchinfo_total=torchinfo_total,
+        mult_adds=mult_adds,
         matches_torchinfo=torchinfo_total == total,
         torchinfo_error=torchinfo_error,
         batch_size=batch,
@@ -486,7 +495,7 @@ def _masked(module: nn.Module, param_name: str) -> int:
     """How many of `<name>_orig`'s entries torch.nn.utils.prune masks to zero (its `<name>_mask` buffer)."""
     if not param_name.endswith("_orig"):
         return 0
-    mask = getattr(module, param_name[:-len("_orig")] + "_mask", None)
+    mask = getattr(module, param_name[: -len("_orig")] + "_mask", None)
     return int((mask == 0).sum()) if isinstance(mask, torch.Tensor) else 0
 
 
@@ -498,11 +507,15 @@ def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int, pruned: 
     # named_parameters lists a tied parameter once per module holding it; torchinfo sums it that way too
     repeated = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)) - total
     if repeated and torchinfo_total == total + repeated:
-        return (f"torchinfo counts the {_n(repeated)} shared (tied) parameters once per layer that uses them; "
-                f"the model stores and trains {_n(total)}: ours is right")
+        return (
+            f"torchinfo counts the {_n(repeated)} shared (tied) parameters once per layer that uses them; "
+            f"the model stores and trains {_n(total)}: ours is right"
+        )
     if pruned and torchinfo_total == total - pruned:
-        return (f"torchinfo counts the {_n(torchinfo_total)} parameters left after pruning; the model still stores "
-                f"{_n(total)} ({_n(pruned)} masked to zero): both are right, for different questions")
+        return (
+            f"torchinfo counts the {_n(torchinfo_total)} parameters left after pruning; the model still stores "
+            f"{_n(total)} ({_n(pruned)} masked to zero): both are right, for different questions"
+        )
     return ""
 
 
@@ -525,8 +538,10 @@ def check_claim(audit: ModelAudit, expect: int | None = None, expect_no_bias: in
             msg += f": difference {diff:+,}"
         problems.append(msg)
     if expect_no_bias is not None and expect_no_bias != audit.without_bias:
-        msg = (f"expected {_n(expect_no_bias)} without bias, counted {_n(audit.without_bias)} without bias "
-               f"({_n(audit.total)} with bias)")
+        msg = (
+            f"expected {_n(expect_no_bias)} without bias, counted {_n(audit.without_bias)} without bias "
+            f"({_n(audit.total)} with bias)"
+        )
         if audit.bias and expect_no_bias == audit.total:
             msg += " — that is the total with biases; did you include them?"
         problems.append(msg)
@@ -542,9 +557,19 @@ def _shape_cell(shape: list[int] | None) -> str:
 
 def _rows(audit: ModelAudit, numbers: bool) -> list[list[str]]:
     fmt = _n if numbers else str
-    return [[layer.label + (" *" if layer.shared else ""), layer.type, _shape_cell(layer.output_shape),
-             layer.formula, fmt(layer.weights), fmt(layer.bias), fmt(layer.trainable), fmt(layer.buffers)]
-            for layer in audit.layers]
+    return [
+        [
+            layer.label + (" *" if layer.shared else ""),
+            layer.type,
+            _shape_cell(layer.output_shape),
+            layer.formula,
+            fmt(layer.weights),
+            fmt(layer.bias),
+            fmt(layer.trainable),
+            fmt(layer.buffers),
+        ]
+        for layer in audit.layers
+    ]
 
 
 def _totals(audit: ModelAudit) -> list[tuple[str, str]]:
@@ -569,8 +594,10 @@ def _totals(audit: ModelAudit) -> list[tuple[str, str]]:
 
 
 def _pruned_text(audit: ModelAudit) -> str:
-    return (f"{_n(audit.total - audit.pruned)} nonzero ({_n(audit.total)} stored, {_n(audit.pruned)} of the "
-            "*_orig entries masked to zero)")
+    return (
+        f"{_n(audit.total - audit.pruned)} nonzero ({_n(audit.total)} stored, {_n(audit.pruned)} of the "
+        "*_orig entries masked to zero)"
+    )
 
 
 def _notes(audit: ModelAudit) -> list[str]:
@@ -586,11 +613,16 @@ def _format_table(audit: ModelAudit) -> str:
     right = {4, 5, 6, 7}
 
     def line(cells: list[str] | tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        return "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
+        ).rstrip()
 
-    out = [f"model {audit.model_name} · input {_shape_text(audit.input_shape)}", "",
-           line(_COLUMNS), "  ".join("-" * w for w in widths)]
+    out = [
+        f"model {audit.model_name} · input {_shape_text(audit.input_shape)}",
+        "",
+        line(_COLUMNS),
+        "  ".join("-" * w for w in widths),
+    ]
     out += [line(r) for r in rows]
     totals = _totals(audit)
     label_w = max(len(k) for k, _ in totals) + 1
@@ -609,9 +641,12 @@ def _format_markdown(audit: ModelAudit) -> str:
     def esc(text: str) -> str:
         return text.replace("|", "\\|")
 
-    out = [f"**{esc(audit.model_name)}** · input {_shape_text(audit.input_shape)}", "",
-           "| " + " | ".join(_COLUMNS) + " |",
-           "|" + "|".join("---:" if i >= 4 else "---" for i in range(len(_COLUMNS))) + "|"]
+    out = [
+        f"**{esc(audit.model_name)}** · input {_shape_text(audit.input_shape)}",
+        "",
+        "| " + " | ".join(_COLUMNS) + " |",
+        "|" + "|".join("---:" if i >= 4 else "---" for i in range(len(_COLUMNS))) + "|",
+    ]
     out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
     out.append("")
     out += [f"- {key}: {esc(value)}" for key, value in _totals(audit)]
@@ -622,14 +657,43 @@ def _format_markdown(audit: ModelAudit) -> str:
 def _format_csv(audit: ModelAudit) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["layer", "type", "output_shape", "formula", "weights", "bias", "trainable", "frozen",
-                     "buffers", "shared", "pruned", "macs", "macs_formula"])
+    writer.writerow(
+        [
+            "layer",
+            "type",
+            "output_shape",
+            "formula",
+            "weights",
+            "bias",
+            "trainable",
+            "frozen",
+            "buffers",
+            "shared",
+            "pruned",
+            "macs",
+            "macs_formula",
+        ]
+    )
     macs = {layer["name"]: layer for layer in ((audit.cost or {}).get("macs") or {}).get("layers", [])}
     for layer in audit.layers:
         counted = macs.get(layer.name, {})
-        writer.writerow([layer.name, layer.type, _shape_text(layer.output_shape or []), layer.formula,
-                         layer.weights, layer.bias, layer.trainable, layer.frozen, layer.buffers,
-                         int(layer.shared), layer.pruned, counted.get("macs", ""), counted.get("formula", "")])
+        writer.writerow(
+            [
+                layer.name,
+                layer.type,
+                _shape_text(layer.output_shape or []),
+                layer.formula,
+                layer.weights,
+                layer.bias,
+                layer.trainable,
+                layer.frozen,
+                layer.buffers,
+                int(layer.shared),
+                layer.pruned,
+                counted.get("macs", ""),
+                counted.get("formula", ""),
+            ]
+        )
     return buf.getvalue()
 
 
@@ -664,8 +728,10 @@ def match_mlp(target: int, in_features: int = 784, num_classes: int = 10, depth:
     if depth < 1:
         raise ModelError(f"match_mlp depth {depth}: expected at least one hidden layer")
     if target < 1 or in_features < 1 or num_classes < 1:
-        raise ModelError(f"match_mlp: target, in_features and num_classes must be positive (got "
-                         f"{target}, {in_features}, {num_classes})")
+        raise ModelError(
+            f"match_mlp: target, in_features and num_classes must be positive (got "
+            f"{target}, {in_features}, {num_classes})"
+        )
     if depth == 1:
         per_unit = in_features + 1 + num_classes
         candidates = {max(1, (target - num_classes) // per_unit + d) for d in (0, 1)}
@@ -675,7 +741,7 @@ def match_mlp(target: int, in_features: int = 784, num_classes: int = 10, depth:
     best: tuple[tuple[int, int], list[int], int] | None = None
     h1_max = max(1, target // (in_features + 1) + 1)
     for h1 in range(1, h1_max + 1):
-        middle = [max(1, round(h1 / 2 ** i)) for i in range(1, depth - 1)]
+        middle = [max(1, round(h1 / 2**i)) for i in range(1, depth - 1)]
         prefix = [h1, *middle]
         prev = prefix[-1]
         base = _mlp_count(prefix, in_features, 0)  # layers up to the last hidden width's input side

@@ -1,4 +1,5 @@
 """Other CNNs from the course reports: seed 003's 1x1-convolution net and seed 004's three CNNs."""
+
 from __future__ import annotations
 
 import torch
@@ -13,13 +14,23 @@ class Conv1x1Net(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 120, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(120, 6, kernel_size=1), nn.ReLU(),
-            nn.Conv2d(6, 150, kernel_size=3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(150, 12, kernel_size=1), nn.ReLU(),
+            nn.Conv2d(in_channels, 120, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(120, 6, kernel_size=1),
+            nn.ReLU(),
+            nn.Conv2d(6, 150, kernel_size=3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(150, 12, kernel_size=1),
+            nn.ReLU(),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(12 * 5 * 5, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(12 * 5 * 5, 120),
+            nn.ReLU(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
             nn.Linear(84, num_classes),
         )
 
@@ -33,8 +44,13 @@ class TwoConvNet(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, conv_dropout: float = 0.0) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 10, kernel_size=5), nn.MaxPool2d(2), nn.ReLU(),
-            nn.Conv2d(10, 20, kernel_size=5), nn.Dropout2d(conv_dropout), nn.MaxPool2d(2), nn.ReLU(),
+            nn.Conv2d(in_channels, 10, kernel_size=5),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
+            nn.Conv2d(10, 20, kernel_size=5),
+            nn.Dropout2d(conv_dropout),
+            nn.MaxPool2d(2),
+            nn.ReLU(),
         )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(320, 50), nn.ReLU(), nn.Linear(50, num_classes))
 
@@ -53,8 +69,9 @@ class ThreeConvNet(nn.Module):
             blocks += [nn.Conv2d(width, channels, kernel_size=3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
             width = channels
         self.features = nn.Sequential(*blocks)
-        self.classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 3 * 3, 128), nn.ReLU(),
-                                        nn.Linear(128, num_classes))
+        self.classifier = nn.Sequential(
+            nn.Flatten(), nn.Linear(64 * 3 * 3, 128), nn.ReLU(), nn.Linear(128, num_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

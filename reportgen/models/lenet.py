@@ -1,4 +1,5 @@
 """LeNet-5 and the variants the course reports use."""
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,15 @@ class LeNet5(nn.Module):
     linear layers).
     """
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 1, padding: int = 2,
-                 batchnorm: bool = False, dropout: float = 0.0, image_size: int = 28) -> None:
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        padding: int = 2,
+        batchnorm: bool = False,
+        dropout: float = 0.0,
+        image_size: int = 28,
+    ) -> None:
         super().__init__()
 
         def block(layer: nn.Module, norm: nn.Module, *rest: nn.Module) -> list[nn.Module]:
@@ -27,8 +35,9 @@ class LeNet5(nn.Module):
             return [nn.Dropout(dropout)] if dropout else []
 
         self.features = nn.Sequential(
-            *block(nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding), nn.BatchNorm2d(6),
-                   nn.ReLU(), nn.MaxPool2d(2)),
+            *block(
+                nn.Conv2d(in_channels, 6, kernel_size=5, padding=padding), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2)
+            ),
             *block(nn.Conv2d(6, 16, kernel_size=5), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)),
         )
         side = ((image_size + 2 * padding - 4) // 2 - 4) // 2
@@ -49,12 +58,21 @@ class LeNet5C5(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(16, 120, kernel_size=5), nn.ReLU(),
+            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(16, 120, kernel_size=5),
+            nn.ReLU(),
         )
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, num_classes), nn.LogSoftmax(dim=1),
+            nn.Flatten(),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Linear(84, num_classes),
+            nn.LogSoftmax(dim=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

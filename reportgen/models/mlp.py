@@ -1,4 +1,5 @@
 """Fully-connected baselines (the course's "custom MLP")."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -12,8 +13,9 @@ from reportgen.models.registry import register_model
 class MLP(nn.Module):
     """Flatten → [Linear → ReLU (→ Dropout)] per hidden width → Linear to the classes."""
 
-    def __init__(self, hidden: Sequence[int] = (64,), num_classes: int = 10, in_features: int = 784,
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self, hidden: Sequence[int] = (64,), num_classes: int = 10, in_features: int = 784, dropout: float = 0.0
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features

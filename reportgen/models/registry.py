@@ -105,8 +105,9 @@ def _parse_value(text: str) -> Any:
         return text
 
 
-def parse_model_ref(text: str, extra_kwargs: dict[str, Any] | None = None,
-                    base_dir: str | Path | None = None) -> ModelRef:
+def parse_model_ref(
+    text: str, extra_kwargs: dict[str, Any] | None = None, base_dir: str | Path | None = None
+) -> ModelRef:
     """Parse `name?key=value&key=value`; `extra_kwargs` (e.g. from a spec table) are merged in.
 
     A `file.py:Attr` target is made absolute against `base_dir` (the spec's folder), else the
@@ -189,8 +190,10 @@ def _lookup(target: str) -> Any:
     if target.startswith(f"{IN_MEMORY}:"):
         label = target.split(":", 1)[1]
         if label not in _IN_MEMORY_OBJECTS:
-            raise ModelError(f"model {label!r} was defined in another Python session (a notebook); "
-                             "it cannot be re-created here — run it again from that session")
+            raise ModelError(
+                f"model {label!r} was defined in another Python session (a notebook); "
+                "it cannot be re-created here — run it again from that session"
+            )
         return _IN_MEMORY_OBJECTS[label]
     file_ref = _FILE_REF.fullmatch(target)
     if file_ref:
@@ -228,8 +231,10 @@ def resolve_factory(ref: ModelRef) -> Callable[..., nn.Module]:
         return obj  # handed over explicitly as a model in Python; checked after construction
     if not _is_model_factory(obj):
         kind = "a class" if inspect.isclass(obj) else type(obj).__name__
-        raise ModelError(f"model {ref.label!r}: {kind} is not a model — expected an nn.Module subclass "
-                         "or a function registered with @register_model")
+        raise ModelError(
+            f"model {ref.label!r}: {kind} is not a model — expected an nn.Module subclass "
+            "or a function registered with @register_model"
+        )
     return obj
 
 

@@ -10,6 +10,7 @@ otherwise each way it was trained is labelled with its runs (`mlp (a, b)`, `mlp 
 `differences` lists what differs between the runs (settings, data, code, environment) and what each
 difference invalidates; the report shows it before any result.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,11 +36,12 @@ READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: 
 MISSING = "–"
 
 # What a difference invalidates, said beside it (translated with the `tr` filter; keys in i18n/ko.json).
-WITHHELD_MCNEMAR = ("McNemar tests between models of these runs are withheld: they were not tested on the "
-                    "same images.")
+WITHHELD_MCNEMAR = "McNemar tests between models of these runs are withheld: they were not tested on the same images."
 OTHER_TRAINING_IMAGES = "Trained on different images: accuracy differences may come from the data, not the model."
-OTHER_EPOCHS = ("Accuracies are after different numbers of epochs (shown beside each accuracy in the comparison "
-                "table): compare with care.")
+OTHER_EPOCHS = (
+    "Accuracies are after different numbers of epochs (shown beside each accuracy in the comparison "
+    "table): compare with care."
+)
 KEPT_APART = "The same model trained differently is kept apart: each run's rows are labelled with the run."
 NOT_IDENTICAL = "The models of these runs were not trained under identical settings: compare with care."
 SLOWER_OR_FASTER = "Seconds per epoch are not comparable between these runs."
@@ -64,8 +66,9 @@ class PerRun(str):
 
 
 def _join(values: dict[str, Any], spec: str) -> str:
-    return " · ".join(f"{MISSING if value is None else format(value, spec)} ({run_id})"
-                      for run_id, value in values.items())
+    return " · ".join(
+        f"{MISSING if value is None else format(value, spec)} ({run_id})" for run_id, value in values.items()
+    )
 
 
 def merge(values: dict[str, Any]) -> Any:
@@ -83,6 +86,7 @@ def merge(values: dict[str, Any]) -> Any:
 
 # ------------------------------------------------------------------ opening and checking runs
 
+
 def check_format(run: RunArchive) -> RunArchive:
     """A manifest of a format this reportgen does not know is refused: its files cannot be read safely."""
     path = run.path / MANIFEST_FILE
@@ -91,8 +95,10 @@ def check_format(run: RunArchive) -> RunArchive:
     manifest = read_json(path)
     found = manifest.get("format", 1) if isinstance(manifest, dict) else None
     if found not in READABLE_FORMATS:
-        raise ArchiveError(f"{run.path}: archive format {found!r} is unknown to this reportgen, which reads "
-                           f"format {MANIFEST_FORMAT}; render it with the reportgen version that wrote it")
+        raise ArchiveError(
+            f"{run.path}: archive format {found!r} is unknown to this reportgen, which reads "
+            f"format {MANIFEST_FORMAT}; render it with the reportgen version that wrote it"
+        )
     return run
 
 
@@ -119,17 +125,21 @@ def _check_combinable(runs: list[RunArchive]) -> None:
     seen: dict[str, Path] = {}
     for run in runs:
         if run.run_id in seen:
-            raise ArchiveError(f"{run.path} and {seen[run.run_id]}: two runs named {run.run_id!r}; a combined report "
-                               "names each run by its folder name, so give each run once (rename a copy)")
+            raise ArchiveError(
+                f"{run.path} and {seen[run.run_id]}: two runs named {run.run_id!r}; a combined report "
+                "names each run by its folder name, so give each run once (rename a copy)"
+            )
         seen[run.run_id] = run.path
     first = runs[0].read("data")
     for run in runs[1:]:
         data = run.read("data")
         for key in ("classes", "input_shape"):
             if data.get(key) != first.get(key):
-                raise ArchiveError(f"{run.path}: its {key} differ from those of {runs[0].path} "
-                                   f"({_short(data.get(key))} vs {_short(first.get(key))}); only runs over the "
-                                   "same classes and image shape make one report")
+                raise ArchiveError(
+                    f"{run.path}: its {key} differ from those of {runs[0].path} "
+                    f"({_short(data.get(key))} vs {_short(first.get(key))}); only runs over the "
+                    "same classes and image shape make one report"
+                )
 
 
 def _short(value: Any) -> str:
@@ -138,6 +148,7 @@ def _short(value: Any) -> str:
 
 
 # ------------------------------------------------------------------ what identifies a test set and a model
+
 
 def _fingerprint(run: RunArchive, split: str) -> str:
     """sha256 naming the images of a split: its files' checksums (data.json) and the seeded subset drawn
@@ -171,12 +182,22 @@ def _identities(run: RunArchive) -> dict[str, str]:
     parts: dict[str, dict[str, Any]] = {}
     for info in _registered(run):
         label = info["label"]
-        entry = parts.setdefault(label, {"model": info.get("model"), "kwargs": info.get("kwargs", {}),
-                                         "base": info.get("base"), "code": code.get(label),
-                                         "test_set": test_set, "settings": set()})
+        entry = parts.setdefault(
+            label,
+            {
+                "model": info.get("model"),
+                "kwargs": info.get("kwargs", {}),
+                "base": info.get("base"),
+                "code": code.get(label),
+                "test_set": test_set,
+                "settings": set(),
+            },
+        )
         entry["settings"].add(json.dumps({k: v for k, v in info["config"].items() if k != "seed"}, sort_keys=True))
-    return {label: json.dumps(entry | {"settings": sorted(entry["settings"])}, sort_keys=True, default=str)
-            for label, entry in parts.items()}
+    return {
+        label: json.dumps(entry | {"settings": sorted(entry["settings"])}, sort_keys=True, default=str)
+        for label, entry in parts.items()
+    }
 
 
 def report_labels(runs: list[RunArchive]) -> dict[tuple[str, str], str]:
@@ -187,18 +208,25 @@ def report_labels(runs: list[RunArchive]) -> dict[tuple[str, str], str]:
     for run in runs:
         for label, identity in _identities(run).items():
             by_label.setdefault(label, {}).setdefault(identity, []).append(run.run_id)
-    shown = {(run_id, label): label if len(groups) == 1 else f"{label} ({', '.join(run_ids)})"
-             for label, groups in by_label.items() for run_ids in groups.values() for run_id in run_ids}
+    shown = {
+        (run_id, label): label if len(groups) == 1 else f"{label} ({', '.join(run_ids)})"
+        for label, groups in by_label.items()
+        for run_ids in groups.values()
+        for run_id in run_ids
+    }
     taken: dict[str, tuple[str, str]] = {}
     for (run_id, label), name in shown.items():
         first = taken.setdefault(name, (run_id, label))
         if first[1] != label:  # e.g. a model literally labelled "mlp (b)": merging it would be silent
-            raise ArchiveError(f"label {name!r} would name a model of run {first[0]!r} and one of run {run_id!r}; "
-                               "relabel one of them to combine these runs")
+            raise ArchiveError(
+                f"label {name!r} would name a model of run {first[0]!r} and one of run {run_id!r}; "
+                "relabel one of them to combine these runs"
+            )
     return shown
 
 
 # ------------------------------------------------------------------ the combined run
+
 
 class CombinedRun:
     """Several runs read as one. It has no folder of its own: `path` is its id, for messages."""
@@ -242,14 +270,21 @@ class CombinedRun:
         """The merged spec, with the keys a report acts on made usable: one language and checklist, the cover
         fields every run agrees on, every seed, and each run's models under the labels the report shows."""
         specs = [run.read("spec") for run in self.runs]
-        models = [m | {"label": self.labels.get((run.run_id, m.get("label")), m.get("label")), "run": run.run_id}
-                  for run, spec in zip(self.runs, specs) for m in spec.get("models", [])]
+        models = [
+            m | {"label": self.labels.get((run.run_id, m.get("label")), m.get("label")), "run": run.run_id}
+            for run, spec in zip(self.runs, specs)
+            for m in spec.get("models", [])
+        ]
         seeds = sorted({seed for spec in specs for seed in spec["train"]["seeds"]})
         checklist = merged.get("checklist")
         cover = {key: value for key, value in (merged.get("cover") or {}).items() if not isinstance(value, PerRun)}
-        return merged | {"lang": specs[0].get("lang", "en"), "models": models, "cover": cover,
-                         "checklist": None if isinstance(checklist, PerRun) else checklist,
-                         "train": merged["train"] | {"seeds": seeds}}
+        return merged | {
+            "lang": specs[0].get("lang", "en"),
+            "models": models,
+            "cover": cover,
+            "checklist": None if isinstance(checklist, PerRun) else checklist,
+            "train": merged["train"] | {"seeds": seeds},
+        }
 
     def status(self) -> dict[str, Any]:
         return merge({run.run_id: run.status() for run in self.runs})
@@ -260,9 +295,15 @@ class CombinedRun:
 
 # ------------------------------------------------------------------ what differs between the runs
 
+
 def _row(kind: str, what: str, values: dict[str, Any], effect: str = "", subject: str = "") -> dict[str, Any]:
-    return {"kind": kind, "what": what, "subject": subject, "effect": effect,
-            "by_run": {run_id: MISSING if value is None else str(value) for run_id, value in values.items()}}
+    return {
+        "kind": kind,
+        "what": what,
+        "subject": subject,
+        "effect": effect,
+        "by_run": {run_id: MISSING if value is None else str(value) for run_id, value in values.items()},
+    }
 
 
 def _differing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -272,15 +313,26 @@ def _differing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _settings_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     trials = {run.run_id: _registered(run) for run in runs}
     effects = {"epochs": OTHER_EPOCHS, "seed": ""}  # seeds differ by design: a model's seeds are aggregated
-    return [_row("Settings", key, {run_id: ", ".join(sorted({str(t["config"].get(key)) for t in infos}))
-                                   for run_id, infos in trials.items()}, effects.get(key, NOT_IDENTICAL))
-            for key in REPORTED]
+    return [
+        _row(
+            "Settings",
+            key,
+            {run_id: ", ".join(sorted({str(t["config"].get(key)) for t in infos})) for run_id, infos in trials.items()},
+            effects.get(key, NOT_IDENTICAL),
+        )
+        for key in REPORTED
+    ]
 
 
 def _data_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     data = {run.run_id: run.read("data") for run in runs}
-    images = {run.run_id: {split: f"{data[run.run_id].get(f'{split}_size')} · sha256 {_fingerprint(run, split)[:12]}"
-                           for split in ("train", "test")} for run in runs}
+    images = {
+        run.run_id: {
+            split: f"{data[run.run_id].get(f'{split}_size')} · sha256 {_fingerprint(run, split)[:12]}"
+            for split in ("train", "test")
+        }
+        for run in runs
+    }
     return [
         _row("Data", "Dataset", {r: d.get("dataset") for r, d in data.items()}),
         _row("Data", "Test images", {r: i["test"] for r, i in images.items()}, WITHHELD_MCNEMAR),
@@ -297,8 +349,11 @@ def _code_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
             sha = (model.get("code") or {}).get("sha256")
             code.setdefault(model.get("label"), {})[run.run_id] = sha[:12] if sha else None
     rows = [_row("Code", "reportgen", {run.run_id: run.read("environment").get("reportgen") for run in runs})]
-    return rows + [_row("Code", "Model code (sha256)", values, KEPT_APART, subject=str(label))
-                   for label, values in code.items() if len(values) > 1]
+    return rows + [
+        _row("Code", "Model code (sha256)", values, KEPT_APART, subject=str(label))
+        for label, values in code.items()
+        if len(values) > 1
+    ]
 
 
 def _environment_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
@@ -306,10 +361,18 @@ def _environment_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     return [
         _row("Environment", "Python", {r: e.get("python") for r, e in env.items()}),
         _row("Environment", "torch", {r: e.get("torch") for r, e in env.items()}, OTHER_TORCH),
-        _row("Environment", "Device", {r: f"{e.get('device')} ({e.get('device_name')})" for r, e in env.items()},
-             SLOWER_OR_FASTER),
-        _row("Environment", "threads", {r: e.get("threads_per_trial", e.get("threads")) for r, e in env.items()},
-             SLOWER_OR_FASTER),
+        _row(
+            "Environment",
+            "Device",
+            {r: f"{e.get('device')} ({e.get('device_name')})" for r, e in env.items()},
+            SLOWER_OR_FASTER,
+        ),
+        _row(
+            "Environment",
+            "threads",
+            {r: e.get("threads_per_trial", e.get("threads")) for r, e in env.items()},
+            SLOWER_OR_FASTER,
+        ),
     ]
 
 
@@ -317,9 +380,11 @@ def _label_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     """A label that names differently trained models in different runs: how the report tells them apart."""
     shown = report_labels(runs)
     labels = dict.fromkeys(label for _, label in shown)
-    return [_row("Models", "Label", {run.run_id: shown.get((run.run_id, label)) for run in runs}, KEPT_APART,
-                 subject=label)
-            for label in labels if any(shown[key] != label for key in shown if key[1] == label)]
+    return [
+        _row("Models", "Label", {run.run_id: shown.get((run.run_id, label)) for run in runs}, KEPT_APART, subject=label)
+        for label in labels
+        if any(shown[key] != label for key in shown if key[1] == label)
+    ]
 
 
 def differences(runs: list[RunArchive]) -> dict[str, Any] | None:

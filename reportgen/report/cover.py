@@ -3,6 +3,7 @@
 Read from the spec's `[report]` table (recorded in spec.json) and from command-line options, which win.
 Only the keys given are shown; an unknown key or a wrong shape is one error naming the key.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -20,8 +21,9 @@ def _text(source: str, key: str, value: Any) -> str:
     if isinstance(value, datetime.date):  # TOML dates: `date = 2026-11-24`
         value = value.isoformat()
     if not isinstance(value, str) or not value.strip() or len(value) > _MAX_TEXT or "\n" in value:
-        raise SpecError(f"{source}: key 'report.{key}': expected one line of text (at most {_MAX_TEXT} "
-                        f"characters), got {value!r}")
+        raise SpecError(
+            f"{source}: key 'report.{key}': expected one line of text (at most {_MAX_TEXT} characters), got {value!r}"
+        )
     return value.strip()
 
 
@@ -62,8 +64,12 @@ def merge_cover(recorded: dict[str, Any], options: dict[str, Any]) -> dict[str, 
 
 
 # (label, key) in the order a Korean course cover lists them; labels are catalogue keys.
-COVER_ROWS = (("Course", "course"), ("Professor", "professor"), ("Department", "department"),
-              ("Submission date", "date"))
+COVER_ROWS = (
+    ("Course", "course"),
+    ("Professor", "professor"),
+    ("Department", "department"),
+    ("Submission date", "date"),
+)
 
 
 def cover_rows(cover: dict[str, Any]) -> list[tuple[str, str]]:

@@ -1,5 +1,6 @@
 """Findings a careful reviewer would raise about a comparison (failed, diverged, chance level, overfitting,
 mismatched settings), shown as warnings atop the report and on the console."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,7 @@ from reportgen.report.i18n import Translator, translator
 from reportgen.report.summary import TrialSummary
 
 CHANCE_MARGIN = 0.02  # accuracy within 2 points of 1/classes counts as chance level
-OVERFIT_GAP = 0.05    # final train accuracy this far above test accuracy suggests overfitting
+OVERFIT_GAP = 0.05  # final train accuracy this far above test accuracy suggests overfitting
 
 
 @dataclass(frozen=True)
@@ -26,39 +27,82 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
     for t in trials:
         if t.status == "failed":
             last_line = (t.error.strip().splitlines() or ["unknown error"])[-1]
-            findings.append(Finding("failed", t.trial_id, "{model} ({trial}) failed: {error}",
-                                     {"model": t.label, "trial": t.trial_id, "error": last_line}))
+            findings.append(
+                Finding(
+                    "failed",
+                    t.trial_id,
+                    "{model} ({trial}) failed: {error}",
+                    {"model": t.label, "trial": t.trial_id, "error": last_line},
+                )
+            )
             continue
         if not t.epochs:
             continue
         losses = [e["train_loss"] for e in t.epochs]
         values = {"model": t.label, "trial": t.trial_id}
         if t.status == "diverged" or not all(x is not None and math.isfinite(x) for x in losses):
-            findings.append(Finding("diverged", t.trial_id, "{model} ({trial}) diverged: the training loss "
-                                     "became NaN/inf or exploded; training stopped, results kept but not "
-                                     "comparable", values))
+            findings.append(
+                Finding(
+                    "diverged",
+                    t.trial_id,
+                    "{model} ({trial}) diverged: the training loss "
+                    "became NaN/inf or exploded; training stopped, results kept but not "
+                    "comparable",
+                    values,
+                )
+            )
             continue
         if t.final.get("test_acc") is None:
             continue
         if t.final["test_acc"] <= chance + CHANCE_MARGIN:
-            findings.append(Finding("chance", t.trial_id, "{model} ({trial}) is at chance level "
-                                     "({acc:.2f}% ≤ {limit:.0f}%): it did not learn; do not compare it as trained",
-                                     values | {"acc": 100 * t.final["test_acc"],
-                                               "limit": 100 * (chance + CHANCE_MARGIN)}))
+            findings.append(
+                Finding(
+                    "chance",
+                    t.trial_id,
+                    "{model} ({trial}) is at chance level "
+                    "({acc:.2f}% ≤ {limit:.0f}%): it did not learn; do not compare it as trained",
+                    values | {"acc": 100 * t.final["test_acc"], "limit": 100 * (chance + CHANCE_MARGIN)},
+                )
+            )
         elif len(losses) > 1 and min(losses[1:]) >= losses[0]:
-            findings.append(Finding("no_decrease", t.trial_id, "{model} ({trial}): training loss never "
-                                     "decreased below its first epoch", values))
+            findings.append(
+                Finding(
+                    "no_decrease",
+                    t.trial_id,
+                    "{model} ({trial}): training loss never decreased below its first epoch",
+                    values,
+                )
+            )
         gap = t.final["train_acc"] - t.final["test_acc"]
         if gap > OVERFIT_GAP:
-            findings.append(Finding("overfit", t.trial_id, "{model} ({trial}): train accuracy exceeds test "
-                                     "accuracy by {gap:.1f} points — likely overfitting",
-                                     values | {"gap": 100 * gap}))
+            findings.append(
+                Finding(
+                    "overfit",
+                    t.trial_id,
+                    "{model} ({trial}): train accuracy exceeds test accuracy by {gap:.1f} points — likely overfitting",
+                    values | {"gap": 100 * gap},
+                )
+            )
     if len({t.config["loss"] for t in trials}) > 1:
-        findings.append(Finding("cross_loss", "", "trials use different loss functions; their loss values "
-                                 "are on different scales — compare accuracy, not loss", {}))
+        findings.append(
+            Finding(
+                "cross_loss",
+                "",
+                "trials use different loss functions; their loss values "
+                "are on different scales — compare accuracy, not loss",
+                {},
+            )
+        )
     if not settings_identical:
-        findings.append(Finding("settings_differ", "", "the models were not all trained with the same "
-                                 "settings; differences may come from the settings, not the models", {}))
+        findings.append(
+            Finding(
+                "settings_differ",
+                "",
+                "the models were not all trained with the same "
+                "settings; differences may come from the settings, not the models",
+                {},
+            )
+        )
     return findings
 
 

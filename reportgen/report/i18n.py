@@ -9,6 +9,7 @@ Strings recorded in a run (the data source, per-layer formula notes) were writte
 was archived; `Translator.recorded` translates them by catalogue keys that are patterns ("IDX files in
 {path}"), so old runs read in Korean too without touching the archive.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,7 +27,18 @@ CATALOGUES = resources.files("reportgen") / "templates" / "i18n"
 # Final consonant (jongseong) index of the Hangul syllable a character is read as; 0: none.
 # ㄱ 1, ㄴ 4, ㄹ 8, ㅁ 16, ㅂ 17, ㅅ 19, ㅇ 21.
 RIEUL = 8
-DIGIT_FINALS = {"0": 21, "1": 8, "2": 0, "3": 16, "4": 0, "5": 0, "6": 1, "7": 8, "8": 8, "9": 0}  # 영 일 이 삼 사 오 육 칠 팔 구
+DIGIT_FINALS = {
+    "0": 21,
+    "1": 8,
+    "2": 0,
+    "3": 16,
+    "4": 0,
+    "5": 0,
+    "6": 1,
+    "7": 8,
+    "8": 8,
+    "9": 0,
+}  # 영 일 이 삼 사 오 육 칠 팔 구
 ROUND_NUMBER_FINALS = {1: 17, 2: 1, 3: 4, 4: 4}  # 10 십, 100 백, 1000 천, 10000 만: by count of trailing zeros
 LETTER_FINALS = {"L": RIEUL, "M": 16, "N": 4, "R": RIEUL}  # 엘 엠 엔 알; every other letter's name ends in a vowel
 SKIPPED_TRAILERS = " )]}'\"’”.,:;!?"  # read past these to the word a particle attaches to
@@ -38,12 +50,19 @@ PARTICLE_SPECS = {f"{a}/{b}": pair for pair in PARTICLES for a, b in (pair, pair
 # English sentences archived with a run (data/datasets.py's source, measure/params.py's formula notes): the only
 # keys matched as patterns, so no user text (a model label, a path) is ever taken for a sentence.
 RECORDED_PATTERNS = (
-    "IDX files in {path}", "torchvision {dataset} download", "{formula} (+{count} running stats, not trainable)",
-    "{count} slopes (one per channel) = {total}", "{formula} [{count} pruned]",
-    ("torchinfo counts the {repeated} shared (tied) parameters once per layer that uses them; the model stores and "
-    "trains {total}: ours is right"),
-    ("torchinfo counts the {left} parameters left after pruning; the model still stores {total} ({pruned} masked to "
-    "zero): both are right, for different questions"),
+    "IDX files in {path}",
+    "torchvision {dataset} download",
+    "{formula} (+{count} running stats, not trainable)",
+    "{count} slopes (one per channel) = {total}",
+    "{formula} [{count} pruned]",
+    (
+        "torchinfo counts the {repeated} shared (tied) parameters once per layer that uses them; the model stores and "
+        "trains {total}: ours is right"
+    ),
+    (
+        "torchinfo counts the {left} parameters left after pruning; the model still stores {total} ({pruned} masked to "
+        "zero): both are right, for different questions"
+    ),
 )
 
 
@@ -68,7 +87,7 @@ def final_consonant(word: str) -> int | None:
 def _number_final(text: str) -> int:
     """Integers are read as numbers (10 십, 100 백); digits after a decimal point one by one (0.50 … 영)."""
     digits = re.search(r"\d+$", text).group()
-    decimal = text[:-len(digits)].endswith(".")
+    decimal = text[: -len(digits)].endswith(".")
     zeros = len(digits) - len(digits.rstrip("0"))
     if decimal or zeros == 0 or zeros == len(digits):
         return DIGIT_FINALS[digits[-1]]
@@ -150,14 +169,17 @@ class Translator:
 
     def _compiled(self) -> list[tuple[re.Pattern, str]]:
         if self._patterns is None:
-            self._patterns = [(_key_pattern(key), self.catalogue[key]) for key in RECORDED_PATTERNS
-                              if key in self.catalogue]
+            self._patterns = [
+                (_key_pattern(key), self.catalogue[key]) for key in RECORDED_PATTERNS if key in self.catalogue
+            ]
         return self._patterns
 
 
 def _key_pattern(key: str) -> re.Pattern:
-    parts = [re.escape(text) + (f"(?P<{name}>.+?)" if name else "")
-             for text, name, _spec, _conv in string.Formatter().parse(key)]
+    parts = [
+        re.escape(text) + (f"(?P<{name}>.+?)" if name else "")
+        for text, name, _spec, _conv in string.Formatter().parse(key)
+    ]
     return re.compile("".join(parts), re.DOTALL)
 
 
@@ -169,6 +191,7 @@ def translator(lang: str) -> Translator:
 class Message:
     """A sentence to be translated when the report is rendered: a catalogue key and its values. A value
     that is itself a Message (or a list of them, joined with commas) is translated first."""
+
     key: str
     values: dict[str, Any] = field(default_factory=dict)
 

@@ -2,6 +2,7 @@
 
 Each model keeps one colour across every figure; train is dashed, test solid.
 """
+
 from __future__ import annotations
 
 import functools
@@ -37,8 +38,14 @@ def _font_family() -> list[str]:
 # make every figure, and so the report, fail to render).
 # svg.fonttype "none": text stays text (searchable, and the PDF renders in half the time of glyph paths);
 # browsers and WeasyPrint draw it with the named font or the system's own Hangul font.
-STYLE = {"svg.fonttype": "none", "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-         "axes.spines.right": False, "text.parse_math": False}
+STYLE = {
+    "svg.fonttype": "none",
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "text.parse_math": False,
+}
 
 
 def _figure(*args, **kwargs):
@@ -51,10 +58,12 @@ def _figure(*args, **kwargs):
 
 def _styled(draw: Callable) -> Callable:
     """Run a figure function under the report's rcParams (restored afterwards)."""
+
     @functools.wraps(draw)
     def wrapper(*args, **kwargs):
         with matplotlib.rc_context(STYLE | {"font.family": _font_family()}):
             return draw(*args, **kwargs)
+
     return wrapper
 
 
@@ -68,8 +77,7 @@ def model_colors(labels: Sequence[str]) -> dict[str, str]:
 
 
 @_styled
-def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str], _: Translate,
-               path: Path) -> None:
+def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str], _: Translate, path: Path) -> None:
     """One figure, all models on shared axes: train (dashed) and test (solid) per model."""
     fig, ax = _figure(figsize=(7.2, 3.9), layout="constrained")
     scale = 100.0 if metric == "acc" else 1.0
@@ -78,8 +86,17 @@ def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str
         for split, style, size in (("train", "--", 2), ("test", "-", 3)):
             key, gid = f"{split}_{metric}", f"points-{n}-{split}"
             name = f"{label} · {_(split)}"
-            ax.plot([e["epoch"] for e in epochs], _values(epochs, key, scale), style, marker="o", markersize=size,
-                    color=colors[label], alpha=0.8 if split == "train" else 1.0, label=name, gid=gid)
+            ax.plot(
+                [e["epoch"] for e in epochs],
+                _values(epochs, key, scale),
+                style,
+                marker="o",
+                markersize=size,
+                color=colors[label],
+                alpha=0.8 if split == "train" else 1.0,
+                label=name,
+                gid=gid,
+            )
             tooltips[gid] = _point_titles(name, epochs, key, metric, _)
     ax.set_xlabel(_("Epoch"))
     ax.set_ylabel(_("Accuracy (%)") if metric == "acc" else _("Loss"))
@@ -90,8 +107,10 @@ def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str
 
 def _point_titles(name: str, epochs: list[dict], key: str, metric: str, _: Translate) -> list[str]:
     """Hover text per plotted point: which curve, which epoch, which value."""
+
     def value(v: float) -> str:
         return f"{100 * v:.2f}%" if metric == "acc" else f"{v:.4f}"
+
     return [f"{name} · {_('Epoch')} {e['epoch']}: {value(e[key])}" for e in epochs if e.get(key) is not None]
 
 
@@ -132,13 +151,22 @@ def _caption(text: str, color: str, size: int = 12) -> Image.Image:
     return image
 
 
-def gallery_png(images: np.ndarray, captions: Sequence[tuple[str, str]], path: Path, columns: int = 10,
-                scale: int = 3, wrong: bool = False) -> None:
+def gallery_png(
+    images: np.ndarray,
+    captions: Sequence[tuple[str, str]],
+    path: Path,
+    columns: int = 10,
+    scale: int = 3,
+    wrong: bool = False,
+) -> None:
     """A contact sheet: each image upscaled, with 'true' and (if wrong) 'predicted' captions beneath."""
     count = len(images)
     tile = images.shape[-1] * scale
-    labels = [[(_caption(truth, "#333333" if wrong else "#1a7f37"), 4)]
-              + ([(_caption(f"→ {predicted}", "#c62828"), 18)] if wrong else []) for truth, predicted in captions]
+    labels = [
+        [(_caption(truth, "#333333" if wrong else "#1a7f37"), 4)]
+        + ([(_caption(f"→ {predicted}", "#c62828"), 18)] if wrong else [])
+        for truth, predicted in captions
+    ]
     widest = max(label.width for lines in labels for label, _dy in lines)
     cell_w, cell_h = max(tile, 96, widest) + 8, tile + (34 if wrong else 20)
     rows = -(-count // columns)
@@ -163,23 +191,42 @@ def _annotated_grid(ax, values, fmt: str, cmap: str) -> None:
     for i, row in enumerate(values):
         for j, value in enumerate(row):
             if not math.isnan(value):  # skip NaN (an untried combination)
-                ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7.5,
-                        color="white" if value > middle else "black")
+                ax.text(
+                    j,
+                    i,
+                    format(value, fmt),
+                    ha="center",
+                    va="center",
+                    fontsize=7.5,
+                    color="white" if value > middle else "black",
+                )
     return image
 
 
 @_styled
-def _grid_figure(values, fmt: str, cmap: str, size: tuple[float, float], x_labels: list[str], y_labels: list[str],
-                 x_name: str, y_name: str, title: str, path: Path, x_rotation: int = 0,
-                 margins: dict[str, float] | None = None) -> None:
+def _grid_figure(
+    values,
+    fmt: str,
+    cmap: str,
+    size: tuple[float, float],
+    x_labels: list[str],
+    y_labels: list[str],
+    x_name: str,
+    y_name: str,
+    title: str,
+    path: Path,
+    x_rotation: int = 0,
+    margins: dict[str, float] | None = None,
+) -> None:
     """An annotated matrix figure (heatmap or confusion matrix), saved as SVG; fixed `margins` skip the
     constrained layout's measuring of every label where the layout is known in advance."""
     fig, ax = _figure(figsize=size, layout=None if margins else "constrained")
     if margins:
         fig.subplots_adjust(**margins)
     _annotated_grid(ax, values, fmt, cmap)
-    ax.set_xticks(range(len(x_labels)), x_labels, rotation=x_rotation, ha="right" if x_rotation else "center",
-                  fontsize=7.5)
+    ax.set_xticks(
+        range(len(x_labels)), x_labels, rotation=x_rotation, ha="right" if x_rotation else "center", fontsize=7.5
+    )
     ax.set_yticks(range(len(y_labels)), y_labels, fontsize=7.5)
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
@@ -188,22 +235,50 @@ def _grid_figure(values, fmt: str, cmap: str, size: tuple[float, float], x_label
     fig.savefig(path, format="svg")
 
 
-def heatmap_svg(values: list[list[float]], rows: list, columns: list, row_name: str, column_name: str,
-                title: str, path: Path) -> None:
+def heatmap_svg(
+    values: list[list[float]], rows: list, columns: list, row_name: str, column_name: str, title: str, path: Path
+) -> None:
     """Sweep pivot: final test accuracy (%) for each pair of swept settings."""
-    _grid_figure(values, ".2f", "viridis", (1.2 + 0.9 * len(columns), 0.9 + 0.45 * len(rows)),
-                 [str(c) for c in columns], [str(r) for r in rows], column_name, row_name, title, path)
+    _grid_figure(
+        values,
+        ".2f",
+        "viridis",
+        (1.2 + 0.9 * len(columns), 0.9 + 0.45 * len(rows)),
+        [str(c) for c in columns],
+        [str(r) for r in rows],
+        column_name,
+        row_name,
+        title,
+        path,
+    )
 
 
-def confusion_svg(matrix: list[list[int]], classes: list[str], title: str, true_label: str, predicted_label: str,
-                  path: Path) -> None:
+def confusion_svg(
+    matrix: list[list[int]], classes: list[str], title: str, true_label: str, predicted_label: str, path: Path
+) -> None:
     # class names of up to ~12 characters fit the fixed margins (Fashion-MNIST's longest: "T-shirt/top")
-    _grid_figure(matrix, "d", "Blues", (5.4, 4.6), classes, classes, predicted_label, true_label, title, path,
-                 x_rotation=45, margins={"left": 0.2, "right": 0.98, "bottom": 0.22, "top": 0.93})
+    _grid_figure(
+        matrix,
+        "d",
+        "Blues",
+        (5.4, 4.6),
+        classes,
+        classes,
+        predicted_label,
+        true_label,
+        title,
+        path,
+        x_rotation=45,
+        margins={"left": 0.2, "right": 0.98, "bottom": 0.22, "top": 0.93},
+    )
 
 
-PANELS = (("train_loss", "Train loss"), ("test_loss", "Test loss"), ("train_acc", "Train accuracy"),
-          ("test_acc", "Test accuracy"))
+PANELS = (
+    ("train_loss", "Train loss"),
+    ("test_loss", "Test loss"),
+    ("train_acc", "Train accuracy"),
+    ("test_acc", "Test accuracy"),
+)
 
 
 @_styled
@@ -217,10 +292,18 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
     tooltips = {}
     for ax, (key, title) in zip(axes, PANELS):
         scale = 100.0 if key.endswith("acc") else 1.0
-        ax.plot(x, _values(epochs, key, scale), "--" if key.startswith("train") else "-",
-                marker="o", markersize=2.5, color=color, gid=f"points-{key}")
-        tooltips[f"points-{key}"] = _point_titles(f"{label} · {_(title)}", epochs, key,
-                                                  "acc" if key.endswith("acc") else "loss", _)
+        ax.plot(
+            x,
+            _values(epochs, key, scale),
+            "--" if key.startswith("train") else "-",
+            marker="o",
+            markersize=2.5,
+            color=color,
+            gid=f"points-{key}",
+        )
+        tooltips[f"points-{key}"] = _point_titles(
+            f"{label} · {_(title)}", epochs, key, "acc" if key.endswith("acc") else "loss", _
+        )
         ax.set_title(_(title), fontsize=9)
         ax.set_xlabel(_("Epoch"), fontsize=8)
         ax.tick_params(labelsize=7)
@@ -231,31 +314,40 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
 
 
 @_styled
-def sweep_panels_svg(panels: dict[str, dict[str, list[dict]]], colors: dict[str, str], _: Translate,
-                     path: Path, columns: int = 3) -> None:
+def sweep_panels_svg(
+    panels: dict[str, dict[str, list[dict]]], colors: dict[str, str], _: Translate, path: Path, columns: int = 3
+) -> None:
     """Small multiples: one panel per combination of swept settings (its title), test accuracy per epoch of
     every model in it, on a shared y axis so panels compare at a glance."""
     rows = -(-len(panels) // columns)
-    fig, axes = _figure(rows, columns, figsize=(9.6, 0.4 + 2.1 * rows), sharex=True, sharey=True,
-                             layout="constrained", squeeze=False)
+    fig, axes = _figure(
+        rows, columns, figsize=(9.6, 0.4 + 2.1 * rows), sharex=True, sharey=True, layout="constrained", squeeze=False
+    )
     tooltips = {}
     for n, (ax, (title, models)) in enumerate(zip(axes.flat, panels.items())):
         for label, epochs in models.items():
             gid = f"points-{n}-{label}"
-            ax.plot([e["epoch"] for e in epochs], _values(epochs, "test_acc", 100.0), "-", marker="o",
-                    markersize=2.5, color=colors[label], label=label, gid=gid)
+            ax.plot(
+                [e["epoch"] for e in epochs],
+                _values(epochs, "test_acc", 100.0),
+                "-",
+                marker="o",
+                markersize=2.5,
+                color=colors[label],
+                label=label,
+                gid=gid,
+            )
             tooltips[gid] = _point_titles(f"{label} · {title}", epochs, "test_acc", "acc", _)
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=7)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     fig.supxlabel(_("Epoch"), fontsize=8)
     fig.supylabel(_("Test accuracy") + " (%)", fontsize=8)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4), fontsize=7.5, frameon=False)
     _save_svg(fig, path, tooltips)
-
 
 
 @_styled
@@ -266,8 +358,13 @@ def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, pat
     for n, row in enumerate(r for r in rows if r["final_test_acc"] is not None):
         gid = f"points-cost-{n}"
         ax.plot([row["macs"]], [100 * row["final_test_acc"]], "o", markersize=7, color=colors[row["model"]], gid=gid)
-        ax.annotate(row["model"], (row["macs"], 100 * row["final_test_acc"]), textcoords="offset points",
-                    xytext=(6, 4), fontsize=7.5)
+        ax.annotate(
+            row["model"],
+            (row["macs"], 100 * row["final_test_acc"]),
+            textcoords="offset points",
+            xytext=(6, 4),
+            fontsize=7.5,
+        )
         tooltips[gid] = [f"{row['model']}: {row['macs']:,} MACs, {100 * row['final_test_acc']:.2f}%"]
     macs = [r["macs"] for r in rows if r["macs"]]
     if macs and max(macs) > 10 * min(macs):
@@ -275,8 +372,11 @@ def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, pat
     else:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
     # "400k", not "400,000": full numbers collide on a narrow axis
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
-        lambda x, _pos: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k" if x >= 1e3 else f"{x:g}"))
+    ax.xaxis.set_major_formatter(
+        matplotlib.ticker.FuncFormatter(
+            lambda x, _pos: f"{x / 1e6:g}M" if x >= 1e6 else f"{x / 1e3:g}k" if x >= 1e3 else f"{x:g}"
+        )
+    )
     ax.margins(x=0.3, y=0.15)  # room for the labels beside the outermost points
     ax.set_xlabel(_("Multiply-adds (MACs) per image"))
     ax.set_ylabel(_("Final test accuracy") + " (%)")

@@ -3,6 +3,7 @@
 The output folder is built under a temporary name and renamed into place at the end, so a failed
 render never leaves a half-written report in output/.
 """
+
 from __future__ import annotations
 
 import base64
@@ -65,8 +66,12 @@ GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 r
 
 
 def _environment(lang: str) -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True,
-                             extensions=["jinja2.ext.i18n"], undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("reportgen", "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+    )
     # the resolved spec is shown as JSON: Hangul as Hangul (tojson still escapes <, >, & and ')
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     translate = translator(lang)
@@ -75,8 +80,11 @@ def _environment(lang: str) -> jinja2.Environment:
     # Values (checklist lines, states, setting keys) go through the `tr` filter.
     env.filters["tr"] = lambda value: translate(str(value))
     # `_("{winner} better", winner=…)` formats through the translator, which picks Korean particles.
-    env.install_gettext_callables(lambda s, **values: translate(s, **values),
-                                  lambda s, p, n, **values: translate(s if n == 1 else p, **values), newstyle=False)
+    env.install_gettext_callables(
+        lambda s, **values: translate(s, **values),
+        lambda s, p, n, **values: translate(s if n == 1 else p, **values),
+        newstyle=False,
+    )
     env.filters["pct"] = lambda x, digits=2: "–" if x is None else f"{100 * x:.{digits}f}%"
     env.filters["num"] = lambda x, digits=4: "–" if x is None else f"{x:.{digits}f}"
     env.filters["thousands"] = lambda x: f"{x:,}"
@@ -95,8 +103,15 @@ def _reload_test_images(run: RunArchive):
     return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"]).test_images.numpy()
 
 
-def _galleries(run: RunArchive, best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]],
-               classes: list[str], seed: int, figures: Path, translate) -> list[dict[str, Any]]:
+def _galleries(
+    run: RunArchive,
+    best: list[TrialSummary],
+    predictions: dict[str, list[dict[str, str]]],
+    classes: list[str],
+    seed: int,
+    figures: Path,
+    translate,
+) -> list[dict[str, Any]]:
     """Per model: 10 random correct images, the most frequent confusions with examples, the most confident
     mistakes, confusion matrix and per-class accuracy. Every misclassified image goes on contact sheets
     of their own (misclassified.html), not in the report's body."""
@@ -108,31 +123,65 @@ def _galleries(run: RunArchive, best: list[TrialSummary], predictions: dict[str,
         rows = predictions[trial.trial_id]
         by_index = {int(p["index"]): p for p in rows}
 
-        def sheet(indices: list[int], name: str, wrong: bool = False, confidence: bool = False,
-                  images=images, by_index=by_index) -> str | None:  # bound now: this trial's images and rows
+        def sheet(
+            indices: list[int],
+            name: str,
+            wrong: bool = False,
+            confidence: bool = False,
+            images=images,
+            by_index=by_index,
+        ) -> str | None:  # bound now: this trial's images and rows
             if not indices:
                 return None
-            captions = [(names[int(by_index[i]["label"])], names[int(by_index[i]["prediction"])]
-                         + (f" {math.floor(1000 * float(by_index[i]['confidence'])) / 10:.1f}%" if confidence else ""))
-                        for i in indices]
+            captions = [
+                (
+                    names[int(by_index[i]["label"])],
+                    names[int(by_index[i]["prediction"])]
+                    + (f" {math.floor(1000 * float(by_index[i]['confidence'])) / 10:.1f}%" if confidence else ""),
+                )
+                for i in indices
+            ]
             gallery_png(images[indices], captions, figures / name, wrong=wrong)
             return "figures/" + name
 
         correct, wrong = gallery_picks(rows, seed)
-        confusions = [pair | {"true_name": names[pair["true"]], "predicted_name": names[pair["predicted"]],
-                              "sheet": sheet(pair["examples"], f"confusion-{n}-{k}.png", wrong=True)}
-                      for k, pair in enumerate(top_confusions(rows))]
+        confusions = [
+            pair
+            | {
+                "true_name": names[pair["true"]],
+                "predicted_name": names[pair["predicted"]],
+                "sheet": sheet(pair["examples"], f"confusion-{n}-{k}.png", wrong=True),
+            }
+            for k, pair in enumerate(top_confusions(rows))
+        ]
         surest = confident_mistakes(rows)
         matrix = confusion_matrix(rows, len(classes))
-        confusion_svg(matrix, names, trial.label, translate("True label"), translate("Predicted label"),
-                      figures / f"confusion-{n}.svg")
-        galleries.append({
-            "trial": trial, "correct": sheet(correct, f"gallery-{n}-correct.png"), "confusions": confusions,
-            "confident": sheet(surest, f"gallery-{n}-confident.png", wrong=True, confidence="confidence" in rows[0]),
-            "wrong": [sheet(wrong[start:start + GALLERY_PAGE], f"gallery-{n}-wrong-{page + 1}.png", wrong=True)
-                      for page, start in enumerate(range(0, len(wrong), GALLERY_PAGE))],
-            "wrong_count": len(wrong), "test_count": len(rows), "confusion": f"figures/confusion-{n}.svg",
-            "per_class": per_class_accuracy(matrix, names)})
+        confusion_svg(
+            matrix,
+            names,
+            trial.label,
+            translate("True label"),
+            translate("Predicted label"),
+            figures / f"confusion-{n}.svg",
+        )
+        galleries.append(
+            {
+                "trial": trial,
+                "correct": sheet(correct, f"gallery-{n}-correct.png"),
+                "confusions": confusions,
+                "confident": sheet(
+                    surest, f"gallery-{n}-confident.png", wrong=True, confidence="confidence" in rows[0]
+                ),
+                "wrong": [
+                    sheet(wrong[start : start + GALLERY_PAGE], f"gallery-{n}-wrong-{page + 1}.png", wrong=True)
+                    for page, start in enumerate(range(0, len(wrong), GALLERY_PAGE))
+                ],
+                "wrong_count": len(wrong),
+                "test_count": len(rows),
+                "confusion": f"figures/confusion-{n}.svg",
+                "per_class": per_class_accuracy(matrix, names),
+            }
+        )
     return galleries
 
 
@@ -146,14 +195,22 @@ def _heatmaps(trials: list[TrialSummary], varied: dict[str, list], figures: Path
     for n, label in enumerate(dict.fromkeys(t.label for t in trials)):
         pivot = sweep_pivot([t for t in trials if t.label == label], row_key, column_key)
         name = f"heatmap-{n}.svg"
-        heatmap_svg(pivot["values"], pivot["rows"], pivot["columns"], translate(row_key), translate(column_key),
-                    f"{label}\n{translate('Final test accuracy')} (%)", figures / name)
+        heatmap_svg(
+            pivot["values"],
+            pivot["rows"],
+            pivot["columns"],
+            translate(row_key),
+            translate(column_key),
+            f"{label}\n{translate('Final test accuracy')} (%)",
+            figures / name,
+        )
         files.append("figures/" + name)
     return files
 
 
-def _sweep_panels(trials: list[TrialSummary], varied: dict[str, list], colors: dict[str, str], figures: Path,
-                  translate) -> str | None:
+def _sweep_panels(
+    trials: list[TrialSummary], varied: dict[str, list], colors: dict[str, str], figures: Path, translate
+) -> str | None:
     """Small multiples of a sweep: one panel per combination of swept settings (seeds averaged), every
     model's test accuracy in it, each panel titled with its settings."""
     keys = [k for k in varied if k != "seed"]
@@ -164,8 +221,12 @@ def _sweep_panels(trials: list[TrialSummary], varied: dict[str, list], colors: d
         if t.epochs:
             title = ", ".join(f"{translate(k)} {t.config[k]}" for k in keys)
             panels.setdefault(title, {}).setdefault(t.label, []).append(t.epochs)
-    sweep_panels_svg({title: {label: seed_mean(runs) for label, runs in models.items()}
-                      for title, models in panels.items()}, colors, translate, figures / "sweep.svg")
+    sweep_panels_svg(
+        {title: {label: seed_mean(runs) for label, runs in models.items()} for title, models in panels.items()},
+        colors,
+        translate,
+        figures / "sweep.svg",
+    )
     return "figures/sweep.svg"
 
 
@@ -173,9 +234,10 @@ def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list
     """Per-layer formula notes were archived in English ("+12 running stats, not trainable"): worded in
     the report's language here, on a copy of each audit, so the archive and summary.json keep them."""
     for t in trials:
-        t.audit = t.audit | {"layers": [layer | {"formula": translate.recorded(layer["formula"])}
-                                        for layer in t.audit["layers"]],
-                             "torchinfo_note": translate.recorded(t.audit.get("torchinfo_note", ""))}
+        t.audit = t.audit | {
+            "layers": [layer | {"formula": translate.recorded(layer["formula"])} for layer in t.audit["layers"]],
+            "torchinfo_note": translate.recorded(t.audit.get("torchinfo_note", "")),
+        }
     return trials
 
 
@@ -184,16 +246,26 @@ def _localized_source(row: dict[str, Any], translate: Translator) -> dict[str, A
     return row | {key: translate(row[key]) for key in ("model", "preprocessing", "note")}
 
 
-def _costs(models: list[dict[str, Any]], best: list[TrialSummary], train_size: int, colors: dict[str, str],
-           figures: Path, translate) -> dict[str, Any] | None:
+def _costs(
+    models: list[dict[str, Any]],
+    best: list[TrialSummary],
+    train_size: int,
+    colors: dict[str, str],
+    figures: Path,
+    translate,
+) -> dict[str, Any] | None:
     """The cost table's rows and the accuracy-vs-MACs scatter (runs archived before costs: None)."""
     rows = cost_rows(models, best, train_size)
     if not rows:
         return None
     if len(rows) > 1:  # one model has nothing to set its cost against
         cost_scatter_svg(rows, colors, translate, figures / "cost.svg")
-    return {"rows": rows, "scatter": "figures/cost.svg" if len(rows) > 1 else None, "device": rows[0]["device"],
-            "threads": rows[0]["threads"]}
+    return {
+        "rows": rows,
+        "scatter": "figures/cost.svg" if len(rows) > 1 else None,
+        "device": rows[0]["device"],
+        "threads": rows[0]["threads"],
+    }
 
 
 def _restricted_fetcher(root: Path):
@@ -206,16 +278,18 @@ def _restricted_fetcher(root: Path):
         def fetch(self, url: str, headers=None):
             parsed = urlparse(url)
             inline = parsed.scheme == "data"  # images matplotlib embeds inside SVG figures
-            if not inline and (parsed.scheme != "file"
-                               or not Path(unquote(parsed.path)).resolve().is_relative_to(root.resolve())):
+            if not inline and (
+                parsed.scheme != "file" or not Path(unquote(parsed.path)).resolve().is_relative_to(root.resolve())
+            ):
                 raise ValueError(f"blocked: {url[:80]} is outside the report folder")
             return super().fetch(url, headers)
 
     return FolderFetcher(allowed_protocols=("file", "data"))
 
 
-def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str],
-                  checklist_name: str | None = None) -> dict[str, Any]:
+def build_context(
+    run: RunArchive, figures: Path, lang: str, problems: list[str], checklist_name: str | None = None
+) -> dict[str, Any]:
     translate = translator(lang)
     spec, env, data = run.read("spec"), run.read("environment"), run.read("data")
     data = data | {"source": translate.recorded(data["source"])}  # archived in English
@@ -236,19 +310,41 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
     test_set = {t.label: test_set_checksum(run.origin(t.trial_id)) for t in best}  # combined runs may differ
     tests = [row for row in pairwise_mcnemar(best, predictions) if test_set[row["a"]] == test_set[row["b"]]]
     improvements = before_after(trials)
-    models = [{"label": label, "trials": by_label[label], "audit": by_label[label][0].audit,
-               "color": colors[label], "name": by_label[label][0].model, "kwargs": by_label[label][0].kwargs,
-               "base_label": by_label[label][0].base} for label in labels]
+    models = [
+        {
+            "label": label,
+            "trials": by_label[label],
+            "audit": by_label[label][0].audit,
+            "color": colors[label],
+            "name": by_label[label][0].model,
+            "kwargs": by_label[label][0].kwargs,
+            "base_label": by_label[label][0].base,
+        }
+        for label in labels
+    ]
     model_curves = []
     for n, trial in enumerate(best):
-        panels = model_panels_svg(trial.epochs, trial.label, colors[trial.label], translate,
-                                  figures / f"curves-{n}.svg")
+        panels = model_panels_svg(
+            trial.epochs, trial.label, colors[trial.label], translate, figures / f"curves-{n}.svg"
+        )
         model_curves.append({"label": trial.label, "file": f"figures/curves-{n}.svg", "panels": panels})
     context = {
-        "lang": lang, "run_id": run.run_id, "status": run.status(), "spec": spec, "env": env, "data": data,
-        "trials": trials, "models": models, "colors": colors, "settings": settings, "warnings": warnings,
-        "format_warning": format_finding, "comparison": ranked_rows([t.comparison_row() for t in trials]),
-        "before_after": improvements, "aggregates": seed_aggregates(trials), "mcnemar": tests,
+        "lang": lang,
+        "run_id": run.run_id,
+        "status": run.status(),
+        "spec": spec,
+        "env": env,
+        "data": data,
+        "trials": trials,
+        "models": models,
+        "colors": colors,
+        "settings": settings,
+        "warnings": warnings,
+        "format_warning": format_finding,
+        "comparison": ranked_rows([t.comparison_row() for t in trials]),
+        "before_after": improvements,
+        "aggregates": seed_aggregates(trials),
+        "mcnemar": tests,
         "heatmaps": _heatmaps(trials, settings["varied"], figures, translate),
         "sweep_panels": _sweep_panels(trials, settings["varied"], colors, figures, translate),
         "costs": _costs(models, best, data["train_size"], colors, figures, translate),
@@ -256,10 +352,13 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
         "appendix_trials": [t for t in trials if t not in best] if len(trials) > 2 * len(labels) else [],
         "literature": [_localized_source(row, translate) for row in literature(data["dataset"])],
         "conclusion": conclusion(best, tests, improvements, warnings, translate, trials),
-        "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], figures,
-                                translate),
-        "problems": problems, "generated": time.strftime("%Y-%m-%d %H:%M"), "translate": translate,
-        "best": best, "model_curves": model_curves, "differences": differences(run.runs),
+        "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], figures, translate),
+        "problems": problems,
+        "generated": time.strftime("%Y-%m-%d %H:%M"),
+        "translate": translate,
+        "best": best,
+        "model_curves": model_curves,
+        "differences": differences(run.runs),
     }
     if context["costs"]:  # close in accuracy, far apart in compute: the conclusion says so
         context["conclusion"] += cost_sentences(tests, context["costs"]["rows"], translate)
@@ -267,8 +366,10 @@ def build_context(run: RunArchive, figures: Path, lang: str, problems: list[str]
     context["checklist"] = None
     if checklist:
         loaded = load_checklist(checklist)
-        context["checklist"] = {"title": translate(loaded["title"]),
-                                "items": evaluate_checklist(loaded, context, translate)}
+        context["checklist"] = {
+            "title": translate(loaded["title"]),
+            "items": evaluate_checklist(loaded, context, translate),
+        }
     return context
 
 
@@ -276,21 +377,34 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
     rows = [{"trial_id": t.trial_id, "model": t.label, **e} for t in context["trials"] for e in t.epochs]
     pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
     pd.DataFrame(context["comparison"]).to_csv(folder / "comparison.csv", index=False)
-    atomic_write_json(folder / "summary.json", {
-        "run_id": context["run_id"], "spec": context["spec"], "settings": context["settings"],
-        "comparison": context["comparison"], "before_after": context["before_after"],
-        "seed_aggregates": context["aggregates"], "mcnemar": context["mcnemar"],
-        "differences": context["differences"],
-        "conclusion": context["conclusion"], "checklist": context["checklist"],
-        "warnings": [{"code": w.code, "trial_id": w.trial_id, "message": format_finding(w)}
-                     for w in context["warnings"]],
-        "epochs": {t.trial_id: t.epochs for t in context["trials"]},
-        "averages": {t.trial_id: t.average for t in context["trials"]},
-        "parameters": {m["label"]: {k: m["audit"][k] for k in ("total", "without_bias", "bias", "trainable",
-                                                              "buffers", "torchinfo_total")}
-                       for m in context["models"]},
-        "cost": {m["label"]: m["audit"].get("cost") for m in context["models"]},
-    })
+    atomic_write_json(
+        folder / "summary.json",
+        {
+            "run_id": context["run_id"],
+            "spec": context["spec"],
+            "settings": context["settings"],
+            "comparison": context["comparison"],
+            "before_after": context["before_after"],
+            "seed_aggregates": context["aggregates"],
+            "mcnemar": context["mcnemar"],
+            "differences": context["differences"],
+            "conclusion": context["conclusion"],
+            "checklist": context["checklist"],
+            "warnings": [
+                {"code": w.code, "trial_id": w.trial_id, "message": format_finding(w)} for w in context["warnings"]
+            ],
+            "epochs": {t.trial_id: t.epochs for t in context["trials"]},
+            "averages": {t.trial_id: t.average for t in context["trials"]},
+            "parameters": {
+                m["label"]: {
+                    k: m["audit"][k]
+                    for k in ("total", "without_bias", "bias", "trainable", "buffers", "torchinfo_total")
+                }
+                for m in context["models"]
+            },
+            "cost": {m["label"]: m["audit"].get("cost") for m in context["models"]},
+        },
+    )
 
 
 def inline_assets(html: str, folder: Path) -> str:
@@ -315,14 +429,18 @@ def _report_folder(output_root: Path, run: RunArchive) -> Path:
     root = output_root.resolve()
     for source in run.runs:  # a combined report (combine.py) reads several
         if root.is_relative_to(source.path):
-            raise ArchiveError(f"{output_root}: the report cannot be written inside the run folder "
-                               f"{source.path} (choose another --output-dir)")
+            raise ArchiveError(
+                f"{output_root}: the report cannot be written inside the run folder "
+                f"{source.path} (choose another --output-dir)"
+            )
     final = root / validate_run_id(run.run_id)
     if final.is_symlink() or (final.exists() and not final.is_dir()):
         raise ArchiveError(f"{final}: exists and is not a report folder; move it away to render here")
     if final.is_dir() and any(final.iterdir()) and not (final / "summary.json").is_file():
-        raise ArchiveError(f"{final}: exists and is not a reportgen report (no summary.json); "
-                           "move it away or choose another --output-dir")
+        raise ArchiveError(
+            f"{final}: exists and is not a reportgen report (no summary.json); "
+            "move it away or choose another --output-dir"
+        )
     return final
 
 
@@ -344,11 +462,13 @@ def _interactive_svg(folder: Path):
     """A figure written into the HTML itself rather than as <img>: browsers show an SVG's <title> tooltips
     (epoch and value of each point) only for inline SVG. The SVG is our own matplotlib output, whose text
     matplotlib escapes; the label becomes its accessible name."""
+
     def inline(relative: str, label: str) -> markupsafe.Markup:
         svg = (folder / relative).read_text("utf-8")
-        svg = svg[svg.index("<svg"):]  # drop the XML declaration
+        svg = svg[svg.index("<svg") :]  # drop the XML declaration
         svg = re.sub(r"<metadata>.*?</metadata>", "", svg, count=1, flags=re.DOTALL)  # creator text is not content
         return markupsafe.Markup(svg.replace("<svg ", f'<svg role="img" aria-label="{markupsafe.escape(label)}" ', 1))
+
     return inline
 
 
@@ -361,31 +481,42 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
         (folder / "report.html").write_text(html, "utf-8")
         if any(g["wrong"] for g in context["galleries"]):
             (folder / "misclassified.html").write_text(
-                environment.get_template("misclassified.html.j2").render(**context), "utf-8")
+                environment.get_template("misclassified.html.j2").render(**context), "utf-8"
+            )
         if single_file:
             (folder / "report.html").write_text(inline_assets(html, folder), "utf-8")
         if "pdf" in formats:
             import weasyprint
 
-            weasyprint.HTML(filename=str(folder / "report.html"), url_fetcher=_restricted_fetcher(folder)) \
-                .write_pdf(folder / "report.pdf")
+            weasyprint.HTML(filename=str(folder / "report.html"), url_fetcher=_restricted_fetcher(folder)).write_pdf(
+                folder / "report.pdf"
+            )
     if "md" in formats:
         (folder / "report.md").write_text(render_markdown(environment, context, context["translate"]), "utf-8")
         write_latex_tables(context, folder / "tables.tex")
 
 
-def render_report(run_path: str | Path | list[str | Path], output_root: str | Path = "output", lang: str | None = None,
-                  allow_incomplete: bool = False, pdf: bool = True, checklist: str | None = None,
-                  single_file: bool = False, formats: Collection[str] = FORMATS,
-                  cover: dict[str, Any] | None = None) -> Path:
+def render_report(
+    run_path: str | Path | list[str | Path],
+    output_root: str | Path = "output",
+    lang: str | None = None,
+    allow_incomplete: bool = False,
+    pdf: bool = True,
+    checklist: str | None = None,
+    single_file: bool = False,
+    formats: Collection[str] = FORMATS,
+    cover: dict[str, Any] | None = None,
+) -> Path:
     """Render runs/<id> into output/<id>/: report.html, report.pdf, report.md with figures/, tables.tex,
     metrics.csv, comparison.csv, summary.json. `formats` picks the documents (html, pdf, md; the PDF is
     made from the HTML), `pdf=False` drops the PDF; `cover` adds to or overrides the spec's cover."""
     run = open_runs(run_path)  # several run folders: one combined report (combine.py)
     problems = run.verify()
     if problems and not allow_incomplete:
-        raise ArchiveError(f"{run.path}: refusing to render: {'; '.join(problems)} "
-                           "(use --allow-incomplete to render it anyway, marked as such)")
+        raise ArchiveError(
+            f"{run.path}: refusing to render: {'; '.join(problems)} "
+            "(use --allow-incomplete to render it anyway, marked as such)"
+        )
     lang = lang or run.read("spec").get("lang", "en")
     if lang not in LANGUAGES:
         raise ArchiveError(f"language {lang!r}: expected one of {', '.join(LANGUAGES)}")

@@ -1,6 +1,7 @@
 """Statistics behind the comparison section: seed aggregates with 95% intervals, McNemar tests,
 and the published figures our numbers are set beside.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -17,10 +18,20 @@ from reportgen.settings import REPORTED
 SIGNIFICANCE = 0.05
 FASHION_README = Path("/usr/share/doc/dataset-fashion-mnist/README.md.gz")
 LECUN_1998 = [  # LeCun, Bottou, Bengio, Haffner (1998), Gradient-based learning applied to document recognition
-    {"model": "LeNet-5 (LeCun et al. 1998)", "preprocessing": "None", "dataset": "mnist", "accuracy": 0.9905,
-     "note": "0.95% test error"},
-    {"model": "LeNet-5 (LeCun et al. 1998)", "preprocessing": "distorted training images", "dataset": "mnist",
-     "accuracy": 0.992, "note": "0.8% test error"},
+    {
+        "model": "LeNet-5 (LeCun et al. 1998)",
+        "preprocessing": "None",
+        "dataset": "mnist",
+        "accuracy": 0.9905,
+        "note": "0.95% test error",
+    },
+    {
+        "model": "LeNet-5 (LeCun et al. 1998)",
+        "preprocessing": "distorted training images",
+        "dataset": "mnist",
+        "accuracy": 0.992,
+        "note": "0.8% test error",
+    },
 ]
 
 
@@ -40,8 +51,17 @@ def seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]]:
         accs = [m.final["test_acc"] for m in members]
         mean, sd = fmean(accs), stdev(accs)
         half = stats.t.ppf(0.975, len(accs) - 1) * sd / math.sqrt(len(accs))
-        rows.append({"model": key[0], **{k: members[0].config[k] for k in REPORTED if k != "seed"},
-                     "seeds": len(accs), "mean": mean, "std": sd, "ci_low": mean - half, "ci_high": mean + half})
+        rows.append(
+            {
+                "model": key[0],
+                **{k: members[0].config[k] for k in REPORTED if k != "seed"},
+                "seeds": len(accs),
+                "mean": mean,
+                "std": sd,
+                "ci_low": mean - half,
+                "ci_high": mean + half,
+            }
+        )
     return rows
 
 
@@ -54,17 +74,27 @@ def mcnemar(labels: list[int], pred_a: list[int], pred_b: list[int]) -> dict[str
         return {"only_a": 0, "only_b": 0, "statistic": 0.0, "p_value": 1.0, "method": "no discordant pairs"}
     if discordant < 25:
         p = _exact_binomial_p(only_a, discordant)
-        return {"only_a": only_a, "only_b": only_b, "statistic": float(min(only_a, only_b)), "p_value": float(p),
-                "method": "exact binomial"}
+        return {
+            "only_a": only_a,
+            "only_b": only_b,
+            "statistic": float(min(only_a, only_b)),
+            "p_value": float(p),
+            "method": "exact binomial",
+        }
     statistic = (abs(only_a - only_b) - 1) ** 2 / discordant
-    return {"only_a": only_a, "only_b": only_b, "statistic": statistic,
-            "p_value": math.erfc(math.sqrt(statistic / 2)), "method": "chi-squared, continuity corrected"}
+    return {
+        "only_a": only_a,
+        "only_b": only_b,
+        "statistic": statistic,
+        "p_value": math.erfc(math.sqrt(statistic / 2)),
+        "method": "chi-squared, continuity corrected",
+    }
 
 
 def _exact_binomial_p(k: int, n: int) -> float:
     """Two-sided exact binomial test of k successes in n trials at p = 0.5 (symmetric, so twice the
     smaller tail, capped at 1), as scipy.stats.binomtest computes it."""
-    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2 ** n
+    tail = sum(math.comb(n, i) for i in range(min(k, n - k) + 1)) / 2**n
     return min(1.0, 2 * tail)
 
 
@@ -79,9 +109,18 @@ def pairwise_mcnemar(best: list[TrialSummary], predictions: dict[str, list[dict[
         result = mcnemar(labels, [int(p["prediction"]) for p in pa], [int(p["prediction"]) for p in pb])
         acc_a, acc_b = a.final["test_acc"], b.final["test_acc"]
         winner, loser = (a, b) if acc_a >= acc_b else (b, a)
-        rows.append({"a": a.label, "b": b.label, "acc_a": acc_a, "acc_b": acc_b, **result,
-                     "significant": result["p_value"] < SIGNIFICANCE,
-                     "winner": winner.label, "loser": loser.label})
+        rows.append(
+            {
+                "a": a.label,
+                "b": b.label,
+                "acc_a": acc_a,
+                "acc_b": acc_b,
+                **result,
+                "significant": result["p_value"] < SIGNIFICANCE,
+                "winner": winner.label,
+                "loser": loser.label,
+            }
+        )
     return rows
 
 
@@ -95,8 +134,15 @@ def fashion_benchmarks(readme: Path = FASHION_README) -> list[dict[str, Any]]:
     for line in text:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) >= 4 and re.fullmatch(r"0\.\d+", cells[2]) and "conv" in cells[0].lower():
-            rows.append({"model": cells[0], "preprocessing": cells[1], "accuracy": float(cells[2]),
-                         "dataset": "fashion-mnist", "note": "Fashion-MNIST README benchmark (submitted, untested)"})
+            rows.append(
+                {
+                    "model": cells[0],
+                    "preprocessing": cells[1],
+                    "accuracy": float(cells[2]),
+                    "dataset": "fashion-mnist",
+                    "note": "Fashion-MNIST README benchmark (submitted, untested)",
+                }
+            )
     return rows
 
 

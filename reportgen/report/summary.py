@@ -3,6 +3,7 @@
 Pure data in, pure data out (no templates, no files): render.py lays it out; the same numbers
 feed HTML, PDF, CSV and JSON, so they cannot disagree.
 """
+
 from __future__ import annotations
 
 import random
@@ -57,12 +58,18 @@ class TrialSummary:
 
     def comparison_row(self) -> dict[str, Any]:
         return {
-            "trial_id": self.trial_id, "model": self.label, "status": self.status,
+            "trial_id": self.trial_id,
+            "model": self.label,
+            "status": self.status,
             **{k: self.config[k] for k in REPORTED},
-            "best_test_acc": self.best.get("test_acc"), "best_epoch": self.best.get("epoch"),
-            "final_test_acc": self.final.get("test_acc"), "final_test_loss": self.final.get("test_loss"),
-            "final_train_acc": self.final.get("train_acc"), "final_train_loss": self.final.get("train_loss"),
-            "parameters": self.audit["total"], "parameters_without_bias": self.audit["without_bias"],
+            "best_test_acc": self.best.get("test_acc"),
+            "best_epoch": self.best.get("epoch"),
+            "final_test_acc": self.final.get("test_acc"),
+            "final_test_loss": self.final.get("test_loss"),
+            "final_train_acc": self.final.get("train_acc"),
+            "final_train_loss": self.final.get("train_loss"),
+            "parameters": self.audit["total"],
+            "parameters_without_bias": self.audit["without_bias"],
             "seconds_per_epoch": self.seconds_per_epoch,
             "total_seconds": sum(e["seconds"] for e in self.epochs),
         }
@@ -77,10 +84,26 @@ def summarize_trials(run: RunArchive) -> list[TrialSummary]:
         epochs = record.epochs
         keys = ("train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
         # None where an epoch has no value (a diverged epoch's loss): no average, shown as "–"
-        average = {k: fmean(e[k] for e in epochs) if all(e[k] is not None for e in epochs) else None
-                   for k in keys if epochs and all(k in e for e in epochs)}
-        summaries.append(TrialSummary(trial_id, record.label, record.model, record.config, record.status,
-                                      epochs, record.audit, record.base, average, record.kwargs, record.error))
+        average = {
+            k: fmean(e[k] for e in epochs) if all(e[k] is not None for e in epochs) else None
+            for k in keys
+            if epochs and all(k in e for e in epochs)
+        }
+        summaries.append(
+            TrialSummary(
+                trial_id,
+                record.label,
+                record.model,
+                record.config,
+                record.status,
+                epochs,
+                record.audit,
+                record.base,
+                average,
+                record.kwargs,
+                record.error,
+            )
+        )
     return summaries
 
 
@@ -92,8 +115,11 @@ def settings_check(trials: list[TrialSummary]) -> dict[str, Any]:
     config_sets = list(by_model.values())
     identical = all(s == config_sets[0] for s in config_sets)
     shared = {k: sorted({t.config[k] for t in trials}, key=str) for k in REPORTED}
-    return {"identical": identical, "constant": {k: v[0] for k, v in shared.items() if len(v) == 1},
-            "varied": {k: v for k, v in shared.items() if len(v) > 1}}
+    return {
+        "identical": identical,
+        "constant": {k: v[0] for k, v in shared.items() if len(v) == 1},
+        "varied": {k: v for k, v in shared.items() if len(v) > 1},
+    }
 
 
 def _selection_key(trial: TrialSummary) -> tuple[bool, float]:
@@ -118,8 +144,9 @@ def best_per_model(trials: list[TrialSummary]) -> list[TrialSummary]:
 def ranked_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Comparison rows by final test accuracy, best first; diverged, then failed or empty trials last."""
     order = {"complete": 0, "diverged": 1}
-    return sorted(rows, key=lambda r: (order.get(r["status"], 2), r["final_test_acc"] is None,
-                                       -(r["final_test_acc"] or 0.0)))
+    return sorted(
+        rows, key=lambda r: (order.get(r["status"], 2), r["final_test_acc"] is None, -(r["final_test_acc"] or 0.0))
+    )
 
 
 def before_after(trials: list[TrialSummary]) -> list[dict[str, Any]]:
@@ -129,23 +156,39 @@ def before_after(trials: list[TrialSummary]) -> list[dict[str, Any]]:
     for trial in best.values():
         if trial.base and trial.base in best:
             base = best[trial.base]
-            rows.append({"model": trial.label, "base": base.label,
-                         **{f"{key}_{side}": getattr(t, attr)[metric]
-                            for side, t in (("before", base), ("after", trial))
-                            for key, attr, metric in (("final_acc", "final", "test_acc"),
-                                                      ("best_acc", "best", "test_acc"),
-                                                      ("average_acc", "average", "test_acc"),
-                                                      ("final_loss", "final", "test_loss"))},
-                         "parameters_before": base.audit["total"], "parameters_after": trial.audit["total"]})
+            rows.append(
+                {
+                    "model": trial.label,
+                    "base": base.label,
+                    **{
+                        f"{key}_{side}": getattr(t, attr)[metric]
+                        for side, t in (("before", base), ("after", trial))
+                        for key, attr, metric in (
+                            ("final_acc", "final", "test_acc"),
+                            ("best_acc", "best", "test_acc"),
+                            ("average_acc", "average", "test_acc"),
+                            ("final_loss", "final", "test_loss"),
+                        )
+                    },
+                    "parameters_before": base.audit["total"],
+                    "parameters_after": trial.audit["total"],
+                }
+            )
     return rows
 
 
 def seed_mean(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Per epoch, the mean test accuracy of trials that differ only in seed (epochs all of them reached)."""
     epochs = min(len(r) for r in runs)
-    return [{"epoch": runs[0][i]["epoch"],
-             "test_acc": None if any(r[i].get("test_acc") is None for r in runs)
-             else fmean(r[i]["test_acc"] for r in runs)} for i in range(epochs)]
+    return [
+        {
+            "epoch": runs[0][i]["epoch"],
+            "test_acc": None
+            if any(r[i].get("test_acc") is None for r in runs)
+            else fmean(r[i]["test_acc"] for r in runs),
+        }
+        for i in range(epochs)
+    ]
 
 
 def gallery_picks(predictions: list[dict[str, str]], seed: int) -> tuple[list[int], list[int]]:
@@ -156,8 +199,9 @@ def gallery_picks(predictions: list[dict[str, str]], seed: int) -> tuple[list[in
     return picked, wrong
 
 
-def top_confusions(predictions: list[dict[str, str]], limit: int = CONFUSIONS_SHOWN,
-                   examples: int = EXAMPLES_PER_CONFUSION) -> list[dict[str, Any]]:
+def top_confusions(
+    predictions: list[dict[str, str]], limit: int = CONFUSIONS_SHOWN, examples: int = EXAMPLES_PER_CONFUSION
+) -> list[dict[str, Any]]:
     """The most frequent (true → predicted) mistakes, most frequent first, each with its most confident
     examples: which classes the model mixes up, and on what kind of image."""
     pairs: dict[tuple[int, int], list[dict[str, str]]] = {}
@@ -165,9 +209,15 @@ def top_confusions(predictions: list[dict[str, str]], limit: int = CONFUSIONS_SH
         if p["label"] != p["prediction"]:
             pairs.setdefault((int(p["label"]), int(p["prediction"])), []).append(p)
     ranked = sorted(pairs.items(), key=lambda item: (-len(item[1]), item[0]))[:limit]
-    return [{"true": true, "predicted": predicted, "count": len(rows),
-             "examples": [int(p["index"]) for p in _most_confident(rows)[:examples]]}
-            for (true, predicted), rows in ranked]
+    return [
+        {
+            "true": true,
+            "predicted": predicted,
+            "count": len(rows),
+            "examples": [int(p["index"]) for p in _most_confident(rows)[:examples]],
+        }
+        for (true, predicted), rows in ranked
+    ]
 
 
 def confident_mistakes(predictions: list[dict[str, str]], count: int = GALLERY_CORRECT) -> list[int]:
@@ -189,8 +239,10 @@ def confusion_matrix(predictions: list[dict[str, str]], num_classes: int) -> lis
 
 
 def per_class_accuracy(matrix: list[list[int]], classes: list[str]) -> list[dict[str, Any]]:
-    return [{"class": name, "correct": row[i], "total": sum(row),
-             "accuracy": row[i] / sum(row) if sum(row) else None} for i, (name, row) in enumerate(zip(classes, matrix))]
+    return [
+        {"class": name, "correct": row[i], "total": sum(row), "accuracy": row[i] / sum(row) if sum(row) else None}
+        for i, (name, row) in enumerate(zip(classes, matrix))
+    ]
 
 
 def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> dict[str, Any]:
@@ -223,46 +275,88 @@ def regularization_effect(row: dict[str, Any], tests: list[dict[str, Any]]) -> d
 
 EFFECT_SENTENCES = {
     "helped": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the difference "
-              "is significant (McNemar p = {p}), so it helped.",
+    "is significant (McNemar p = {p}), so it helped.",
     "hurt": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the difference "
-            "is significant (McNemar p = {p}), so it hurt.",
+    "is significant (McNemar p = {p}), so it hurt.",
     "not significant": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points, not "
-                       "significant (McNemar p = {p}): this run does not show that it helped.",
+    "significant (McNemar p = {p}): this run does not show that it helped.",
     "not tested": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the "
-                  "difference was not tested for significance.",
+    "difference was not tested for significance.",
 }
-SINGLE_SEED = ("Every model was trained with one seed, so these results rest on one seed; set "
-               "seeds = [0, 1, 2] under [train] to see how much they vary.")
+SINGLE_SEED = (
+    "Every model was trained with one seed, so these results rest on one seed; set "
+    "seeds = [0, 1, 2] under [train] to see how much they vary."
+)
 
 
-def conclusion(best: list[TrialSummary], tests: list[dict[str, Any]], improvements: list[dict[str, Any]],
-               warnings: list, translate, trials: list[TrialSummary] | None = None) -> list[str]:
+def conclusion(
+    best: list[TrialSummary],
+    tests: list[dict[str, Any]],
+    improvements: list[dict[str, Any]],
+    warnings: list,
+    translate,
+    trials: list[TrialSummary] | None = None,
+) -> list[str]:
     """Sentences the numbers support: the top model, and differences only where McNemar says p < 0.05.
     A diverged model is never named best: it is said to have diverged instead. When every model ran
     with one seed (`trials` tells), the conclusion says so."""
     ranked = sorted((t for t in best if t.ranked), key=lambda t: t.final["test_acc"], reverse=True)
+
     def pct(x: float) -> str:
         return f"{100 * x:.2f}%"
 
-    sentences = [translate("{model} reached the highest final test accuracy: {acc}.", model=ranked[0].label,
-                           acc=pct(ranked[0].final["test_acc"]))] if ranked else []
-    sentences += [translate("{model} diverged (its training loss became NaN/inf); it is not ranked.", model=t.label)
-                  for t in best if not t.ranked]
+    sentences = (
+        [
+            translate(
+                "{model} reached the highest final test accuracy: {acc}.",
+                model=ranked[0].label,
+                acc=pct(ranked[0].final["test_acc"]),
+            )
+        ]
+        if ranked
+        else []
+    )
+    sentences += [
+        translate("{model} diverged (its training loss became NaN/inf); it is not ranked.", model=t.label)
+        for t in best
+        if not t.ranked
+    ]
     ranked_labels = {t.label for t in ranked}
     tests = [row for row in tests if {row["a"], row["b"]} <= ranked_labels]
     for row in tests:
-        values = {"winner": row["winner"], "loser": row["loser"], "p": f"{row['p_value']:.3g}",
-                  "a": row["a"], "b": row["b"], "acc_a": pct(row["acc_a"]), "acc_b": pct(row["acc_b"]),
-                  "acc_w": pct(max(row["acc_a"], row["acc_b"])), "acc_l": pct(min(row["acc_a"], row["acc_b"]))}
-        key = ("{winner} is more accurate than {loser} ({acc_w} vs {acc_l}); the difference is significant "
-               "(McNemar p = {p}).") if row["significant"] else \
-              ("{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set "
-               "(McNemar p = {p}).")
+        values = {
+            "winner": row["winner"],
+            "loser": row["loser"],
+            "p": f"{row['p_value']:.3g}",
+            "a": row["a"],
+            "b": row["b"],
+            "acc_a": pct(row["acc_a"]),
+            "acc_b": pct(row["acc_b"]),
+            "acc_w": pct(max(row["acc_a"], row["acc_b"])),
+            "acc_l": pct(min(row["acc_a"], row["acc_b"])),
+        }
+        key = (
+            (
+                "{winner} is more accurate than {loser} ({acc_w} vs {acc_l}); the difference is significant "
+                "(McNemar p = {p})."
+            )
+            if row["significant"]
+            else (
+                "{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set (McNemar p = {p})."
+            )
+        )
         sentences.append(translate(key, **values))
     for row in improvements:
         effect = regularization_effect(row, tests)
-        sentences.append(translate(EFFECT_SENTENCES[effect["verdict"]], model=row["model"], base=row["base"],
-                                   delta=effect["delta"], p=effect["p"]))
+        sentences.append(
+            translate(
+                EFFECT_SENTENCES[effect["verdict"]],
+                model=row["model"],
+                base=row["base"],
+                delta=effect["delta"],
+                p=effect["p"],
+            )
+        )
     if trials and single_seed(trials):
         sentences.append(translate(SINGLE_SEED))
     if warnings:
@@ -289,18 +383,26 @@ def cost_rows(models: list[dict[str, Any]], best: list[TrialSummary], train_size
             continue  # archived before costs were measured, or measurement failed (cost["error"])
         latency = {x["batch_size"]: x for x in cost["latency"]}
         seconds = trial.seconds_per_epoch if trial else None
-        rows.append({
-            "model": model["label"], "parameters": model["audit"]["total"], "macs": cost["macs"]["total"],
-            "final_test_acc": trial.final.get("test_acc") if trial else None,
-            "seconds_per_epoch": seconds, "train_images_per_second": train_size / seconds if seconds else None,
-            "total_train_seconds": sum(e["seconds"] for e in trial.epochs) if trial else None,
-            "latency_b1_ms": latency.get(1, {}).get("median_ms"), "latency_b1_iqr_ms": latency.get(1, {}).get("iqr_ms"),
-            "throughput_b256": latency.get(256, {}).get("images_per_second"),
-            "state_dict_bytes": cost["state_dict_bytes"], "parameter_bytes": cost["parameter_bytes"],
-            "device": cost["device"], "threads": cost["threads"],
-            "macs_check_flop_counter": cost["macs"]["matches_flop_counter"],
-            "macs_check_torchinfo": cost["macs"]["matches_torchinfo"],
-        })
+        rows.append(
+            {
+                "model": model["label"],
+                "parameters": model["audit"]["total"],
+                "macs": cost["macs"]["total"],
+                "final_test_acc": trial.final.get("test_acc") if trial else None,
+                "seconds_per_epoch": seconds,
+                "train_images_per_second": train_size / seconds if seconds else None,
+                "total_train_seconds": sum(e["seconds"] for e in trial.epochs) if trial else None,
+                "latency_b1_ms": latency.get(1, {}).get("median_ms"),
+                "latency_b1_iqr_ms": latency.get(1, {}).get("iqr_ms"),
+                "throughput_b256": latency.get(256, {}).get("images_per_second"),
+                "state_dict_bytes": cost["state_dict_bytes"],
+                "parameter_bytes": cost["parameter_bytes"],
+                "device": cost["device"],
+                "threads": cost["threads"],
+                "macs_check_flop_counter": cost["macs"]["matches_flop_counter"],
+                "macs_check_torchinfo": cost["macs"]["matches_torchinfo"],
+            }
+        )
     return rows
 
 
@@ -313,8 +415,15 @@ def cost_sentences(tests: list[dict[str, Any]], costs: list[dict[str, Any]], tra
             continue
         heavy, light = sorted((row["a"], row["b"]), key=lambda label: macs[label], reverse=True)
         if macs[heavy] >= 1.5 * macs[light]:
-            sentences.append(translate("{heavy} and {light} are not significantly different in accuracy, but {heavy} "
-                                       "needs {ratio} times the multiply-adds per image ({heavy_macs} vs {light_macs}).",
-                                       heavy=heavy, light=light, ratio=f"{macs[heavy] / macs[light]:.1f}",
-                                       heavy_macs=f"{macs[heavy]:,}", light_macs=f"{macs[light]:,}"))
+            sentences.append(
+                translate(
+                    "{heavy} and {light} are not significantly different in accuracy, but {heavy} "
+                    "needs {ratio} times the multiply-adds per image ({heavy_macs} vs {light_macs}).",
+                    heavy=heavy,
+                    light=light,
+                    ratio=f"{macs[heavy] / macs[light]:.1f}",
+                    heavy_macs=f"{macs[heavy]:,}",
+                    light_macs=f"{macs[light]:,}",
+                )
+            )
     return sentences

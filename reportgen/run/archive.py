@@ -14,6 +14,7 @@ Layout (MLflow-style: parameters written once, metrics appended per epoch, state
 
 States are defined once, here (RunState, TrialState); everything else compares against them.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -63,19 +64,19 @@ MAX_LISTED_PROBLEMS = 20
 class RunState(StrEnum):
     """`state` in status.json."""
 
-    RUNNING = "running"    # being written, or killed while being written: resumable
+    RUNNING = "running"  # being written, or killed while being written: resumable
     COMPLETE = "complete"  # every trial finished (complete or diverged); sealed with a manifest
-    PARTIAL = "partial"    # finished, at least one trial failed and at least one finished; sealed; resumable
-    FAILED = "failed"      # no trial finished, or the driver/environment failed (disk full, Ctrl-C); resumable
+    PARTIAL = "partial"  # finished, at least one trial failed and at least one finished; sealed; resumable
+    FAILED = "failed"  # no trial finished, or the driver/environment failed (disk full, Ctrl-C); resumable
 
 
 class TrialState(StrEnum):
     """`status` in trials/<id>/trial.json."""
 
-    RUNNING = "running"    # registered, training (or interrupted): resumable from its checkpoint
+    RUNNING = "running"  # registered, training (or interrupted): resumable from its checkpoint
     COMPLETE = "complete"  # trained for every epoch
     DIVERGED = "diverged"  # stopped early on NaN/inf or an exploded loss; kept, flagged, counts as finished
-    FAILED = "failed"      # raised; `error` (one line) and `traceback` in trial.json; retrained on resume
+    FAILED = "failed"  # raised; `error` (one line) and `traceback` in trial.json; retrained on resume
 
 
 FINISHED_TRIALS = frozenset({TrialState.COMPLETE, TrialState.DIVERGED})
@@ -103,9 +104,18 @@ class TrialRecord:
         """None for a trial that failed before it was registered (no label: nothing to report)."""
         if "label" not in info:
             return None
-        return cls(trial_id, info["label"], info["model"], asdict(TrainConfig()) | info["config"],
-                   TrialState(info["status"]), info.get("epochs", []), info["audit"], info.get("base"),
-                   info.get("kwargs", {}), info.get("error", ""))
+        return cls(
+            trial_id,
+            info["label"],
+            info["model"],
+            asdict(TrainConfig()) | info["config"],
+            TrialState(info["status"]),
+            info.get("epochs", []),
+            info["audit"],
+            info.get("base"),
+            info.get("kwargs", {}),
+            info.get("error", ""),
+        )
 
 
 class ArchiveWriteError(ArchiveError):
@@ -116,8 +126,10 @@ class ArchiveWriteError(ArchiveError):
 def validate_run_id(run_id: str) -> str:
     """Run ids become folder names: no separators, no '..', nothing hidden, no trailing newline."""
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id) or ".." in run_id:
-        raise ArchiveError(f"run id {run_id!r}: expected letters, digits, '_', '-', '.' "
-                           "(no path separators, no '..', not starting with '.')")
+        raise ArchiveError(
+            f"run id {run_id!r}: expected letters, digits, '_', '-', '.' "
+            "(no path separators, no '..', not starting with '.')"
+        )
     return run_id
 
 
@@ -147,10 +159,12 @@ def _writing(what: Path):
 
 def _archive_write(method):
     """RunArchive writers raise ArchiveWriteError, never a bare OSError (see TrialRunner)."""
+
     @functools.wraps(method)
     def wrapper(self: RunArchive, *args: Any, **kwargs: Any) -> Any:
         with _writing(self.path):
             return method(self, *args, **kwargs)
+
     return wrapper
 
 
@@ -225,8 +239,9 @@ class RunArchive:
 
     # --- writing ---------------------------------------------------------------------------------
     @classmethod
-    def create(cls, root: Path, run_id: str | None, header: dict[str, Any],
-               files: dict[str, bytes] | None = None) -> RunArchive:
+    def create(
+        cls, root: Path, run_id: str | None, header: dict[str, Any], files: dict[str, bytes] | None = None
+    ) -> RunArchive:
         """Write the run's header files (spec, environment, data, status) in a hidden staging folder and
         rename it into place: runs/<id> never exists without status.json, and a failed header write
         (disk full…) leaves nothing behind that would block the id. An existing run is never reused."""
@@ -259,8 +274,9 @@ class RunArchive:
             run.unlock()
             shutil.rmtree(run.path, ignore_errors=True)
             if isinstance(exc, OSError):
-                raise ArchiveWriteError(f"{final}: cannot create the run ({exc.strerror or exc}); "
-                                        "nothing was kept") from exc
+                raise ArchiveWriteError(
+                    f"{final}: cannot create the run ({exc.strerror or exc}); nothing was kept"
+                ) from exc
             if isinstance(exc, ArchiveWriteError):
                 raise ArchiveWriteError(f"{exc}; the run {final} was not created") from exc
             raise
@@ -331,8 +347,9 @@ class RunArchive:
         info = read_json(path) if path.exists() else {"trial_id": trial_id}
         path.parent.mkdir(exist_ok=True)
         line = " ".join(str(error).split())[:500] or "unknown error"
-        atomic_write_json(path, info | {"status": TrialState.FAILED.value, "error": line,
-                                        "traceback": traceback or str(error)})
+        atomic_write_json(
+            path, info | {"status": TrialState.FAILED.value, "error": line, "traceback": traceback or str(error)}
+        )
 
     def trial_status(self, trial_id: str) -> str | None:
         path = self.trial_dir(trial_id) / TRIAL_FILE
@@ -352,8 +369,9 @@ class RunArchive:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, 0o644)
         except OSError as exc:
             if exc.errno == errno.ELOOP:
-                raise ArchiveError(f"{path}: is a symbolic link; a run's lock file must be a plain file "
-                                   "(remove it)") from exc
+                raise ArchiveError(
+                    f"{path}: is a symbolic link; a run's lock file must be a plain file (remove it)"
+                ) from exc
             raise ArchiveError(f"{path}: cannot open the run's lock file ({exc.strerror})") from exc
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
@@ -374,8 +392,9 @@ class RunArchive:
         self.unlock()
 
     @_archive_write
-    def finish_trial(self, trial_id: str, status: str, predictions: dict[str, list], weights: dict,
-                     **extra: Any) -> None:
+    def finish_trial(
+        self, trial_id: str, status: str, predictions: dict[str, list], weights: dict, **extra: Any
+    ) -> None:
         folder = self.trial_dir(trial_id)
         fields = list(predictions)
         rows = [dict(zip(fields, values)) for values in zip(*predictions.values())]
@@ -418,8 +437,10 @@ class RunArchive:
                 info = read_json(path) if path.exists() else {}
                 errors.append(f"{trial_id}: {info.get('error') or 'did not finish'}")
             more = f"; … and {len(failed) - 3} more" if len(failed) > 3 else ""
-            extra |= {"failed_trials": failed,
-                      "error": f"{len(failed)} of {len(trial_ids)} trial(s) failed: {'; '.join(errors)}{more}"}
+            extra |= {
+                "failed_trials": failed,
+                "error": f"{len(failed)} of {len(trial_ids)} trial(s) failed: {'; '.join(errors)}{more}",
+            }
         self.set_status(state, **extra)
         self.write_manifest(state)
         return state
@@ -436,8 +457,10 @@ class RunArchive:
         for name, path in sorted(self._entries().items()):
             if not path.is_symlink():  # reportgen writes none; one planted later shows up as added
                 files[name] = sha256_file(path)
-        atomic_write_json(self.path / MANIFEST_FILE,
-                          {"format": MANIFEST_FORMAT, "state": state.value, "sealed": _now(), "files": files})
+        atomic_write_json(
+            self.path / MANIFEST_FILE,
+            {"format": MANIFEST_FORMAT, "state": state.value, "sealed": _now(), "files": files},
+        )
 
     # --- reading ---------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
@@ -525,8 +548,10 @@ class RunArchive:
         else:
             return problems + ["manifest.json is malformed"]
         changes = [f"{name} is missing" for name in sorted(files.keys() - present.keys())]
-        changes += [f"{name} was added after the run was sealed (not in manifest.json)"
-                    for name in sorted(present.keys() - files.keys())]
+        changes += [
+            f"{name} was added after the run was sealed (not in manifest.json)"
+            for name in sorted(present.keys() - files.keys())
+        ]
         for name in sorted(files.keys() & present.keys()):
             if present[name].is_symlink():
                 changes.append(f"{name} is a symbolic link, not the file that was sealed")
@@ -550,8 +575,10 @@ def open_run(path: str | Path) -> RunArchive:
     run = RunArchive(resolved)
     written = run.format()
     if not isinstance(written, int) or isinstance(written, bool) or not 1 <= written <= ARCHIVE_FORMAT:
-        raise ArchiveError(f"{given}: run written in archive format {written!r}; this reportgen reads formats "
-                           f"1–{ARCHIVE_FORMAT} (a newer reportgen wrote it: upgrade to render it)")
+        raise ArchiveError(
+            f"{given}: run written in archive format {written!r}; this reportgen reads formats "
+            f"1–{ARCHIVE_FORMAT} (a newer reportgen wrote it: upgrade to render it)"
+        )
     return run
 
 

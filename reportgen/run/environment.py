@@ -1,4 +1,5 @@
 """What a run records about where its numbers came from: the software and machine, and the data it used."""
+
 from __future__ import annotations
 
 import io
@@ -19,17 +20,32 @@ from reportgen.data.datasets import Dataset
 def environment(device: torch.device) -> dict[str, Any]:
     """What the reproducibility appendix needs to say about where the numbers came from."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=5,
-                                cwd=Path(__file__).resolve().parent).stdout.strip() or "unknown"
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=5,
+                cwd=Path(__file__).resolve().parent,
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return {
-        "reportgen": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "torchvision": _version("torchvision"), "torchinfo": _version("torchinfo"),
-        "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+        "reportgen": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": _version("torchvision"),
+        "torchinfo": _version("torchinfo"),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.machine(),
-        "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "git_commit": commit,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": commit,
         "command": " ".join(sys.argv),
     }
 
@@ -45,10 +61,18 @@ def _version(package: str) -> str:
 
 def data_record(data: Dataset) -> dict[str, Any]:
     """The dataset as the run archives it: where it came from (files and checksums), its classes and sizes."""
-    return {"dataset": data.name, "source": data.source, "files": data.files, "classes": data.classes,
-            "mean": data.mean, "std": data.std, "input_shape": list(data.input_shape),
-            "train_size": len(data.train_labels), "test_size": len(data.test_labels),
-            "validation_size": 0 if data.val_labels is None else len(data.val_labels)}
+    return {
+        "dataset": data.name,
+        "source": data.source,
+        "files": data.files,
+        "classes": data.classes,
+        "mean": data.mean,
+        "std": data.std,
+        "input_shape": list(data.input_shape),
+        "train_size": len(data.train_labels),
+        "test_size": len(data.test_labels),
+        "validation_size": 0 if data.val_labels is None else len(data.val_labels),
+    }
 
 
 def test_images_file(data: Dataset) -> bytes:

@@ -13,6 +13,7 @@ not depend on how trials were scheduled.
 
 Ray is optional (`pip install .[ray]`): it is imported only when a RayExecutor is created.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -88,8 +89,10 @@ class Progress:
         if self._per_trial:
             self.bar.update(1)
         self.bar.set_postfix(done=self.done, left=left, failed=self.failed)
-        self._log(f"trial {job.trial.trial_id} ({job.trial.model.label}): {status} "
-                  f"[{self.done} done, {left} left, {self.failed} failed]")
+        self._log(
+            f"trial {job.trial.trial_id} ({job.trial.model.label}): {status} "
+            f"[{self.done} done, {left} left, {self.failed} failed]"
+        )
 
 
 class Executor(Protocol):
@@ -227,16 +230,24 @@ class RayExecutor:
       import `module:Class` models); `num_cpus` and `temp_dir` apply only to a local instance.
     """
 
-    def __init__(self, address: str | None = None, cpus_per_trial: int = 1, max_retries: int = 3, *,
-                 runtime_env: dict[str, Any] | None = None, num_cpus: int | None = None,
-                 temp_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_trial: int = 1,
+        max_retries: int = 3,
+        *,
+        runtime_env: dict[str, Any] | None = None,
+        num_cpus: int | None = None,
+        temp_dir: str | None = None,
+    ) -> None:
         if isinstance(cpus_per_trial, bool) or not isinstance(cpus_per_trial, int) or cpus_per_trial < 1:
             raise RayExecutorError(f"cpus_per_trial: expected an integer ≥ 1, got {cpus_per_trial!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise RayExecutorError(f"max_retries: expected an integer ≥ 0, got {max_retries!r}")
         if num_cpus is not None and num_cpus < cpus_per_trial:
-            raise RayExecutorError(f"num_cpus={num_cpus} is less than cpus_per_trial={cpus_per_trial}: "
-                                   "no trial could ever be scheduled")
+            raise RayExecutorError(
+                f"num_cpus={num_cpus} is less than cpus_per_trial={cpus_per_trial}: no trial could ever be scheduled"
+            )
         _import_ray()  # fail now, before any data is loaded, when Ray is missing
         self.address, self.cpus_per_trial, self.max_retries = address or None, cpus_per_trial, max_retries
         self.runtime_env, self.num_cpus, self.temp_dir = runtime_env, num_cpus, temp_dir
@@ -257,8 +268,14 @@ class RayExecutor:
                 ray.init(address=self.address, **common)
         else:
             with _loopback_only():
-                ray.init(address="local", num_cpus=self.num_cpus, include_dashboard=False,
-                         _node_ip_address=LOOPBACK, _temp_dir=self.temp_dir, **common)
+                ray.init(
+                    address="local",
+                    num_cpus=self.num_cpus,
+                    include_dashboard=False,
+                    _node_ip_address=LOOPBACK,
+                    _temp_dir=self.temp_dir,
+                    **common,
+                )
         return True
 
     def _check_resources(self, ray: Any, gpus: int, log: Log) -> None:
@@ -293,8 +310,13 @@ class RayExecutor:
         for job in jobs:
             if gpus:
                 job = dataclasses.replace(job, device="cuda")  # Ray shows each task only its own GPU
-            ref = task.options(num_cpus=self.cpus_per_trial, num_gpus=gpus, max_retries=self.max_retries,
-                               retry_exceptions=False, name=f"reportgen-trial-{job.trial.trial_id}").remote(job)
+            ref = task.options(
+                num_cpus=self.cpus_per_trial,
+                num_gpus=gpus,
+                max_retries=self.max_retries,
+                retry_exceptions=False,
+                name=f"reportgen-trial-{job.trial.trial_id}",
+            ).remote(job)
             pending[ref] = job
         try:
             while pending:
@@ -310,8 +332,9 @@ class RayExecutor:
                             raise _stopping_error(job, cause) from exc
                         status = record_failure(run, trial_id, f"{type(exc).__name__}: {exc}")
                     except RayError as exc:  # worker or node died more often than max_retries allows
-                        status = record_failure(run, trial_id, f"Ray gave up after {self.max_retries} "
-                                                               f"retries: {type(exc).__name__}: {exc}")
+                        status = record_failure(
+                            run, trial_id, f"Ray gave up after {self.max_retries} retries: {type(exc).__name__}: {exc}"
+                        )
                     progress.trial_done(job, status)
         finally:
             for ref in pending:  # Ctrl-C or an abort: stop the remaining trials (they keep their checkpoints)
@@ -357,8 +380,10 @@ def _loopback_only() -> Iterator[None]:
     """
     from ray._private import ray_constants
 
-    env = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-           "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "0")}
+    env = {
+        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+        "RAY_USAGE_STATS_ENABLED": os.environ.get("RAY_USAGE_STATS_ENABLED", "0"),
+    }
     saved_env = {key: os.environ.get(key) for key in env}
     saved_flag = ray_constants.ENABLE_RAY_CLUSTER
     os.environ.update(env)
@@ -377,8 +402,9 @@ def _loopback_only() -> Iterator[None]:
 # --- the policy ------------------------------------------------------------------------------
 
 
-def choose_executor(spec: ExperimentSpec, executor: str = "auto", workers: int = 2,
-                    address: str | None = None) -> Executor:
+def choose_executor(
+    spec: ExperimentSpec, executor: str = "auto", workers: int = 2, address: str | None = None
+) -> Executor:
     """Where the trials of `spec` run — the policy of `reportgen run`, for the CLI and the Python API.
 
     executor: "auto" (CPU: `workers` single-threaded worker processes when there are several trials;

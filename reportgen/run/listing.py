@@ -2,6 +2,7 @@
 
 Malformed run folders are listed as such rather than crashing the listing.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,16 +19,26 @@ def run_rows(root: Path) -> list[dict[str, str]]:
             status = run.status()
             trials = [run.trial(t) for t in run.trial_ids()]
         except (ArchiveError, OSError, ValueError) as exc:  # ValueError: malformed JSON
-            rows.append({"run": folder.name, "state": "unreadable", "started": "", "models": str(exc)[:60],
-                         "best": ""})
+            rows.append({"run": folder.name, "state": "unreadable", "started": "", "models": str(exc)[:60], "best": ""})
             continue
         # A trial that failed before it was registered has no label or epochs; a diverged epoch's
         # accuracy may be null: neither may break the listing of every other run.
-        accuracies = [e["test_acc"] for t in trials if t.get("status") == "complete" for e in t.get("epochs", [])
-                      if isinstance(e.get("test_acc"), (int, float))]
-        rows.append({"run": folder.name, "state": status.get("state", "?"), "started": status.get("started", ""),
-                     "models": ", ".join(dict.fromkeys(t.get("label", t.get("trial_id", "?")) for t in trials)),
-                     "best": f"{100 * max(accuracies):.2f}%" if accuracies else "–"})
+        accuracies = [
+            e["test_acc"]
+            for t in trials
+            if t.get("status") == "complete"
+            for e in t.get("epochs", [])
+            if isinstance(e.get("test_acc"), (int, float))
+        ]
+        rows.append(
+            {
+                "run": folder.name,
+                "state": status.get("state", "?"),
+                "started": status.get("started", ""),
+                "models": ", ".join(dict.fromkeys(t.get("label", t.get("trial_id", "?")) for t in trials)),
+                "best": f"{100 * max(accuracies):.2f}%" if accuracies else "–",
+            }
+        )
     return rows
 
 

@@ -1,5 +1,6 @@
 """Pre-flight: every model of a spec is built and checked once before any run folder exists, and its cost
 (MACs, latency, size) is measured once, before training starts, so parallel workers cannot distort it."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -32,21 +33,29 @@ def preflight(spec: ExperimentSpec, data: Dataset, device: torch.device | None =
             with torch.no_grad():
                 output = model(torch.zeros(2, *data.input_shape))
         except Exception as exc:  # the user's forward code: one line, not a traceback
-            raise ModelError(f"model {entry.label!r}: forward on a batch of shape (2, "
-                             f"{', '.join(map(str, data.input_shape))}) raised {type(exc).__name__}: {exc}") from exc
+            raise ModelError(
+                f"model {entry.label!r}: forward on a batch of shape (2, "
+                f"{', '.join(map(str, data.input_shape))}) raised {type(exc).__name__}: {exc}"
+            ) from exc
         expected = f"one tensor of shape (batch, {data.num_classes}) — logits or log-probabilities"
         if not isinstance(output, torch.Tensor):
-            raise ModelError(f"model {entry.label!r}: forward returned {describe_output(output)}, expected "
-                             f"{expected}; return only the class scores")
+            raise ModelError(
+                f"model {entry.label!r}: forward returned {describe_output(output)}, expected "
+                f"{expected}; return only the class scores"
+            )
         if not output.is_floating_point():
             raise ModelError(f"model {entry.label!r}: forward returned a {output.dtype} tensor, expected {expected}")
         if output.shape != (2, data.num_classes):
-            raise ModelError(f"model {entry.label!r}: output shape {tuple(output.shape[1:])}, expected "
-                             f"({data.num_classes},) for the {data.num_classes} classes of {data.name}")
+            raise ModelError(
+                f"model {entry.label!r}: output shape {tuple(output.shape[1:])}, expected "
+                f"({data.num_classes},) for the {data.num_classes} classes of {data.name}"
+            )
         is_log_probs = torch.allclose(output.exp().sum(1), torch.ones(2), atol=1e-4)
         if "nll" in losses and not is_log_probs:
-            raise ModelError(f"{spec.source}: key 'train.loss': 'nll' needs log-probabilities, but model "
-                             f"{entry.label!r} outputs logits — use 'cross_entropy' or a log-softmax model")
+            raise ModelError(
+                f"{spec.source}: key 'train.loss': 'nll' needs log-probabilities, but model "
+                f"{entry.label!r} outputs logits — use 'cross_entropy' or a log-softmax model"
+            )
         if device is not None:
             audits[entry.label].cost = _cost(model, data, device, audits[entry.label].mult_adds)
     return audits

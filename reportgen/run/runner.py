@@ -4,6 +4,7 @@ Everything that can be checked is checked before the run folder exists, so bad i
 leaves a half-written run behind. The driver only plans and records: it turns every trial into a
 `TrialJob` and hands the unfinished ones, longest first, to the executor.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -40,8 +41,9 @@ class RunFailedError(ArchiveError):
     """The run ended `failed` (no trial finished, or the environment failed); it can be resumed."""
 
 
-def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = None,
-                   executor: Executor | None = None, log: Log = print) -> RunArchive:
+def run_experiment(
+    spec: ExperimentSpec, runs_root: Path, run_id: str | None = None, executor: Executor | None = None, log: Log = print
+) -> RunArchive:
     """Run every trial of the spec and return the completed archive.
 
     Re-running with the run id of an unfinished run continues that run instead.
@@ -52,11 +54,16 @@ def run_experiment(spec: ExperimentSpec, runs_root: Path, run_id: str | None = N
     device = select_device(spec.device)
     audits = preflight(spec, data, device)
     executor = executor or LocalExecutor()
-    env = environment(device) | {"executor": type(executor).__name__,
-                                 "threads_per_trial": executor.threads or torch.get_num_threads()}
-    run = RunArchive.create(runs_root, run_id, {"spec": spec.to_dict(), "environment": env,
-                                                "data": data_record(data)},
-                            files={TEST_IMAGES: test_images_file(data)})
+    env = environment(device) | {
+        "executor": type(executor).__name__,
+        "threads_per_trial": executor.threads or torch.get_num_threads(),
+    }
+    run = RunArchive.create(
+        runs_root,
+        run_id,
+        {"spec": spec.to_dict(), "environment": env, "data": data_record(data)},
+        files={TEST_IMAGES: test_images_file(data)},
+    )
     jobs = _plan(run, spec, data, device, audits, executor, log)
     del data  # the driver trains nothing: its copy of the data is not kept while the trials train
     return _train_all(run, jobs, executor, log)
@@ -76,8 +83,10 @@ def resume_experiment(path: Path, executor: Executor | None = None, log: Log = p
         device = select_device(spec.device)
         audits = preflight(spec, data, device)
         finished = sum(run.trial_status(t.trial_id) in FINISHED_TRIALS for t in spec.iter_trials())
-        log(f"resuming {run.path} with its archived settings: {finished} of {spec.trial_count()} trial(s) "
-            "finished, the others are trained")
+        log(
+            f"resuming {run.path} with its archived settings: {finished} of {spec.trial_count()} trial(s) "
+            "finished, the others are trained"
+        )
         run.reopen()
         jobs = _plan(run, spec, data, device, audits, executor, log)
     except BaseException:
@@ -87,16 +96,34 @@ def resume_experiment(path: Path, executor: Executor | None = None, log: Log = p
     return _train_all(run, jobs, executor, log)
 
 
-def _plan(run: RunArchive, spec: ExperimentSpec, data: Dataset, device: torch.device,
-          audits: dict[str, ModelAudit], executor: Executor, log: Log) -> list[TrialJob]:
+def _plan(
+    run: RunArchive,
+    spec: ExperimentSpec,
+    data: Dataset,
+    device: torch.device,
+    audits: dict[str, ModelAudit],
+    executor: Executor,
+    log: Log,
+) -> list[TrialJob]:
     """Every trial of the spec as a job for the executor."""
     trials = spec.trials()
-    log(f"{len(trials)} trial(s) on {data.name} ({len(data.train_labels)} train / {len(data.test_labels)} "
-        f"test images), device {device}, {torch.get_num_threads()} threads")
+    log(
+        f"{len(trials)} trial(s) on {data.name} ({len(data.train_labels)} train / {len(data.test_labels)} "
+        f"test images), device {device}, {torch.get_num_threads()} threads"
+    )
     recorded, run_path = RecordedData.of(run), str(run.path.resolve())
-    return [TrialJob(trial=trial, run_path=run_path, data=recorded, device=str(device), threads=executor.threads,
-                     audit=audits[trial.model.label], batches=trial_batches(trial, len(data.train_labels)))
-            for trial in trials]
+    return [
+        TrialJob(
+            trial=trial,
+            run_path=run_path,
+            data=recorded,
+            device=str(device),
+            threads=executor.threads,
+            audit=audits[trial.model.label],
+            batches=trial_batches(trial, len(data.train_labels)),
+        )
+        for trial in trials
+    ]
 
 
 def _train_all(run: RunArchive, jobs: list[TrialJob], executor: Executor, log: Log) -> RunArchive:
@@ -110,8 +137,14 @@ def _train_all(run: RunArchive, jobs: list[TrialJob], executor: Executor, log: L
     pending = longest_first([job for job in jobs if run.trial_status(job.trial.trial_id) not in FINISHED_TRIALS])
     resume_hint = f"resume with: reportgen run --resume {run.path}"
     try:
-        with tqdm(total=sum(job.batches for job in pending), unit="batch", desc=run.run_id, dynamic_ncols=True,
-                  mininterval=0.5, disable=None) as bar:  # disable=None: no progress bar when stderr is not a terminal
+        with tqdm(
+            total=sum(job.batches for job in pending),
+            unit="batch",
+            desc=run.run_id,
+            dynamic_ncols=True,
+            mininterval=0.5,
+            disable=None,
+        ) as bar:  # disable=None: no progress bar when stderr is not a terminal
             if pending:
                 executor.map(pending, Progress(bar, log, len(pending)))
         state = run.seal([job.trial.trial_id for job in jobs])
@@ -121,12 +154,17 @@ def _train_all(run: RunArchive, jobs: list[TrialJob], executor: Executor, log: L
         raise
     except ReportgenError as exc:  # same type (ModelError, ArchiveWriteError…), message says what became of the run
         _mark_failed(run, str(exc))
-        raise _same_kind(exc, f"{exc} — run {run.path} is marked failed and keeps its checkpoints; "
-                              f"fix the cause (e.g. free disk space) and {resume_hint}") from exc
+        raise _same_kind(
+            exc,
+            f"{exc} — run {run.path} is marked failed and keeps its checkpoints; "
+            f"fix the cause (e.g. free disk space) and {resume_hint}",
+        ) from exc
     except (OSError, MemoryError) as exc:  # the driver's own environment (processes, files, memory)
         _mark_failed(run, f"{type(exc).__name__}: {exc}")
-        raise RunFailedError(f"run {run.path} failed: {type(exc).__name__}: {exc} — it keeps its checkpoints; "
-                             f"fix the cause and {resume_hint}") from exc
+        raise RunFailedError(
+            f"run {run.path} failed: {type(exc).__name__}: {exc} — it keeps its checkpoints; "
+            f"fix the cause and {resume_hint}"
+        ) from exc
     except BaseException as exc:
         _mark_failed(run, f"{type(exc).__name__}: {exc}")
         raise
@@ -134,11 +172,15 @@ def _train_all(run: RunArchive, jobs: list[TrialJob], executor: Executor, log: L
         run.unlock()  # written: another process (or a later call in this one) may resume or render it
     status = run.status()
     if state == RunState.FAILED:
-        raise RunFailedError(f"{run.path}: every trial failed ({status.get('error', 'no trial finished')}); "
-                             f"tracebacks are in trials/*/trial.json — fix the cause and {resume_hint}")
+        raise RunFailedError(
+            f"{run.path}: every trial failed ({status.get('error', 'no trial finished')}); "
+            f"tracebacks are in trials/*/trial.json — fix the cause and {resume_hint}"
+        )
     if state == RunState.PARTIAL:
-        log(f"warning: {status['error']} (tracebacks in their trial.json); the run is partial — retrain the "
-            f"failed trials with: reportgen run --resume {run.path}")
+        log(
+            f"warning: {status['error']} (tracebacks in their trial.json); the run is partial — retrain the "
+            f"failed trials with: reportgen run --resume {run.path}"
+        )
     return run
 
 

@@ -1,5 +1,6 @@
 """One trial: the picklable job that says what to train and where, and the training of one job into the run
 folder, with per-epoch checkpoints and the RNG states that make a resumed trial bit-identical."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -108,9 +109,11 @@ def record_failure(run: RunArchive, trial_id: str, error: str, trace: str | None
 
 def on_device(data: Dataset, device: torch.device) -> Dataset:
     """The dataset with every split on the training device (the same object on CPU)."""
-    moved = {name: getattr(data, name).to(device) for name in
-             ("train_images", "train_labels", "test_images", "test_labels", "val_images", "val_labels")
-             if getattr(data, name) is not None}
+    moved = {
+        name: getattr(data, name).to(device)
+        for name in ("train_images", "train_labels", "test_images", "test_labels", "val_images", "val_labels")
+        if getattr(data, name) is not None
+    }
     return dataclasses.replace(data, **moved)
 
 
@@ -144,29 +147,56 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
     def on_epoch(epoch: int, metrics: EpochMetrics, *_: Any) -> None:
         history.append(metrics)
         run.write_epochs(trial.trial_id, history)
-        run.save_checkpoint(trial.trial_id, {
-            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "history": [asdict(h) for h in history], **rng_states()})
+        run.save_checkpoint(
+            trial.trial_id,
+            {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "history": [asdict(h) for h in history],
+                **rng_states(),
+            },
+        )
         output.epoch(epoch_line(trial.model.label, metrics, config.epochs))
 
     validation = None if data.val_labels is None else (data.val_images, data.val_labels)
-    result = train_model(model, data.train_images, data.train_labels, data.test_images, data.test_labels,
-                         data.mean, data.std, config, on_epoch=on_epoch, optimizer=optimizer,
-                         history=list(history), on_batch=output.batches, validation=validation)
+    result = train_model(
+        model,
+        data.train_images,
+        data.train_labels,
+        data.test_images,
+        data.test_labels,
+        data.mean,
+        data.std,
+        config,
+        on_epoch=on_epoch,
+        optimizer=optimizer,
+        history=list(history),
+        on_batch=output.batches,
+        validation=validation,
+    )
     _finish(job, run, model, result, data.test_labels, output)
 
 
-def _restore(job: TrialJob, run: RunArchive, model: nn.Module, optimizer: torch.optim.Optimizer,
-             output: TrialOutput) -> list[EpochMetrics]:
+def _restore(
+    job: TrialJob, run: RunArchive, model: nn.Module, optimizer: torch.optim.Optimizer, output: TrialOutput
+) -> list[EpochMetrics]:
     """Fresh trial: register it. Interrupted trial: load its last complete epoch."""
     trial = job.trial
     checkpoint = run.load_checkpoint(trial.trial_id)
     if checkpoint is None:
-        run.start_trial(trial.trial_id, {
-            "trial_id": trial.trial_id, "label": trial.model.label, "model": trial.model.ref.target,
-            "kwargs": trial.model.ref.kwargs, "base": trial.model.base, "config": asdict(trial.config),
-            "audit": job.audit.to_dict(),
-        })
+        run.start_trial(
+            trial.trial_id,
+            {
+                "trial_id": trial.trial_id,
+                "label": trial.model.label,
+                "model": trial.model.ref.target,
+                "kwargs": trial.model.ref.kwargs,
+                "base": trial.model.base,
+                "config": asdict(trial.config),
+                "audit": job.audit.to_dict(),
+            },
+        )
         return []
     run.resume_trial(trial.trial_id)  # e.g. a failed trial retrained from its last epoch
     model.load_state_dict(checkpoint["model"])
@@ -179,16 +209,27 @@ def _restore(job: TrialJob, run: RunArchive, model: nn.Module, optimizer: torch.
     return history
 
 
-def _finish(job: TrialJob, run: RunArchive, model: nn.Module, result: TrainResult, test_labels: torch.Tensor,
-            output: TrialOutput) -> None:
+def _finish(
+    job: TrialJob,
+    run: RunArchive,
+    model: nn.Module,
+    result: TrainResult,
+    test_labels: torch.Tensor,
+    output: TrialOutput,
+) -> None:
     trial, final = job.trial, result.final
-    predictions = {"index": list(range(len(test_labels))), "label": test_labels.cpu().tolist(),
-                   "prediction": final.predictions.tolist(),
-                   "confidence": [round(c, 5) for c in final.confidences.tolist()]}
+    predictions = {
+        "index": list(range(len(test_labels))),
+        "label": test_labels.cpu().tolist(),
+        "prediction": final.predictions.tolist(),
+        "confidence": [round(c, 5) for c in final.confidences.tolist()],
+    }
     run.finish_trial(trial.trial_id, result.status, predictions, {k: v.cpu() for k, v in model.state_dict().items()})
     if result.status == TrialState.DIVERGED:
-        output.log(f"warning: {trial.model.label} ({trial.trial_id}) diverged at epoch {len(result.history)}; "
-                   "its trial is kept and flagged")
+        output.log(
+            f"warning: {trial.model.label} ({trial.trial_id}) diverged at epoch {len(result.history)}; "
+            "its trial is kept and flagged"
+        )
 
 
 def trial_batches(trial: Trial, train_size: int) -> int:
@@ -197,9 +238,11 @@ def trial_batches(trial: Trial, train_size: int) -> int:
 
 
 def epoch_line(label: str, metrics: EpochMetrics, epochs: int) -> str:
-    return (f"{label} epoch {metrics.epoch}/{epochs}: train loss {metrics.train_loss:.4f} "
-            f"acc {100 * metrics.train_acc:.2f}% | test loss {metrics.test_loss:.4f} "
-            f"acc {100 * metrics.test_acc:.2f}% | {metrics.seconds:.1f} s")
+    return (
+        f"{label} epoch {metrics.epoch}/{epochs}: train loss {metrics.train_loss:.4f} "
+        f"acc {100 * metrics.train_acc:.2f}% | test loss {metrics.test_loss:.4f} "
+        f"acc {100 * metrics.test_acc:.2f}% | {metrics.seconds:.1f} s"
+    )
 
 
 def rng_states() -> dict[str, Any]:
@@ -209,9 +252,17 @@ def rng_states() -> dict[str, Any]:
     run bit-identical; the global states are saved so user code that draws from them resumes too.
     """
     kind, keys, position, has_gauss, cached = np.random.get_state()
-    return {"torch_rng": torch.get_rng_state(), "python_rng": list(random.getstate()[1]),
-            "numpy_rng": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "position": position,
-                          "has_gauss": has_gauss, "cached": cached}}
+    return {
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": list(random.getstate()[1]),
+        "numpy_rng": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": position,
+            "has_gauss": has_gauss,
+            "cached": cached,
+        },
+    }
 
 
 def restore_rng_states(checkpoint: dict[str, Any]) -> None:
@@ -221,5 +272,12 @@ def restore_rng_states(checkpoint: dict[str, Any]) -> None:
         random.setstate((3, tuple(checkpoint["python_rng"]), None))
     if "numpy_rng" in checkpoint:
         state = checkpoint["numpy_rng"]
-        np.random.set_state((state["kind"], state["keys"].numpy().astype(np.uint32), state["position"],
-                             state["has_gauss"], state["cached"]))
+        np.random.set_state(
+            (
+                state["kind"],
+                state["keys"].numpy().astype(np.uint32),
+                state["position"],
+                state["has_gauss"],
+                state["cached"],
+            )
+        )
