@@ -1,55 +1,66 @@
 """Training speed, side by side on the same data, model and batch size (a benchmark, not a test).
 
-    .venv/bin/python benchmarks/train_speed.py [--epochs 2] [--batch-size 64] [--threads 2] [--load]
+    .venv/bin/python benchmarks/train_speed.py [--epochs 2] [--train-subset N] [--threads 1] [--load]
     .venv/bin/python benchmarks/train_speed.py --smoke        # 1 epoch on 3,000 images: prints every figure
 
-Sides, each in its own subprocess so its peak RSS is its own (a process's high-water mark never drops):
-  textbook          the seed reports' loop: torchvision FashionMNIST + DataLoader + ToTensor/Normalize,
-                    loss.item() every batch, evaluation under no_grad;
-  engine            reportgen.train: uint8 tensors, one permutation per epoch, one sync per epoch,
-                    evaluation under inference_mode;
-  engine-foreach    the engine with Adam's foreach implementation (a lever: kept only if faster AND
-                    bit-identical, which the `identical` column reports).
-Training and evaluation are timed separately for every side. GFLOP/s (forward + backward counted by
-torch's FlopCounterMode) is printed beside this machine's measured fp32 GEMM rate, the ceiling.
---load runs every side again beside one busy competing process, as on a student's laptop.
+Every measurement is one child process, so its peak RSS (ru_maxrss, read inside the child) is its own:
+a process's high-water mark never drops, so sides measured one after another in one process would
+each inherit the largest before them.
+  textbook        the seed reports' loop: DataLoader + the ToTensor/Normalize arithmetic per batch,
+                  loss.item() every batch, evaluation under no_grad;
+  engine          reportgen.train as the runs use it (train_epoch + evaluate);
+  engine-foreach  the engine with Adam(foreach=True)        } levers: each is kept in reportgen/train.py
+  engine-fused    the engine with Adam(fused=True)          } only if faster AND bit-identical, which
+  engine-passive  the engine with OMP_WAIT_POLICY=PASSIVE   } the `identical` column reports (weights
+  engine-compile  torch.compile(dynamic=False), every batch } compared with `engine` at --threads, idle)
+                  full (training set cut to a multiple of the batch size), compile time reported apart.
+Training (seconds per epoch) and evaluation (seconds per pass over the test split) are timed apart for
+every side; the engine side also times evaluation's forward passes under no_grad vs inference_mode.
+GFLOP/s (forward + backward, counted by torch's FlopCounterMode) is printed beside this machine's
+fp32 GEMM rate measured with the same thread count: the ceiling.
+--load adds a second table: --load-sides at each of --load-threads, alone and beside one busy process
+(a core's worth of pure Python), as on a student's laptop or a shared machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 
 from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
 from reportgen.models.registry import create_model
-from reportgen.train import TrainConfig, evaluate, make_optimizer, train_epoch
+from reportgen.train import EVAL_BATCH, TrainConfig, evaluate, make_optimizer, normalize, train_epoch
 
 MODEL = "lenet5"
-SIDES = ("textbook", "engine", "engine-foreach")
+ENGINE_ADAM = {"engine-foreach": {"foreach": True}, "engine-fused": {"fused": True}}
+SIDE_ENV = {"engine-passive": {"OMP_WAIT_POLICY": "PASSIVE"}}  # read by OpenMP when the child starts
+SIDES = ("textbook", "engine", "engine-foreach", "engine-fused", "engine-passive", "engine-compile")
 BUSY = "while True: pass"  # the competing process: one core's worth of pure Python
 
 
-def gemm_peak_gflops(threads: int, n: int = 1024, repeats: int = 10) -> float:
+def _timed(work: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    work()
+    return time.perf_counter() - started
+
+
+def gemm_peak_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
     """Best fp32 matrix-multiply rate of this machine with `threads` threads: what arithmetic can reach."""
     torch.set_num_threads(threads)
     a, b = torch.randn(n, n), torch.randn(n, n)
     torch.mm(a, b)  # warm-up
-    best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
-    return 2 * n**3 / best / 1e9
-
-
-def _timed(work) -> float:
-    started = time.perf_counter()
-    work()
-    return time.perf_counter() - started
+    return 2 * n**3 / min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats)) / 1e9
 
 
 def step_flops(batch_size: int) -> int:
@@ -64,6 +75,10 @@ def step_flops(batch_size: int) -> int:
     return counter.get_total_flops()
 
 
+def weights_digest(model: torch.nn.Module) -> str:
+    return hashlib.sha256(torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().tobytes()).hexdigest()
+
+
 def textbook(data, epochs: int, batch_size: int) -> dict:
     """The seeds' loop, on the same tensors as the engine (a TensorDataset with the ToTensor/Normalize
     arithmetic per batch), so only the loop differs, not the file decoding."""
@@ -76,10 +91,18 @@ def textbook(data, epochs: int, batch_size: int) -> dict:
         for x, y in loader:
             yield (x.float() / 255 - data.mean) / data.std, y
 
+    def evaluation() -> float:
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for x, y in batches(data.test_images, data.test_labels, 1000, False):
+                correct += (model(x).argmax(1) == y).sum().item()
+        return correct / len(data.test_labels)
+
     torch.manual_seed(0)
     model = create_model(MODEL)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    train_seconds = []
+    train_seconds, eval_seconds = [], []
     for _ in range(epochs):
         started = time.perf_counter()
         model.train()
@@ -90,124 +113,200 @@ def textbook(data, epochs: int, batch_size: int) -> dict:
             optimizer.step()
             loss.item()  # the seeds print/accumulate the loss every batch: a sync per batch
         train_seconds.append(time.perf_counter() - started)
-    started = time.perf_counter()
+        started = time.perf_counter()
+        accuracy = evaluation()
+        eval_seconds.append(time.perf_counter() - started)
+    return {"train_s": sum(train_seconds) / epochs, "eval_s": sum(eval_seconds) / epochs, "test_acc": accuracy}
+
+
+def forward_pass_seconds(model: torch.nn.Module, data, grad_mode: Callable, repeats: int = 3) -> float:
+    """Best time of the evaluation's forward passes over the test split under one autograd mode."""
+
+    def passes() -> None:
+        with grad_mode():
+            for start in range(0, len(data.test_labels), EVAL_BATCH):
+                model(normalize(data.test_images[start : start + EVAL_BATCH], data.mean, data.std)).softmax(1)
+
     model.eval()
-    correct = 0
-    with torch.no_grad():
-        for x, y in batches(data.test_images, data.test_labels, 1000, False):
-            correct += (model(x).argmax(1) == y).sum().item()
-    return {
-        "train_s": sum(train_seconds) / epochs,
-        "eval_s": time.perf_counter() - started,
-        "test_acc": correct / len(data.test_labels),
-        "weights": None,
-    }
+    return min(_timed(passes) for _ in range(repeats))
 
 
-def engine(data, epochs: int, batch_size: int, foreach: bool = False) -> dict:
+def compile_warm_up(model: torch.nn.Module, data, config: TrainConfig) -> float:
+    """Seconds to compile the training and evaluation graphs, on a copy, so the timed epochs do not pay it."""
+    twin = torch.compile(copy.deepcopy(model), dynamic=False)
+    optimizer = make_optimizer(config, twin.parameters())
+    x = normalize(data.train_images[: config.batch_size], data.mean, data.std)
+
+    def warm() -> None:
+        F.cross_entropy(twin(x), data.train_labels[: config.batch_size]).backward()
+        optimizer.step()
+        twin.eval()
+        with torch.inference_mode():
+            twin(normalize(data.test_images[:EVAL_BATCH], data.mean, data.std))
+
+    return _timed(warm)
+
+
+def engine(data, epochs: int, batch_size: int, side: str) -> dict:
     """reportgen's engine, epoch by epoch, training and evaluation timed apart."""
     torch.manual_seed(0)
     model = create_model(MODEL)
     config = TrainConfig(epochs=epochs, batch_size=batch_size)
-    optimizer = make_optimizer(config, model.parameters())
-    if foreach:
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, foreach=True)
+    figures = {}
+    train_images, train_labels = data.train_images, data.train_labels
+    if side == "engine-compile":
+        figures["compile_s"] = compile_warm_up(model, data, config)
+        model = torch.compile(model, dynamic=False)
+        full = len(train_labels) - len(train_labels) % batch_size  # no short last batch: one graph
+        train_images, train_labels = train_images[:full], train_labels[:full]
+    if side in ENGINE_ADAM:
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, **ENGINE_ADAM[side])
+    else:
+        optimizer = make_optimizer(config, model.parameters())
     train_seconds, eval_seconds = [], []
     for epoch in range(1, epochs + 1):
         train_seconds.append(
             _timed(
                 lambda epoch=epoch: train_epoch(
-                    model, optimizer, data.train_images, data.train_labels, data.mean, data.std, config, epoch
+                    model, optimizer, train_images, train_labels, data.mean, data.std, config, epoch
                 )
             )
         )
         started = time.perf_counter()
         result = evaluate(model, data.test_images, data.test_labels, data.mean, data.std, config.loss)
         eval_seconds.append(time.perf_counter() - started)
-    weights = torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().tobytes()
-    return {
+    if side == "engine":
+        figures["no_grad_s"] = forward_pass_seconds(model, data, torch.no_grad)
+        figures["inference_mode_s"] = forward_pass_seconds(model, data, torch.inference_mode)
+    return figures | {
         "train_s": sum(train_seconds) / epochs,
         "eval_s": sum(eval_seconds) / epochs,
         "test_acc": result.accuracy,
-        "weights": hashlib.sha256(weights).hexdigest(),
+        "weights": weights_digest(model),
     }
 
 
-def run_side(side: str, args: argparse.Namespace) -> dict:
+def run_side(args: argparse.Namespace) -> dict:
     """Child process: one side, its own peak RSS."""
     torch.set_num_threads(args.threads)
     data = load_dataset("fashion-mnist", train_subset=args.train_subset or None)
-    if side == "textbook":
+    if args.side == "textbook":
         figures = textbook(data, args.epochs, args.batch_size)
     else:
-        figures = engine(data, args.epochs, args.batch_size, foreach=side == "engine-foreach")
+        figures = engine(data, args.epochs, args.batch_size, args.side)
     return figures | {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def measure(side: str, args: argparse.Namespace, load: bool) -> dict:
-    command = [
-        sys.executable,
-        __file__,
-        "--side",
-        side,
-        "--epochs",
-        str(args.epochs),
-        "--batch-size",
-        str(args.batch_size),
-        "--threads",
-        str(args.threads),
-        "--train-subset",
-        str(args.train_subset),
-    ]
-    busy = subprocess.Popen([sys.executable, "-c", BUSY]) if load else None
+def measure(side: str, threads: int, busy: bool, args: argparse.Namespace) -> dict:
+    """One side in a child process, optionally beside one busy competing process."""
+    command = [sys.executable, __file__, "--side", side, "--threads", str(threads)]
+    command += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
+    command += ["--train-subset", str(args.train_subset)]
+    competitor = subprocess.Popen([sys.executable, "-c", BUSY]) if busy else None
     try:
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
+        done = subprocess.run(command, check=False, capture_output=True, text=True, env=os.environ | SIDE_ENV.get(side, {}))
     finally:
-        if busy:
-            busy.kill()
-            busy.wait()
+        if competitor:
+            competitor.kill()
+            competitor.wait()
+    if done.returncode:
+        sys.exit(f"{side} ({threads} thread(s)) failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def load_average() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def comma_list(kind: type, choices: tuple | None = None) -> Callable[[str], list]:
+    def parse(text: str) -> list:
+        values = [kind(part) for part in text.split(",") if part]
+        unknown = [v for v in values if choices and v not in choices]
+        if not values or unknown or any(isinstance(v, int) and v < 1 for v in values):
+            raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list of {choices or 'integers ≥ 1'}")
+        return values
+
+    return parse
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of the sides table")
     parser.add_argument("--train-subset", type=int, default=0, help="0: all 60,000 training images")
-    parser.add_argument("--load", action="store_true", help="also measure beside one busy competing process")
+    parser.add_argument("--sides", type=comma_list(str, SIDES), default=list(SIDES), help=",".join(SIDES))
+    parser.add_argument("--load", action="store_true", help="add the table beside one busy competing process")
+    parser.add_argument("--load-sides", type=comma_list(str, SIDES), default=["textbook", "engine", "engine-passive"])
+    parser.add_argument("--load-threads", type=comma_list(int), default=[1, 2])
     parser.add_argument("--smoke", action="store_true", help="1 epoch on 3,000 images, to check the script")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
     if args.smoke:
         args.epochs, args.train_subset = 1, 3000
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if args.side:
-        print(json.dumps(run_side(args.side, args)))
+        print(json.dumps(run_side(args)))
         return
     images = args.train_subset or 60_000
     epoch_gflop = step_flops(args.batch_size) * images / args.batch_size / 1e9
-    peak = gemm_peak_gflops(args.threads)
+    all_threads = sorted({args.threads, *(args.load_threads if args.load else [])})
+    peaks = {threads: gemm_peak_gflops(threads) for threads in all_threads}
     print(
         f"data {FASHION_MNIST_DIR}, model {MODEL}, batch {args.batch_size}, {images:,} training images, "
-        f"{args.epochs} epoch(s), {args.threads} thread(s)"
+        f"{args.epochs} epoch(s); {load_average()} on {os.cpu_count()} cores at start"
     )
-    print(f"one epoch = {epoch_gflop:.1f} GFLOP forward + backward; fp32 GEMM peak here: {peak:.1f} GFLOP/s")
-    header = (
-        f"{'side':16s}{'load':>6s}{'train s/epoch':>15s}{'GFLOP/s':>9s}{'% peak':>8s}{'eval s':>8s}"
-        f"{'test acc':>10s}{'peak RSS MB':>13s}{'identical':>11s}"
-    )
-    print(header)
-    reference = None
-    for load in (False, True) if args.load else (False,):
-        for side in SIDES:
-            row = measure(side, args, load)
-            reference = row["weights"] if side == "engine" and not load else reference
-            identical = "-" if row["weights"] is None else ("yes" if row["weights"] == reference else "no")
+    print(f"one epoch = {epoch_gflop:.2f} GFLOP forward + backward")
+    for threads, peak in peaks.items():
+        print(f"fp32 GEMM peak here, {threads} thread(s): {peak:.1f} GFLOP/s")
+    rows: dict[tuple[str, int, bool], dict] = {}
+
+    def table(title: str, runs: list[tuple[str, int, bool]]) -> None:
+        print(f"\n{title}")
+        print(
+            f"{'side':16s}{'threads':>8s}{'load':>6s}{'train s/epoch':>15s}{'GFLOP/s':>9s}{'% peak':>8s}"
+            f"{'eval s':>8s}{'test acc':>10s}{'peak RSS MB':>13s}{'identical':>11s}"
+        )
+        for side, threads, busy in runs:
+            if (side, threads, busy) not in rows:  # an idle row of the first table is not measured twice
+                rows[side, threads, busy] = measure(side, threads, busy, args)
+            row = rows[side, threads, busy]
+            reference = rows.get(("engine", args.threads, False), {}).get("weights")
+            weights = None if side in ("textbook", "engine-compile") else row["weights"]
+            identical = "-" if weights is None or reference is None else ("yes" if weights == reference else "no")
             rate = epoch_gflop / row["train_s"]
             print(
-                f"{side:16s}{'busy' if load else 'idle':>6s}{row['train_s']:15.2f}{rate:9.1f}"
-                f"{100 * rate / peak:7.1f}%{row['eval_s']:8.2f}{100 * row['test_acc']:9.2f}%"
+                f"{side:16s}{threads:8d}{'busy' if busy else 'idle':>6s}{row['train_s']:15.2f}{rate:9.2f}"
+                f"{100 * rate / peaks[threads]:7.1f}%{row['eval_s']:8.2f}{100 * row['test_acc']:9.2f}%"
                 f"{row['peak_rss_mb']:13.0f}{identical:>11s}"
+            )
+        print(load_average())
+
+    sides = sorted(args.sides, key=lambda side: side != "engine")  # the reference first
+    table(f"sides ({args.threads} thread(s), idle)", [(side, args.threads, False) for side in sides])
+    if args.load:
+        runs = [(side, t, busy) for side in args.load_sides for t in args.load_threads for busy in (False, True)]
+        table("under load (busy = beside one process spinning a core)", runs)
+    notes(rows, args)
+
+
+def notes(rows: dict[tuple[str, int, bool], dict], args: argparse.Namespace) -> None:
+    """What the table's columns cannot hold: the eval A/B, compile time, what `identical` compares."""
+    print(f"\nidentical: same trained weights as `engine` with {args.threads} thread(s), idle (sha256 of the weights)")
+    for (side, threads, busy), row in rows.items():
+        if "no_grad_s" in row:
+            print(
+                f"evaluation forward passes ({side}, {threads} thread(s), {'busy' if busy else 'idle'}, best of 3): "
+                f"no_grad {row['no_grad_s']:.3f} s, inference_mode {row['inference_mode_s']:.3f} s"
+            )
+        if "compile_s" in row:
+            print(
+                f"engine-compile: {row['compile_s']:.1f} s to compile (not in train s/epoch); trains on the "
+                f"largest multiple of {args.batch_size} images, so its weights are not comparable"
             )
 
 
