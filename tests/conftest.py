@@ -21,6 +21,12 @@ if os.environ.get(FASHION_DIR_VARIABLE):
 FASHION_MNIST_DIR = datasets.FASHION_MNIST_DIR
 
 FAST = ["--train-subset", "1500", "--test-subset", "300", "--epochs", "2", "--batch-size", "100"]
+# A small local run on the IDX sets below: the options most CLI tests share.
+LOCAL_RUN = ["--batch-size", "50", "--executor", "local", "--no-pdf"]
+
+
+def idx_run_args(idx: Path, dataset: str = "mnist", epochs: int = 1) -> list:
+    return ["--dataset", dataset, "--data-dir", idx, "--epochs", str(epochs), *LOCAL_RUN]
 
 
 def write_idx(path: Path, tensor: torch.Tensor, gz: bool = False) -> Path:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import one_error_line, write_idx_dataset
+from conftest import idx_run_args, one_error_line, write_idx_dataset
 
 from reportgen.cli import main
 from reportgen.report.combine import OTHER_EPOCHS, WITHHELD_MCNEMAR
@@ -26,17 +26,7 @@ def runs(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("combine")
     idx = write_idx_dataset(root / "idx")
     common = [
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        idx,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "50",
-        "--executor",
-        "local",
-        "--no-pdf",
+        *idx_run_args(idx),
         "--runs-dir",
         root / "runs",
         "--output-dir",

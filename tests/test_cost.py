@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchinfo
-from conftest import write_idx_dataset
+from conftest import LOCAL_RUN, write_idx_dataset
 from torch import nn
 
 from reportgen.cli import main
@@ -215,11 +215,7 @@ def test_the_report_sets_cost_beside_accuracy(tmp_path):
             "lenet5,mlp",
             "--epochs",
             "1",
-            "--batch-size",
-            "50",
-            "--executor",
-            "local",
-            "--no-pdf",
+            *LOCAL_RUN,
             "--run-id",
             "cost",
             "--runs-dir",

@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import requires_fashion, write_idx_dataset
+from conftest import idx_run_args, requires_fashion, write_idx_dataset
 
 from reportgen.report.i18n import RECORDED_PATTERNS, Message, final_consonant, particle, translator
 
@@ -365,17 +365,7 @@ def test_korean_terms_stay_distinct():
 def small_run(cli, workdir: Path, data: Path, run_id: str, *extra: str) -> Path:
     code, _out, err = cli(
         "run",
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        data,
-        "--epochs",
-        "2",
-        "--batch-size",
-        "50",
-        "--executor",
-        "local",
-        "--no-pdf",
+        *idx_run_args(data, epochs=2),
         "--lang",
         "ko",
         "--run-id",

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import requires_fashion, write_idx_dataset
+from conftest import LOCAL_RUN, requires_fashion, write_idx_dataset
 
 from reportgen.errors import ArchiveError
 from reportgen.run.archive import RunArchive
@@ -115,11 +115,7 @@ def test_concurrent_runs_never_share_a_folder(tmp_path):
         "spec.toml",
         "--epochs",
         "2",
-        "--batch-size",
-        "50",
-        "--executor",
-        "local",
-        "--no-pdf",
+        *LOCAL_RUN,
         "--format",
         "md",
     ]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_error_line, write_idx_dataset
+from conftest import idx_run_args, one_error_line, write_idx_dataset
 from torch import nn
 
 from reportgen.data import DATASETS
@@ -65,17 +65,7 @@ class NoParameters(nn.Module):
 
 def small_args(idx: Path, dataset: str = "mnist") -> list:
     return [
-        "--dataset",
-        dataset,
-        "--data-dir",
-        idx,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "50",
-        "--executor",
-        "local",
-        "--no-pdf",
+        *idx_run_args(idx, dataset),
     ]
 
 

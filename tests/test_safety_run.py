@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import one_error_line, write_idx
+from conftest import idx_run_args, one_error_line, write_idx
 from PIL import Image
 from torch import nn
 
@@ -82,19 +82,7 @@ class NaNInTraining(nn.Module):
 
 
 def base_args(idx: Path) -> list:
-    return [
-        "--dataset",
-        "mnist",
-        "--data-dir",
-        idx,
-        "--epochs",
-        "1",
-        "--batch-size",
-        "50",
-        "--executor",
-        "local",
-        "--no-pdf",
-    ]
+    return idx_run_args(idx)
 
 
 def train_args(workdir: Path, idx: Path) -> list:
