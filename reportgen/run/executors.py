@@ -116,9 +116,18 @@ class LocalExecutor:
 
     threads = None
 
+    def __init__(self) -> None:
+        self._loaded: Dataset | None = None
+
+    def reuse(self, data: Dataset) -> None:
+        """The driver's copy of the run's data, decoded and verified a moment ago in this same process:
+        trained on as it is instead of being read again (0.4 s for Fashion-MNIST, most of a tiny run)."""
+        self._loaded = data
+
     def map(self, jobs: list[TrialJob], progress: Progress) -> None:
         run = open_run(jobs[0].run_path)
-        data = on_device(jobs[0].data.load(), torch.device(jobs[0].device))
+        loaded, self._loaded = self._loaded, None
+        data = on_device(loaded if loaded is not None else jobs[0].data.load(), torch.device(jobs[0].device))
         for job in jobs:
             progress.trial_done(job, run_trial(job, run, lambda: data, progress))
 

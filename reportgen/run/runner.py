@@ -65,7 +65,8 @@ def run_experiment(
         files={TEST_IMAGES: test_images_file(data)},
     )
     jobs = _plan(run, spec, data, device, audits, executor, log)
-    del data  # the driver trains nothing: its copy of the data is not kept while the trials train
+    _hand_over(data, executor)
+    del data
     return _train_all(run, jobs, executor, log)
 
 
@@ -92,8 +93,16 @@ def resume_experiment(path: Path, executor: Executor | None = None, log: Log = p
     except BaseException:
         run.unlock()
         raise
-    del data  # as in run_experiment: only the executor holds data while trials train
+    _hand_over(data, executor)
+    del data
     return _train_all(run, jobs, executor, log)
+
+
+def _hand_over(data: Dataset, executor: Executor) -> None:
+    """Only the executor holds data while trials train: a local one keeps the driver's copy (it trains in
+    this process), the others reload it where they train, so the driver's copy is dropped."""
+    if isinstance(executor, LocalExecutor):
+        executor.reuse(data)
 
 
 def _plan(
