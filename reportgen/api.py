@@ -232,7 +232,7 @@ class Audit:
         return getattr(self.audit, name)
 
     def __repr__(self) -> str:
-        from reportgen.measure.params import format_audit
+        from reportgen.measure.audit_text import format_audit
 
         return format_audit(self.audit, "table")
 
@@ -241,7 +241,7 @@ class Audit:
         """One row per layer: formula, weights, bias, trainable, buffers."""
         import pandas as pd
 
-        from reportgen.measure.params import format_audit
+        from reportgen.measure.audit_text import format_audit
 
         return pd.read_csv(io.StringIO(format_audit(self.audit, "csv")))
 

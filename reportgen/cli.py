@@ -220,8 +220,10 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
+    from reportgen.measure.audit_text import format_audit
     from reportgen.measure.cost import check_macs_claim, count_macs, format_macs
-    from reportgen.measure.params import audit_model, check_claim, format_audit, match_mlp, parse_input_shape
+    from reportgen.measure.params import audit_model, check_claim, parse_input_shape
+    from reportgen.measure.widths import match_mlp
     from reportgen.models.registry import create_model, parse_model_ref
 
     shape = parse_input_shape(args.input)
@@ -312,6 +314,7 @@ def _at_least_one(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from reportgen.data import DATASETS
+    from reportgen.measure.audit_text import FORMATS as AUDIT_FORMATS
     from reportgen.report.i18n import LANGUAGES
 
     parser = _Parser(prog="reportgen", description=__doc__)
@@ -399,7 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="claimed multiply-adds per image (1 MAC = 2 FLOPs); exit 1 with the difference if wrong",
     )
-    params.add_argument("--format", default="table", choices=("table", "csv", "json", "markdown"))
+    params.add_argument("--format", default="table", choices=AUDIT_FORMATS)
     params.add_argument(
         "--match-mlp",
         type=int,

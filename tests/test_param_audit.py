@@ -13,15 +13,15 @@ from conftest import one_error_line
 from torch import nn
 
 from reportgen.errors import ModelError
+from reportgen.measure.audit_text import format_audit
 from reportgen.measure.params import (
     LayerAudit,
     ModelAudit,
     audit_model,
     check_claim,
-    format_audit,
-    match_mlp,
     parse_input_shape,
 )
+from reportgen.measure.widths import match_mlp
 from reportgen.models.registry import create_model
 
 try:

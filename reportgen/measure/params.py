@@ -1,10 +1,10 @@
 """Parameter-count audit: per-layer formulas, bias/frozen/shared/buffer totals, a torchinfo cross-check.
 
-Counting and laying out are separate seams: `audit_model` walks the model and returns plain
-dataclasses (it never prints); `format_audit` turns an audit into a table, CSV, JSON or Markdown.
+Counting and laying out are separate modules: `audit_model` walks the model and returns plain
+dataclasses (it never prints); measure/audit_text.py lays an audit out, measure/widths.py sizes MLPs.
 
     audit = audit_model(create_model("lenet5"), (1, 28, 28), name="lenet5")
-    print(format_audit(audit))
+    print(format_audit(audit))             # reportgen.measure.audit_text
     check_claim(audit, expect=61_706)        # None: the claim holds
 
 Each layer's own (direct) parameters are counted once, in forward order; a parameter object reached
@@ -13,10 +13,6 @@ again through a second module (tied weights) counts 0 there and the row is marke
 
 from __future__ import annotations
 
-import csv
-import io
-import itertools
-import json
 import math
 import re
 from collections.abc import Iterator
@@ -28,11 +24,9 @@ import torch
 from torch import nn
 
 from reportgen.errors import ModelError
+from reportgen.measure.audit_text import shape_text, thousands
 
-FORMATS = ("table", "csv", "json", "markdown")
-DOT = "·"
-
-_COLUMNS = ("layer", "type", "output shape", "formula", "weights", "bias", "trainable", "buffers")
+DOT = "·"  # multiplication in formulas: 6·(1·5·5) + 6
 
 
 @dataclass
@@ -88,14 +82,6 @@ class ModelAudit:
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def _n(value: int) -> str:
-    return f"{value:,}"
-
-
-def _shape_text(shape: tuple[int, ...] | list[int]) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 def _prod(values: Any) -> int:
@@ -168,9 +154,9 @@ def _bilinear_formula(m: nn.Bilinear) -> tuple[str, int]:
 
 def _norm_base_formula(m: nn.modules.batchnorm._NormBase) -> tuple[str, int]:
     c = int(m.num_features)
-    text, value = (f"2{DOT}{c} = {_n(2 * c)}", 2 * c) if m.affine else ("no affine parameters", 0)
+    text, value = (f"2{DOT}{c} = {thousands(2 * c)}", 2 * c) if m.affine else ("no affine parameters", 0)
     if m.track_running_stats:
-        return f"{text} (+{_n(2 * c)} running stats, not trainable)", value
+        return f"{text} (+{thousands(2 * c)} running stats, not trainable)", value
     return (text, value) if m.affine else ("0", 0)
 
 
@@ -268,7 +254,7 @@ def _known_formula(module: nn.Module) -> tuple[str, int] | None:
 def _numel_formula(params: list[tuple[str, nn.Parameter]]) -> str:
     total = sum(p.numel() for _, p in params)
     parts = ", ".join(f"{name} {DOT.join(str(d) for d in p.shape) or '1'}" for name, p in params)
-    return f"numel = {_n(total)} ({parts})"
+    return f"numel = {thousands(total)} ({parts})"
 
 
 def _formula(module: nn.Module, params: list[tuple[str, nn.Parameter]]) -> str:
@@ -284,7 +270,7 @@ def _formula(module: nn.Module, params: list[tuple[str, nn.Parameter]]) -> str:
             return text
         if text == "0" and not params:
             return ""
-        return f"{text} = {_n(value)}"
+        return f"{text} = {thousands(value)}"
     if not params:
         return ""
     return _numel_formula(params)
@@ -336,7 +322,7 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
             after = f", after layer '{names.get(id(done), '') or '(root)'}' ({type(done).__name__}),"
         raise ModelError(
             f"model {model_name}: forward fails at layer '{label}' ({type(where).__name__}){after} "
-            f"for input {_shape_text(input_shape)}: {reason}"
+            f"for input {shape_text(input_shape)}: {reason}"
         ) from exc
     finally:
         for handle in handles:
@@ -460,9 +446,9 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
         if shared_with:
             layer.formula += f" — {', '.join(shared_with)}, counted once there"
         if layer.frozen:
-            layer.formula += " [frozen]" if layer.frozen == layer.params else f" [{_n(layer.frozen)} frozen]"
+            layer.formula += " [frozen]" if layer.frozen == layer.params else f" [{thousands(layer.frozen)} frozen]"
         if layer.pruned:
-            layer.formula += f" [{_n(layer.pruned)} pruned]"
+            layer.formula += f" [{thousands(layer.pruned)} pruned]"
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             bn_params += layer.params
         layers.append(layer)
@@ -508,13 +494,13 @@ def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int, pruned: 
     repeated = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)) - total
     if repeated and torchinfo_total == total + repeated:
         return (
-            f"torchinfo counts the {_n(repeated)} shared (tied) parameters once per layer that uses them; "
-            f"the model stores and trains {_n(total)}: ours is right"
+            f"torchinfo counts the {thousands(repeated)} shared (tied) parameters once per layer that uses them; "
+            f"the model stores and trains {thousands(total)}: ours is right"
         )
     if pruned and torchinfo_total == total - pruned:
         return (
-            f"torchinfo counts the {_n(torchinfo_total)} parameters left after pruning; the model still stores "
-            f"{_n(total)} ({_n(pruned)} masked to zero): both are right, for different questions"
+            f"torchinfo counts the {thousands(torchinfo_total)} parameters left after pruning; the model still stores "
+            f"{thousands(total)} ({thousands(pruned)} masked to zero): both are right, for different questions"
         )
     return ""
 
@@ -527,233 +513,22 @@ def check_claim(audit: ModelAudit, expect: int | None = None, expect_no_bias: in
     problems: list[str] = []
     if expect is not None and expect != audit.total:
         diff = audit.total - expect
-        msg = f"expected {_n(expect)}, counted {_n(audit.total)}"
+        msg = f"expected {thousands(expect)}, counted {thousands(audit.total)}"
         if audit.bias and expect == audit.without_bias:
-            msg += f": bias terms {_n(audit.bias)} — did you leave out biases?"
+            msg += f": bias terms {thousands(audit.bias)} — did you leave out biases?"
         elif audit.batchnorm_params and diff == audit.batchnorm_params:
-            msg += f": BatchNorm adds {_n(audit.batchnorm_params)} — did you count the model without BatchNorm?"
+            msg += f": BatchNorm adds {thousands(audit.batchnorm_params)} — did you count the model without BatchNorm?"
         elif audit.frozen and expect == audit.trainable:
-            msg += f": frozen parameters {_n(audit.frozen)} — did you count only trainable ones?"
+            msg += f": frozen parameters {thousands(audit.frozen)} — did you count only trainable ones?"
         else:
             msg += f": difference {diff:+,}"
         problems.append(msg)
     if expect_no_bias is not None and expect_no_bias != audit.without_bias:
         msg = (
-            f"expected {_n(expect_no_bias)} without bias, counted {_n(audit.without_bias)} without bias "
-            f"({_n(audit.total)} with bias)"
+            f"expected {thousands(expect_no_bias)} without bias, counted {thousands(audit.without_bias)} without bias "
+            f"({thousands(audit.total)} with bias)"
         )
         if audit.bias and expect_no_bias == audit.total:
             msg += " — that is the total with biases; did you include them?"
         problems.append(msg)
     return "; ".join(problems) or None
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _shape_cell(shape: list[int] | None) -> str:
-    return "[" + ", ".join(str(d) for d in shape) + "]" if shape else "-"
-
-
-def _rows(audit: ModelAudit, numbers: bool) -> list[list[str]]:
-    fmt = _n if numbers else str
-    return [
-        [
-            layer.label + (" *" if layer.shared else ""),
-            layer.type,
-            _shape_cell(layer.output_shape),
-            layer.formula,
-            fmt(layer.weights),
-            fmt(layer.bias),
-            fmt(layer.trainable),
-            fmt(layer.buffers),
-        ]
-        for layer in audit.layers
-    ]
-
-
-def _totals(audit: ModelAudit) -> list[tuple[str, str]]:
-    if audit.torchinfo_total < 0:
-        check = f"unavailable ({audit.torchinfo_error})"
-    elif audit.matches_torchinfo:
-        check = f"{_n(audit.torchinfo_total)} ✓"
-    elif audit.torchinfo_note:
-        check = f"{_n(audit.torchinfo_total)} ≠ ours, explained: {audit.torchinfo_note}"
-    else:
-        check = f"{_n(audit.torchinfo_total)} ✗ MISMATCH (ours {_n(audit.total)})"
-    return [
-        ("all parameters", _n(audit.total)),
-        ("without bias", _n(audit.without_bias)),
-        ("trainable", _n(audit.trainable)),
-        ("frozen", _n(audit.frozen)),
-        ("BatchNorm adds", _n(audit.batchnorm_params)),
-        ("buffers", _n(audit.buffers)),
-        *([("left after pruning", _pruned_text(audit))] if audit.pruned else []),
-        ("torchinfo total", check),
-    ]
-
-
-def _pruned_text(audit: ModelAudit) -> str:
-    return (
-        f"{_n(audit.total - audit.pruned)} nonzero ({_n(audit.total)} stored, {_n(audit.pruned)} of the "
-        "*_orig entries masked to zero)"
-    )
-
-
-def _notes(audit: ModelAudit) -> list[str]:
-    notes = [f"output shapes are for a batch of {audit.batch_size}"]
-    if any(layer.shared for layer in audit.layers):
-        notes.append("* holds a parameter already counted by an earlier layer (counted once)")
-    return notes
-
-
-def _format_table(audit: ModelAudit) -> str:
-    rows = _rows(audit, numbers=True)
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(_COLUMNS)]
-    right = {4, 5, 6, 7}
-
-    def line(cells: list[str] | tuple[str, ...]) -> str:
-        return "  ".join(
-            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    out = [
-        f"model {audit.model_name} · input {_shape_text(audit.input_shape)}",
-        "",
-        line(_COLUMNS),
-        "  ".join("-" * w for w in widths),
-    ]
-    out += [line(r) for r in rows]
-    totals = _totals(audit)
-    label_w = max(len(k) for k, _ in totals) + 1
-    num_w = max(len(v.split(" ")[0]) for _, v in totals)
-    out.append("")
-    for key, value in totals:
-        head, _, tail = value.partition(" ")
-        out.append(f"{(key + ':').ljust(label_w)} {head.rjust(num_w)}{' ' + tail if tail else ''}")
-    out += [""] + _notes(audit)
-    return "\n".join(out) + "\n"
-
-
-def _format_markdown(audit: ModelAudit) -> str:
-    rows = _rows(audit, numbers=True)
-
-    def esc(text: str) -> str:
-        return text.replace("|", "\\|")
-
-    out = [
-        f"**{esc(audit.model_name)}** · input {_shape_text(audit.input_shape)}",
-        "",
-        "| " + " | ".join(_COLUMNS) + " |",
-        "|" + "|".join("---:" if i >= 4 else "---" for i in range(len(_COLUMNS))) + "|",
-    ]
-    out += ["| " + " | ".join(esc(c) for c in r) + " |" for r in rows]
-    out.append("")
-    out += [f"- {key}: {esc(value)}" for key, value in _totals(audit)]
-    out += [""] + [f"_{esc(note)}_" for note in _notes(audit)]
-    return "\n".join(out) + "\n"
-
-
-def _format_csv(audit: ModelAudit) -> str:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(
-        [
-            "layer",
-            "type",
-            "output_shape",
-            "formula",
-            "weights",
-            "bias",
-            "trainable",
-            "frozen",
-            "buffers",
-            "shared",
-            "pruned",
-            "macs",
-            "macs_formula",
-        ]
-    )
-    macs = {layer["name"]: layer for layer in ((audit.cost or {}).get("macs") or {}).get("layers", [])}
-    for layer in audit.layers:
-        counted = macs.get(layer.name, {})
-        writer.writerow(
-            [
-                layer.name,
-                layer.type,
-                _shape_text(layer.output_shape or []),
-                layer.formula,
-                layer.weights,
-                layer.bias,
-                layer.trainable,
-                layer.frozen,
-                layer.buffers,
-                int(layer.shared),
-                layer.pruned,
-                counted.get("macs", ""),
-                counted.get("formula", ""),
-            ]
-        )
-    return buf.getvalue()
-
-
-def format_audit(audit: ModelAudit, fmt: str = "table") -> str:
-    """Lay out an audit as `table` (fixed-width text), `csv`, `json` or `markdown`."""
-    if fmt == "table":
-        return _format_table(audit)
-    if fmt == "markdown":
-        return _format_markdown(audit)
-    if fmt == "csv":
-        return _format_csv(audit)
-    if fmt == "json":
-        return json.dumps(audit.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    raise ModelError(f"audit format {fmt!r}: expected one of {', '.join(FORMATS)}")
-
-
-# --------------------------------------------------------------------------- MLP sizing
-
-
-def _mlp_count(hidden: list[int], in_features: int, num_classes: int) -> int:
-    widths = [in_features, *hidden, num_classes]
-    return sum((a + 1) * b for a, b in itertools.pairwise(widths))
-
-
-def match_mlp(target: int, in_features: int = 784, num_classes: int = 10, depth: int = 2) -> tuple[list[int], int]:
-    """Hidden widths of a `depth`-hidden-layer MLP (Linear with bias) whose count is closest to `target`.
-
-    Widths shrink: hidden layers 1..depth-1 follow a halving pyramid from the first width, and the
-    last width is solved exactly (count is linear in it) and kept no wider than the one before.
-    Ties go to the shape closest to the halving pyramid. Returns (hidden widths, achieved count).
-    """
-    if depth < 1:
-        raise ModelError(f"match_mlp depth {depth}: expected at least one hidden layer")
-    if target < 1 or in_features < 1 or num_classes < 1:
-        raise ModelError(
-            f"match_mlp: target, in_features and num_classes must be positive (got "
-            f"{target}, {in_features}, {num_classes})"
-        )
-    if depth == 1:
-        per_unit = in_features + 1 + num_classes
-        candidates = {max(1, (target - num_classes) // per_unit + d) for d in (0, 1)}
-        h = min(candidates, key=lambda w: (abs(_mlp_count([w], in_features, num_classes) - target), w))
-        return [h], _mlp_count([h], in_features, num_classes)
-
-    best: tuple[tuple[int, int], list[int], int] | None = None
-    h1_max = max(1, target // (in_features + 1) + 1)
-    for h1 in range(1, h1_max + 1):
-        middle = [max(1, round(h1 / 2**i)) for i in range(1, depth - 1)]
-        prefix = [h1, *middle]
-        prev = prefix[-1]
-        base = _mlp_count(prefix, in_features, 0)  # layers up to the last hidden width's input side
-        # count = base + (prev + 1)·h + (h + 1)·classes, linear in the last width h
-        slope = prev + 1 + num_classes
-        ideal = (target - base - num_classes) / slope
-        for h in {math.floor(ideal), math.ceil(ideal)}:
-            h = min(max(1, h), prev)
-            hidden = [*prefix, h]
-            count = _mlp_count(hidden, in_features, num_classes)
-            key = (abs(count - target), abs(h - round(h1 / 2 ** (depth - 1))))
-            if best is None or key < best[0]:
-                best = (key, hidden, count)
-    assert best is not None
-    return best[1], best[2]
