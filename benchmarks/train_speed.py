@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
 from reportgen.models.registry import create_model
-from reportgen.train import EVAL_BATCH, TrainConfig, evaluate, make_optimizer, normalize, train_epoch
+from reportgen.train import EVAL_BATCH, TrainConfig, choose_threads, evaluate, make_optimizer, normalize, train_epoch
 
 MODEL = "lenet5"
 ENGINE_ADAM = {"engine-foreach": {"foreach": True}, "engine-fused": {"fused": True}}
@@ -233,7 +233,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the sides table")
+    parser.add_argument("--threads", type=int, default=choose_threads(), help="threads of the sides table (the engine's)")
     parser.add_argument("--train-subset", type=int, default=0, help="0: all 60,000 training images")
     parser.add_argument("--sides", type=comma_list(str, SIDES), default=list(SIDES), help=",".join(SIDES))
     parser.add_argument("--load", action="store_true", help="add the table beside one busy competing process")

@@ -8,7 +8,6 @@ exactly as if it had never stopped.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,7 +52,7 @@ class TrainResult:
 
 
 def select_device(requested: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present; CPU uses every core the process may run on.
+    """`auto` picks CUDA when present; on the CPU the process trains with `choose_threads()` threads.
 
     A device this machine does not have is refused here, before any run folder exists."""
     if not isinstance(requested, str) or not DEVICE_PATTERN.fullmatch(requested):
@@ -72,8 +71,23 @@ def select_device(requested: str = "auto") -> torch.device:
             names = "cuda:0" if count == 1 else f"cuda:0 … cuda:{count - 1}"
             raise SpecError(f"device {requested!r}: this machine has {count} CUDA device(s) ({names})")
     if device.type == "cpu":
-        torch.set_num_threads(len(os.sched_getaffinity(0)))
+        torch.set_num_threads(choose_threads())
     return device
+
+
+def choose_threads() -> int:
+    """Torch threads of one process training on the CPU: one.
+
+    Why one, measured by benchmarks/train_speed.py on a 2-core machine shared with other work:
+    - the thread count changes the low-order bits of the trained weights (the benchmark's `identical`
+      column), so it cannot follow the load ("idle cores at start") without one spec training different
+      numbers on a busy and a quiet machine; one thread gives the same numbers whatever the core count,
+      and the same as a worker of a parallel sweep (ProcessExecutor trains with one thread each);
+    - two threads beside other busy processes collapse (OpenMP threads spin waiting for a descheduled
+      sibling: LeNet-5 on 3,000 images took 1.3–12.6 s vs 0.39 s with one thread); one thread slows in
+      proportion to the share of a core it gets (0.39 → 0.83 s beside one busy process);
+    - on a quiet machine a sweep gets its parallelism from worker processes, not threads."""
+    return 1
 
 
 def derived_seed(seed: int, epoch: int, stream: int) -> int:

@@ -16,8 +16,9 @@ from reportgen.run.archive import RunArchive
 from reportgen.run.executors import LocalExecutor, ProcessExecutor
 from reportgen.run.runner import run_experiment
 from reportgen.spec import load_spec
+from reportgen.train import choose_threads
 
-CPUS = len(os.sched_getaffinity(0))  # a local run trains with this many threads; the workers get the same
+THREADS = choose_threads()  # a local run trains with this many threads; the workers get the same
 EXPLODE = "REPORTGEN_TEST_EXPLODE"  # spawned workers inherit the environment the driver had when it started them
 
 
@@ -77,7 +78,7 @@ def test_two_worker_processes_archive_exactly_what_a_local_run_does(tmp_path, ma
     local = run_experiment(spec, tmp_path / "runs", "local", executor=LocalExecutor(), log=lambda line: None)
     lines: list[str] = []
     parallel = run_experiment(
-        spec, tmp_path / "runs", "parallel", log=lines.append, executor=ProcessExecutor(workers=2, threads=CPUS)
+        spec, tmp_path / "runs", "parallel", log=lines.append, executor=ProcessExecutor(workers=2, threads=THREADS)
     )
     for run in (local, parallel):
         assert run.status()["state"] == "complete" and run.verify() == []

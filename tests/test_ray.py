@@ -34,10 +34,12 @@ from reportgen.run.archive import RunArchive
 from reportgen.run.executors import RayExecutor, RayExecutorError
 from reportgen.run.runner import RunFailedError, run_experiment
 from reportgen.spec import load_spec
+from reportgen.train import choose_threads
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
-CPUS = len(os.sched_getaffinity(0))  # a local run trains with this many threads; Ray tasks get the same
+CPUS = len(os.sched_getaffinity(0))  # the local Ray instance's size
+THREADS = choose_threads()  # a local run trains with this many threads; Ray tasks get the same
 
 SWEEP = """
 name = "ray sweep"
@@ -295,7 +297,7 @@ def test_ray_sweep_archives_exactly_what_a_local_run_does(tmp_path):
                 tmp_path / "runs",
                 "ray",
                 log=lines.append,
-                executor=RayExecutor(cpus_per_trial=CPUS, num_cpus=CPUS, temp_dir=temp),
+                executor=RayExecutor(cpus_per_trial=THREADS, num_cpus=CPUS, temp_dir=temp),
             )
         assert not ray.is_initialized()  # the executor stopped the instance it started
         assert watch.seen and not watch.leftovers(), "Ray processes left behind"
@@ -323,7 +325,7 @@ def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, clus
             tmp_path / "runs",
             "killed",
             log=lambda line: None,
-            executor=RayExecutor(address, cpus_per_trial=CPUS, max_retries=2),
+            executor=RayExecutor(address, cpus_per_trial=THREADS, max_retries=2),
         )
     killer.check()
     assert not ray.is_initialized()  # disconnected; the cluster stays up
@@ -371,7 +373,7 @@ def test_a_worker_killed_more_often_than_max_retries_fails_only_its_trial(tmp_pa
             tmp_path / "runs",
             "lost",
             log=lines.append,
-            executor=RayExecutor(address, cpus_per_trial=CPUS, max_retries=0),
+            executor=RayExecutor(address, cpus_per_trial=THREADS, max_retries=0),
         )
     killer.check()
     run = RunArchive(tmp_path / "runs" / "lost")
