@@ -204,7 +204,9 @@ def measure(side: str, threads: int, busy: bool, args: argparse.Namespace) -> di
     command += ["--train-subset", str(args.train_subset)]
     competitor = subprocess.Popen([sys.executable, "-c", BUSY]) if busy else None
     try:
-        done = subprocess.run(command, check=False, capture_output=True, text=True, env=os.environ | SIDE_ENV.get(side, {}))
+        done = subprocess.run(
+            command, check=False, capture_output=True, text=True, env=os.environ | SIDE_ENV.get(side, {})
+        )
     finally:
         if competitor:
             competitor.kill()
@@ -223,7 +225,9 @@ def comma_list(kind: type, choices: tuple | None = None) -> Callable[[str], list
         values = [kind(part) for part in text.split(",") if part]
         unknown = [v for v in values if choices and v not in choices]
         if not values or unknown or any(isinstance(v, int) and v < 1 for v in values):
-            raise argparse.ArgumentTypeError(f"{text!r}: expected a comma-separated list of {choices or 'integers ≥ 1'}")
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: expected a comma-separated list of {choices or 'integers ≥ 1'}"
+            )
         return values
 
     return parse
@@ -233,7 +237,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=choose_threads(), help="threads of the sides table (the engine's)")
+    parser.add_argument(
+        "--threads", type=int, default=choose_threads(), help="threads of the sides table (the engine's)"
+    )
     parser.add_argument("--train-subset", type=int, default=0, help="0: all 60,000 training images")
     parser.add_argument("--sides", type=comma_list(str, SIDES), default=list(SIDES), help=",".join(SIDES))
     parser.add_argument("--load", action="store_true", help="add the table beside one busy competing process")
