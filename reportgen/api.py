@@ -214,7 +214,7 @@ def compare(
     partial = run.state() == RunState.PARTIAL  # some trials failed: the report shows them, marked
     if partial:
         warnings.warn(
-            f"{run.path} is partial ({run.status().get('error')}); the report is marked as such — "
+            f"{run.path} is partial ({run.record().error}); the report is marked as such — "
             f"resume with `reportgen run --resume {run.path}`",
             stacklevel=2,
         )

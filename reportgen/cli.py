@@ -128,9 +128,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _differences(run, spec) -> list[str]:
     """Settings of `spec` that differ from the run's archived spec (report-only keys aside)."""
+    from reportgen.run.archive import SPEC_FILE
     from reportgen.spec import parse_spec
 
-    archived = parse_spec(run.read("spec"), str(run.path / "spec.json")).to_dict()
+    archived = parse_spec(run.read("spec"), str(run.path / SPEC_FILE)).to_dict()
     given = spec.to_dict()
     differences = []
     for key in sorted(archived.keys() | given.keys()):
@@ -152,12 +153,12 @@ def _short(value: Any) -> str:
 
 def _resume(path: Path, args: argparse.Namespace) -> int:
     """Continue an unfinished run with the executor policy it was started with (same thread counts)."""
-    from reportgen.run.archive import check_writable, open_run
+    from reportgen.run.archive import SPEC_FILE, check_writable, open_run
     from reportgen.run.executors import choose_executor
     from reportgen.run.runner import resume_experiment
     from reportgen.spec import parse_spec
 
-    archived = parse_spec(open_run(path).read("spec"), str(path / "spec.json"))
+    archived = parse_spec(open_run(path).read("spec"), str(path / SPEC_FILE))
     executor = choose_executor(archived, args.executor, args.workers, args.address)
     check_writable(Path(args.output_dir))
     run = resume_experiment(path, executor)
@@ -172,7 +173,7 @@ def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
         return _report(run.path, args, lang)
     _report(run.path, args, lang, allow_incomplete=True)
     print(
-        f"reportgen: error: {run.path} is partial — {run.status().get('error')}; the report is marked as "
+        f"reportgen: error: {run.path} is partial — {run.record().error}; the report is marked as "
         f"such; retrain the failed trials with: reportgen run --resume {run.path}",
         file=sys.stderr,
     )

@@ -18,6 +18,7 @@ from torch import nn
 
 from reportgen.data.augment import Augment
 from reportgen.errors import SpecError
+from reportgen.run.archive import TrialState
 from reportgen.settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig  # noqa: F401 (re-exported)
 
 EVAL_BATCH = 2000
@@ -47,7 +48,7 @@ class Evaluation:
 @dataclass
 class TrainResult:
     history: list[EpochMetrics] = field(default_factory=list)
-    status: str = "complete"  # or "diverged"
+    status: TrialState = TrialState.COMPLETE  # or DIVERGED
     final: Evaluation | None = None
 
 
@@ -264,7 +265,7 @@ def train_model(
         if on_epoch is not None:
             on_epoch(epoch, metrics, model, optimizer)
         if is_diverged(train_loss, int(train_labels.max()) + 1):
-            result.status = "diverged"
+            result.status = TrialState.DIVERGED
             break
     if result.final is None:  # resumed after the last epoch: evaluate the restored weights
         result.final = evaluate(model, test_images, test_labels, mean, std, config.loss)

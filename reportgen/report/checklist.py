@@ -36,7 +36,7 @@ def check(fn: Check) -> Check:
 
 
 def _is_mlp(model: dict) -> bool:
-    return all(layer["type"] in MLP_LAYERS for layer in model["audit"]["layers"])
+    return all(layer["type"] in MLP_LAYERS for layer in model["audit"].layers)
 
 
 def _parameter_count(model: dict) -> Message:
@@ -44,10 +44,10 @@ def _parameter_count(model: dict) -> Message:
     very different compute."""
     values = {
         "model": model["label"],
-        "total": f"{model['audit']['total']:,}",
-        "without_bias": f"{model['audit']['without_bias']:,}",
+        "total": f"{model['audit'].total:,}",
+        "without_bias": f"{model['audit'].without_bias:,}",
     }
-    macs = ((model["audit"].get("cost") or {}).get("macs") or {}).get("total")
+    macs = ((model["audit"].cost or {}).get("macs") or {}).get("total")
     if macs is None:
         return Message("{model}: {total} ({without_bias} without bias)", values)
     return Message(
@@ -59,8 +59,8 @@ def _parameter_count(model: dict) -> Message:
 def parameter_audit(ctx: dict) -> tuple[bool, Evidence]:
     audits = [m["audit"] for m in ctx["models"]]
     ok = all(
-        (a["matches_torchinfo"] or a.get("torchinfo_note"))
-        and all(layer["formula"] for layer in a["layers"] if layer["weights"] + layer["bias"])
+        (a.matches_torchinfo or a.torchinfo_note)
+        and all(layer["formula"] for layer in a.layers if layer["weights"] + layer["bias"])
         for a in audits
     )
     counts = [_parameter_count(m) for m in ctx["models"]]
@@ -75,15 +75,15 @@ def mlp_matches_lenet(ctx: dict, tolerance_percent: float = 5) -> tuple[bool, Ev
     if not mlps or not lenets:
         return False, Message("needs an MLP and a LeNet-5 in the same run")
     lenet = lenets[0]
-    mlp = min(mlps, key=lambda m: abs(m["audit"]["total"] - lenet["audit"]["total"]))
-    diff = 100 * (mlp["audit"]["total"] - lenet["audit"]["total"]) / lenet["audit"]["total"]
+    mlp = min(mlps, key=lambda m: abs(m["audit"].total - lenet["audit"].total))
+    diff = 100 * (mlp["audit"].total - lenet["audit"].total) / lenet["audit"].total
     return abs(diff) <= tolerance_percent, Message(
         "{mlp} {mlp_total} vs {lenet} {lenet_total} ({diff}, limit ±{limit})",
         {
             "mlp": mlp["label"],
-            "mlp_total": f"{mlp['audit']['total']:,}",
+            "mlp_total": f"{mlp['audit'].total:,}",
             "lenet": lenet["label"],
-            "lenet_total": f"{lenet['audit']['total']:,}",
+            "lenet_total": f"{lenet['audit'].total:,}",
             "diff": f"{diff:+.2f}%",
             "limit": f"{tolerance_percent:g}%",
         },
@@ -129,10 +129,10 @@ def regularization_techniques(model: dict, base: dict, model_config: dict, base_
     (English names; catalogue keys)."""
 
     def layer_types(m: dict) -> set[str]:
-        return {layer["type"] for layer in m["audit"]["layers"]}
+        return {layer["type"] for layer in m["audit"].layers}
 
     found = []
-    if model["audit"]["batchnorm_params"] > base["audit"]["batchnorm_params"]:
+    if model["audit"].batchnorm_params > base["audit"].batchnorm_params:
         found.append("batch normalization")
     if (layer_types(model) & DROPOUT_LAYERS) - (layer_types(base) & DROPOUT_LAYERS) or model["kwargs"].get(
         "dropout", 0

@@ -17,7 +17,6 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Self
 
@@ -26,11 +25,12 @@ from reportgen.run.archive import (
     MANIFEST_FORMAT,
     ArchiveError,
     RunArchive,
+    TrialRecord,
     open_run,
     read_json,
     validate_run_id,
 )
-from reportgen.settings import REPORTED, TrainConfig
+from reportgen.settings import REPORTED
 
 READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
 MISSING = "–"
@@ -167,11 +167,9 @@ def test_set_checksum(run: RunArchive) -> str:
     return _fingerprint(run, "test")
 
 
-def _registered(run: RunArchive) -> list[dict[str, Any]]:
-    """trial.json of every trial that got as far as being registered (it has a label), config completed
-    with the defaults of settings added since the run was archived."""
-    infos = [run.trial(trial_id) for trial_id in run.trial_ids()]
-    return [info | {"config": asdict(TrainConfig()) | info["config"]} for info in infos if "label" in info]
+def _registered(run: RunArchive) -> list[TrialRecord]:
+    """Every trial that got as far as being registered (it has a label)."""
+    return [record for trial_id in run.trial_ids() if (record := run.trial_record(trial_id)) is not None]
 
 
 def _identities(run: RunArchive) -> dict[str, str]:
@@ -180,20 +178,20 @@ def _identities(run: RunArchive) -> dict[str, str]:
     code = {m.get("label"): (m.get("code") or {}).get("sha256") for m in run.read("spec").get("models", [])}
     test_set = test_set_checksum(run)
     parts: dict[str, dict[str, Any]] = {}
-    for info in _registered(run):
-        label = info["label"]
+    for trial in _registered(run):
+        label = trial.label
         entry = parts.setdefault(
             label,
             {
-                "model": info.get("model"),
-                "kwargs": info.get("kwargs", {}),
-                "base": info.get("base"),
+                "model": trial.model,
+                "kwargs": trial.kwargs,
+                "base": trial.base,
                 "code": code.get(label),
                 "test_set": test_set,
                 "settings": set(),
             },
         )
-        entry["settings"].add(json.dumps({k: v for k, v in info["config"].items() if k != "seed"}, sort_keys=True))
+        entry["settings"].add(json.dumps({k: v for k, v in trial.config.items() if k != "seed"}, sort_keys=True))
     return {
         label: json.dumps(entry | {"settings": sorted(entry["settings"])}, sort_keys=True, default=str)
         for label, entry in parts.items()
@@ -258,6 +256,10 @@ class CombinedRun:
                 info[key] = self.labels.get((run.run_id, info[key]), info[key])
         return info
 
+    def trial_record(self, trial_id: str) -> TrialRecord | None:
+        """The trial, typed, under its combined id and the labels the report shows."""
+        return TrialRecord.from_dict(trial_id, self.trial(trial_id))
+
     def predictions(self, trial_id: str) -> list[dict[str, str]]:
         run, original = self._trials[trial_id]
         return run.predictions(original)
@@ -317,7 +319,7 @@ def _settings_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
         _row(
             "Settings",
             key,
-            {run_id: ", ".join(sorted({str(t["config"].get(key)) for t in infos})) for run_id, infos in trials.items()},
+            {run_id: ", ".join(sorted({str(t.config.get(key)) for t in records})) for run_id, records in trials.items()},
             effects.get(key, NOT_IDENTICAL),
         )
         for key in REPORTED

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from reportgen.report.i18n import Translator, translator
 from reportgen.report.summary import TrialSummary
+from reportgen.run.archive import TrialState
 
 CHANCE_MARGIN = 0.02  # accuracy within 2 points of 1/classes counts as chance level
 OVERFIT_GAP = 0.05  # final train accuracy this far above test accuracy suggests overfitting
@@ -25,7 +26,7 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
     findings: list[Finding] = []
     chance = 1.0 / num_classes
     for t in trials:
-        if t.status == "failed":
+        if t.status == TrialState.FAILED:
             last_line = (t.error.strip().splitlines() or ["unknown error"])[-1]
             findings.append(
                 Finding(
@@ -40,7 +41,7 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
             continue
         losses = [e["train_loss"] for e in t.epochs]
         values = {"model": t.label, "trial": t.trial_id}
-        if t.status == "diverged" or not all(x is not None and math.isfinite(x) for x in losses):
+        if t.status == TrialState.DIVERGED or not all(x is not None and math.isfinite(x) for x in losses):
             findings.append(
                 Finding(
                     "diverged",

@@ -91,9 +91,9 @@ def write_latex_tables(context: dict[str, Any], path: Path) -> None:
         [
             {
                 "Model": m["label"],
-                "Parameters": m["audit"]["total"],
-                "Without bias": m["audit"]["without_bias"],
-                "BatchNorm adds": m["audit"]["batchnorm_params"],
+                "Parameters": m["audit"].total,
+                "Without bias": m["audit"].without_bias,
+                "BatchNorm adds": m["audit"].batchnorm_params,
             }
             for m in context["models"]
         ]

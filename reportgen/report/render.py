@@ -13,6 +13,7 @@ import secrets
 import shutil
 import time
 from collections.abc import Collection
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -234,10 +235,11 @@ def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list
     """Per-layer formula notes were archived in English ("+12 running stats, not trainable"): worded in
     the report's language here, on a copy of each audit, so the archive and summary.json keep them."""
     for t in trials:
-        t.audit = t.audit | {
-            "layers": [layer | {"formula": translate.recorded(layer["formula"])} for layer in t.audit["layers"]],
-            "torchinfo_note": translate.recorded(t.audit.get("torchinfo_note", "")),
-        }
+        t.audit = replace(
+            t.audit,
+            layers=[layer | {"formula": translate.recorded(layer["formula"])} for layer in t.audit.layers],
+            torchinfo_note=translate.recorded(t.audit.torchinfo_note),
+        )
     return trials
 
 
@@ -395,14 +397,8 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
             ],
             "epochs": {t.trial_id: t.epochs for t in context["trials"]},
             "averages": {t.trial_id: t.average for t in context["trials"]},
-            "parameters": {
-                m["label"]: {
-                    k: m["audit"][k]
-                    for k in ("total", "without_bias", "bias", "trainable", "buffers", "torchinfo_total")
-                }
-                for m in context["models"]
-            },
-            "cost": {m["label"]: m["audit"].get("cost") for m in context["models"]},
+            "parameters": {m["label"]: m["audit"].parameter_counts for m in context["models"]},
+            "cost": {m["label"]: m["audit"].cost for m in context["models"]},
         },
     )
 

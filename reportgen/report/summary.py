@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
-from reportgen.run.archive import RunArchive, TrialRecord, TrialState
+from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
 from reportgen.settings import REPORTED
 
 GALLERY_CORRECT = 10
@@ -25,9 +25,9 @@ class TrialSummary:
     label: str
     model: str
     config: dict[str, Any]
-    status: str
+    status: TrialState
     epochs: list[dict[str, float]]
-    audit: dict[str, Any]
+    audit: ModelAuditRecord
     base: str | None = None
     average: dict[str, float] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -68,8 +68,8 @@ class TrialSummary:
             "final_test_loss": self.final.get("test_loss"),
             "final_train_acc": self.final.get("train_acc"),
             "final_train_loss": self.final.get("train_loss"),
-            "parameters": self.audit["total"],
-            "parameters_without_bias": self.audit["without_bias"],
+            "parameters": self.audit.total,
+            "parameters_without_bias": self.audit.without_bias,
             "seconds_per_epoch": self.seconds_per_epoch,
             "total_seconds": sum(e["seconds"] for e in self.epochs),
         }
@@ -78,7 +78,7 @@ class TrialSummary:
 def summarize_trials(run: RunArchive) -> list[TrialSummary]:
     summaries = []
     for trial_id in run.trial_ids():
-        record = TrialRecord.from_dict(trial_id, run.trial(trial_id))
+        record = run.trial_record(trial_id)
         if record is None:  # failed before it was registered: nothing to report but the lint line
             continue
         epochs = record.epochs
@@ -134,7 +134,7 @@ def best_per_model(trials: list[TrialSummary]) -> list[TrialSummary]:
     its model only when no trial of that model completed; failed trials never do."""
     best: dict[str, TrialSummary] = {}
     for trial in trials:
-        if trial.status == "failed" or not trial.epochs:
+        if trial.status == TrialState.FAILED or not trial.epochs:
             continue
         if trial.label not in best or _selection_key(trial) > _selection_key(best[trial.label]):
             best[trial.label] = trial
@@ -143,7 +143,7 @@ def best_per_model(trials: list[TrialSummary]) -> list[TrialSummary]:
 
 def ranked_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Comparison rows by final test accuracy, best first; diverged, then failed or empty trials last."""
-    order = {"complete": 0, "diverged": 1}
+    order = {TrialState.COMPLETE: 0, TrialState.DIVERGED: 1}
     return sorted(
         rows, key=lambda r: (order.get(r["status"], 2), r["final_test_acc"] is None, -(r["final_test_acc"] or 0.0))
     )
@@ -170,8 +170,8 @@ def before_after(trials: list[TrialSummary]) -> list[dict[str, Any]]:
                             ("final_loss", "final", "test_loss"),
                         )
                     },
-                    "parameters_before": base.audit["total"],
-                    "parameters_after": trial.audit["total"],
+                    "parameters_before": base.audit.total,
+                    "parameters_after": trial.audit.total,
                 }
             )
     return rows
@@ -378,7 +378,7 @@ def cost_rows(models: list[dict[str, Any]], best: list[TrialSummary], train_size
     best_of = {t.label: t for t in best}
     rows = []
     for model in models:
-        cost, trial = model["audit"].get("cost") or {}, best_of.get(model["label"])
+        cost, trial = model["audit"].cost or {}, best_of.get(model["label"])
         if "macs" not in cost:
             continue  # archived before costs were measured, or measurement failed (cost["error"])
         latency = {x["batch_size"]: x for x in cost["latency"]}
@@ -386,7 +386,7 @@ def cost_rows(models: list[dict[str, Any]], best: list[TrialSummary], train_size
         rows.append(
             {
                 "model": model["label"],
-                "parameters": model["audit"]["total"],
+                "parameters": model["audit"].total,
                 "macs": cost["macs"]["total"],
                 "final_test_acc": trial.final.get("test_acc") if trial else None,
                 "seconds_per_epoch": seconds,

@@ -13,6 +13,8 @@ Layout (MLflow-style: parameters written once, metrics appended per epoch, state
                        sealed state; written last, when the run is sealed complete, partial or failed
 
 States are defined once, here (RunState, TrialState); everything else compares against them.
+Readers get frozen records (RunRecord, TrialRecord, ModelAuditRecord) whose `from_dict` fills in what
+older formats lack; a run from a newer format is refused when it is opened.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import secrets
 import shutil
 import stat
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,11 @@ RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: 
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
 # File names of a run folder, spelled only here.
 STATUS_FILE = "status.json"
+SPEC_FILE = "spec.json"
+ENVIRONMENT_FILE = "environment.json"
+DATA_FILE = "data.json"
+# The header files a run is created with and `RunArchive.read` reads back, by the name callers use.
+HEADER_FILES = {"spec": SPEC_FILE, "environment": ENVIRONMENT_FILE, "data": DATA_FILE}
 MANIFEST_FILE = "manifest.json"
 TEST_IMAGES = "test_images.npz"
 TRIALS_DIR = "trials"
@@ -84,6 +91,102 @@ _TRANSIENT_STATUS = ("error", "failed_trials", "trials", "finished")  # describe
 _TRIAL_ERROR_FIELDS = ("error", "traceback")
 
 
+# --- typed readers ----------------------------------------------------------------------------------
+# What the report reads from a run, as frozen records. Each `from_dict` is the one place that knows how
+# older runs differ (keys they lack), so no reader downstream patches compatibility itself.
+
+
+def _member(kind: type[StrEnum], value: Any) -> Any:
+    """The member of `kind` that `value` names, or None (an unknown or tampered value)."""
+    try:
+        return kind(value)
+    except ValueError:
+        return None
+
+
+def _archive_format(status: dict[str, Any], where: Path | str) -> int:
+    """status.json's `format`: 1 when absent (runs written before it existed); a newer one is refused."""
+    written = status.get("format", 1)
+    if not isinstance(written, int) or isinstance(written, bool) or written < 1:
+        raise ArchiveError(f"{where}: status.json has a malformed archive format {written!r} (expected an integer)")
+    if written > ARCHIVE_FORMAT:
+        raise ArchiveError(
+            f"{where}: run was written by a newer reportgen (archive format {written}); "
+            f"this version reads formats 1–{ARCHIVE_FORMAT}"
+        )
+    return written
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """status.json: the run's archive format, state and times, and how its last ending went."""
+
+    format: int
+    state: RunState | str  # the text as written when it names no RunState (tampered): verify() reports it
+    started: str = ""
+    updated: str = ""
+    finished: str = ""
+    error: str = ""  # one line: why the run is partial or failed
+    failed_trials: list[str] = field(default_factory=list)
+    trial_counts: dict[str, int] = field(default_factory=dict)  # total and per TrialState, set when sealed
+    resumed: bool = False
+
+    @classmethod
+    def from_dict(cls, status: dict[str, Any], where: Path | str) -> RunRecord:
+        """`where` names the run in the one-line error for a newer archive format."""
+        written = status.get("state", "?")
+        return cls(
+            _archive_format(status, where),
+            _member(RunState, written) or str(written),
+            status.get("started", ""),
+            status.get("updated", ""),
+            status.get("finished", ""),
+            status.get("error") or "",
+            status.get("failed_trials", []),
+            status.get("trials", {}),
+            status.get("resumed", False),
+        )
+
+
+@dataclass(frozen=True)
+class ModelAuditRecord:
+    """A trial's parameter audit as archived (measure.params.ModelAudit.to_dict) with its cost.
+
+    Its own class, not ModelAudit: that module imports torch, and reading a run never does. Layers stay the
+    archived rows (name, type, output_shape, formula, weights, bias, …): the templates lay them out as they are."""
+
+    model_name: str
+    input_shape: list[int]
+    layers: list[dict[str, Any]]
+    total: int
+    without_bias: int
+    bias: int
+    trainable: int
+    frozen: int
+    buffers: int
+    batchnorm_params: int
+    torchinfo_total: int
+    matches_torchinfo: bool
+    torchinfo_error: str = ""
+    batch_size: int = 2
+    mult_adds: int = 0
+    cost: dict[str, Any] | None = None  # MACs, latency, size (measure.cost); None in runs archived before costs
+    pruned: int = 0
+    torchinfo_note: str = ""  # why torchinfo's total differs, when that is explained (tied or pruned weights)
+
+    @classmethod
+    def from_dict(cls, audit: dict[str, Any]) -> ModelAuditRecord:
+        """Keys an older run lacks take the defaults above; keys a reader does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in audit.items() if key in known})
+
+    @property
+    def parameter_counts(self) -> dict[str, int]:
+        """The totals summary.json records per model."""
+        names = ("total", "without_bias", "bias", "trainable", "buffers", "torchinfo_total")
+        return {name: getattr(self, name) for name in names}
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One archived trial as the report reads it: trials/<id>/trial.json plus its per-epoch metrics."""
@@ -94,7 +197,7 @@ class TrialRecord:
     config: dict[str, Any]  # every TrainConfig field; runs archived before a setting existed get its default
     status: TrialState
     epochs: list[dict[str, Any]]  # METRIC_FIELDS per epoch; None where a value is not finite
-    audit: dict[str, Any]  # the parameter audit (measure.params.ModelAudit.to_dict) with its cost
+    audit: ModelAuditRecord
     base: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     error: str = ""
@@ -111,7 +214,7 @@ class TrialRecord:
             asdict(TrainConfig()) | info["config"],
             TrialState(info["status"]),
             info.get("epochs", []),
-            info["audit"],
+            ModelAuditRecord.from_dict(info["audit"]),
             info.get("base"),
             info.get("kwargs", {}),
             info.get("error", ""),
@@ -260,7 +363,7 @@ class RunArchive:
             run.lock()
             (run.path / TRIALS_DIR).mkdir()
             for name, payload in header.items():  # spec, environment, data: written once
-                atomic_write_json(run.path / f"{name}.json", payload)
+                atomic_write_json(run.path / HEADER_FILES[name], payload)
             for name, content in (files or {}).items():  # test_images.npz: what the galleries show
                 atomic_write_bytes(run.path / name, content)
             run.set_status(RunState.RUNNING, format=ARCHIVE_FORMAT)
@@ -351,9 +454,9 @@ class RunArchive:
             path, info | {"status": TrialState.FAILED.value, "error": line, "traceback": traceback or str(error)}
         )
 
-    def trial_status(self, trial_id: str) -> str | None:
+    def trial_status(self, trial_id: str) -> TrialState | None:
         path = self.trial_dir(trial_id) / TRIAL_FILE
-        return read_json(path).get("status") if path.exists() else None
+        return _member(TrialState, read_json(path).get("status")) if path.exists() else None
 
     def lock(self) -> None:
         """Hold an exclusive lock on the run for this process's lifetime: one writer per run.
@@ -469,15 +572,16 @@ class RunArchive:
             raise ArchiveError(f"{self.path / STATUS_FILE}: expected a JSON object")
         return status
 
-    def state(self) -> str | None:
-        return self.status().get("state")
+    def record(self) -> RunRecord:
+        """status.json, typed; an ArchiveError for a newer archive format."""
+        return RunRecord.from_dict(self.status(), self.path)
 
-    def format(self) -> int:
-        """The archive format the run was written in (1 for runs from before the key existed)."""
-        return self.status().get("format", 1)
+    def state(self) -> RunState | str:
+        return self.record().state
 
     def read(self, name: str) -> Any:
-        return read_json(self.path / f"{name}.json")
+        """A header file by its name in HEADER_FILES ("spec", "environment", "data")."""
+        return read_json(self.path / HEADER_FILES[name])
 
     def test_images(self):
         """The archived test images as a numpy array, or None for runs archived before they were kept."""
@@ -497,6 +601,10 @@ class RunArchive:
         info = read_json(folder / TRIAL_FILE)
         info["epochs"] = read_json(folder / METRICS_JSON) if (folder / METRICS_JSON).exists() else []
         return info
+
+    def trial_record(self, trial_id: str) -> TrialRecord | None:
+        """The trial, typed; None when it failed before it was registered."""
+        return TrialRecord.from_dict(trial_id, self.trial(trial_id))
 
     def predictions(self, trial_id: str) -> list[dict[str, str]]:
         with open(self.trial_dir(trial_id) / PREDICTIONS_FILE, newline="", encoding="utf-8") as handle:
@@ -573,12 +681,7 @@ def open_run(path: str | Path) -> RunArchive:
     except ArchiveError as exc:
         raise ArchiveError(f"{given}: the run folder's name is not a run id ({exc})") from None
     run = RunArchive(resolved)
-    written = run.format()
-    if not isinstance(written, int) or isinstance(written, bool) or not 1 <= written <= ARCHIVE_FORMAT:
-        raise ArchiveError(
-            f"{given}: run written in archive format {written!r}; this reportgen reads formats "
-            f"1–{ARCHIVE_FORMAT} (a newer reportgen wrote it: upgrade to render it)"
-        )
+    RunRecord.from_dict(run.status(), given)  # refuses a newer archive format before anything reads the run
     return run
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportgen.errors import ArchiveError
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive import RunArchive, TrialState
 
 
 def run_rows(root: Path) -> list[dict[str, str]]:
@@ -16,26 +16,27 @@ def run_rows(root: Path) -> list[dict[str, str]]:
     for folder in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
         run = RunArchive(folder)
         try:
-            status = run.status()
-            trials = [run.trial(t) for t in run.trial_ids()]
-        except (ArchiveError, OSError, ValueError) as exc:  # ValueError: malformed JSON
+            record = run.record()
+            trials = {trial_id: run.trial_record(trial_id) for trial_id in run.trial_ids()}
+        except (ArchiveError, OSError, ValueError, KeyError, TypeError) as exc:  # malformed JSON or records
             rows.append({"run": folder.name, "state": "unreadable", "started": "", "models": str(exc)[:60], "best": ""})
             continue
-        # A trial that failed before it was registered has no label or epochs; a diverged epoch's
-        # accuracy may be null: neither may break the listing of every other run.
+        # A trial that failed before it was registered has no record (its id stands in for its label); a
+        # diverged epoch's accuracy may be null: neither may break the listing of every other run.
+        registered = [t for t in trials.values() if t is not None]
         accuracies = [
             e["test_acc"]
-            for t in trials
-            if t.get("status") == "complete"
-            for e in t.get("epochs", [])
+            for t in registered
+            if t.status == TrialState.COMPLETE
+            for e in t.epochs
             if isinstance(e.get("test_acc"), (int, float))
         ]
         rows.append(
             {
                 "run": folder.name,
-                "state": status.get("state", "?"),
-                "started": status.get("started", ""),
-                "models": ", ".join(dict.fromkeys(t.get("label", t.get("trial_id", "?")) for t in trials)),
+                "state": record.state,
+                "started": record.started,
+                "models": ", ".join(dict.fromkeys(t.label if t else trial_id for trial_id, t in trials.items())),
                 "best": f"{100 * max(accuracies):.2f}%" if accuracies else "–",
             }
         )

@@ -20,6 +20,7 @@ from reportgen.measure.params import ModelAudit
 from reportgen.run.archive import (
     FINISHED_TRIALS,
     MANIFEST_FILE,
+    SPEC_FILE,
     STATUS_FILE,
     TEST_IMAGES,
     RunArchive,
@@ -79,7 +80,7 @@ def resume_experiment(path: Path, executor: Executor | None = None, log: Log = p
     run.lock()
     executor = executor or LocalExecutor()
     try:
-        spec = parse_spec(run.read("spec"), str(run.path / "spec.json"))
+        spec = parse_spec(run.read("spec"), str(run.path / SPEC_FILE))
         data = RecordedData.of(run).load()
         device = select_device(spec.device)
         audits = preflight(spec, data, device)
