@@ -319,7 +319,10 @@ def _settings_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
         _row(
             "Settings",
             key,
-            {run_id: ", ".join(sorted({str(t.config.get(key)) for t in records})) for run_id, records in trials.items()},
+            {
+                run_id: ", ".join(sorted({str(t.config.get(key)) for t in records}))
+                for run_id, records in trials.items()
+            },
             effects.get(key, NOT_IDENTICAL),
         )
         for key in REPORTED
