@@ -254,11 +254,13 @@ def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], li
         train[key] = [_setting(check, key, v) for v in values]
     if "seed" in table and "seeds" in table:
         raise SpecError(f"{check.source}: give either 'train.seed' or 'train.seeds', not both")
-    raw_seeds = table.get("seeds", table.get("seed", 0))
+    key = "train.seed" if "seed" in table else "train.seeds"  # errors name the key the spec wrote
+    raw_seeds = table.get(key.removeprefix("train."), defaults["seed"])
     seeds = raw_seeds if isinstance(raw_seeds, list) else [raw_seeds]
     if not seeds:
-        raise check.fail("train.seeds", "a non-empty list of integers", raw_seeds)
-    seeds = [check.number("train.seeds", s, 0, 2**31 - 1, integer=True) for s in seeds]
+        raise check.fail(key, "a non-empty list of integers", raw_seeds)
+    seed = SETTINGS["seed"]  # every seed is a value of the seed setting, so its range is the setting's
+    seeds = [check.number(key, s, seed.low, seed.high, integer=seed.integer) for s in seeds]
     return train, seeds
 
 

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,10 @@ def test_sweep_expands_models_times_settings_times_seeds(tmp_path):
         (MODELS + "[train]\nlr = -1\n", "key 'train.lr': expected a number"),
         (MODELS + '[train]\noptimizer = "sgdd"\n', "key 'train.optimizer': expected one of sgd, adam"),
         (MODELS + '[train]\nloss = ["mse"]\n', "key 'train.loss': expected one of cross_entropy"),
+        (MODELS + '[train]\nprecision = "fp16"\n', "key 'train.precision': expected one of fp32, bf16, got 'fp16'"),
+        (MODELS + "[train]\nmomentum = 1.0\n", "key 'train.momentum': expected a number in [0, 0.999], got 1.0"),
+        (MODELS + "[train]\nseed = -1\n", "key 'train.seed': expected an integer in [0, 2.14748e+09], got -1"),
+        (MODELS + "[train]\nseeds = [1, 2.5]\n", "key 'train.seeds': expected an integer in [0, 2.14748e+09]"),
         (MODELS + '[data]\ndataset = "cifar"\n', "key 'data.dataset': expected one of fashion-mnist, mnist"),
         ("colour = 1\n" + MODELS, "unknown key 'colour'"),
         (MODELS + "colour = 1\n", "unknown key 'models[1].colour'"),
@@ -53,7 +58,7 @@ def test_sweep_expands_models_times_settings_times_seeds(tmp_path):
 )
 def test_bad_specs_name_file_key_and_expectation(tmp_path, body, message):
     path = write(tmp_path, body)
-    with pytest.raises(SpecError, match=message.replace("[", r"\[").replace("(", r"\(")) as info:
+    with pytest.raises(SpecError, match=re.escape(message)) as info:
         load_spec(path)
     assert str(path) in str(info.value)
 
@@ -83,12 +88,20 @@ def test_settings_come_from_one_source():
     assert list(SETTINGS) == names and sorted(REPORTED) == sorted(names)
     assert set(SWEEPABLE) | {"seed", "augment"} == set(names) and set(HEATMAP_AXES) <= set(SWEEPABLE)
     assert load_catalogue("en") == DISPLAY_NAMES and set(names) <= load_catalogue("ko").keys()
+    assert sorted(s.column for s in SETTINGS.values()) == list(range(len(names)))  # one column each, no gaps
+    axes = [s.axis for s in SETTINGS.values() if s.axis is not None]
+    assert len(set(axes)) == len(axes) == len(HEATMAP_AXES)  # distinct priorities: the heatmap's axes are defined
     for name in SWEEPABLE:
         setting = SETTINGS[name]
-        bad = "nope" if setting.choices else setting.high * 10 + 1
-        with pytest.raises(SpecError, match=f"train.{name}") as error:
-            load_spec(None, {"models": [{"name": "mlp"}], "train": {name: [getattr(TrainConfig(), name), bad]}})
-        assert (setting.choices[0] if setting.choices else f"{setting.high:g}") in str(error.value)
+        if setting.choices:
+            bad_values, expected = ["nope"], ", ".join(setting.choices)
+        else:
+            bad_values, expected = [setting.low - 1, setting.high * 10 + 1], f"[{setting.low:g}, {setting.high:g}]"
+        for bad in bad_values:
+            with pytest.raises(SpecError, match=f"train.{name}") as error:
+                load_spec(None, {"models": [{"name": "mlp"}], "train": {name: [getattr(TrainConfig(), name), bad]}})
+            assert f"expected {'one of ' if setting.choices else ''}" in str(error.value)
+            assert expected in str(error.value) and repr(bad) in str(error.value)
 
 
 def test_reading_a_spec_does_not_import_torch():
