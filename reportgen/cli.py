@@ -10,9 +10,21 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import ReportgenError
+from reportgen.settings import SETTINGS, Setting
 
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 1
+
+
+# One `reportgen run` flag per training setting, generated from its TrainConfig field (settings.py):
+# a new setting gets its flag, its help and its override message without an edit here. The augmentation
+# is a table of its own in the spec, so it has no single flag.
+TRAIN_FLAGS = {name: setting for name, setting in SETTINGS.items() if name != "augment"}
+
+
+def _spec_key(name: str) -> str:
+    """The spec key a training flag overrides: one --seed replaces the spec's list of seeds."""
+    return "train.seeds" if name == "seed" else f"train.{name}"
 
 
 # CLI flag of every spec override, for messages
@@ -21,12 +33,7 @@ OVERRIDE_FLAGS = {
     "data.data_dir": "--data-dir",
     "data.train_subset": "--train-subset",
     "data.test_subset": "--test-subset",
-    "train.epochs": "--epochs",
-    "train.batch_size": "--batch-size",
-    "train.lr": "--lr",
-    "train.optimizer": "--optimizer",
-    "train.loss": "--loss",
-    "train.seeds": "--seed",
+    **{_spec_key(name): "--" + name.replace("_", "-") for name in TRAIN_FLAGS},
     "device": "--device",
     "report.lang": "--lang",
     "models": "--models",
@@ -70,17 +77,14 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "data.data_dir": args.data_dir,
         "data.train_subset": args.train_subset,
         "data.test_subset": args.test_subset,
-        "train.epochs": args.epochs,
-        "train.batch_size": args.batch_size,
-        "train.lr": args.lr,
-        "train.optimizer": args.optimizer,
-        "train.loss": args.loss,
-        "train.seeds": [args.seed] if args.seed is not None else None,
+        **{_spec_key(name): getattr(args, name) for name in TRAIN_FLAGS},
         "device": args.device,
         "report.lang": args.lang,
         "max_trials": args.max_trials,
         "models": [{"name": n} for n in split_models(args.models)] if args.models is not None else None,
     }
+    if args.seed is not None:
+        overrides["train.seeds"] = [args.seed]
     return {key: value for key, value in overrides.items() if value is not None}
 
 
@@ -313,6 +317,24 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _flag_type(setting: Setting) -> type:
+    # Only the type is parsed here: ranges and choices are checked by the spec, so a flag and the same
+    # key in a TOML file get the same one-line error.
+    if setting.integer:
+        return int
+    return float if setting.low is not None else str
+
+
+def _flag_help(setting: Setting) -> str:
+    if setting.choices:
+        allowed = "one of " + ", ".join(setting.choices)
+    elif setting.integer:
+        allowed = f"{int(setting.low)} to {int(setting.high):,}"
+    else:
+        allowed = f"{setting.low:g} to {setting.high:g}"
+    return f"{setting.label}: {allowed}; overrides the spec's {_spec_key(setting.name)}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from reportgen.data import DATASETS
     from reportgen.measure.audit_text import FORMATS as AUDIT_FORMATS
@@ -330,12 +352,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated model references, replacing the spec's models "
         "(commas inside [...] or quotes belong to the reference: 'mlp?hidden=[75,32],lenet5')",
     )
-    run.add_argument("--epochs", type=int)
-    run.add_argument("--batch-size", type=int)
-    run.add_argument("--lr", type=float)
-    run.add_argument("--optimizer")
-    run.add_argument("--loss")
-    run.add_argument("--seed", type=int)
+    for name, setting in TRAIN_FLAGS.items():
+        flag = OVERRIDE_FLAGS[_spec_key(name)]
+        metavar = "{" + ",".join(setting.choices) + "}" if setting.choices else name.upper()
+        run.add_argument(flag, type=_flag_type(setting), metavar=metavar, help=_flag_help(setting))
     run.add_argument("--train-subset", type=int, help="train on this many images (seeded random choice)")
     run.add_argument("--test-subset", type=int, help="test on this many images (seeded random choice)")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")

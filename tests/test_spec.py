@@ -2,6 +2,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import one_error_line
 
 from reportgen.errors import SpecError
 from reportgen.spec import load_spec
@@ -102,6 +103,30 @@ def test_settings_come_from_one_source():
                 load_spec(None, {"models": [{"name": "mlp"}], "train": {name: [getattr(TrainConfig(), name), bad]}})
             assert f"expected {'one of ' if setting.choices else ''}" in str(error.value)
             assert expected in str(error.value) and repr(bad) in str(error.value)
+
+
+def test_every_training_setting_has_a_run_flag_that_overrides_it(workdir, cli):
+    """The run command's flags come from TrainConfig's fields too: each setting (but the augmentation
+    table) has a flag of its own type whose value reaches the spec, and a value out of the setting's range
+    or choices is refused with the spec's own one-line message before anything is written."""
+    from reportgen.cli import _overrides, build_parser
+    from reportgen.settings import SETTINGS, TrainConfig
+
+    parser = build_parser()
+    defaults = TrainConfig()
+    for name, setting in SETTINGS.items():
+        if name == "augment":
+            continue
+        flag = "--" + name.replace("_", "-")
+        value = setting.choices[-1] if setting.choices else getattr(defaults, name) or setting.high
+        args = parser.parse_args(["run", flag, str(value)])
+        spec = load_spec(None, _overrides(args))
+        chosen = spec.seeds if name == "seed" else spec.train[name]
+        assert list(chosen) == [value], (flag, chosen)
+        bad = "nope" if setting.choices else str(setting.high * 10 + 1)
+        code, _out, err = cli("run", flag, bad, "--models", "mlp")
+        assert code == 2 and f"train.{name}" in one_error_line(err) and bad in err, (flag, err)
+    assert not (workdir / "runs").exists() and not (workdir / "output").exists()
 
 
 def test_reading_a_spec_does_not_import_torch():
