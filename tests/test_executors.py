@@ -14,7 +14,7 @@ from torch import nn
 
 from reportgen.run.archive import RunArchive
 from reportgen.run.executors import LocalExecutor, ProcessExecutor
-from reportgen.run.runner import run_experiment
+from reportgen.run.runner import RunFailedError, resume_experiment, run_experiment
 from reportgen.spec import load_spec
 from reportgen.train import choose_threads
 
@@ -33,6 +33,18 @@ class Exploding(nn.Module):
         if self.training and os.environ.get(EXPLODE):
             raise RuntimeError("exploded on purpose")
         return self.net(x)
+
+
+THREAD_LOG = "REPORTGEN_TEST_THREAD_LOG"
+
+
+class ThreadRecorder(Exploding):
+    """Writes the torch thread count it trains with to the file named by THREAD_LOG, then acts as Exploding."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            Path(os.environ[THREAD_LOG]).write_text(str(torch.get_num_threads()))
+        return super().forward(x)
 
 
 def spec_text(idx: Path, train: str, models: list[str]) -> str:
@@ -129,6 +141,29 @@ def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_pa
     only = "trial 001-test_executors-Exploding (test_executors:Exploding): complete [1 done, 0 left, 0 failed]"
     assert trial_lines(lines) == [only]
     assert {p.name: p.stat().st_mtime_ns for p in run.trial_dir("000-mlp").iterdir()} == finished
+
+
+def test_a_resumed_run_trains_with_the_thread_count_it_started_with(tmp_path, make_spec, monkeypatch):
+    """Thread count changes the weights' low-order bits, so a run started by two-thread workers is resumed
+    with two threads per trial even in this (one-thread) process, and this process's setting is restored."""
+    spec = make_spec("epochs = 1", ["test_executors:ThreadRecorder"])
+    used = tmp_path / "threads.txt"
+    monkeypatch.setenv(THREAD_LOG, str(used))
+    monkeypatch.setenv(EXPLODE, "1")
+    quiet = lambda line: None
+    with pytest.raises(RunFailedError):
+        run_experiment(spec, tmp_path / "runs", "t", log=quiet, executor=ProcessExecutor(workers=1, threads=2))
+    run = RunArchive(tmp_path / "runs" / "t")
+    assert run.status()["state"] == "failed" and used.read_text() == "2"
+    assert run.read("environment")["threads_per_trial"] == 2
+
+    monkeypatch.delenv(EXPLODE)
+    used.unlink()
+    own = torch.get_num_threads()
+    assert own != 2  # the test would prove nothing if this process already trained with two
+    resumed = resume_experiment(run.path, LocalExecutor(), log=quiet)
+    assert resumed.status()["state"] == "complete" and used.read_text() == "2"
+    assert torch.get_num_threads() == own
 
 
 def test_a_process_run_from_the_command_line_shuts_down_cleanly(tmp_path):

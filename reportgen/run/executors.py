@@ -128,8 +128,13 @@ class LocalExecutor:
         run = open_run(jobs[0].run_path)
         loaded, self._loaded = self._loaded, None
         data = on_device(loaded if loaded is not None else jobs[0].data.load(), torch.device(jobs[0].device))
-        for job in jobs:
-            progress.trial_done(job, run_trial(job, run, lambda: data, progress))
+        own_threads = torch.get_num_threads()
+        try:
+            for job in jobs:
+                torch.set_num_threads(job.threads or own_threads)  # a resumed run's archived count
+                progress.trial_done(job, run_trial(job, run, lambda: data, progress))
+        finally:
+            torch.set_num_threads(own_threads)
 
 
 _worker_data: dict[tuple[str, str], Dataset] = {}

@@ -65,7 +65,7 @@ def run_experiment(
         {"spec": spec.to_dict(), "environment": env, "data": data_record(data)},
         files={TEST_IMAGES: test_images_file(data)},
     )
-    jobs = _plan(run, spec, data, device, audits, executor, log)
+    jobs = _plan(run, spec, data, device, audits, executor.threads, log)
     _hand_over(data, executor)
     del data
     return _train_all(run, jobs, executor, log)
@@ -90,13 +90,23 @@ def resume_experiment(path: Path, executor: Executor | None = None, log: Log = p
             "finished, the others are trained"
         )
         run.reopen()
-        jobs = _plan(run, spec, data, device, audits, executor, log)
+        jobs = _plan(run, spec, data, device, audits, _resumed_threads(run, device, executor), log)
     except BaseException:
         run.unlock()
         raise
     _hand_over(data, executor)
     del data
     return _train_all(run, jobs, executor, log)
+
+
+def _resumed_threads(run: RunArchive, device: torch.device, executor: Executor) -> int | None:
+    """On the CPU a resumed trial trains with the thread count the run started with, whatever executor
+    resumes it: the count changes the low-order bits of the weights, and a resumed run must match the
+    uninterrupted one bit for bit."""
+    if device.type != "cpu":
+        return executor.threads
+    env = run.read("environment")
+    return env.get("threads_per_trial", env.get("threads"))  # runs of format 1 recorded only `threads`
 
 
 def _hand_over(data: Dataset, executor: Executor) -> None:
@@ -112,14 +122,15 @@ def _plan(
     data: Dataset,
     device: torch.device,
     audits: dict[str, ModelAudit],
-    executor: Executor,
+    threads: int | None,
     log: Log,
 ) -> list[TrialJob]:
-    """Every trial of the spec as a job for the executor."""
+    """Every trial of the spec as a job for the executor; `threads`: torch threads per trial (None: the
+    training process's own setting)."""
     trials = spec.trials()
     log(
         f"{len(trials)} trial(s) on {data.name} ({len(data.train_labels)} train / {len(data.test_labels)} "
-        f"test images), device {device}, {torch.get_num_threads()} threads"
+        f"test images), device {device}, {threads or torch.get_num_threads()} thread(s) per trial"
     )
     recorded, run_path = RecordedData.of(run), str(run.path.resolve())
     return [
@@ -128,7 +139,7 @@ def _plan(
             run_path=run_path,
             data=recorded,
             device=str(device),
-            threads=executor.threads,
+            threads=threads,
             audit=audits[trial.model.label],
             batches=trial_batches(trial, len(data.train_labels)),
         )
