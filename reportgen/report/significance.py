@@ -37,25 +37,31 @@ LECUN_1998 = [  # LeCun, Bottou, Bengio, Haffner (1998), Gradient-based learning
 
 def seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]]:
     """Mean ± std and a t-based 95% interval of the final test accuracy over seeds, per configuration."""
-    groups: dict[tuple, list[TrialSummary]] = {}
-    for t in trials:
-        if t.ranked:
-            key = (t.label, *(t.config[k] for k in REPORTED if k != "seed"))
-            groups.setdefault(key, []).append(t)
+    import pandas as pd  # here, like scipy below: loading this module stays light
+
+    settings = [k for k in REPORTED if k != "seed"]
+    ranked = [t for t in trials if t.ranked]
+    runs = pd.DataFrame(
+        [(n, t.label, *(t.config[k] for k in settings), t.final["test_acc"]) for n, t in enumerate(ranked)],
+        columns=["trial", "model", *settings, "accuracy"],
+    )
+    configuration = ["model", *settings]
+    seeded = runs[runs.groupby(configuration, dropna=False)["trial"].transform("size") > 1]
+    # configurations in the order first trained; fmean and stdev (the sample std, like pandas' ddof=1) are
+    # correctly rounded, where pandas' mean and std may differ in the last bit
+    groups = seeded.groupby(configuration, sort=False, dropna=False).agg(
+        first=("trial", "first"), seeds=("accuracy", "size"), mean=("accuracy", fmean), std=("accuracy", stdev)
+    )
     rows = []
-    for key, members in groups.items():
-        if len(members) < 2:
-            continue
+    for first, seeds, mean, sd in groups.itertuples(index=False):
         from scipy import stats  # here: only seed aggregates need a t quantile, and scipy is slow to load
 
-        accs = [m.final["test_acc"] for m in members]
-        mean, sd = fmean(accs), stdev(accs)
-        half = stats.t.ppf(0.975, len(accs) - 1) * sd / math.sqrt(len(accs))
+        half = stats.t.ppf(0.975, seeds - 1) * sd / math.sqrt(seeds)
         rows.append(
             {
-                "model": key[0],
-                **{k: members[0].config[k] for k in REPORTED if k != "seed"},
-                "seeds": len(accs),
+                "model": ranked[first].label,
+                **{k: ranked[first].config[k] for k in settings},
+                "seeds": seeds,
                 "mean": mean,
                 "std": sd,
                 "ci_low": mean - half,

@@ -1,7 +1,8 @@
 """Turns an archived run into the report's content: tables, comparisons, gallery picks.
 
 Pure data in, pure data out (no templates, no files): render.py lays it out; the same numbers
-feed HTML, PDF, CSV and JSON, so they cannot disagree.
+feed HTML, PDF, CSV and JSON, so they cannot disagree. pandas is imported inside the functions that use
+it: reportgen.spec imports this module (through the checklist), and reading a spec should not load pandas.
 """
 
 from __future__ import annotations
@@ -204,19 +205,24 @@ def top_confusions(
 ) -> list[dict[str, Any]]:
     """The most frequent (true → predicted) mistakes, most frequent first, each with its most confident
     examples: which classes the model mixes up, and on what kind of image."""
-    pairs: dict[tuple[int, int], list[dict[str, str]]] = {}
-    for p in predictions:
-        if p["label"] != p["prediction"]:
-            pairs.setdefault((int(p["label"]), int(p["prediction"])), []).append(p)
-    ranked = sorted(pairs.items(), key=lambda item: (-len(item[1]), item[0]))[:limit]
+    import pandas as pd
+
+    wrong = pd.DataFrame(
+        [
+            (int(p["label"]), int(p["prediction"]), int(p["index"]), _confidence(p))
+            for p in predictions
+            if p["label"] != p["prediction"]
+        ],
+        columns=["true", "predicted", "index", "confidence"],
+    )
+    pair = ["true", "predicted"]
+    # groupby orders the pairs and stable sorts keep ties as they were: equal counts in (true, predicted)
+    # order, equal confidences in test-set order (as in runs archived before confidences were recorded)
+    counts = wrong.groupby(pair).size().sort_values(ascending=False, kind="stable").iloc[:limit]
+    surest = wrong.sort_values("confidence", ascending=False, kind="stable").groupby(pair)["index"].agg(list)
     return [
-        {
-            "true": true,
-            "predicted": predicted,
-            "count": len(rows),
-            "examples": [int(p["index"]) for p in _most_confident(rows)[:examples]],
-        }
-        for (true, predicted), rows in ranked
+        {"true": true, "predicted": predicted, "count": count, "examples": surest[true, predicted][:examples]}
+        for (true, predicted), count in counts.items()
     ]
 
 
@@ -227,15 +233,20 @@ def confident_mistakes(predictions: list[dict[str, str]], count: int = GALLERY_C
 
 def _most_confident(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """Highest softmax confidence first; runs archived before confidences were recorded keep test-set order."""
-    return sorted(rows, key=lambda p: -float(p.get("confidence") or 0))
+    return sorted(rows, key=lambda p: -_confidence(p))
+
+
+def _confidence(p: dict[str, str]) -> float:
+    return float(p.get("confidence") or 0)
 
 
 def confusion_matrix(predictions: list[dict[str, str]], num_classes: int) -> list[list[int]]:
-    """matrix[true][predicted] counts."""
-    matrix = [[0] * num_classes for _ in range(num_classes)]
-    for p in predictions:
-        matrix[int(p["label"])][int(p["prediction"])] += 1
-    return matrix
+    """matrix[true][predicted] counts; a class that never occurs has its row and column of zeros."""
+    import pandas as pd
+
+    counts = pd.crosstab(*(pd.Series([int(p[k]) for p in predictions], dtype=int) for k in ("label", "prediction")))
+    classes = range(num_classes)
+    return counts.reindex(index=classes, columns=classes, fill_value=0).to_numpy(dtype=int).tolist()
 
 
 def per_class_accuracy(matrix: list[list[int]], classes: list[str]) -> list[dict[str, Any]]:
@@ -247,14 +258,16 @@ def per_class_accuracy(matrix: list[list[int]], classes: list[str]) -> list[dict
 
 def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> dict[str, Any]:
     """Best final test accuracy (%) for each (row setting, column setting) pair; NaN where untried."""
+    import pandas as pd
+
     rows = sorted({t.config[row_key] for t in trials}, key=str)
     columns = sorted({t.config[column_key] for t in trials}, key=str)
-    cells: dict[tuple, float] = {}
-    for t in trials:
-        if t.ranked:
-            key = (t.config[row_key], t.config[column_key])
-            cells[key] = max(cells.get(key, float("-inf")), 100 * t.final["test_acc"])
-    values = [[cells.get((r, c), float("nan")) for c in columns] for r in rows]
+    ranked = pd.DataFrame(
+        [(t.config[row_key], t.config[column_key], 100 * t.final["test_acc"]) for t in trials if t.ranked],
+        columns=["row", "column", "accuracy"],
+    )
+    best = ranked.pivot_table("accuracy", "row", "column", aggfunc="max")
+    values = best.reindex(index=rows, columns=columns).to_numpy(dtype=float).tolist()
     return {"rows": rows, "columns": columns, "values": values}
 
 
