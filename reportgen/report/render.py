@@ -1,5 +1,7 @@
 """Lays out a run's report: HTML (Jinja2, autoescaped), PDF (WeasyPrint), CSV and JSON.
 
+One way through: `analyse_run` reads the archive and computes what the report shows (writing nothing),
+figures.draw_figures draws it into figures/, then the documents and tables are written from both.
 The output folder is built under a temporary name and renamed into place at the end, so a failed
 render never leaves a half-written report in output/.
 """
@@ -7,12 +9,14 @@ render never leaves a half-written report in output/.
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import math
 import re
 import secrets
 import shutil
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from dataclasses import replace
 from importlib import resources
 from pathlib import Path
@@ -23,21 +27,13 @@ import markupsafe
 import pandas as pd
 
 from reportgen.report.checklist import evaluate_checklist, load_checklist
-from reportgen.report.combine import differences, open_runs, test_set_checksum
+from reportgen.report.combine import CombinedRun, differences, merge, open_runs, test_set_checksum
 from reportgen.report.cover import cover_rows, merge_cover
+from reportgen.report.figures import Figures, Sheet, draw_figures
 from reportgen.report.findings import format_finding, review_trials
 from reportgen.report.i18n import LANGUAGES, Translator, translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
-from reportgen.report.plots import (
-    confusion_svg,
-    cost_scatter_svg,
-    curves_svg,
-    gallery_png,
-    heatmap_svg,
-    model_colors,
-    model_panels_svg,
-    sweep_panels_svg,
-)
+from reportgen.report.plots import model_colors
 from reportgen.report.significance import literature, pairwise_mcnemar, seed_aggregates
 from reportgen.report.summary import (
     TrialSummary,
@@ -57,7 +53,7 @@ from reportgen.report.summary import (
     sweep_pivot,
     top_confusions,
 )
-from reportgen.run.archive import ArchiveError, RunArchive, atomic_write_json, validate_run_id
+from reportgen.run.archive import ArchiveError, RunArchive, RunRecord, atomic_write_json, validate_run_id
 from reportgen.settings import HEATMAP_AXES
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
@@ -104,116 +100,94 @@ def _reload_test_images(run: RunArchive):
     return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"]).test_images.numpy()
 
 
+def _gallery_sheet(
+    indices: list[int], rows: dict[int, dict[str, str]], names: list[str], wrong: bool, confidence: bool = False
+) -> Sheet | None:
+    """The images at `indices` captioned with their true and predicted class (and how sure the model was);
+    None when there is nothing to show, so no empty sheet is drawn."""
+    if not indices:
+        return None
+    captions = [
+        (
+            names[int(rows[i]["label"])],
+            names[int(rows[i]["prediction"])]
+            + (f" {math.floor(1000 * float(rows[i]['confidence'])) / 10:.1f}%" if confidence else ""),
+        )
+        for i in indices
+    ]
+    return Sheet(indices, captions, wrong)
+
+
 def _galleries(
-    run: RunArchive,
+    run: RunArchive | CombinedRun,
     best: list[TrialSummary],
     predictions: dict[str, list[dict[str, str]]],
     classes: list[str],
     seed: int,
-    figures: Path,
     translate,
 ) -> list[dict[str, Any]]:
-    """Per model: 10 random correct images, the most frequent confusions with examples, the most confident
-    mistakes, confusion matrix and per-class accuracy. Every misclassified image goes on contact sheets
-    of their own (misclassified.html), not in the report's body."""
+    """Per model (its best trial), what its gallery shows; picks only: figures.py draws the sheets."""
     images_of = {source.run_id: _reload_test_images(source) for source in run.runs}  # combined: one per run
     names = [translate(c) for c in classes]
-    galleries = []
-    for n, trial in enumerate(best):
-        images = images_of[run.origin(trial.trial_id).run_id]
-        rows = predictions[trial.trial_id]
-        by_index = {int(p["index"]): p for p in rows}
+    return [
+        _gallery(trial, predictions[trial.trial_id], images_of[run.origin(trial.trial_id).run_id], names, seed)
+        for trial in best
+    ]
 
-        def sheet(
-            indices: list[int],
-            name: str,
-            wrong: bool = False,
-            confidence: bool = False,
-            images=images,
-            by_index=by_index,
-        ) -> str | None:  # bound now: this trial's images and rows
-            if not indices:
-                return None
-            captions = [
-                (
-                    names[int(by_index[i]["label"])],
-                    names[int(by_index[i]["prediction"])]
-                    + (f" {math.floor(1000 * float(by_index[i]['confidence'])) / 10:.1f}%" if confidence else ""),
-                )
-                for i in indices
-            ]
-            gallery_png(images[indices], captions, figures / name, wrong=wrong)
-            return "figures/" + name
 
-        correct, wrong = gallery_picks(rows, seed)
-        confusions = [
+def _gallery(
+    trial: TrialSummary, rows: list[dict[str, str]], images: Any, names: list[str], seed: int
+) -> dict[str, Any]:
+    """10 random correct images, the most frequent confusions with examples, the most confident mistakes,
+    confusion matrix and per-class accuracy. Every misclassified image goes on contact sheets of their own
+    (misclassified.html), not in the report's body."""
+    by_index = {int(p["index"]): p for p in rows}
+    correct, wrong = gallery_picks(rows, seed)
+    matrix = confusion_matrix(rows, len(names))
+    return {
+        "trial": trial,
+        "images": images,  # the test images the trial was evaluated on, which the sheets show
+        "class_names": names,
+        "correct_sheet": _gallery_sheet(correct, by_index, names, wrong=False),
+        "confusions": [
             pair
             | {
                 "true_name": names[pair["true"]],
                 "predicted_name": names[pair["predicted"]],
-                "sheet": sheet(pair["examples"], f"confusion-{n}-{k}.png", wrong=True),
+                "examples_sheet": _gallery_sheet(pair["examples"], by_index, names, wrong=True),
             }
-            for k, pair in enumerate(top_confusions(rows))
-        ]
-        surest = confident_mistakes(rows)
-        matrix = confusion_matrix(rows, len(classes))
-        confusion_svg(
-            matrix,
-            names,
-            trial.label,
-            translate("True label"),
-            translate("Predicted label"),
-            figures / f"confusion-{n}.svg",
-        )
-        galleries.append(
-            {
-                "trial": trial,
-                "correct": sheet(correct, f"gallery-{n}-correct.png"),
-                "confusions": confusions,
-                "confident": sheet(
-                    surest, f"gallery-{n}-confident.png", wrong=True, confidence="confidence" in rows[0]
-                ),
-                "wrong": [
-                    sheet(wrong[start : start + GALLERY_PAGE], f"gallery-{n}-wrong-{page + 1}.png", wrong=True)
-                    for page, start in enumerate(range(0, len(wrong), GALLERY_PAGE))
-                ],
-                "wrong_count": len(wrong),
-                "test_count": len(rows),
-                "confusion": f"figures/confusion-{n}.svg",
-                "per_class": per_class_accuracy(matrix, names),
-            }
-        )
-    return galleries
+            for pair in top_confusions(rows)
+        ],
+        "confident_sheet": _gallery_sheet(
+            confident_mistakes(rows), by_index, names, wrong=True, confidence="confidence" in rows[0]
+        ),
+        "wrong_sheets": [
+            _gallery_sheet(wrong[start : start + GALLERY_PAGE], by_index, names, wrong=True)
+            for start in range(0, len(wrong), GALLERY_PAGE)
+        ],
+        "wrong_count": len(wrong),
+        "test_count": len(rows),
+        "matrix": matrix,
+        "per_class": per_class_accuracy(matrix, names),
+    }
 
 
-def _heatmaps(trials: list[TrialSummary], varied: dict[str, list], figures: Path, translate) -> list[str]:
+def _heatmap_pivots(trials: list[TrialSummary], varied: dict[str, list]) -> list[dict[str, Any]]:
     """One lr × batch-style pivot per model when at least two numeric settings were swept."""
     axes = [k for k in HEATMAP_AXES if k in varied]
     if len(axes) < 2:
         return []
     row_key, column_key = axes[0], axes[1]
-    files = []
-    for n, label in enumerate(dict.fromkeys(t.label for t in trials)):
-        pivot = sweep_pivot([t for t in trials if t.label == label], row_key, column_key)
-        name = f"heatmap-{n}.svg"
-        heatmap_svg(
-            pivot["values"],
-            pivot["rows"],
-            pivot["columns"],
-            translate(row_key),
-            translate(column_key),
-            f"{label}\n{translate('Final test accuracy')} (%)",
-            figures / name,
-        )
-        files.append("figures/" + name)
-    return files
+    return [
+        {"label": label, "row_key": row_key, "column_key": column_key}
+        | sweep_pivot([t for t in trials if t.label == label], row_key, column_key)
+        for label in dict.fromkeys(t.label for t in trials)
+    ]
 
 
-def _sweep_panels(
-    trials: list[TrialSummary], varied: dict[str, list], colors: dict[str, str], figures: Path, translate
-) -> str | None:
+def _sweep_series(trials: list[TrialSummary], varied: dict[str, list], translate) -> dict[str, Any] | None:
     """Small multiples of a sweep: one panel per combination of swept settings (seeds averaged), every
-    model's test accuracy in it, each panel titled with its settings."""
+    model's test accuracy in it, each panel titled with its settings; None when only seeds were swept."""
     keys = [k for k in varied if k != "seed"]
     if not keys:
         return None
@@ -222,13 +196,7 @@ def _sweep_panels(
         if t.epochs:
             title = ", ".join(f"{translate(k)} {t.config[k]}" for k in keys)
             panels.setdefault(title, {}).setdefault(t.label, []).append(t.epochs)
-    sweep_panels_svg(
-        {title: {label: seed_mean(runs) for label, runs in models.items()} for title, models in panels.items()},
-        colors,
-        translate,
-        figures / "sweep.svg",
-    )
-    return "figures/sweep.svg"
+    return {title: {label: seed_mean(runs) for label, runs in models.items()} for title, models in panels.items()}
 
 
 def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list[TrialSummary]:
@@ -248,26 +216,12 @@ def _localized_source(row: dict[str, Any], translate: Translator) -> dict[str, A
     return row | {key: translate(row[key]) for key in ("model", "preprocessing", "note")}
 
 
-def _costs(
-    models: list[dict[str, Any]],
-    best: list[TrialSummary],
-    train_size: int,
-    colors: dict[str, str],
-    figures: Path,
-    translate,
-) -> dict[str, Any] | None:
-    """The cost table's rows and the accuracy-vs-MACs scatter (runs archived before costs: None)."""
+def _costs(models: list[dict[str, Any]], best: list[TrialSummary], train_size: int) -> dict[str, Any] | None:
+    """The cost table's rows (runs archived before costs: None); figures.py adds the scatter."""
     rows = cost_rows(models, best, train_size)
     if not rows:
         return None
-    if len(rows) > 1:  # one model has nothing to set its cost against
-        cost_scatter_svg(rows, colors, translate, figures / "cost.svg")
-    return {
-        "rows": rows,
-        "scatter": "figures/cost.svg" if len(rows) > 1 else None,
-        "device": rows[0]["device"],
-        "threads": rows[0]["threads"],
-    }
+    return {"rows": rows, "device": rows[0]["device"], "threads": rows[0]["threads"]}
 
 
 def _restricted_fetcher(root: Path):
@@ -289,9 +243,9 @@ def _restricted_fetcher(root: Path):
     return FolderFetcher(allowed_protocols=("file", "data"))
 
 
-def build_context(
-    run: RunArchive, figures: Path, lang: str, problems: list[str], checklist_name: str | None = None
-) -> dict[str, Any]:
+def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -> dict[str, Any]:
+    """Everything the report shows, read from the archive and computed; writes nothing. The figures
+    (figures.draw_figures) and the checklist (_evaluate_checklist) are added to it afterwards."""
     translate = translator(lang)
     spec, env, data = run.read("spec"), run.read("environment"), run.read("data")
     data = data | {"source": translate.recorded(data["source"])}  # archived in English
@@ -301,39 +255,17 @@ def build_context(
     settings = settings_check(trials)
     labels = list(dict.fromkeys(t.label for t in trials))
     colors = model_colors(labels)
-    by_label = {label: [t for t in trials if t.label == label] for label in labels}
     best = best_per_model(trials)
-    # One curve per model (its best trial): a sweep's every trial goes to the small multiples below.
-    series = {t.label: t.epochs for t in best}
-    for metric in ("loss", "acc"):
-        curves_svg(series, metric, colors, translate, figures / f"{metric}.svg")
     predictions = {t.trial_id: run.predictions(t.trial_id) for t in best}
     warnings = review_trials(trials, len(data["classes"]), settings["identical"])
-    test_set = {t.label: test_set_checksum(run.origin(t.trial_id)) for t in best}  # combined runs may differ
-    tests = [row for row in pairwise_mcnemar(best, predictions) if test_set[row["a"]] == test_set[row["b"]]]
+    tests = _comparable_tests(run, best, predictions)
     improvements = before_after(trials)
-    models = [
-        {
-            "label": label,
-            "trials": by_label[label],
-            "audit": by_label[label][0].audit,
-            "color": colors[label],
-            "name": by_label[label][0].model,
-            "kwargs": by_label[label][0].kwargs,
-            "base_label": by_label[label][0].base,
-        }
-        for label in labels
-    ]
-    model_curves = []
-    for n, trial in enumerate(best):
-        panels = model_panels_svg(
-            trial.epochs, trial.label, colors[trial.label], translate, figures / f"curves-{n}.svg"
-        )
-        model_curves.append({"label": trial.label, "file": f"figures/curves-{n}.svg", "panels": panels})
+    models = _models(trials, labels, colors)
+    costs = _costs(models, best, data["train_size"])
     context = {
         "lang": lang,
         "run_id": run.run_id,
-        "status": run.status(),
+        "status": _run_record(run),
         "spec": spec,
         "env": env,
         "data": data,
@@ -347,32 +279,110 @@ def build_context(
         "before_after": improvements,
         "aggregates": seed_aggregates(trials),
         "mcnemar": tests,
-        "heatmaps": _heatmaps(trials, settings["varied"], figures, translate),
-        "sweep_panels": _sweep_panels(trials, settings["varied"], colors, figures, translate),
-        "costs": _costs(models, best, data["train_size"], colors, figures, translate),
+        "heatmap_pivots": _heatmap_pivots(trials, settings["varied"]),
+        "sweep_series": _sweep_series(trials, settings["varied"], translate),
+        "costs": costs,
         # a large sweep shows each model's best trial per epoch; every other trial moves to the appendix
         "appendix_trials": [t for t in trials if t not in best] if len(trials) > 2 * len(labels) else [],
         "literature": [_localized_source(row, translate) for row in literature(data["dataset"])],
         "conclusion": conclusion(best, tests, improvements, warnings, translate, trials),
-        "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], figures, translate),
+        "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], translate),
         "problems": problems,
         "generated": time.strftime("%Y-%m-%d %H:%M"),
         "translate": translate,
         "best": best,
-        "model_curves": model_curves,
         "differences": differences(run.runs),
     }
-    if context["costs"]:  # close in accuracy, far apart in compute: the conclusion says so
-        context["conclusion"] += cost_sentences(tests, context["costs"]["rows"], translate)
-    checklist = checklist_name or spec.get("checklist")
-    context["checklist"] = None
-    if checklist:
-        loaded = load_checklist(checklist)
-        context["checklist"] = {
-            "title": translate(loaded["title"]),
-            "items": evaluate_checklist(loaded, context, translate),
-        }
+    if costs:  # close in accuracy, far apart in compute: the conclusion says so
+        context["conclusion"] += cost_sentences(tests, costs["rows"], translate)
     return context
+
+
+def _comparable_tests(
+    run: RunArchive | CombinedRun, best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]]
+) -> list[dict[str, Any]]:
+    """McNemar between each pair of best trials evaluated on the same test images (combined runs may differ)."""
+    test_set = {t.label: test_set_checksum(run.origin(t.trial_id)) for t in best}
+    return [row for row in pairwise_mcnemar(best, predictions) if test_set[row["a"]] == test_set[row["b"]]]
+
+
+def _models(trials: list[TrialSummary], labels: list[str], colors: dict[str, str]) -> list[dict[str, Any]]:
+    """One entry per model label: its trials, audit, colour and how it was built."""
+    by_label = {label: [t for t in trials if t.label == label] for label in labels}
+    return [
+        {
+            "label": label,
+            "trials": by_label[label],
+            "audit": by_label[label][0].audit,
+            "color": colors[label],
+            "name": by_label[label][0].model,
+            "kwargs": by_label[label][0].kwargs,
+            "base_label": by_label[label][0].base,
+        }
+        for label in labels
+    ]
+
+
+def _run_record(run: RunArchive | CombinedRun) -> RunRecord:
+    """status.json as its typed record. A combined report shows each field as every run agrees on it, or
+    each run's value beside its id (merge), like its other merged values; a time a run lacks shows as –."""
+    if not isinstance(run, CombinedRun):
+        return run.record()
+    records = {source.run_id: source.record() for source in run.runs}
+
+    def merged(name: str) -> Any:
+        return merge({run_id: getattr(record, name) for run_id, record in records.items()})
+
+    def merged_text(name: str) -> str:  # "" is text a run lacks: None, so merge shows it as missing (–)
+        value = merge({run_id: getattr(record, name) or None for run_id, record in records.items()})
+        return "" if value is None else value
+
+    return RunRecord(
+        format=min(record.format for record in records.values()),  # the oldest layout among them
+        state=merged("state"),
+        started=merged_text("started"),
+        updated=merged_text("updated"),
+        finished=merged_text("finished"),
+        error=merged_text("error"),
+        failed_trials=[trial for record in records.values() for trial in record.failed_trials],
+        trial_counts=merged("trial_counts"),
+        resumed=any(record.resumed for record in records.values()),
+    )
+
+
+def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:
+    """The analysed context with the drawn figures' files where the templates link them."""
+    galleries = [
+        gallery
+        | {
+            "correct": files.correct,
+            "confident": files.confident,
+            "wrong": files.wrong,
+            "confusion": files.confusion,
+            "confusions": [
+                pair | {"sheet": sheet} for pair, sheet in zip(gallery["confusions"], files.confusion_sheets)
+            ],
+        }
+        for gallery, files in zip(context["galleries"], figures.galleries)
+    ]
+    costs = context["costs"] and context["costs"] | {"scatter": figures.cost_scatter}
+    return context | {
+        "model_curves": figures.model_curves,
+        "heatmaps": figures.heatmaps,
+        "sweep_panels": figures.sweep_panels,
+        "costs": costs,
+        "galleries": galleries,
+    }
+
+
+def _evaluate_checklist(context: dict[str, Any], name: str | None) -> dict[str, Any] | None:
+    """The assignment checklist, judged on the finished context: some items check the figures drawn."""
+    name = name or context["spec"].get("checklist")
+    if not name:
+        return None
+    loaded = load_checklist(name)
+    translate = context["translate"]
+    return {"title": translate(loaded["title"]), "items": evaluate_checklist(loaded, context, translate)}
 
 
 def _write_tables(context: dict[str, Any], folder: Path) -> None:
@@ -416,12 +426,12 @@ def inline_assets(html: str, folder: Path) -> str:
     return re.sub(r'src="(figures/[A-Za-z0-9_.-]+)"', data_uri, html)
 
 
-def _report_folder(output_root: Path, run: RunArchive) -> Path:
+def _report_folder(output_root: Path, run: RunArchive | CombinedRun) -> Path:
     """output/<run id>, resolved and checked: the only folder a render may ever replace.
 
     The run id comes from the resolved run folder and is validated, so no argument can make the
-    report folder '..', '' or anything outside the output root; a folder there that is not a report
-    (no summary.json) is never replaced, and a report is never written inside the run it describes."""
+    report folder '..', '' or anything outside the output root, and a report is never written inside
+    the run it describes. Creates the output root (the lock lives there)."""
     root = output_root.resolve()
     for source in run.runs:  # a combined report (combine.py) reads several
         if root.is_relative_to(source.path):
@@ -430,6 +440,31 @@ def _report_folder(output_root: Path, run: RunArchive) -> Path:
                 f"{source.path} (choose another --output-dir)"
             )
     final = root / validate_run_id(run.run_id)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ArchiveError(f"{root}: cannot write the report ({exc.strerror})") from exc
+    with _report_lock(final):  # refused now, before the render's work, if it would be refused at the end
+        _check_replaceable(final)
+    return final
+
+
+@contextlib.contextmanager
+def _report_lock(final: Path) -> Iterator[None]:
+    """Held while a render looks at output/<id> or swaps it: a lock file beside it serialises renders of
+    one run, so no check ever sees a folder half-way through another render's swap."""
+    try:
+        lock = open(final.parent / f".{final.name}.render-lock", "a")  # noqa: SIM115 (the `with` below closes it)
+    except OSError as exc:
+        raise ArchiveError(f"{final.parent}: cannot write the report ({exc.strerror})") from exc
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
+
+
+def _check_replaceable(final: Path) -> None:
+    """A render may replace output/<id> only when it is absent or a previous report (it has summary.json):
+    a user's folder there is never replaced. Call under _report_lock."""
     if final.is_symlink() or (final.exists() and not final.is_dir()):
         raise ArchiveError(f"{final}: exists and is not a report folder; move it away to render here")
     if final.is_dir() and any(final.iterdir()) and not (final / "summary.json").is_file():
@@ -437,16 +472,13 @@ def _report_folder(output_root: Path, run: RunArchive) -> Path:
             f"{final}: exists and is not a reportgen report (no summary.json); "
             "move it away or choose another --output-dir"
         )
-    return final
 
 
 def _publish(staging: Path, final: Path) -> None:
-    """Swap the finished staging folder into place. A lock beside it serialises concurrent renders of
-    one run, so each swap sees either no report or a whole one."""
-    import fcntl
-
-    with open(final.parent / f".{final.name}.render-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    """Swap the finished staging folder into place, checked again under the lock: whatever another
+    render or the user put there since the first check, the swap sees either no report or a whole one."""
+    with _report_lock(final):
+        _check_replaceable(final)
         retired = final.parent / f".{final.name}.{secrets.token_hex(4)}.old"
         if final.is_dir():
             final.rename(retired)
@@ -523,7 +555,10 @@ def render_report(
     except OSError as exc:
         raise ArchiveError(f"{final.parent}: cannot write the report ({exc.strerror})") from exc
     try:
-        context = build_context(run, staging / "figures", lang, problems, checklist)
+        # analyse → draw figures → judge the checklist (it counts drawn panels) → write the documents
+        context = analyse_run(run, lang, problems)
+        context = with_figures(context, draw_figures(context, staging / "figures"))
+        context["checklist"] = _evaluate_checklist(context, checklist)
         context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
         context["cover_rows"] = cover_rows(context["cover"])
         _write_documents(context, staging, lang, {*formats} - ({"pdf"} if not pdf else set()), single_file)

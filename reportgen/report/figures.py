@@ -1,0 +1,150 @@
+"""Draws every figure file of a report from its analysed context (render.analyse_run) into figures/.
+
+The one module of the report that writes figures: it reads no archive and computes no result, it only
+lays out what the analysis picked (curves, pivots, cost rows, gallery picks) through plots.py, names the
+files and hands back their paths relative to the report folder, which the templates then show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reportgen.report.plots import (
+    confusion_svg,
+    cost_scatter_svg,
+    curves_svg,
+    gallery_png,
+    heatmap_svg,
+    model_panels_svg,
+    sweep_panels_svg,
+)
+
+FOLDER = "figures"  # beside the documents: every path handed back starts with it
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """One contact sheet the analysis picked: which test images, their captions (true, predicted)."""
+
+    indices: list[int]
+    captions: list[tuple[str, str]]
+    wrong: bool  # misclassified images: drawn with the mistake's colour
+
+
+@dataclass(frozen=True)
+class GalleryFiles:
+    """One model's gallery figures; None where its sheet had no image to show."""
+
+    correct: str | None
+    confident: str | None
+    wrong: list[str]  # the misclassified images, GALLERY_PAGE per sheet
+    confusion: str  # the confusion matrix
+    confusion_sheets: list[str | None]  # examples of each frequent confusion, in the analysis' order
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Every figure file of one report, as the templates link them."""
+
+    model_curves: list[dict[str, Any]]  # label, file, panels (the titles drawn: the checklist counts them)
+    heatmaps: list[str]
+    sweep_panels: str | None
+    cost_scatter: str | None
+    galleries: list[GalleryFiles]
+
+
+def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
+    """Write every figure of the analysed `context` into `folder` (the report's figures/)."""
+    translate = context["translate"]
+    colors = context["colors"]
+    _curves(context["best"], colors, translate, folder)
+    return Figures(
+        model_curves=_model_curves(context["best"], colors, translate, folder),
+        heatmaps=[_heatmap(n, pivot, translate, folder) for n, pivot in enumerate(context["heatmap_pivots"])],
+        sweep_panels=_sweep_panels(context["sweep_series"], colors, translate, folder),
+        cost_scatter=_cost_scatter(context["costs"], colors, translate, folder),
+        galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context["galleries"])],
+    )
+
+
+def _relative(name: str) -> str:
+    return f"{FOLDER}/{name}"
+
+
+def _curves(best: list, colors: dict[str, str], translate, folder: Path) -> None:
+    """loss.svg and acc.svg: one curve per model (its best trial); a sweep's other trials are in sweep.svg."""
+    series = {t.label: t.epochs for t in best}
+    for metric in ("loss", "acc"):
+        curves_svg(series, metric, colors, translate, folder / f"{metric}.svg")
+
+
+def _model_curves(best: list, colors: dict[str, str], translate, folder: Path) -> list[dict[str, Any]]:
+    """Per model, the assignment's four plots (train/test loss and accuracy) in one figure."""
+    curves = []
+    for n, trial in enumerate(best):
+        name = f"curves-{n}.svg"
+        panels = model_panels_svg(trial.epochs, trial.label, colors[trial.label], translate, folder / name)
+        curves.append({"label": trial.label, "file": _relative(name), "panels": panels})
+    return curves
+
+
+def _heatmap(n: int, pivot: dict[str, Any], translate, folder: Path) -> str:
+    name = f"heatmap-{n}.svg"
+    heatmap_svg(
+        pivot["values"],
+        pivot["rows"],
+        pivot["columns"],
+        translate(pivot["row_key"]),
+        translate(pivot["column_key"]),
+        f"{pivot['label']}\n{translate('Final test accuracy')} (%)",
+        folder / name,
+    )
+    return _relative(name)
+
+
+def _sweep_panels(series: dict[str, dict[str, list[dict]]] | None, colors, translate, folder: Path) -> str | None:
+    """Small multiples of a sweep; None when nothing but the seed was swept."""
+    if series is None:
+        return None
+    sweep_panels_svg(series, colors, translate, folder / "sweep.svg")
+    return _relative("sweep.svg")
+
+
+def _cost_scatter(costs: dict[str, Any] | None, colors, translate, folder: Path) -> str | None:
+    """Accuracy against MACs; none for runs archived before costs, or one model (nothing to set it against)."""
+    if not costs or len(costs["rows"]) < 2:
+        return None
+    cost_scatter_svg(costs["rows"], colors, translate, folder / "cost.svg")
+    return _relative("cost.svg")
+
+
+def _gallery(n: int, gallery: dict[str, Any], translate, folder: Path) -> GalleryFiles:
+    """One model's contact sheets (PNG) and confusion matrix (SVG)."""
+    images = gallery["images"]
+
+    def draw(sheet: Sheet | None, name: str) -> str | None:
+        if sheet is None:
+            return None
+        gallery_png(images[sheet.indices], sheet.captions, folder / name, wrong=sheet.wrong)
+        return _relative(name)
+
+    matrix_name = f"confusion-{n}.svg"
+    confusion_svg(
+        gallery["matrix"],
+        gallery["class_names"],
+        gallery["trial"].label,
+        translate("True label"),
+        translate("Predicted label"),
+        folder / matrix_name,
+    )
+    return GalleryFiles(
+        correct=draw(gallery["correct_sheet"], f"gallery-{n}-correct.png"),
+        confident=draw(gallery["confident_sheet"], f"gallery-{n}-confident.png"),
+        wrong=[draw(sheet, f"gallery-{n}-wrong-{page + 1}.png") for page, sheet in enumerate(gallery["wrong_sheets"])],
+        confusion=_relative(matrix_name),
+        confusion_sheets=[
+            draw(pair["examples_sheet"], f"confusion-{n}-{k}.png") for k, pair in enumerate(gallery["confusions"])
+        ],
+    )
