@@ -22,7 +22,8 @@ from reportgen.run.archive import MANIFEST_FORMAT, open_run
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:
-    """runs/a: mlp seed 1 · b: mlp seed 2 · c: lenet5 and mlp on a 30-image test subset · e: mlp, 2 epochs."""
+    """runs/a: mlp seed 1 · b: mlp seed 2 · c: lenet5 and mlp on a 30-image test subset · e: mlp, 2 epochs ·
+    t: lenet5 on a 120-image training subset."""
     root = tmp_path_factory.mktemp("combine")
     idx = write_idx_dataset(root / "idx")
     common = [
@@ -37,6 +38,7 @@ def runs(tmp_path_factory) -> Path:
         ("b", ["--models", "mlp", "--seed", "2"]),
         ("c", ["--models", "lenet5,mlp", "--test-subset", "30"]),
         ("e", ["--models", "mlp", "--seed", "1", "--epochs", "2"]),
+        ("t", ["--models", "lenet5", "--train-subset", "120"]),
     ):
         assert main(["run", *map(str, (*common, *extra, "--run-id", run_id))]) == 0
     return root / "runs"
@@ -130,3 +132,18 @@ def test_an_archive_of_an_unknown_format_is_refused(runs, cli, tmp_path):
 def test_one_run_given_twice_is_refused(runs, cli, tmp_path):
     code, _out, err = cli("render", runs / "a", runs / "a" / "trials" / "..", "--no-pdf", "-o", tmp_path)
     assert code == 2 and "two runs named 'a'" in one_error_line(err)
+
+
+def test_runs_of_other_training_sizes_combine_with_each_models_own_training_speed(runs, cli, tmp_path):
+    """Training images per second divide each model's own run's training set by its seconds per epoch
+    (a combined report once crashed here: the merged training size is not one number)."""
+    from reportgen.report.combine import open_runs
+    from reportgen.report.render import analyse_run
+
+    code, _out, err = render(cli, runs, "a", "t", out=tmp_path)
+    assert code == 0, err
+    context = analyse_run(open_runs([runs / "a", runs / "t"]), "en", [])
+    speed = {
+        row["model"]: row["train_images_per_second"] * row["seconds_per_epoch"] for row in context["costs"]["rows"]
+    }
+    assert speed == pytest.approx({"mlp": 200, "lenet5": 120})

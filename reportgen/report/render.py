@@ -216,9 +216,13 @@ def _localized_source(row: dict[str, Any], translate: Translator) -> dict[str, A
     return row | {key: translate(row[key]) for key in ("model", "preprocessing", "note")}
 
 
-def _costs(models: list[dict[str, Any]], best: list[TrialSummary], train_size: int) -> dict[str, Any] | None:
+def _costs(
+    run: RunArchive | CombinedRun, models: list[dict[str, Any]], best: list[TrialSummary]
+) -> dict[str, Any] | None:
     """The cost table's rows (runs archived before costs: None); figures.py adds the scatter."""
-    rows = cost_rows(models, best, train_size)
+    # images per second of each model over its own run's training set: combined runs may differ in size
+    train_sizes = {t.label: run.origin(t.trial_id).read("data")["train_size"] for t in best}
+    rows = cost_rows(models, best, train_sizes)
     if not rows:
         return None
     return {"rows": rows, "device": rows[0]["device"], "threads": rows[0]["threads"]}
@@ -261,7 +265,7 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     tests = _comparable_tests(run, best, predictions)
     improvements = before_after(trials)
     models = _models(trials, labels, colors)
-    costs = _costs(models, best, data["train_size"])
+    costs = _costs(run, models, best)
     context = {
         "lang": lang,
         "run_id": run.run_id,

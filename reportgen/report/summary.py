@@ -385,9 +385,12 @@ def single_seed(trials: list[TrialSummary]) -> bool:
     return all(len(s) == 1 for s in seeds.values())
 
 
-def cost_rows(models: list[dict[str, Any]], best: list[TrialSummary], train_size: int) -> list[dict[str, Any]]:
+def cost_rows(
+    models: list[dict[str, Any]], best: list[TrialSummary], train_sizes: dict[str, int]
+) -> list[dict[str, Any]]:
     """One row per model for the cost table: parameters, MACs, training time and speed, inference latency
-    (batch 1) and throughput (batch 256), size — beside the accuracy of its best trial."""
+    (batch 1) and throughput (batch 256), size — beside the accuracy of its best trial. train_sizes: the
+    training images of each model's run, by label."""
     best_of = {t.label: t for t in best}
     rows = []
     for model in models:
@@ -403,7 +406,7 @@ def cost_rows(models: list[dict[str, Any]], best: list[TrialSummary], train_size
                 "macs": cost["macs"]["total"],
                 "final_test_acc": trial.final.get("test_acc") if trial else None,
                 "seconds_per_epoch": seconds,
-                "train_images_per_second": train_size / seconds if seconds else None,
+                "train_images_per_second": train_sizes[model["label"]] / seconds if seconds else None,
                 "total_train_seconds": sum(e["seconds"] for e in trial.epochs) if trial else None,
                 "latency_b1_ms": latency.get(1, {}).get("median_ms"),
                 "latency_b1_iqr_ms": latency.get(1, {}).get("iqr_ms"),
