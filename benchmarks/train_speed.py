@@ -9,13 +9,11 @@ each inherit the largest before them.
   textbook        the seed reports' loop: DataLoader + the ToTensor/Normalize arithmetic per batch,
                   loss.item() every batch, evaluation under no_grad;
   engine          reportgen.train as the runs use it (train_epoch + evaluate);
-  engine-loop     the engine with Adam(foreach=False), torch's } levers: each is kept in reportgen/train.py
-                  per-parameter loop on the CPU (the engine's  } only if faster AND bit-identical, which
-                  foreach=True was kept: faster, identical)    } the `identical` column reports (weights
-  engine-fused    the engine with Adam(fused=True)             } compared with `engine` at --threads, idle)
-  engine-passive  the engine with OMP_WAIT_POLICY=PASSIVE
-  engine-compile  torch.compile(dynamic=False), every batch full (training set cut to a multiple of the
-                  batch size), compile time reported apart.
+  engine-foreach  the engine with Adam(foreach=True)        } levers: each is kept in reportgen/train.py
+  engine-fused    the engine with Adam(fused=True)          } only if faster AND bit-identical, which
+  engine-passive  the engine with OMP_WAIT_POLICY=PASSIVE   } the `identical` column reports (weights
+  engine-compile  torch.compile(dynamic=False), every batch } compared with `engine` at --threads, idle)
+                  full (training set cut to a multiple of the batch size), compile time reported apart.
 Training (seconds per epoch) and evaluation (seconds per pass over the test split) are timed apart for
 every side; the engine side also times evaluation's forward passes under no_grad vs inference_mode.
 GFLOP/s (forward + backward, counted by torch's FlopCounterMode) is printed beside this machine's
@@ -45,9 +43,9 @@ from reportgen.models.registry import create_model
 from reportgen.train import EVAL_BATCH, TrainConfig, choose_threads, evaluate, make_optimizer, normalize, train_epoch
 
 MODEL = "lenet5"
-ENGINE_ADAM = {"engine-loop": {"foreach": False}, "engine-fused": {"fused": True}}
+ENGINE_ADAM = {"engine-foreach": {"foreach": True}, "engine-fused": {"fused": True}}
 SIDE_ENV = {"engine-passive": {"OMP_WAIT_POLICY": "PASSIVE"}}  # read by OpenMP when the child starts
-SIDES = ("textbook", "engine", "engine-loop", "engine-fused", "engine-passive", "engine-compile")
+SIDES = ("textbook", "engine", "engine-foreach", "engine-fused", "engine-passive", "engine-compile")
 BUSY = "while True: pass"  # the competing process: one core's worth of pure Python
 
 
