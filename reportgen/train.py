@@ -138,21 +138,14 @@ def compute_loss(name: str, output: torch.Tensor, target: torch.Tensor, reductio
 
 
 def make_optimizer(config: TrainConfig, params) -> torch.optim.Optimizer:
-    # foreach: one kernel per operation over all parameters instead of a Python loop over them — torch's
-    # default on CUDA, not on the CPU, where benchmarks/train_speed.py measured LeNet-5 at 6.34 vs 7.42
-    # s/epoch (1 thread, quiet machine) with bit-identical weights (tests/test_train.py checks each optimizer).
     if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True
-        )
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "rmsprop":
-        return torch.optim.RMSprop(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True
-        )
+        return torch.optim.RMSprop(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     raise ValueError(f"unknown optimizer {config.optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
 
 

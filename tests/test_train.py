@@ -1,7 +1,6 @@
 """The training engine on a small learnable IDX set: reproducibility, shared batch order, divergence,
 losses, bf16 autocast and device placement."""
 
-import inspect
 import math
 
 import pytest
@@ -219,36 +218,3 @@ def test_training_epoch_computes_on_the_device_of_its_inputs(device):
     assert any(op[0].startswith("aten.convolution_backward") for op in log.ops)  # a full step was seen
     epoch_order = [("aten.randperm.generator", set(), {"cpu"}), ("aten._to_copy.default", {"cpu"}, {device})]
     assert log.off_device(device) == ([] if device == "cpu" else epoch_order)
-
-
-@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw", "rmsprop"])
-def test_foreach_optimizers_train_the_same_weights_as_the_per_parameter_loop(data, optimizer):
-    """make_optimizer asks for foreach kernels (faster on the CPU); they must not change a single bit of
-    the trained weights compared with torch's per-parameter loop, the CPU default."""
-    from reportgen.train import make_optimizer
-
-    config = TrainConfig(epochs=2, batch_size=64, seed=5, optimizer=optimizer, lr=0.01, momentum=0.5, weight_decay=1e-3)
-    weights = []
-    for foreach in (True, False):
-        torch.manual_seed(config.seed)
-        model = create_model("lenet5")
-        chosen = make_optimizer(config, model.parameters())
-        assert chosen.defaults["foreach"] is True
-        if not foreach:  # the same optimizer, same settings, with torch's CPU default loop
-            accepted = inspect.signature(type(chosen)).parameters  # defaults also hold derived entries
-            settings = {k: v for k, v in chosen.defaults.items() if k in accepted}
-            chosen = type(chosen)(model.parameters(), **{**settings, "foreach": False})
-        train_model(
-            model,
-            data.train_images,
-            data.train_labels,
-            data.test_images,
-            data.test_labels,
-            data.mean,
-            data.std,
-            config,
-            optimizer=chosen,
-        )
-        weights.append(model.state_dict())
-    fast, loop = weights
-    assert fast.keys() == loop.keys() and all(torch.equal(fast[k], loop[k]) for k in fast)
