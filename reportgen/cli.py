@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
                 f"{', '.join(given)} cannot change them; drop them, or start a new run"
             )
         return _resume(Path(args.resume), args)
-    spec = load_spec(args.spec, overrides)
+    spec = load_spec(args.spec, overrides, {key: OVERRIDE_FLAGS[key] for key in overrides})
     existing = Path(args.runs_dir) / args.run_id if args.run_id else None
     if existing is not None and (existing / STATUS_FILE).exists():
         run = open_run(existing)

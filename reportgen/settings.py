@@ -55,6 +55,9 @@ class Setting:
     integer: bool = False
     sweepable: bool = True  # may be a list under [train] (seed has `seeds`, augment its own table)
     axis: int | None = None  # heatmap axis priority, lowest first; None: never an axis
+    # (other setting, its values) under which a value other than the default has any effect; a spec that
+    # pairs them otherwise is refused rather than silently training without it (momentum under Adam)
+    only_with: tuple[str, tuple[str, ...]] | None = None
 
 
 def _setting(default: Any, label: str, column: int, **meta: Any) -> Any:
@@ -71,7 +74,9 @@ class TrainConfig:
     batch_size: int = _setting(64, "Batch size", 1, low=1, high=100_000, integer=True, axis=1)
     lr: float = _setting(1e-3, "Learning rate", 3, low=1e-12, high=1e3, axis=0)
     optimizer: str = _setting("adam", "Optimizer", 2, choices=OPTIMIZERS, axis=5)
-    momentum: float = _setting(0.0, "Momentum", 4, low=0.0, high=0.999, axis=3)
+    momentum: float = _setting(
+        0.0, "Momentum", 4, low=0.0, high=0.999, axis=3, only_with=("optimizer", (Optimizer.SGD, Optimizer.RMSPROP))
+    )
     weight_decay: float = _setting(0.0, "Weight decay", 5, low=0.0, high=10.0, axis=4)
     loss: str = _setting("cross_entropy", "Loss function", 6, choices=LOSSES, axis=6)
     seed: int = _setting(0, "Seed", 9, low=0, high=2**31 - 1, integer=True, sweepable=False)

@@ -187,13 +187,19 @@ TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
 class _Checker:
     """Validates one spec source, naming the file and the dotted key in every error."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, flags: dict[str, str] | None = None) -> None:
         self.source = source
+        self.flags = flags or {}  # dotted key → the CLI flag that overrode it
         # model files named in a spec are relative to the spec's own folder
         self.folder = Path(source).resolve().parent if Path(source).is_file() else None
 
     def fail(self, key: str, expected: str, got: Any) -> SpecError:
-        return SpecError(f"{self.source}: key '{key}': expected {expected}, got {got!r}")
+        return SpecError(f"{self.where(key)}: expected {expected}, got {got!r}")
+
+    def where(self, key: str) -> str:
+        """Where a value came from: the command-line flag that gave it, else the spec file and key."""
+        flag = self.flags.get(key)
+        return f"{flag} (spec key '{key}')" if flag else f"{self.source}: key '{key}'"
 
     def unknown(self, table: dict, allowed: set[str], prefix: str) -> None:
         for key in table:
@@ -206,7 +212,8 @@ class _Checker:
         return value
 
     def number(self, key: str, value: Any, low: float, high: float = float("inf"), integer: bool = False) -> Any:
-        expected = f"{'an integer' if integer else 'a number'} in [{low:g}, {high:g}]"
+        bound = (lambda x: str(int(x))) if integer and math.isfinite(high) else (lambda x: f"{x:g}")
+        expected = f"{'an integer' if integer else 'a number'} in [{bound(low)}, {bound(high)}]"
         self.typed(key, value, int if integer else (int, float), expected)
         if not low <= value <= high:
             raise self.fail(key, expected, value)
@@ -365,9 +372,10 @@ def _check_nesting(raw: Any, source: str) -> None:
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
 
 
-def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
-    """Validate a spec dictionary (from TOML, plus CLI overrides) into an ExperimentSpec."""
-    check = _Checker(source)
+def parse_spec(raw: dict[str, Any], source: str, flags: dict[str, str] | None = None) -> ExperimentSpec:
+    """Validate a spec dictionary (from TOML, plus CLI overrides) into an ExperimentSpec; `flags`: the
+    command-line flag of each overridden key, named in errors about its value instead of the file."""
+    check = _Checker(source, flags)
     check.typed("<spec>", raw, dict, "a table of settings")
     _check_nesting(raw, source)
     check.unknown(raw, TOP_KEYS, "")
@@ -396,8 +404,28 @@ def parse_spec(raw: dict[str, Any], source: str) -> ExperimentSpec:
         max_trials=max_trials,
         cover=parse_cover(check.typed("cover", raw.get("cover", {}), dict, "a table") | report, source),
     )
+    _check_effective(check, spec)
     check_trial_count(spec)
     return spec
+
+
+def _check_effective(check: _Checker, spec: ExperimentSpec) -> None:
+    """Refuse a setting given where it has no effect (momentum with Adam): the report would show a value
+    that training never used. Checked on each model's sets of values, never by expanding the sweep."""
+    for model in spec.models:
+        values = spec.train | {key: [value] for key, value in model.train.items()}
+        for name, setting in SETTINGS.items():
+            if setting.only_with is None or name not in values:
+                continue
+            other, allowed = setting.only_with
+            used = [v for v in values[name] if v != getattr(TrainConfig(), name)]
+            without = [v for v in values[other] if v not in allowed]
+            if used and without:
+                raise SpecError(
+                    f"{check.where(f'train.{name}')}: {used[0]!r} has no effect with {other} {without[0]!r} "
+                    f"({name} is used by {other} {' and '.join(allowed)} only); drop it, or give it only to "
+                    f"models trained with those (their own [models.train] table)"
+                )
 
 
 def read_spec_file(path: str | Path | None) -> tuple[dict[str, Any], str]:
@@ -454,7 +482,9 @@ def describe_own_models(raw: dict[str, Any]) -> None:
     raw.pop("notes", None)
 
 
-def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
+def load_spec(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None, flags: dict[str, str] | None = None
+) -> ExperimentSpec:
     raw, source = read_spec_file(path)
     if path is not None:
         _anchor_data_paths(raw, Path(path).resolve().parent)
@@ -463,4 +493,4 @@ def load_spec(path: str | Path | None = None, overrides: dict[str, Any] | None =
     for key, value in (overrides or {}).items():
         if value is not None:
             set_override(raw, key, value)
-    return parse_spec(raw, source)
+    return parse_spec(raw, source, flags)

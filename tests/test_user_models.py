@@ -185,3 +185,18 @@ def test_api_names_survive_every_submodule_import():
             importlib.import_module(module.name)
     assert reportgen.compare is api.compare and reportgen.audit is api.audit
     assert reportgen.compare is api.compare  # second lookup, same object
+
+
+@requires_fashion
+def test_compare_gives_a_checklist_only_when_asked(tmp_path, monkeypatch):
+    """The embedded spec carries the course assignment's checklist (about its LeNet-5 and MLP): a notebook
+    comparing its own models gets none unless it passes checklist=, and gets it when it does."""
+    import reportgen
+
+    monkeypatch.chdir(tmp_path)
+    tiny = {"epochs": 1, "train_subset": 300, "test_subset": 100, "pdf": False, "executor": "local"}
+    plain = reportgen.compare({"mlp": "mlp"}, run_id="plain", **tiny)
+    asked = reportgen.compare({"mlp": "mlp"}, run_id="asked", checklist="assignment", **tiny)
+    assert json.loads((plain.folder / "summary.json").read_text("utf-8"))["checklist"] is None
+    assert json.loads((asked.folder / "summary.json").read_text("utf-8"))["checklist"]["items"]
+    assert json.loads((tmp_path / "runs" / "plain" / "spec.json").read_text("utf-8"))["checklist"] is None

@@ -199,10 +199,10 @@ def _download(name: str, cache: Path) -> Path:
     try:
         for train in (True, False):
             dataset_class(str(cache), train=train, download=True)
-    except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError depending on the failure
+    except Exception as exc:  # torchvision raises RuntimeError/URLError/OSError; its message spans lines
         raise DataError(
             f"{name} is not available: no --data-dir was given and torchvision's download "
-            f"failed ({exc}). Pass --data-dir DIR with the four IDX files (.gz or raw)."
+            f"failed ({' '.join(str(exc).split())}). Pass --data-dir DIR with the four IDX files (.gz or raw)."
         ) from exc
     return cache / TORCHVISION[name] / "raw"
 

@@ -237,10 +237,16 @@ def validate_run_id(run_id: str) -> str:
 
 
 def check_writable(folder: Path) -> None:
-    """Fail before any training if results could not be written to this folder."""
+    """Fail before any training if results could not be written to this folder. Creates nothing: a
+    command refused later (a bad model, missing data) must not leave an empty runs/ or output/ behind,
+    so the folder, or the nearest existing folder above it, is probed with a file removed at once."""
+    existing = Path(os.path.abspath(folder))
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{secrets.token_hex(4)}"
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        probe = existing / f".write-test-{secrets.token_hex(4)}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
