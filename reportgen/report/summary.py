@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from statistics import fmean
 from typing import Any
 
+from reportgen.report.i18n import Translator
 from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
 from reportgen.settings import REPORTED
 
@@ -302,6 +303,14 @@ SINGLE_SEED = (
 )
 
 
+def did_not_learn(best: list[TrialSummary], warnings: list) -> set[str]:
+    """Labels whose compared (best) trial the findings call chance level: the report tells readers not to
+    compare such a model as trained, so nothing that ranks or compares models may use it. By trial id, not
+    label: a model with one chance-level seed and one that learned is compared on the one that learned."""
+    chance = {w.trial_id for w in warnings if w.code == "chance"}
+    return {t.label for t in best if t.ranked and t.trial_id in chance}
+
+
 def conclusion(
     best: list[TrialSummary],
     tests: list[dict[str, Any]],
@@ -311,19 +320,21 @@ def conclusion(
     trials: list[TrialSummary] | None = None,
 ) -> list[str]:
     """Sentences the numbers support: the top model, and differences only where McNemar says p < 0.05.
-    A diverged model is never named best: it is said to have diverged instead. When every model ran
-    with one seed (`trials` tells), the conclusion says so."""
-    ranked = sorted((t for t in best if t.ranked), key=lambda t: t.final["test_acc"], reverse=True)
-
-    def pct(x: float) -> str:
-        return f"{100 * x:.2f}%"
-
+    A diverged model is never named best: it is said to have diverged instead; a chance-level model is
+    said not to have learned, and no comparison with it is made. When every model ran with one seed
+    (`trials` tells), the conclusion says so."""
+    untrained = did_not_learn(best, warnings)
+    # models that learned first: a chance-level model is named top only when no model learned, and the
+    # sentence after it says so
+    ranked = sorted(
+        (t for t in best if t.ranked), key=lambda t: (t.label not in untrained, t.final["test_acc"]), reverse=True
+    )
     sentences = (
         [
             translate(
                 "{model} reached the highest final test accuracy: {acc}.",
                 model=ranked[0].label,
-                acc=pct(ranked[0].final["test_acc"]),
+                acc=_pct(ranked[0].final["test_acc"]),
             )
         ]
         if ranked
@@ -334,47 +345,73 @@ def conclusion(
         for t in best
         if not t.ranked
     ]
-    ranked_labels = {t.label for t in ranked}
-    tests = [row for row in tests if {row["a"], row["b"]} <= ranked_labels]
-    for row in tests:
-        values = {
-            "winner": row["winner"],
-            "loser": row["loser"],
-            "p": f"{row['p_value']:.3g}",
-            "a": row["a"],
-            "b": row["b"],
-            "acc_a": pct(row["acc_a"]),
-            "acc_b": pct(row["acc_b"]),
-            "acc_w": pct(max(row["acc_a"], row["acc_b"])),
-            "acc_l": pct(min(row["acc_a"], row["acc_b"])),
-        }
-        key = (
-            (
-                "{winner} is more accurate than {loser} ({acc_w} vs {acc_l}); the difference is significant "
-                "(McNemar p = {p})."
-            )
-            if row["significant"]
-            else (
-                "{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set (McNemar p = {p})."
-            )
+    sentences += [
+        translate(
+            "{model} stayed at chance level: it did not learn, so comparing it with the other models is not "
+            "meaningful.",
+            model=t.label,
         )
-        sentences.append(translate(key, **values))
-    for row in improvements:
-        effect = regularization_effect(row, tests)
-        sentences.append(
-            translate(
-                EFFECT_SENTENCES[effect["verdict"]],
-                model=row["model"],
-                base=row["base"],
-                delta=effect["delta"],
-                p=effect["p"],
-            )
-        )
+        for t in best
+        if t.label in untrained
+    ]
+    compared = {t.label for t in ranked} - untrained
+    tests = [row for row in tests if {row["a"], row["b"]} <= compared]
+    sentences += [_test_sentence(row, translate) for row in tests]
+    sentences += [_improvement_sentence(row, tests, untrained, translate) for row in improvements]
     if trials and single_seed(trials):
         sentences.append(translate(SINGLE_SEED))
     if warnings:
         sentences.append(translate("The warnings at the top of the report qualify these results."))
     return sentences
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _test_sentence(row: dict[str, Any], translate: Translator) -> str:
+    """One McNemar test in words: a winner only when the difference is significant."""
+    values = {
+        "winner": row["winner"],
+        "loser": row["loser"],
+        "p": f"{row['p_value']:.3g}",
+        "a": row["a"],
+        "b": row["b"],
+        "acc_a": _pct(row["acc_a"]),
+        "acc_b": _pct(row["acc_b"]),
+        "acc_w": _pct(max(row["acc_a"], row["acc_b"])),
+        "acc_l": _pct(min(row["acc_a"], row["acc_b"])),
+    }
+    if row["significant"]:
+        return translate(
+            "{winner} is more accurate than {loser} ({acc_w} vs {acc_l}); the difference is significant "
+            "(McNemar p = {p}).",
+            **values,
+        )
+    return translate(
+        "{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set (McNemar p = {p}).",
+        **values,
+    )
+
+
+def _improvement_sentence(
+    row: dict[str, Any], tests: list[dict[str, Any]], untrained: set[str], translate: Translator
+) -> str:
+    """A regularized model against its base; a before/after with a model that did not learn measures nothing
+    about regularization, so it is said to be not meaningful instead of given an effect."""
+    stalled = [label for label in (row["model"], row["base"]) if label in untrained]
+    if stalled:
+        return translate(
+            "Regularization ({model} vs {base}) is not compared: {untrained} did not learn (chance level), "
+            "so the before/after difference is not meaningful.",
+            model=row["model"],
+            base=row["base"],
+            untrained=", ".join(stalled),
+        )
+    effect = regularization_effect(row, tests)
+    return translate(
+        EFFECT_SENTENCES[effect["verdict"]], model=row["model"], base=row["base"], delta=effect["delta"], p=effect["p"]
+    )
 
 
 def single_seed(trials: list[TrialSummary]) -> bool:
