@@ -15,6 +15,7 @@ a function registered with `@register_model`: a spec cannot make reportgen call 
 
 from __future__ import annotations
 
+import ast
 import difflib
 import fnmatch
 import hashlib
@@ -22,6 +23,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import linecache
 import os
 import re
 import sys
@@ -277,8 +279,44 @@ def model_code(ref: ModelRef) -> dict[str, Any]:
         file = None
     if file is not None and Path(file).is_file() and not is_in_memory(ref):
         return {"file": str(Path(file).resolve()), "sha256": sha256_file(Path(file))}
+    source = _source_text(obj)
+    # None when Python cannot recover the source (a class typed at a plain REPL): said as a null, not left out
+    digest = hashlib.sha256(source.encode()).hexdigest() if source is not None else None
+    return {"file": None, "sha256": None, "source_sha256": digest}
+
+
+def _source_text(obj: Any) -> str | None:
+    """The source text that defines `obj`, or None when Python cannot recover it."""
     try:
-        source = inspect.getsource(obj)
-    except (TypeError, OSError):
-        return {"file": None, "sha256": None}
-    return {"file": None, "sha256": None, "source_sha256": hashlib.sha256(source.encode()).hexdigest()}
+        return inspect.getsource(obj)
+    except (TypeError, OSError, IndexError):
+        pass
+    return _class_source(obj) if inspect.isclass(obj) else None
+
+
+def _class_source(cls: type) -> str | None:
+    """A class's source found through its methods: inspect.getsource looks a class up in its module's
+    file, which a notebook's `__main__` (or a module made from a string) does not have, while each method's
+    code object names the cell it came from, whose lines linecache holds (IPython registers every cell)."""
+    for value in vars(cls).values():
+        function = value.fget if isinstance(value, property) else getattr(value, "__func__", value)
+        code = getattr(inspect.unwrap(function), "__code__", None) if callable(function) else None
+        lines = linecache.getlines(code.co_filename) if code is not None else []
+        if not lines:
+            continue
+        try:
+            tree = ast.parse("".join(lines))
+        except SyntaxError:
+            continue
+        enclosing = [
+            node
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ClassDef)
+            and node.name == cls.__name__
+            and node.lineno <= code.co_firstlineno <= node.end_lineno
+        ]
+        if enclosing:
+            node = max(enclosing, key=lambda n: n.lineno)  # the innermost, for a class nested in another
+            start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+            return "".join(lines[start - 1 : node.end_lineno])
+    return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import json
 import math
 import re
 import secrets
@@ -264,7 +265,7 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     warnings = review_trials(trials, len(data["classes"]), settings["identical"])
     tests = _comparable_tests(run, best, predictions)
     improvements = before_after(trials)
-    models = _models(trials, labels, colors)
+    models = _models(trials, labels, colors, spec.get("models", []))
     costs = _costs(run, models, best)
     context = {
         "lang": lang,
@@ -310,9 +311,15 @@ def _comparable_tests(
     return [row for row in pairwise_mcnemar(best, predictions) if test_set[row["a"]] == test_set[row["b"]]]
 
 
-def _models(trials: list[TrialSummary], labels: list[str], colors: dict[str, str]) -> list[dict[str, Any]]:
-    """One entry per model label: its trials, audit, colour and how it was built."""
+def _models(
+    trials: list[TrialSummary], labels: list[str], colors: dict[str, str], specified: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """One entry per model label: its trials, audit, colour and how it was built (constructor arguments,
+    and the code that built it from the archived spec's models[].code)."""
     by_label = {label: [t for t in trials if t.label == label] for label in labels}
+    code = {}
+    for m in specified:  # a combined run lists each run's models: the first under a label
+        code.setdefault(m.get("label"), m.get("code") or {})
     return [
         {
             "label": label,
@@ -321,10 +328,25 @@ def _models(trials: list[TrialSummary], labels: list[str], colors: dict[str, str
             "color": colors[label],
             "name": by_label[label][0].model,
             "kwargs": by_label[label][0].kwargs,
+            "arguments": ", ".join(
+                f"{k}={json.dumps(v, ensure_ascii=False, separators=(',', ':'))}"
+                for k, v in by_label[label][0].kwargs.items()
+            ),
+            "code": _code_identity(code.get(label, {})),
             "base_label": by_label[label][0].base,
         }
         for label in labels
     ]
+
+
+def _code_identity(code: dict[str, Any]) -> dict[str, Any] | None:
+    """The code that built a model, short: its file's name and sha256, or the sha256 of source typed in Python
+    (a notebook); None when nothing identifies it (an instance, code whose source Python could not read)."""
+    if code.get("sha256"):
+        return {"file": Path(code["file"]).name if code.get("file") else None, "sha256": code["sha256"][:12]}
+    if code.get("source_sha256"):
+        return {"file": None, "sha256": code["source_sha256"][:12]}
+    return None
 
 
 def _run_record(run: RunArchive | CombinedRun) -> RunRecord:
