@@ -10,7 +10,7 @@ from reportgen.report.checklist import evaluate_checklist, load_checklist
 from reportgen.report.findings import review_trials
 from reportgen.report.i18n import translator
 from reportgen.report.significance import literature
-from reportgen.report.summary import TrialSummary, before_after, conclusion
+from reportgen.report.summary import TrialSummary, before_after, conclusion, cost_sentences
 from reportgen.run.archive import ModelAuditRecord
 from reportgen.train import TrainConfig
 
@@ -199,3 +199,14 @@ def test_no_regularization_effect_is_claimed_when_the_base_did_not_learn():
     assert "Regularization (LeNet-5 + BN + Dropout vs LeNet-5) is not compared: LeNet-5 did not learn" in english
     item = checklist(ctx)["regularization"]
     assert not item["passed"] and "helped" not in item["evidence"] and "did not learn" in item["evidence"]
+
+
+def test_two_models_that_did_not_learn_get_no_cost_sentence():
+    """ "Not significantly different, but X needs N times the multiply-adds" compares what the cost buys;
+    between models at chance level it would read as if the cheap one were as good."""
+    tests = [{"a": "big", "b": "small", "significant": False}]
+    costs = [{"model": "big", "macs": 400_000}, {"model": "small", "macs": 50_000}]
+    translate = translator("en")
+    [sentence] = cost_sentences(tests, costs, translate)
+    assert sentence.startswith("big and small are not significantly different") and "8.0 times" in sentence
+    assert cost_sentences(tests, costs, translate, {"small"}) == []

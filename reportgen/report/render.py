@@ -45,6 +45,7 @@ from reportgen.report.summary import (
     confusion_matrix,
     cost_rows,
     cost_sentences,
+    did_not_learn,
     gallery_picks,
     per_class_accuracy,
     ranked_rows,
@@ -299,7 +300,7 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         "differences": differences(run.runs),
     }
     if costs:  # close in accuracy, far apart in compute: the conclusion says so
-        context["conclusion"] += cost_sentences(tests, costs["rows"], translate)
+        context["conclusion"] += cost_sentences(tests, costs["rows"], translate, did_not_learn(best, warnings))
     return context
 
 

@@ -459,12 +459,16 @@ def cost_rows(
     return rows
 
 
-def cost_sentences(tests: list[dict[str, Any]], costs: list[dict[str, Any]], translate) -> list[str]:
-    """Where two models are not significantly different in accuracy, what separates them is cost."""
+def cost_sentences(
+    tests: list[dict[str, Any]], costs: list[dict[str, Any]], translate, untrained: set[str] = frozenset()
+) -> list[str]:
+    """Where two models are not significantly different in accuracy, what separates them is cost.
+    `untrained`: labels that did not learn (did_not_learn): two models at chance level are "not different"
+    only because neither learned, which says nothing about what their cost buys."""
     macs = {row["model"]: row["macs"] for row in costs}
     sentences = []
     for row in tests:
-        if row["significant"] or not (macs.get(row["a"]) and macs.get(row["b"])):
+        if row["significant"] or not (macs.get(row["a"]) and macs.get(row["b"])) or {row["a"], row["b"]} & untrained:
             continue
         heavy, light = sorted((row["a"], row["b"]), key=lambda label: macs[label], reverse=True)
         if macs[heavy] >= 1.5 * macs[light]:
