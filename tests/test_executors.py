@@ -1,6 +1,7 @@
 """The executors on real worker processes and real (tiny) training: the same archive as a local run, longest
 trials first, finished trials never sent to a worker, one failure policy, and a clean shutdown."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -141,6 +142,28 @@ def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_pa
     only = "trial 001-test_executors-Exploding (test_executors:Exploding): complete [1 done, 0 left, 0 failed]"
     assert trial_lines(lines) == [only]
     assert {p.name: p.stat().st_mtime_ns for p in run.trial_dir("000-mlp").iterdir()} == finished
+
+
+def test_auto_trains_a_short_sweep_here_and_a_long_one_in_workers(tmp_path, make_spec):
+    """Worker processes start in seconds (torch, the data): the automatic choice spends them only on a sweep
+    whose estimated training (from the audited multiply-adds and batches) repays them, and records it."""
+    from reportgen.data.datasets import load_dataset
+    from reportgen.run.executors import WORKER_START_S, AutoExecutor, choose_executor, estimated_seconds
+    from reportgen.run.preflight import preflight
+    from reportgen.train import select_device
+
+    spec = make_spec("epochs = 1\nlr = [0.1, 0.01]", ["mlp", "lenet5"])
+    run = run_experiment(spec, tmp_path / "runs", "short", log=lambda line: None, executor=choose_executor(spec))
+    assert run.status()["state"] == "complete" and run.read("environment")["executor"] == "LocalExecutor"
+
+    data = load_dataset(**dataclasses.asdict(spec.data), seed=0)
+    audits = preflight(spec, data, select_device("cpu"))
+    short = estimated_seconds(spec.trials(), audits, len(data.train_labels))
+    assert 0 < short < WORKER_START_S  # 4 trials × 4 batches of 50 images
+    long = estimated_seconds(spec.trials(), audits, 60_000 * 10)  # Fashion-MNIST × 10 epochs' worth of batches
+    assert long > 4 * WORKER_START_S and isinstance(AutoExecutor(2).choose(long), ProcessExecutor)
+    mlp, _, lenet, _ = spec.trials()  # same batches; LeNet-5 does 8× the multiply-adds per image
+    assert estimated_seconds([lenet], audits, 200) > estimated_seconds([mlp], audits, 200)
 
 
 def test_a_resumed_run_trains_with_the_thread_count_it_started_with(tmp_path, make_spec, monkeypatch):

@@ -29,7 +29,7 @@ from reportgen.cli import split_models
 from reportgen.errors import ArchiveError, ReportgenError, SpecError
 from reportgen.run import archive as archive_module
 from reportgen.run.archive import RunArchive, RunState, TrialState, json_bytes, validate_run_id
-from reportgen.run.executors import LocalExecutor, ProcessExecutor, choose_executor
+from reportgen.run.executors import AutoExecutor, LocalExecutor, ProcessExecutor, choose_executor
 from reportgen.run.runner import run_experiment
 from reportgen.spec import Trial, load_spec
 
@@ -369,7 +369,11 @@ def test_models_option_splits_only_on_top_level_commas(workdir, cli, idx_dir):
 
 def test_executor_policy_is_one_public_function(tmp_path):
     spec = load_spec(None, {"models": [{"name": "mlp"}, {"name": "lenet5"}], "device": "cpu"})
-    assert isinstance(choose_executor(spec, "auto", workers=2), ProcessExecutor)
+    auto = choose_executor(spec, "auto", workers=2)  # decided once the models' costs are known (settle)
+    assert isinstance(auto, AutoExecutor) and auto.workers == 2 and auto.threads == 1
+    assert isinstance(auto.choose(seconds=60.0), ProcessExecutor)  # training outlasts the workers' start
+    assert isinstance(auto.choose(seconds=2.0), LocalExecutor)
+    assert isinstance(choose_executor(spec, "process", workers=2), ProcessExecutor)
     assert isinstance(choose_executor(spec, "auto", workers=1), LocalExecutor)
     assert isinstance(choose_executor(spec, "local"), LocalExecutor)
     for kwargs, message in [

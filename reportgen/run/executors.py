@@ -37,6 +37,7 @@ from reportgen.run.trial import (
     on_device,
     record_failure,
     run_trial,
+    trial_batches,
 )
 from reportgen.train import select_device
 
@@ -44,7 +45,8 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from reportgen.data.datasets import Dataset
-    from reportgen.spec import ExperimentSpec
+    from reportgen.measure.params import ModelAudit
+    from reportgen.spec import ExperimentSpec, Trial
 
 EXECUTORS = ("auto", "local", "process", "ray")
 LOOPBACK = "127.0.0.1"
@@ -415,14 +417,57 @@ def _loopback_only() -> Iterator[None]:
 
 # --- the policy ------------------------------------------------------------------------------
 
+# Worker processes pay off only once training outlasts their start: a spawned worker imports torch and
+# reloads the run's data before its first batch. Measured here: a 4-trial sweep of 1-epoch MLPs on 6,000
+# images took 13.3-15.6 s with two workers and 9.7 s in this process, 16 such trials 17.3-18.8 vs 13.5 s.
+WORKER_START_S = 4.0
+BATCH_OVERHEAD_S = 0.0012  # per training batch beyond its arithmetic (MLP, batch 64, one thread)
+FLOP_RATE = 13.8e9  # fp32 FLOP/s of one training thread (benchmarks/train_speed.py, LeNet-5: 13.8-16.0)
+
+
+def estimated_seconds(trials: list[Trial], audits: dict[str, ModelAudit], train_size: int) -> float:
+    """Training time of `trials` one after another in one thread, roughly: per-batch overhead plus
+    forward and backward arithmetic (3 × the forward pass, 2 FLOPs per multiply-add)."""
+    return sum(
+        trial_batches(trial, train_size)
+        * (BATCH_OVERHEAD_S + 6 * audits[trial.model.label].mult_adds * trial.config.batch_size / FLOP_RATE)
+        for trial in trials
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoExecutor:
+    """`--executor auto` on a CPU with several trials: decided by `settle` once the pre-flight audit knows
+    each model's cost — `workers` single-threaded processes when the sweep trains long enough to repay
+    their start, this process otherwise. Both train with one thread, so the choice changes no number."""
+
+    workers: int
+    threads = 1
+
+    def choose(self, seconds: float) -> Executor:
+        # sequential s vs s / workers + the workers' start
+        if seconds - seconds / self.workers > WORKER_START_S:
+            return ProcessExecutor(workers=self.workers)
+        return LocalExecutor()
+
+
+def settle(
+    executor: Executor | AutoExecutor, trials: list[Trial], audits: dict[str, ModelAudit], train_size: int
+) -> Executor:
+    """The executor that trains the run: an AutoExecutor becomes the one it stands for, any other is itself."""
+    if isinstance(executor, AutoExecutor):
+        return executor.choose(estimated_seconds(trials, audits, train_size))
+    return executor
+
 
 def choose_executor(
     spec: ExperimentSpec, executor: str = "auto", workers: int = 2, address: str | None = None
-) -> Executor:
+) -> Executor | AutoExecutor:
     """Where the trials of `spec` run — the policy of `reportgen run`, for the CLI and the Python API.
 
-    executor: "auto" (CPU: `workers` single-threaded worker processes when there are several trials;
-    CUDA: this process), "local" (this process, one trial after another), "process"
+    executor: "auto" (CPU: `workers` single-threaded worker processes when there are several trials whose
+    training outlasts the workers' start, see AutoExecutor; CUDA: this process), "local" (this process,
+    one trial after another), "process"
     (worker processes), "ray" (`address` of an existing cluster or None for a private local instance).
     Everything is checked here, before any data is read or any run folder created.
     """
@@ -435,6 +480,8 @@ def choose_executor(
     if address:
         raise ReportgenError(f"address {address!r} (--address) needs executor 'ray' (--executor ray)")
     cuda = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
-    if executor == "process" or (executor == "auto" and not cuda and spec.trial_count() > 1 and workers > 1):
+    if executor == "process":
         return ProcessExecutor(workers=workers)
+    if executor == "auto" and not cuda and spec.trial_count() > 1 and workers > 1:
+        return AutoExecutor(workers)
     return LocalExecutor()

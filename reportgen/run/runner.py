@@ -29,7 +29,7 @@ from reportgen.run.archive import (
     validate_run_id,
 )
 from reportgen.run.environment import data_record, environment, test_images_file
-from reportgen.run.executors import Executor, LocalExecutor, Progress, longest_first
+from reportgen.run.executors import AutoExecutor, Executor, LocalExecutor, Progress, longest_first, settle
 from reportgen.run.preflight import preflight
 from reportgen.run.trial import RecordedData, TrialJob, trial_batches
 from reportgen.spec import ExperimentSpec, parse_spec
@@ -43,7 +43,11 @@ class RunFailedError(ArchiveError):
 
 
 def run_experiment(
-    spec: ExperimentSpec, runs_root: Path, run_id: str | None = None, executor: Executor | None = None, log: Log = print
+    spec: ExperimentSpec,
+    runs_root: Path,
+    run_id: str | None = None,
+    executor: Executor | AutoExecutor | None = None,
+    log: Log = print,
 ) -> RunArchive:
     """Run every trial of the spec and return the completed archive.
 
@@ -54,7 +58,7 @@ def run_experiment(
     data = load_dataset(**asdict(spec.data), seed=spec.seeds[0])
     device = select_device(spec.device)
     audits = preflight(spec, data, device)
-    executor = executor or LocalExecutor()
+    executor = settle(executor or LocalExecutor(), spec.trials(), audits, len(data.train_labels))
     env = environment(device) | {
         "executor": type(executor).__name__,
         "threads_per_trial": executor.threads or torch.get_num_threads(),
@@ -71,23 +75,23 @@ def run_experiment(
     return _train_all(run, jobs, executor, log)
 
 
-def resume_experiment(path: Path, executor: Executor | None = None, log: Log = print) -> RunArchive:
+def resume_experiment(path: Path, executor: Executor | AutoExecutor | None = None, log: Log = print) -> RunArchive:
     """Continue an unfinished run (running, partial or failed) with the archived spec and data: finished
     trials are kept, failed and interrupted ones are trained again (from their last checkpoint if any)."""
     run = open_run(path)
     if run.state() == RunState.COMPLETE and (run.path / MANIFEST_FILE).exists():
         raise ArchiveError(f"{run.path}: the run is already complete (render it with `reportgen render`)")
     run.lock()
-    executor = executor or LocalExecutor()
     try:
         spec = parse_spec(run.read("spec"), str(run.path / SPEC_FILE))
         data = RecordedData.of(run).load()
         device = select_device(spec.device)
         audits = preflight(spec, data, device)
-        finished = sum(run.trial_status(t.trial_id) in FINISHED_TRIALS for t in spec.iter_trials())
+        unfinished = [t for t in spec.trials() if run.trial_status(t.trial_id) not in FINISHED_TRIALS]
+        executor = settle(executor or LocalExecutor(), unfinished, audits, len(data.train_labels))
         log(
-            f"resuming {run.path} with its archived settings: {finished} of {spec.trial_count()} trial(s) "
-            "finished, the others are trained"
+            f"resuming {run.path} with its archived settings: {spec.trial_count() - len(unfinished)} of "
+            f"{spec.trial_count()} trial(s) finished, the others are trained"
         )
         run.reopen()
         jobs = _plan(run, spec, data, device, audits, _resumed_threads(run, device, executor), log)
