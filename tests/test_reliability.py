@@ -108,13 +108,17 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec):
 
 def test_concurrent_runs_never_share_a_folder(tmp_path):
     """Two `reportgen run`s started together in one folder, in the same second: each gets its own run id."""
-    idx = write_idx_dataset(tmp_path / "idx")
-    (tmp_path / "spec.toml").write_text(f'[data]\ndataset = "custom"\ndata_dir = "{idx}"\n[[models]]\nname = "mlp"\n')
+    # Training long enough (LeNet-5, 4 epochs of 4,000 images: seconds) that the two runs overlap even when
+    # one process starts a second late on a busy machine; with 200 images each run trained in a fraction
+    # of a second and the overlap check below failed now and then.
+    idx = write_idx_dataset(tmp_path / "idx", n_train=4000, n_test=100)
+    spec = f'[data]\ndataset = "custom"\ndata_dir = "{idx}"\n[[models]]\nname = "lenet5"\n'
+    (tmp_path / "spec.toml").write_text(spec)
     args = [
         "run",
         "spec.toml",
         "--epochs",
-        "2",
+        "4",
         *LOCAL_RUN,
         "--format",
         "md",
