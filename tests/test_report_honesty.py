@@ -210,3 +210,19 @@ def test_two_models_that_did_not_learn_get_no_cost_sentence():
     [sentence] = cost_sentences(tests, costs, translate)
     assert sentence.startswith("big and small are not significantly different") and "8.0 times" in sentence
     assert cost_sentences(tests, costs, translate, {"small"}) == []
+
+
+def test_every_model_stands_beside_the_published_results(tmp_path, capsys):
+    """The published-results table puts each model's own best trial beside the literature (the checklist's
+    known-accuracy item cites LeNet-5's), not only the best model of the run."""
+    import shutil
+    from pathlib import Path
+
+    from reportgen.cli import main
+
+    run = tmp_path / "runs" / "format1"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "run_format1", run)  # two MLPs on MNIST
+    assert main(["render", str(run), "-o", str(tmp_path / "out"), "--format", "md"]) == 0, capsys.readouterr()
+    markdown = (tmp_path / "out" / "format1" / "report.md").read_text("utf-8")
+    published = markdown[markdown.index("Published results") :]
+    assert "**This report: MLP-8**" in published and "**This report: MLP-4**" in published
