@@ -32,7 +32,7 @@ from reportgen.run.environment import data_record, environment, test_images_file
 from reportgen.run.executors import AutoExecutor, Executor, LocalExecutor, Progress, longest_first, settle
 from reportgen.run.preflight import preflight
 from reportgen.run.trial import RecordedData, TrialJob, trial_batches
-from reportgen.spec import ExperimentSpec, parse_spec
+from reportgen.spec import ExperimentSpec, Trial, parse_spec
 from reportgen.train import select_device
 
 Log = Callable[[str], None]
@@ -58,7 +58,8 @@ def run_experiment(
     data = load_dataset(**asdict(spec.data), seed=spec.seeds[0])
     device = select_device(spec.device)
     audits = preflight(spec, data, device)
-    executor = settle(executor or LocalExecutor(), spec.trials(), audits, len(data.train_labels))
+    trials = spec.trials()  # built once: the executor's estimate and the jobs both use them
+    executor = settle(executor or LocalExecutor(), trials, audits, len(data.train_labels))
     env = environment(device) | {
         "executor": type(executor).__name__,
         "threads_per_trial": executor.threads or torch.get_num_threads(),
@@ -69,7 +70,7 @@ def run_experiment(
         {"spec": spec.to_dict(), "environment": env, "data": data_record(data)},
         files={TEST_IMAGES: test_images_file(data)},
     )
-    jobs = _plan(run, spec, data, device, audits, executor.threads, log)
+    jobs = _plan(run, trials, data, device, audits, executor.threads, log)
     _hand_over(data, executor)
     del data
     return _train_all(run, jobs, executor, log)
@@ -87,14 +88,15 @@ def resume_experiment(path: Path, executor: Executor | AutoExecutor | None = Non
         data = RecordedData.of(run).load()
         device = select_device(spec.device)
         audits = preflight(spec, data, device)
-        unfinished = [t for t in spec.trials() if run.trial_status(t.trial_id) not in FINISHED_TRIALS]
+        trials = spec.trials()
+        unfinished = [t for t in trials if run.trial_status(t.trial_id) not in FINISHED_TRIALS]
         executor = settle(executor or LocalExecutor(), unfinished, audits, len(data.train_labels))
         log(
             f"resuming {run.path} with its archived settings: {spec.trial_count() - len(unfinished)} of "
             f"{spec.trial_count()} trial(s) finished, the others are trained"
         )
         run.reopen()
-        jobs = _plan(run, spec, data, device, audits, _resumed_threads(run, device, executor), log)
+        jobs = _plan(run, trials, data, device, audits, _resumed_threads(run, device, executor), log)
     except BaseException:
         run.unlock()
         raise
@@ -122,7 +124,7 @@ def _hand_over(data: Dataset, executor: Executor) -> None:
 
 def _plan(
     run: RunArchive,
-    spec: ExperimentSpec,
+    trials: list[Trial],
     data: Dataset,
     device: torch.device,
     audits: dict[str, ModelAudit],
@@ -131,7 +133,6 @@ def _plan(
 ) -> list[TrialJob]:
     """Every trial of the spec as a job for the executor; `threads`: torch threads per trial (None: the
     training process's own setting)."""
-    trials = spec.trials()
     log(
         f"{len(trials)} trial(s) on {data.name} ({len(data.train_labels)} train / {len(data.test_labels)} "
         f"test images), device {device}, {threads or torch.get_num_threads()} thread(s) per trial"
