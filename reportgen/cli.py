@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import ReportgenError
+from reportgen.report.worker import ReportProcess, warm_report_process
 from reportgen.settings import SETTINGS, Setting
 
 EXIT_USER_ERROR = 2
@@ -91,7 +92,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from reportgen.run.archive import STATUS_FILE, check_writable, open_run, validate_run_id
-    from reportgen.run.executors import choose_executor
     from reportgen.spec import load_spec
 
     # Everything is checked before anything is created under --runs-dir or --output-dir.
@@ -122,13 +122,15 @@ def _run(args: argparse.Namespace) -> int:
         return _resume(existing, args)
     for key, value in overrides.items():
         print(f"override: {key} = {value}")
-    executor = choose_executor(spec, args.executor, args.workers, args.address)
-    for folder in (args.runs_dir, args.output_dir):
-        check_writable(Path(folder))
-    from reportgen.run.runner import run_experiment
+    with warm_report_process() as reports:  # started before torch is imported: they load side by side
+        from reportgen.run.executors import choose_executor
+        from reportgen.run.runner import run_experiment
 
-    run = run_experiment(spec, Path(args.runs_dir), args.run_id or None, executor=executor)
-    return _finish(run, args, spec.lang)
+        executor = choose_executor(spec, args.executor, args.workers, args.address)
+        for folder in (args.runs_dir, args.output_dir):
+            check_writable(Path(folder))
+        run = run_experiment(spec, Path(args.runs_dir), args.run_id or None, executor=executor)
+        return _finish(run, args, spec.lang, reports)
 
 
 def _differences(run, spec) -> list[str]:
@@ -159,24 +161,26 @@ def _short(value: Any) -> str:
 def _resume(path: Path, args: argparse.Namespace) -> int:
     """Continue an unfinished run with the executor policy it was started with (same thread counts)."""
     from reportgen.run.archive import SPEC_FILE, check_writable, open_run
-    from reportgen.run.executors import choose_executor
-    from reportgen.run.runner import resume_experiment
     from reportgen.spec import parse_spec
 
     archived = parse_spec(open_run(path).read("spec"), str(path / SPEC_FILE))
-    executor = choose_executor(archived, args.executor, args.workers, args.address)
-    check_writable(Path(args.output_dir))
-    run = resume_experiment(path, executor)
-    return _finish(run, args, args.lang or archived.lang)
+    with warm_report_process() as reports:
+        from reportgen.run.executors import choose_executor
+        from reportgen.run.runner import resume_experiment
+
+        executor = choose_executor(archived, args.executor, args.workers, args.address)
+        check_writable(Path(args.output_dir))
+        run = resume_experiment(path, executor)
+        return _finish(run, args, args.lang or archived.lang, reports)
 
 
-def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
+def _finish(run, args: argparse.Namespace, lang: str | None, reports: ReportProcess) -> int:
     """Render the report. A partial run (some trials failed) is rendered marked as such, and exits 1."""
     from reportgen.run.archive import RunState
 
     if run.state() != RunState.PARTIAL:
-        return _report(run.path, args, lang)
-    _report(run.path, args, lang, allow_incomplete=True)
+        return _report(run.path, args, lang, reports=reports)
+    _report(run.path, args, lang, allow_incomplete=True, reports=reports)
     print(
         f"reportgen: error: {run.path} is partial — {run.record().error}; the report is marked as "
         f"such; retrain the failed trials with: reportgen run --resume {run.path}",
@@ -185,21 +189,25 @@ def _finish(run, args: argparse.Namespace, lang: str | None) -> int:
     return EXIT_CHECK_FAILED
 
 
-def _report(run_path: Path, args: argparse.Namespace, lang: str | None, allow_incomplete: bool = False) -> int:
-    from reportgen.report.render import FORMATS, render_report
-
+def _report(
+    run_path: Path,
+    args: argparse.Namespace,
+    lang: str | None,
+    allow_incomplete: bool = False,
+    reports: ReportProcess | None = None,
+) -> int:
     runs = run_path if isinstance(run_path, list) else [run_path]
     print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
     allow_incomplete = allow_incomplete or getattr(args, "allow_incomplete", False)
-    out = render_report(
-        run_path,
-        args.output_dir,
-        lang,
+    out = (reports or ReportProcess(None)).render(
+        run_path=run_path,
+        output_root=args.output_dir,
+        lang=lang,
         allow_incomplete=allow_incomplete,
         pdf=not args.no_pdf,
         checklist=args.checklist,
         single_file=args.single_file,
-        formats=args.formats or FORMATS,
+        formats=args.formats or None,
         cover=cover_options(args),
     )
     for warning in json.loads((out / "summary.json").read_text("utf-8"))["warnings"]:

@@ -67,6 +67,17 @@ def _styled(draw: Callable) -> Callable:
     return wrapper
 
 
+@_styled
+def warm_up() -> None:
+    """Draw one styled figure with text into memory and discard it: matplotlib then has its font list
+    loaded and the report's fonts looked up, as the first real figure would."""
+    fig, ax = _figure(figsize=(2, 1))
+    ax.set_title("Loss 손실")
+    ax.plot([0, 1], [1, 0], marker="o")
+    for fmt in ("svg", "png"):
+        fig.savefig(io.BytesIO(), format=fmt)
+
+
 def _values(epochs: list[dict], key: str, scale: float = 1.0) -> list[float]:
     """One metric per epoch; a missing value (null: the loss of a diverged epoch) leaves a gap."""
     return [float("nan") if e.get(key) is None else scale * e[key] for e in epochs]

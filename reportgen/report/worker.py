@@ -1,0 +1,179 @@
+"""A report process started beside training, so the report stack is imported and warm when the run ends.
+
+`reportgen run` spends seconds before its first epoch importing torch, and a tiny run then spent as long
+again importing matplotlib, Jinja2 and WeasyPrint and loading their fonts, one after the other on one
+core. The process here does that second part on the other core while torch loads: started first, it
+imports and warms up, then waits on its stdin for one render request (render_report's keyword
+arguments as a JSON line) and answers on its stdout with the report folder, or the one-line error the
+user would have seen. The report is the same one render_report writes in-process; it is read from the
+archive alone, so nothing but the run folder's path crosses the pipe.
+
+If the process cannot start or dies before it is ready, the report is rendered in this process instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, Self
+
+from reportgen.errors import ReportgenError
+
+READY = "ready"
+COMMAND = (sys.executable, "-m", "reportgen.report.worker")
+
+
+class ReportProcess:
+    """The warm report process of one command (command None: none, reports are rendered here). Use as a
+    context manager: leaving it ends the process."""
+
+    def __init__(self, command: Sequence[str] | None = COMMAND) -> None:
+        self._process: subprocess.Popen | None = None
+        self._answered = False
+        if command is None:
+            return
+        try:
+            # stderr is shared: a warning the render prints reaches the user as it would in-process
+            self._process = subprocess.Popen(
+                list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+            )
+        except OSError:
+            self._process = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def render(self, **options: Any) -> Path:
+        """render_report(**options) in the warm process, or here if that process is not there."""
+        if not self._ready():
+            return _render_here(options)
+        assert self._process is not None and self._process.stdin is not None and self._process.stdout is not None
+        self._process.stdin.write(json.dumps(options, default=_jsonable) + "\n")
+        self._process.stdin.flush()
+        answer = self._process.stdout.readline()
+        self._answered = bool(answer)
+        if not answer:  # it crashed mid-render; its traceback is on stderr already
+            raise RuntimeError(f"the report process stopped (exit {self._process.wait()}) before answering")
+        reply = json.loads(answer)
+        if "error" in reply:
+            raise ReportgenError(reply["error"])
+        return Path(reply["path"])
+
+    def _ready(self) -> bool:
+        """Waits for the process's warm-up; False when it is gone (could not import, or was killed)."""
+        if self._process is None or self._process.stdout is None:
+            return False
+        try:
+            return self._process.stdout.readline().strip() == READY
+        except (OSError, ValueError):
+            return False
+
+    def close(self) -> None:
+        """End of the command. A process that answered exits by itself; any other (the run failed or was
+        interrupted before its report, or during it) is stopped: it removes its unfinished report and exits."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if not self._answered:
+            process.terminate()
+        try:
+            process.stdin.close()  # type: ignore[union-attr]
+        except OSError:
+            pass  # it died already: nothing to tell it
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()  # type: ignore[union-attr]
+
+
+def warm_report_process() -> ReportProcess:
+    """A warm report process for a command about to train, when this process would import the report
+    stack cold; where it is imported already (a second run in one Python session) rendering stays here."""
+    return ReportProcess(None if "reportgen.report.render" in sys.modules else COMMAND)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"render option {value!r} cannot be sent to the report process")
+
+
+def _render_here(options: dict[str, Any]) -> Path:
+    from reportgen.report.render import render_report
+
+    return render_report(**options)
+
+
+def _warm_up() -> None:
+    """Import the report stack and lay out one small styled page and figure, which loads the fonts
+    (fontconfig for WeasyPrint, matplotlib's font list) that the first real report would load."""
+    import weasyprint
+
+    from reportgen.report import plots, render
+
+    css = render.TEMPLATES.joinpath("report.css").read_text("utf-8")
+    weasyprint.HTML(string=f"<style>{css}</style><h1>Report 보고서</h1><table><tr><td>1</td></tr></table>").write_pdf(
+        io.BytesIO()
+    )
+    plots.warm_up()
+
+
+def _serve(replies: IO[str]) -> int:
+    try:
+        _warm_up()
+    except Exception:  # noqa: BLE001  (the command renders in its own process instead, and shows the error there)
+        return 1
+    print(READY, file=replies, flush=True)
+    request = sys.stdin.readline()
+    if not request:  # the command ended without a report (an error, or nothing to render)
+        return 0
+    try:
+        reply = {"path": str(_render_here(json.loads(request)))}
+    except ReportgenError as exc:
+        reply = {"error": str(exc)}
+    print(json.dumps(reply), file=replies, flush=True)
+    return 0
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    # Stopped by the command (SIGTERM) or by Ctrl-C (SIGINT reaches the whole process group): unwind like
+    # an interrupt, so a report being written leaves no staging folder behind.
+    signal.signal(signal.SIGTERM, _interrupted)
+    # Replies go on the original stdout; anything else that writes to stdout (a library's print) is sent
+    # to stderr, so it can never be mistaken for a reply.
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    try:
+        code = _serve(replies)
+    except KeyboardInterrupt:  # the command reports the interrupt, once
+        code = 130
+    except BrokenPipeError:  # the command is gone
+        code = 1
+    # The report is published (render_report closed every file it wrote) and the answer sent: end now.
+    # The interpreter's own shutdown would tear down matplotlib and WeasyPrint for ~0.4 s while the
+    # command waits for this process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    replies.close()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

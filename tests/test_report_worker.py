@@ -1,0 +1,138 @@
+"""The warm report process of `reportgen run` (report/worker.py): it renders the same report render_report
+writes in-process, from its own process; a user's mistake comes back as the same one-line error; a process
+that cannot start leaves the report to the command; and a command that ends without a report leaves neither
+a process nor a half-written report behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import idx_run_args, write_idx_dataset
+from test_archive_format import copy_fixture
+
+from reportgen.errors import ReportgenError
+from reportgen.report.render import render_report
+from reportgen.report.worker import ReportProcess
+
+# run in a fresh interpreter: whether this process imported the report stack is then its own business
+IN_A_FRESH_PROCESS = """
+import json, sys
+from reportgen.report.worker import ReportProcess
+with ReportProcess() as reports:
+    path = reports.render(run_path=sys.argv[1], output_root=sys.argv[2], formats=["html", "pdf", "md"])
+print(json.dumps({"path": str(path), "imported here": sorted(
+    m for m in ("matplotlib", "weasyprint", "jinja2", "reportgen.report.render") if m in sys.modules)}))
+"""
+
+
+def _documents(folder: Path) -> dict[str, object]:
+    summary = json.loads((folder / "summary.json").read_text("utf-8"))
+    summary.pop("generated", None)
+    return {
+        "summary": summary,
+        "metrics.csv": (folder / "metrics.csv").read_bytes(),
+        "figures": sorted(p.name for p in (folder / "figures").iterdir()),
+        "pdf pages": (folder / "report.pdf").read_bytes().count(b"/Type /Page\n"),
+    }
+
+
+def test_the_warm_process_renders_the_report_render_report_writes_and_the_command_imports_no_report_stack(
+    tmp_path,
+):
+    run = copy_fixture(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", IN_A_FRESH_PROCESS, str(run), str(tmp_path / "warm")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert answer["imported here"] == [], "the report was drawn in the command's own process"
+    here = render_report(run, tmp_path / "here")
+    assert Path(answer["path"]) == tmp_path / "warm" / run.name
+    assert _documents(Path(answer["path"])) == _documents(here)
+    assert (Path(answer["path"]) / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_mistake_found_while_rendering_comes_back_as_the_same_error(tmp_path):
+    run = copy_fixture(tmp_path)
+    with pytest.raises(ReportgenError) as here:
+        render_report(run, tmp_path / "here", checklist="no-such-checklist")
+    with ReportProcess() as reports, pytest.raises(ReportgenError) as warm:
+        reports.render(run_path=run, output_root=tmp_path / "warm", checklist="no-such-checklist")
+    assert str(warm.value) == str(here.value) and "no-such-checklist" in str(warm.value)
+    # nothing but what the in-process render leaves too (its lock file): no report, no staging folder
+    assert sorted(p.name for p in (tmp_path / "warm").iterdir()) == sorted(
+        p.name for p in (tmp_path / "here").iterdir()
+    )
+
+
+def test_a_process_that_cannot_start_leaves_the_report_to_the_command(tmp_path):
+    run = copy_fixture(tmp_path)
+    for command in ([sys.executable, "-c", "import sys; sys.exit(3)"], [str(tmp_path / "no-such-python")]):
+        with ReportProcess(command) as reports:
+            path = reports.render(run_path=run, output_root=tmp_path / "out", formats=["html"])
+        assert (path / "report.html").is_file()
+
+
+def test_a_process_that_dies_while_rendering_is_an_error_not_a_silent_success(tmp_path):
+    run = copy_fixture(tmp_path)
+    dies = [sys.executable, "-c", "print('ready', flush=True); import sys; sys.stdin.readline(); sys.exit(1)"]
+    with ReportProcess(dies) as reports, pytest.raises(RuntimeError, match="stopped .exit 1. before answering"):
+        reports.render(run_path=run, output_root=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def _workers_of(pid: int) -> list[str]:
+    """Report processes whose parent is `pid` (or that were orphaned by it and adopted by init)."""
+    listing = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True, check=True).stdout
+    return [line for line in listing.splitlines() if "reportgen.report.worker" in line and f" {pid} " in f" {line} "]
+
+
+def test_a_run_that_fails_before_its_report_stops_the_report_process(tmp_path):
+    idx = write_idx_dataset(tmp_path / "idx")
+    (tmp_path / "output").write_text("a file where the report folder should go")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reportgen", "run", "--models", "mlp", *map(str, idx_run_args(idx))],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(0.5)  # the report process is started before torch is imported
+    started = _workers_of(process.pid)
+    _out, err = process.communicate(timeout=120)
+    assert process.returncode == 2 and "output" in err and "Traceback" not in err, err
+    assert started, "no report process was started beside the run"
+    leftover = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    pids = {line.split()[0] for line in started}
+    assert not [line for line in leftover.splitlines() if line.split()[0] in pids], leftover
+
+
+def test_an_interrupt_while_the_report_is_written_leaves_no_half_written_report(tmp_path):
+    """SIGTERM (what the command sends when it is interrupted) unwinds the render: the staging folder goes."""
+    run = copy_fixture(tmp_path)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "reportgen.report.worker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout.readline().strip() == "ready"
+    worker.stdin.write(json.dumps({"run_path": str(run), "output_root": str(tmp_path / "out")}) + "\n")
+    worker.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not list((tmp_path / "out").glob(".*.partial/figures/*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.send_signal(signal.SIGTERM)
+    _out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 130 and "Traceback" not in err, err
+    assert [name for name in os.listdir(tmp_path / "out") if not name.endswith(".render-lock")] == []
