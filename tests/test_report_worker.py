@@ -136,3 +136,39 @@ def test_an_interrupt_while_the_report_is_written_leaves_no_half_written_report(
     _out, err = worker.communicate(timeout=60)
     assert worker.returncode == 130 and "Traceback" not in err, err
     assert [name for name in os.listdir(tmp_path / "out") if not name.endswith(".render-lock")] == []
+
+
+@pytest.mark.parametrize("when", ["while the report process warms up", "after the first epoch"])
+def test_ctrl_c_in_a_terminal_stops_both_processes_with_one_message_and_no_traceback(tmp_path, when):
+    """A terminal's Ctrl-C goes to the whole process group: the command and its report process both get it."""
+    idx = write_idx_dataset(tmp_path / "idx", n_train=4000, n_test=100)
+    command = [sys.executable, "-m", "reportgen", "run", "--models", "lenet5", "--run-id", "stopped"]
+    command += map(str, idx_run_args(idx, epochs=20))
+    # Ctrl-C handled as in a terminal even where this test's own process was started ignoring it
+    as_in_a_terminal = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", as_in_a_terminal, *command],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal gives a command
+    )
+    deadline = time.monotonic() + 120
+    metrics = tmp_path / "runs" / "stopped" / "trials" / "000-lenet5" / "metrics.json"
+    while time.monotonic() < deadline:
+        started = _workers_of(process.pid)
+        if started and (when.startswith("while") or (metrics.exists() and json.loads(metrics.read_text() or "[]"))):
+            break
+        assert process.poll() is None, process.communicate()
+        time.sleep(0.01)
+    os.killpg(process.pid, signal.SIGINT)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert err.count("interrupted") == 1, err
+    time.sleep(0.2)
+    leftover = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    pids = {line.split()[0] for line in started}
+    assert not [line for line in leftover.splitlines() if line.split()[0] in pids], leftover

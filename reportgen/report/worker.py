@@ -13,6 +13,7 @@ If the process cannot start or dies before it is ready, the report is rendered i
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -38,6 +39,11 @@ class ReportProcess:
         self._answered = False
         if command is None:
             return
+        # The process is started with Ctrl-C blocked (a terminal sends it to the whole process group, and a
+        # child inherits the blocked set): the command alone handles it and then stops this process
+        # (SIGTERM), so the user sees one message and never a traceback from a process interrupted while
+        # it was still starting Python. Blocked, not ignored, here: a Ctrl-C meanwhile waits, is not lost.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             # stderr is shared: a warning the render prints reaches the user as it would in-process
             self._process = subprocess.Popen(
@@ -45,6 +51,8 @@ class ReportProcess:
             )
         except OSError:
             self._process = None
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def __enter__(self) -> Self:
         return self
@@ -148,14 +156,15 @@ def _serve(replies: IO[str]) -> int:
     return 0
 
 
-def _interrupted(signum: int, frame: object) -> None:
+def _stopped(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second stop must not interrupt the unwinding
     raise KeyboardInterrupt
 
 
 def main() -> None:
-    # Stopped by the command (SIGTERM) or by Ctrl-C (SIGINT reaches the whole process group): unwind like
-    # an interrupt, so a report being written leaves no staging folder behind.
-    signal.signal(signal.SIGTERM, _interrupted)
+    # Stopped by the command (SIGTERM; Ctrl-C is blocked, see ReportProcess): unwind like an interrupt, so
+    # a report being written leaves no staging folder behind.
+    signal.signal(signal.SIGTERM, _stopped)
     # Replies go on the original stdout; anything else that writes to stdout (a library's print) is sent
     # to stderr, so it can never be mistaken for a reply.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
@@ -169,9 +178,10 @@ def main() -> None:
     # The report is published (render_report closed every file it wrote) and the answer sent: end now.
     # The interpreter's own shutdown would tear down matplotlib and WeasyPrint for ~0.4 s while the
     # command waits for this process.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    replies.close()
+    with contextlib.suppress(OSError):  # BrokenPipeError: the command is gone, nobody to tell
+        sys.stdout.flush()
+        sys.stderr.flush()
+        replies.close()
     os._exit(code)
 
 
