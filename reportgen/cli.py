@@ -9,7 +9,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +112,7 @@ def _interrupt_after_imports() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reportgen.run.archive import STATUS_FILE, check_writable, open_run, validate_run_id
+    from reportgen.run.archive import STATUS_FILE, open_run, validate_run_id
     from reportgen.spec import load_spec
 
     # Everything is checked before anything is created under --runs-dir or --output-dir.
@@ -143,16 +143,33 @@ def _run(args: argparse.Namespace) -> int:
         return _resume(existing, args)
     for key, value in overrides.items():
         print(f"override: {key} = {value}")
-    with warm_report_process() as reports:  # started before torch is imported: they load side by side
+    return _train_and_report(
+        spec,
+        args,
+        spec.lang,
+        (args.runs_dir, args.output_dir),
+        lambda runner, executor: runner.run_experiment(
+            spec, Path(args.runs_dir), args.run_id or None, executor=executor
+        ),
+    )
+
+
+def _train_and_report(
+    spec, args: argparse.Namespace, lang: str | None, writable: tuple[str, ...], train: Callable[[Any, Any], Any]
+) -> int:
+    """Train (`train(runner module, executor)` → the run) under the executor policy `args` ask for, then
+    render. The report process starts first, before torch is imported, so the two load side by side."""
+    from reportgen.run.archive import check_writable
+
+    with warm_report_process() as reports:
         with _interrupt_after_imports():
+            from reportgen.run import runner
             from reportgen.run.executors import choose_executor
-            from reportgen.run.runner import run_experiment
 
         executor = choose_executor(spec, args.executor, args.workers, args.address)
-        for folder in (args.runs_dir, args.output_dir):
+        for folder in writable:
             check_writable(Path(folder))
-        run = run_experiment(spec, Path(args.runs_dir), args.run_id or None, executor=executor)
-        return _finish(run, args, spec.lang, reports)
+        return _finish(train(runner, executor), args, lang, reports)
 
 
 def _differences(run, spec) -> list[str]:
@@ -182,19 +199,17 @@ def _short(value: Any) -> str:
 
 def _resume(path: Path, args: argparse.Namespace) -> int:
     """Continue an unfinished run with the executor policy it was started with (same thread counts)."""
-    from reportgen.run.archive import SPEC_FILE, check_writable, open_run
+    from reportgen.run.archive import SPEC_FILE, open_run
     from reportgen.spec import parse_spec
 
     archived = parse_spec(open_run(path).read("spec"), str(path / SPEC_FILE))
-    with warm_report_process() as reports:
-        with _interrupt_after_imports():
-            from reportgen.run.executors import choose_executor
-            from reportgen.run.runner import resume_experiment
-
-        executor = choose_executor(archived, args.executor, args.workers, args.address)
-        check_writable(Path(args.output_dir))
-        run = resume_experiment(path, executor)
-        return _finish(run, args, args.lang or archived.lang, reports)
+    return _train_and_report(
+        archived,
+        args,
+        args.lang or archived.lang,
+        (args.output_dir,),
+        lambda runner, executor: runner.resume_experiment(path, executor),
+    )
 
 
 def _finish(run, args: argparse.Namespace, lang: str | None, reports: ReportProcess) -> int:

@@ -114,8 +114,6 @@ def warm_report_process() -> ReportProcess:
 def _jsonable(value: object) -> object:
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
     raise TypeError(f"render option {value!r} cannot be sent to the report process")
 
 
