@@ -42,3 +42,21 @@ def test_analysis_writes_nothing_and_the_figures_are_every_file_drawn(tmp_path, 
     shown = with_figures(context, figures)
     assert [g["confusion"] for g in shown["galleries"]] == [g.confusion for g in figures.galleries]
     assert shown["costs"]["scatter"] == figures.cost_scatter == "figures/cost.svg"
+
+
+def test_the_cost_scatter_labels_a_log_axis_in_plain_numbers(tmp_path):
+    """Models a decade or more apart in multiply-adds get a log axis; its labels must read 20k, 50k, 100k,
+    never the mathtext source ($\\mathdefault{10^{5}}$) that the report's text.parse_math off would print."""
+    from xml.etree import ElementTree
+
+    from reportgen.report.plots import cost_scatter_svg
+
+    rows = [
+        {"model": "mlp", "macs": 25_400, "final_test_acc": 0.88},
+        {"model": "lenet5", "macs": 416_520, "final_test_acc": 0.9},
+    ]
+    path = tmp_path / "cost.svg"
+    cost_scatter_svg(rows, {"mlp": "#1f77b4", "lenet5": "#ff7f0e"}, lambda text, **_: text, path)
+    texts = [t.text for t in ElementTree.parse(path).iter("{http://www.w3.org/2000/svg}text") if t.text]
+    assert not [t for t in texts if "$" in t or "mathdefault" in t], texts
+    assert {"20k", "50k", "100k", "200k"} <= set(texts), texts

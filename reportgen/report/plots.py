@@ -380,6 +380,10 @@ def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, pat
     macs = [r["macs"] for r in rows if r["macs"]]
     if macs and max(macs) > 10 * min(macs):
         ax.set_xscale("log")
+        # ticks at 1, 2 and 5 of each decade, labelled below; the log axis's own minor labels are mathtext
+        # ("$\\mathdefault{2\\times10^{4}}$"), which text.parse_math off prints as raw source
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     else:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
     # "400k", not "400,000": full numbers collide on a narrow axis
