@@ -29,6 +29,7 @@ from reportgen.settings import DEVICE_PATTERN, SETTINGS, SWEEPABLE, TrainConfig
 
 LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
 MAX_TRIALS = 1000  # default bound on models × settings combinations × seeds; raise with max_trials / --max-trials
+DEFAULT_NAME = "Model comparison"  # a spec without a name (or own models on the embedded spec); translated
 MAX_NESTING = 32  # tables/arrays deeper than this are never a spec; refused before anything recurses into them
 # Bidirectional-text controls can make a label read differently from what it is (Trojan Source).
 _BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
@@ -391,7 +392,7 @@ def parse_spec(raw: dict[str, Any], source: str, flags: dict[str, str] | None = 
         raise check.fail("device", "auto, cpu, cuda or cuda:N", device)
     max_trials = check.number("max_trials", raw.get("max_trials", MAX_TRIALS), 1, 10_000_000, integer=True)
     spec = ExperimentSpec(
-        name=check.typed("name", raw.get("name", "Model comparison"), str, "a string"),
+        name=check.typed("name", raw.get("name", DEFAULT_NAME), str, "a string"),
         data=_parse_data(check, raw.get("data", {})),
         models=_parse_models(check, raw.get("models")),
         train=train,

@@ -347,8 +347,11 @@ def test_every_template_literal_and_checklist_item_has_a_korean_entry():
 def test_default_experiment_title_and_notes_have_korean_entries():
     import tomllib
 
+    from reportgen.spec import DEFAULT_NAME
+
     spec = tomllib.loads((ROOT / "reportgen" / "default_spec.toml").read_text("utf-8"))
     assert spec["name"] in KO and spec["notes"] in KO
+    assert DEFAULT_NAME in KO  # the title of a run of one's own models on the embedded spec
 
 
 def test_korean_terms_stay_distinct():
