@@ -14,7 +14,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -75,43 +74,25 @@ class Report:
         return f"Report({self.html}, run={self.run})"
 
     def _repr_html_(self) -> str:
+        """The report's first screen: the report model's conclusion, checklist and comparison table from
+        summary.json (the cells report.html shows), headed in the report's language."""
         import jinja2
 
+        from reportgen.report.i18n import translator
+
+        tr = translator(self.summary.get("lang", "en"))
         env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True)
         figures = {name: _inline_svg(self.folder / "figures" / f"{name}.svg") for name in ("loss", "acc")}
         return env.get_template("notebook.html.j2").render(
-            summary=self.summary,
-            table=_compact(self.table).to_html(index=False, na_rep="–"),
+            title=tr(self.summary["spec"]["name"]),
+            report=self.summary["report"],
+            warnings=self.summary["warnings"],
+            words={key: tr(key.capitalize()) for key in ("run", "report", "conclusion", "warnings")},
             figures=figures,
             html_path=str(self.html),
             pdf_path=str(self.pdf or ""),
             run=str(self.run),
         )
-
-
-# The comparison columns a reader scans first; the full table stays in report.table and comparison.csv.
-_COMPACT_COLUMNS = {
-    "model": "model",
-    "status": "status",
-    "seed": "seed",
-    "final_test_acc": "final test acc",
-    "best_test_acc": "best test acc",
-    "best_epoch": "best epoch",
-    "parameters": "parameters",
-    "seconds_per_epoch": "s/epoch",
-}
-
-
-def _compact(table):
-    shown = table[[c for c in _COMPACT_COLUMNS if c in table]].rename(columns=_COMPACT_COLUMNS)
-    for column in ("final test acc", "best test acc"):
-        if column in shown:
-            shown[column] = shown[column].map(lambda x: f"{100 * x:.2f}%" if not math.isnan(x) else "–")
-    if "parameters" in shown:
-        shown["parameters"] = shown["parameters"].map(lambda x: f"{x:,}")
-    if "s/epoch" in shown:
-        shown["s/epoch"] = shown["s/epoch"].map(lambda x: f"{x:.1f}" if not math.isnan(x) else "–")
-    return shown
 
 
 def _inline_svg(path: Path) -> str:

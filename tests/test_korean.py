@@ -417,7 +417,7 @@ def test_the_default_experiment_in_korean_on_fashion_mnist(workdir, cli):
     assert_korean(output)
     html = visible_html(output / "report.html")
     assert "LeNet-5, 파라미터 수를 맞춘 MLP, 규제한 LeNet-5 비교" in html and "Debian 패키지" in html
-    assert "이동 평균·분산" in html and "MNIST 분류 과제" in html
+    assert "이동 평균·분산" in html and "LeNet-5와 MLP 분류 과제" in html
 
 
 # ------------------------------------------------------------------ one story on every page

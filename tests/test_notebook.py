@@ -36,7 +36,7 @@ def test_example_notebook_runs_and_shows_the_report_inline(tmp_path):
     inline = outputs_html(report_cell)
     assert "reportgen-inline" in inline and "LeNet-5" in inline and "MLP" in inline
     assert "<svg" in inline  # the curves
-    assert "MNIST Classification assignment" in inline  # the checklist
+    assert "LeNet-5 and MLP classification assignment" in inline  # the checklist
     assert "final_test_acc" in outputs_html(table_cell)
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1 and (tmp_path / "output" / runs[0].name / "report.html").exists()

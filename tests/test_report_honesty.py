@@ -117,7 +117,7 @@ def test_known_accuracy_cites_lenet5s_own_accuracy_not_the_best_models():
     items = checklist(context((lenet5(), 0.9012), (mlp(), 0.88), (regularized(), 0.9345)))
     evidence = items["known_accuracy"]["evidence"]
     assert items["known_accuracy"]["passed"]
-    assert evidence.startswith("LeNet-5: 90.12% final test accuracy beside 2 published result(s) for mnist")
+    assert evidence.startswith("LeNet-5: 90.12% final test accuracy beside the published LeNet-5 (LeCun")
     assert "LeNet-5 (LeCun et al. 1998) 99.05%" in evidence and "93.45%" not in evidence
     assert all(item["passed"] for item in items.values()), items
 

@@ -134,12 +134,13 @@ def test_own_model_arguments_and_code_identity_in_html_pdf_and_markdown(layout):
     html = (layout / "report.html").read_text("utf-8")
     table = html.split('<section id="models">')[1].split("</table>")[0]
     row = next(r for r in table.split("<tr>") if "Mine" in r)
-    assert arguments in row and f"{MODULE}.py · sha256 <code>{sha[:12]}</code>" in row
+    assert f"<small>{arguments} · {MODULE}.py · sha256 {sha[:12]}</small>" in row
     pdf = " ".join("\f".join(pdf_pages(layout)).split())
     assert arguments in pdf and f"{MODULE}.py · sha256 {sha[:12]}" in pdf
     markdown = model_section((layout / "report.md").read_text("utf-8"))
     row = next(line for line in markdown.splitlines() if line.startswith("| Mine |"))
-    assert f"(`{arguments}`) · `{MODULE}.py`, sha256 `{sha[:12]}`" in row
+    escaped = MODULE.replace("_", "\\_")  # Markdown-escaped, shown as the file name on GitHub
+    assert f"(c1=8, c2=16, hidden=32 · {escaped}.py · sha256 {sha[:12]})" in row
 
 
 def test_layer_names_stay_whole_in_pdf_tables(layout):
@@ -161,11 +162,11 @@ def test_a_long_nested_layer_name_breaks_only_before_a_named_part():
 
 def test_one_thread_is_singular(layout):
     html = (layout / "report.html").read_text("utf-8")
-    device = next(line for line in html.splitlines() if "<th>Device</th>" in line)
+    device = next(line for line in html.splitlines() if ">Device</th>" in line)
     assert "cpu (" in device and "), 1 thread" in device and "threads" not in device
     markdown = (layout / "report.md").read_text("utf-8")
     device = next(line for line in markdown.splitlines() if line.startswith("| Device |"))
-    assert device.endswith("), 1 thread |")
+    assert "), 1 thread · " in device and "threads" not in device  # the executor follows, as in the HTML
     translate = {}
     for lang in ("en", "ko"):
         template = _environment(lang).from_string(

@@ -220,7 +220,7 @@ def troubled(workdir, cli, idx_dir) -> Path:
 def test_a_partial_run_renders_with_the_failure_shown(troubled, cli):
     html = troubled.joinpath("report.html").read_text("utf-8")
     assert "RuntimeError: boom on the first batch" in html
-    assert "[failed]" in html and "[diverged]" in html
+    assert "<small>failed</small>" in html and "<small>diverged at epoch 1</small>" in html
     code, _out, err = cli("render", "runs/t", "--allow-incomplete", "--no-pdf")
     assert code == 0, err
     code, _out, err = cli("render", "runs/t", "--no-pdf")

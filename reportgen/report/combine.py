@@ -130,6 +130,7 @@ def _check_combinable(runs: list[RunArchive]) -> None:
                 "names each run by its folder name, so give each run once (rename a copy)"
             )
         seen[run.run_id] = run.path
+    _refuse_repeated_trials(runs)
     first = runs[0].read("data")
     for run in runs[1:]:
         data = run.read("data")
@@ -140,6 +141,25 @@ def _check_combinable(runs: list[RunArchive]) -> None:
                     f"({_short(data.get(key))} vs {_short(first.get(key))}); only runs over the "
                     "same classes and image shape make one report"
                 )
+
+
+def _refuse_repeated_trials(runs: list[RunArchive]) -> None:
+    """A trial whose archived metrics are byte-for-byte those of a trial in another run (a copied run folder)
+    is one training run, not two: combining would count its seed twice, with a ± 0.00% spread."""
+    seen: dict[str, str] = {}
+    for run in runs:
+        for trial_id in run.trial_ids():
+            metrics = run.trial_dir(trial_id) / "metrics.json"
+            if not metrics.is_file():
+                continue
+            digest = hashlib.sha256(metrics.read_bytes()).hexdigest()
+            here = f"{run.path} trial {trial_id}"
+            if digest in seen:
+                raise ArchiveError(
+                    f"{here} and {seen[digest]}: identical metrics (one run copied?); combining them would count "
+                    "one training run twice — give each run once"
+                )
+            seen[digest] = here
 
 
 def _short(value: Any) -> str:

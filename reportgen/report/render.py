@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import json
 import math
+import os
 import re
 import secrets
 import shutil
@@ -55,6 +56,7 @@ from reportgen.report.summary import (
     sweep_pivot,
     top_confusions,
 )
+from reportgen.report.tables import build_report_model, spec_json
 from reportgen.run.archive import ArchiveError, RunArchive, RunRecord, atomic_write_json, validate_run_id
 from reportgen.settings import HEATMAP_AXES
 
@@ -112,12 +114,17 @@ def _gallery_sheet(
     captions = [
         (
             names[int(rows[i]["label"])],
-            names[int(rows[i]["prediction"])]
-            + (f" {math.floor(1000 * float(rows[i]['confidence'])) / 10:.1f}%" if confidence else ""),
+            names[int(rows[i]["prediction"])] + (_confidence_text(rows[i]["confidence"]) if confidence else ""),
         )
         for i in indices
     ]
     return Sheet(indices, captions, wrong)
+
+
+def _confidence_text(value: str) -> str:
+    """ " 97.3%" (rounded down, so 99.96% never reads 100.0%); "" for a diverged model's NaN confidence."""
+    confidence = float(value or "nan")
+    return f" {math.floor(1000 * confidence) / 10:.1f}%" if math.isfinite(confidence) else ""
 
 
 def _galleries(
@@ -307,9 +314,11 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
 def _comparable_tests(
     run: RunArchive | CombinedRun, best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]]
 ) -> list[dict[str, Any]]:
-    """McNemar between each pair of best trials evaluated on the same test images (combined runs may differ)."""
-    test_set = {t.label: test_set_checksum(run.origin(t.trial_id)) for t in best}
-    return [row for row in pairwise_mcnemar(best, predictions) if test_set[row["a"]] == test_set[row["b"]]]
+    """McNemar between each pair of best trials evaluated on the same test images (combined runs may differ).
+    Only trials that trained to the end take part: a diverged model never wins (or loses) a comparison."""
+    ranked = [t for t in best if t.ranked]
+    test_set = {t.label: test_set_checksum(run.origin(t.trial_id)) for t in ranked}
+    return [row for row in pairwise_mcnemar(ranked, predictions) if test_set[row["a"]] == test_set[row["b"]]]
 
 
 def _models(
@@ -420,6 +429,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
         folder / "summary.json",
         {
             "run_id": context["run_id"],
+            "lang": context["lang"],
             "spec": context["spec"],
             "settings": context["settings"],
             "comparison": context["comparison"],
@@ -429,6 +439,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
             "differences": context["differences"],
             "conclusion": context["conclusion"],
             "checklist": context["checklist"],
+            "report": context["report"].to_dict(),
             "warnings": [
                 {"code": w.code, "trial_id": w.trial_id, "message": format_finding(w)} for w in context["warnings"]
             ],
@@ -513,6 +524,36 @@ def _publish(staging: Path, final: Path) -> None:
         shutil.rmtree(retired, ignore_errors=True)
 
 
+DOCUMENTS = ("report.html", "report.css", "misclassified.html", "report.pdf", "report.md", "tables.tex")
+_STAGING = re.compile(r"\.(?P<run>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.partial")
+
+
+def _keep_other_documents(final: Path, staging: Path) -> None:
+    """`render --format md` writes report.md and leaves the previous render's HTML and PDF in place: the
+    documents this render did not write are carried over from the report folder it replaces."""
+    for name in DOCUMENTS:
+        if (final / name).is_file() and not (staging / name).exists():
+            shutil.copy2(final / name, staging / name)
+
+
+def _remove_abandoned_staging(root: Path) -> None:
+    """Staging folders of renders that were killed (their process is gone) are removed; a live render's is kept."""
+    for folder in root.glob(".*.partial"):
+        match = _STAGING.fullmatch(folder.name)
+        if match and not _process_alive(int(match["pid"])):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
 def _interactive_svg(folder: Path):
     """A figure written into the HTML itself rather than as <img>: browsers show an SVG's <title> tooltips
     (epoch and value of each point) only for inline SVG. The SVG is our own matplotlib output, whose text
@@ -558,7 +599,7 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
             ).write_pdf(folder / "report.pdf")
     if "md" in formats:
         (folder / "report.md").write_text(render_markdown(environment, context, context["translate"]), "utf-8")
-        write_latex_tables(context, folder / "tables.tex")
+        write_latex_tables(context["report"], folder / "tables.tex", lang)
 
 
 def render_report(
@@ -586,7 +627,9 @@ def render_report(
     if lang not in LANGUAGES:
         raise ArchiveError(f"language {lang!r}: expected one of {', '.join(LANGUAGES)}")
     final = _report_folder(Path(output_root), run)
-    staging = final.parent / f".{run.run_id}.{secrets.token_hex(4)}.partial"  # unique: renders may overlap
+    _remove_abandoned_staging(final.parent)
+    # unique, since renders may overlap; the pid tells a later render whether its owner is still alive
+    staging = final.parent / f".{run.run_id}.{os.getpid()}-{secrets.token_hex(4)}.partial"
     try:
         (staging / "figures").mkdir(parents=True)
     except OSError as exc:
@@ -598,8 +641,11 @@ def render_report(
         context["checklist"] = _evaluate_checklist(context, checklist)
         context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
         context["cover_rows"] = cover_rows(context["cover"])
+        context["report"] = build_report_model(context)
+        context["spec_json"] = spec_json(context["spec"])
         _write_documents(context, staging, lang, {*(formats or FORMATS)} - ({"pdf"} if not pdf else set()), single_file)
         _write_tables(context, staging)
+        _keep_other_documents(final, staging)
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

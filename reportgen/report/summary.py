@@ -7,6 +7,7 @@ it: reportgen.spec imports this module (through the checklist), and reading a sp
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from statistics import fmean
@@ -238,7 +239,9 @@ def _most_confident(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 
 def _confidence(p: dict[str, str]) -> float:
-    return float(p.get("confidence") or 0)
+    """The softmax confidence; 0 when unrecorded or not finite (a diverged model's NaN sorts last)."""
+    value = float(p.get("confidence") or 0)
+    return value if math.isfinite(value) else 0.0
 
 
 def confusion_matrix(predictions: list[dict[str, str]], num_classes: int) -> list[list[int]]:

@@ -1,0 +1,134 @@
+"""The report as data: every table with its formatted cells, every claim with its verdict and evidence.
+
+Built once per render (tables.py builds it from the analysed run); HTML, PDF, Markdown, LaTeX and the
+notebook view only lay it out. Cells hold plain text in the report's language — each layout escapes it for
+its own format — so no layout computes a number, a verdict or a rule for missing values of its own.
+The value formats live here, once: a missing or non-finite value is "–" in every format.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MISSING = "–"
+# An absolute POSIX path inside any text (a command line, a model reference, a data folder): shown by its
+# last part, so a student's home folder never reaches a document they publish.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])(?:~|/)(?:[^\s/:;,'\"()]+/)+([^\s/:;,'\"()]*)")
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (bool is not a number here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def percent(value: Any, digits: int = 2) -> str:
+    """A fraction as a percentage ("90.54%"); "–" when missing or not finite."""
+    return f"{100 * value:.{digits}f}%" if is_number(value) else MISSING
+
+
+def decimal(value: Any, digits: int = 4) -> str:
+    """A measured value to `digits` places; an exploded one (a diverging loss, 4.9e+14) in scientific form."""
+    if not is_number(value):
+        return MISSING
+    return f"{value:.3g}" if abs(value) >= 1e6 else f"{value:.{digits}f}"
+
+
+def count(value: Any) -> str:
+    """A count with thousands separators ("61,706"); rates are rounded to whole numbers."""
+    return f"{value:,.0f}" if is_number(value) else MISSING
+
+
+def public_text(text: Any) -> str:
+    """`text` with every absolute path shortened to its last part: `/home/kim/hw/models.py:Net` →
+    `models.py:Net`, `/home/kim/.venv/bin/reportgen run` → `reportgen run`."""
+
+    def last_part(match: re.Match) -> str:
+        return match.group(1) or match.group(0).rstrip("/").rsplit("/", 1)[-1]
+
+    return _ABSOLUTE_PATH.sub(last_part, str(text))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One table cell. `kind`: "num" (right-aligned), "label" (text), "code" (an identifier, monospace),
+    "layer" (a layer's dotted name), "formula" (a parameter or MAC formula, monospace); `verdict`: True/False when the cell states a checked figure (✓/✗
+    is part of `text`), None otherwise; `note`: a second, smaller line; `color`: a model's swatch."""
+
+    text: str
+    kind: str = "num"
+    note: str = ""
+    color: str = ""
+    verdict: bool | None = None
+
+
+def label(text: Any, note: str = "", color: str = "") -> Cell:
+    return Cell(str(text), "label", note, color)
+
+
+def code(text: Any, note: str = "") -> Cell:
+    return Cell(str(text), "code", note)
+
+
+@dataclass
+class Row:
+    cells: list[Cell]
+    style: str = ""  # "best" (highlighted), "flagged" (a trial that did not complete), "muted"
+
+
+@dataclass
+class Table:
+    """A titled table: `key` is stable (tests and summary.json find it by key), `title` and `columns` are
+    in the report's language. A table with no `columns` is a key/value list (the first cell is the key)."""
+
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[Row]
+    footer: list[Row] = field(default_factory=list)
+    caption: str = ""
+
+    def column(self, name: str) -> list[str]:
+        """The texts of one column, by its heading (tests compare formats with it)."""
+        index = self.columns.index(name)
+        return [row.cells[index].text for row in self.rows]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A sentence the report asserts. `holds`: True (✓) or False (✗) when a check decided it, None for a
+    statement; `evidence`: what the check saw; `test`: the test it rests on; `section`: where to look."""
+
+    text: str
+    holds: bool | None = None
+    evidence: str = ""
+    test: str = ""
+    section: str = ""
+
+    @property
+    def mark(self) -> str:
+        return {True: "✓", False: "✗", None: ""}[self.holds]
+
+
+@dataclass
+class ReportModel:
+    """Everything a layout shows besides figures and galleries: tables by key, and the claims."""
+
+    tables: dict[str, Table]
+    settings_claim: Claim
+    conclusion: list[Claim]
+    checklist_title: str = ""
+    checklist: list[Claim] = field(default_factory=list)
+
+    def table(self, key: str) -> Table | None:
+        return self.tables.get(key)
+
+    def with_prefix(self, prefix: str) -> list[Table]:
+        """The tables whose key starts with `prefix` ("layers/", "epochs/"), in the order they were built."""
+        return [t for key, t in self.tables.items() if key.startswith(prefix)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """For summary.json: the same cells every document shows."""
+        return asdict(self)

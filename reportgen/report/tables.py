@@ -1,0 +1,550 @@
+"""Builds the report model (model.py) from the analysed run: every table's cells, formatted and worded once.
+
+Input is render.analyse_run's context (plus the drawn figures' checklist); output is a ReportModel that
+report.html.j2, report.md.j2, the LaTeX writer, summary.json and the notebook view lay out as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from reportgen.report.model import (
+    Cell,
+    Claim,
+    ReportModel,
+    Row,
+    Table,
+    code,
+    count,
+    decimal,
+    is_number,
+    label,
+    percent,
+    public_text,
+)
+from reportgen.report.summary import TrialSummary
+from reportgen.run.archive import TrialState
+
+
+def build_report_model(ctx: dict[str, Any]) -> ReportModel:
+    """The tables and claims of the report, in the order the documents show them."""
+    tr = ctx["translate"]
+    tables = [
+        _settings(ctx, tr),
+        _parameters(ctx, tr),
+        *[t for m in ctx["models"] for t in (_layers(m, tr), _macs(m, tr)) if t],
+        *[_epochs(t, ctx, tr) for t in ctx["trials"]],
+        _comparison(ctx, tr),
+        _costs(ctx, tr),
+        _aggregates(ctx, tr),
+        _mcnemar(ctx, tr),
+        _literature(ctx, tr),
+        _before_after(ctx, tr),
+        *[_per_class(g, tr) for g in ctx["galleries"]],
+        _reproducibility(ctx, tr),
+        _data_files(ctx, tr),
+    ]
+    checklist = ctx.get("checklist") or {}
+    return ReportModel(
+        tables={t.key: t for t in tables if t is not None},
+        settings_claim=settings_claim(ctx["settings"], tr),
+        conclusion=[Claim(sentence) for sentence in ctx["conclusion"]],
+        checklist_title=checklist.get("title", ""),
+        checklist=[
+            Claim(tr(item["text"]), item["passed"], item["evidence"], item["check"], item["section"])
+            for item in checklist.get("items", [])
+        ],
+    )
+
+
+def status_text(trial: TrialSummary, tr) -> str:
+    """ "" for a complete trial; "diverged at epoch 3", "failed" otherwise (one wording in every format)."""
+    if trial.status == TrialState.COMPLETE:
+        return ""
+    if trial.status == TrialState.DIVERGED:
+        return tr("diverged at epoch {n}", n=len(trial.epochs))
+    return tr(str(trial.status))
+
+
+def _setting_value(value: Any, tr) -> str:
+    return tr("none") if value in ("", None) else tr(str(value)) if isinstance(value, str) else str(value)
+
+
+def settings_claim(settings: dict[str, Any], tr) -> Claim:
+    """ "Identical settings" names what every trial shared and, in a sweep, what the sweep varied — the same
+    for every model — so a ✓ never claims a swept setting was held fixed."""
+    shared = ", ".join(tr(key) for key in settings["constant"])
+    varied = ", ".join(tr(key) for key in settings["varied"])
+    if not settings["identical"]:
+        return Claim(tr("The models were not trained with identical settings; see the comparison table."), False)
+    text = (
+        tr(
+            "Identical settings: every model was trained under every swept combination of {varied}; shared by "
+            "all trials: {shared} — checked from the archived settings of each trial.",
+            varied=varied,
+            shared=shared or tr("none"),
+        )
+        if varied
+        else tr(
+            "Identical settings: every model was trained with the same {shared} — checked from the archived "
+            "settings of each trial.",
+            shared=shared,
+        )
+    )
+    return Claim(text, True, test="archived settings of each trial")
+
+
+def _settings(ctx: dict[str, Any], tr) -> Table:
+    data, env = ctx["data"], ctx["env"]
+    evaluation = (
+        tr(
+            "validation split of {n} training images (seeded) for model selection; the test set is reported "
+            "after every epoch",
+            n=data["validation_size"],
+        )
+        if data.get("validation_size")
+        else tr("the test set, evaluated after every epoch (used as validation, as the assignment allows)")
+    )
+    rows = [
+        (tr("Dataset"), f"{tr(data['dataset'])} — {public_text(data['source'])}"),
+        (
+            tr("Images"),
+            tr("{train} train / {test} test", train=count(data["train_size"]), test=count(data["test_size"]))
+            + f", {'×'.join(map(str, data['input_shape']))}, "
+            + tr("{n} classes", n=len(data["classes"])),
+        ),
+        (tr("Normalisation"), f"{tr('mean')} {data['mean']}, {tr('std')} {data['std']}"),
+        (tr("Evaluation"), evaluation),
+        *[(tr(key), _constant(key, value, tr)) for key, value in ctx["settings"]["constant"].items()],
+        *[
+            (tr(key), f"{tr('swept')}: {', '.join(_setting_value(v, tr) for v in values)}")
+            for key, values in ctx["settings"]["varied"].items()
+        ],
+        (tr("Device"), _device(env, tr)),
+    ]
+    return _key_values("settings", tr("Overview and settings"), rows)
+
+
+def _constant(key: str, value: Any, tr) -> str:
+    text = _setting_value(value, tr)
+    return f"{text} ({tr('training batches only; never the test set')})" if key == "augment" and value else text
+
+
+def _device(env: dict[str, Any], tr) -> str:
+    threads = env.get("threads_per_trial", env.get("threads"))
+    text = f"{env['device']} ({env.get('device_name', '')}), " + tr(
+        "{count} thread" if threads == 1 else "{count} threads", count=threads
+    )
+    return text + (f" · {tr(env['executor'])}" if env.get("executor") else "")
+
+
+def _key_values(key: str, title: str, rows: list[tuple[str, str]]) -> Table:
+    return Table(key, title, [], [Row([label(name), label(value)]) for name, value in rows])
+
+
+def _model_cell(m: dict[str, Any], tr) -> Cell:
+    """A model's registry name (paths shortened) with its arguments and the code that built it as a note."""
+    notes = [m["arguments"]] if m["arguments"] else []
+    if m["code"]:
+        notes.append(f"{m['code']['file'] or tr('source typed in Python')} · sha256 {m['code']['sha256']}")
+    return code(public_text(m["name"]), " · ".join(notes))
+
+
+def _torchinfo_cell(audit) -> Cell:
+    figure = count(audit.torchinfo_total)
+    if audit.matches_torchinfo:
+        return Cell(f"✓ {figure}", verdict=True)
+    if audit.torchinfo_note:  # explained (tied or pruned weights): both figures are right
+        return Cell(f"≠ {figure}", note=audit.torchinfo_note, verdict=True)
+    return Cell(f"✗ {figure}", verdict=False)
+
+
+def _parameters(ctx: dict[str, Any], tr) -> Table:
+    columns = ["Model", "Registry name", "Parameters", "Without bias", "BatchNorm adds", "Buffers", "torchinfo"]
+    rows = [
+        Row(
+            [
+                label(m["label"], color=m["color"]),
+                _model_cell(m, tr),
+                *[
+                    Cell(count(getattr(m["audit"], k)))
+                    for k in ("total", "without_bias", "batchnorm_params", "buffers")
+                ],
+                _torchinfo_cell(m["audit"]),
+            ]
+        )
+        for m in ctx["models"]
+    ]
+    return Table("parameters", tr("Model architectures and parameters"), [tr(c) for c in columns], rows)
+
+
+def _layers(m: dict[str, Any], tr) -> Table:
+    audit = m["audit"]
+    columns = ["Layer", "Type", "Output shape", "Formula", "Weights", "Bias", "Trainable", "Buffers"]
+    rows = []
+    for layer in audit.layers:
+        counts = [layer["weights"], layer["bias"], layer["trainable"], layer["buffers"]]
+        formula = layer["formula"] + (f" ({tr('shared, counted once')})" if layer.get("shared") else "")
+        shape = "×".join(map(str, layer["output_shape"][1:])) if layer.get("output_shape") else ""
+        rows.append(
+            Row(
+                [Cell(layer["name"], "layer"), label(layer["type"]), label(shape), Cell(formula, "formula")]
+                + [Cell(count(n) if n else "") for n in counts],
+                "" if any(counts) else "muted",
+            )
+        )
+    total = tr("Total") + f": {count(audit.total)} ({tr('without bias')} {count(audit.without_bias)})"
+    footer = Row(
+        [label(total), label(""), label(""), label("")]
+        + [Cell(count(n)) for n in (audit.without_bias, audit.bias, audit.trainable, audit.buffers)]
+    )
+    return Table(f"layers/{m['label']}", m["label"], [tr(c) for c in columns], rows, [footer])
+
+
+def _macs(m: dict[str, Any], tr) -> Table | None:
+    macs = (m["audit"].cost or {}).get("macs")
+    if not macs:
+        return None
+    rows = [
+        Row(
+            [
+                Cell(layer["name"], "layer"),
+                label(layer["type"]),
+                Cell(layer["formula"], "formula") if layer["macs"] else label(f"– ({tr(layer['note'])})"),
+                Cell(count(layer["macs"]) if layer["macs"] else ""),
+            ],
+            "" if layer["macs"] else "muted",
+        )
+        for layer in macs["layers"]
+    ]
+    total = tr("Total per image") + f": {count(macs['total'])} MACs = {count(2 * macs['total'])} FLOPs"
+    footer = Row(
+        [
+            label(total),
+            _mac_check("FlopCounterMode", macs, "flop_counter", tr),
+            _mac_check("torchinfo", macs, "torchinfo", tr),
+            Cell(count(macs["total"])),
+        ]
+    )
+    columns = [tr("Layer"), tr("Type"), tr("Multiply-adds formula"), "MACs"]
+    return Table(f"macs/{m['label']}", f"{m['label']}: {tr('multiply-adds')}", columns, rows, [footer])
+
+
+def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
+    """One cross-check of the MAC total: ✓ or ✗ only when the check ran and could see the model's ops;
+    otherwise "not checked" and why."""
+    figure = macs.get(f"{key}_flops" if key == "flop_counter" else f"{key}_mult_adds", -1)
+    unseen = macs.get(f"{key}_not_checked", "")
+    if figure is None or figure < 0 or unseen:
+        return Cell(f"{name}: {tr('not checked')}", "label", tr(unseen) if unseen else "")
+    holds = bool(macs.get(f"matches_{key}"))
+    unit = " FLOPs" if key == "flop_counter" else ""
+    note = (
+        tr("torchinfo counts by its own rule: bias additions too, BatchNorm by its parameters")
+        if (key == "torchinfo" and holds)
+        else ""
+    )
+    return Cell(f"{name}: {'✓' if holds else '✗'} {count(figure)}{unit}", "label", note, verdict=holds)
+
+
+def _epoch_cells(e: dict[str, Any], has_val: bool) -> list[Cell]:
+    values = [decimal(e.get("train_loss")), percent(e.get("train_acc"))]
+    if has_val:
+        values += [decimal(e.get("val_loss")), percent(e.get("val_acc"))]
+    values += [decimal(e.get("test_loss")), percent(e.get("test_acc")), decimal(e.get("seconds"), 1)]
+    return [Cell(v) for v in values]
+
+
+def _epochs(t: TrialSummary, ctx: dict[str, Any], tr) -> Table:
+    has_val = bool(t.epochs) and t.epochs[0].get("val_acc") is not None
+    columns = ["Epoch", "Train loss", "Train accuracy"]
+    columns += ["Validation loss", "Validation accuracy"] if has_val else []
+    columns += ["Test loss", "Test accuracy", "Seconds"]
+    best = t.best.get("epoch")
+    rows = [
+        Row([Cell(str(e["epoch"])), *_epoch_cells(e, has_val)], "best" if e["epoch"] == best else "") for e in t.epochs
+    ]
+    footer = [Row([label(tr("Average")), *_epoch_cells(t.average, has_val)])] if t.epochs else []
+    swept = [f"{tr(k)} {t.config[k]}" for k in ctx["settings"]["varied"]]
+    title = t.label + (f" ({', '.join(swept)})" if swept and len(ctx["trials"]) > len(ctx["models"]) else "")
+    caption = " · ".join(filter(None, [status_text(t, tr), public_text(t.error)]))
+    return Table(f"epochs/{t.trial_id}", title, [tr(c) for c in columns], rows, footer, caption)
+
+
+def _comparison(ctx: dict[str, Any], tr) -> Table:
+    varied = list(ctx["settings"]["varied"])
+    best_heading = (
+        "Test accuracy at the best validation epoch" if ctx["data"].get("validation_size") else "Best test accuracy"
+    )
+    columns = [
+        "Model",
+        *varied,
+        best_heading,
+        "Epoch of best",
+        "Final test accuracy",
+        "Final test loss",
+        "Parameters",
+        "Seconds per epoch",
+    ]
+    by_id = {t.trial_id: t for t in ctx["trials"]}
+    rows = []
+    for r in ctx["comparison"]:
+        trial = by_id[r["trial_id"]]
+        rows.append(
+            Row(
+                [label(r["model"], status_text(trial, tr), ctx["colors"].get(r["model"], ""))]
+                + [label(_setting_value(r[k], tr)) for k in varied]
+                + [
+                    Cell(percent(r["best_test_acc"])),
+                    Cell(count(r["best_epoch"])),
+                    Cell(percent(r["final_test_acc"])),
+                    Cell(decimal(r["final_test_loss"])),
+                    Cell(count(r["parameters"])),
+                    Cell(decimal(r["seconds_per_epoch"], 2)),
+                ],
+                "" if trial.status == TrialState.COMPLETE else "flagged",
+            )
+        )
+    caption = tr("Sorted by final test accuracy.")
+    if "loss" in varied:
+        caption += " " + tr("Loss values of different loss functions are on different scales: compare accuracy.")
+    return Table("comparison", tr("Comparison"), [tr(c) for c in columns], rows, caption=caption)
+
+
+def _costs(ctx: dict[str, Any], tr) -> Table | None:
+    costs = ctx.get("costs")
+    if not costs:
+        return None
+    columns = [
+        "Model",
+        "Parameters",
+        "MACs per image",
+        "Final test accuracy",
+        "Seconds per epoch",
+        "Training images per second",
+        "Total training time",
+        "Latency, batch 1",
+        "Throughput, batch 256",
+        "Size (fp32 state_dict)",
+    ]
+    rows = [
+        Row(
+            [
+                label(r["model"]),
+                Cell(count(r["parameters"])),
+                Cell(count(r["macs"])),
+                Cell(percent(r["final_test_acc"])),
+                Cell(decimal(r["seconds_per_epoch"], 2)),
+                Cell(count(r["train_images_per_second"])),
+                Cell(_unit(decimal(r["total_train_seconds"], 1), "s")),
+                Cell(_latency(r)),
+                Cell(_unit(count(r["throughput_b256"]), "/s")),
+                Cell(_unit(decimal(r["state_dict_bytes"] / 1024, 1), "KiB")),
+            ]
+        )
+        for r in costs["rows"]
+    ]
+    caption = " ".join(
+        [
+            tr(
+                "Latency: median and interquartile range over repetitions after a warm-up, under "
+                "torch.inference_mode, measured once per model before training on"
+            ),
+            f"{costs['device']} ({tr('threads')}: {costs['threads']}).",
+            tr("Seconds per epoch include the test evaluation."),
+            tr(
+                "1 MAC = 1 multiply + 1 add = 2 FLOPs, per image, forward pass; bias additions are not MACs; "
+                "BatchNorm at inference is one multiply-add per element."
+            ),
+        ]
+    )
+    return Table("cost", tr("Cost beside accuracy"), [tr(c) for c in columns], rows, caption=caption)
+
+
+def _unit(text: str, unit: str) -> str:
+    return text if text == "–" else f"{text} {unit}"
+
+
+def _latency(row: dict[str, Any]) -> str:
+    if not is_number(row["latency_b1_ms"]):
+        return "–"
+    return f"{decimal(row['latency_b1_ms'], 3)} ms ± {decimal(row['latency_b1_iqr_ms'], 3)}"
+
+
+def _aggregates(ctx: dict[str, Any], tr) -> Table | None:
+    if not ctx["aggregates"]:
+        return None
+    varied = [k for k in ctx["settings"]["varied"] if k != "seed"]
+    columns = [
+        tr("Model"),
+        *[tr(k) for k in varied],
+        tr("Seeds"),
+        tr("Mean final test accuracy"),
+        "± " + tr("std"),
+        tr("95% interval"),
+    ]
+    rows = [
+        Row(
+            [
+                label(r["model"]),
+                *[label(_setting_value(r[k], tr)) for k in varied],
+                Cell(str(r["seeds"])),
+                Cell(percent(r["mean"])),
+                Cell(percent(r["std"])),
+                Cell(f"{percent(r['ci_low'])} – {percent(r['ci_high'])}"),
+            ]
+        )
+        for r in ctx["aggregates"]
+    ]
+    return Table("aggregates", tr("Across seeds"), columns, rows)
+
+
+def _mcnemar(ctx: dict[str, Any], tr) -> Table | None:
+    if not ctx["mcnemar"]:
+        return None
+    columns = [
+        tr("Model") + " A",
+        tr("Model") + " B",
+        tr("Accuracy") + " A",
+        tr("Accuracy") + " B",
+        tr("Only A correct"),
+        tr("Only B correct"),
+        "p",
+        tr("Verdict"),
+    ]
+    rows = [
+        Row(
+            [
+                label(r["a"]),
+                label(r["b"]),
+                Cell(percent(r["acc_a"])),
+                Cell(percent(r["acc_b"])),
+                Cell(count(r["only_a"])),
+                Cell(count(r["only_b"])),
+                Cell(f"{r['p_value']:.3g}"),
+                _verdict(r, tr),
+            ]
+        )
+        for r in ctx["mcnemar"]
+    ]
+    caption = tr("Each model's best trial; significant at p < 0.05.")
+    return Table(
+        "mcnemar",
+        tr("Is the difference significant? (McNemar test on the same test images)"),
+        columns,
+        rows,
+        caption=caption,
+    )
+
+
+def _verdict(row: dict[str, Any], tr) -> Cell:
+    if row["significant"]:
+        return Cell(tr("{winner} better", winner=row["winner"]), "label", verdict=True)
+    return label(tr("no significant difference"))
+
+
+def _literature(ctx: dict[str, Any], tr) -> Table | None:
+    if not ctx["literature"]:
+        return None
+    best_ids = {t.trial_id for t in ctx["best"]}
+    own = [
+        Row(
+            [label(f"{tr('This report')}: {r['model']}"), Cell(percent(r["final_test_acc"])), label(tr("final epoch"))],
+            "best",
+        )
+        for r in ctx["comparison"]
+        if r["trial_id"] in best_ids and r["status"] == TrialState.COMPLETE
+    ]
+    published = [
+        Row(
+            [
+                label(row["model"], row["preprocessing"] if row["preprocessing"] not in ("", "None") else ""),
+                Cell(percent(row["accuracy"])),
+                label(row["note"]),
+            ]
+        )
+        for row in ctx["literature"]
+    ]
+    columns = [tr("Model"), tr("Test accuracy"), tr("Source")]
+    return Table("literature", tr("Published results"), columns, own + published)
+
+
+def _before_after(ctx: dict[str, Any], tr) -> Table | None:
+    """Each regularized model beside its base: accuracy, and the evidence of regularization — the gap between
+    train and test accuracy at the final epoch, and the test loss."""
+    if not ctx["before_after"]:
+        return None
+    columns = [
+        "",
+        tr("Parameters"),
+        tr("Final test accuracy"),
+        tr("Best test accuracy"),
+        tr("Average test accuracy"),
+        tr("Train–test gap (points)"),
+        tr("Final test loss"),
+    ]
+    rows = []
+    for r in ctx["before_after"]:
+        for side, name, model in (("before", tr("Before"), r["base"]), ("after", tr("After"), r["model"])):
+            rows.append(
+                Row(
+                    [
+                        label(f"{name}: {model}"),
+                        Cell(count(r[f"parameters_{side}"])),
+                        Cell(percent(r[f"final_acc_{side}"])),
+                        Cell(percent(r[f"best_acc_{side}"])),
+                        Cell(percent(r[f"average_acc_{side}"])),
+                        Cell(_points(r.get(f"gap_{side}"))),
+                        Cell(decimal(r[f"final_loss_{side}"])),
+                    ]
+                )
+            )
+    return Table("before_after", tr("Improvement"), columns, rows)
+
+
+def _points(value: Any) -> str:
+    return f"{100 * value:.2f}" if is_number(value) else "–"
+
+
+def _per_class(gallery: dict[str, Any], tr) -> Table:
+    rows = [
+        Row([label(c["class"]), Cell(f"{c['correct']} / {c['total']}"), Cell(percent(c["accuracy"], 1))])
+        for c in gallery["per_class"]
+    ]
+    label_ = gallery["trial"].label
+    return Table(f"per_class/{label_}", label_, [tr("Class"), tr("Correct"), tr("Accuracy")], rows)
+
+
+def _reproducibility(ctx: dict[str, Any], tr) -> Table:
+    env, spec, status = ctx["env"], ctx["spec"], ctx["status"]
+    versions = (
+        f"Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
+        f"torchinfo {env['torchinfo']}, reportgen {env['reportgen']}"
+    )
+    rows = [
+        (tr("Command"), public_text(env["command"])),
+        (tr("Spec"), public_text(tr(spec["source"]))),
+        (tr("Seeds"), ", ".join(map(str, spec["train"]["seeds"]))),
+        (tr("Versions"), versions),
+        (tr("Platform"), f"{env['platform']}, {env['cpu_count']} CPU"),
+        (tr("Git commit"), tr(env["git_commit"])),
+        (tr("Run state"), f"{tr(status.state)} ({status.started} → {status.finished or '…'})"),
+    ]
+    table = _key_values("reproducibility", tr("Reproducibility"), rows)
+    for row in table.rows[:2] + table.rows[5:6]:
+        row.cells[1] = code(row.cells[1].text)
+    return table
+
+
+def _data_files(ctx: dict[str, Any], tr) -> Table:
+    rows = [
+        Row([code(public_text(f["path"])), code(f["sha256"]), Cell("✓" if f.get("verified") == "true" else "–")])
+        for f in ctx["data"]["files"].values()
+    ]
+    return Table("data_files", tr("Data files"), [tr("File"), "sha256", tr("Known checksum")], rows)
+
+
+def spec_json(spec: dict[str, Any]) -> str:
+    """The resolved spec as the documents show it: Hangul as Hangul, paths shortened."""
+    return public_text(json.dumps(spec, indent=2, sort_keys=True, ensure_ascii=False))
