@@ -127,3 +127,11 @@ def private_cache(tmp_path_factory):
         os.environ.pop("REPORTGEN_CACHE", None)
     else:
         os.environ["REPORTGEN_CACHE"] = previous
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite tests/golden/expected from the current code (then review `git diff tests/golden`)",
+    )

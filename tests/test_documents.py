@@ -142,7 +142,7 @@ def test_format_md_writes_the_markdown_alone(project):
 
 def test_latex_tables_are_booktabs_with_escaped_labels(project):
     tex = (project / "output" / "doc" / "tables.tex").read_text("utf-8")
-    assert tex.count("\\begin{tabular}") == 3 + 4  # comparison, parameters, across seeds, one per trial
+    assert tex.count("\\begin{tabular}") == 3 + 2 + 4  # comparison, parameters, seeds; layers per model; per trial
     assert "\\toprule" in tex and "\\bottomrule" in tex
     assert "LeNet|5 <b>bold</b>" in tex and "Final test accuracy" in tex
     assert tex.count("\nAverage & ") == 4  # every epoch table keeps its average row, as in the other formats

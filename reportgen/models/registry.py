@@ -87,7 +87,11 @@ class ModelRef:
 
     @property
     def label(self) -> str:
+        """The default label: the reference as written, a model file by its name only (`models.py:Net`), so
+        no folder of the user's machine reaches the report they publish."""
         name = self.written or self.target
+        if self.file is not None:
+            name = f"{self.file.name}:{name.rsplit(':', 1)[1]}"
         if not self.kwargs:
             return name
         args = "&".join(f"{k}={json.dumps(v, separators=(',', ':'))}" for k, v in self.kwargs.items())

@@ -130,5 +130,5 @@ class ReportModel:
         return [t for key, t in self.tables.items() if key.startswith(prefix)]
 
     def to_dict(self) -> dict[str, Any]:
-        """For summary.json: the same cells every document shows."""
-        return asdict(self)
+        """For summary.json: the same cells every document shows; a cell's empty fields are left out."""
+        return asdict(self, dict_factory=lambda pairs: {k: v for k, v in pairs if v not in ("", None, [])})

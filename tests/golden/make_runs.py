@@ -1,0 +1,79 @@
+"""Regenerates the archived runs behind the golden documents (tests/golden/runs/): real training on
+Fashion-MNIST subsets, through the reportgen command. Run it only when the archive format changes:
+
+    .venv/bin/python tests/golden/make_runs.py && .venv/bin/pytest tests/test_golden.py --update-golden
+
+The model weights (model.pt) are dropped from each run and from its manifest: a report never reads them,
+and they would make up almost all of the fixtures' size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RUNS = HERE / "runs"
+SMALL = ["--train-subset", "600", "--test-subset", "100", "--executor", "local", "--no-pdf"]
+SPECS = {
+    # the default experiment (three models, the checklist, a before/after), 2 epochs
+    "three": ("--epochs", "2", "--author", "김민지:20241234", "--course", "Deep Learning"),
+    # a sweep over the learning rate in which lr = 10 diverges
+    "sweep": ("sweep.toml",),
+    # one trial that fails on its first batch beside one that trains
+    "failed": ("--models", "mlp,nets.py:FailsAtOnce", "--epochs", "1"),
+    # the same MLP with two seeds, in two runs: the combined pair
+    "pair-a": ("--models", "mlp", "--epochs", "1", "--seed", "0"),
+    "pair-b": ("--models", "mlp", "--epochs", "1", "--seed", "1"),
+}
+
+
+SWEEP = """name = "Learning-rate sweep with a diverging setting"
+[data]
+dataset = "fashion-mnist"
+[train]
+epochs = 2
+optimizer = "sgd"
+lr = [0.05, 10.0]
+[[models]]
+name = "mlp"
+[[models]]
+name = "lenet5"
+"""
+
+
+def _drop_weights(run: Path) -> None:
+    manifest_path = run / "manifest.json"
+    manifest = json.loads(manifest_path.read_text("utf-8"))
+    for weights in run.glob("trials/*/model.pt"):
+        weights.unlink()
+        manifest["files"].pop(weights.relative_to(run).as_posix(), None)
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
+
+
+def main() -> int:
+    from reportgen.cli import main as reportgen
+
+    work = Path(tempfile.mkdtemp(prefix="golden-"))
+    shutil.copy(HERE / "nets.py", work / "nets.py")
+    (work / "sweep.toml").write_text(SWEEP, "utf-8")
+    os.chdir(work)
+    shutil.rmtree(RUNS, ignore_errors=True)
+    RUNS.mkdir()
+    for run_id, args in SPECS.items():
+        code = reportgen(["run", *SMALL, *args, "--run-id", run_id])
+        print(f"{run_id}: exit {code}", file=sys.stderr)
+        _drop_weights(work / "runs" / run_id)
+        shutil.copytree(work / "runs" / run_id, RUNS / run_id)
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(RUNS.rglob("*")) if p.is_file()))
+    print(f"fixture runs: {RUNS} (sha256 {digest.hexdigest()[:12]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

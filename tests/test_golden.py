@@ -1,0 +1,142 @@
+"""Golden documents: archived fixture runs (tests/golden/runs, made by tests/golden/make_runs.py) rendered and
+compared with committed files, the way torchinfo compares summaries with expected output. After a deliberate
+change: `.venv/bin/pytest tests/test_golden.py --update-golden`, which prints the diff, then review
+`git diff tests/golden/expected`.
+
+Also: every number of the Markdown comparison equals the HTML one, and the LaTeX tables hold the same cells."""
+
+from __future__ import annotations
+
+import difflib
+import html as html_lib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from reportgen.errors import ReportgenError
+from reportgen.report.render import render_report
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+RUNS = GOLDEN / "runs"
+EXPECTED = GOLDEN / "expected"
+FILES = ("report.md", "summary.json", "comparison.csv", "tables.tex", "report.html")
+CASES = {  # case → (runs rendered together, language, allow an incomplete run)
+    "three": (["three"], "en", False),
+    "three-ko": (["three"], "ko", False),
+    "sweep": (["sweep"], "en", False),
+    "failed": (["failed"], "en", True),
+    "pair": (["pair-a", "pair-b"], "en", False),
+}
+
+
+def normalised(name: str, text: str) -> str:
+    """What may change between two renders of one archive: the time of rendering, and matplotlib's random
+    ids inside inline SVG figures (the figures themselves are checked elsewhere)."""
+    text = re.sub(r"(Generated|생성) \d{4}-\d\d-\d\d \d\d:\d\d", r"\1 <time>", text)
+    if name == "report.html":
+        text = re.sub(r"<svg .*?</svg>", "<svg/>", text, flags=re.DOTALL)
+    return text
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> dict[str, Path]:
+    """Each case rendered once (HTML, Markdown, tables; the PDF has its own tests), from copies of the runs."""
+    root = tmp_path_factory.mktemp("golden")
+    shutil.copytree(RUNS, root / "runs")
+    folders = {}
+    for case, (runs, lang, incomplete) in CASES.items():
+        paths = [root / "runs" / run for run in runs]
+        out = render_report(paths if len(paths) > 1 else paths[0], root / case, lang, incomplete, pdf=False)
+        folders[case] = out
+    return folders
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_documents_match_the_golden_files(rendered, case, request):
+    update = request.config.getoption("--update-golden")
+    changed = []
+    for name in FILES:
+        actual = normalised(name, (rendered[case] / name).read_text("utf-8"))
+        golden = EXPECTED / case / name
+        expected = golden.read_text("utf-8") if golden.exists() else ""
+        if actual == expected:
+            continue
+        diff = "".join(
+            difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), f"golden/{name}", name, n=1)
+        )
+        changed.append(diff[:4000])
+        if update:
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(actual, "utf-8")
+    if update and changed:
+        print(f"\n{case}: updated\n" + "\n".join(changed))
+    assert update or not changed, f"{case}: documents differ from tests/golden/expected/{case}:\n" + "\n".join(changed)
+
+
+def _markdown_table(markdown: str, heading: str) -> list[list[str]]:
+    block = markdown.split(f"## {heading}\n\n", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in block.splitlines()[2:]]
+    return [[cell.strip().replace("\\", "") for cell in row] for row in rows]
+
+
+def _html_table(html: str, key: str) -> list[list[str]]:
+    table = html.split(f'data-table="{key}"', 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.DOTALL)[1:]  # [0]: the header
+    return [
+        [html_lib.unescape(re.sub(r"<[^>]+>", " ", cell)).split() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]
+        for row in rows
+    ]
+
+
+@pytest.mark.parametrize("case", ["three", "sweep", "failed", "pair"])
+def test_markdown_and_html_comparisons_show_the_same_cells(rendered, case):
+    markdown = (rendered[case] / "report.md").read_text("utf-8")
+    html = (rendered[case] / "report.html").read_text("utf-8")
+    md_rows = _markdown_table(markdown, "Comparison")
+    html_rows = _html_table(html, "comparison")
+    assert len(md_rows) == len(html_rows) > 0
+    for md_row, html_row in zip(md_rows, html_rows):
+        assert [" ".join(cell.split()) for cell in md_row[1:]] == [" ".join(cell) for cell in html_row[1:]]
+    numbers = re.findall(r"\d[\d,.]*%?", " ".join(" ".join(r) for r in md_rows))
+    assert numbers and all(n in html for n in numbers)
+
+
+def _cells(name: str, text: str) -> list[str]:
+    if name == "report.md":
+        return [line for line in text.splitlines() if line.startswith("|")]
+    if name == "tables.tex":
+        return [line for line in text.splitlines() if " & " in line]
+    return re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", text, re.DOTALL)
+
+
+def test_no_document_holds_an_absolute_path_or_a_bare_nan(rendered):
+    """Table cells never show nan, NaN, None or inf (a diverged or failed trial's values are "–"), and no
+    document names a folder of the machine it was made on."""
+    for case, folder in rendered.items():
+        for name in ("report.md", "report.html", "tables.tex"):
+            text = (folder / name).read_text("utf-8")
+            assert "/tmp/" not in text and "/work/" not in text and "/home/" not in text, (case, name)
+            bare = [c for c in _cells(name, text) if re.search(r"\b(nan|NaN|None|inf)\b", c)]
+            assert bare == [], (case, name, bare[:3])
+        json.loads((folder / "summary.json").read_text("utf-8"), parse_constant=pytest.fail)  # no NaN/Infinity
+
+
+def test_a_diverged_trial_reads_diverged_at_its_epoch_and_wins_nothing(rendered):
+    summary = json.loads((rendered["sweep"] / "summary.json").read_text("utf-8"))
+    comparison = summary["report"]["tables"]["comparison"]
+    notes = [row["cells"][0].get("note", "") for row in comparison["rows"]]
+    assert notes == ["", "", "diverged at epoch 1", "diverged at epoch 1"]  # ranked last, whatever their accuracy
+    assert [row.get("style") for row in comparison["rows"]] == [None, None, "flagged", "flagged"]
+    assert summary["report"]["settings_claim"]["holds"] is True
+    assert "swept combination of Learning rate" in summary["report"]["settings_claim"]["text"]
+
+
+def test_combining_a_run_with_a_copy_of_itself_is_refused(tmp_path):
+    shutil.copytree(RUNS / "pair-a", tmp_path / "pair-a")
+    shutil.copytree(RUNS / "pair-a", tmp_path / "pair-a-copy")
+    with pytest.raises(ReportgenError, match="identical metrics .* count one training run twice"):
+        render_report([tmp_path / "pair-a", tmp_path / "pair-a-copy"], tmp_path / "out", pdf=False)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
