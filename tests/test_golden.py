@@ -12,6 +12,7 @@ import html as html_lib
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,21 @@ def test_combining_a_run_with_a_copy_of_itself_is_refused(tmp_path):
     with pytest.raises(ReportgenError, match="identical metrics .* count one training run twice"):
         render_report([tmp_path / "pair-a", tmp_path / "pair-a-copy"], tmp_path / "out", pdf=False)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.skipif(
+    shutil.which("pdflatex") is None, reason="no TeX installed (apt-get install texlive-latex-recommended)"
+)
+@pytest.mark.parametrize("case", ["three", "sweep", "failed", "pair"])
+def test_latex_tables_compile(rendered, case, tmp_path):
+    document = tmp_path / "tables-doc.tex"
+    document.write_text(
+        "\\documentclass{article}\n\\usepackage[T1]{fontenc}\n\\usepackage{booktabs,amssymb}\n"
+        "\\begin{document}\n\\input{" + str(rendered[case] / "tables.tex") + "}\n\\end{document}\n",
+        "utf-8",
+    )
+    done = subprocess.run(
+        ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", document.name],
+        check=False, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]

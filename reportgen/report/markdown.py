@@ -80,7 +80,8 @@ def escape_latex(text: str) -> str:
 
 
 def _latex_cell(cell: Cell) -> str:
-    return escape_latex(cell.text + (f" ({cell.note})" if cell.note else ""))
+    text = escape_latex(cell.text + (f" ({cell.note})" if cell.note else ""))
+    return rf"\multicolumn{{{cell.span}}}{{l}}{{{text}}}" if cell.span > 1 else text
 
 
 def latex_table(table: Table) -> str:

@@ -54,14 +54,16 @@ def public_text(text: Any) -> str:
 @dataclass(frozen=True)
 class Cell:
     """One table cell. `kind`: "num" (right-aligned), "label" (text), "code" (an identifier, monospace),
-    "layer" (a layer's dotted name), "formula" (a parameter or MAC formula, monospace); `verdict`: True/False when the cell states a checked figure (✓/✗
-    is part of `text`), None otherwise; `note`: a second, smaller line; `color`: a model's swatch."""
+    "layer" (a layer's dotted name), "formula" (a parameter or MAC formula, monospace). `verdict`: True/False
+    when the cell states a checked figure (✓/✗ is part of `text`), None otherwise; `note`: a second, smaller
+    line; `color`: a model's swatch; `span`: the columns it covers (a footer's "Total: …" over the names)."""
 
     text: str
     kind: str = "num"
     note: str = ""
     color: str = ""
     verdict: bool | None = None
+    span: int = 1
 
 
 def label(text: Any, note: str = "", color: str = "") -> Cell:

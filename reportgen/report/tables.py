@@ -196,7 +196,7 @@ def _layers(m: dict[str, Any], tr) -> Table:
         )
     total = tr("Total") + f": {count(audit.total)} ({tr('without bias')} {count(audit.without_bias)})"
     footer = Row(
-        [label(total), label(""), label(""), label("")]
+        [Cell(total, "label", span=4)]
         + [Cell(count(n)) for n in (audit.without_bias, audit.bias, audit.trainable, audit.buffers)]
     )
     return Table(f"layers/{m['label']}", m["label"], [tr(c) for c in columns], rows, [footer])
