@@ -168,7 +168,8 @@ def chance_level_run() -> tuple[dict, list[str], list[str]]:
     ctx = context((lenet5(), 0.102), (mlp(), 0.81))
     assert [w.code for w in ctx["warnings"]] == ["chance"]
     english, korean = (
-        conclusion(ctx["best"], ctx["mcnemar"], [], ctx["warnings"], translator(lang)) for lang in ("en", "ko")
+        [c.text for c in conclusion(ctx["best"], ctx["mcnemar"], [], ctx["warnings"], translator(lang))]
+        for lang in ("en", "ko")
     )
     return ctx, english, korean
 
@@ -194,7 +195,8 @@ def test_checklist_comparison_item_fails_when_lenet5_did_not_learn():
 
 def test_no_regularization_effect_is_claimed_when_the_base_did_not_learn():
     ctx = context((lenet5(), 0.1), (regularized(), 0.9))
-    english = " ".join(conclusion(ctx["best"], ctx["mcnemar"], ctx["before_after"], ctx["warnings"], translator("en")))
+    claims = conclusion(ctx["best"], ctx["mcnemar"], ctx["before_after"], ctx["warnings"], translator("en"))
+    english = " ".join(c.text for c in claims)
     assert "changed the final test accuracy" not in english
     assert "Regularization (LeNet-5 + BN + Dropout vs LeNet-5) is not compared: LeNet-5 did not learn" in english
     item = checklist(ctx)["regularization"]
@@ -207,8 +209,13 @@ def test_two_models_that_did_not_learn_get_no_cost_sentence():
     tests = [{"a": "big", "b": "small", "significant": False}]
     costs = [{"model": "big", "macs": 400_000}, {"model": "small", "macs": 50_000}]
     translate = translator("en")
-    [sentence] = cost_sentences(tests, costs, translate)
-    assert sentence.startswith("big and small are not significantly different") and "8.0 times" in sentence
+    [claim] = cost_sentences(tests, costs, translate)
+    sentence = claim.text
+    assert (
+        claim.test.startswith("McNemar")
+        and sentence.startswith("big and small are not significantly different")
+        and "8.0 times" in sentence
+    )
     assert cost_sentences(tests, costs, translate, {"small"}) == []
 
 

@@ -121,6 +121,7 @@ class ReportModel:
     tables: dict[str, Table]
     settings_claim: Claim
     conclusion: list[Claim]
+    findings: list[Claim] = field(default_factory=list)  # the lint's warnings: what each trial's check found
     checklist_title: str = ""
     checklist: list[Claim] = field(default_factory=list)
 

@@ -287,7 +287,6 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         "colors": colors,
         "settings": settings,
         "warnings": warnings,
-        "format_warning": format_finding,
         "comparison": ranked_rows([t.comparison_row() for t in trials]),
         "before_after": improvements,
         "aggregates": seed_aggregates(trials),
@@ -437,7 +436,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
             "seed_aggregates": context["aggregates"],
             "mcnemar": context["mcnemar"],
             "differences": context["differences"],
-            "conclusion": context["conclusion"],
+            "conclusion": [claim.text for claim in context["conclusion"]],
             "checklist": context["checklist"],
             "report": context["report"].to_dict(),
             "warnings": [

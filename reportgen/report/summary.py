@@ -14,6 +14,7 @@ from statistics import fmean
 from typing import Any
 
 from reportgen.report.i18n import Translator
+from reportgen.report.model import Claim
 from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
 from reportgen.settings import REPORTED
 
@@ -321,8 +322,8 @@ def conclusion(
     warnings: list,
     translate,
     trials: list[TrialSummary] | None = None,
-) -> list[str]:
-    """Sentences the numbers support: the top model, and differences only where McNemar says p < 0.05.
+) -> list[Claim]:
+    """Sentences the numbers support, each with the test it rests on: the top model, and differences only where McNemar says p < 0.05.
     A diverged model is never named best: it is said to have diverged instead; a chance-level model is
     said not to have learned, and no comparison with it is made. When every model ran with one seed
     (`trials` tells), the conclusion says so."""
@@ -334,37 +335,48 @@ def conclusion(
     )
     sentences = (
         [
-            translate(
-                "{model} reached the highest final test accuracy: {acc}.",
-                model=ranked[0].label,
-                acc=_pct(ranked[0].final["test_acc"]),
+            Claim(
+                translate(
+                    "{model} reached the highest final test accuracy: {acc}.",
+                    model=ranked[0].label,
+                    acc=_pct(ranked[0].final["test_acc"]),
+                ),
+                test="final test accuracy of each model's best trial that trained to the end",
             )
         ]
         if ranked
         else []
     )
     sentences += [
-        translate("{model} diverged (its training loss became NaN/inf); it is not ranked.", model=t.label)
+        Claim(
+            translate("{model} diverged (its training loss became NaN/inf); it is not ranked.", model=t.label),
+            test="divergence check of the training loss",
+        )
         for t in best
         if not t.ranked
     ]
     sentences += [
-        translate(
-            "{model} stayed at chance level: it did not learn, so comparing it with the other models is not "
-            "meaningful.",
-            model=t.label,
+        Claim(
+            translate(
+                "{model} stayed at chance level: it did not learn, so comparing it with the other models is not "
+                "meaningful.",
+                model=t.label,
+            ),
+            test="chance-level finding",
         )
         for t in best
         if t.label in untrained
     ]
     compared = {t.label for t in ranked} - untrained
     tests = [row for row in tests if {row["a"], row["b"]} <= compared]
-    sentences += [_test_sentence(row, translate) for row in tests]
-    sentences += [_improvement_sentence(row, tests, untrained, translate) for row in improvements]
+    sentences += [Claim(_test_sentence(row, translate), test="McNemar") for row in tests]
+    sentences += [
+        Claim(_improvement_sentence(row, tests, untrained, translate), test="McNemar") for row in improvements
+    ]
     if trials and single_seed(trials):
-        sentences.append(translate(SINGLE_SEED))
+        sentences.append(Claim(translate(SINGLE_SEED), test="seeds per model"))
     if warnings:
-        sentences.append(translate("The warnings at the top of the report qualify these results."))
+        sentences.append(Claim(translate("The warnings at the top of the report qualify these results.")))
     return sentences
 
 
@@ -464,7 +476,7 @@ def cost_rows(
 
 def cost_sentences(
     tests: list[dict[str, Any]], costs: list[dict[str, Any]], translate, untrained: set[str] = frozenset()
-) -> list[str]:
+) -> list[Claim]:
     """Where two models are not significantly different in accuracy, what separates them is cost.
     `untrained`: labels that did not learn (did_not_learn): two models at chance level are "not different"
     only because neither learned, which says nothing about what their cost buys."""
@@ -475,15 +487,14 @@ def cost_sentences(
             continue
         heavy, light = sorted((row["a"], row["b"]), key=lambda label: macs[label], reverse=True)
         if macs[heavy] >= 1.5 * macs[light]:
-            sentences.append(
-                translate(
-                    "{heavy} and {light} are not significantly different in accuracy, but {heavy} "
-                    "needs {ratio} times the multiply-adds per image ({heavy_macs} vs {light_macs}).",
-                    heavy=heavy,
-                    light=light,
-                    ratio=f"{macs[heavy] / macs[light]:.1f}",
-                    heavy_macs=f"{macs[heavy]:,}",
-                    light_macs=f"{macs[light]:,}",
-                )
+            text = translate(
+                "{heavy} and {light} are not significantly different in accuracy, but {heavy} "
+                "needs {ratio} times the multiply-adds per image ({heavy_macs} vs {light_macs}).",
+                heavy=heavy,
+                light=light,
+                ratio=f"{macs[heavy] / macs[light]:.1f}",
+                heavy_macs=f"{macs[heavy]:,}",
+                light_macs=f"{macs[light]:,}",
             )
+            sentences.append(Claim(text, test="McNemar, and the counted multiply-adds"))
     return sentences

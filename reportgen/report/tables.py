@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from reportgen.report.findings import format_finding
 from reportgen.report.model import (
     Cell,
     Claim,
@@ -49,7 +50,8 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
     return ReportModel(
         tables={t.key: t for t in tables if t is not None},
         settings_claim=settings_claim(ctx["settings"], tr),
-        conclusion=[Claim(sentence) for sentence in ctx["conclusion"]],
+        conclusion=ctx["conclusion"],
+        findings=[Claim(format_finding(w, tr), False, w.trial_id, w.code) for w in ctx["warnings"]],
         checklist_title=checklist.get("title", ""),
         checklist=[
             Claim(tr(item["text"]), item["passed"], item["evidence"], item["check"], item["section"])
