@@ -5,11 +5,18 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
 
 import cmarkgfm
 from cmarkgfm.cmark import Options
 from conftest import idx_run_args
+
+from reportgen.report.i18n import translator
+from reportgen.report.summary import TrialSummary
+from reportgen.report.sweep import sweep_claims
+from reportgen.run.archive import TrialState
+from reportgen.settings import TrainConfig
 
 HOSTILE = "[click](https://evil.example) <img src=https://evil.example/x.png> `tick` a|b *x* 100% $5 #1 ~_^&{}\\"
 MODEL_FILE = """
@@ -91,3 +98,65 @@ def test_a_killed_renders_staging_folder_is_removed_by_the_next_render(workdir, 
     assert code == 0, err
     assert not dead.exists()
     assert [p.name for p in Path(workdir / "output").iterdir() if p.name.endswith(".partial")] == []
+
+
+# ------------------------------------------------------------------ sweep conclusions
+
+
+def _trial(label: str, optimizer: str, loss: str, correct: int, status=TrialState.COMPLETE) -> TrialSummary:
+    """A trial of an optimizer × loss sweep that got the first `correct` of 200 test images right."""
+    config = asdict(TrainConfig(optimizer=optimizer, loss=loss))
+    epochs = [{"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "test_loss": 1.0, "test_acc": correct / 200,
+               "seconds": 1.0}]  # fmt: skip
+    trial = TrialSummary(f"{label}-{optimizer}-{loss}", label, label, config, status, epochs, None)
+    trial.correct = correct
+    return trial
+
+
+def _predictions(trials: list[TrialSummary]):
+    by_id = {t.trial_id: t for t in trials}
+    return lambda trial_id: [
+        {"index": str(i), "label": "1", "prediction": "1" if i < by_id[trial_id].correct else "0"} for i in range(200)
+    ]
+
+
+def test_a_sweep_names_its_best_configuration_and_the_effect_of_each_factor():
+    """Cross-entropy beats BCE for both models under both optimizers, by 10-25 points (each significant);
+    Adam against SGD goes both ways, so no effect of the optimizer is claimed."""
+    trials = [
+        _trial(model, optimizer, loss, correct)
+        for model, optimizer, loss, correct in [
+            ("cnn", "adam", "cross_entropy", 180), ("cnn", "adam", "bce_with_logits", 150),
+            ("cnn", "sgd", "cross_entropy", 170), ("cnn", "sgd", "bce_with_logits", 120),
+            ("mlp", "adam", "cross_entropy", 160), ("mlp", "adam", "bce_with_logits", 140),
+            ("mlp", "sgd", "cross_entropy", 165), ("mlp", "sgd", "bce_with_logits", 135),
+        ]
+    ]  # fmt: skip
+    varied = {"optimizer": ["adam", "sgd"], "loss": ["bce_with_logits", "cross_entropy"]}
+    claims = sweep_claims(trials, varied, _predictions(trials), set(), translator("en"))
+    texts = [c.text for c in claims]
+    assert texts[0] == (
+        "Best configuration of the sweep: cnn with Optimizer adam, Loss function cross_entropy, "
+        "90.00% final test accuracy."
+    )
+    loss = next(c for c in claims if c.text.startswith("Loss function cross_entropy"))
+    assert loss.holds and "beats bce_with_logits in all 4 paired trials (+10.0 to +25.0 points" in loss.text
+    optimizer = next(c for c in claims if c.text.startswith("Optimizer adam"))
+    assert (
+        not optimizer.holds
+        and "no consistent difference — ahead in 3 of 4 paired trials (-2.5 to +15.0 points)" in optimizer.text
+    )
+
+
+def test_a_sweep_says_which_setting_learned_nothing_and_compares_no_stalled_trial():
+    trials = [
+        _trial("mlp", "adam", "cross_entropy", 180), _trial("cnn", "adam", "cross_entropy", 170),
+        _trial("mlp", "sgd", "cross_entropy", 21), _trial("cnn", "sgd", "cross_entropy", 20, TrialState.DIVERGED),
+    ]  # fmt: skip
+    stalled = {"mlp-sgd-cross_entropy"}  # the chance-level finding
+    claims = sweep_claims(trials, {"optimizer": ["adam", "sgd"]}, _predictions(trials), stalled, translator("en"))
+    texts = [c.text for c in claims]
+    assert (
+        "With Optimizer sgd, no trial learned: all 2 diverged, failed or stayed at chance level (best 10.50%)." in texts
+    )
+    assert not any("adam beats" in t or "adam is ahead" in t for t in texts)  # no pair left to compare

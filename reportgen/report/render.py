@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import os
@@ -56,6 +57,7 @@ from reportgen.report.summary import (
     sweep_pivot,
     top_confusions,
 )
+from reportgen.report.sweep import sweep_claims
 from reportgen.report.tables import build_report_model, spec_json
 from reportgen.run.archive import ArchiveError, RunArchive, RunRecord, atomic_write_json, validate_run_id
 from reportgen.settings import HEATMAP_AXES
@@ -297,7 +299,8 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         # a large sweep shows each model's best trial per epoch; every other trial moves to the appendix
         "appendix_trials": [t for t in trials if t not in best] if len(trials) > 2 * len(labels) else [],
         "literature": [_localized_source(row, translate) for row in literature(data["dataset"])],
-        "conclusion": conclusion(best, tests, improvements, warnings, translate, trials),
+        "conclusion": _sweep_claims(run, trials, settings["varied"], warnings, translate)
+        + conclusion(best, tests, improvements, warnings, translate, trials),
         "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], translate),
         "problems": problems,
         "generated": time.strftime("%Y-%m-%d %H:%M"),
@@ -308,6 +311,12 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     if costs:  # close in accuracy, far apart in compute: the conclusion says so
         context["conclusion"] += cost_sentences(tests, costs["rows"], translate, did_not_learn(best, warnings))
     return context
+
+
+def _sweep_claims(run, trials: list[TrialSummary], varied: dict[str, list], warnings: list, translate) -> list:
+    """What the sweep shows about each swept setting (sweep.py); predictions are read once per trial."""
+    stalled = {w.trial_id for w in warnings if w.code == "chance"}
+    return sweep_claims(trials, varied, functools.cache(run.predictions), stalled, translate)
 
 
 def _comparable_tests(

@@ -1,0 +1,137 @@
+"""What a sweep shows about the settings it varied, as claims for the conclusion.
+
+The best configuration; for each swept factor, every other value of it against the value of the best
+configuration, paired trial by trial (same model, same values of the other factors, same seed) and tested with
+McNemar on the same test images; and the values under which no trial learned. A value "beats" another only
+when every paired comparison goes its way and each is significant — anything less is said as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from reportgen.report.model import Claim
+from reportgen.report.significance import SIGNIFICANCE, mcnemar
+from reportgen.report.summary import TrialSummary
+from reportgen.run.archive import TrialState
+
+Predictions = Callable[[str], list[dict[str, str]]]
+
+
+def _value_order(values: list[Any]) -> list[Any]:
+    """Numbers numerically (32, 64, 128), text alphabetically."""
+    return sorted(values, key=lambda v: (not isinstance(v, int | float), v if isinstance(v, int | float) else str(v)))
+
+
+def _points(delta: float) -> str:
+    return f"{100 * delta:+.1f}"
+
+
+def _settings_text(trial: TrialSummary, factors: list[str], tr) -> str:
+    return ", ".join(f"{tr(k)} {_value(trial.config[k], tr)}" for k in factors)
+
+
+def _value(value: Any, tr) -> str:
+    return tr(value) if isinstance(value, str) else str(value)
+
+
+def sweep_claims(
+    trials: list[TrialSummary], varied: dict[str, list], predictions: Predictions, stalled: set[str], tr
+) -> list[Claim]:
+    """`stalled`: ids of trials that did not learn (chance level) — they take part in no comparison."""
+    factors = [k for k in varied if k != "seed"]
+    learned = [t for t in trials if t.ranked and t.trial_id not in stalled]
+    if not factors or not learned:
+        return _no_learning(trials, factors, stalled, tr)
+    best = max(learned, key=lambda t: t.final["test_acc"])
+    claims = [
+        Claim(
+            tr(
+                "Best configuration of the sweep: {model} with {settings}, {acc} final test accuracy.",
+                model=best.label,
+                settings=_settings_text(best, factors, tr),
+                acc=f"{100 * best.final['test_acc']:.2f}%",
+            ),
+            test="final test accuracy of every trial",
+        )
+    ]
+    for factor in factors:
+        for other in _value_order(varied[factor]):
+            if other != best.config[factor]:
+                claim = _effect(factor, best.config[factor], other, learned, factors, predictions, tr)
+                claims += [claim] if claim else []
+    return claims + _no_learning(trials, factors, stalled, tr)
+
+
+def _pairs(
+    factor: str, a: Any, b: Any, trials: list[TrialSummary], factors: list[str]
+) -> list[tuple[TrialSummary, TrialSummary]]:
+    """Trials with factor = a beside the trial that differs only in that factor (b)."""
+
+    def context(t: TrialSummary) -> tuple:
+        return (t.label, t.config["seed"], *(t.config[k] for k in factors if k != factor))
+
+    with_b = {context(t): t for t in trials if t.config[factor] == b}
+    return [(t, with_b[context(t)]) for t in trials if t.config[factor] == a and context(t) in with_b]
+
+
+def _effect(
+    factor: str, a: Any, b: Any, trials: list[TrialSummary], factors: list[str], predictions: Predictions, tr
+) -> Claim | None:
+    pairs = _pairs(factor, a, b, trials, factors)
+    if not pairs:
+        return None
+    deltas = [ta.final["test_acc"] - tb.final["test_acc"] for ta, tb in pairs]
+    significant = sum(_significant(ta, tb, predictions) for ta, tb in pairs)
+    ahead = sum(d > 0 for d in deltas)
+    values = {
+        "factor": tr(factor),
+        "a": _value(a, tr),
+        "b": _value(b, tr),
+        "n": len(pairs),
+        "k": significant,
+        "ahead": ahead,
+        "low": _points(min(deltas)),
+        "high": _points(max(deltas)),
+    }
+    if ahead == len(pairs) and significant == len(pairs):
+        text = "{factor} {a} beats {b} in all {n} paired trials ({low} to {high} points; McNemar p < 0.05 in each)."
+    elif ahead == len(pairs):
+        text = "{factor} {a} is ahead of {b} in all {n} paired trials ({low} to {high} points), significant in {k}."
+    else:
+        text = "{factor} {a} vs {b}: no consistent difference — ahead in {ahead} of {n} paired trials ({low} to {high} points)."
+    return Claim(tr(text, **values), ahead == len(pairs) and significant == len(pairs), test="McNemar per pair")
+
+
+def _significant(a: TrialSummary, b: TrialSummary, predictions: Predictions) -> bool:
+    pa, pb = predictions(a.trial_id), predictions(b.trial_id)
+    labels = [int(p["label"]) for p in pa]
+    if labels != [int(p["label"]) for p in pb]:
+        return False  # not the same test images: no paired test
+    result = mcnemar(labels, [int(p["prediction"]) for p in pa], [int(p["prediction"]) for p in pb])
+    return result["p_value"] < SIGNIFICANCE
+
+
+def _no_learning(trials: list[TrialSummary], factors: list[str], stalled: set[str], tr) -> list[Claim]:
+    """A swept value under which every trial diverged, failed or stayed at chance level."""
+    claims = []
+    for factor in factors:
+        for value in _value_order(list({t.config[factor] for t in trials})):
+            group = [t for t in trials if t.config[factor] == value]
+            if len(group) > 1 and all(_did_not_learn(t, stalled) for t in group):
+                best = max((t.final.get("test_acc") or 0.0 for t in group), default=0.0)
+                text = tr(
+                    "With {factor} {value}, no trial learned: all {n} diverged, failed or stayed at chance level "
+                    "(best {acc}).",
+                    factor=tr(factor),
+                    value=_value(value, tr),
+                    n=len(group),
+                    acc=f"{100 * best:.2f}%",
+                )
+                claims.append(Claim(text, test="divergence check and chance-level finding"))
+    return claims
+
+
+def _did_not_learn(trial: TrialSummary, stalled: set[str]) -> bool:
+    return trial.status != TrialState.COMPLETE or trial.trial_id in stalled
