@@ -176,9 +176,18 @@ def before_after(trials: list[TrialSummary]) -> list[dict[str, Any]]:
                     },
                     "parameters_before": base.audit.total,
                     "parameters_after": trial.audit.total,
+                    # overfitting shrinks the gap between train and test accuracy: regularization's own evidence
+                    "gap_before": _gap(base),
+                    "gap_after": _gap(trial),
                 }
             )
     return rows
+
+
+def _gap(trial: TrialSummary) -> float | None:
+    """Final train accuracy minus final test accuracy (None when either is missing)."""
+    train, test = trial.final.get("train_acc"), trial.final.get("test_acc")
+    return None if train is None or test is None else train - test
 
 
 def seed_mean(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -370,9 +379,9 @@ def conclusion(
     compared = {t.label for t in ranked} - untrained
     tests = [row for row in tests if {row["a"], row["b"]} <= compared]
     sentences += [Claim(_test_sentence(row, translate), test="McNemar") for row in tests]
-    sentences += [
-        Claim(_improvement_sentence(row, tests, untrained, translate), test="McNemar") for row in improvements
-    ]
+    for row in improvements:
+        sentences.append(Claim(_improvement_sentence(row, tests, untrained, translate), test="McNemar"))
+        sentences += _overfitting_sentence(row, untrained, translate)
     if trials and single_seed(trials):
         sentences.append(Claim(translate(SINGLE_SEED), test="seeds per model"))
     if warnings:
@@ -427,6 +436,23 @@ def _improvement_sentence(
     return translate(
         EFFECT_SENTENCES[effect["verdict"]], model=row["model"], base=row["base"], delta=effect["delta"], p=effect["p"]
     )
+
+
+def _overfitting_sentence(row: dict[str, Any], untrained: set[str], translate: Translator) -> list[Claim]:
+    """What regularization changed besides accuracy: the train–test gap and the test loss, as measured."""
+    if {row["model"], row["base"]} & untrained or row["gap_before"] is None or row["gap_after"] is None:
+        return []
+    text = translate(
+        "With {model}, the gap between final train and test accuracy went from {gap_before} to {gap_after} points "
+        "and the final test loss from {loss_before} to {loss_after} ({base} → {model}).",
+        model=row["model"],
+        base=row["base"],
+        gap_before=f"{100 * row['gap_before']:.2f}",
+        gap_after=f"{100 * row['gap_after']:.2f}",
+        loss_before=f"{row['final_loss_before']:.3f}",
+        loss_after=f"{row['final_loss_after']:.3f}",
+    )
+    return [Claim(text, test="final epoch's train and test accuracy and test loss, as measured")]
 
 
 def single_seed(trials: list[TrialSummary]) -> bool:
