@@ -23,6 +23,7 @@ from typing import Any, Self
 from reportgen.run.archive import (
     MANIFEST_FILE,
     MANIFEST_FORMAT,
+    METRICS_JSON,
     ArchiveError,
     RunArchive,
     TrialRecord,
@@ -149,7 +150,7 @@ def _refuse_repeated_trials(runs: list[RunArchive]) -> None:
     seen: dict[str, str] = {}
     for run in runs:
         for trial_id in run.trial_ids():
-            metrics = run.trial_dir(trial_id) / "metrics.json"
+            metrics = run.trial_dir(trial_id) / METRICS_JSON
             if not metrics.is_file():
                 continue
             digest = hashlib.sha256(metrics.read_bytes()).hexdigest()
