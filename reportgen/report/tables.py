@@ -7,6 +7,7 @@ report.html.j2, report.md.j2, the LaTeX writer, summary.json and the notebook vi
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from reportgen.report.findings import format_finding
@@ -34,7 +35,7 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
     tables = [
         _settings(ctx, tr),
         _parameters(ctx, tr),
-        *[t for m in ctx["models"] for t in (_layers(m, tr), _macs(m, tr)) if t],
+        *[_architecture(m, tr) for m in ctx["models"]],
         *[_epochs(t, ctx, tr) for t in ctx["trials"]],
         _comparison(ctx, tr),
         _costs(ctx, tr),
@@ -181,65 +182,105 @@ def _parameters(ctx: dict[str, Any], tr) -> Table:
     return Table("parameters", tr("Model architectures and parameters"), [tr(c) for c in columns], rows)
 
 
-def _layers(m: dict[str, Any], tr) -> Table:
+def _architecture(m: dict[str, Any], tr) -> Table:
+    """One table per model: each layer's parameter formula and counts (weights, bias) beside its multiply-add
+    formula and count. Layers with neither (activations, pooling, reshapes) are folded into the caption."""
     audit = m["audit"]
-    columns = ["Layer", "Type", "Output shape", "Formula", "Weights", "Bias", "Trainable", "Buffers"]
-    rows = []
+    macs = (audit.cost or {}).get("macs")
+    per_layer = _macs_by_layer(macs["layers"]) if macs else {}
+    columns = ["Layer", "Type", "Output shape", "Formula", "Weights", "Bias"]
+    columns += ["Multiply-adds formula", "MACs"] if macs else []
+    rows, folded = [], []
     for layer in audit.layers:
-        counts = [layer["weights"], layer["bias"], layer["trainable"], layer["buffers"]]
-        formula = layer["formula"] + (f" ({tr('shared, counted once')})" if layer.get("shared") else "")
-        shape = "×".join(map(str, layer["output_shape"][1:])) if layer.get("output_shape") else ""
-        rows.append(
-            Row(
-                [Cell(layer["name"], "layer"), label(layer["type"]), label(shape), Cell(formula, "formula")]
-                + [Cell(count(n) if n else "") for n in counts],
-                "" if any(counts) else "muted",
-            )
-        )
+        mac = per_layer.pop(layer["name"], None)
+        if not (layer["weights"] or layer["bias"] or layer["buffers"] or (mac and mac["macs"])):
+            folded.append((layer["type"], tr(mac["note"]) if mac and mac.get("note") else ""))
+            continue
+        rows.append(Row(_layer_cells(layer, tr) + (_mac_cells(mac) if macs else [])))
+    rows += [Row(_forward_cells(name, mac)) for name, mac in per_layer.items() if mac["macs"]]  # work outside layers
+    footer = [Row(_parameter_totals(audit, tr) + (_mac_totals(macs, tr) if macs else []))]
+    if macs:
+        footer.append(_mac_checks(macs, tr))
+    return Table(f"layers/{m['label']}", m["label"], [tr(c) for c in columns], rows, footer, _folded(folded, tr))
+
+
+_FORMULA_NOTE = re.compile(r"(?P<formula>.+= [\d,]+) [(\[](?P<note>.+)[)\]]")
+
+
+def _macs_by_layer(layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """MAC records by layer name; a layer called more than once is one row with its calls' sum."""
+    merged: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        if layer["name"] in merged:
+            known = merged[layer["name"]]
+            formulas = " + ".join(filter(None, [known["formula"], layer["formula"]]))
+            merged[layer["name"]] = known | {"macs": known["macs"] + layer["macs"], "formula": formulas}
+        else:
+            merged[layer["name"]] = dict(layer)
+    return merged
+
+
+def _layer_cells(layer: dict[str, Any], tr) -> list[Cell]:
+    shape = "×".join(map(str, layer["output_shape"][1:])) if layer.get("output_shape") else ""
+    counts = [Cell(count(n) if n else "") for n in (layer["weights"], layer["bias"])]
+    return [Cell(layer["name"], "layer"), label(layer["type"]), label(shape), _formula_cell(layer, tr), *counts]
+
+
+def _formula_cell(layer: dict[str, Any], tr) -> Cell:
+    """The formula, with what it says besides the count ("+12 running stats, not trainable", "shared") as its
+    note, so the formula itself never wraps."""
+    match = _FORMULA_NOTE.fullmatch(layer["formula"])
+    formula, note = (match["formula"], match["note"]) if match else (layer["formula"], "")
+    notes = [note] + ([tr("shared, counted once")] if layer.get("shared") else [])
+    return Cell(formula, "formula", "; ".join(filter(None, notes)))
+
+
+def _mac_cells(mac: dict[str, Any] | None) -> list[Cell]:
+    if not mac or not mac["macs"]:
+        return [label(""), Cell("")]
+    return [Cell(mac["formula"], "formula"), Cell(count(mac["macs"]))]
+
+
+def _forward_cells(name: str, mac: dict[str, Any]) -> list[Cell]:
+    return [Cell(name, "layer"), label(mac["type"]), label(""), label(""), Cell(""), Cell(""), *_mac_cells(mac)]
+
+
+def _parameter_totals(audit, tr) -> list[Cell]:
     total = tr("Total") + f": {count(audit.total)} ({tr('without bias')} {count(audit.without_bias)})"
-    footer = Row(
-        [Cell(total, "label", span=4)]
-        + [Cell(count(n)) for n in (audit.without_bias, audit.bias, audit.trainable, audit.buffers)]
-    )
-    return Table(f"layers/{m['label']}", m["label"], [tr(c) for c in columns], rows, [footer])
+    return [Cell(total, "label", span=4), Cell(count(audit.without_bias)), Cell(count(audit.bias))]
 
 
-def _macs(m: dict[str, Any], tr) -> Table | None:
-    macs = (m["audit"].cost or {}).get("macs")
-    if not macs:
-        return None
-    rows = [
-        Row(
-            [
-                Cell(layer["name"], "layer"),
-                label(layer["type"]),
-                Cell(layer["formula"], "formula") if layer["macs"] else label(f"– ({tr(layer['note'])})"),
-                Cell(count(layer["macs"]) if layer["macs"] else ""),
-            ],
-            "" if layer["macs"] else "muted",
-        )
-        for layer in macs["layers"]
-    ]
-    total = tr("Total per image") + f": {count(macs['total'])} MACs = {count(2 * macs['total'])} FLOPs"
-    footer = Row(
+def _mac_totals(macs: dict[str, Any], tr) -> list[Cell]:
+    text = tr("Total per image") + f": {count(macs['total'])} MACs = {count(2 * macs['total'])} FLOPs"
+    return [Cell(text, "label", span=2)]
+
+
+def _mac_checks(macs: dict[str, Any], tr) -> Row:
+    return Row(
         [
-            label(total),
+            Cell(tr("Multiply-adds cross-checked by"), "label", span=4),
             _mac_check("FlopCounterMode", macs, "flop_counter", tr),
             _mac_check("torchinfo", macs, "torchinfo", tr),
-            Cell(count(macs["total"])),
         ]
     )
-    columns = [tr("Layer"), tr("Type"), tr("Multiply-adds formula"), "MACs"]
-    return Table(f"macs/{m['label']}", f"{m['label']}: {tr('multiply-adds')}", columns, rows, [footer])
+
+
+def _folded(folded: list[tuple[str, str]], tr) -> str:
+    """ "Not shown, without parameters or multiply-adds: 4 × ReLU (elementwise activation), 2 × MaxPool2d …"."""
+    if not folded:
+        return ""
+    kinds = {kind: sum(1 for k in folded if k == kind) for kind in dict.fromkeys(folded)}
+    parts = [f"{n} × {kind}" + (f" ({note})" if note else "") for (kind, note), n in kinds.items()]
+    return tr("Not shown, without parameters or multiply-adds: {layers}.", layers=", ".join(parts))
 
 
 def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
-    """One cross-check of the MAC total: ✓ or ✗ only when the check ran and could see the model's ops;
-    otherwise "not checked" and why."""
+    """One cross-check of the MAC total (a footer cell over two columns): ✓ or ✗ only when the check ran and
+    could see the model's ops; otherwise "not checked" and why."""
     figure = macs.get(f"{key}_flops" if key == "flop_counter" else f"{key}_mult_adds", -1)
     unseen = macs.get(f"{key}_not_checked", "")
     if figure is None or figure < 0 or unseen:
-        return Cell(f"{name}: {tr('not checked')}", "label", tr(unseen) if unseen else "")
+        return Cell(f"{name}: {tr('not checked')}", "label", tr(unseen) if unseen else "", span=2)
     holds = bool(macs.get(f"matches_{key}"))
     unit = " FLOPs" if key == "flop_counter" else ""
     note = (
@@ -247,7 +288,7 @@ def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
         if (key == "torchinfo" and holds)
         else ""
     )
-    return Cell(f"{name}: {'✓' if holds else '✗'} {count(figure)}{unit}", "label", note, verdict=holds)
+    return Cell(f"{name}: {'✓' if holds else '✗'} {count(figure)}{unit}", "label", note, verdict=holds, span=2)
 
 
 def _epoch_cells(e: dict[str, Any], has_val: bool) -> list[Cell]:
