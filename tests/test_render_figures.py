@@ -3,10 +3,12 @@ figures.draw_figures writes every figure and names each file it wrote, the docum
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from reportgen.report.figures import draw_figures
+from reportgen.report.plots import confusion_svg, heatmap_svg
 from reportgen.report.render import analyse_run, with_figures
 from reportgen.run.archive import RunArchive, RunRecord, RunState
 
@@ -60,3 +62,29 @@ def test_the_cost_scatter_labels_a_log_axis_in_plain_numbers(tmp_path):
     texts = [t.text for t in ElementTree.parse(path).iter("{http://www.w3.org/2000/svg}text") if t.text]
     assert not [t for t in texts if "$" in t or "mathdefault" in t], texts
     assert {"20k", "50k", "100k", "200k"} <= set(texts), texts
+
+
+def _cell_texts(svg: str) -> dict[str, str]:
+    """Each number written in a grid cell → its fill colour (black is matplotlib's default, no fill style)."""
+    cells = re.findall(r'<text style="([^"]*)"[^>]*>(\d+\.\d\d|\d+)</text>', svg)
+    return {text: (re.search(r"fill: (#[0-9a-f]{6})", style) or [None, "#000000"])[1] for style, text in cells}
+
+
+def test_heatmap_numbers_read_on_their_cells_and_share_one_scale(tmp_path):
+    """viridis runs from dark purple to yellow: white on the low cells, black on the high ones — on every
+    model's heatmap the same, since they share a scale (a 70% cell is dark on a 10–90 scale)."""
+    values = [[12.0, 85.5], [70.0, 89.9]]
+    heatmap_svg(values, [0.01, 0.1], [32, 64], "lr", "batch", "t", tmp_path / "h.svg", (10.0, 90.0))
+    svg = (tmp_path / "h.svg").read_text("utf-8")
+    colors = _cell_texts(svg)
+    assert colors["12.00"] == "#ffffff" and colors["85.50"] == "#000000" and colors["89.90"] == "#000000"
+    assert svg.count("<rect") >= 1 and "#d62728" in svg  # the best cell (89.90) framed
+
+
+def test_confusion_matrix_is_shaded_by_the_share_of_each_true_class(tmp_path):
+    """A rare class's 8 of 10 is as dark as a common class's 800 of 1,000; a diagonal of 970 does not wash
+    out every other cell."""
+    confusion_svg([[8, 2], [200, 800]], ["rare", "common"], "t", "true", "predicted", tmp_path / "c.svg")
+    colors = _cell_texts((tmp_path / "c.svg").read_text("utf-8"))
+    assert colors["8"] == colors["800"] == "#ffffff"  # both 80% of their row: the same dark blue
+    assert colors["2"] == "#000000" and colors["200"] == "#000000"

@@ -7,6 +7,7 @@ files and hands back their paths relative to the report folder, which the templa
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
     _curves(context["best"], colors, translate, folder)
     return Figures(
         model_curves=_model_curves(context["best"], colors, translate, folder),
-        heatmaps=[_heatmap(n, pivot, translate, folder) for n, pivot in enumerate(context["heatmap_pivots"])],
+        heatmaps=_heatmaps(context["heatmap_pivots"], translate, folder),
         sweep_panels=_sweep_panels(context["sweep_series"], colors, translate, folder),
         cost_scatter=_cost_scatter(context["costs"], colors, translate, folder),
         galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context["galleries"])],
@@ -90,7 +91,14 @@ def _model_curves(best: list, colors: dict[str, str], translate, folder: Path) -
     return curves
 
 
-def _heatmap(n: int, pivot: dict[str, Any], translate, folder: Path) -> str:
+def _heatmaps(pivots: list[dict[str, Any]], translate, folder: Path) -> list[str]:
+    """One heatmap per model, all on one colour scale (the lowest to the highest accuracy of any of them)."""
+    finite = [v for p in pivots for row in p["values"] for v in row if not math.isnan(v)]
+    scale = (min(finite), max(finite)) if finite else None
+    return [_heatmap(n, pivot, translate, folder, scale) for n, pivot in enumerate(pivots)]
+
+
+def _heatmap(n: int, pivot: dict[str, Any], translate, folder: Path, scale: tuple[float, float] | None) -> str:
     name = f"heatmap-{n}.svg"
     heatmap_svg(
         pivot["values"],
@@ -100,6 +108,7 @@ def _heatmap(n: int, pivot: dict[str, Any], translate, folder: Path) -> str:
         translate(pivot["column_key"]),
         f"{pivot['label']}\n{translate('Final test accuracy')} (%)",
         folder / name,
+        scale,
     )
     return _relative(name)
 

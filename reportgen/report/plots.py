@@ -16,6 +16,7 @@ import matplotlib
 import numpy as np
 from matplotlib import colormaps, font_manager
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw, ImageFont
 
 CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",)
@@ -194,24 +195,28 @@ def gallery_png(
     path.write_bytes(buffer.getvalue())
 
 
-def _annotated_grid(ax, values, fmt: str, cmap: str) -> None:
-    """imshow with each cell's value written in a colour that stays readable on the cell."""
-    image = ax.imshow(values, cmap=cmap, aspect="auto")
-    finite = [v for row in values for v in row if not math.isnan(v)]
-    middle = (max(finite) + min(finite)) / 2 if finite else 0
+def _annotated_grid(ax, values, fmt: str, cmap: str, shading=None, scale: tuple[float, float] | None = None):
+    """imshow of `shading` (default: the values) with each cell's value written in black or white, whichever
+    reads better on that cell's own colour (its luminance), so no number is white on yellow."""
+    shading = values if shading is None else shading
+    vmin, vmax = scale or (None, None)
+    image = ax.imshow(shading, cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
     for i, row in enumerate(values):
         for j, value in enumerate(row):
             if not math.isnan(value):  # skip NaN (an untried combination)
-                ax.text(
-                    j,
-                    i,
-                    format(value, fmt),
-                    ha="center",
-                    va="center",
-                    fontsize=7.5,
-                    color="white" if value > middle else "black",
-                )
+                red, green, blue, _alpha = image.cmap(image.norm(shading[i][j]))
+                luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+                color = "black" if luminance > 0.45 else "white"
+                ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7.5, color=color)
     return image
+
+
+def _outline_best(ax, values) -> None:
+    """A frame around the highest value (the sweep's best cell)."""
+    finite = [(v, i, j) for i, row in enumerate(values) for j, v in enumerate(row) if not math.isnan(v)]
+    if finite:
+        _value, i, j = max(finite)
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=2.2))
 
 
 @_styled
@@ -228,13 +233,19 @@ def _grid_figure(
     path: Path,
     x_rotation: int = 0,
     margins: dict[str, float] | None = None,
+    shading=None,
+    scale: tuple[float, float] | None = None,
+    colorbar: bool = False,
 ) -> None:
     """An annotated matrix figure (heatmap or confusion matrix), saved as SVG; fixed `margins` skip the
     constrained layout's measuring of every label where the layout is known in advance."""
     fig, ax = _figure(figsize=size, layout=None if margins else "constrained")
     if margins:
         fig.subplots_adjust(**margins)
-    _annotated_grid(ax, values, fmt, cmap)
+    image = _annotated_grid(ax, values, fmt, cmap, shading, scale)
+    if colorbar:
+        fig.colorbar(image, ax=ax, shrink=0.85).ax.tick_params(labelsize=7)
+        _outline_best(ax, values)
     ax.set_xticks(
         range(len(x_labels)), x_labels, rotation=x_rotation, ha="right" if x_rotation else "center", fontsize=7.5
     )
@@ -247,26 +258,39 @@ def _grid_figure(
 
 
 def heatmap_svg(
-    values: list[list[float]], rows: list, columns: list, row_name: str, column_name: str, title: str, path: Path
+    values: list[list[float]],
+    rows: list,
+    columns: list,
+    row_name: str,
+    column_name: str,
+    title: str,
+    path: Path,
+    scale: tuple[float, float] | None = None,
 ) -> None:
-    """Sweep pivot: final test accuracy (%) for each pair of swept settings."""
+    """Sweep pivot: final test accuracy (%) for each pair of swept settings, on `scale` (shared by every
+    model's heatmap, with its colour bar), the best cell framed."""
     _grid_figure(
         values,
         ".2f",
         "viridis",
-        (1.2 + 0.9 * len(columns), 0.9 + 0.45 * len(rows)),
+        (2.0 + 0.9 * len(columns), 0.9 + 0.45 * len(rows)),
         [str(c) for c in columns],
         [str(r) for r in rows],
         column_name,
         row_name,
         title,
         path,
+        scale=scale,
+        colorbar=True,
     )
 
 
 def confusion_svg(
     matrix: list[list[int]], classes: list[str], title: str, true_label: str, predicted_label: str, path: Path
 ) -> None:
+    """Counts in each cell, shaded by the share of its true class (row-normalised): a class's mistakes show
+    even when the diagonal holds most images, and a rare class weighs as much as a common one."""
+    shares = [[count / sum(row) if sum(row) else 0.0 for count in row] for row in matrix]
     # class names of up to ~12 characters fit the fixed margins (Fashion-MNIST's longest: "T-shirt/top")
     _grid_figure(
         matrix,
@@ -281,6 +305,8 @@ def confusion_svg(
         path,
         x_rotation=45,
         margins={"left": 0.2, "right": 0.98, "bottom": 0.22, "top": 0.93},
+        shading=shares,
+        scale=(0.0, 1.0),
     )
 
 
