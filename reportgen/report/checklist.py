@@ -202,11 +202,11 @@ def known_accuracy(ctx: dict) -> tuple[bool, Evidence]:
         return False, _missing_lenet(ctx) or Message("LeNet-5 did not finish training: no accuracy to compare")
     if trial.label in did_not_learn(ctx["best"], ctx["warnings"]):
         return False, _not_learned([trial.label])
-    comparable = [row for row in rows if COMPARABLE_TO_LENET.fullmatch(row["model"])]
+    comparable = [row for row in rows if COMPARABLE_TO_LENET.fullmatch(row.get("name", row["model"]))]
     if not comparable:
         return False, Message(
             "no published figure for {dataset} comparable to LeNet-5 ({count} results for other networks)",
-            {"dataset": dataset, "count": len(rows)},
+            {"dataset": Message(dataset), "count": len(rows)},
         )
     return True, Message(
         "{model}: {acc} final test accuracy beside the published {published}",

@@ -223,8 +223,9 @@ def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list
 
 
 def _localized_source(row: dict[str, Any], translate: Translator) -> dict[str, Any]:
-    """A published result's model, preprocessing and source note in the report's language."""
-    return row | {key: translate(row[key]) for key in ("model", "preprocessing", "note")}
+    """A published result's model, preprocessing and source note in the report's language; `name` keeps the
+    model's English name, which the checklist matches on, so its verdict is the same in every language."""
+    return row | {key: translate(row[key]) for key in ("model", "preprocessing", "note")} | {"name": row["model"]}
 
 
 def _costs(

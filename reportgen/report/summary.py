@@ -19,7 +19,7 @@ from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
 from reportgen.settings import REPORTED
 
 GALLERY_CORRECT = 10
-CONFUSIONS_SHOWN = 5  # most frequent (true → predicted) pairs per model
+CONFUSIONS_SHOWN = 3  # most frequent (true → predicted) pairs per model in the report; misclassified.html has all
 EXAMPLES_PER_CONFUSION = 8
 
 

@@ -488,12 +488,17 @@ def _verdict(row: dict[str, Any], tr) -> Cell:
 
 
 def _literature(ctx: dict[str, Any], tr) -> Table | None:
+    """Each model's best trial beside the published figures; a source shared by every published row is said
+    once, in the caption, rather than on every row."""
     if not ctx["literature"]:
         return None
     best_ids = {t.trial_id for t in ctx["best"]}
+    sources = {row["note"] for row in ctx["literature"]}
+    shared = len(sources) == 1
     own = [
         Row(
-            [label(f"{tr('This report')}: {r['model']}"), Cell(percent(r["final_test_acc"])), label(tr("final epoch"))],
+            [label(f"{tr('This report')}: {r['model']}"), Cell(percent(r["final_test_acc"]))]
+            + ([] if shared else [label(tr("final epoch"))]),
             "best",
         )
         for r in ctx["comparison"]
@@ -504,13 +509,14 @@ def _literature(ctx: dict[str, Any], tr) -> Table | None:
             [
                 label(row["model"], row["preprocessing"] if row["preprocessing"] not in ("", "None") else ""),
                 Cell(percent(row["accuracy"])),
-                label(row["note"]),
             ]
+            + ([] if shared else [label(row["note"])])
         )
         for row in ctx["literature"]
     ]
-    columns = [tr("Model"), tr("Test accuracy"), tr("Source")]
-    return Table("literature", tr("Published results"), columns, own + published)
+    columns = [tr("Model"), tr("Test accuracy")] + ([] if shared else [tr("Source")])
+    caption = f"{tr('This report')}: {tr('final epoch')}. {tr('Source')}: {sources.pop()}." if shared else ""
+    return Table("literature", tr("Published results"), columns, own + published, caption=caption)
 
 
 def _before_after(ctx: dict[str, Any], tr) -> Table | None:
