@@ -13,7 +13,7 @@ from cmarkgfm.cmark import Options
 from conftest import idx_run_args
 
 from reportgen.report.i18n import translator
-from reportgen.report.summary import TrialSummary
+from reportgen.report.summary import TrialSummary, gallery_picks
 from reportgen.report.sweep import sweep_claims
 from reportgen.run.archive import TrialState
 from reportgen.settings import TrainConfig
@@ -160,3 +160,11 @@ def test_a_sweep_says_which_setting_learned_nothing_and_compares_no_stalled_tria
         "With Optimizer sgd, no trial learned: all 2 diverged, failed or stayed at chance level (best 10.50%)." in texts
     )
     assert not any("adam beats" in t or "adam is ahead" in t for t in texts)  # no pair left to compare
+
+
+def test_the_gallery_shows_one_correct_image_of_each_class_it_got_right():
+    rows = [{"index": str(i), "label": str(i % 4), "prediction": str(i % 4 if i % 4 != 3 else 0)} for i in range(40)]
+    picked, wrong = gallery_picks(rows, seed=0)
+    assert [int(rows[i]["label"]) for i in picked] == [0, 1, 2]  # class 3 was never right: no image of it
+    assert wrong == [i for i in range(40) if i % 4 == 3]
+    assert gallery_picks(rows, seed=0) == (picked, wrong) and gallery_picks(rows, seed=1)[0] != picked

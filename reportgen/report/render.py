@@ -109,14 +109,18 @@ def _reload_test_images(run: RunArchive):
 def _gallery_sheet(
     indices: list[int], rows: dict[int, dict[str, str]], names: list[str], wrong: bool, confidence: bool = False
 ) -> Sheet | None:
-    """The images at `indices` captioned with their true and predicted class (and how sure the model was);
-    None when there is nothing to show, so no empty sheet is drawn."""
+    """The images at `indices` captioned with their true and predicted class and how sure the model was (on
+    a sheet of correct images, beside the class it shows); None when there is nothing to show."""
     if not indices:
         return None
+
+    def sure(i: int) -> str:
+        return _confidence_text(rows[i]["confidence"]) if confidence else ""
+
     captions = [
         (
-            names[int(rows[i]["label"])],
-            names[int(rows[i]["prediction"])] + (_confidence_text(rows[i]["confidence"]) if confidence else ""),
+            names[int(rows[i]["label"])] + ("" if wrong else sure(i)),
+            names[int(rows[i]["prediction"])] + (sure(i) if wrong else ""),
         )
         for i in indices
     ]
@@ -159,7 +163,7 @@ def _gallery(
         "trial": trial,
         "images": images,  # the test images the trial was evaluated on, which the sheets show
         "class_names": names,
-        "correct_sheet": _gallery_sheet(correct, by_index, names, wrong=False),
+        "correct_sheet": _gallery_sheet(correct, by_index, names, wrong=False, confidence="confidence" in rows[0]),
         "confusions": [
             pair
             | {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from statistics import fmean
+from statistics import fmean, median
 from typing import Any
 
 from reportgen.report.i18n import Translator
@@ -18,7 +18,7 @@ from reportgen.report.model import Claim
 from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
 from reportgen.settings import REPORTED
 
-GALLERY_CORRECT = 10
+GALLERY_CORRECT = 10  # images per sheet row: one correct image per class (up to 10 classes), 10 confident mistakes
 CONFUSIONS_SHOWN = 3  # most frequent (true → predicted) pairs per model in the report; misclassified.html has all
 EXAMPLES_PER_CONFUSION = 8
 
@@ -58,7 +58,8 @@ class TrialSummary:
 
     @property
     def seconds_per_epoch(self) -> float:
-        return fmean(e["seconds"] for e in self.epochs) if self.epochs else float("nan")
+        """The median epoch: one epoch slowed by a busy machine (26-32 s among 6 s ones) does not move it."""
+        return median(e["seconds"] for e in self.epochs) if self.epochs else float("nan")
 
     def comparison_row(self) -> dict[str, Any]:
         return {
@@ -205,10 +206,15 @@ def seed_mean(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
 
 
 def gallery_picks(predictions: list[dict[str, str]], seed: int) -> tuple[list[int], list[int]]:
-    """Indices of 10 random correctly classified test images (seeded) and of every misclassified one."""
-    correct = [int(p["index"]) for p in predictions if p["label"] == p["prediction"]]
+    """Indices of one correctly classified test image per class (drawn with `seed`, in class order; a class the
+    model never got right has none) and of every misclassified one."""
+    correct = [p for p in predictions if p["label"] == p["prediction"]]
+    random.Random(seed).shuffle(correct)
+    first_of_class: dict[int, int] = {}
+    for p in correct:
+        first_of_class.setdefault(int(p["label"]), int(p["index"]))
+    picked = [first_of_class[label] for label in sorted(first_of_class)][:GALLERY_CORRECT]
     wrong = [int(p["index"]) for p in predictions if p["label"] != p["prediction"]]
-    picked = sorted(random.Random(seed).sample(correct, min(GALLERY_CORRECT, len(correct))))
     return picked, wrong
 
 

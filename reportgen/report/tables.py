@@ -349,7 +349,7 @@ def _comparison(ctx: dict[str, Any], tr) -> Table:
                 "" if trial.status == TrialState.COMPLETE else "flagged",
             )
         )
-    caption = tr("Sorted by final test accuracy.")
+    caption = tr("Sorted by final test accuracy.") + " " + tr("Seconds per epoch: the median over the epochs.")
     if "loss" in varied:
         caption += " " + tr("Loss values of different loss functions are on different scales: compare accuracy.")
     return Table("comparison", tr("Comparison"), [tr(c) for c in columns], rows, caption=caption)
@@ -381,7 +381,7 @@ def _costs(ctx: dict[str, Any], tr) -> Table | None:
                 Cell(decimal(r["seconds_per_epoch"], 2)),
                 Cell(count(r["train_images_per_second"])),
                 Cell(_unit(decimal(r["total_train_seconds"], 1), "s")),
-                Cell(_latency(r)),
+                Cell(_latency(r, tr)),
                 Cell(_unit(count(r["throughput_b256"]), "/s")),
                 Cell(_unit(decimal(r["state_dict_bytes"] / 1024, 1), "KiB")),
             ]
@@ -389,30 +389,49 @@ def _costs(ctx: dict[str, Any], tr) -> Table | None:
         for r in costs["rows"]
     ]
     caption = " ".join(
-        [
+        part
+        for part in [
             tr(
                 "Latency: median and interquartile range over repetitions after a warm-up, under "
                 "torch.inference_mode, measured once per model before training on"
             ),
             f"{costs['device']} ({tr('threads')}: {costs['threads']}).",
-            tr("Seconds per epoch include the test evaluation."),
+            tr("Seconds per epoch (median) include the test evaluation."),
+            _latency_noise(costs["rows"], tr),
             tr(
                 "1 MAC = 1 multiply + 1 add = 2 FLOPs, per image, forward pass; bias additions are not MACs; "
                 "BatchNorm at inference is one multiply-add per element."
             ),
         ]
+        if part
     )
     return Table("cost", tr("Cost beside accuracy"), [tr(c) for c in columns], rows, caption=caption)
+
+
+def _latency_noise(rows: list[dict[str, Any]], tr) -> str:
+    """Pairs of models whose batch-1 latencies differ by less than their spread (half their interquartile
+    ranges together): such a difference is measurement noise, and the caption says so."""
+    timed = [r for r in rows if is_number(r["latency_b1_ms"]) and is_number(r["latency_b1_iqr_ms"])]
+    pairs = [
+        f"{a['model']} / {b['model']}"
+        for i, a in enumerate(timed)
+        for b in timed[i + 1 :]
+        if abs(a["latency_b1_ms"] - b["latency_b1_ms"]) < (a["latency_b1_iqr_ms"] + b["latency_b1_iqr_ms"]) / 2
+    ]
+    if not pairs:
+        return ""
+    return tr("Latencies within the measurement's spread, not different: {pairs}.", pairs="; ".join(pairs))
 
 
 def _unit(text: str, unit: str) -> str:
     return text if text == "–" else f"{text} {unit}"
 
 
-def _latency(row: dict[str, Any]) -> str:
+def _latency(row: dict[str, Any], tr) -> str:
+    """The median and its interquartile range, named as such (a ± would read as an error bar)."""
     if not is_number(row["latency_b1_ms"]):
         return "–"
-    return f"{decimal(row['latency_b1_ms'], 3)} ms ± {decimal(row['latency_b1_iqr_ms'], 3)}"
+    return f"{decimal(row['latency_b1_ms'], 3)} ms ({tr('IQR')} {decimal(row['latency_b1_iqr_ms'], 3)})"
 
 
 def _aggregates(ctx: dict[str, Any], tr) -> Table | None:
