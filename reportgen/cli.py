@@ -45,7 +45,7 @@ OVERRIDE_FLAGS = {
     "max_trials": "--max-trials",
 }
 # Keys that may differ when a command names an existing run: they do not change what is trained.
-_NOT_TRAINING = ("source", "lang", "max_trials")
+_NOT_TRAINING = ("source", "lang", "max_trials", "cover")  # report-only: a resume may change them
 
 
 def split_models(text: str) -> list[str]:
@@ -112,6 +112,7 @@ def _interrupt_after_imports() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from reportgen.report.cover import merge_cover
     from reportgen.run.archive import STATUS_FILE, open_run, validate_run_id
     from reportgen.spec import load_spec
 
@@ -130,6 +131,8 @@ def _run(args: argparse.Namespace) -> int:
             )
         return _resume(Path(args.resume), args)
     spec = load_spec(args.spec, overrides, {key: OVERRIDE_FLAGS[key] for key in overrides})
+    # cover options are checked now, before training, and archived with the run so every later render has them
+    spec.cover = merge_cover(spec.cover, cover_options(args))
     existing = Path(args.runs_dir) / args.run_id if args.run_id else None
     if existing is not None and (existing / STATUS_FILE).exists():
         run = open_run(existing)

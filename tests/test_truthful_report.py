@@ -168,3 +168,25 @@ def test_the_gallery_shows_one_correct_image_of_each_class_it_got_right():
     assert [int(rows[i]["label"]) for i in picked] == [0, 1, 2]  # class 3 was never right: no image of it
     assert wrong == [i for i in range(40) if i % 4 == 3]
     assert gallery_picks(rows, seed=0) == (picked, wrong) and gallery_picks(rows, seed=1)[0] != picked
+
+
+def test_cover_options_given_to_run_are_archived_and_reused_by_later_renders(workdir, cli, idx_dir):
+    code, _out, err = cli(
+        "run", *idx_run_args(idx_dir), "--models", "mlp", "--run-id", "cov", "--author", "김민지:20241234",
+        "--course", "Deep Learning", "--format", "md",
+    )  # fmt: skip
+    assert code == 0, err
+    assert json.loads((workdir / "runs" / "cov" / "spec.json").read_text("utf-8"))["cover"] == {
+        "course": "Deep Learning",
+        "authors": [{"name": "김민지", "student_id": "20241234"}],
+    }
+    code, _out, err = cli("render", "runs/cov", "--format", "md")  # no cover options this time
+    assert code == 0, err
+    markdown = (workdir / "output" / "cov" / "report.md").read_text("utf-8")
+    assert "| Course | Deep Learning |" in markdown and "20241234 김민지" in markdown
+
+
+def test_a_bad_cover_option_fails_before_anything_is_trained(workdir, cli):
+    code, _out, err = cli("run", "--models", "mlp", "--run-id", "x", "--author", ":")
+    assert code == 2 and "--author" in err
+    assert not (workdir / "runs").exists() and not (workdir / "output").exists()
