@@ -30,6 +30,7 @@ CASES = {  # case → (runs rendered together, language, allow an incomplete run
     "sweep": (["sweep"], "en", False),
     "failed": (["failed"], "en", True),
     "pair": (["pair-a", "pair-b"], "en", False),
+    "grading": (["grade-a", "grade-b"], "ko", False),
 }
 
 
@@ -176,3 +177,19 @@ def test_every_claim_holds_alike_in_english_and_korean(rendered):
         for report in (english, korean)
     ]  # fmt: skip
     assert verdicts[0] == verdicts[1] and True in verdicts[0]
+
+
+def test_submissions_open_with_a_grading_view_and_a_checklist_per_run(rendered):
+    """Two students' runs: one row per run (authors from each run's archived cover, its models attributed to
+    it, its best accuracy, its checklist score), the checklist judged per run and no pooled checklist."""
+    report = json.loads((rendered["grading"] / "summary.json").read_text("utf-8"))["report"]
+    grading = report["tables"]["grading"]
+    assert [row["cells"][1]["text"] for row in grading["rows"]] == ["김민지 (20241234)", "Lee Jun (20245678)"]
+    assert [row["cells"][2]["text"] for row in grading["rows"]] == ["lenet5 (grade-a), mlp (grade-a)", "mlp (grade-b)"]
+    scores = [row["cells"][4]["text"] for row in grading["rows"]]
+    per_run = report["tables"]["checklist_by_run"]
+    for column, score in enumerate(scores, start=1):
+        marks = [row["cells"][column]["text"] for row in per_run["rows"]]
+        assert score == f"{marks.count('✓')} / {len(marks)}"
+    assert report.get("checklist", []) == []  # not judged over the pool of both runs
+    assert per_run["rows"][0]["cells"][2]["text"] == "✗"  # grade-b has no LeNet-5: its own ✗, not grade-a's ✓

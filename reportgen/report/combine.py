@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from reportgen.report.cover import COVER_ROWS
 from reportgen.run.archive import (
     MANIFEST_FILE,
     MANIFEST_FORMAT,
@@ -44,6 +45,7 @@ OTHER_EPOCHS = (
     "table): compare with care."
 )
 KEPT_APART = "The same model trained differently is kept apart: each run's rows are labelled with the run."
+ATTRIBUTED = "The runs were handed in by different people: every model is labelled with its run, nothing is pooled."
 NOT_IDENTICAL = "The models of these runs were not trained under identical settings: compare with care."
 SLOWER_OR_FASTER = "Seconds per epoch are not comparable between these runs."
 OTHER_TORCH = "Another torch version can give slightly different numbers for the same seed."
@@ -219,16 +221,31 @@ def _identities(run: RunArchive) -> dict[str, str]:
     }
 
 
+def authors(run: RunArchive) -> str:
+    """Who handed the run in, from its archived cover: "김민지 (20241234), Lee (2024)"; "" when unnamed."""
+    people = (run.read("spec").get("cover") or {}).get("authors") or []
+    return ", ".join(a["name"] + (f" ({a['student_id']})" if a.get("student_id") else "") for a in people)
+
+
+def submissions(runs: list[RunArchive]) -> bool:
+    """Runs handed in by different people (their covers name different authors): a grading view, in which
+    every model is attributed to its run and nothing is pooled across runs."""
+    return len({authors(run) for run in runs} - {""}) > 1
+
+
 def report_labels(runs: list[RunArchive]) -> dict[tuple[str, str], str]:
     """(run id, label) → the label the report shows: unchanged when every run that uses it trained the same
     model the same way; else each way it was trained is named with its runs (`mlp (a, b)`, `mlp (c)`), so
-    runs that agree still aggregate their seeds."""
+    runs that agree still aggregate their seeds. Different people's runs (submissions) never share a label:
+    every model is named with its run."""
     by_label: dict[str, dict[str, list[str]]] = {}  # label → identity → run ids
+    apart = submissions(runs)
     for run in runs:
         for label, identity in _identities(run).items():
-            by_label.setdefault(label, {}).setdefault(identity, []).append(run.run_id)
+            key = f"{identity}\n{run.run_id}" if apart else identity
+            by_label.setdefault(label, {}).setdefault(key, []).append(run.run_id)
     shown = {
-        (run_id, label): label if len(groups) == 1 else f"{label} ({', '.join(run_ids)})"
+        (run_id, label): label if len(groups) == 1 and not apart else f"{label} ({', '.join(run_ids)})"
         for label, groups in by_label.items()
         for run_ids in groups.values()
         for run_id in run_ids
@@ -406,10 +423,21 @@ def _label_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     """A label that names differently trained models in different runs: how the report tells them apart."""
     shown = report_labels(runs)
     labels = dict.fromkeys(label for _, label in shown)
+    why = ATTRIBUTED if submissions(runs) else KEPT_APART
     return [
-        _row("Models", "Label", {run.run_id: shown.get((run.run_id, label)) for run in runs}, KEPT_APART, subject=label)
+        _row("Models", "Label", {run.run_id: shown.get((run.run_id, label)) for run in runs}, why, subject=label)
         for label in labels
         if any(shown[key] != label for key in shown if key[1] == label)
+    ]
+
+
+def _cover_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+    """Who handed each run in and for what (the cover): a combined report keeps each run's, never one of them."""
+    covers = {run.run_id: run.read("spec").get("cover") or {} for run in runs}
+    rows = [_row("Cover", "Authors", {run.run_id: authors(run) or None for run in runs})]
+    return rows + [
+        _row("Cover", name, {run_id: cover.get(key) for run_id, cover in covers.items()})
+        for name, key in (("Title", "title"), *COVER_ROWS)
     ]
 
 
@@ -417,5 +445,7 @@ def differences(runs: list[RunArchive]) -> dict[str, Any] | None:
     """What differs between the runs of a combined report, each with what it invalidates; None for one run."""
     if len(runs) < 2:
         return None
-    rows = _differing(_settings_rows(runs) + _data_rows(runs) + _code_rows(runs) + _environment_rows(runs))
+    rows = _differing(
+        _cover_rows(runs) + _settings_rows(runs) + _data_rows(runs) + _code_rows(runs) + _environment_rows(runs)
+    )
     return {"runs": [run.run_id for run in runs], "rows": rows + _label_rows(runs)}

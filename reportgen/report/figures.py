@@ -62,7 +62,7 @@ def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
     colors = context["colors"]
     _curves(context["best"], colors, translate, folder)
     return Figures(
-        model_curves=_model_curves(context["best"], colors, translate, folder),
+        model_curves=model_curves(context["best"], colors, translate, folder),
         heatmaps=_heatmaps(context["heatmap_pivots"], translate, folder),
         sweep_panels=_sweep_panels(context["sweep_series"], colors, translate, folder),
         cost_scatter=_cost_scatter(context["costs"], colors, translate, folder),
@@ -81,7 +81,7 @@ def _curves(best: list, colors: dict[str, str], translate, folder: Path) -> None
         curves_svg(series, metric, colors, translate, folder / f"{metric}.svg")
 
 
-def _model_curves(best: list, colors: dict[str, str], translate, folder: Path) -> list[dict[str, Any]]:
+def model_curves(best: list, colors: dict[str, str], translate, folder: Path) -> list[dict[str, Any]]:
     """Per model, the assignment's four plots (train/test loss and accuracy) in one figure."""
     curves = []
     for n, trial in enumerate(best):

@@ -30,9 +30,17 @@ import markupsafe
 import pandas as pd
 
 from reportgen.report.checklist import evaluate_checklist, load_checklist
-from reportgen.report.combine import CombinedRun, differences, merge, open_runs, test_set_checksum
+from reportgen.report.combine import (
+    CombinedRun,
+    authors,
+    differences,
+    merge,
+    open_runs,
+    submissions,
+    test_set_checksum,
+)
 from reportgen.report.cover import cover_rows, merge_cover
-from reportgen.report.figures import Figures, Sheet, draw_figures
+from reportgen.report.figures import Figures, Sheet, draw_figures, model_curves
 from reportgen.report.findings import format_finding, review_trials
 from reportgen.report.i18n import LANGUAGES, Translator, translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
@@ -424,6 +432,29 @@ def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:
     }
 
 
+def _grading(run: CombinedRun, lang: str, checklist: str | None, scratch: Path) -> list[dict[str, Any]]:
+    """Per run of a combined report of submissions: who handed it in, its models (as the report labels them),
+    its best final test accuracy and the checklist judged on that run alone."""
+    rows = []
+    for source in run.runs:
+        ctx = analyse_run(source, lang, source.verify())
+        (scratch / source.run_id).mkdir(parents=True)
+        ctx["model_curves"] = model_curves(ctx["best"], ctx["colors"], ctx["translate"], scratch / source.run_id)
+        ranked = [t for t in ctx["best"] if t.ranked]
+        best = max(ranked, key=lambda t: t.final["test_acc"], default=None)
+        rows.append(
+            {
+                "run_id": source.run_id,
+                "authors": authors(source),
+                "models": [run.labels.get((source.run_id, m["label"]), m["label"]) for m in ctx["models"]],
+                "best": best and (run.labels.get((source.run_id, best.label), best.label), best.final["test_acc"]),
+                "checklist": _evaluate_checklist(ctx, checklist),
+            }
+        )
+    shutil.rmtree(scratch)  # the per-run figures only fed the checklist; the report draws its own
+    return rows
+
+
 def _evaluate_checklist(context: dict[str, Any], name: str | None) -> dict[str, Any] | None:
     """The assignment checklist, judged on the finished context: some items check the figures drawn."""
     name = name or context["spec"].get("checklist")
@@ -452,6 +483,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
             "differences": context["differences"],
             "conclusion": [claim.text for claim in context["conclusion"]],
             "checklist": context["checklist"],
+            "grading": context.get("grading"),
             "report": context["report"].to_dict(),
             "warnings": [
                 {"code": w.code, "trial_id": w.trial_id, "message": format_finding(w)} for w in context["warnings"]
@@ -651,7 +683,11 @@ def render_report(
         # analyse → draw figures → judge the checklist (it counts drawn panels) → write the documents
         context = analyse_run(run, lang, problems)
         context = with_figures(context, draw_figures(context, staging / "figures"))
-        context["checklist"] = _evaluate_checklist(context, checklist)
+        if isinstance(run, CombinedRun) and submissions(run.runs):  # different people's runs: judged per run
+            context["grading"] = _grading(run, lang, checklist, staging / "per-run")
+            context["checklist"] = None
+        else:
+            context["checklist"] = _evaluate_checklist(context, checklist)
         context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
         context["cover_rows"] = cover_rows(context["cover"])
         context["report"] = build_report_model(context)

@@ -44,6 +44,8 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
         _literature(ctx, tr),
         _before_after(ctx, tr),
         *[_per_class(g, tr) for g in ctx["galleries"]],
+        _grading(ctx, tr),
+        _checklist_by_run(ctx, tr),
         _reproducibility(ctx, tr),
         _data_files(ctx, tr),
     ]
@@ -582,6 +584,55 @@ def _per_class(gallery: dict[str, Any], tr) -> Table:
     ]
     label_ = gallery["trial"].label
     return Table(f"per_class/{label_}", label_, [tr("Class"), tr("Correct"), tr("Accuracy")], rows)
+
+
+def _grading(ctx: dict[str, Any], tr) -> Table | None:
+    """A combined report of submissions opens with one row per run: who, which models, the best accuracy and
+    the checklist score, each judged on that run alone."""
+    if not ctx.get("grading"):
+        return None
+    columns = [tr("Run"), tr("Authors"), tr("Models"), tr("Best final test accuracy"), tr("Checklist")]
+    rows = [
+        Row(
+            [
+                code(g["run_id"]),
+                label(g["authors"] or "–"),
+                label(", ".join(g["models"])),
+                Cell(percent(g["best"][1]), note=g["best"][0]) if g["best"] else Cell("–"),
+                _score(g["checklist"]),
+            ]
+        )
+        for g in ctx["grading"]
+    ]
+    return Table("grading", tr("Grading view: one row per run"), columns, rows)
+
+
+def _score(checklist: dict[str, Any] | None) -> Cell:
+    if not checklist:
+        return Cell("–")
+    passed = sum(item["passed"] for item in checklist["items"])
+    return Cell(f"{passed} / {len(checklist['items'])}", verdict=passed == len(checklist["items"]))
+
+
+def _checklist_by_run(ctx: dict[str, Any], tr) -> Table | None:
+    """Each checklist item (rows) as judged on each run (columns): ✓ or ✗ from that run's own evidence."""
+    judged = [g for g in ctx.get("grading") or [] if g["checklist"]]
+    texts = {tuple(item["text"] for item in g["checklist"]["items"]) for g in judged}
+    if not judged or len(texts) > 1:  # runs judged by different checklists: their scores are in the grading view
+        return None
+    items = judged[0]["checklist"]["items"]
+    rows = [
+        Row(
+            [label(tr(item["text"]))]
+            + [
+                Cell("✓" if g["checklist"]["items"][i]["passed"] else "✗", verdict=g["checklist"]["items"][i]["passed"])
+                for g in judged
+            ]
+        )
+        for i, item in enumerate(items)
+    ]
+    columns = [tr("Requirement"), *[g["run_id"] for g in judged]]
+    return Table("checklist_by_run", tr("Checklist, judged on each run alone"), columns, rows)
 
 
 def _reproducibility(ctx: dict[str, Any], tr) -> Table:

@@ -1,7 +1,9 @@
 """Regenerates the archived runs behind the golden documents (tests/golden/runs/): real training on
 Fashion-MNIST subsets, through the reportgen command. Run it only when the archive format changes:
 
-    .venv/bin/python tests/golden/make_runs.py && .venv/bin/pytest tests/test_golden.py --update-golden
+    .venv/bin/python tests/golden/make_runs.py [RUN_ID ...] && .venv/bin/pytest tests/test_golden.py --update-golden
+
+(with run ids, only those runs are made again; the others stay as they are)
 
 The model weights (model.pt) are dropped from each run and from its manifest: a report never reads them,
 and they would make up almost all of the fixtures' size.
@@ -30,6 +32,9 @@ SPECS = {
     # the same MLP with two seeds, in two runs: the combined pair
     "pair-a": ("--models", "mlp", "--epochs", "1", "--seed", "0"),
     "pair-b": ("--models", "mlp", "--epochs", "1", "--seed", "1"),
+    # two students' submissions: the grading view
+    "grade-a": ("--models", "lenet5,mlp", "--epochs", "1", "--author", "김민지:20241234", "--checklist", "assignment"),
+    "grade-b": ("--models", "mlp", "--epochs", "2", "--author", "Lee Jun:20245678", "--checklist", "assignment"),
 }
 
 
@@ -63,9 +68,11 @@ def main() -> int:
     shutil.copy(HERE / "nets.py", work / "nets.py")
     (work / "sweep.toml").write_text(SWEEP, "utf-8")
     os.chdir(work)
-    shutil.rmtree(RUNS, ignore_errors=True)
-    RUNS.mkdir()
-    for run_id, args in SPECS.items():
+    wanted = sys.argv[1:] or list(SPECS)
+    RUNS.mkdir(exist_ok=True)
+    for run_id in wanted:
+        args = SPECS[run_id]
+        shutil.rmtree(RUNS / run_id, ignore_errors=True)
         code = reportgen(["run", *SMALL, *args, "--run-id", run_id])
         print(f"{run_id}: exit {code}", file=sys.stderr)
         _drop_weights(work / "runs" / run_id)
