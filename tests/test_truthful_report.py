@@ -12,9 +12,11 @@ import cmarkgfm
 from cmarkgfm.cmark import Options
 from conftest import idx_run_args
 
+from reportgen.report.findings import Finding
 from reportgen.report.i18n import translator
 from reportgen.report.summary import TrialSummary, gallery_picks
 from reportgen.report.sweep import sweep_claims
+from reportgen.report.tables import findings
 from reportgen.run.archive import TrialState
 from reportgen.settings import TrainConfig
 
@@ -190,3 +192,18 @@ def test_a_bad_cover_option_fails_before_anything_is_trained(workdir, cli):
     code, _out, err = cli("run", "--models", "mlp", "--run-id", "x", "--author", ":")
     assert code == 2 and "--author" in err
     assert not (workdir / "runs").exists() and not (workdir / "output").exists()
+
+
+def test_findings_of_many_trials_are_one_line_naming_the_setting_they_share():
+    trials = [
+        _trial(model, "sgd" if lr == 10.0 else "adam", "cross_entropy", 20, TrialState.DIVERGED if lr == 10.0 else
+               TrialState.COMPLETE) for model in ("a", "b", "c") for lr in (10.0, 0.01)
+    ]  # fmt: skip
+    warnings = [Finding("diverged", t.trial_id, "{model} diverged", {"model": t.label}) for t in trials[::2]]
+    warnings.append(Finding("chance", trials[1].trial_id, "{model} chance", {"model": trials[1].label}))
+    claims = findings(warnings, trials, {"optimizer": ["adam", "sgd"]}, translator("en"))
+    assert [c.text for c in claims] == [
+        "3 trials diverged, all with Optimizer sgd: a-sgd-cross_entropy, b-sgd-cross_entropy, c-sgd-cross_entropy.",
+        "a chance",
+    ]
+    assert [c.holds for c in claims] == [False, False] and claims[0].test == "diverged"

@@ -54,13 +54,47 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
         tables={t.key: t for t in tables if t is not None},
         settings_claim=settings_claim(ctx["settings"], tr),
         conclusion=ctx["conclusion"],
-        findings=[Claim(format_finding(w, tr), False, w.trial_id, w.code) for w in ctx["warnings"]],
+        findings=findings(ctx["warnings"], ctx["trials"], ctx["settings"]["varied"], tr),
         checklist_title=checklist.get("title", ""),
         checklist=[
             Claim(tr(item["text"]), item["passed"], item["evidence"], item["check"], item["section"])
             for item in checklist.get("items", [])
         ],
     )
+
+
+GROUPED = {  # a finding of three or more trials is said once, with the swept setting they share
+    "diverged": "{n} trials diverged{shared}: {trials}.",
+    "chance": "{n} trials stayed at chance level (did not learn){shared}: {trials}.",
+    "failed": "{n} trials failed{shared}: {trials}.",
+    "overfit": "{n} trials are likely overfitting (train accuracy far above test){shared}: {trials}.",
+    "no_decrease": "{n} trials never lowered their training loss below the first epoch{shared}: {trials}.",
+}
+
+
+def findings(warnings: list, trials: list[TrialSummary], varied: dict[str, list], tr) -> list[Claim]:
+    """The lint's findings as claims; three or more trials with the same finding are one line that names the
+    swept setting they all share (the likely cause), instead of one warning per trial."""
+    by_code: dict[str, list] = {}
+    for w in warnings:
+        by_code.setdefault(w.code if w.trial_id and w.code in GROUPED else id(w), []).append(w)
+    config = {t.trial_id: t.config for t in trials}
+    claims = []
+    for group in by_code.values():
+        if len(group) < 3:
+            claims += [Claim(format_finding(w, tr), False, w.trial_id, w.code) for w in group]
+            continue
+        ids = [w.trial_id for w in group]
+        shared = [
+            f"{tr(key)} {_setting_value(config[ids[0]][key], tr)}"
+            for key in varied
+            if len({str(config[i][key]) for i in ids}) == 1
+        ]
+        listed = ", ".join(ids[:6]) + (", …" if len(ids) > 6 else "")
+        where = tr(", all with {settings}", settings=", ".join(shared)) if shared else ""
+        kind = group[0].code
+        claims.append(Claim(tr(GROUPED[kind], n=len(ids), shared=where, trials=listed), False, ", ".join(ids), kind))
+    return claims
 
 
 def status_text(trial: TrialSummary, tr) -> str:
