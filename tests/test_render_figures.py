@@ -21,6 +21,8 @@ def _linked(figures) -> set[str]:
     names |= {figures.sweep_panels, figures.cost_scatter}
     for gallery in figures.galleries:
         names |= {gallery.correct, gallery.confident, gallery.confusion, *gallery.wrong, *gallery.confusion_sheets}
+    for pair in figures.disagreements:
+        names |= {pair["a_only"], pair["b_only"]}
     return names - {None}
 
 

@@ -14,6 +14,7 @@ from conftest import idx_run_args
 
 from reportgen.report.findings import Finding
 from reportgen.report.i18n import translator
+from reportgen.report.render import _only_right
 from reportgen.report.summary import TrialSummary, gallery_picks
 from reportgen.report.sweep import sweep_claims
 from reportgen.report.tables import findings
@@ -207,3 +208,14 @@ def test_findings_of_many_trials_are_one_line_naming_the_setting_they_share():
         "a chance",
     ]
     assert [c.holds for c in claims] == [False, False] and claims[0].test == "diverged"
+
+
+def test_the_disagreement_strip_holds_the_images_only_one_model_got_right_surest_first():
+    """What the McNemar table's 'Only A correct' counts, shown: here images 1 and 3 (A right, B wrong)."""
+    a = [{"index": str(i), "label": "1", "prediction": p, "confidence": c}
+         for i, (p, c) in enumerate([("1", "0.5"), ("1", "0.6"), ("0", "0.9"), ("1", "0.99")])]  # fmt: skip
+    b = [{"index": str(i), "label": "1", "prediction": p} for i, p in enumerate(["1", "2", "1", "0"])]
+    sheet = _only_right(a, b, ["zero", "one", "two"])
+    assert sheet.indices == [3, 1] and sheet.captions == [("one", "zero"), ("one", "two")] and sheet.wrong
+    assert _only_right(b, a, ["zero", "one", "two"]).indices == [2]
+    assert _only_right(a, a, ["zero", "one", "two"]) is None

@@ -54,6 +54,7 @@ class Figures:
     sweep_panels: str | None
     cost_scatter: str | None
     galleries: list[GalleryFiles]
+    disagreements: list[dict[str, Any]]  # a, b and the strips of images only one of them got right
 
 
 def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
@@ -67,7 +68,20 @@ def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
         sweep_panels=_sweep_panels(context["sweep_series"], colors, translate, folder),
         cost_scatter=_cost_scatter(context["costs"], colors, translate, folder),
         galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context["galleries"])],
+        disagreements=[_disagreement(n, pair, folder) for n, pair in enumerate(context["disagreements"])],
     )
+
+
+def _disagreement(n: int, pair: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """The two strips of one model pair: images only A got right (captioned with B's answer), and the reverse."""
+    files = {}
+    for side in ("a_only", "b_only"):
+        sheet = pair[side]
+        if sheet is not None:
+            name = f"disagree-{n}-{side[0]}.png"
+            gallery_png(pair["images"][sheet.indices], sheet.captions, folder / name, columns=8, wrong=True)
+        files[side] = _relative(name) if sheet is not None else None
+    return {"a": pair["a"], "b": pair["b"], **files}
 
 
 def _relative(name: str) -> str:

@@ -58,6 +58,7 @@ from reportgen.report.summary import (
     did_not_learn,
     gallery_picks,
     per_class_accuracy,
+    prediction_confidence,
     ranked_rows,
     seed_mean,
     settings_check,
@@ -195,6 +196,50 @@ def _gallery(
     }
 
 
+DISAGREEMENTS_SHOWN = 8  # images per "right for A, wrong for B" strip
+
+
+def _disagreements(
+    run: RunArchive | CombinedRun,
+    best: list[TrialSummary],
+    tests: list[dict[str, Any]],
+    predictions: dict[str, list[dict[str, str]]],
+    untrained: set[str],
+    classes: list[str],
+) -> list[dict[str, Any]]:
+    """For each pair of models the McNemar table tests (both learned): the test images only one of them got
+    right, surest first — what the 'only A correct' count is made of."""
+    trial_of = {t.label: t for t in best}
+    shown = []
+    for row in tests:
+        if {row["a"], row["b"]} & untrained:
+            continue
+        a, b = trial_of[row["a"]], trial_of[row["b"]]
+        rows_a, rows_b = predictions[a.trial_id], predictions[b.trial_id]
+        shown.append(
+            {
+                "a": a.label,
+                "b": b.label,
+                "images": _reload_test_images(run.origin(a.trial_id)),
+                "a_only": _only_right(rows_a, rows_b, classes),
+                "b_only": _only_right(rows_b, rows_a, classes),
+            }
+        )
+    return shown
+
+
+def _only_right(right: list[dict[str, str]], wrong: list[dict[str, str]], classes: list[str]) -> Sheet | None:
+    """Images `right` classified correctly and `wrong` did not, captioned with the true class and the other
+    model's answer; the ones `right` was surest of first."""
+    picked = [(r, w) for r, w in zip(right, wrong) if r["label"] == r["prediction"] and w["prediction"] != w["label"]]
+    picked.sort(key=lambda pair: -prediction_confidence(pair[0]))
+    picked = picked[:DISAGREEMENTS_SHOWN]
+    if not picked:
+        return None
+    captions = [(classes[int(r["label"])], classes[int(w["prediction"])]) for r, w in picked]
+    return Sheet([int(r["index"]) for r, _w in picked], captions, True)
+
+
 def _heatmap_pivots(trials: list[TrialSummary], varied: dict[str, list]) -> list[dict[str, Any]]:
     """One lr × batch-style pivot per model when at least two numeric settings were swept."""
     axes = [k for k in HEATMAP_AXES if k in varied]
@@ -315,6 +360,9 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         "conclusion": _sweep_claims(run, trials, settings["varied"], warnings, translate)
         + conclusion(best, tests, improvements, warnings, translate, trials),
         "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], translate),
+        "disagreements": _disagreements(
+            run, best, tests, predictions, did_not_learn(best, warnings), [translate(c) for c in data["classes"]]
+        ),
         "problems": problems,
         "generated": time.strftime("%Y-%m-%d %H:%M"),
         "translate": translate,
@@ -429,6 +477,7 @@ def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:
         "sweep_panels": figures.sweep_panels,
         "costs": costs,
         "galleries": galleries,
+        "disagreements": figures.disagreements,
     }
 
 

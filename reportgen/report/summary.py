@@ -227,7 +227,7 @@ def top_confusions(
 
     wrong = pd.DataFrame(
         [
-            (int(p["label"]), int(p["prediction"]), int(p["index"]), _confidence(p))
+            (int(p["label"]), int(p["prediction"]), int(p["index"]), prediction_confidence(p))
             for p in predictions
             if p["label"] != p["prediction"]
         ],
@@ -251,10 +251,10 @@ def confident_mistakes(predictions: list[dict[str, str]], count: int = GALLERY_C
 
 def _most_confident(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """Highest softmax confidence first; runs archived before confidences were recorded keep test-set order."""
-    return sorted(rows, key=lambda p: -_confidence(p))
+    return sorted(rows, key=lambda p: -prediction_confidence(p))
 
 
-def _confidence(p: dict[str, str]) -> float:
+def prediction_confidence(p: dict[str, str]) -> float:
     """The softmax confidence; 0 when unrecorded or not finite (a diverged model's NaN sorts last)."""
     value = float(p.get("confidence") or 0)
     return value if math.isfinite(value) else 0.0

@@ -434,10 +434,7 @@ def _costs(ctx: dict[str, Any], tr) -> Table | None:
             f"{costs['device']} ({tr('threads')}: {costs['threads']}).",
             tr("Seconds per epoch (median) include the test evaluation."),
             _latency_noise(costs["rows"], tr),
-            tr(
-                "1 MAC = 1 multiply + 1 add = 2 FLOPs, per image, forward pass; bias additions are not MACs; "
-                "BatchNorm at inference is one multiply-add per element."
-            ),
+            tr("Multiply-adds as counted in the model tables above."),
         ]
         if part
     )
