@@ -193,3 +193,15 @@ def test_submissions_open_with_a_grading_view_and_a_checklist_per_run(rendered):
         assert score == f"{marks.count('✓')} / {len(marks)}"
     assert report.get("checklist", []) == []  # not judged over the pool of both runs
     assert per_run["rows"][0]["cells"][2]["text"] == "✗"  # grade-b has no LeNet-5: its own ✗, not grade-a's ✓
+
+
+def test_the_notebook_view_lays_out_the_report_model_in_the_reports_language(rendered):
+    """Report._repr_html_ (what a Jupyter cell shows) reads summary.json's report model: the Korean report's
+    headings and comparison table are Korean, and its cells are the HTML report's."""
+    from reportgen.api import Report
+
+    folder = rendered["three-ko"]
+    inline = Report(folder, RUNS / "three")._repr_html_()
+    assert "결론" in inline and "모델 비교" in inline and "Conclusion" not in inline and "Comparison" not in inline
+    table = json.loads((folder / "summary.json").read_text("utf-8"))["report"]["tables"]["comparison"]
+    assert all(cell["text"] in inline for row in table["rows"] for cell in row["cells"] if cell["text"])
