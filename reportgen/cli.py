@@ -337,7 +337,7 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         choices=("html", "pdf", "md"),
         help="write only these documents (repeatable; default: html, pdf and md); "
-        "CSV, JSON and tables.tex are always written",
+        "CSV and JSON are always written, tables.tex with md; the documents not named are kept",
     )
     cover = parser.add_argument_group("cover block (over the spec's [report] keys)")
     for key in ("title", "course", "professor", "department", "date"):

@@ -28,11 +28,11 @@ def _text(source: str, key: str, value: Any) -> str:
 
 
 def _author(source: str, index: int, value: Any) -> dict[str, str]:
-    key = f"report.authors[{index}]"
+    key = f"authors[{index}]"  # _text names it under report.
     if isinstance(value, str):
         return {"name": _text(source, key, value)}
     if not isinstance(value, dict) or "name" not in value or set(value) - {"name", "student_id"}:
-        raise SpecError(f"{source}: key '{key}': expected {AUTHOR_SHAPE}, got {value!r}")
+        raise SpecError(f"{source}: key 'report.{key}': expected {AUTHOR_SHAPE}, got {value!r}")
     author = {"name": _text(source, f"{key}.name", value["name"])}
     if "student_id" in value:
         author["student_id"] = _text(source, f"{key}.student_id", str(value["student_id"]))
