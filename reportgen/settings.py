@@ -92,3 +92,11 @@ SWEEPABLE = tuple(name for name, s in SETTINGS.items() if s.sweepable)  # in swe
 REPORTED = tuple(sorted(SETTINGS, key=lambda name: SETTINGS[name].column))  # report and CSV column order
 HEATMAP_AXES = tuple(sorted((n for n, s in SETTINGS.items() if s.axis is not None), key=lambda n: SETTINGS[n].axis))
 DISPLAY_NAMES = {name: s.label for name, s in SETTINGS.items()}  # the English catalogue of setting names
+
+
+def value_order(value: Any) -> tuple[bool, float | str]:
+    """Sort key for a setting's values: numbers numerically (32, 64, 128 — not "128, 256, 32, 64"), then text
+    alphabetically (booleans count as text: True is not 1 here)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return (False, value)
+    return (True, str(value))

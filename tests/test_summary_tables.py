@@ -60,8 +60,13 @@ def reference_top_confusions(
 
 
 def reference_sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> dict[str, Any]:
-    rows = sorted({t.config[row_key] for t in trials}, key=str)
-    columns = sorted({t.config[column_key] for t in trials}, key=str)
+    # numbers in numeric order, then text: written out here, independently of settings.value_order
+    def ordered(values: set) -> list:
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        return sorted(numbers) + sorted((v for v in values if v not in numbers), key=str)
+
+    rows = ordered({t.config[row_key] for t in trials})
+    columns = ordered({t.config[column_key] for t in trials})
     cells: dict[tuple, float] = {}
     for t in trials:
         if t.ranked:
@@ -244,9 +249,9 @@ def test_sweep_pivot_keeps_the_best_of_a_cell_and_nan_where_untried():
         trial("a", config | {"lr": 1e-05, "batch_size": 64}, TrialState.DIVERGED, [None]),
     ]
     pivot = sweep_pivot(made, "lr", "batch_size")
-    assert pivot["rows"] == [0.1, 1e-05] and pivot["columns"] == [128, 64]  # text order, as always
-    assert pivot["values"][0][1] == 62.5 and pivot["values"][1][0] == 25.0
-    assert math.isnan(pivot["values"][0][0]) and math.isnan(pivot["values"][1][1])
+    assert pivot["rows"] == [1e-05, 0.1] and pivot["columns"] == [64, 128]  # numeric order (text put 128 first)
+    assert pivot["values"][1][0] == 62.5 and pivot["values"][0][1] == 25.0
+    assert math.isnan(pivot["values"][1][1]) and math.isnan(pivot["values"][0][0])
     assert sweep_pivot([], "lr", "batch_size") == {"rows": [], "columns": [], "values": []}
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from reportgen.report.i18n import Translator
 from reportgen.report.model import Claim
 from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
-from reportgen.settings import REPORTED
+from reportgen.settings import REPORTED, value_order
 
 GALLERY_CORRECT = 10  # images per sheet row: one correct image per class (up to 10 classes), 10 confident mistakes
 CONFUSIONS_SHOWN = 3  # most frequent (true → predicted) pairs per model in the report; misclassified.html has all
@@ -119,7 +119,7 @@ def settings_check(trials: list[TrialSummary]) -> dict[str, Any]:
         by_model.setdefault(trial.label, set()).add(tuple(trial.config[k] for k in REPORTED))
     config_sets = list(by_model.values())
     identical = all(s == config_sets[0] for s in config_sets)
-    shared = {k: sorted({t.config[k] for t in trials}, key=str) for k in REPORTED}
+    shared = {k: sorted({t.config[k] for t in trials}, key=value_order) for k in REPORTED}
     return {
         "identical": identical,
         "constant": {k: v[0] for k, v in shared.items() if len(v) == 1},
@@ -280,8 +280,8 @@ def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> di
     """Best final test accuracy (%) for each (row setting, column setting) pair; NaN where untried."""
     import pandas as pd
 
-    rows = sorted({t.config[row_key] for t in trials}, key=str)
-    columns = sorted({t.config[column_key] for t in trials}, key=str)
+    rows = sorted({t.config[row_key] for t in trials}, key=value_order)
+    columns = sorted({t.config[column_key] for t in trials}, key=value_order)
     ranked = pd.DataFrame(
         [(t.config[row_key], t.config[column_key], 100 * t.final["test_acc"]) for t in trials if t.ranked],
         columns=["row", "column", "accuracy"],

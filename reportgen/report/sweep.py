@@ -15,13 +15,9 @@ from reportgen.report.model import Claim
 from reportgen.report.significance import SIGNIFICANCE, mcnemar
 from reportgen.report.summary import TrialSummary
 from reportgen.run.archive import TrialState
+from reportgen.settings import value_order
 
 Predictions = Callable[[str], list[dict[str, str]]]
-
-
-def _value_order(values: list[Any]) -> list[Any]:
-    """Numbers numerically (32, 64, 128), text alphabetically."""
-    return sorted(values, key=lambda v: (not isinstance(v, int | float), v if isinstance(v, int | float) else str(v)))
 
 
 def _points(delta: float) -> str:
@@ -57,7 +53,7 @@ def sweep_claims(
         )
     ]
     for factor in factors:
-        for other in _value_order(varied[factor]):
+        for other in sorted(varied[factor], key=value_order):
             if other != best.config[factor]:
                 claim = _effect(factor, best.config[factor], other, learned, factors, predictions, tr)
                 claims += [claim] if claim else []
@@ -117,7 +113,7 @@ def _no_learning(trials: list[TrialSummary], factors: list[str], stalled: set[st
     """A swept value under which every trial diverged, failed or stayed at chance level."""
     claims = []
     for factor in factors:
-        for value in _value_order(list({t.config[factor] for t in trials})):
+        for value in sorted({t.config[factor] for t in trials}, key=value_order):
             group = [t for t in trials if t.config[factor] == value]
             if len(group) > 1 and all(_did_not_learn(t, stalled) for t in group):
                 best = max((t.final.get("test_acc") or 0.0 for t in group), default=0.0)
