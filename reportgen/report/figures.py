@@ -127,11 +127,11 @@ def _heatmap(n: int, pivot: dict[str, Any], translate, folder: Path, scale: tupl
     return _relative(name)
 
 
-def _sweep_panels(series: dict[str, dict[str, list[dict]]] | None, colors, translate, folder: Path) -> str | None:
+def _sweep_panels(series: dict[str, Any] | None, colors, translate, folder: Path) -> str | None:
     """Small multiples of a sweep; None when nothing but the seed was swept."""
     if series is None:
         return None
-    sweep_panels_svg(series, colors, translate, folder / "sweep.svg")
+    sweep_panels_svg(series["panels"], colors, translate, folder / "sweep.svg", series["columns"])
     return _relative("sweep.svg")
 
 

@@ -358,7 +358,13 @@ def sweep_panels_svg(
     every model in it, on a shared y axis so panels compare at a glance."""
     rows = -(-len(panels) // columns)
     fig, axes = _figure(
-        rows, columns, figsize=(9.6, 0.4 + 2.1 * rows), sharex=True, sharey=True, layout="constrained", squeeze=False
+        rows,
+        columns,
+        figsize=(min(9.6, 1.2 + 3.0 * columns), 0.4 + 2.1 * rows),
+        sharex=True,
+        sharey=True,
+        layout="constrained",
+        squeeze=False,
     )
     tooltips = {}
     for n, (ax, (title, models)) in enumerate(zip(axes.flat, panels.items())):
@@ -382,7 +388,8 @@ def sweep_panels_svg(
         ax.set_visible(False)
     fig.supxlabel(_("Epoch"), fontsize=8)
     fig.supylabel(_("Test accuracy") + " (%)", fontsize=8)
-    handles, labels = axes.flat[0].get_legend_handles_labels()
+    drawn = [ax for ax in axes.flat if ax.lines] or [axes.flat[0]]  # a panel may be empty: nothing trained there
+    handles, labels = drawn[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4), fontsize=7.5, frameon=False)
     _save_svg(fig, path, tooltips)
 

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import fcntl
 import functools
+import itertools
 import json
 import math
 import os
@@ -69,7 +70,7 @@ from reportgen.report.summary import (
 from reportgen.report.sweep import sweep_claims
 from reportgen.report.tables import build_report_model, spec_json
 from reportgen.run.archive import ArchiveError, RunArchive, RunRecord, atomic_write_json, validate_run_id
-from reportgen.settings import HEATMAP_AXES
+from reportgen.settings import HEATMAP_AXES, value_order
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
@@ -254,17 +255,26 @@ def _heatmap_pivots(trials: list[TrialSummary], varied: dict[str, list]) -> list
 
 
 def _sweep_series(trials: list[TrialSummary], varied: dict[str, list], translate) -> dict[str, Any] | None:
-    """Small multiples of a sweep: one panel per combination of swept settings (seeds averaged), every
-    model's test accuracy in it, each panel titled with its settings; None when only seeds were swept."""
+    """Small multiples of a sweep laid out as a grid of its swept factors: one panel per combination of swept
+    settings (seeds averaged), in the order of their values, a row per value of the first factors and a column
+    per value of the last (optimizer × loss: a row per optimizer), every model's test accuracy in it; a
+    combination without a trained epoch keeps its place, empty. None when only seeds were swept."""
     keys = [k for k in varied if k != "seed"]
     if not keys:
         return None
-    panels: dict[str, dict[str, list[list[dict]]]] = {}
+
+    def title(values: tuple) -> str:
+        return ", ".join(f"{translate(k)} {translate(v) if isinstance(v, str) else v}" for k, v in zip(keys, values))
+
+    runs: dict[tuple, dict[str, list[list[dict]]]] = {}
     for t in trials:
         if t.epochs:
-            title = ", ".join(f"{translate(k)} {t.config[k]}" for k in keys)
-            panels.setdefault(title, {}).setdefault(t.label, []).append(t.epochs)
-    return {title: {label: seed_mean(runs) for label, runs in models.items()} for title, models in panels.items()}
+            runs.setdefault(tuple(t.config[k] for k in keys), {}).setdefault(t.label, []).append(t.epochs)
+    grid = itertools.product(*(sorted(varied[k], key=value_order) for k in keys))
+    panels = {
+        title(values): {label: seed_mean(epochs) for label, epochs in runs.get(values, {}).items()} for values in grid
+    }
+    return {"panels": panels, "columns": len(varied[keys[-1]]) if len(keys) > 1 else min(3, len(panels))}
 
 
 def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list[TrialSummary]:

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 from reportgen.errors import ReportgenError
+from reportgen.isolation import python_command
 
 READY = "ready"
-COMMAND = (sys.executable, "-m", "reportgen.report.worker")
+# -P: not `python -m` alone, which would import a random.py of the current folder (reportgen/isolation.py)
+COMMAND = python_command("-m", "reportgen.report.worker")
 
 
 class ReportProcess:
