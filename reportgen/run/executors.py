@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from reportgen.errors import ArchiveError, DataError, ReportgenError
+from reportgen.isolation import children_without_current_folder
 from reportgen.run.archive import FINISHED_TRIALS, open_run
 from reportgen.run.trial import (
     PrintedOutput,
@@ -188,17 +189,19 @@ class ProcessExecutor:
         progress.count_trials()
         by_id = {job.trial.trial_id: job for job in jobs}
         context = multiprocessing.get_context("spawn")  # fork would copy the driver's threads and locks
-        pool = context.Pool(processes=min(self.workers, len(jobs)), initializer=_die_with_parent)
-        try:
-            for trial_id, status in pool.imap_unordered(_trial_status, jobs):
-                progress.trial_done(by_id[trial_id], status)
-        except BaseException:
-            pool.terminate()  # Ctrl-C or a stopping error: stop the workers; finished epochs are checkpointed
-            raise
-        else:
-            pool.close()  # let the workers exit on their own: a terminated worker leaks its semaphores
-        finally:
-            pool.join()
+        # for the pool's whole life: it replaces a worker that dies with a new one, started the same way
+        with children_without_current_folder():
+            pool = context.Pool(processes=min(self.workers, len(jobs)), initializer=_die_with_parent)
+            try:
+                for trial_id, status in pool.imap_unordered(_trial_status, jobs):
+                    progress.trial_done(by_id[trial_id], status)
+            except BaseException:
+                pool.terminate()  # Ctrl-C or a stopping error: stop the workers; finished epochs are checkpointed
+                raise
+            else:
+                pool.close()  # let the workers exit on their own: a terminated worker leaks its semaphores
+            finally:
+                pool.join()
 
 
 # --- Ray ---------------------------------------------------------------------------------------
