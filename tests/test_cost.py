@@ -1,11 +1,12 @@
-"""Issue #16: cost beside accuracy — MACs per layer worked out by hand here, cross-checked against torch's
-FlopCounterMode and torchinfo; latency measured for shape and sanity only (no timed assertions); the
+"""Issue #16: cost beside accuracy — MACs per layer worked out by hand here (counted from the ops that run,
+issue #26), cross-checked against torch's FlopCounterMode and torchinfo; latency measured for shape and sanity only (no timed assertions); the
 `--expect-macs` claim through the real CLI; the cost table and scatter in a real report.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +20,11 @@ from torch import nn
 from reportgen.cli import main
 from reportgen.errors import ModelError
 from reportgen.measure.cost import (
-    NO_FORMULA_NOTE,
     check_macs_claim,
     count_macs,
     cross_check_text,
     format_macs,
+    macs_claim_note,
     measure_cost,
     measure_latency,
 )
@@ -71,7 +72,10 @@ def test_lenet_formulas_show_their_working_and_flop_counter_agrees_per_layer():
     assert layers["classifier.1"].formula == "400·120 = 48,000"
     assert layers["features.2"].macs == 0 and layers["features.2"].note == "comparisons, no multiply-adds"
     assert layers["features.1"].note == "elementwise activation"  # listed, not silently dropped
-    assert result.flop_counter_layers == {name: 2 * layer.macs for name, layer in layers.items() if layer.macs}
+    assert layers["features.0"].ops == {"convolution": 117_600} and layers["classifier.1"].ops == {"addmm": 48_000}
+    # it compares each layer as well as each op: every MAC seen, none disagreeing, nothing left unchecked
+    check = result.flop_counter
+    assert check.checked_macs == LENET_MACS and not check.disagree and not check.not_checked
 
 
 def test_a_depthwise_and_grouped_convolution():
@@ -91,9 +95,12 @@ def test_a_transposed_convolution_counts_per_input_element():
     result = audit(model, (4, 5, 5))
     assert result.total == 5 * 5 * 4 * 9 * 6 and result.layers[0].formula == "5·5·4·3·3·6 = 5,400"
     assert result.matches_flop_counter
-    # torchinfo's rule charges every weight and bias at each of the 11·11 output positions: listed, explained
-    assert result.torchinfo_mult_adds == (4 * 6 * 9 + 6) * 11 * 11 and result.matches_torchinfo
-    assert "it counts (root) (ConvTranspose2d, as 26,862, ours 5,400 MACs)" in cross_check_text(result)[1]
+    # torchinfo's rule charges every weight and bias at each of the 11·11 output positions: not a check of the work
+    assert result.torchinfo_mult_adds == (4 * 6 * 9 + 6) * 11 * 11 and result.torchinfo.checked_macs == 0
+    assert cross_check_text(result)[1] == (
+        "26,862, not checked: (root) (ConvTranspose2d, 5,400 MACs): its rule charges every weight at every output "
+        "position"
+    )
 
 
 def test_batchnorm_in_eval_is_one_multiply_add_per_element():
@@ -102,20 +109,25 @@ def test_batchnorm_in_eval_is_one_multiply_add_per_element():
     result = audit(model, (1, 28, 28))
     conv, batchnorm, linear = 26 * 26 * 4 * 9, 26 * 26 * 4, 4 * 26 * 26 * 10
     assert result.layers[1].formula == "26·26·4 = 2,704" and result.total == conv + batchnorm + linear
-    assert result.flop_counter_ignores == ["1"] and result.flop_counter_compared_macs == conv + linear
-    assert result.matches_flop_counter and result.flop_counter_flops == 2 * (conv + linear)
-    # torchinfo counts BatchNorm as its 8 parameters (γ, β), not per element
-    assert result.torchinfo_mult_adds == conv + 26 * 26 * 4 + linear + 10 + 8 and result.matches_torchinfo
+    assert result.batchnorm_macs == batchnorm
+    # neither check can see BatchNorm's work: both say so for that layer, and confirm only the rest
+    assert result.flop_counter_flops == 2 * (conv + linear) and result.flop_counter.checked_macs == conv + linear
+    assert result.torchinfo_mult_adds == conv + 26 * 26 * 4 + linear + 10 + 8  # γ, β once: its rule, not work
+    assert result.torchinfo.checked_macs == conv + linear and result.matches_torchinfo
     flop_text, torchinfo_text = cross_check_text(result)
-    assert flop_text.endswith("; it ignores 1 (BatchNorm2d, 2,704 MACs)")
-    assert "it counts 1 (BatchNorm2d, as 8, ours 2,704 MACs)" in torchinfo_text
+    assert "✓" in flop_text and flop_text.endswith(
+        "not checked: 1 (BatchNorm2d, 2,704 MACs): no formula for aten.native_batch_norm"
+    )
+    assert torchinfo_text.endswith(
+        "not checked: 1 (BatchNorm2d, 2,704 MACs): its rule counts BatchNorm's parameters, not its elements"
+    )
     assert check_macs_claim(result, result.torchinfo_mult_adds).endswith(
         "(that is torchinfo's mult-adds, counted by its own rule)"
     )
     assert model.training and model[1].training
 
 
-def test_a_matmul_outside_any_layer_shows_as_a_flop_counter_mismatch():
+def test_a_matmul_outside_any_layer_is_its_own_row():
     class Projection(nn.Module):
         def __init__(self) -> None:
             super().__init__()
@@ -123,30 +135,29 @@ def test_a_matmul_outside_any_layer_shows_as_a_flop_counter_mismatch():
             self.register_buffer("extra", torch.ones(10, 10))
 
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            return self.fc(x) @ self.extra, x  # 100 MACs no layer hook sees; a tuple output is fine
+            return self.fc(x) @ self.extra, x  # 100 MACs in forward itself; a tuple output is fine
 
     result = count_macs(Projection(), (10,))
-    assert result.total == 100 and result.flop_counter_flops == 2 * 200 and not result.matches_flop_counter
-    assert result.flop_counter_outside_layers == 200
-    assert "✗ MISMATCH (2 × ours would be 200; 200 FLOPs outside any layer)" in cross_check_text(result)[0]
+    assert [(layer.name, layer.forward, layer.macs) for layer in result.layers] == [("fc", False, 100), ("", True, 100)]
+    assert result.total == 200 and result.flop_counter_flops == 2 * 200 and result.matches_flop_counter
+    assert "(root) (forward)  Projection  mm 1·10·10 = 100" in format_macs(result)
 
 
-def test_a_layer_doing_more_than_its_formula_is_named_by_the_flop_counter():
+def test_a_layer_doing_more_than_its_formula_is_counted_and_the_difference_is_a_finding():
     class TwiceLinear(nn.Linear):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return super().forward(super().forward(x))  # two products; our Linear formula charges one
+            return super().forward(super().forward(x))  # two products; the Linear formula charges one
 
     result = count_macs(nn.Sequential(TwiceLinear(6, 6, bias=False)), (6,))
-    assert result.total == 36 and result.flop_counter_layers == {"0": 2 * 72}
-    assert result.flop_counter_disagrees == ["0"] and not result.matches_flop_counter
-    assert "layers where it differs: 0 (TwiceLinear, 144 FLOPs, ours 36 MACs)" in cross_check_text(result)[0]
+    assert result.total == 72 and result.matches_flop_counter
+    assert [layer.formula_macs for layer in result.findings] == [36]
+    assert "finding: 0 (TwiceLinear): its layer formula 6·6 gives 36; the ops that ran do 72" in format_macs(result)
 
 
-def test_a_layer_with_a_tuple_output_is_listed_not_dropped():
+def test_a_layer_with_a_tuple_output_is_counted():
     model = nn.Sequential(nn.LSTM(11, 5, batch_first=True))  # returns (output, (h, c))
     result = count_macs(model, (7, 11))
-    assert [(layer.type, layer.macs, layer.note) for layer in result.layers] == [("LSTM", 0, NO_FORMULA_NOTE)]
-    assert "not counted by reportgen" in format_macs(result)
+    assert [(layer.type, layer.macs) for layer in result.layers] == [("LSTM", 7 * (20 * 11 + 20 * 5))]
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
@@ -184,6 +195,7 @@ def test_a_wrong_macs_claim_says_what_was_probably_counted():
         "(that is ours + the bias additions, as torchinfo counts)"
     )
     assert check_macs_claim(result, 400_000) == "claimed 400,000 MACs, counted 416,520 (+16,520 difference)"
+    assert macs_claim_note(result, LENET_MACS) is None  # LeNet-5 has no BatchNorm: nothing to explain
 
 
 @pytest.mark.parametrize("claim, code", [("416520", 0), ("833040", 1)])
@@ -229,8 +241,8 @@ def test_the_report_sets_cost_beside_accuracy(tmp_path):
     summary = json.loads((report / "summary.json").read_text("utf-8"))
     assert summary["cost"]["lenet5"]["macs"]["total"] == LENET_MACS
     assert summary["cost"]["mlp"]["macs"]["total"] == MLP_MACS
-    html = (report / "report.html").read_text("utf-8")
-    assert "Cost beside accuracy" in html and "<td>416,520</td>" in html and "28·28·6·5·5·1 = 117,600" in html
+    text = re.sub(r"<[^>]+>", "", (report / "report.html").read_text("utf-8"))  # the words, whatever the markup
+    assert "Cost beside accuracy" in text and "416,520" in text and "28·28·6·5·5·1 = 117,600" in text
     assert (report / "figures" / "cost.svg").is_file()
     assert "| lenet5 | 61,706 | 416,520 |" in (report / "report.md").read_text("utf-8")
 

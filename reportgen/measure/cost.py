@@ -1,17 +1,19 @@
-"""What a model costs besides its parameters: multiply-adds per layer (with formulas, cross-checked against
-torch's FlopCounterMode and torchinfo), inference latency measured timm-style, and size on disk.
+"""What a model costs besides its parameters: multiply-adds counted from the ops that run (with per-layer
+formulas beside them, cross-checked against torch's FlopCounterMode and torchinfo), inference latency measured
+timm-style, and size on disk.
 
-Convention, stated wherever a number appears: 1 MAC = 1 multiply + 1 add = 2 FLOPs, per image, forward
-pass; bias additions are not MACs; BatchNorm in eval mode is one multiply-add per element (x·scale + shift).
+Convention, stated once (CONVENTION) and wherever a number appears: 1 MAC = 1 multiply + 1 add = 2 FLOPs, per
+image, forward pass in eval mode; bias additions are not MACs; BatchNorm at inference is one multiply-add per
+element (x·scale + shift, FrozenBatchNorm2d too); attention counts q·kᵀ and weights·v; an RNN counts its
+weight matrices at every time step; elementwise work (activations, gates, softmax, norms' statistics) is not
+MACs. `--expect-macs` accepts the total, or the total without BatchNorm (as torchvision publishes, noted).
 
     macs = count_macs(create_model("lenet5"), (1, 28, 28))      # MacAudit: per layer, totals, cross-checks
     print(format_macs(macs, "lenet5"))
     cost = measure_cost(model, (1, 28, 28), "cpu")              # ModelCost: MACs, latency, size; .to_dict()
 
-The two counters see the model differently, and each difference is listed rather than hidden:
-FlopCounterMode counts matrix products and convolutions only (2 FLOPs per MAC), so it ignores BatchNorm;
-torchinfo counts each layer's parameters times its output positions (Conv*) or once per image (other
-layers), so it adds bias additions and counts BatchNorm (and transposed convolutions) its own way.
+Counting is measure/op_counts.py (ops on real shapes, attributed to the module that ran them); the checks are
+measure/mac_checks.py, each saying which of our MACs it could not see and why, never passing them.
 """
 
 from __future__ import annotations
@@ -21,18 +23,20 @@ import math
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from reportgen.measure.params import evaluating, measure_torchinfo_mult_adds, model_device, refuse_torchscript
+from reportgen.errors import ModelError
+from reportgen.measure.mac_checks import CrossCheck, Unchecked, flop_counter_check, torchinfo_check
+from reportgen.measure.op_counts import ModuleCall, count_ops
+from reportgen.measure.params import evaluating, refuse_torchscript
 
 CONVENTION = (
     "1 MAC = 1 multiply + 1 add = 2 FLOPs, per image; bias additions are not MACs; "
-    "BatchNorm in eval is one multiply-add per element"
+    "BatchNorm at inference is one multiply-add per element"
 )
 LATENCY_BATCHES = (1, 256)
 WARMUP = 3
@@ -51,20 +55,27 @@ NOT_COUNTED = {
     nn.Identity: "identity",
 }
 ACTIVATION_NOTE = "elementwise activation"
-NO_FORMULA_NOTE = "not counted by reportgen (no formula for this layer type)"
+NO_OPS_NOTE = "no multiply-adds ran in it"
 
 
 @dataclass
 class LayerMacs:
-    """One call of a leaf module: its MACs for one image and what each cross-check should see of it."""
+    """One call of a module: the MACs of the ops it ran itself (not inside its child layers), for one image."""
 
     name: str
     type: str
-    formula: str  # "28·28·6·5·5·1 = 117,600"; "" when not counted (then `note` says why)
+    formula: str  # "28·28·6·5·5·1 = 117,600"; "" when nothing was counted (then `note` says why)
     macs: int
-    bias_adds: int = 0  # one addition per output element of a layer with a bias: not a MAC
-    torchinfo_expected: int = 0  # torchinfo's rule: parameters × output positions (Conv*), else parameters
-    note: str = ""  # why a layer has no MACs (pooling, activation, no formula…)
+    bias_adds: int = 0  # one addition per output element of an op with a bias: not a MAC
+    note: str = ""  # why a layer has no MACs (pooling, activation…), ops not counted, or a finding
+    ops: dict[str, int] = field(default_factory=dict)  # aten op → MACs, as counted
+    formula_macs: int | None = None  # the layer formula's figure, when the layer type has one
+    forward: bool = False  # work in the module's own forward, outside its child layers
+
+    @property
+    def formula_differs(self) -> bool:
+        """The layer formula and the ops that ran disagree: a finding, shown, never silently resolved."""
+        return self.formula_macs is not None and self.formula_macs != self.macs
 
 
 @dataclass
@@ -72,73 +83,43 @@ class MacAudit:
     layers: list[LayerMacs]
     total: int  # MACs per image
     bias_adds: int
-    other_terms: int  # torchinfo's expected figure − ours − bias additions (BatchNorm by parameters…; may be < 0)
-    flop_counter_flops: int  # torch.utils.flop_counter, per image; -1 when it could not run
-    torchinfo_mult_adds: int  # -1 when unavailable
-    flop_counter_layers: dict[str, int] = field(default_factory=dict)  # leaf module name → its FLOPs
+    batchnorm_macs: int  # of `total`, batch norm at inference (one per element): what published figures leave out
+    flop_counter: CrossCheck
+    torchinfo: CrossCheck
 
     @property
-    def torchinfo_expected(self) -> int:
-        return self.total + self.bias_adds + self.other_terms
+    def flop_counter_flops(self) -> int:
+        return self.flop_counter.figure
 
     @property
-    def matches_torchinfo(self) -> bool:
-        return self.torchinfo_mult_adds >= 0 and self.torchinfo_mult_adds == self.torchinfo_expected
-
-    @property
-    def torchinfo_differs(self) -> list[LayerMacs]:
-        """Layers torchinfo counts otherwise than our MACs plus bias additions (BatchNorm, transposed conv…)."""
-        return [layer for layer in self.layers if layer.torchinfo_expected != layer.macs + layer.bias_adds]
-
-    def _macs_by_name(self) -> dict[str, int]:
-        macs: dict[str, int] = defaultdict(int)
-        for layer in self.layers:  # a module called twice is one entry for FlopCounterMode
-            macs[layer.name] += layer.macs
-        return macs
-
-    @property
-    def flop_counter_ignores(self) -> list[str]:
-        """Layers with MACs that FlopCounterMode does not count (BatchNorm): listed, left out of the comparison."""
-        return [name for name, macs in self._macs_by_name().items() if macs and not self.flop_counter_layers.get(name)]
-
-    @property
-    def flop_counter_disagrees(self) -> list[str]:
-        """Layers both count where FlopCounterMode's FLOPs are not 2 × our MACs, or that only it counts."""
-        macs = self._macs_by_name()
-        return [name for name, flops in self.flop_counter_layers.items() if flops != 2 * macs.get(name, 0)]
-
-    @property
-    def flop_counter_outside_layers(self) -> int:
-        """FLOPs FlopCounterMode saw outside every leaf layer (a matmul in forward itself): work we did not count."""
-        return self.flop_counter_flops - sum(self.flop_counter_layers.values()) if self.flop_counter_flops >= 0 else 0
-
-    @property
-    def flop_counter_compared_macs(self) -> int:
-        return sum(macs for name, macs in self._macs_by_name().items() if self.flop_counter_layers.get(name))
+    def torchinfo_mult_adds(self) -> int:
+        return self.torchinfo.figure
 
     @property
     def matches_flop_counter(self) -> bool:
-        return (
-            self.flop_counter_flops >= 0 and not self.flop_counter_disagrees and self.flop_counter_outside_layers == 0
-        )
+        return self.flop_counter.matches
 
     @property
-    def ignored(self) -> list[LayerMacs]:
-        """Layers we do not count, each with its reason."""
-        return [layer for layer in self.layers if layer.note]
+    def matches_torchinfo(self) -> bool:
+        return self.torchinfo.matches
+
+    @property
+    def findings(self) -> list[LayerMacs]:
+        """Layers whose formula gives another figure than the ops they ran."""
+        return [layer for layer in self.layers if layer.formula_differs]
 
     def to_dict(self) -> dict[str, Any]:
         flop_check, torchinfo_check = cross_check_text(self)
         return asdict(self) | {
             "convention": CONVENTION,
+            "flop_counter_flops": self.flop_counter_flops,
+            "torchinfo_mult_adds": self.torchinfo_mult_adds,
             "matches_flop_counter": self.matches_flop_counter,
-            "flop_counter_check": flop_check,
-            "flop_counter_ignores": self.flop_counter_ignores,
-            "flop_counter_outside_layers": self.flop_counter_outside_layers,
             "matches_torchinfo": self.matches_torchinfo,
+            "flop_counter_check": flop_check,
             "torchinfo_check": torchinfo_check,
-            "torchinfo_expected": self.torchinfo_expected,
-            "torchinfo_differs": [layer.name for layer in self.torchinfo_differs],
+            "flop_counter_not_checked": _not_checked(self.flop_counter),
+            "torchinfo_not_checked": _not_checked(self.torchinfo),
         }
 
 
@@ -184,155 +165,161 @@ def _dims(values: Any) -> str:
     return "·".join(str(int(v)) for v in values)
 
 
-def _conv(module: nn.modules.conv._ConvNd, inputs: torch.Tensor, output: torch.Tensor) -> tuple[str, int, int]:
+def _batch(shape: Any) -> str:
+    return f"{int(shape[0])}·" if int(shape[0]) > 1 else ""  # frames or proposals folded into the batch
+
+
+def _conv(module: nn.modules.conv._ConvNd, call: ModuleCall) -> tuple[str, int] | None:
     groups = f"/{module.groups}" if module.groups > 1 else ""
     if module.transposed:  # every input element is spread over k·out_c/groups outputs
-        spatial, channels = inputs.shape[2:], f"{module.in_channels}·{_dims(module.kernel_size)}·{module.out_channels}"
+        shape = call.input_shape
+        channels = f"{module.in_channels}·{_dims(module.kernel_size)}·{module.out_channels}"
     else:  # every output element is a k·in_c/groups dot product
-        spatial, channels = output.shape[2:], f"{module.out_channels}·{_dims(module.kernel_size)}·{module.in_channels}"
-    macs = (
-        math.prod(spatial) * module.in_channels * module.out_channels * math.prod(module.kernel_size) // module.groups
-    )
-    bias = output[0].numel() if module.bias is not None else 0
-    return f"{_dims(spatial)}·{channels}{groups} = {_n(macs)}", macs, bias
+        shape = call.output.shape
+        channels = f"{module.out_channels}·{_dims(module.kernel_size)}·{module.in_channels}"
+    if not shape:
+        return None
+    positions = math.prod(shape[2:]) * shape[0]
+    macs = positions * module.in_channels * module.out_channels * math.prod(module.kernel_size) // module.groups
+    return f"{_batch(shape)}{_dims(shape[2:])}·{channels}{groups}", macs
 
 
-def _linear(module: nn.Linear, output: torch.Tensor) -> tuple[str, int, int]:
-    rows = output[0].numel() // module.out_features  # extra dims (tokens…) repeat the product
-    macs = rows * module.in_features * module.out_features
+def _linear(module: nn.Linear, call: ModuleCall) -> tuple[str, int]:
+    rows = call.output.numel() // module.out_features  # every leading dimension: tokens, frames, proposals…
     prefix = f"{rows}·" if rows > 1 else ""
-    bias = output[0].numel() if module.bias is not None else 0
-    return f"{prefix}{module.in_features}·{module.out_features} = {_n(macs)}", macs, bias
+    return f"{prefix}{module.in_features}·{module.out_features}", rows * module.in_features * module.out_features
 
 
-def _batchnorm(output: torch.Tensor) -> tuple[str, int, int]:
+def _batchnorm(call: ModuleCall) -> tuple[str, int]:
     # in eval, (x − mean)/√(var + ε)·γ + β is one multiply-add per element with folded constants
-    shape = [*output.shape[2:], output.shape[1]]  # positions first, then channels, as for conv
-    macs = output[0].numel()
-    return f"{_dims(shape)} = {_n(macs)}", macs, 0
+    shape = call.output.shape
+    return _batch(shape) + _dims([*shape[2:], shape[1]]), call.output.numel()  # positions, then channels
 
 
-def _counted(module: nn.Module, inputs: torch.Tensor, output: torch.Tensor) -> tuple[str, int, int] | None:
-    """(formula, MACs, bias additions) for the layer types with a formula; None for the rest."""
+def _layer_formula(call: ModuleCall) -> tuple[str, int] | None:
+    """(formula, MACs) from the layer's type and real shapes, for the types with a formula; None otherwise. It
+    documents the counted figure and is compared with it."""
+    module = call.module
+    if not isinstance(call.output, torch.Tensor):
+        return None
     if isinstance(module, nn.modules.conv._ConvNd):
-        return _conv(module, inputs, output)
+        return _conv(module, call)
     if isinstance(module, nn.Linear):
-        return _linear(module, output)
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not module.training and module.track_running_stats:
-        return _batchnorm(output)
+        return _linear(module, call)
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and module.track_running_stats:
+        return _batchnorm(call)
     return None
+
+
+def _ops_formula(call: ModuleCall) -> str:
+    """The products that ran, grouped: "addmm 10·64·192 + 4 × addmm 1·20·60"."""
+    groups: list[list] = []
+    for op in call.ops:
+        if groups and groups[-1][0] == (op.op, op.formula):
+            groups[-1][1] += 1
+        else:
+            groups.append([(op.op, op.formula), 1])
+    return " + ".join(f"{f'{n} × ' if n > 1 else ''}{_short(op)} {formula}" for (op, formula), n in groups)
+
+
+def _short(op: str) -> str:
+    """An op as a reader knows it: the backend's attention kernel is attention."""
+    return "attention" if "scaled_dot_product" in op else op
 
 
 def _why_not_counted(module: nn.Module) -> str:
     for base, why in NOT_COUNTED.items():
         if isinstance(module, base):
             return why
-    if type(module).__module__ == nn.modules.activation.__name__ and not isinstance(module, nn.MultiheadAttention):
+    if type(module).__module__ == nn.modules.activation.__name__:
         return ACTIVATION_NOTE
-    return NO_FORMULA_NOTE
+    if isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)):
+        return "normalisation statistics: elementwise, no multiply-adds by the convention"
+    return NO_OPS_NOTE
 
 
-def _first_tensor(output: Any) -> torch.Tensor | None:
-    if isinstance(output, torch.Tensor):
-        return output
-    return (
-        next((item for item in output if isinstance(item, torch.Tensor)), None)
-        if isinstance(output, (tuple, list))
-        else None
-    )
-
-
-def _torchinfo_expected(module: nn.Module, output: Any) -> int:
-    """Per image, what torchinfo 1.8's rule adds for this module (it sees the first output tensor): a
-    `weight` or `bias` (pruned: its unmasked entries) times the output positions for a class named *Conv*,
-    once otherwise; other weights (an RNN's weight_ih_l0…) times the output's second dimension."""
-    shape = getattr(_first_tensor(output), "shape", ())
-    total = 0
-    for name, param in module.named_parameters(recurse=False):
-        base = name.removesuffix("_orig")
-        mask = getattr(module, base + "_mask", None) if base != name else None
-        count = int(mask.sum()) if isinstance(mask, torch.Tensor) else param.numel()
-        if base in ("weight", "bias"):
-            total += count * (math.prod(shape[2:]) if "Conv" in type(module).__name__ else 1)
-        elif "weight" in base or "bias" in base:
-            total += count * (shape[1] if len(shape) > 1 else 1)
-    return total
-
-
-def _layer(name: str, module: nn.Module, inputs: torch.Tensor | None, output: Any) -> LayerMacs:
-    kind, expected = type(module).__name__, _torchinfo_expected(module, output)
-    counted = _counted(module, inputs, output) if inputs is not None and isinstance(output, torch.Tensor) else None
-    if counted is None:  # a tuple output (LSTM…) has no formula here either: listed, never dropped
-        return LayerMacs(name, kind, "", 0, torchinfo_expected=expected, note=_why_not_counted(module))
-    return LayerMacs(name, kind, *counted, torchinfo_expected=expected)
-
-
-def _leaves(model: nn.Module) -> dict[nn.Module, str]:
-    return {module: name for name, module in model.named_modules() if next(module.children(), None) is None}
-
-
-def _forward_records(model: nn.Module, x: torch.Tensor) -> list[LayerMacs]:
-    """Each leaf module's MACs from its real input and output shapes, in the order they are called."""
-    records: list[LayerMacs] = []
-    leaves = _leaves(model)
-
-    def hook(module: nn.Module, args: tuple, output: Any) -> None:
-        first = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        records.append(_layer(leaves[module], module, first, output))
-
-    handles = [module.register_forward_hook(hook) for module in leaves]
-    try:
-        with torch.inference_mode():
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
-    return records
-
-
-def _flop_counter(model: nn.Module, x: torch.Tensor) -> tuple[int, dict[str, int]]:
-    """(total FLOPs, {leaf name: its FLOPs} for the leaves it counted); (-1, {}) when it cannot run."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    try:
-        with FlopCounterMode(display=False) as counter, torch.inference_mode():
-            model(x)
-    except Exception:  # noqa: BLE001 — the cross-check must never stop an audit; shown as unavailable
-        return -1, {}
-    counts, root = counter.get_flop_counts(), type(model).__name__  # keys: "LeNet5.features.0"
-    per_layer = {
-        name: sum(counts.get(f"{root}.{name}" if name else root, {}).values()) for name in _leaves(model).values()
-    }
-    return int(counter.get_total_flops()), {name: int(flops) for name, flops in per_layer.items() if flops}
+def _layer(call: ModuleCall) -> LayerMacs:
+    kind, ops = type(call.module).__name__, defaultdict(int)
+    for op in call.ops:
+        ops[op.op] += op.macs
+    layer = LayerMacs(call.name, kind, "", call.macs, call.bias_adds, ops=dict(ops), forward=not call.leaf)
+    uncounted = f"not counted: {', '.join(dict.fromkeys(call.uncounted))}" if call.uncounted else ""
+    if not call.ops:
+        layer.note = uncounted or _why_not_counted(call.module)
+        return layer
+    documented = _layer_formula(call)
+    layer.formula_macs = documented[1] if documented else None
+    if documented and documented[1] == call.macs:
+        layer.formula = f"{documented[0]} = {_n(call.macs)}"
+    else:
+        layer.formula = f"{_ops_formula(call)} = {_n(call.macs)}"
+    if layer.formula_differs:
+        layer.note = f"its layer formula {documented[0]} gives {_n(documented[1])}; the ops that ran do {_n(call.macs)}"
+    layer.note = "; ".join(filter(None, [layer.note, uncounted]))
+    return layer
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, ...], torchinfo_mult_adds: int | None = None) -> MacAudit:
-    """MACs per layer and in total for one image of `input_shape` (without batch), in eval mode, with both
-    cross-checks. `torchinfo_mult_adds`: torchinfo's figure per image if already known (the parameter audit
-    has it as `mult_adds`), -1 to skip that check, None to ask torchinfo here."""
+    """MACs per module call and in total for one image of `input_shape` (without batch), counted from the ops
+    that run in eval mode, with both cross-checks. `torchinfo_mult_adds`: a negative value skips the torchinfo
+    check (torchinfo already failed on this model); otherwise torchinfo runs here, per layer, on one image."""
     refuse_torchscript(model)
-    x = torch.zeros(1, *input_shape, device=model_device(model))
+    input_shape = tuple(input_shape)
     with evaluating(model):
-        layers = _forward_records(model, x)
-        flops, per_layer = _flop_counter(model, x)
-    if torchinfo_mult_adds is None:
-        torchinfo_mult_adds = measure_torchinfo_mult_adds(model, tuple(input_shape))
-    total, bias_adds = sum(layer.macs for layer in layers), sum(layer.bias_adds for layer in layers)
-    other = sum(layer.torchinfo_expected for layer in layers) - total - bias_adds
-    return MacAudit(layers, total, bias_adds, other, flops, torchinfo_mult_adds, per_layer)
+        calls, counter = _count_with_flop_counter(model, input_shape)
+        torchinfo = torchinfo_check(model, input_shape, calls, torchinfo_mult_adds is None or torchinfo_mult_adds >= 0)
+    layers = [_layer(call) for call in calls if call.leaf or call.ops or call.uncounted]
+    batchnorm = sum(op.macs for call in calls for op in call.ops if "batch_norm" in op.op)
+    return MacAudit(
+        layers,
+        sum(layer.macs for layer in layers),
+        sum(layer.bias_adds for layer in layers),
+        batchnorm,
+        flop_counter_check(counter, model, calls),
+        torchinfo,
+    )
+
+
+def _count_with_flop_counter(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[list[ModuleCall], Any]:
+    """Our count with FlopCounterMode in the same pass; ours alone when FlopCounterMode cannot run."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counters: list[FlopCounterMode] = []
+
+    def flop_counter() -> FlopCounterMode:
+        counters.append(FlopCounterMode(display=False))
+        return counters[-1]
+
+    try:
+        return count_ops(model, input_shape, flop_counter), counters[-1]
+    except ModelError:
+        return count_ops(model, input_shape), None  # a failure of the model itself raises here again
 
 
 def check_macs_claim(audit: MacAudit, expect: int) -> str | None:
-    """None when the claimed MACs per image match ours; else one line with the difference and the likely slip."""
-    if expect == audit.total:
+    """None when the claimed MACs per image match ours; else one line with the difference and the likely slip.
+    A claim without the batch-norm multiply-adds (how torchvision publishes its figures) is accepted by
+    `macs_claim_note`, not here."""
+    if expect in (audit.total, audit.total - audit.batchnorm_macs):
         return None
     hints = [
         (2 * audit.total, "that is FLOPs: 2 × MACs"),  # the first that fits explains the claim
         (audit.total + audit.bias_adds, "that is ours + the bias additions, as torchinfo counts"),
         (audit.torchinfo_mult_adds, "that is torchinfo's mult-adds, counted by its own rule"),
+        (2 * (audit.total - audit.batchnorm_macs), "that is FLOPs without BatchNorm: 2 × MACs"),
     ]
     hint = next((f" ({why})" for value, why in hints if value == expect), "")
     return f"claimed {_n(expect)} MACs, counted {_n(audit.total)} ({audit.total - expect:+,} difference){hint}"
+
+
+def macs_claim_note(audit: MacAudit, expect: int) -> str | None:
+    """The one line that says a claim holds only without BatchNorm (accepted: published figures leave it out)."""
+    if not audit.batchnorm_macs or expect != audit.total - audit.batchnorm_macs or expect == audit.total:
+        return None
+    return (
+        f"claimed {_n(expect)} MACs = ours {_n(audit.total)} without the {_n(audit.batchnorm_macs)} BatchNorm "
+        "multiply-adds (one per element at inference), which published figures leave out: accepted"
+    )
 
 
 # --------------------------------------------------------------------------- latency and size
@@ -423,94 +410,67 @@ def measure_cost(
 # --------------------------------------------------------------------------- formatting
 
 
-def _grouped(layers: list[LayerMacs], value: Callable[[list[LayerMacs]], str]) -> str:
-    """Layers by type, in order: one layer by name ("bn1 (BatchNorm2d, …)"), several as "20 BatchNorm2d layers
-    (…)" — a ResNet lists 20 BatchNorms; the JSON keeps every name."""
-    by_type: dict[str, list[LayerMacs]] = defaultdict(list)
-    for layer in layers:
-        by_type[layer.type].append(layer)
+def _not_checked(check: CrossCheck) -> str:
+    """Why part of our count went unchecked, layers of one type and reason together ("20 BatchNorm2d layers
+    (2,483,712 MACs): …"); "" when the check saw everything."""
+    if check.figure < 0:
+        return check.error
+    groups: dict[tuple[str, str], list[Unchecked]] = defaultdict(list)
+    for entry in check.not_checked:
+        groups[(entry.type, entry.why)].append(entry)
     parts = []
-    for kind, group in by_type.items():
-        names = {layer.name for layer in group}
-        who = f"{group[0].name or '(root)'} ({kind}, " if len(names) == 1 else f"{len(names)} {kind} layers ("
-        parts.append(f"{who}{value(group)})")
-    return ", ".join(parts)
+    for (kind, why), entries in groups.items():
+        names = dict.fromkeys(entry.name for entry in entries)
+        who = f"{next(iter(names))} ({kind}, " if len(names) == 1 else f"{len(names)} {kind} layers ("
+        parts.append(f"{who}{_n(sum(entry.macs for entry in entries))} MACs): {why}")
+    return "; ".join(parts)
 
 
-def _macs_of(group: list[LayerMacs]) -> str:
-    return f"{_n(sum(layer.macs for layer in group))} MACs"
-
-
-def _flop_counter_text(audit: MacAudit) -> str:
-    if audit.flop_counter_flops < 0:
-        return "unavailable"
-    compared = audit.flop_counter_compared_macs
-    if not audit.matches_flop_counter:
-        disagree = set(audit.flop_counter_disagrees)
-        problems = (
-            [f"layers where it differs: {_grouped([x for x in audit.layers if x.name in disagree], _flops_of(audit))}"]
-            if disagree
-            else []
-        )
-        if audit.flop_counter_outside_layers:
-            problems.append(f"{_n(audit.flop_counter_outside_layers)} FLOPs outside any layer")
-        text = (
-            f"{_n(audit.flop_counter_flops)} FLOPs ✗ MISMATCH (2 × ours would be {_n(2 * compared)}; "
-            f"{'; '.join(problems)})"
-        )
-    elif compared:
-        text = f"{_n(audit.flop_counter_flops)} FLOPs ✓ (= 2 × the {_n(compared)} MACs of the layers both count)"
+def _check_text(check: CrossCheck, unit: str, factor: int, total: int) -> str:
+    """One line: ✓ only for what the check saw and confirmed; ✗ with the places it disagrees; "not checked" and
+    why for the rest."""
+    if check.figure < 0:
+        return f"not checked ({check.error})"
+    figure = f"{_n(check.figure)}{unit}"
+    if check.disagree:
+        verdict = f"{figure} ✗ MISMATCH ({'; '.join(check.disagree)})"
+    elif check.checked_macs:
+        ours = f"{factor} × " if factor > 1 else ""
+        verdict = f"{figure} ✓ for the {_n(check.checked_macs)} MACs it can see (it counts {ours}ours)"
+    elif total:
+        return f"{figure}, not checked: {_not_checked(check)}"
     else:
-        text = f"{_n(audit.flop_counter_flops)} FLOPs ✓ (it counts none of these layers either)"
-    ignores = set(audit.flop_counter_ignores)
-    return text + (
-        f"; it ignores {_grouped([x for x in audit.layers if x.name in ignores], _macs_of)}" if ignores else ""
-    )
-
-
-def _flops_of(audit: MacAudit) -> Callable[[list[LayerMacs]], str]:
-    def value(group: list[LayerMacs]) -> str:
-        flops = sum(audit.flop_counter_layers.get(name, 0) for name in {layer.name for layer in group})
-        return f"{_n(flops)} FLOPs, ours {_macs_of(group)}"
-
-    return value
-
-
-def _torchinfo_value(group: list[LayerMacs]) -> str:
-    return f"as {_n(sum(layer.torchinfo_expected for layer in group))}, ours {_macs_of(group)}"
-
-
-def _torchinfo_text(audit: MacAudit) -> str:
-    if audit.torchinfo_mult_adds < 0:
-        return "unavailable"
-    verdict = (
-        "✓" if audit.matches_torchinfo else f"✗ MISMATCH (its rule on our layers gives {_n(audit.torchinfo_expected)})"
-    )
-    differs = audit.torchinfo_differs
-    bias_adds = sum(layer.bias_adds for layer in audit.layers if layer not in differs)
-    why = [f"torchinfo also counts the {_n(bias_adds)} bias additions"] if bias_adds else []
-    if differs:
-        why.append(f"it counts {_grouped(differs, _torchinfo_value)}")
-    return f"{_n(audit.torchinfo_mult_adds)} {verdict}" + (f" ({'; '.join(why)})" if why else "")
+        verdict = f"{figure} (no multiply-adds to check)"
+    return verdict + (f"; not checked: {_not_checked(check)}" if check.unchecked_macs else "")
 
 
 def cross_check_text(audit: MacAudit) -> tuple[str, str]:
     """The two cross-checks as one-line verdicts (FlopCounterMode, torchinfo), in English."""
-    return _flop_counter_text(audit), _torchinfo_text(audit)
+    flop = _check_text(audit.flop_counter, " FLOPs", 2, audit.total)
+    info = _check_text(audit.torchinfo, "", 1, audit.total)
+    if audit.torchinfo.checked_macs and not audit.torchinfo.disagree:
+        info = info.replace("(it counts ours)", "(it counts ours + their bias additions)")
+    return flop, info
 
 
 def format_macs(audit: MacAudit, label: str = "", fmt: str = "table") -> str:
-    """Layer, type, formula, MACs; then totals and both cross-checks, as a console `table` or `markdown`."""
+    """Layer, type, formula, MACs; then totals, findings and both cross-checks, as a console `table` or
+    `markdown`."""
     rows = [
-        (layer.name or "(root)", layer.type, layer.formula or f"– ({layer.note})", _n(layer.macs) if layer.macs else "")
+        (
+            (layer.name or "(root)") + (" (forward)" if layer.forward else ""),
+            layer.type,
+            layer.formula or f"– ({layer.note})",
+            _n(layer.macs) if layer.macs else "",
+        )
         for layer in audit.layers
     ]
     flop, info = cross_check_text(audit)
-    summary = [
-        f"total MACs per image: {_n(audit.total)} (= {_n(2 * audit.total)} FLOPs)",
-        f"FlopCounterMode: {flop}",
-        f"torchinfo mult-adds: {info}",
-    ]
+    summary = [f"total MACs per image: {_n(audit.total)} (= {_n(2 * audit.total)} FLOPs)"]
+    if audit.batchnorm_macs:
+        summary[0] += f"; without BatchNorm {_n(audit.total - audit.batchnorm_macs)}"
+    summary += [f"finding: {layer.name or '(root)'} ({layer.type}): {layer.note}" for layer in audit.findings]
+    summary += [f"FlopCounterMode: {flop}", f"torchinfo mult-adds: {info}"]
     title = f"MACs{f' of {label}' if label else ''} ({CONVENTION})"
     if fmt == "markdown":
         return _macs_markdown(title, rows, summary)

@@ -1,0 +1,198 @@
+"""Two independent checks of counted multiply-adds, each saying what it could not see rather than passing it.
+
+FlopCounterMode (torch.utils.flop_counter) runs in the same pass below our counter, so it sees the same
+decomposed ops, and counts them with its own formulas and its own module tracking: per op and per layer
+its FLOPs must be 2 × our MACs. Ops it has no formula for (batch norm, an LSTM layer on the CPU, attention
+on the CPU) are "not checked", with the op and the layer named.
+
+torchinfo charges each layer its parameters × output positions (Conv*) or × the first output dimension (other
+layers). That rule measures the work of a convolution, of a Linear over a batch of vectors and of an RNN
+layer (then it equals our MACs plus the bias additions); for every other layer it measures parameters, not
+work, so those layers are "not checked" and say why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from reportgen.measure.op_counts import ModuleCall, ops_by_name, run_shapes_first
+
+
+@dataclass
+class Unchecked:
+    """Our MACs in one layer that a check cannot see, and why."""
+
+    name: str
+    type: str
+    macs: int
+    why: str
+
+
+@dataclass
+class CrossCheck:
+    """One independent check: its figure, what it confirmed, where it disagrees and what it could not see."""
+
+    figure: int  # per image: FLOPs (FlopCounterMode) or mult-adds (torchinfo); -1 when it could not run
+    checked_macs: int = 0  # our MACs it saw and compared
+    disagree: list[str] = field(default_factory=list)  # "0 (TwiceLinear): it 144, ours 2 × 72"
+    not_checked: list[Unchecked] = field(default_factory=list)
+    error: str = ""  # why it could not run
+
+    @property
+    def matches(self) -> bool:
+        return self.figure >= 0 and not self.disagree
+
+    @property
+    def unchecked_macs(self) -> int:
+        return sum(entry.macs for entry in self.not_checked)
+
+    def unchecked(self, macs: int, call: ModuleCall, why: str) -> None:
+        self.not_checked.append(Unchecked(call.name or "(root)", type(call.module).__name__, macs, why))
+
+
+def _n(value: int) -> str:
+    return f"{value:,}"
+
+
+def _label(call: ModuleCall) -> str:
+    return f"{call.name or '(root)'} ({type(call.module).__name__}"
+
+
+def _by_module(calls: list[ModuleCall]) -> dict[int, list[ModuleCall]]:
+    grouped: dict[int, list[ModuleCall]] = defaultdict(list)
+    for call in calls:
+        grouped[id(call.module)].append(call)
+    return grouped
+
+
+# --------------------------------------------------------------------------- FlopCounterMode
+
+
+def flop_counter_check(counter: Any, model: nn.Module, calls: list[ModuleCall]) -> CrossCheck:
+    """Compare FlopCounterMode's per-op and per-layer FLOPs with 2 × our MACs of the ops it has formulas for."""
+    if counter is None:
+        return CrossCheck(-1, error="FlopCounterMode could not run on this model")
+    counts = counter.get_flop_counts()
+    known = {packet.__name__ for packet in counter.flop_registry}
+    check = CrossCheck(int(counter.get_total_flops()))
+    theirs = {packet.__name__: int(flops) for packet, flops in counts.get("Global", {}).items()}
+    ours = {op: macs for op, macs in ops_by_name(calls).items() if op in known}
+    for op in sorted(set(theirs) | set(ours)):
+        if theirs.get(op, 0) != 2 * ours.get(op, 0):
+            check.disagree.append(f"aten.{op}: {_n(theirs.get(op, 0))} FLOPs, ours 2 × {_n(ours.get(op, 0))}")
+    per_layer = _flop_counter_layers(counts, model)
+    for group in _by_module(calls).values():
+        seen = sum(op.macs for call in group for op in call.ops if op.op in known)
+        unseen = sorted({op.op for call in group for op in call.ops if op.op not in known})
+        if unseen:
+            macs = sum(op.macs for call in group for op in call.ops if op.op not in known)
+            ops = ", ".join(
+                "aten." + op if op != "frozen_batch_norm" else "elementwise x·scale + shift" for op in unseen
+            )
+            check.unchecked(macs, group[0], f"no formula for {ops}")
+        check.checked_macs += seen
+        flops = per_layer.get(id(group[0].module), 0)
+        if all(call.leaf for call in group) and flops != 2 * seen:  # a parent's figure includes its children
+            check.disagree.append(f"{_label(group[0])}): {_n(flops)} FLOPs, ours 2 × {_n(seen)}")
+    return check
+
+
+def _flop_counter_layers(counts: dict[str, dict[Any, int]], model: nn.Module) -> dict[int, int]:
+    """FlopCounterMode's FLOPs per module (its keys are "ResNet.layer1.0.conv1"), by identity: a module reached
+    under two names is one module whichever name it was tracked under."""
+    root, by_name = type(model).__name__, dict(model.named_modules(remove_duplicate=False))
+    flops: dict[int, int] = {}
+    for key, ops in counts.items():
+        name = "" if key == root else key.removeprefix(root + ".")
+        if name in by_name and (key == root or key.startswith(root + ".")):
+            flops[id(by_name[name])] = max(flops.get(id(by_name[name]), 0), int(sum(ops.values())))
+    return flops
+
+
+# --------------------------------------------------------------------------- torchinfo
+
+
+def torchinfo_layers(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[int, int], dict[int, list], int]:
+    """torchinfo's mult-adds per leaf module (by identity, summed over calls), each module's first output size,
+    and its total, for one image: the rule run on shapes only. Raises what torchinfo raises."""
+    import torchinfo
+
+    stats: list[Any] = []
+
+    def summary(x: torch.Tensor) -> None:
+        stats.append(
+            torchinfo.summary(model, input_data=x, verbose=0, device=x.device, mode="eval")
+        )  # the caller restores each module's mode
+
+    run_with_input(model, input_shape, summary)
+    macs: dict[int, int] = defaultdict(int)
+    sizes: dict[int, list] = {}
+    for info in stats[-1].summary_list:
+        if info.is_leaf_layer:
+            macs[id(info.module)] += int(info.macs)
+        sizes.setdefault(id(info.module), list(info.output_size))
+    return dict(macs), sizes, int(stats[-1].total_mult_adds)
+
+
+def run_with_input(model: nn.Module, input_shape: tuple[int, ...], use: Callable[[torch.Tensor], None]) -> None:
+    """`use(x)` for one input of `input_shape` that a tool runs through the model itself: a fake (shapes-only)
+    input first, a real one when the forward reads values."""
+    calls: list[torch.Tensor] = []
+
+    class Capture(nn.Module):  # run_shapes_first builds the input; this hands it to the tool instead
+        def forward(self, x: torch.Tensor) -> None:
+            calls.append(x)
+            use(x)
+
+    capture = Capture().to(next((t.device for t in model.parameters()), torch.device("cpu")))
+    run_shapes_first(capture, input_shape, 1)
+
+
+def _blind_spot(module: nn.Module, size: list) -> str:
+    """Why torchinfo's rule does not measure this layer's work ("" when it does)."""
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "" if not module.transposed else "its rule charges every weight at every output position"
+    if isinstance(module, nn.Linear):
+        rows = math.prod(size[:-1]) if size else 0
+        return "" if size and rows == size[0] else f"its rule counts a Linear once per first dimension ({size[0]})"
+    if isinstance(module, nn.RNNBase):
+        return ""
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        return "its rule counts BatchNorm's parameters, not its elements"
+    return "its rule counts this layer's parameters, not the work it does"
+
+
+def torchinfo_check(
+    model: nn.Module, input_shape: tuple[int, ...], calls: list[ModuleCall], run: bool = True
+) -> CrossCheck:
+    """Per layer: where torchinfo's rule measures work it must equal our MACs plus the bias additions."""
+    if not run:
+        return CrossCheck(-1, error="skipped: torchinfo failed on this model in the parameter audit")
+    try:
+        theirs, sizes, total = torchinfo_layers(model, input_shape)
+    except Exception as exc:  # noqa: BLE001 — the audit stands without this check; it says why
+        return CrossCheck(-1, error=" ".join(str(exc).split())[:200] or type(exc).__name__)
+    check = CrossCheck(total)
+    for key, group in _by_module(calls).items():
+        macs, bias = sum(call.macs for call in group), sum(call.bias_adds for call in group)
+        if not macs:
+            continue
+        blind = (
+            _blind_spot(group[0].module, sizes.get(key, []))
+            if key in theirs
+            else "it counts leaf layers only, not work in a forward"
+        )
+        if blind:
+            check.unchecked(macs, group[0], blind)
+        elif theirs[key] != macs + bias:
+            check.disagree.append(f"{_label(group[0])}): {_n(theirs[key])}, ours {_n(macs)} + {_n(bias)} bias")
+        else:
+            check.checked_macs += macs
+    return check

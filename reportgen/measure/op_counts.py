@@ -1,0 +1,332 @@
+"""Multiply-adds counted from the ops a forward pass really runs, each attributed to the module that ran it.
+
+A TorchDispatchMode sees every aten op of one forward on real shapes (matrix products, convolutions,
+scaled-dot-product attention, RNN layers and cells, batch norm at inference) and turns each into MACs by
+the op's own formula; composite ops (linear, matmul, einsum, lstm on some paths…) are decomposed first, so
+only the ops that do the work are counted. Global module hooks keep a stack of the model's modules, keyed
+by identity, so a module reached under two names is one module, a scripted submodule called from Python is
+one row, and work in a `forward` outside any child layer is its parent's own row.
+
+    calls = count_ops(model, (1, 28, 28))           # [ModuleCall], in the order the calls finished
+
+The pass runs on shapes only (fake tensors: no arithmetic, seconds even for a ResNet-50); a forward whose
+control flow reads values (a detection head's NMS, `if x.sum() > 0`) runs again on real values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from reportgen.errors import ModelError
+
+aten = torch.ops.aten
+# (MACs, bias additions, formula such as "10·64·192") of one op from its arguments by name and its output
+Handler = Callable[[dict[str, Any], Any], tuple[int, int, str]]
+_HANDLERS: dict[Any, Handler] = {}
+
+
+def _handles(*packets: Any) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for packet in packets:
+            _HANDLERS[packet] = handler
+        return handler
+
+    return register
+
+
+def _dot(*values: int) -> str:
+    return "·".join(str(int(v)) for v in values)
+
+
+def _rows(tensor: torch.Tensor) -> int:
+    """How many vectors of the last dimension a tensor holds: every leading dimension counts (tokens, frames,
+    proposals, time steps), not only the first."""
+    return tensor.numel() // tensor.shape[-1] if tensor.dim() else 1
+
+
+@_handles(aten.mm, aten.addmm, aten._addmm_activation)
+def _mm(a: dict[str, Any], out: Any) -> tuple[int, int, str]:
+    m, k = a["mat1" if "mat1" in a else "self"].shape
+    n = a["mat2"].shape[1]
+    return m * k * n, out.numel() if "mat1" in a else 0, _dot(m, k, n)
+
+
+@_handles(aten.bmm, aten.baddbmm, aten.addbmm)
+def _bmm(a: dict[str, Any], out: Any) -> tuple[int, int, str]:
+    b, m, k = a["batch1" if "batch1" in a else "self"].shape
+    n = a["batch2" if "batch2" in a else "mat2"].shape[2]
+    return b * m * k * n, out.numel() if "batch1" in a else 0, _dot(b, m, k, n)
+
+
+@_handles(aten.mv, aten.addmv)
+def _mv(a: dict[str, Any], out: Any) -> tuple[int, int, str]:
+    m, k = a.get("mat", a["self"]).shape
+    return m * k, out.numel() if "mat" in a else 0, _dot(m, k)
+
+
+@_handles(aten.dot, aten.vdot)
+def _vector_dot(a: dict[str, Any], _out: Any) -> tuple[int, int, str]:
+    return a["self"].numel(), 0, _dot(a["self"].numel())
+
+
+@_handles(aten.convolution, aten._convolution)
+def _convolution(a: dict[str, Any], out: Any) -> tuple[int, int, str]:
+    x, weight = a["input"], a["weight"]
+    # every output position is a dot product over the weight's in/groups·k taps of each output channel; a
+    # transposed convolution spreads every input position over its taps instead
+    positions = x.shape[2:] if a["transposed"] else out.shape[2:]
+    macs = x.shape[0] * math.prod(positions) * weight.numel()
+    bias = out.numel() if a["bias"] is not None else 0
+    return macs, bias, f"{_dot(x.shape[0], *positions)}·({_dot(*weight.shape)})"
+
+
+@_handles(
+    aten._scaled_dot_product_flash_attention_for_cpu,
+    aten._scaled_dot_product_flash_attention,
+    aten._scaled_dot_product_efficient_attention,
+    aten._scaled_dot_product_cudnn_attention,
+    aten._scaled_dot_product_fused_attention_overrideable,
+)
+def _attention(a: dict[str, Any], _out: Any) -> tuple[int, int, str]:
+    q, k, v = a["query"], a["key"], a["value"]
+    heads, length, width = math.prod(q.shape[:-2]), q.shape[-2], q.shape[-1]
+    keys, value_width = k.shape[-2], v.shape[-1]
+    macs = heads * length * keys * (width + value_width)  # scores q·kᵀ, then weights·v
+    return macs, 0, f"{_dot(heads, length, keys)}·({width} + {value_width})"
+
+
+def _batch_norm(a: dict[str, Any], _out: Any, training: bool) -> tuple[int, int, str]:
+    if training:  # statistics of the batch: not the inference convention, not multiply-adds
+        return 0, 0, ""
+    x = a["input"]
+    return x.numel(), 0, _dot(*x.shape)
+
+
+@_handles(aten.native_batch_norm, aten._native_batch_norm_legit, aten.cudnn_batch_norm, aten.miopen_batch_norm)
+def _batch_norm_maybe_training(a: dict[str, Any], out: Any) -> tuple[int, int, str]:
+    return _batch_norm(a, out, bool(a["training"]))
+
+
+@_handles(aten._native_batch_norm_legit_no_training)
+def _batch_norm_inference(a: dict[str, Any], out: Any) -> tuple[int, int, str]:
+    return _batch_norm(a, out, False)
+
+
+def _recurrent(steps: int, weights: list[torch.Tensor]) -> tuple[int, int, str]:
+    """Every time step of every row multiplies the input and the hidden state by each weight matrix (and the
+    projection, if any); gate nonlinearities and the cell update are elementwise, like activations."""
+    matrices = [w for w in weights if w is not None and w.dim() == 2]
+    biases = [w for w in weights if w is not None and w.dim() == 1]
+    per_step = sum(w.numel() for w in matrices)
+    terms = " + ".join(_dot(*w.shape) for w in matrices)
+    return steps * per_step, steps * sum(b.numel() for b in biases), f"{steps}·({terms})"
+
+
+@_handles(aten.lstm, aten.gru, aten.rnn_tanh, aten.rnn_relu)
+def _rnn(a: dict[str, Any], _out: Any) -> tuple[int, int, str]:
+    return _recurrent(_rows(a["input"] if "input" in a else a["data"]), list(a["params"]))
+
+
+@_handles(aten.mkldnn_rnn_layer)
+def _mkldnn_rnn_layer(a: dict[str, Any], _out: Any) -> tuple[int, int, str]:
+    weights = [a["weight0"], a["weight1"]] + ([a["weight2"], a["weight3"]] if a["has_biases"] else [])
+    return _recurrent(_rows(a["input"]), weights)
+
+
+@_handles(aten._cudnn_rnn, aten.miopen_rnn)
+def _fused_rnn(a: dict[str, Any], _out: Any) -> tuple[int, int, str]:
+    return _recurrent(_rows(a["input"]), list(a["weight"]))
+
+
+@_handles(aten.lstm_cell, aten.gru_cell, aten.rnn_tanh_cell, aten.rnn_relu_cell)
+def _cell(a: dict[str, Any], _out: Any) -> tuple[int, int, str]:
+    return _recurrent(_rows(a["input"]), [a["w_ih"], a["w_hh"], a.get("b_ih"), a.get("b_hh")])
+
+
+# Ops that do multiply-adds reportgen has no formula for: shown on their layer's row, never silently zero.
+UNCOUNTED = {
+    aten._trilinear: "a bilinear form",
+    aten._native_multi_head_attention: "the fused attention fast path",
+    aten._transformer_encoder_layer_fwd: "the fused encoder-layer fast path",
+    aten.linalg_solve_ex: "a linear solve",
+}
+
+
+def _frozen_batch_norm(module: nn.Module) -> bool:
+    """torchvision's and timm's FrozenBatchNorm2d: BatchNorm at inference written as elementwise ops."""
+    buffers = dict(module.named_buffers(recurse=False))
+    return "FrozenBatchNorm" in type(module).__name__ and {"running_mean", "running_var"} <= buffers.keys()
+
+
+@dataclass
+class OpCount:
+    op: str  # aten op, without overload: "addmm", "convolution", "mkldnn_rnn_layer"
+    macs: int
+    bias_adds: int
+    formula: str  # "10·64·192": the product this op computes, per the op's shapes
+
+
+@dataclass
+class ModuleCall:
+    """What one call of a module computed itself, outside the calls of its child modules."""
+
+    name: str  # canonical (first) name from named_modules(); "" for the root
+    module: nn.Module
+    ops: list[OpCount] = field(default_factory=list)
+    uncounted: list[str] = field(default_factory=list)  # "aten._trilinear (a bilinear form)"
+    leaf: bool = True  # no child module of the model ran inside this call
+    input_shape: tuple[int, ...] = ()  # of its first tensor argument
+    output: Any = None  # the call's output (fake tensors in a shapes-only pass), for formulas and shapes
+
+    @property
+    def macs(self) -> int:
+        return sum(op.macs for op in self.ops)
+
+    @property
+    def bias_adds(self) -> int:
+        return sum(op.bias_adds for op in self.ops)
+
+
+class _Counter(TorchDispatchMode):
+    """Counts each op on the module call at the top of the stack that the hooks keep."""
+
+    def __init__(self, stack: list[ModuleCall]) -> None:
+        super().__init__()
+        self.stack = stack
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        handler = _HANDLERS.get(func.overloadpacket)
+        if handler is None and func.overloadpacket not in UNCOUNTED:
+            with self:  # a composite op: count the ops it is made of, which come back through this mode
+                decomposed = func.decompose(*args, **kwargs)
+            if decomposed is not NotImplemented:
+                return decomposed
+        out = func(*args, **kwargs)
+        if self.stack and handler is not None:
+            named = dict(zip((arg.name for arg in func._schema.arguments), args)) | kwargs
+            macs, bias_adds, formula = handler(named, out[0] if isinstance(out, (tuple, list)) else out)
+            if macs or bias_adds:
+                self.stack[-1].ops.append(OpCount(func.overloadpacket.__name__, macs, bias_adds, formula))
+        elif self.stack and func.overloadpacket in UNCOUNTED:
+            self.stack[-1].uncounted.append(f"aten.{func.overloadpacket.__name__} ({UNCOUNTED[func.overloadpacket]})")
+        return out
+
+
+@contextmanager
+def _module_stack(model: nn.Module, calls: list[ModuleCall], stack: list[ModuleCall]) -> Iterator[None]:
+    """Global forward hooks (they also fire for a scripted submodule called from Python, where per-module hooks
+    are refused), restricted to the model's own modules by identity."""
+    names: dict[int, str] = {}
+    for name, module in model.named_modules():
+        names.setdefault(id(module), name)
+
+    def before(module: nn.Module, args: Any) -> None:
+        if id(module) in names:
+            if stack:
+                stack[-1].leaf = False
+            first = next((tuple(arg.shape) for arg in args if isinstance(arg, torch.Tensor)), ())
+            stack.append(ModuleCall(names[id(module)], module, input_shape=first))
+
+    def after(module: nn.Module, _args: Any, output: Any) -> None:
+        if stack and stack[-1].module is module:
+            call = stack.pop()
+            call.output = output
+            calls.append(call)
+
+    hooks = nn.modules.module
+    handles = [hooks.register_module_forward_pre_hook(before), hooks.register_module_forward_hook(after)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _fake_mode() -> Any:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    return FakeTensorMode(allow_non_fake_inputs=True)  # the model's own parameters stay real, untouched
+
+
+@contextmanager
+def without_fast_paths() -> Iterator[None]:
+    """MultiheadAttention and TransformerEncoderLayer take fused kernels at inference; the unfused path runs
+    the same products as separate ops, so each is counted (and visible to FlopCounterMode)."""
+    enabled = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(enabled)
+
+
+def run_shapes_first(
+    model: nn.Module, input_shape: tuple[int, ...], batch: int, inner: Callable[[], Any] = nullcontext
+) -> Any:
+    """One forward of `batch` inputs under `inner()` (extra dispatch modes, hooks): on shapes only first, on
+    real values when the model's forward reads values. Returns the output; the model's failure propagates."""
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
+    fake = _fake_mode()
+    try:
+        with fake:
+            x = torch.zeros(batch, *input_shape, device=device)
+        with fake, inner(), torch.no_grad():
+            return model(x)
+    except Exception:  # noqa: BLE001 — it reads values (NMS, `if x.sum() > 0`) or fails: the real run decides
+        with torch.random.fork_rng(devices=[]), inner(), torch.no_grad():
+            return model(torch.randn(batch, *input_shape, device=device))
+
+
+def count_ops(
+    model: nn.Module, input_shape: tuple[int, ...], also: Callable[[], Any] = nullcontext
+) -> list[ModuleCall]:
+    """Every module call of one forward on one input of `input_shape` (the model already in eval mode), with
+    the ops it ran itself. `also()`: another counter to run in the same pass (FlopCounterMode), below ours, so
+    it sees the same decomposed ops. A forward that cannot run raises ModelError naming the layer."""
+    calls: list[ModuleCall] = []
+    stack: list[ModuleCall] = []
+
+    @contextmanager
+    def counting() -> Iterator[None]:
+        calls.clear()
+        stack.clear()
+        with without_fast_paths(), also(), _module_stack(model, calls, stack), _Counter(stack):
+            yield
+
+    try:
+        run_shapes_first(model, input_shape, 1, counting)
+    except Exception as exc:
+        where = stack[-1] if stack else None
+        layer = f"layer '{where.name or '(root)'}' ({type(where.module).__name__})" if where else "the model"
+        reason = " ".join(str(exc).split())[:300] or type(exc).__name__
+        raise ModelError(f"cannot count the multiply-adds of {layer}: {type(exc).__name__}: {reason}") from exc
+    _add_frozen_batch_norm(calls)
+    return calls
+
+
+def _add_frozen_batch_norm(calls: list[ModuleCall]) -> None:
+    """FrozenBatchNorm2d is BatchNorm at inference written as x·scale + shift: one multiply-add per element, as
+    the batch-norm op is counted (its per-channel scale and shift are elementwise work, not MACs)."""
+    for call in calls:
+        if _frozen_batch_norm(call.module) and isinstance(call.output, torch.Tensor):
+            shape = call.output.shape
+            call.ops.append(OpCount("frozen_batch_norm", call.output.numel(), 0, _dot(*shape)))
+
+
+def ops_by_name(calls: list[ModuleCall]) -> dict[str, int]:
+    """MACs per aten op over all calls: what FlopCounterMode's own per-op totals are compared with."""
+    totals: dict[str, int] = defaultdict(int)
+    for call in calls:
+        for op in call.ops:
+            totals[op.op] += op.macs
+    return dict(totals)
