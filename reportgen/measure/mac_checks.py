@@ -119,40 +119,46 @@ def _flop_counter_layers(counts: dict[str, dict[Any, int]], model: nn.Module) ->
 # --------------------------------------------------------------------------- torchinfo
 
 
-def torchinfo_layers(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[int, int], dict[int, list], int]:
-    """torchinfo's mult-adds per leaf module (by identity, summed over calls), each module's first output size,
-    and its total, for one image: the rule run on shapes only. Raises what torchinfo raises."""
+def torchinfo_summary(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1) -> Any:
+    """torchinfo's summary of a forward on `batch` inputs, run on shapes only when the forward allows (real values
+    otherwise), the model in whatever mode the caller set. Raises what torchinfo raises."""
     import torchinfo
 
     stats: list[Any] = []
 
     def summary(x: torch.Tensor) -> None:
-        stats.append(
-            torchinfo.summary(model, input_data=x, verbose=0, device=x.device, mode="eval")
-        )  # the caller restores each module's mode
+        # mode "eval" sets the model to eval and back with model.train(): the caller restores each module's mode
+        stats.append(torchinfo.summary(model, input_data=x, verbose=0, device=x.device, mode="eval"))
 
-    run_with_input(model, input_shape, summary)
+    run_with_input(model, input_shape, summary, batch)
+    return stats[-1]
+
+
+def torchinfo_layers(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[dict[int, int], dict[int, list], int]:
+    """torchinfo's mult-adds per leaf module (by identity, summed over calls), each module's first output size,
+    and its total, for one image."""
+    stats = torchinfo_summary(model, input_shape)
     macs: dict[int, int] = defaultdict(int)
     sizes: dict[int, list] = {}
-    for info in stats[-1].summary_list:
+    for info in stats.summary_list:
         if info.is_leaf_layer:
             macs[id(info.module)] += int(info.macs)
         sizes.setdefault(id(info.module), list(info.output_size))
-    return dict(macs), sizes, int(stats[-1].total_mult_adds)
+    return dict(macs), sizes, int(stats.total_mult_adds)
 
 
-def run_with_input(model: nn.Module, input_shape: tuple[int, ...], use: Callable[[torch.Tensor], None]) -> None:
-    """`use(x)` for one input of `input_shape` that a tool runs through the model itself: a fake (shapes-only)
-    input first, a real one when the forward reads values."""
-    calls: list[torch.Tensor] = []
+def run_with_input(
+    model: nn.Module, input_shape: tuple[int, ...], use: Callable[[torch.Tensor], None], batch: int = 1
+) -> None:
+    """`use(x)` for an input of `batch` × `input_shape` that a tool runs through the model itself: a fake
+    (shapes-only) input first, a real one when the forward reads values."""
 
     class Capture(nn.Module):  # run_shapes_first builds the input; this hands it to the tool instead
         def forward(self, x: torch.Tensor) -> None:
-            calls.append(x)
             use(x)
 
-    capture = Capture().to(next((t.device for t in model.parameters()), torch.device("cpu")))
-    run_shapes_first(capture, input_shape, 1)
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
+    run_shapes_first(Capture(), input_shape, batch, device=device)
 
 
 def _blind_spot(module: nn.Module, size: list) -> str:

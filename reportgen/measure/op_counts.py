@@ -271,11 +271,16 @@ def without_fast_paths() -> Iterator[None]:
 
 
 def run_shapes_first(
-    model: nn.Module, input_shape: tuple[int, ...], batch: int, inner: Callable[[], Any] = nullcontext
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch: int,
+    inner: Callable[[], Any] = nullcontext,
+    device: torch.device | None = None,
 ) -> Any:
-    """One forward of `batch` inputs under `inner()` (extra dispatch modes, hooks): on shapes only first, on
-    real values when the model's forward reads values. Returns the output; the model's failure propagates."""
-    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
+    """One forward of `batch` inputs (on `device`, else the model's) under `inner()` (extra dispatch modes,
+    hooks): on shapes only first, on real values when the model's forward reads values. Returns the output;
+    the model's failure propagates."""
+    device = device or next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
     fake = _fake_mode()
     try:
         with fake:

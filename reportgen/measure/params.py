@@ -303,6 +303,8 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
 
     handles = []
     for module in model.modules():
+        if isinstance(module, torch.jit.ScriptModule):
+            continue  # hooks are refused on scripted submodules; their parent names the place of a failure
         handles.append(module.register_forward_pre_hook(pre_hook))
         handles.append(module.register_forward_hook(post_hook))
     device = model_device(model)
@@ -320,9 +322,11 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
         if (where is model or any(where.children())) and last_done and last_done[0] is not where:
             done = last_done[0]
             after = f", after layer '{names.get(id(done), '') or '(root)'}' ({type(done).__name__}),"
+        expected = getattr(model, "_reportgen_expected_input", None)
+        published = f" (it was published for {shape_text(expected)})" if expected else ""
         raise ModelError(
             f"model {model_name}: forward fails at layer '{label}' ({type(where).__name__}){after} "
-            f"for input {shape_text(input_shape)}: {reason}"
+            f"for input {shape_text(input_shape)}{published}: {reason}"
         ) from exc
     finally:
         for handle in handles:
@@ -333,17 +337,15 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
 def _torchinfo(
     model: nn.Module, input_shape: tuple[int, ...], batch: int
 ) -> tuple[dict[int, list[int]], int, str, int]:
-    """({id(module): output size}, total params, error text, mult-adds per image) from torchinfo; never raises."""
-    try:
-        import torchinfo
+    """({id(module): output size}, total params, error text, mult-adds per image) from torchinfo; never raises.
+    Both passes run on shapes only where the forward allows. Mult-adds come from a pass on one image: its
+    figure need not scale with the batch (a sequence-first layer's first dimension is time), so a batch's
+    figure divided by the batch would be wrong."""
+    from reportgen.measure.mac_checks import torchinfo_summary
 
-        stats = torchinfo.summary(
-            model,
-            input_size=(batch, *input_shape),
-            verbose=0,
-            device=model_device(model),
-            col_names=("output_size", "num_params"),
-        )
+    try:
+        stats = torchinfo_summary(model, input_shape, batch)
+        mult_adds = int(torchinfo_summary(model, input_shape, 1).total_mult_adds)
     except Exception as exc:  # noqa: BLE001 - the audit still stands without the cross-check
         return {}, -1, " ".join(str(exc).split())[:300] or type(exc).__name__, 0
     shapes: dict[int, list[int]] = {}
@@ -353,14 +355,7 @@ def _torchinfo(
             shapes[key] = (
                 [int(d) for d in info.output_size] if all(isinstance(d, int) for d in info.output_size) else None
             )
-    return shapes, int(stats.total_params), "", int(stats.total_mult_adds) // batch
-
-
-def measure_torchinfo_mult_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
-    """torchinfo's mult-adds for one image in eval mode (-1 when torchinfo fails); RNG and modes untouched."""
-    with torch.random.fork_rng(devices=[]), evaluating(model):  # torchinfo feeds random input
-        _shapes, total, _error, mult_adds = _torchinfo(model, tuple(input_shape), 1)
-    return mult_adds if total >= 0 else -1
+    return shapes, int(stats.total_params), "", mult_adds
 
 
 # --------------------------------------------------------------------------- audit
@@ -388,6 +383,20 @@ def refuse_torchscript(model: nn.Module) -> None:
         )
 
 
+def _check_expected_input(model: nn.Module, input_shape: tuple[int, ...], model_name: str) -> None:
+    """A zoo model on data of other channels is refused in one line before any forward; other sizes may run
+    (global pooling), and a forward that fails then says which size the model was published for."""
+    from reportgen.models.registry import expected_input
+
+    expected = expected_input(model)
+    if expected and len(input_shape) == len(expected) and input_shape[0] != expected[0]:
+        hint = " (timm: pass in_chans=" + str(input_shape[0]) + ")" if model_name.startswith("timm:") else ""
+        raise ModelError(
+            f"model {model_name} takes {shape_text(expected)} images, the data is {shape_text(input_shape)}: "
+            f"{input_shape[0]} channel(s), not {expected[0]}{hint}"
+        )
+
+
 def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), name: str = "") -> ModelAudit:
     """Count every parameter once, layer by layer in forward order, and cross-check with torchinfo.
 
@@ -401,6 +410,7 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
     if not input_shape or not all(isinstance(d, int) and d > 0 for d in input_shape):
         raise ModelError(f"model {model_name}: input shape {input_shape!r}: expected positive integers, e.g. 1x28x28")
     batch = 2
+    _check_expected_input(model, input_shape, model_name)
     with torch.random.fork_rng(devices=[]), evaluating(model):
         called = _probe(model, input_shape, model_name, batch)
         shapes, torchinfo_total, torchinfo_error, mult_adds = _torchinfo(model, input_shape, batch)

@@ -5,6 +5,8 @@ A model reference is one of
     my_models.py:LeNet5             a class or registered function in a Python file (relative to the
                                     spec's folder, or the current folder on the command line)
     mynets:LeNet5                   `module:Attr`; the current folder is importable, as with uvicorn
+    torchvision:resnet18            a published architecture, through its zoo's own registry (torchvision's
+    timm:resnet18                   get_model, timm.create_model when timm is installed), always untrained
 optionally followed by constructor kwargs after `?`, joined by `&`, values parsed as JSON (bare words
 stay strings): `lenet5?dropout=0.3`, `nets/mlp.py:MLP?hidden=[75,32]`.
 
@@ -184,11 +186,88 @@ def _import_module(module_name: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
-        raise ModelError(f"cannot import module {module_name!r} ({exc})") from exc
+        close = difflib.get_close_matches(module_name, ZOOS, n=1, cutoff=0.7)  # torchvison:resnet18
+        hint = f"; did you mean the {close[0]} zoo ({close[0]}:name)?" if close else ""
+        raise ModelError(f"cannot import module {module_name!r} ({exc}){hint}") from exc
     except Exception as exc:
         origin = getattr(importlib.util.find_spec(module_name), "origin", None) or module_name
         where = _where_it_failed(exc, Path(origin))
         raise ModelError(f"model module {origin}, {where}: {type(exc).__name__}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- model zoos
+
+ZOOS = ("torchvision", "timm")
+_NO_WEIGHTS = ("weights", "pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path")
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """A published architecture named in a zoo's own registry; built untrained, never by calling an arbitrary
+    function, and never downloading weights."""
+
+    zoo: str
+    name: str
+
+    def __call__(self, **kwargs: Any) -> nn.Module:
+        refused = [key for key in _NO_WEIGHTS if key in kwargs]
+        if refused:
+            raise ModelError(
+                f"model {self.zoo}:{self.name}: {refused[0]!r} is not accepted — zoo models are built untrained "
+                "(weights are never downloaded)"
+            )
+        if self.zoo == "timm":
+            model = _zoo_module("timm").create_model(self.name, pretrained=False, **kwargs)
+            size = tuple(model.pretrained_cfg.get("input_size") or ())
+        else:
+            model = _zoo_module("torchvision").models.get_model(self.name, weights=None, **kwargs)
+            size = _torchvision_input(self.name)
+        if size:  # what the architecture was published for: audit_model compares it with the data's shape
+            channels = kwargs.get("in_chans", size[0])
+            hw = kwargs.get("img_size", kwargs.get("image_size", size[1:]))
+            model._reportgen_expected_input = (int(channels), *(hw if isinstance(hw, (tuple, list)) else (hw, hw)))
+        return model
+
+    def code(self) -> dict[str, Any]:
+        """Which code builds it: the zoo package and its version."""
+        package = _zoo_module(self.zoo)
+        return {"file": None, "sha256": None, "package": f"{self.zoo} {package.__version__}"}
+
+
+def _zoo_module(zoo: str) -> Any:
+    try:
+        return importlib.import_module(zoo)
+    except ImportError as exc:
+        raise ModelError(f"{zoo} is not installed: pip install {zoo} (or reportgen[{zoo}]) to name its models") from exc
+
+
+def _zoo_names(zoo: str) -> list[str]:
+    module = _zoo_module(zoo)
+    return module.list_models() if zoo == "timm" else module.models.list_models()
+
+
+def _torchvision_input(name: str) -> tuple[int, ...]:
+    """(3, H, W) of a torchvision classification model, from its weights' metadata (read locally, nothing is
+    downloaded); () for other tasks (detection, video…), whose input is not one fixed image size."""
+    models = _zoo_module("torchvision").models
+    if name not in models.list_models(module=models):
+        return ()
+    crop = getattr(models.get_model_weights(name).DEFAULT.transforms(), "crop_size", None)
+    return (3, int(crop[0]), int(crop[-1])) if crop else ()
+
+
+def _zoo_model(zoo: str, name: str) -> ZooModel:
+    names = _zoo_names(zoo)
+    if name not in names:
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = f"did you mean {', '.join(close)}?" if close else f"see {zoo}'s list_models()"
+        raise ModelError(f"unknown {zoo} model {name!r}: {hint}")
+    return ZooModel(zoo, name)
+
+
+def expected_input(model: nn.Module) -> tuple[int, ...] | None:
+    """(channels, height, width) a zoo model was published for, or None."""
+    return getattr(model, "_reportgen_expected_input", None)
 
 
 def _lookup(target: str) -> Any:
@@ -201,6 +280,9 @@ def _lookup(target: str) -> Any:
                 "it cannot be re-created here — run it again from that session"
             )
         return _IN_MEMORY_OBJECTS[label]
+    zoo, _, name = target.partition(":")
+    if zoo in ZOOS:
+        return _zoo_model(zoo, name)
     file_ref = _FILE_REF.fullmatch(target)
     if file_ref:
         module, attr, where = _import_file(Path(file_ref["file"])), file_ref["attr"], f"model file {file_ref['file']}"
@@ -227,7 +309,7 @@ def _is_model_factory(obj: Any) -> bool:
 
     if inspect.isclass(obj):
         return issubclass(obj, nn.Module)
-    return any(obj is fn for fn in _REGISTRY.values())
+    return isinstance(obj, ZooModel) or any(obj is fn for fn in _REGISTRY.values())
 
 
 def resolve_factory(ref: ModelRef) -> Callable[..., nn.Module]:
@@ -260,6 +342,8 @@ def create_model(ref: ModelRef | str, **kwargs: Any) -> nn.Module:
         return copy.deepcopy(factory)
     try:
         model = factory(**merged)
+    except ModelError:
+        raise
     except TypeError as exc:
         raise ModelError(f"model {ref.label!r}: bad constructor arguments ({exc})") from exc
     except Exception as exc:  # the constructor is the user's code: one line, not a traceback
@@ -277,6 +361,8 @@ def model_code(ref: ModelRef) -> dict[str, Any]:
     obj = _lookup(ref.target)
     if isinstance(obj, nn.Module):
         return {"file": None, "sha256": None, "initialised_by": "caller"}
+    if isinstance(obj, ZooModel):
+        return obj.code()
     try:
         file = inspect.getsourcefile(obj)
     except (TypeError, OSError):  # a class defined in a notebook cell has no file to point at
