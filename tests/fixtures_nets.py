@@ -126,3 +126,90 @@ class BrokenViewNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x).view(-1, 999))
+
+
+# --------------------------------------------------------------------------- MAC-counting nets (issue #26)
+
+
+class SelfAttention(nn.Module):
+    """nn.MultiheadAttention(64, 4) over its input as query, key and value. Input shape (10, 64)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(64, 4, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attention(x, x, x)[0]
+
+
+class CellLoop(nn.Module):
+    """nn.LSTMCell(10, 20) stepped over the 5 steps of an input of shape (5, 10)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = nn.LSTMCell(10, 20)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = c = x.new_zeros(x.shape[0], 20)
+        for step in range(x.shape[1]):
+            h, c = self.cell(x[:, step], (h, c))
+        return h
+
+
+class FoldedRows(nn.Module):
+    """An input of shape (512,) reshaped to 16 rows of 32 before Linear(32, 16): the batch is not the only
+    leading dimension (frames folded into the batch, proposals of a detection head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(32, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.reshape(-1, 32))
+
+
+class SequenceFirst(nn.Module):
+    """(batch, 5, 10) turned sequence-first, then Linear(10, 20) and a sequence-first LSTM(20, 20)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(10, 20)
+        self.rnn = nn.LSTM(20, 20)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.rnn(self.embed(x.transpose(0, 1)))[0]
+
+
+class ScriptedPart(nn.Module):
+    """A scripted Linear(4, 3) + ReLU inside an ordinary model, then Linear(3, 2). Input shape (4,)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripted = torch.jit.script(nn.Sequential(nn.Linear(4, 3), nn.ReLU()))
+        self.head = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.scripted(x))
+
+
+class AliasNet(nn.Module):
+    """One Linear(8, 8) reachable as `proj` and as `alias`, called once under each name. Input shape (8,)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+        self.alias = self.proj
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.alias(self.proj(x))
+
+
+class ValueBranch(nn.Module):
+    """A forward that reads values (`if x.sum() > 0`): Linear(3, 3) once or twice; counted on real values."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x) if x.sum() > 1e9 else self.fc(self.fc(x))
