@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from reportgen.errors import ModelError, SpecError
+from reportgen.run.request import DEFAULT_WORKERS
 
 # Keyword arguments of `compare` that belong to the spec's [data] table; every other keyword is a
 # [train] setting, so the spec's own validation names any mistake.
@@ -143,7 +144,7 @@ def compare(
     pdf: bool = True,
     checklist: str | None = None,
     executor: str = "auto",
-    workers: int = 2,
+    workers: int = DEFAULT_WORKERS,
     **settings: Any,
 ) -> Report:
     """Train `models` under identical settings, archive the run and render its report.
@@ -154,11 +155,7 @@ def compare(
     `train_subset`, `test_subset`, ...) and training (`epochs`, `batch_size`, `lr`, `optimizer`,
     `loss`, ...; a list sweeps). `spec` starts from a TOML spec file instead of the default one.
     """
-    from reportgen.models.registry import is_in_memory
-    from reportgen.report.render import render_report
-    from reportgen.run.archive import RunState
-    from reportgen.run.executors import choose_executor
-    from reportgen.run.runner import run_experiment
+    from reportgen.run.request import RenderOptions, RunRequest, execute
     from reportgen.spec import describe_own_models, parse_spec, read_spec_file
 
     raw, source = read_spec_file(spec)
@@ -187,61 +184,99 @@ def compare(
             "weights were set by the caller, not seeded by reportgen."
         ).strip()
     parsed = parse_spec(raw, source if spec else "compare()")
-    in_process = any(is_in_memory(m.ref) for m in parsed.models)
-    if in_process and executor not in ("auto", "local"):
-        raise SpecError(
-            f"compare(): executor={executor!r} cannot train models defined in this Python session "
-            "(worker processes cannot import them); use executor='local' or name them as 'file.py:Class'"
-        )
-    # Objects defined in a notebook cannot be pickled into worker processes: they train in this process.
-    chosen = choose_executor(parsed, "local" if in_process else executor, workers)
-    run = run_experiment(parsed, Path(runs_dir), run_id, executor=chosen)
-    partial = run.state() == RunState.PARTIAL  # some trials failed: the report shows them, marked
-    if partial:
+    # the command's path: checked whole before training (executor, folders, existing run id…), trained, rendered
+    request = RunRequest(
+        parsed,
+        runs_dir=Path(runs_dir),
+        output_dir=Path(output_dir),
+        run_id=run_id,
+        executor=executor,
+        workers=workers,
+        render=RenderOptions(pdf=pdf, checklist=checklist),
+    )
+    outcome = execute(request)
+    if outcome.partial:  # some trials failed: the report shows them, marked
         warnings.warn(
-            f"{run.path} is partial ({run.record().error}); the report is marked as such — "
-            f"resume with `reportgen run --resume {run.path}`",
+            f"{outcome.run.path} is partial ({outcome.run.record().error}); the report is marked as such — "
+            f"resume with `reportgen run --resume {outcome.run.path}`",
             stacklevel=2,
         )
-    folder = render_report(run.path, output_dir, parsed.lang, pdf=pdf, checklist=checklist, allow_incomplete=partial)
-    return Report(folder, run.path)
+    return Report(outcome.report, outcome.run.path)
 
 
 class Audit:
-    """A parameter audit (reportgen.measure.params.ModelAudit) that displays as a table in Jupyter."""
+    """A parameter and multiply-add audit (measure.params.ModelAudit with measure.cost.MacAudit) that shows in
+    Jupyter as `reportgen params` prints it, with the column names in the chosen language."""
 
-    def __init__(self, audit: Any) -> None:
-        self.audit = audit
+    # CSV column → catalogue entry (the report's table uses the same words)
+    _COLUMNS = (
+        ("layer", "Layer"),
+        ("type", "Type"),
+        ("output_shape", "Output shape"),
+        ("formula", "Formula"),
+        ("weights", "Weights"),
+        ("bias", "Bias"),
+        ("trainable", "Trainable"),
+        ("frozen", "Frozen"),
+        ("buffers", "Buffers"),
+        ("shared", "Shared"),
+        ("pruned", "Pruned"),
+        ("macs", "MACs"),
+        ("macs_formula", "Multiply-adds formula"),
+    )
+
+    def __init__(self, audit: Any, macs: Any = None, lang: str = "en") -> None:
+        self.audit, self.macs, self.lang = audit, macs, lang
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.audit, name)
 
     def __repr__(self) -> str:
         from reportgen.measure.audit_text import format_audit
+        from reportgen.measure.cost import format_macs
 
-        return format_audit(self.audit, "table")
+        macs = f"\n{format_macs(self.macs, self.audit.model_name)}" if self.macs is not None else ""
+        return format_audit(self.audit, "table") + macs
 
     @property
     def table(self):
-        """One row per layer: formula, weights, bias, trainable, buffers."""
+        """One row per layer: formula, weights, bias, trainable, buffers, and its MACs with their formula."""
         import pandas as pd
 
         from reportgen.measure.audit_text import format_audit
 
-        return pd.read_csv(io.StringIO(format_audit(self.audit, "csv")))
+        return pd.read_csv(io.StringIO(format_audit(self.audit, "csv")), keep_default_na=False)
 
     def _repr_html_(self) -> str:
-        a = self.audit
+        from reportgen.measure.cost import cross_check_text
+        from reportgen.report.i18n import translator
+
+        tr, a = translator(self.lang), self.audit
         check = "✓" if a.matches_torchinfo else "✗"
-        totals = (
-            f"<p><b>{html.escape(a.model_name)}</b>: {a.total:,} parameters ({a.without_bias:,} without bias, "
-            f"{a.trainable:,} trainable, {a.buffers:,} buffer values); torchinfo {a.torchinfo_total:,} {check}</p>"
+        parameters = (
+            f"{a.total:,} parameters ({a.without_bias:,} without bias, {a.trainable:,} trainable, "
+            f"{a.buffers:,} buffer values); torchinfo {a.torchinfo_total:,} {check}"
         )
-        return totals + self.table.to_html(index=False, na_rep="")
+        lines = [parameters]
+        if self.macs is not None:
+            flop, info = cross_check_text(self.macs)
+            lines += [
+                f"{tr('Total per image')}: {self.macs.total:,} MACs = {2 * self.macs.total:,} FLOPs",
+                f"FlopCounterMode: {flop}",
+                f"torchinfo: {info}",
+            ]
+        names = dict(self._COLUMNS)
+        table = self.table.rename(columns=lambda column: tr(names.get(column, column)))
+        paragraphs = "".join(f"<p>{html.escape(line)}</p>" for line in lines)
+        return f"<p><b>{html.escape(a.model_name)}</b></p>{paragraphs}{table.to_html(index=False, na_rep='')}"
 
 
-def audit(model: nn.Module | type | str, input_size: Sequence[int] = (1, 28, 28), name: str | None = None) -> Audit:
-    """Parameter audit of a model instance, class (built with no arguments) or model reference."""
+def audit(
+    model: nn.Module | type | str, input_size: Sequence[int] = (1, 28, 28), name: str | None = None, lang: str = "en"
+) -> Audit:
+    """Parameter and multiply-add audit of a model instance, class (built with no arguments) or model reference
+    (`torchvision:resnet18` too); `lang` names the notebook table's columns ("en", "ko")."""
+    from reportgen.measure.cost import count_macs
     from reportgen.measure.params import audit_model
     from reportgen.models.registry import create_model
 
@@ -253,4 +288,7 @@ def audit(model: nn.Module | type | str, input_size: Sequence[int] = (1, 28, 28)
         label = name or type(model).__name__
     if not isinstance(model, nn.Module):
         raise ModelError(f"audit(): expected an nn.Module, got {type(model).__name__}")
-    return Audit(audit_model(model, tuple(input_size), name=label))
+    parameters = audit_model(model, tuple(input_size), name=label)
+    macs = count_macs(model, tuple(input_size), -1 if parameters.torchinfo_total < 0 else None)
+    parameters.cost = {"macs": macs.to_dict()}  # the table carries each layer's MACs, as `params --format csv`
+    return Audit(parameters, macs, lang)

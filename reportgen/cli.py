@@ -6,15 +6,14 @@ import argparse
 import contextlib
 import gc
 import json
-import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from reportgen.errors import ReportgenError
-from reportgen.report.worker import ReportProcess, warm_report_process
+from reportgen.report.worker import warm_report_process
 from reportgen.settings import SETTINGS, Setting
 
 EXIT_USER_ERROR = 2
@@ -44,8 +43,6 @@ OVERRIDE_FLAGS = {
     "models": "--models",
     "max_trials": "--max-trials",
 }
-# Keys that may differ when a command names an existing run: they do not change what is trained.
-_NOT_TRAINING = ("source", "lang", "max_trials", "cover")  # report-only: a resume may change them
 
 
 def split_models(text: str) -> list[str]:
@@ -112,14 +109,20 @@ def _interrupt_after_imports() -> Iterator[None]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from reportgen.report.cover import merge_cover
-    from reportgen.run.archive import STATUS_FILE, open_run, validate_run_id
+    """`reportgen run`: the same request and the same `execute` as reportgen.compare() (run/request.py)."""
+    from reportgen.run.request import RunRequest, execute, prepare, resume_request
     from reportgen.spec import load_spec
 
-    # Everything is checked before anything is created under --runs-dir or --output-dir.
-    if args.run_id is not None:
-        validate_run_id(args.run_id)
+    # Everything is checked before anything is created under --runs-dir or --output-dir, and before torch.
     overrides = _overrides(args)
+    options = {
+        "runs_dir": Path(args.runs_dir),
+        "output_dir": Path(args.output_dir),
+        "executor": args.executor,
+        "workers": args.workers,
+        "address": args.address,
+        "render": _render_options(args),
+    }
     if args.resume:
         if args.run_id is not None:
             raise ReportgenError("give either --resume RUN or --run-id NAME, not both")
@@ -129,134 +132,48 @@ def _run(args: argparse.Namespace) -> int:
                 f"--resume {args.resume}: a resumed run continues with its archived settings, so "
                 f"{', '.join(given)} cannot change them; drop them, or start a new run"
             )
-        return _resume(Path(args.resume), args)
-    spec = load_spec(args.spec, overrides, {key: OVERRIDE_FLAGS[key] for key in overrides})
-    # cover options are checked now, before training, and archived with the run so every later render has them
-    spec.cover = merge_cover(spec.cover, cover_options(args))
-    existing = Path(args.runs_dir) / args.run_id if args.run_id else None
-    if existing is not None and (existing / STATUS_FILE).exists():
-        run = open_run(existing)
-        differences = _differences(run, spec)
-        if differences:
-            raise ReportgenError(
-                f"--run-id {args.run_id}: {existing} already exists ({run.state()}) and is resumed with its "
-                f"archived settings, so these settings are not allowed: {'; '.join(differences)} — drop them "
-                "to resume it, or choose another --run-id"
-            )
-        return _resume(existing, args)
-    for key, value in overrides.items():
-        print(f"override: {key} = {value}")
-    return _train_and_report(
-        spec,
-        args,
-        spec.lang,
-        (args.runs_dir, args.output_dir),
-        lambda runner, executor: runner.run_experiment(
-            spec, Path(args.runs_dir), args.run_id or None, executor=executor
-        ),
-    )
-
-
-def _train_and_report(
-    spec, args: argparse.Namespace, lang: str | None, writable: tuple[str, ...], train: Callable[[Any, Any], Any]
-) -> int:
-    """Train (`train(runner module, executor)` → the run) under the executor policy `args` ask for, then
-    render. The report process starts first, before torch is imported, so the two load side by side."""
-    from reportgen.run.archive import check_writable
-
+        request = prepare(resume_request(Path(args.resume), **options))
+    else:
+        spec = load_spec(args.spec, overrides, {key: OVERRIDE_FLAGS[key] for key in overrides})
+        request = prepare(RunRequest(spec, run_id=args.run_id, **options))
+        if request.resume is None:
+            for key, value in overrides.items():
+                print(f"override: {key} = {value}")
+    # The report process starts before torch is imported, so the two load side by side.
     with warm_report_process() as reports:
-        with _interrupt_after_imports():
-            from reportgen.run import runner
-            from reportgen.run.executors import choose_executor
-
-        executor = choose_executor(spec, args.executor, args.workers, args.address)
-        for folder in writable:
-            check_writable(Path(folder))
-        return _finish(train(runner, executor), args, lang, reports)
-
-
-def _differences(run, spec) -> list[str]:
-    """Settings of `spec` that differ from the run's archived spec (report-only keys aside)."""
-    from reportgen.run.archive import SPEC_FILE
-    from reportgen.spec import parse_spec
-
-    archived = parse_spec(run.read("spec"), str(run.path / SPEC_FILE)).to_dict()
-    given = spec.to_dict()
-    differences = []
-    for key in sorted(archived.keys() | given.keys()):
-        if key in _NOT_TRAINING:
-            continue
-        old, new = archived.get(key), given.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            pairs = [(f"{key}.{k}", old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())]
-        else:
-            pairs = [(key, old, new)]
-        differences += [f"{name} {_short(a)} → {_short(b)}" for name, a, b in pairs if a != b]
-    return differences[:4] + ([f"… {len(differences) - 4} more"] if len(differences) > 4 else [])
+        outcome = execute(request, reports.render, _interrupt_after_imports)
+    print(f"archived run: {outcome.run.path}")
+    _show_report(outcome.report)
+    if outcome.partial:
+        print(
+            f"reportgen: error: {outcome.run.path} is partial — {outcome.run.record().error}; the report is "
+            f"marked as such; retrain the failed trials with: reportgen run --resume {outcome.run.path}",
+            file=sys.stderr,
+        )
+        return EXIT_CHECK_FAILED
+    return 0
 
 
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "…"
+def _render_options(args: argparse.Namespace):
+    from reportgen.run.request import RenderOptions
 
-
-def _resume(path: Path, args: argparse.Namespace) -> int:
-    """Continue an unfinished run with the executor policy it was started with (same thread counts)."""
-    from reportgen.run.archive import SPEC_FILE, open_run
-    from reportgen.spec import parse_spec
-
-    archived = parse_spec(open_run(path).read("spec"), str(path / SPEC_FILE))
-    return _train_and_report(
-        archived,
-        args,
-        args.lang or archived.lang,
-        (args.output_dir,),
-        lambda runner, executor: runner.resume_experiment(path, executor),
-    )
-
-
-def _finish(run, args: argparse.Namespace, lang: str | None, reports: ReportProcess) -> int:
-    """Render the report. A partial run (some trials failed) is rendered marked as such, and exits 1."""
-    from reportgen.run.archive import RunState
-
-    if run.state() != RunState.PARTIAL:
-        return _report(run.path, args, lang, reports=reports)
-    _report(run.path, args, lang, allow_incomplete=True, reports=reports)
-    print(
-        f"reportgen: error: {run.path} is partial — {run.record().error}; the report is marked as "
-        f"such; retrain the failed trials with: reportgen run --resume {run.path}",
-        file=sys.stderr,
-    )
-    return EXIT_CHECK_FAILED
-
-
-def _report(
-    run_path: Path,
-    args: argparse.Namespace,
-    lang: str | None,
-    allow_incomplete: bool = False,
-    reports: ReportProcess | None = None,
-) -> int:
-    runs = run_path if isinstance(run_path, list) else [run_path]
-    print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
-    allow_incomplete = allow_incomplete or getattr(args, "allow_incomplete", False)
-    out = (reports or ReportProcess(None)).render(
-        run_path=run_path,
-        output_root=args.output_dir,
-        lang=lang,
-        allow_incomplete=allow_incomplete,
+    return RenderOptions(
+        lang=args.lang,
         pdf=not args.no_pdf,
+        formats=tuple(args.formats) if args.formats else None,
         checklist=args.checklist,
         single_file=args.single_file,
-        formats=args.formats or None,
         cover=cover_options(args),
     )
+
+
+def _show_report(out: Path) -> None:
+    """The report's warnings and the documents written."""
     for warning in json.loads((out / "summary.json").read_text("utf-8"))["warnings"]:
         print(f"warning: {warning['message']}", file=sys.stderr)
     for name in ("report.html", "report.pdf", "report.md"):
         if (out / name).exists():
             print(f"report: {out / name}")
-    return 0
 
 
 def cover_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -271,7 +188,15 @@ def cover_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _render(args: argparse.Namespace) -> int:
     """One run folder → its report; several → one combined report, output/<combined id>/ (report/combine.py)."""
-    return _report(Path(args.runs[0]) if len(args.runs) == 1 else args.runs, args, args.lang)
+    from reportgen.report.render import render_report
+    from reportgen.run.validation import check_checklist
+
+    runs = [Path(run) for run in args.runs]
+    check_checklist(args.checklist)
+    print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
+    keywords = _render_options(args).keywords(runs[0] if len(runs) == 1 else runs, args.output_dir, None, False)
+    _show_report(render_report(**keywords | {"allow_incomplete": args.allow_incomplete}))
+    return 0
 
 
 def _params(args: argparse.Namespace) -> int:
@@ -392,6 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     from reportgen.data import DATASETS
     from reportgen.measure.audit_text import FORMATS as AUDIT_FORMATS
     from reportgen.report.i18n import LANGUAGES
+    from reportgen.run.request import DEFAULT_WORKERS  # the same default as compare()
 
     parser = _Parser(prog="reportgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -429,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--workers",
         type=_at_least_one,
-        default=min(2, len(os.sched_getaffinity(0))),
+        default=DEFAULT_WORKERS,
         help="worker processes for --executor process/auto (1 thread each), at least 1",
     )
     run.add_argument(

@@ -138,7 +138,8 @@ def test_resume_refuses_a_model_file_changed_since_the_run_started(student, cli)
 )
 def test_bad_model_reference_is_one_line_and_runs_nothing(student, cli, reference, message):
     (student / "broken.py").write_text("import torch\n\nclass Net(\n", "utf-8")
-    (student / "explodes.py").write_text("import torch\nx = 1 / 0\n", "utf-8")
+    # defines Net, so only running it shows the error (a missing name is found before anything runs)
+    (student / "explodes.py").write_text("import torch\nx = 1 / 0\nclass Net(torch.nn.Module): ...\n", "utf-8")
     for command in (["params", reference], ["run", "--models", reference, *TINY]):
         code, _, err = cli(*command)
         assert code == 2, (command, err)

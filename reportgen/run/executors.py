@@ -40,6 +40,7 @@ from reportgen.run.trial import (
     run_trial,
     trial_batches,
 )
+from reportgen.run.validation import check_executor
 from reportgen.train import select_device
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from reportgen.measure.params import ModelAudit
     from reportgen.spec import ExperimentSpec, Trial
 
-EXECUTORS = ("auto", "local", "process", "ray")
 LOOPBACK = "127.0.0.1"
 PR_SET_PDEATHSIG = 1
 
@@ -474,14 +474,9 @@ def choose_executor(
     (worker processes), "ray" (`address` of an existing cluster or None for a private local instance).
     Everything is checked here, before any data is read or any run folder created.
     """
-    if executor not in EXECUTORS:
-        raise ReportgenError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ReportgenError(f"workers: expected an integer ≥ 1, got {workers!r}")
+    check_executor(executor, workers, address)
     if executor == "ray":
         return RayExecutor(address)  # the runs folder must be on storage that every node sees
-    if address:
-        raise ReportgenError(f"address {address!r} (--address) needs executor 'ray' (--executor ray)")
     cuda = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
     if executor == "process":
         return ProcessExecutor(workers=workers)

@@ -1,0 +1,169 @@
+"""One run path for `reportgen run` and `reportgen.compare()`: both build a RunRequest and call `execute`.
+
+`prepare` checks the whole request before torch or the data load (reportgen/run/validation.py): run id,
+an existing run of that id (resumed only with its archived settings), model references, checklist,
+cover, executor, folders. `execute` then trains — a new run or a resume — on the executor policy's
+choice and renders the report, in the warm report process when one is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reportgen.errors import ReportgenError
+from reportgen.report.cover import merge_cover
+from reportgen.run import validation
+from reportgen.run.archive import SPEC_FILE, STATUS_FILE, RunArchive, RunState, open_run, validate_run_id
+from reportgen.spec import ExperimentSpec, parse_spec
+
+DEFAULT_WORKERS = min(2, len(os.sched_getaffinity(0)))  # worker processes of the auto/process executors
+# Keys that may differ when a request names an existing run: they do not change what is trained.
+NOT_TRAINING = ("source", "lang", "max_trials", "cover")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """How the report is rendered: render_report's options besides the run and the output folder."""
+
+    lang: str | None = None  # None: the spec's language
+    pdf: bool = True
+    formats: tuple[str, ...] | None = None  # None: html, pdf and md
+    checklist: str | None = None  # None: the spec's checklist
+    single_file: bool = False
+    cover: dict[str, Any] = field(default_factory=dict)  # cover options over the spec's [report] cover
+
+    def keywords(self, run: Path | list, output_dir: Path, lang: str | None, allow_incomplete: bool) -> dict:
+        """render_report's keyword arguments."""
+        return {
+            "run_path": run,
+            "output_root": output_dir,
+            "lang": self.lang or lang,
+            "allow_incomplete": allow_incomplete,
+            "pdf": self.pdf,
+            "checklist": self.checklist,
+            "single_file": self.single_file,
+            "formats": list(self.formats) if self.formats else None,
+            "cover": self.cover,
+        }
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to train and where: a new run of `spec`, or the resume of the run folder `resume` (whose
+    archived spec `spec` then is)."""
+
+    spec: ExperimentSpec
+    runs_dir: Path = Path("runs")
+    output_dir: Path = Path("output")
+    run_id: str | None = None
+    resume: Path | None = None
+    executor: str = "auto"
+    workers: int = DEFAULT_WORKERS
+    address: str | None = None
+    render: RenderOptions = RenderOptions()
+    prepared: bool = False  # checked by `prepare`
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run: RunArchive
+    report: Path  # the report folder
+    partial: bool  # some trials failed: the report is marked as such
+
+
+def resume_request(path: Path, **options: Any) -> RunRequest:
+    """The request that continues the run folder `path` with its archived settings."""
+    run = open_run(path)
+    archived = parse_spec(run.read("spec"), str(run.path / SPEC_FILE))
+    return RunRequest(archived, resume=Path(path), **options)
+
+
+def prepare(request: RunRequest) -> RunRequest:
+    """The request checked whole, before torch or the data load; a run id naming an existing run becomes
+    that run's resume, refused when the request would change what it trains."""
+    if request.prepared:
+        return request
+    if request.run_id is not None:
+        validate_run_id(request.run_id)
+    existing = Path(request.runs_dir) / request.run_id if request.run_id else None
+    if request.resume is None and existing is not None and (existing / STATUS_FILE).exists():
+        request = _as_resume(request, existing)
+    validation.check_executor(request.executor, request.workers, request.address)
+    executor = validation.executor_for_models(request.spec, request.executor)
+    validation.check_models(request.spec)
+    validation.check_checklist(request.render.checklist or request.spec.checklist)
+    cover = merge_cover(request.spec.cover, request.render.cover)  # checked now; archived with a new run
+    if request.resume is None:
+        validation.check_folders(request.runs_dir, request.output_dir)
+        spec = dataclasses.replace(request.spec, cover=cover)
+    else:
+        validation.check_inside_run(request.resume, request.output_dir)
+        validation.check_folders(None, request.output_dir)
+        spec = request.spec
+    return dataclasses.replace(request, spec=spec, executor=executor, prepared=True)
+
+
+def _as_resume(request: RunRequest, existing: Path) -> RunRequest:
+    run = open_run(existing)
+    archived = parse_spec(run.read("spec"), str(run.path / SPEC_FILE))
+    differences = settings_differences(archived, request.spec)
+    if differences:
+        raise ReportgenError(
+            f"run id {request.run_id}: {existing} already exists ({run.state()}) and is resumed with its "
+            f"archived settings, so these settings are not allowed: {'; '.join(differences)} — drop them "
+            "to resume it, or choose another run id"
+        )
+    return dataclasses.replace(request, spec=archived, resume=existing, run_id=None)
+
+
+def settings_differences(archived: ExperimentSpec, given: ExperimentSpec) -> list[str]:
+    """Settings of `given` that differ from the archived spec (report-only keys aside), at most five."""
+    old_spec, new_spec = archived.to_dict(), given.to_dict()
+    differences = []
+    for key in sorted(old_spec.keys() | new_spec.keys()):
+        if key in NOT_TRAINING:
+            continue
+        old, new = old_spec.get(key), new_spec.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            pairs = [(f"{key}.{k}", old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())]
+        else:
+            pairs = [(key, old, new)]
+        differences += [f"{name} {_short(a)} → {_short(b)}" for name, a, b in pairs if a != b]
+    return differences[:4] + ([f"… {len(differences) - 4} more"] if len(differences) > 4 else [])
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+def execute(
+    request: RunRequest,
+    render: Callable[..., Path] | None = None,
+    imports: Callable[[], AbstractContextManager] = contextlib.nullcontext,
+) -> Outcome:
+    """Prepare, train and render. `render`: render_report's stand-in (the warm report process's), None for
+    render_report here; `imports`: held around the import of torch (the command holds a Ctrl-C there)."""
+    request = prepare(request)
+    with imports():
+        from reportgen.run import runner
+        from reportgen.run.executors import choose_executor
+
+    executor = choose_executor(request.spec, request.executor, request.workers, request.address)
+    if request.resume is not None:
+        run = runner.resume_experiment(request.resume, executor)
+    else:
+        run = runner.run_experiment(request.spec, Path(request.runs_dir), request.run_id, executor=executor)
+    partial = run.state() == RunState.PARTIAL
+    if render is None:
+        from reportgen.report.render import render_report as render
+    options = request.render.keywords(run.path, request.output_dir, request.spec.lang, allow_incomplete=partial)
+    return Outcome(run, render(**options), partial)
