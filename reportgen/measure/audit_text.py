@@ -150,7 +150,7 @@ def _format_csv(audit: ModelAudit) -> str:
             "macs_formula",
         ]
     )
-    macs = {layer["name"]: layer for layer in ((audit.cost or {}).get("macs") or {}).get("layers", [])}
+    macs = _macs_by_layer(((audit.cost or {}).get("macs") or {}).get("layers", []))
     for layer in audit.layers:
         counted = macs.get(layer.name, {})
         writer.writerow(
@@ -171,6 +171,21 @@ def _format_csv(audit: ModelAudit) -> str:
             ]
         )
     return buf.getvalue()
+
+
+def _macs_by_layer(calls: list[dict]) -> dict[str, dict]:
+    """MAC records by layer name: a layer called several times (an LSTMCell in a loop) sums its calls."""
+    merged: dict[str, dict] = {}
+    for call in calls:
+        known = merged.get(call["name"])
+        if known is None:
+            merged[call["name"]] = dict(call)
+        elif call["formula"] != known["formula"] or call["macs"]:
+            formulas = (
+                known["formula"] if call["formula"] == known["formula"] else f"{known['formula']} + {call['formula']}"
+            )
+            merged[call["name"]] = known | {"macs": known["macs"] + call["macs"], "formula": formulas}
+    return merged
 
 
 def format_audit(audit: ModelAudit, fmt: str = "table") -> str:
