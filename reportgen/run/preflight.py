@@ -13,6 +13,7 @@ from reportgen.errors import ModelError, ReportgenError
 from reportgen.measure.cost import measure_cost
 from reportgen.measure.params import ModelAudit, audit_model
 from reportgen.models.registry import create_model
+from reportgen.settings import Loss
 from reportgen.spec import ExperimentSpec
 
 
@@ -21,8 +22,7 @@ def preflight(spec: ExperimentSpec, data: Dataset, device: torch.device | None =
     (given the training device) its cost: MACs, inference latency and size, measured once per model
     before any training starts, so parallel workers cannot distort the timing."""
     audits: dict[str, ModelAudit] = {}
-    losses = set(spec.train["loss"])
-    for entry in spec.models:
+    for index, entry in enumerate(spec.models):
         torch.manual_seed(0)
         model = create_model(entry.ref)
         audits[entry.label] = audit_model(model, data.input_shape, name=entry.label)
@@ -50,15 +50,24 @@ def preflight(spec: ExperimentSpec, data: Dataset, device: torch.device | None =
                 f"model {entry.label!r}: output shape {tuple(output.shape[1:])}, expected "
                 f"({data.num_classes},) for the {data.num_classes} classes of {data.name}"
             )
-        is_log_probs = torch.allclose(output.exp().sum(1), torch.ones(2), atol=1e-4)
-        if "nll" in losses and not is_log_probs:
-            raise ModelError(
-                f"{spec.source}: key 'train.loss': 'nll' needs log-probabilities, but model "
-                f"{entry.label!r} outputs logits — use 'cross_entropy' or a log-softmax model"
-            )
+        _check_loss(spec, index, torch.allclose(output.exp().sum(1), torch.ones(2), atol=1e-4))
         if device is not None:
             audits[entry.label].cost = _cost(model, data, device, audits[entry.label].mult_adds)
     return audits
+
+
+def _check_loss(spec: ExperimentSpec, index: int, is_log_probs: bool) -> None:
+    """The losses this model trains with — its own [models.train] loss, else the spec's — suit its output:
+    'nll' on logits trains to a negative "loss" (measured: −2.48) and exits 0 as if nothing were wrong."""
+    entry = spec.models[index]
+    own = "loss" in entry.train
+    losses = [entry.train["loss"]] if own else spec.train["loss"]
+    if Loss.NLL in losses and not is_log_probs:
+        key = f"models[{index}].train.loss" if own else "train.loss"
+        raise ModelError(
+            f"{spec.source}: key '{key}': 'nll' needs log-probabilities, but model "
+            f"{entry.label!r} outputs logits — use 'cross_entropy' or a log-softmax model"
+        )
 
 
 def _cost(model: nn.Module, data: Dataset, device: torch.device, mult_adds: int) -> dict[str, Any]:
