@@ -22,6 +22,7 @@ from reportgen.data.augment import Augment
 from reportgen.errors import SpecError
 from reportgen.files import sha256_file
 from reportgen.models.registry import ModelRef, model_code, parse_model_ref
+from reportgen.models.sources import changed_modules, local_modules
 from reportgen.report.checklist import load_checklist
 from reportgen.report.cover import COVER_KEYS, parse_cover
 from reportgen.report.i18n import LANGUAGES
@@ -125,7 +126,7 @@ class ExperimentSpec:
                     "label": m.label,
                     "base": m.base,
                     "train": m.train,
-                    "code": model_code(m.ref),
+                    "code": code_record(m.ref),
                 }
                 for m in self.models
             ],
@@ -272,17 +273,30 @@ def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], li
     return train, seeds
 
 
+def code_record(ref: ModelRef) -> dict[str, Any]:
+    """Which code builds the model (registry.model_code) and, for a file of the user's, the sha256 of every
+    module of its folder that it imports: a helper changed between epochs must stop a resume too."""
+    code = model_code(ref)
+    if code.get("file"):
+        code["modules"] = local_modules(Path(code["file"]))
+    return code
+
+
 def _check_code_unchanged(check: _Checker, key: str, code: Any) -> None:
-    """A resumed run must train with the code it started with: the archive recorded each model file's sha256."""
+    """A resumed run must train with the code it started with: the archive recorded each model file's sha256
+    and those of the local modules it imports (runs archived before that recorded the file alone)."""
     if not isinstance(code, dict) or not code.get("file") or not code.get("sha256"):
         return
     file = Path(code["file"])
     if not file.is_file():
         raise check.fail(key, f"the model file {file} the run was started with", "a missing file")
-    if sha256_file(file) != code["sha256"]:
+    changed = [file.name] if sha256_file(file) != code["sha256"] else []
+    if isinstance(code.get("modules"), dict):
+        changed += changed_modules(file, code["modules"])
+    if changed:
         raise SpecError(
-            f"{check.source}: key '{key}': {file} changed since the run started "
-            "(its sha256 differs); resuming would mix two versions of the model's code"
+            f"{check.source}: key '{key}': {', '.join(changed)} changed since the run started (in {file.parent}); "
+            "resuming would mix two versions of the model's code — restore it, or start a new run"
         )
 
 
