@@ -74,7 +74,8 @@ class RunState(StrEnum):
     RUNNING = "running"  # being written, or killed while being written: resumable
     COMPLETE = "complete"  # every trial finished (complete or diverged); sealed with a manifest
     PARTIAL = "partial"  # finished, at least one trial failed and at least one finished; sealed; resumable
-    FAILED = "failed"  # no trial finished, or the driver/environment failed (disk full, Ctrl-C); resumable
+    FAILED = "failed"  # no trial finished, or the driver/environment failed (disk full); resumable
+    STOPPED = "stopped"  # the user stopped it (Ctrl-C): nothing went wrong; resumable from its checkpoints
 
 
 class TrialState(StrEnum):

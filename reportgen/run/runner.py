@@ -77,7 +77,7 @@ def run_experiment(
 
 
 def resume_experiment(path: Path, executor: Executor | AutoExecutor | None = None, log: Log = print) -> RunArchive:
-    """Continue an unfinished run (running, partial or failed) with the archived spec and data: finished
+    """Continue an unfinished run (running, stopped, partial or failed) with the archived spec and data: finished
     trials are kept, failed and interrupted ones are trained again (from their last checkpoint if any)."""
     run = open_run(path)
     if run.state() == RunState.COMPLETE and (run.path / MANIFEST_FILE).exists():
@@ -155,9 +155,10 @@ def _plan(
 def _train_all(run: RunArchive, jobs: list[TrialJob], executor: Executor, log: Log) -> RunArchive:
     """Train every unfinished trial, then seal the run: complete, partial (some trials failed) or failed.
 
-    A failure of the driver or the environment (disk full while writing a trial's files, Ctrl-C, a
+    A failure of the driver or the environment (disk full while writing a trial's files, a
     worker that cannot open the run) ends the run `failed` with the error, keeping every checkpoint,
-    so `reportgen run --resume` continues once the cause is fixed. The run is never sealed complete then.
+    so `reportgen run --resume` continues once the cause is fixed. A Ctrl-C ends it `stopped`, resumable
+    the same way. The run is never sealed complete then.
     """
     # Decided here, once, for every executor: finished trials are never sent anywhere, long ones start first.
     pending = longest_first([job for job in jobs if run.trial_status(job.trial.trial_id) not in FINISHED_TRIALS])
@@ -174,9 +175,9 @@ def _train_all(run: RunArchive, jobs: list[TrialJob], executor: Executor, log: L
             if pending:
                 executor.map(pending, Progress(bar, log, len(pending)))
         state = run.seal([job.trial.trial_id for job in jobs])
-    except KeyboardInterrupt:
-        _mark_failed(run, "interrupted (Ctrl-C)")
-        log(f"interrupted: completed epochs are checkpointed; {resume_hint}")
+    except KeyboardInterrupt:  # stopping is not failing: recorded as the user's decision, resumable
+        _mark(run, RunState.STOPPED, "stopped by Ctrl-C")
+        log(f"stopped: completed epochs are checkpointed; {resume_hint}")
         raise
     except ReportgenError as exc:  # same type (ModelError, ArchiveWriteError…), message says what became of the run
         _mark_failed(run, str(exc))
@@ -218,9 +219,13 @@ def _same_kind(exc: ReportgenError, message: str) -> ReportgenError:
 
 
 def _mark_failed(run: RunArchive, error: str) -> None:
+    _mark(run, RunState.FAILED, error)
+
+
+def _mark(run: RunArchive, state: RunState, error: str) -> None:
     """Best effort: status.json may be exactly what the full disk refuses; it then stays `running`,
     which is resumable too. Checkpoints are never touched here."""
     try:
-        run.set_status(RunState.FAILED, error=" ".join(error.split()))
+        run.set_status(state, error=" ".join(error.split()))
     except (ReportgenError, OSError):
         pass
