@@ -259,7 +259,8 @@ def _macs_by_layer(layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _layer_cells(layer: dict[str, Any], tr) -> list[Cell]:
     shape = "×".join(map(str, layer["output_shape"][1:])) if layer.get("output_shape") else ""
     counts = [Cell(count(n) if n else "") for n in (layer["weights"], layer["bias"])]
-    return [Cell(layer["name"], "layer"), label(layer["type"]), label(shape), _formula_cell(layer, tr), *counts]
+    name = layer["name"] or "(root)"  # the model's own parameters and forward work, outside its layers
+    return [Cell(name, "layer"), label(layer["type"]), label(shape), _formula_cell(layer, tr), *counts]
 
 
 def _formula_cell(layer: dict[str, Any], tr) -> Cell:
