@@ -4,8 +4,10 @@ installed), untrained — nothing is downloaded — and their MACs against the f
 from __future__ import annotations
 
 import pytest
+from conftest import write_idx_dataset
 from torchvision.models import get_model_weights
 
+import reportgen
 from reportgen.errors import ModelError
 from reportgen.measure.cost import check_macs_claim, count_macs, macs_claim_note
 from reportgen.measure.params import audit_model
@@ -92,3 +94,21 @@ def test_timm_by_name_when_installed():
         create_model("timm:resnet_18")
     with pytest.raises(ModelError, match=r"the data is 1x28x28: 1 channel\(s\), not 3 \(timm: pass in_chans=1\)"):
         audit_model(create_model("timm:resnet18"), (1, 28, 28), name="timm:resnet18")
+
+
+def test_compare_names_a_zoo_model_and_refuses_it_on_data_of_other_channels(tmp_path):
+    write_idx_dataset(tmp_path / "idx", n_train=20, n_test=10)
+    with pytest.raises(
+        ModelError, match=r"^model resnet18 takes 3x224x224 images, the data is 1x28x28: 1 channel\(s\), not 3$"
+    ):
+        reportgen.compare(
+            {"resnet18": "torchvision:resnet18?num_classes=10"},
+            dataset="mnist",
+            data_dir=str(tmp_path / "idx"),
+            epochs=1,
+            runs_dir=tmp_path / "runs",
+            output_dir=tmp_path / "output",
+            pdf=False,
+            executor="local",
+        )
+    assert not (tmp_path / "runs" / "resnet18").exists()

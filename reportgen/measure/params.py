@@ -390,7 +390,8 @@ def _check_expected_input(model: nn.Module, input_shape: tuple[int, ...], model_
 
     expected = expected_input(model)
     if expected and len(input_shape) == len(expected) and input_shape[0] != expected[0]:
-        hint = " (timm: pass in_chans=" + str(input_shape[0]) + ")" if model_name.startswith("timm:") else ""
+        timm = type(model).__module__.startswith("timm.")  # timm builds any channel count; torchvision does not
+        hint = f" (timm: pass in_chans={input_shape[0]})" if timm else ""
         raise ModelError(
             f"model {model_name} takes {shape_text(expected)} images, the data is {shape_text(input_shape)}: "
             f"{input_shape[0]} channel(s), not {expected[0]}{hint}"
