@@ -96,11 +96,26 @@ def _workers_of(pid: int) -> list[str]:
     return [line for line in listing.splitlines() if "reportgen.report.worker" in line and f" {pid} " in f" {line} "]
 
 
+BAD_FORWARD = """from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Linear(784, 10)
+
+    def forward(self, x):
+        raise RuntimeError("not written yet")
+"""
+
+
 def test_a_run_that_fails_before_its_report_stops_the_report_process(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx")
-    (tmp_path / "output").write_text("a file where the report folder should go")
+    # a forward that raises: found by the pre-flight, after torch loads (an unwritable output folder, the
+    # example before, is now refused before the report process starts)
+    (tmp_path / "bad.py").write_text(BAD_FORWARD, "utf-8")
     process = subprocess.Popen(
-        [sys.executable, "-m", "reportgen", "run", "--models", "mlp", *map(str, idx_run_args(idx))],
+        [sys.executable, "-m", "reportgen", "run", "--models", "bad.py:Net", *map(str, idx_run_args(idx))],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -109,7 +124,7 @@ def test_a_run_that_fails_before_its_report_stops_the_report_process(tmp_path):
     time.sleep(0.5)  # the report process is started before torch is imported
     started = _workers_of(process.pid)
     _out, err = process.communicate(timeout=120)
-    assert process.returncode == 2 and "output" in err and "Traceback" not in err, err
+    assert process.returncode == 2 and "forward" in err and "Traceback" not in err, err
     assert started, "no report process was started beside the run"
     leftover = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
     pids = {line.split()[0] for line in started}
