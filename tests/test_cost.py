@@ -261,3 +261,12 @@ def test_params_outputs_carry_the_macs_per_layer(cli, fmt, expected):
     assert expected in out
     if fmt == "json":
         assert json.loads(out)["cost"]["macs"]["layers"][0]["macs"] == 117_600
+
+
+def test_both_wrong_claims_are_shown(cli):
+    code, _out, err = cli("params", "lenet5", "--expect", "61000", "--expect-macs", "400000")
+    assert code == 1
+    assert err == (
+        "lenet5: expected 61,000, counted 61,706: difference +706; "
+        "claimed 400,000 MACs, counted 416,520 (+16,520 difference)\n"
+    )

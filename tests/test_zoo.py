@@ -112,3 +112,9 @@ def test_compare_names_a_zoo_model_and_refuses_it_on_data_of_other_channels(tmp_
             executor="local",
         )
     assert not (tmp_path / "runs" / "resnet18").exists()
+
+
+def test_the_published_figure_through_the_cli_is_accepted_with_its_note(cli):
+    code, out, err = cli("params", "torchvision:resnet18", "--input", "3x224x224", "--expect-macs", "1814073344")
+    assert code == 0 and err == ""
+    assert "torchvision:resnet18: claimed 1,814,073,344 MACs = ours 1,816,557,056 without the 2,483,712" in out
