@@ -5,6 +5,7 @@ cross-check saying "not checked" (never ✓) for what it cannot see."""
 from __future__ import annotations
 
 import pytest
+import torch
 from fixtures_nets import (
     AliasNet,
     BrokenViewNet,
@@ -129,3 +130,17 @@ def test_a_forward_that_cannot_run_is_one_line_naming_the_layer():
 def test_the_convention_is_stated_once_in_the_title():
     text = format_macs(count_macs(FoldedRows(), (512,)))
     assert text.count("1 MAC = 1 multiply + 1 add = 2 FLOPs") == 1 and "BatchNorm at inference" in text
+
+
+def test_an_op_without_a_formula_is_named_beside_the_total():
+    class Pair(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.form = nn.Bilinear(3, 4, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.form(x[:, :3], x)
+
+    result = count_macs(Pair(), (4,))
+    assert result.total == 0 and result.layers[0].uncounted == ["aten._trilinear (a bilinear form)"]
+    assert "not in the total: form (Bilinear) ran aten._trilinear (a bilinear form)" in format_macs(result)

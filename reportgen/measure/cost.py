@@ -71,6 +71,7 @@ class LayerMacs:
     ops: dict[str, int] = field(default_factory=dict)  # aten op → MACs, as counted
     formula_macs: int | None = None  # the layer formula's figure, when the layer type has one
     forward: bool = False  # work in the module's own forward, outside its child layers
+    uncounted: list[str] = field(default_factory=list)  # ops with multiply-adds and no formula here
 
     @property
     def formula_differs(self) -> bool:
@@ -243,7 +244,8 @@ def _layer(call: ModuleCall) -> LayerMacs:
     for op in call.ops:
         ops[op.op] += op.macs
     layer = LayerMacs(call.name, kind, "", call.macs, call.bias_adds, ops=dict(ops), forward=not call.leaf)
-    uncounted = f"not counted: {', '.join(dict.fromkeys(call.uncounted))}" if call.uncounted else ""
+    layer.uncounted = list(dict.fromkeys(call.uncounted))
+    uncounted = f"not counted: {', '.join(layer.uncounted)}" if layer.uncounted else ""
     if not call.ops:
         layer.note = uncounted or _why_not_counted(call.module)
         return layer
@@ -470,6 +472,11 @@ def format_macs(audit: MacAudit, label: str = "", fmt: str = "table") -> str:
     if audit.batchnorm_macs:
         summary[0] += f"; without BatchNorm {_n(audit.total - audit.batchnorm_macs)}"
     summary += [f"finding: {layer.name or '(root)'} ({layer.type}): {layer.note}" for layer in audit.findings]
+    summary += [
+        f"not in the total: {layer.name or '(root)'} ({layer.type}) ran {', '.join(layer.uncounted)}"
+        for layer in audit.layers
+        if layer.uncounted
+    ]
     summary += [f"FlopCounterMode: {flop}", f"torchinfo mult-adds: {info}"]
     title = f"MACs{f' of {label}' if label else ''} ({CONVENTION})"
     if fmt == "markdown":

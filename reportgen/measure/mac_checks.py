@@ -62,7 +62,7 @@ def _n(value: int) -> str:
 
 
 def _label(call: ModuleCall) -> str:
-    return f"{call.name or '(root)'} ({type(call.module).__name__}"
+    return f"{call.name or '(root)'} ({type(call.module).__name__})"
 
 
 def _by_module(calls: list[ModuleCall]) -> dict[int, list[ModuleCall]]:
@@ -100,7 +100,7 @@ def flop_counter_check(counter: Any, model: nn.Module, calls: list[ModuleCall]) 
         check.checked_macs += seen
         flops = per_layer.get(id(group[0].module), 0)
         if all(call.leaf for call in group) and flops != 2 * seen:  # a parent's figure includes its children
-            check.disagree.append(f"{_label(group[0])}): {_n(flops)} FLOPs, ours 2 × {_n(seen)}")
+            check.disagree.append(f"{_label(group[0])}: {_n(flops)} FLOPs, ours 2 × {_n(seen)}")
     return check
 
 
@@ -120,8 +120,8 @@ def _flop_counter_layers(counts: dict[str, dict[Any, int]], model: nn.Module) ->
 
 
 def torchinfo_summary(model: nn.Module, input_shape: tuple[int, ...], batch: int = 1) -> Any:
-    """torchinfo's summary of a forward on `batch` inputs, run on shapes only when the forward allows (real values
-    otherwise), the model in whatever mode the caller set. Raises what torchinfo raises."""
+    """torchinfo's summary of a forward on `batch` inputs in eval mode, run on shapes only when the forward allows
+    (real values otherwise). Raises what torchinfo raises."""
     import torchinfo
 
     stats: list[Any] = []
@@ -198,7 +198,7 @@ def torchinfo_check(
         if blind:
             check.unchecked(macs, group[0], blind)
         elif theirs[key] != macs + bias:
-            check.disagree.append(f"{_label(group[0])}): {_n(theirs[key])}, ours {_n(macs)} + {_n(bias)} bias")
+            check.disagree.append(f"{_label(group[0])}: {_n(theirs[key])}, ours {_n(macs)} + {_n(bias)} bias")
         else:
             check.checked_macs += macs
     return check

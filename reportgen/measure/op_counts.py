@@ -157,7 +157,6 @@ UNCOUNTED = {
     aten._trilinear: "a bilinear form",
     aten._native_multi_head_attention: "the fused attention fast path",
     aten._transformer_encoder_layer_fwd: "the fused encoder-layer fast path",
-    aten.linalg_solve_ex: "a linear solve",
 }
 
 
