@@ -19,10 +19,7 @@ from pathlib import Path
 from reportgen.errors import ModelError
 from reportgen.files import sha256_file
 from reportgen.models import BUILTIN_MODULES
-from reportgen.models.registry import _REGISTRY, ModelRef, is_in_memory
-
-# `prefix:name` references the registry resolves itself (model zoos), not as a module of the user's
-ZOO_PREFIXES = ("torchvision", "timm")
+from reportgen.models.registry import _REGISTRY, ZOOS, ModelRef, is_in_memory
 
 
 def _parse(file: Path) -> ast.Module:
@@ -111,7 +108,7 @@ def _check_attribute(file: Path, attr: str, where: str) -> None:
 def _check_module_reference(module: str, attr: str) -> None:
     """`module:Attr` where the module is a file of the current folder (the registry puts it first on the path)."""
     top = module.split(".")[0]
-    if top in ZOO_PREFIXES:
+    if top in ZOOS:  # `torchvision:resnet18`: the zoo's own registry names its models (torch needed)
         return
     local = Path.cwd().joinpath(*module.split("."))
     for file in (local.with_suffix(".py"), local / "__init__.py"):
