@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -100,3 +101,13 @@ def value_order(value: Any) -> tuple[bool, float | str]:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return (False, value)
     return (True, str(value))
+
+
+# What a loss value measures: nll on log-probabilities is cross-entropy (the pre-flight refuses nll on logits),
+# so their values compare; BCE over one-hot targets is another quantity.
+LOSS_SCALES = {Loss.CROSS_ENTROPY: "cross-entropy", Loss.NLL: "cross-entropy", Loss.BCE_WITH_LOGITS: "binary"}
+
+
+def mixed_loss_scales(losses: Iterable[str]) -> bool:
+    """Whether loss values of these loss functions are on different scales (then compare accuracy)."""
+    return len({LOSS_SCALES.get(loss, loss) for loss in losses}) > 1

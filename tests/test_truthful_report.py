@@ -12,14 +12,14 @@ import cmarkgfm
 from cmarkgfm.cmark import Options
 from conftest import idx_run_args
 
-from reportgen.report.findings import Finding
+from reportgen.report.findings import Finding, review_trials
 from reportgen.report.i18n import translator
 from reportgen.report.render import _only_right
 from reportgen.report.summary import TrialSummary, gallery_picks
 from reportgen.report.sweep import sweep_claims
 from reportgen.report.tables import findings
 from reportgen.run.archive import TrialState
-from reportgen.settings import TrainConfig
+from reportgen.settings import TrainConfig, mixed_loss_scales
 
 HOSTILE = "[click](https://evil.example) <img src=https://evil.example/x.png> `tick` a|b *x* 100% $5 #1 ~_^&{}\\"
 MODEL_FILE = """
@@ -219,3 +219,13 @@ def test_the_disagreement_strip_holds_the_images_only_one_model_got_right_surest
     assert sheet.indices == [3, 1] and sheet.captions == [("one", "zero"), ("one", "two")] and sheet.wrong
     assert _only_right(b, a, ["zero", "one", "two"]).indices == [2]
     assert _only_right(a, a, ["zero", "one", "two"]) is None
+
+
+def test_nll_and_cross_entropy_are_one_scale_bce_another():
+    """nll on log-probabilities is cross-entropy (the pre-flight refuses nll on logits): their losses compare."""
+    assert not mixed_loss_scales(["cross_entropy", "nll"])
+    assert mixed_loss_scales(["cross_entropy", "bce_with_logits"]) and mixed_loss_scales(["nll", "bce_with_logits"])
+    runs = [_trial("m", "adam", loss, 150) for loss in ("cross_entropy", "nll")]
+    assert [f.code for f in review_trials(runs, 10, True)] == []
+    runs.append(_trial("m", "adam", "bce_with_logits", 150))
+    assert [f.code for f in review_trials(runs, 10, True)] == ["cross_loss"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from reportgen.report.i18n import Translator, translator
 from reportgen.report.summary import TrialSummary
 from reportgen.run.archive import TrialState
+from reportgen.settings import mixed_loss_scales
 
 CHANCE_MARGIN = 0.02  # accuracy within 2 points of 1/classes counts as chance level
 OVERFIT_GAP = 0.05  # final train accuracy this far above test accuracy suggests overfitting
@@ -84,7 +85,7 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
                     values | {"gap": 100 * gap},
                 )
             )
-    if len({t.config["loss"] for t in trials}) > 1:
+    if mixed_loss_scales(t.config["loss"] for t in trials):
         findings.append(
             Finding(
                 "cross_loss",

@@ -27,6 +27,7 @@ from reportgen.report.model import (
 )
 from reportgen.report.summary import TrialSummary
 from reportgen.run.archive import TrialState
+from reportgen.settings import mixed_loss_scales
 
 
 def build_report_model(ctx: dict[str, Any]) -> ReportModel:
@@ -387,7 +388,7 @@ def _comparison(ctx: dict[str, Any], tr) -> Table:
             )
         )
     caption = tr("Sorted by final test accuracy.") + " " + tr("Seconds per epoch: the median over the epochs.")
-    if "loss" in varied:
+    if mixed_loss_scales(ctx["settings"]["varied"].get("loss", [])):
         caption += " " + tr("Loss values of different loss functions are on different scales: compare accuracy.")
     return Table("comparison", tr("Comparison"), [tr(c) for c in columns], rows, caption=caption)
 
