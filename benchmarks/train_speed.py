@@ -1,7 +1,16 @@
 """Training speed, side by side on the same data, model and batch size (a benchmark, not a test).
 
-    .venv/bin/python benchmarks/train_speed.py [--epochs 2] [--train-subset N] [--threads 1] [--load]
+    .venv/bin/python benchmarks/train_speed.py [--epochs 2] [--train-subset N] [--threads 1] [--load] [--no-report]
     .venv/bin/python benchmarks/train_speed.py --smoke        # 1 epoch on 3,000 images: prints every figure
+
+It ends with the lines to track from one commit to the next:
+  engine speed-up: N.NNx   the textbook loop's seconds per epoch (training + evaluation) over the engine's,
+                           same data, thread count and batch size, both test accuracies beside it, and the
+                           share of this machine's fp32 GEMM rate the engine's training computes; --pairs N
+                           takes medians of N alternating runs per side (one run moves by tens of percent);
+  default report: N s      wall time of `reportgen run` (the default experiment: training, then the HTML
+                           and PDF report) in a fresh temporary folder, as `make report` runs it: minutes,
+                           skipped with --no-report; --smoke runs a one-model, one-epoch experiment instead.
 
 Every measurement is one child process, so its peak RSS (ru_maxrss, read inside the child) is its own:
 a process's high-water mark never drops, so sides measured one after another in one process would
@@ -30,10 +39,14 @@ import hashlib
 import json
 import os
 import resource
+import shlex
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -47,6 +60,7 @@ ENGINE_ADAM = {"engine-foreach": {"foreach": True}, "engine-fused": {"fused": Tr
 SIDE_ENV = {"engine-passive": {"OMP_WAIT_POLICY": "PASSIVE"}}  # read by OpenMP when the child starts
 SIDES = ("textbook", "engine", "engine-foreach", "engine-fused", "engine-passive", "engine-compile")
 BUSY = "while True: pass"  # the competing process: one core's worth of pure Python
+SMOKE_REPORT = "--models mlp --epochs 1 --train-subset 1500 --test-subset 300"  # a tiny end-to-end run
 
 
 def _timed(work: Callable[[], object]) -> float:
@@ -246,10 +260,19 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--load-sides", type=comma_list(str, SIDES), default=["textbook", "engine", "engine-passive"])
     parser.add_argument("--load-threads", type=comma_list(int), default=[1, 2])
     parser.add_argument("--smoke", action="store_true", help="1 epoch on 3,000 images, to check the script")
+    parser.add_argument(
+        "--pairs", type=int, default=1, help="speed-up from the medians of this many textbook/engine runs, alternating"
+    )
+    parser.add_argument("--no-report", action="store_true", help="skip timing `reportgen run` (minutes)")
+    parser.add_argument(
+        "--report-args", type=shlex.split, default=None, help="options of the timed `reportgen run` (default: none)"
+    )
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
     if args.smoke:
         args.epochs, args.train_subset = 1, 3000
+    if args.report_args is None:
+        args.report_args = shlex.split(SMOKE_REPORT) if args.smoke else []
     return args
 
 
@@ -298,6 +321,54 @@ def main() -> None:
         runs = [(side, t, busy) for side in args.load_sides for t in args.load_threads for busy in (False, True)]
         table("under load (busy = beside one process spinning a core)", runs)
     notes(rows, args)
+    print()
+    headline(rows, args, epoch_gflop / peaks[args.threads])
+    if not args.no_report:
+        default_report(args.report_args)
+
+
+def headline(rows: dict[tuple[str, int, bool], dict], args: argparse.Namespace, epoch_per_peak: float) -> None:
+    """The engine against the textbook loop on the same data, threads and batch size: one ratio to track. With
+    --pairs N, from the medians of N runs of each side (the table's, then N - 1 more, alternating order), since
+    one run per side moves by tens of percent on a busy machine."""
+    textbook_row, engine_row = rows.get(("textbook", args.threads, False)), rows.get(("engine", args.threads, False))
+    if not (textbook_row and engine_row):
+        print("engine speed-up: not measured (--sides needs textbook and engine)")
+        return
+    runs = {"textbook": [textbook_row], "engine": [engine_row]}
+    for pair in range(1, args.pairs):
+        for side in ("textbook", "engine") if pair % 2 else ("engine", "textbook"):
+            runs[side].append(measure(side, args.threads, False, args))
+    textbook_s, engine_s = (statistics.median(r["train_s"] + r["eval_s"] for r in runs[side]) for side in runs)
+    engine_train_s = statistics.median(r["train_s"] for r in runs["engine"])
+    spread = ""
+    if args.pairs > 1:
+        ranges = {side: [r["train_s"] + r["eval_s"] for r in runs[side]] for side in runs}
+        spread = ", ".join(f"{side} {min(v):.2f}-{max(v):.2f} s" for side, v in ranges.items())
+        spread = f"medians of {args.pairs} alternating runs each ({spread}); "
+    print(
+        f"engine speed-up: {textbook_s / engine_s:.2f}x (training + evaluation per epoch: textbook {textbook_s:.2f} s, "
+        f"engine {engine_s:.2f} s; {spread}{args.threads} thread(s), batch {args.batch_size}; test accuracy textbook "
+        f"{100 * textbook_row['test_acc']:.2f}%, engine {100 * engine_row['test_acc']:.2f}%); the engine's training "
+        f"computes {100 * epoch_per_peak / engine_train_s:.1f}% of the fp32 GEMM ceiling"
+    )
+
+
+def default_report(options: list[str]) -> None:
+    """Wall time of `reportgen run` end to end (training, then the HTML and PDF) in a fresh folder."""
+    command = [sys.executable, "-m", "reportgen", "run", *options]
+    with tempfile.TemporaryDirectory(prefix="reportgen-benchmark-") as folder:
+        at_start = load_average()
+        started = time.perf_counter()
+        done = subprocess.run(command, cwd=folder, check=False, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        reports = sorted(Path(folder, "output").rglob("report.html"))
+        if done.returncode or not reports:
+            sys.exit(f"reportgen run {shlex.join(options)} failed (exit {done.returncode}):\n{done.stderr}")
+        pdf = "HTML + PDF" if any(r.with_name("report.pdf").is_file() for r in reports) else "HTML, no PDF"
+    what = f"reportgen run {shlex.join(options)}" if options else "reportgen run, the default experiment"
+    at_end = load_average().removeprefix("load average ")
+    print(f"default report: {seconds:.0f} s ({what}, {pdf}; {at_start} at start, {at_end} at end)")
 
 
 def notes(rows: dict[tuple[str, int, bool], dict], args: argparse.Namespace) -> None:
