@@ -144,3 +144,21 @@ def test_an_op_without_a_formula_is_named_beside_the_total():
     result = count_macs(Pair(), (4,))
     assert result.total == 0 and result.layers[0].uncounted == ["aten._trilinear (a bilinear form)"]
     assert "not in the total: form (Bilinear) ran aten._trilinear (a bilinear form)" in format_macs(result)
+
+
+def test_a_forward_that_keeps_tensors_on_its_modules_keeps_real_ones():
+    class Remembers(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+            self.register_buffer("seen", torch.zeros(3))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.last = self.fc(x)  # a new attribute
+            self.seen = x[0].detach()  # a buffer reassigned
+            return self.last
+
+    model = Remembers()
+    assert count_macs(model, (3,)).total == 9
+    assert not hasattr(model, "last") and type(model.seen) is torch.Tensor and not model.seen.any()
+    assert type(model(torch.ones(1, 3))) is torch.Tensor and model.state_dict()["seen"].tolist() == [1, 1, 1]

@@ -154,11 +154,14 @@ def run_with_input(
     (shapes-only) input first, a real one when the forward reads values."""
 
     class Capture(nn.Module):  # run_shapes_first builds the input; this hands it to the tool instead
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model  # a child, so whatever the shapes-only pass leaves in it is put back
+
         def forward(self, x: torch.Tensor) -> None:
             use(x)
 
-    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
-    run_shapes_first(Capture(), input_shape, batch, device=device)
+    run_shapes_first(Capture(), input_shape, batch)
 
 
 def _blind_spot(module: nn.Module, size: list) -> str:

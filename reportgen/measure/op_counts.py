@@ -205,7 +205,7 @@ class _Counter(TorchDispatchMode):
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         handler = _HANDLERS.get(func.overloadpacket)
-        if handler is None and func.overloadpacket not in UNCOUNTED:
+        if handler is None and func.overloadpacket not in UNCOUNTED and func.namespace == "aten":  # not prim.device
             with self:  # a composite op: count the ops it is made of, which come back through this mode
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
@@ -269,6 +269,30 @@ def without_fast_paths() -> Iterator[None]:
         torch.backends.mha.set_fastpath_enabled(enabled)
 
 
+@contextmanager
+def _no_fake_left_in(model: nn.Module) -> Iterator[None]:
+    """A forward that stores tensors on its modules (`self.last = y`, a buffer reassigned) would leave fake
+    tensors in the model after a shapes-only pass: each is put back as it was, or removed if it is new."""
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    saved = [(m, dict(vars(m)), dict(m._buffers), dict(m._parameters)) for m in model.modules()]
+    try:
+        yield
+    finally:
+        for module, attributes, buffers, parameters in saved:
+            for store, before in (
+                (vars(module), attributes),
+                (module._buffers, buffers),
+                (module._parameters, parameters),
+            ):
+                for key, value in list(store.items()):
+                    if isinstance(value, FakeTensor):
+                        if key in before:
+                            store[key] = before[key]
+                        else:
+                            del store[key]
+
+
 def run_shapes_first(
     model: nn.Module,
     input_shape: tuple[int, ...],
@@ -284,7 +308,7 @@ def run_shapes_first(
     try:
         with fake:
             x = torch.zeros(batch, *input_shape, device=device)
-        with fake, inner(), torch.no_grad():
+        with fake, inner(), torch.no_grad(), _no_fake_left_in(model):
             return model(x)
     except Exception:  # noqa: BLE001 — it reads values (NMS, `if x.sum() > 0`) or fails: the real run decides
         with torch.random.fork_rng(devices=[]), inner(), torch.no_grad():
