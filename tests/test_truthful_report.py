@@ -17,7 +17,7 @@ from reportgen.report.i18n import translator
 from reportgen.report.render import _only_right
 from reportgen.report.summary import TrialSummary, gallery_picks
 from reportgen.report.sweep import sweep_claims
-from reportgen.report.tables import findings
+from reportgen.report.tables import _mac_check, findings
 from reportgen.run.archive import TrialState
 from reportgen.settings import TrainConfig, mixed_loss_scales
 
@@ -229,3 +229,23 @@ def test_nll_and_cross_entropy_are_one_scale_bce_another():
     assert [f.code for f in review_trials(runs, 10, True)] == []
     runs.append(_trial("m", "adam", "bce_with_logits", 150))
     assert [f.code for f in review_trials(runs, 10, True)] == ["cross_loss"]
+
+
+def test_a_mac_cross_check_ticks_only_what_it_could_see():
+    tr = translator("en")
+    lstm = {
+        "total": 215_360,
+        "flop_counter_flops": 640,
+        "matches_flop_counter": True,
+        "flop_counter": {"checked_macs": 320},
+        "flop_counter_not_checked": "lstm (LSTM, 215,040 MACs): no formula",
+    }
+    cell = _mac_check("FlopCounterMode", lstm, "flop_counter", tr)
+    assert cell.text == "FlopCounterMode: ✓ 640 FLOPs" and cell.note.startswith("320 of 215,360 MACs checked")
+    blind = lstm | {"flop_counter_flops": 0, "flop_counter": {"checked_macs": 0}}
+    cell = _mac_check("FlopCounterMode", blind, "flop_counter", tr)
+    assert cell.text == "FlopCounterMode: not checked" and cell.verdict is None and "no formula" in cell.note
+    failed = {"total": 10, "torchinfo_mult_adds": -1, "torchinfo_not_checked": "torchinfo failed: boom"}
+    assert _mac_check("torchinfo", failed, "torchinfo", tr).text == "torchinfo: not checked"
+    wrong = {"total": 10, "torchinfo_mult_adds": 12, "matches_torchinfo": False}
+    assert _mac_check("torchinfo", wrong, "torchinfo", tr).verdict is False

@@ -313,20 +313,24 @@ def _folded(folded: list[tuple[str, str]], tr) -> str:
 
 
 def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
-    """One cross-check of the MAC total (a footer cell over two columns): ✓ or ✗ only when the check ran and
-    could see the model's ops; otherwise "not checked" and why."""
+    """One cross-check of the MAC total (a footer cell over two columns): ✓ or ✗ for what the check could
+    see; what it could not see (an LSTM kernel on the CPU) is said as "not checked" and why — a check that
+    saw nothing, or could not run, is "not checked" and never ✓."""
     figure = macs.get(f"{key}_flops" if key == "flop_counter" else f"{key}_mult_adds", -1)
     unseen = macs.get(f"{key}_not_checked", "")
-    if figure is None or figure < 0 or unseen:
-        return Cell(f"{name}: {tr('not checked')}", "label", tr(unseen) if unseen else "", span=2)
+    checked = (macs.get(key) or {}).get("checked_macs") if isinstance(macs.get(key), dict) else None
+    if figure is None or figure < 0 or (unseen and not checked):
+        return Cell(f"{name}: {tr('not checked')}", "label", unseen, span=2)
     holds = bool(macs.get(f"matches_{key}"))
     unit = " FLOPs" if key == "flop_counter" else ""
-    note = (
-        tr("torchinfo counts by its own rule: bias additions too, BatchNorm by its parameters")
-        if (key == "torchinfo" and holds)
-        else ""
-    )
-    return Cell(f"{name}: {'✓' if holds else '✗'} {count(figure)}{unit}", "label", note, verdict=holds, span=2)
+    notes = []
+    if unseen:  # a partial check: what it confirmed, and what it could not see
+        notes.append(tr("{checked} of {total} MACs checked; not checked: {why}", checked=count(checked),
+                        total=count(macs["total"]), why=unseen))  # fmt: skip
+    if key == "torchinfo" and holds:
+        notes.append(tr("torchinfo counts by its own rule: bias additions too, BatchNorm by its parameters"))
+    text = f"{name}: {'✓' if holds else '✗'} {count(figure)}{unit}"
+    return Cell(text, "label", " ".join(notes), verdict=holds, span=2)
 
 
 def _epoch_cells(e: dict[str, Any], has_val: bool) -> list[Cell]:
