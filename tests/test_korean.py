@@ -91,6 +91,7 @@ CODE = [
     re.compile(p)
     for p in (
         r"\b\w+Executor\b",
+        r"\b(?:aten|prims)\.\w+",  # a PyTorch op a MAC check names (aten.native_batch_norm)
         r"\b(?:Linux|Darwin|Windows)-\S+",  # the executor's class, the platform string
         r"\b[A-Za-z]\w*_\w+\b",
         r"\b(?:[A-Z][a-z]+){3,}\b",  # identifiers: state_dict, cross_entropy, FlopCounterMode

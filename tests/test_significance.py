@@ -55,7 +55,8 @@ def summary(label, test_accs, train_loss=None, loss="cross_entropy", seed=0, sta
 
 
 def test_chance_level_and_cross_loss_lints():
-    trials = [summary("stuck", [0.10, 0.11, 0.1135]), summary("good", [0.8, 0.85], loss="nll")]
+    # BCE against cross-entropy: values on different scales (nll on log-probabilities would be the same scale)
+    trials = [summary("stuck", [0.10, 0.11, 0.1135]), summary("good", [0.8, 0.85], loss="bce_with_logits")]
     codes = {(w.code, w.trial_id) for w in review_trials(trials, 10, settings_identical=True)}
     assert ("chance", "000-stuck") in codes
     assert ("cross_loss", "") in codes

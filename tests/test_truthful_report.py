@@ -14,6 +14,7 @@ from conftest import idx_run_args
 
 from reportgen.report.findings import Finding, review_trials
 from reportgen.report.i18n import translator
+from reportgen.report.model import Cell
 from reportgen.report.render import _only_right
 from reportgen.report.summary import TrialSummary, gallery_picks
 from reportgen.report.sweep import sweep_claims
@@ -233,19 +234,23 @@ def test_nll_and_cross_entropy_are_one_scale_bce_another():
 
 def test_a_mac_cross_check_ticks_only_what_it_could_see():
     tr = translator("en")
+    unseen = [{"name": "lstm", "type": "LSTM", "macs": 215_040, "why": "no formula for aten.mkldnn_rnn_layer"}]
     lstm = {
         "total": 215_360,
         "flop_counter_flops": 640,
         "matches_flop_counter": True,
-        "flop_counter": {"checked_macs": 320},
-        "flop_counter_not_checked": "lstm (LSTM, 215,040 MACs): no formula",
+        "flop_counter": {"figure": 640, "checked_macs": 320, "not_checked": unseen},
     }
     cell = _mac_check("FlopCounterMode", lstm, "flop_counter", tr)
-    assert cell.text == "FlopCounterMode: ✓ 640 FLOPs" and cell.note.startswith("320 of 215,360 MACs checked")
-    blind = lstm | {"flop_counter_flops": 0, "flop_counter": {"checked_macs": 0}}
+    assert cell.text == "FlopCounterMode: ✓ 640 FLOPs" and cell.note == (
+        "320 of 215,360 MACs checked; not checked: lstm (LSTM, 215,040 MACs): no formula for aten.mkldnn_rnn_layer"
+    )
+    korean = _mac_check("FlopCounterMode", lstm, "flop_counter", translator("ko")).note
+    assert "aten.mkldnn_rnn_layer에 대한 계산식이 없음" in korean and "no formula" not in korean
+    blind = lstm | {"flop_counter_flops": 0, "flop_counter": {"figure": 0, "checked_macs": 0, "not_checked": unseen}}
     cell = _mac_check("FlopCounterMode", blind, "flop_counter", tr)
     assert cell.text == "FlopCounterMode: not checked" and cell.verdict is None and "no formula" in cell.note
-    failed = {"total": 10, "torchinfo_mult_adds": -1, "torchinfo_not_checked": "torchinfo failed: boom"}
-    assert _mac_check("torchinfo", failed, "torchinfo", tr).text == "torchinfo: not checked"
+    failed = {"total": 10, "torchinfo_mult_adds": -1, "torchinfo": {"figure": -1, "error": "boom"}}
+    assert _mac_check("torchinfo", failed, "torchinfo", tr) == Cell("torchinfo: not checked", "label", "boom", span=2)
     wrong = {"total": 10, "torchinfo_mult_adds": 12, "matches_torchinfo": False}
     assert _mac_check("torchinfo", wrong, "torchinfo", tr).verdict is False

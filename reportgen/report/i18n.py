@@ -50,6 +50,8 @@ PARTICLE_SPECS = {f"{a}/{b}": pair for pair in PARTICLES for a, b in (pair, pair
 # English sentences archived with a run (data/datasets.py's source, measure/params.py's formula notes): the only
 # keys matched as patterns, so no user text (a model label, a path) is ever taken for a sentence.
 RECORDED_PATTERNS = (
+    "no formula for {ops}",  # why a MAC cross-check could not see a layer (measure/mac_checks.py)
+    "its rule counts a Linear once per first dimension ({n})",
     "IDX files in {path}",
     "torchvision {dataset} download",
     "{formula} (+{count} running stats, not trainable)",

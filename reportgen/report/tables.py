@@ -317,8 +317,9 @@ def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
     see; what it could not see (an LSTM kernel on the CPU) is said as "not checked" and why — a check that
     saw nothing, or could not run, is "not checked" and never ✓."""
     figure = macs.get(f"{key}_flops" if key == "flop_counter" else f"{key}_mult_adds", -1)
-    unseen = macs.get(f"{key}_not_checked", "")
-    checked = (macs.get(key) or {}).get("checked_macs") if isinstance(macs.get(key), dict) else None
+    check = macs.get(key) if isinstance(macs.get(key), dict) else {}
+    unseen = _unchecked_text(check, tr) if check else macs.get(f"{key}_not_checked", "")
+    checked = check.get("checked_macs")
     if figure is None or figure < 0 or (unseen and not checked):
         return Cell(f"{name}: {tr('not checked')}", "label", unseen, span=2)
     holds = bool(macs.get(f"matches_{key}"))
@@ -331,6 +332,25 @@ def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
         notes.append(tr("torchinfo counts by its own rule: bias additions too, BatchNorm by its parameters"))
     text = f"{name}: {'✓' if holds else '✗'} {count(figure)}{unit}"
     return Cell(text, "label", " ".join(notes), verdict=holds, span=2)
+
+
+def _unchecked_text(check: dict[str, Any], tr) -> str:
+    """What a MAC check could not see, by layer type, in the report's language ("2 BatchNorm2d layers
+    (6,304 MACs): no formula for aten.native_batch_norm"); its error when it could not run at all."""
+    if check.get("figure", 0) < 0:
+        return tr.recorded(check.get("error", ""))
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in check.get("not_checked", []):
+        groups.setdefault((entry["type"], entry["why"]), []).append(entry)
+    parts = []
+    for (kind, why), entries in groups.items():
+        names = list(dict.fromkeys(e["name"] for e in entries))
+        values = {"type": kind, "macs": count(sum(e["macs"] for e in entries)), "why": tr.recorded(why)}
+        if len(names) == 1:
+            parts.append(tr("{name} ({type}, {macs} MACs): {why}", name=names[0], **values))
+        else:
+            parts.append(tr("{n} {type} layers ({macs} MACs): {why}", n=len(names), **values))
+    return "; ".join(parts)
 
 
 def _epoch_cells(e: dict[str, Any], has_val: bool) -> list[Cell]:
