@@ -248,19 +248,20 @@ def regularization(ctx: dict, min_techniques: int = 2) -> tuple[bool, Evidence]:
     for row in ctx["before_after"]:
         found = _techniques(ctx, row)
         stalled = sorted({row["model"], row["base"]} & untrained)  # the conclusion makes the same exception
+        effect = regularization_effect(row, ctx["mcnemar"])  # the conclusion words it from the same verdict
         evidence.append(
             Message(
                 "{model}: {techniques} — {effect}",
                 {
                     "model": row["model"],
                     "techniques": [Message(name) for name in found] or Message("none"),
-                    "effect": _not_learned(stalled) if stalled else _effect(row, ctx["mcnemar"]),
+                    "effect": _not_learned(stalled) if stalled else _effect(effect),
                 },
             )
         )
         enough = enough or len(found) >= min_techniques
         # "Improve" holds only when the report's own test says the regularized model is better
-        ok = ok or (len(found) >= min_techniques and not stalled and _verdict(row, ctx["mcnemar"]) == "helped")
+        ok = ok or (len(found) >= min_techniques and not stalled and effect["verdict"] == "helped")
     # the rule only where no model uses enough techniques: beside a ✓ it read as a failure note
     rule = [] if enough else [Message("needs at least {count} techniques", {"count": min_techniques})]
     return ok, evidence + rule
@@ -274,12 +275,7 @@ def _techniques(ctx: dict, row: dict[str, Any]) -> list[str]:
     )
 
 
-def _verdict(row: dict[str, Any], tests: list[dict[str, Any]]) -> str:
-    return regularization_effect(row, tests)["verdict"]
-
-
-def _effect(row: dict[str, Any], tests: list[dict[str, Any]]) -> Message:
-    effect = regularization_effect(row, tests)  # the conclusion words it from the same verdict
+def _effect(effect: dict[str, Any]) -> Message:
     return Message(EFFECTS[effect["verdict"]], {"delta": effect["delta"], "p": effect["p"]})
 
 

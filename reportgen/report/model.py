@@ -41,6 +41,14 @@ def count(value: Any) -> str:
     return f"{value:,.0f}" if is_number(value) else MISSING
 
 
+def setting_text(value: Any, tr) -> str:
+    """A setting's value as the report shows it: text in the report's language ("adam" → 아담(Adam)), an empty
+    one as "none", a number as it is."""
+    if value in ("", None):
+        return tr("none")
+    return tr(value) if isinstance(value, str) else str(value)
+
+
 def public_text(text: Any) -> str:
     """`text` with every absolute path shortened to its last part: `/home/kim/hw/models.py:Net` →
     `models.py:Net`, `/home/kim/.venv/bin/reportgen run` → `reportgen run`."""

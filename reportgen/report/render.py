@@ -45,6 +45,7 @@ from reportgen.report.figures import Figures, Sheet, draw_figures, model_curves
 from reportgen.report.findings import format_finding, review_trials
 from reportgen.report.i18n import LANGUAGES, Translator, translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
+from reportgen.report.model import setting_text
 from reportgen.report.plots import model_colors
 from reportgen.report.significance import literature, pairwise_mcnemar, seed_aggregates
 from reportgen.report.summary import (
@@ -147,13 +148,12 @@ def _galleries(
     run: RunArchive | CombinedRun,
     best: list[TrialSummary],
     predictions: dict[str, list[dict[str, str]]],
-    classes: list[str],
+    images_of: dict[str, Any],
+    names: list[str],
     seed: int,
-    translate,
 ) -> list[dict[str, Any]]:
-    """Per model (its best trial), what its gallery shows; picks only: figures.py draws the sheets."""
-    images_of = {source.run_id: _reload_test_images(source) for source in run.runs}  # combined: one per run
-    names = [translate(c) for c in classes]
+    """Per model (its best trial), what its gallery shows; picks only: figures.py draws the sheets.
+    `images_of`: each run's test images by run id; `names`: the class names in the report's language."""
     return [
         _gallery(trial, predictions[trial.trial_id], images_of[run.origin(trial.trial_id).run_id], names, seed)
         for trial in best
@@ -206,6 +206,7 @@ def _disagreements(
     tests: list[dict[str, Any]],
     predictions: dict[str, list[dict[str, str]]],
     untrained: set[str],
+    images_of: dict[str, Any],
     classes: list[str],
 ) -> list[dict[str, Any]]:
     """For each pair of models the McNemar table tests (both learned): the test images only one of them got
@@ -221,7 +222,7 @@ def _disagreements(
             {
                 "a": a.label,
                 "b": b.label,
-                "images": _reload_test_images(run.origin(a.trial_id)),
+                "images": images_of[run.origin(a.trial_id).run_id],
                 "a_only": _only_right(rows_a, rows_b, classes),
                 "b_only": _only_right(rows_b, rows_a, classes),
             }
@@ -264,7 +265,7 @@ def _sweep_series(trials: list[TrialSummary], varied: dict[str, list], translate
         return None
 
     def title(values: tuple) -> str:
-        return ", ".join(f"{translate(k)} {translate(v) if isinstance(v, str) else v}" for k, v in zip(keys, values))
+        return ", ".join(f"{translate(k)} {setting_text(v, translate)}" for k, v in zip(keys, values))
 
     runs: dict[tuple, dict[str, list[list[dict]]]] = {}
     for t in trials:
@@ -339,8 +340,12 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     labels = list(dict.fromkeys(t.label for t in trials))
     colors = model_colors(labels)
     best = best_per_model(trials)
-    predictions = {t.trial_id: run.predictions(t.trial_id) for t in best}
+    read_predictions = functools.cache(run.predictions)  # the sweep's claims read them too: each file once
+    predictions = {t.trial_id: read_predictions(t.trial_id) for t in best}
     warnings = review_trials(trials, len(data["classes"]), settings["identical"])
+    untrained = did_not_learn(best, warnings)
+    images_of = {source.run_id: _reload_test_images(source) for source in run.runs}  # combined: one per run
+    class_names = [translate(c) for c in data["classes"]]
     tests = _comparable_tests(run, best, predictions)
     improvements = before_after(trials)
     models = _models(trials, labels, colors, spec.get("models", []))
@@ -367,12 +372,10 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         # a large sweep shows each model's best trial per epoch; every other trial moves to the appendix
         "appendix_trials": [t for t in trials if t not in best] if len(trials) > 2 * len(labels) else [],
         "literature": [_localized_source(row, translate) for row in literature(data["dataset"])],
-        "conclusion": _sweep_claims(run, trials, settings["varied"], warnings, translate)
+        "conclusion": _sweep_claims(trials, settings["varied"], read_predictions, warnings, translate)
         + conclusion(best, tests, improvements, warnings, translate, trials),
-        "galleries": _galleries(run, best, predictions, data["classes"], spec["train"]["seeds"][0], translate),
-        "disagreements": _disagreements(
-            run, best, tests, predictions, did_not_learn(best, warnings), [translate(c) for c in data["classes"]]
-        ),
+        "galleries": _galleries(run, best, predictions, images_of, class_names, spec["train"]["seeds"][0]),
+        "disagreements": _disagreements(run, best, tests, predictions, untrained, images_of, class_names),
         "problems": problems,
         "generated": time.strftime("%Y-%m-%d %H:%M"),
         "translate": translate,
@@ -380,14 +383,16 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         "differences": differences(run.runs),
     }
     if costs:  # close in accuracy, far apart in compute: the conclusion says so
-        context["conclusion"] += cost_sentences(tests, costs["rows"], translate, did_not_learn(best, warnings))
+        context["conclusion"] += cost_sentences(tests, costs["rows"], translate, untrained)
     return context
 
 
-def _sweep_claims(run, trials: list[TrialSummary], varied: dict[str, list], warnings: list, translate) -> list:
-    """What the sweep shows about each swept setting (sweep.py); predictions are read once per trial."""
+def _sweep_claims(
+    trials: list[TrialSummary], varied: dict[str, list], read_predictions, warnings: list, translate
+) -> list:
+    """What the sweep shows about each swept setting (sweep.py)."""
     stalled = {w.trial_id for w in warnings if w.code == "chance"}
-    return sweep_claims(trials, varied, functools.cache(run.predictions), stalled, translate)
+    return sweep_claims(trials, varied, read_predictions, stalled, translate)
 
 
 def _comparable_tests(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from reportgen.report.model import Claim
+from reportgen.report.model import Claim, setting_text
 from reportgen.report.significance import SIGNIFICANCE, mcnemar
 from reportgen.report.summary import TrialSummary
 from reportgen.run.archive import TrialState
@@ -25,11 +25,7 @@ def _points(delta: float) -> str:
 
 
 def _settings_text(trial: TrialSummary, factors: list[str], tr) -> str:
-    return ", ".join(f"{tr(k)} {_value(trial.config[k], tr)}" for k in factors)
-
-
-def _value(value: Any, tr) -> str:
-    return tr(value) if isinstance(value, str) else str(value)
+    return ", ".join(f"{tr(k)} {setting_text(trial.config[k], tr)}" for k in factors)
 
 
 def sweep_claims(
@@ -83,8 +79,8 @@ def _effect(
     ahead = sum(d > 0 for d in deltas)
     values = {
         "factor": tr(factor),
-        "a": _value(a, tr),
-        "b": _value(b, tr),
+        "a": setting_text(a, tr),
+        "b": setting_text(b, tr),
         "n": len(pairs),
         "k": significant,
         "ahead": ahead,
@@ -121,7 +117,7 @@ def _no_learning(trials: list[TrialSummary], factors: list[str], stalled: set[st
                     "With {factor} {value}, no trial learned: all {n} diverged, failed or stayed at chance level "
                     "(best {acc}).",
                     factor=tr(factor),
-                    value=_value(value, tr),
+                    value=setting_text(value, tr),
                     n=len(group),
                     acc=f"{100 * best:.2f}%",
                 )

@@ -24,6 +24,7 @@ from reportgen.report.model import (
     label,
     percent,
     public_text,
+    setting_text,
 )
 from reportgen.report.summary import TrialSummary
 from reportgen.run.archive import TrialState
@@ -76,7 +77,7 @@ GROUPED = {  # a finding of three or more trials is said once, with the swept se
 def findings(warnings: list, trials: list[TrialSummary], varied: dict[str, list], tr) -> list[Claim]:
     """The lint's findings as claims; three or more trials with the same finding are one line that names the
     swept setting they all share (the likely cause), instead of one warning per trial."""
-    by_code: dict[str, list] = {}
+    by_code: dict[object, list] = {}  # by kind; a finding that is not grouped is its own key
     for w in warnings:
         by_code.setdefault(w.code if w.trial_id and w.code in GROUPED else id(w), []).append(w)
     config = {t.trial_id: t.config for t in trials}
@@ -87,7 +88,7 @@ def findings(warnings: list, trials: list[TrialSummary], varied: dict[str, list]
             continue
         ids = [w.trial_id for w in group]
         shared = [
-            f"{tr(key)} {_setting_value(config[ids[0]][key], tr)}"
+            f"{tr(key)} {setting_text(config[ids[0]][key], tr)}"
             for key in varied
             if len({str(config[i][key]) for i in ids}) == 1
         ]
@@ -105,10 +106,6 @@ def status_text(trial: TrialSummary, tr) -> str:
     if trial.status == TrialState.DIVERGED:
         return tr("diverged at epoch {n}", n=len(trial.epochs))
     return tr(str(trial.status))
-
-
-def _setting_value(value: Any, tr) -> str:
-    return tr("none") if value in ("", None) else tr(str(value)) if isinstance(value, str) else str(value)
 
 
 def settings_claim(settings: dict[str, Any], tr) -> Claim:
@@ -158,7 +155,7 @@ def _settings(ctx: dict[str, Any], tr) -> Table:
         (tr("Evaluation"), evaluation),
         *[(tr(key), _constant(key, value, tr)) for key, value in ctx["settings"]["constant"].items()],
         *[
-            (tr(key), f"{tr('swept')}: {', '.join(_setting_value(v, tr) for v in values)}")
+            (tr(key), f"{tr('swept')}: {', '.join(setting_text(v, tr) for v in values)}")
             for key, values in ctx["settings"]["varied"].items()
         ],
         (tr("Device"), _device(env, tr)),
@@ -167,20 +164,24 @@ def _settings(ctx: dict[str, Any], tr) -> Table:
 
 
 def _constant(key: str, value: Any, tr) -> str:
-    text = _setting_value(value, tr)
+    text = setting_text(value, tr)
     return f"{text} ({tr('training batches only; never the test set')})" if key == "augment" and value else text
 
 
+def thread_count(count: int, tr) -> str:
+    """ "1 thread", "4 threads" in the report's language (스레드 1개)."""
+    return tr("{count} thread" if count == 1 else "{count} threads", count=count)
+
+
 def _device(env: dict[str, Any], tr) -> str:
-    threads = env.get("threads_per_trial", env.get("threads"))
-    text = f"{env['device']} ({env.get('device_name', '')}), " + tr(
-        "{count} thread" if threads == 1 else "{count} threads", count=threads
-    )
+    threads = thread_count(env.get("threads_per_trial", env.get("threads")), tr)
+    text = f"{env['device']} ({env.get('device_name', '')}), {threads}"
     return text + (f" · {tr(env['executor'])}" if env.get("executor") else "")
 
 
-def _key_values(key: str, title: str, rows: list[tuple[str, str]]) -> Table:
-    return Table(key, title, [], [Row([label(name), label(value)]) for name, value in rows])
+def _key_values(key: str, title: str, rows: list[tuple[str, str | Cell]]) -> Table:
+    """A key/value list; a value given as text is a label, a Cell (an identifier: code) stays as it is."""
+    return Table(key, title, [], [Row([label(name), v if isinstance(v, Cell) else label(v)]) for name, v in rows])
 
 
 def _model_cell(m: dict[str, Any], tr) -> Cell:
@@ -399,7 +400,7 @@ def _comparison(ctx: dict[str, Any], tr) -> Table:
         rows.append(
             Row(
                 [label(r["model"], status_text(trial, tr), ctx["colors"].get(r["model"], ""))]
-                + [label(_setting_value(r[k], tr)) for k in varied]
+                + [label(setting_text(r[k], tr)) for k in varied]
                 + [
                     Cell(percent(r["best_test_acc"])),
                     Cell(count(r["best_epoch"])),
@@ -509,7 +510,7 @@ def _aggregates(ctx: dict[str, Any], tr) -> Table | None:
         Row(
             [
                 label(r["model"]),
-                *[label(_setting_value(r[k], tr)) for k in varied],
+                *[label(setting_text(r[k], tr)) for k in varied],
                 Cell(str(r["seeds"])),
                 Cell(percent(r["mean"])),
                 Cell(percent(r["std"])),
@@ -699,18 +700,15 @@ def _reproducibility(ctx: dict[str, Any], tr) -> Table:
         f"torchinfo {env['torchinfo']}, reportgen {env['reportgen']}"
     )
     rows = [
-        (tr("Command"), public_text(env["command"])),
-        (tr("Spec"), public_text(tr(spec["source"]))),
+        (tr("Command"), code(public_text(env["command"]))),
+        (tr("Spec"), code(public_text(tr(spec["source"])))),
         (tr("Seeds"), ", ".join(map(str, spec["train"]["seeds"]))),
         (tr("Versions"), versions),
         (tr("Platform"), f"{env['platform']}, {env['cpu_count']} CPU"),
-        (tr("Git commit"), tr(env["git_commit"])),
+        (tr("Git commit"), code(tr(env["git_commit"]))),
         (tr("Run state"), f"{tr(status.state)} ({status.started} → {status.finished or '…'})"),
     ]
-    table = _key_values("reproducibility", tr("Reproducibility"), rows)
-    for row in table.rows[:2] + table.rows[5:6]:
-        row.cells[1] = code(row.cells[1].text)
-    return table
+    return _key_values("reproducibility", tr("Reproducibility"), rows)
 
 
 def _data_files(ctx: dict[str, Any], tr) -> Table:
