@@ -26,7 +26,9 @@ from nbclient import NotebookClient
 
 from reportgen.cli import main
 from reportgen.models.registry import model_code, register_object
+from reportgen.report.i18n import translator
 from reportgen.report.render import _environment
+from reportgen.report.tables import thread_count
 
 MODULE = "layout_models"  # not `models`: another test's models.py may already be imported under that name
 MODELS = textwrap.dedent('''
@@ -172,10 +174,7 @@ def test_one_thread_is_singular(layout):
     assert "), 1 thread · " in device and "threads" not in device  # the executor follows, as in the HTML
     translate = {}
     for lang in ("en", "ko"):
-        template = _environment(lang).from_string(
-            '{% from "format.j2" import threads %}{{ threads(1) }}|{{ threads(4) }}'
-        )
-        translate[lang] = template.render()
+        translate[lang] = f"{thread_count(1, translator(lang))}|{thread_count(4, translator(lang))}"
     assert translate == {"en": "1 thread|4 threads", "ko": "스레드 1개|스레드 4개"}
 
 
