@@ -30,9 +30,10 @@ import torch
 from torch import nn
 
 from reportgen.errors import ModelError
-from reportgen.measure.mac_checks import CrossCheck, Unchecked, flop_counter_check, torchinfo_check
+from reportgen.measure.mac_checks import CrossCheck, flop_counter_check, torchinfo_check
 from reportgen.measure.op_counts import ModuleCall, count_ops
 from reportgen.measure.params import evaluating, refuse_torchscript
+from reportgen.measure.unchecked import unchecked_text
 
 CONVENTION = (
     "1 MAC = 1 multiply + 1 add = 2 FLOPs, per image; bias additions are not MACs; "
@@ -415,17 +416,7 @@ def measure_cost(
 def _not_checked(check: CrossCheck) -> str:
     """Why part of our count went unchecked, layers of one type and reason together ("20 BatchNorm2d layers
     (2,483,712 MACs): …"); "" when the check saw everything."""
-    if check.figure < 0:
-        return check.error
-    groups: dict[tuple[str, str], list[Unchecked]] = defaultdict(list)
-    for entry in check.not_checked:
-        groups[(entry.type, entry.why)].append(entry)
-    parts = []
-    for (kind, why), entries in groups.items():
-        names = dict.fromkeys(entry.name for entry in entries)
-        who = f"{next(iter(names))} ({kind}, " if len(names) == 1 else f"{len(names)} {kind} layers ("
-        parts.append(f"{who}{_n(sum(entry.macs for entry in entries))} MACs): {why}")
-    return "; ".join(parts)
+    return check.error if check.figure < 0 else unchecked_text(asdict(entry) for entry in check.not_checked)
 
 
 def _check_text(check: CrossCheck, unit: str, factor: int, total: int) -> str:

@@ -10,6 +10,7 @@ import json
 import re
 from typing import Any
 
+from reportgen.measure.unchecked import unchecked_text
 from reportgen.report.findings import format_finding
 from reportgen.report.model import (
     Cell,
@@ -336,22 +337,11 @@ def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
 
 
 def _unchecked_text(check: dict[str, Any], tr) -> str:
-    """What a MAC check could not see, by layer type, in the report's language ("2 BatchNorm2d layers
-    (6,304 MACs): no formula for aten.native_batch_norm"); its error when it could not run at all."""
+    """What a MAC check could not see, in the report's language ("2 BatchNorm2d layers (6,304 MACs): no
+    formula for aten.native_batch_norm"); its error when it could not run at all."""
     if check.get("figure", 0) < 0:
         return tr.recorded(check.get("error", ""))
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for entry in check.get("not_checked", []):
-        groups.setdefault((entry["type"], entry["why"]), []).append(entry)
-    parts = []
-    for (kind, why), entries in groups.items():
-        names = list(dict.fromkeys(e["name"] for e in entries))
-        values = {"type": kind, "macs": count(sum(e["macs"] for e in entries)), "why": tr.recorded(why)}
-        if len(names) == 1:
-            parts.append(tr("{name} ({type}, {macs} MACs): {why}", name=names[0], **values))
-        else:
-            parts.append(tr("{n} {type} layers ({macs} MACs): {why}", n=len(names), **values))
-    return "; ".join(parts)
+    return unchecked_text(check.get("not_checked", []), tr, tr.recorded)
 
 
 def _epoch_cells(e: dict[str, Any], has_val: bool) -> list[Cell]:

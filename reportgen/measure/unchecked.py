@@ -1,0 +1,32 @@
+"""What a MAC cross-check could not see, worded once: in English for `reportgen params` and archived audits
+(measure/cost.py), in the report's language for the report (report/tables.py). Imports no torch, so the
+report stage can use it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+
+def _english(key: str, **values: Any) -> str:
+    return key.format(**values)
+
+
+def unchecked_text(
+    entries: Iterable[Mapping[str, Any]], tr: Callable[..., str] = _english, why: Callable[[str], str] = str
+) -> str:
+    """Layers of one type and reason together ("lstm (LSTM, 215,040 MACs): no formula for …", "2 BatchNorm2d
+    layers (6,304 MACs): …"), joined with "; "; "" when nothing went unchecked. `tr` words the sentence (a
+    report Translator), `why` the recorded reason (its .recorded)."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for entry in entries:
+        groups.setdefault((entry["type"], entry["why"]), []).append(entry)
+    parts = []
+    for (kind, reason), group in groups.items():
+        names = list(dict.fromkeys(entry["name"] for entry in group))
+        values = {"type": kind, "macs": f"{sum(entry['macs'] for entry in group):,}", "why": why(reason)}
+        if len(names) == 1:
+            parts.append(tr("{name} ({type}, {macs} MACs): {why}", name=names[0], **values))
+        else:
+            parts.append(tr("{n} {type} layers ({macs} MACs): {why}", n=len(names), **values))
+    return "; ".join(parts)
