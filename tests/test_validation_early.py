@@ -33,6 +33,11 @@ CASES = [
         ["--models", "mlp", "--checklist", "checklist.toml"],
         "unknown parameter of check 'mlp_matches_lenet'; did you mean 'tolerance_percent'?",
     ),
+    (  # an item that is not a table: load_checklist itself refuses it (it was an AttributeError traceback)
+        "checklist-item-not-a-table",
+        ["--models", "mlp", "--checklist", "items.toml"],
+        "key 'items[0].text': expected the item's text, got 1",
+    ),
     ("output-in-runs", ["--models", "mlp", "--output-dir", "runs/report"], "is inside the runs folder runs"),
     ("author-empty", ["--models", "mlp", "--author", ":"], "--author: key 'report.authors[0].name'"),
     ("address-without-ray", ["--models", "mlp", "--address", "10.0.0.5:6379"], "needs executor 'ray'"),
@@ -43,6 +48,7 @@ CASES = [
 def test_mistake_is_refused_before_torch_loads(tmp_path: Path, argv: list[str], message: str):
     (tmp_path / "nets.py").write_text(NETS, "utf-8")
     (tmp_path / "checklist.toml").write_text(CHECKLIST, "utf-8")
+    (tmp_path / "items.toml").write_text('title = "x"\nitems = [1]\n', "utf-8")
     done = subprocess.run(
         [sys.executable, "-c", PROBE, "run", *argv, *TINY],
         cwd=tmp_path,

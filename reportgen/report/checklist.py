@@ -7,6 +7,8 @@ when the checklist is evaluated for rendering; it says what a grader needs to se
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import re
 import tomllib
 from collections.abc import Callable
@@ -21,6 +23,7 @@ from reportgen.report.summary import did_not_learn, regularization_effect
 Evidence = Message | list[Message]
 Check = Callable[..., tuple[bool, Evidence]]
 CHECKS: dict[str, Check] = {}
+ITEM_KEYS = ("text", "check", "section")  # what a checklist item holds besides its check's parameters
 MLP_LAYERS = {"Linear", "ReLU", "Flatten", "Dropout", "Tanh", "Sigmoid", "GELU"}
 DROPOUT_LAYERS = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout"}
 # Published rows a LeNet-5 can stand beside: LeNet itself (LeCun 1998 on MNIST), or a plain two-convolution
@@ -288,14 +291,30 @@ def load_checklist(name: str) -> dict[str, Any]:
         checklist = tomllib.loads(text)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SpecError(f"checklist {source}: cannot read ({exc})") from exc
-    for i, item in enumerate(checklist.get("items", [])):
-        if item.get("check") not in CHECKS:
-            raise SpecError(
-                f"checklist {source}: key 'items[{i}].check': expected one of "
-                f"{', '.join(CHECKS)}, got {item.get('check')!r}"
-            )
+    items = checklist.get("items", [])
+    if not isinstance(items, list):
+        raise SpecError(f"checklist {source}: key 'items': expected an array of [[items]] tables")
+    for i, item in enumerate(items):
+        _check_item(f"checklist {source}: key 'items[{i}]", item)
     checklist.setdefault("title", Path(source).stem)
     return checklist
+
+
+def _check_item(where: str, item: Any) -> None:
+    """An item is a table with its text, a known check and only parameters that check takes: checked when the
+    checklist is read (a spec, `run` before training, `render`), never as a traceback while judging it."""
+    if isinstance(item, dict) and item.get("check") not in CHECKS:
+        raise SpecError(f"{where}.check': expected one of {', '.join(CHECKS)}, got {item.get('check')!r}")
+    if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+        raise SpecError(f"{where}.text': expected the item's text, got {item!r}")
+    check = CHECKS[item["check"]]
+    taken = list(inspect.signature(check).parameters)[1:]  # the first is the report context
+    for key in item:
+        if key in ITEM_KEYS or key in taken:
+            continue
+        close = difflib.get_close_matches(key, taken, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"{item['check']!r} takes {', '.join(taken) or 'none'}"
+        raise SpecError(f"{where}.{key}': unknown parameter of check {item['check']!r}; {hint}")
 
 
 def evaluate_checklist(
@@ -304,7 +323,7 @@ def evaluate_checklist(
     """Each item's ✓/✗ and its evidence, worded by `translate` (a list of messages joined with '; ')."""
     results = []
     for item in checklist.get("items", []):
-        params = {k: v for k, v in item.items() if k not in ("text", "check", "section")}
+        params = {k: v for k, v in item.items() if k not in ITEM_KEYS}
         passed, evidence = CHECKS[item["check"]](context, **params)
         messages = evidence if isinstance(evidence, list) else [evidence]
         results.append(
