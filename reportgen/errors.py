@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 
 class ReportgenError(Exception):
     """A problem the user can fix; the message names the file/key/value and what was expected."""
@@ -21,3 +24,9 @@ class ModelError(ReportgenError):
 
 class ArchiveError(ReportgenError):
     """A run folder is missing, incomplete, tampered with, or cannot be written."""
+
+
+def short(value: Any) -> str:
+    """A value as JSON, cut to 60 characters: a one-line message can quote it whatever its size."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:57] + "…"

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
+from reportgen.errors import short
 from reportgen.report.cover import COVER_ROWS
 from reportgen.run.archive import (
     MANIFEST_FILE,
@@ -141,7 +142,7 @@ def _check_combinable(runs: list[RunArchive]) -> None:
             if data.get(key) != first.get(key):
                 raise ArchiveError(
                     f"{run.path}: its {key} differ from those of {runs[0].path} "
-                    f"({_short(data.get(key))} vs {_short(first.get(key))}); only runs over the "
+                    f"({short(data.get(key))} vs {short(first.get(key))}); only runs over the "
                     "same classes and image shape make one report"
                 )
 
@@ -163,11 +164,6 @@ def _refuse_repeated_trials(runs: list[RunArchive]) -> None:
                     "one training run twice — give each run once"
                 )
             seen[digest] = here
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "…"
 
 
 # ------------------------------------------------------------------ what identifies a test set and a model

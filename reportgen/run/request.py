@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reportgen.errors import ReportgenError
+from reportgen.errors import ReportgenError, short
 from reportgen.report.cover import merge_cover
 from reportgen.run import validation
 from reportgen.run.archive import SPEC_FILE, STATUS_FILE, RunArchive, RunState, open_run, validate_run_id
@@ -136,13 +135,8 @@ def settings_differences(archived: ExperimentSpec, given: ExperimentSpec) -> lis
             pairs = [(f"{key}.{k}", old.get(k), new.get(k)) for k in sorted(old.keys() | new.keys())]
         else:
             pairs = [(key, old, new)]
-        differences += [f"{name} {_short(a)} → {_short(b)}" for name, a, b in pairs if a != b]
+        differences += [f"{name} {short(a)} → {short(b)}" for name, a, b in pairs if a != b]
     return differences[:4] + ([f"… {len(differences) - 4} more"] if len(differences) > 4 else [])
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 60 else text[:57] + "…"
 
 
 def execute(
