@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/train_speed.py [--epochs 2] [--train-subset N] [--threads 1] [--load] [--no-report]
     .venv/bin/python benchmarks/train_speed.py --smoke        # 1 epoch on 3,000 images: prints every figure
+    python3 benchmarks/train_speed.py --device cuda --sides textbook,engine,engine-bf16 --report-args "--device cuda"
 
 It ends with the lines to track from one commit to the next:
   engine speed-up: N.NNx   the textbook loop's seconds per epoch (training + evaluation) over the engine's,
@@ -23,6 +24,10 @@ each inherit the largest before them.
   engine-passive  the engine with OMP_WAIT_POLICY=PASSIVE   } the `identical` column reports (weights
   engine-compile  torch.compile(dynamic=False), every batch } compared with `engine` at --threads, idle)
                   full (training set cut to a multiple of the batch size), compile time reported apart.
+  engine-bf16     the engine with --precision bf16 (an opt-in setting: its accuracy is the figure to read).
+--device cuda runs every side on the GPU: the engine with its data on the device, the textbook loop moving
+each batch there; the ceiling is then the GPU's fp32 matrix rate, and threads only drive the host side.
+With --pairs N the engine trains N times from one seed: `repeats bit for bit` says whether those weights match.
 Training (seconds per epoch) and evaluation (seconds per pass over the test split) are timed apart for
 every side; the engine side also times evaluation's forward passes under no_grad vs inference_mode.
 GFLOP/s (forward + backward, counted by torch's FlopCounterMode) is printed beside this machine's
@@ -53,12 +58,13 @@ import torch.nn.functional as F
 
 from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
 from reportgen.models.registry import create_model
+from reportgen.run.trial import on_device
 from reportgen.train import EVAL_BATCH, TrainConfig, choose_threads, evaluate, make_optimizer, normalize, train_epoch
 
 MODEL = "lenet5"
 ENGINE_ADAM = {"engine-foreach": {"foreach": True}, "engine-fused": {"fused": True}}
 SIDE_ENV = {"engine-passive": {"OMP_WAIT_POLICY": "PASSIVE"}}  # read by OpenMP when the child starts
-SIDES = ("textbook", "engine", "engine-foreach", "engine-fused", "engine-passive", "engine-compile")
+SIDES = ("textbook", "engine", "engine-foreach", "engine-fused", "engine-passive", "engine-compile", "engine-bf16")
 BUSY = "while True: pass"  # the competing process: one core's worth of pure Python
 SMOKE_REPORT = "--models mlp --epochs 1 --train-subset 1500 --test-subset 300"  # a tiny end-to-end run
 
@@ -66,13 +72,16 @@ SMOKE_REPORT = "--models mlp --epochs 1 --train-subset 1500 --test-subset 300"  
 def _timed(work: Callable[[], object]) -> float:
     started = time.perf_counter()
     work()
+    if torch.cuda.is_initialized():  # GPU kernels run asynchronously: the span ends when they have finished
+        torch.cuda.synchronize()
     return time.perf_counter() - started
 
 
-def gemm_peak_gflops(threads: int, n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 matrix-multiply rate of this machine with `threads` threads: what arithmetic can reach."""
+def gemm_peak_gflops(threads: int, device: str = "cpu", repeats: int = 5) -> float:
+    """Best fp32 matrix-multiply rate of this machine with `threads` threads (or of the GPU): the ceiling."""
     torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    n = 8192 if device == "cuda" else 2048  # a GPU needs a larger product to reach its rate
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)  # warm-up
     return 2 * n**3 / min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats)) / 1e9
 
@@ -90,12 +99,13 @@ def step_flops(batch_size: int) -> int:
 
 
 def weights_digest(model: torch.nn.Module) -> str:
-    return hashlib.sha256(torch.cat([p.detach().flatten() for p in model.parameters()]).numpy().tobytes()).hexdigest()
+    weights = torch.cat([p.detach().flatten() for p in model.parameters()]).cpu()
+    return hashlib.sha256(weights.numpy().tobytes()).hexdigest()
 
 
-def textbook(data, epochs: int, batch_size: int) -> dict:
+def textbook(data, epochs: int, batch_size: int, device: str) -> dict:
     """The seeds' loop, on the same tensors as the engine (a TensorDataset with the ToTensor/Normalize
-    arithmetic per batch), so only the loop differs, not the file decoding."""
+    arithmetic per batch, then each batch moved to the device), so only the loop differs, not the file decoding."""
     from torch.utils.data import DataLoader, TensorDataset
 
     def batches(images, labels, size, shuffle):
@@ -103,7 +113,7 @@ def textbook(data, epochs: int, batch_size: int) -> dict:
             TensorDataset(images, labels), batch_size=size, shuffle=shuffle, generator=torch.Generator().manual_seed(0)
         )
         for x, y in loader:
-            yield (x.float() / 255 - data.mean) / data.std, y
+            yield ((x.float() / 255 - data.mean) / data.std).to(device), y.to(device)
 
     def evaluation() -> float:
         model.eval()
@@ -114,7 +124,7 @@ def textbook(data, epochs: int, batch_size: int) -> dict:
         return correct / len(data.test_labels)
 
     torch.manual_seed(0)
-    model = create_model(MODEL)
+    model = create_model(MODEL).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     train_seconds, eval_seconds = [], []
     for _ in range(epochs):
@@ -128,7 +138,7 @@ def textbook(data, epochs: int, batch_size: int) -> dict:
             loss.item()  # the seeds print/accumulate the loss every batch: a sync per batch
         train_seconds.append(time.perf_counter() - started)
         started = time.perf_counter()
-        accuracy = evaluation()
+        accuracy = evaluation()  # ends in .item(): synchronised
         eval_seconds.append(time.perf_counter() - started)
     return {"train_s": sum(train_seconds) / epochs, "eval_s": sum(eval_seconds) / epochs, "test_acc": accuracy}
 
@@ -138,8 +148,9 @@ def forward_pass_seconds(model: torch.nn.Module, data, grad_mode: Callable, repe
 
     def passes() -> None:
         with grad_mode():
-            for start in range(0, len(data.test_labels), EVAL_BATCH):
-                model(normalize(data.test_images[start : start + EVAL_BATCH], data.mean, data.std)).softmax(1)
+            size = EVAL_BATCH[data.test_images.device.type]
+            for start in range(0, len(data.test_labels), size):
+                model(normalize(data.test_images[start : start + size], data.mean, data.std)).softmax(1)
 
     model.eval()
     return min(_timed(passes) for _ in range(repeats))
@@ -156,16 +167,17 @@ def compile_warm_up(model: torch.nn.Module, data, config: TrainConfig) -> float:
         optimizer.step()
         twin.eval()
         with torch.inference_mode():
-            twin(normalize(data.test_images[:EVAL_BATCH], data.mean, data.std))
+            twin(normalize(data.test_images[: EVAL_BATCH["cpu"]], data.mean, data.std))
 
     return _timed(warm)
 
 
-def engine(data, epochs: int, batch_size: int, side: str) -> dict:
+def engine(data, epochs: int, batch_size: int, side: str, device: str) -> dict:
     """reportgen's engine, epoch by epoch, training and evaluation timed apart."""
     torch.manual_seed(0)
-    model = create_model(MODEL)
-    config = TrainConfig(epochs=epochs, batch_size=batch_size)
+    model = create_model(MODEL).to(device)
+    data = on_device(data, torch.device(device))
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, precision="bf16" if side == "engine-bf16" else "fp32")
     figures = {}
     train_images, train_labels = data.train_images, data.train_labels
     if side == "engine-compile":
@@ -205,9 +217,9 @@ def run_side(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     data = load_dataset("fashion-mnist", train_subset=args.train_subset or None)
     if args.side == "textbook":
-        figures = textbook(data, args.epochs, args.batch_size)
+        figures = textbook(data, args.epochs, args.batch_size, args.device)
     else:
-        figures = engine(data, args.epochs, args.batch_size, args.side)
+        figures = engine(data, args.epochs, args.batch_size, args.side, args.device)
     return figures | {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -215,7 +227,7 @@ def measure(side: str, threads: int, busy: bool, args: argparse.Namespace) -> di
     """One side in a child process, optionally beside one busy competing process."""
     command = [sys.executable, __file__, "--side", side, "--threads", str(threads)]
     command += ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
-    command += ["--train-subset", str(args.train_subset)]
+    command += ["--train-subset", str(args.train_subset), "--device", args.device]
     competitor = subprocess.Popen([sys.executable, "-c", BUSY]) if busy else None
     try:
         done = subprocess.run(
@@ -228,6 +240,11 @@ def measure(side: str, threads: int, busy: bool, args: argparse.Namespace) -> di
     if done.returncode:
         sys.exit(f"{side} ({threads} thread(s)) failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def where(args: argparse.Namespace) -> str:
+    """The device every side trained on, by name."""
+    return f"cuda ({torch.cuda.get_device_name()})" if args.device == "cuda" else "cpu"
 
 
 def load_average() -> str:
@@ -255,6 +272,7 @@ def parse_args() -> argparse.Namespace:
         "--threads", type=int, default=choose_threads(), help="threads of the sides table (the engine's)"
     )
     parser.add_argument("--train-subset", type=int, default=0, help="0: all 60,000 training images")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where every side trains")
     parser.add_argument("--sides", type=comma_list(str, SIDES), default=list(SIDES), help=",".join(SIDES))
     parser.add_argument("--load", action="store_true", help="add the table beside one busy competing process")
     parser.add_argument("--load-sides", type=comma_list(str, SIDES), default=["textbook", "engine", "engine-passive"])
@@ -284,14 +302,14 @@ def main() -> None:
     images = args.train_subset or 60_000
     epoch_gflop = step_flops(args.batch_size) * images / args.batch_size / 1e9
     all_threads = sorted({args.threads, *(args.load_threads if args.load else [])})
-    peaks = {threads: gemm_peak_gflops(threads) for threads in all_threads}
+    peaks = {threads: gemm_peak_gflops(threads, args.device) for threads in all_threads}
     print(
         f"data {FASHION_MNIST_DIR}, model {MODEL}, batch {args.batch_size}, {images:,} training images, "
-        f"{args.epochs} epoch(s); {load_average()} on {os.cpu_count()} cores at start"
+        f"{args.epochs} epoch(s); {load_average()} on {os.cpu_count()} cores at start; {where(args)}"
     )
     print(f"one epoch = {epoch_gflop:.2f} GFLOP forward + backward")
     for threads, peak in peaks.items():
-        print(f"fp32 GEMM peak here, {threads} thread(s): {peak:.1f} GFLOP/s")
+        print(f"fp32 GEMM peak here, {where(args)}, {threads} thread(s): {peak:.1f} GFLOP/s")
     rows: dict[tuple[str, int, bool], dict] = {}
 
     def table(title: str, runs: list[tuple[str, int, bool]]) -> None:
@@ -345,10 +363,12 @@ def headline(rows: dict[tuple[str, int, bool], dict], args: argparse.Namespace, 
     if args.pairs > 1:
         ranges = {side: [r["train_s"] + r["eval_s"] for r in runs[side]] for side in runs}
         spread = ", ".join(f"{side} {min(v):.2f}-{max(v):.2f} s" for side, v in ranges.items())
-        spread = f"medians of {args.pairs} alternating runs each ({spread}); "
+        repeats = "yes" if len({r["weights"] for r in runs["engine"]}) == 1 else "no"
+        spread = f"medians of {args.pairs} alternating runs each ({spread}; engine repeats bit for bit: {repeats}); "
     print(
         f"engine speed-up: {textbook_s / engine_s:.2f}x (training + evaluation per epoch: textbook {textbook_s:.2f} s, "
-        f"engine {engine_s:.2f} s; {spread}{args.threads} thread(s), batch {args.batch_size}; test accuracy textbook "
+        f"engine {engine_s:.2f} s; {spread}{where(args)}, {args.threads} thread(s), batch {args.batch_size}; "
+        f"test accuracy textbook "
         f"{100 * textbook_row['test_acc']:.2f}%, engine {100 * engine_row['test_acc']:.2f}%); the engine's training "
         f"computes {100 * epoch_per_peak / engine_train_s:.1f}% of the fp32 GEMM ceiling"
     )

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
+from reportgen import train
 from reportgen.data.datasets import load_dataset
 from reportgen.models.registry import create_model
 from reportgen.train import TrainConfig, epoch_permutation, evaluate, train_epoch, train_model
@@ -38,6 +39,31 @@ def test_identical_seeds_give_identical_metrics_and_weights(data):
     assert all(torch.equal(x, y) for x, y in zip(model_a.state_dict().values(), model_b.state_dict().values()))
     c, _ = fit(data, "lenet5_regularized", TrainConfig(epochs=2, batch_size=64, seed=8))
     assert strip(c.history) != strip(a.history)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "bce_with_logits"])
+def test_evaluation_figures_do_not_depend_on_its_batch_size(data, monkeypatch, loss):
+    """The evaluation batch is chosen for speed (train.EVAL_BATCH): every figure must come out the same, the
+    loss too (a per-batch float32 sum moved it in the 8th digit). 128 splits the 300 test images unevenly."""
+    torch.manual_seed(0)
+    model = create_model("lenet5_regularized")
+    train_model(
+        model,
+        *(data.train_images[:256], data.train_labels[:256]),
+        data.test_images,
+        data.test_labels,
+        data.mean,
+        data.std,
+        TrainConfig(epochs=1, batch_size=64, loss=loss),
+    )
+    results = []
+    for size in (300, 128, 7):
+        monkeypatch.setitem(train.EVAL_BATCH, "cpu", size)
+        results.append(evaluate(model, data.test_images, data.test_labels, data.mean, data.std, loss))
+    for other in results[1:]:
+        assert (other.loss, other.accuracy) == (results[0].loss, results[0].accuracy)
+        assert torch.equal(other.predictions, results[0].predictions)
+        assert torch.equal(other.confidences, results[0].confidences)
 
 
 def test_different_models_see_the_same_batches_in_the_same_order(data):
@@ -197,7 +223,7 @@ def test_evaluation_computes_on_the_device_of_its_inputs():
         result = evaluate(model, images, labels, 0.3, 0.3, "cross_entropy")
     assert len(log.ops) > 20  # the whole forward pass was seen
     copies_out = [op for op in log.ops if op[0] == "aten._to_copy.default" and op[2] == {"cpu"}]
-    assert len(copies_out) == 2 and len(result.predictions) == 120  # predictions and confidences, at the end
+    assert len(copies_out) == 3 and len(result.predictions) == 120  # losses, predictions, confidences, at the end
     assert [op for op in log.off_device("meta") if op not in copies_out] == []
 
 

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The GPU path, checked and measured in one go on a machine with CUDA (issue #28 item 5).
+#
+#   bash benchmarks/gpu_check.sh [OUT_DIR]        # from the repository root; logs go to OUT_DIR ($OUT, else /tmp)
+#   GPU_CHECK_DEVICE=cpu GPU_CHECK_ARGS="--train-subset 3000 --no-report" bash benchmarks/gpu_check.sh /tmp/dry
+#                                                  # a dry run of the script itself on a machine without a GPU
+#
+# It expects a python3 with torch built for CUDA (the GPU image's; reportgen's torch pin does not apply there).
+# What that image lacks travels in .gpu/ (ignored by git; benchmarks/gpu_prepare.sh fills it): wheels of
+# reportgen's other dependencies, installed with reportgen into a private folder, and the Fashion-MNIST files
+# of the Debian package, copied where reportgen reads them when they are absent. Each step has its own time
+# limit and log, so one that fails or hangs leaves the others' figures:
+#   facts.log        GPU, driver, torch and CUDA versions, cores, whether WeasyPrint (Pango) loads
+#   tests.log        tests/test_cuda.py and tests/test_train.py (CUDA cases run where a GPU is)
+#   repeat.log       benchmarks/repeatability.py: does one seed give one set of weights on the GPU
+#   bench.log        benchmarks/train_speed.py --device cuda, then `reportgen run --device cuda` timed
+#   resume.log       kill and resume mid-epoch, bit-identical (tests/test_reliability.py, on the GPU by auto)
+set -u
+out=${1:-${OUT:-/tmp/gpu-check}}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site PATH="/tmp/site/bin:$PATH"
+
+step() {  # step NAME SECONDS COMMAND...: run with a limit, log to NAME.log, one summary line
+    local name=$1 limit=$2 started=$SECONDS
+    shift 2
+    timeout "$limit" "$@" >"$out/$name.log" 2>&1
+    local code=$?
+    echo "$name: exit $code after $((SECONDS - started)) s" | tee -a "$out/summary.txt"
+}
+
+facts() {
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+    python3 -c 'import sys, torch; print(sys.version.split()[0], "torch", torch.__version__, "cuda", torch.version.cuda,
+        "cudnn", torch.backends.cudnn.version(), "available", torch.cuda.is_available())'
+    echo "cores: $(nproc)"
+    python3 -c 'import weasyprint; print("weasyprint", weasyprint.__version__, "loads")' 2>&1 | tail -1
+}
+
+install() {
+    if [ ! -d /usr/share/datasets/fashion-mnist ]; then
+        mkdir -p /usr/share/datasets/fashion-mnist && cp .gpu/fashion-mnist/*.gz /usr/share/datasets/fashion-mnist/
+    fi
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/wheels/*.whl &&
+        python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-cache-dir --target /tmp/site . &&
+        python3 -c 'import reportgen, torchinfo; print("reportgen from", reportgen.__file__)'
+}
+
+export -f facts install
+step install 120 bash -c install
+step facts 60 bash -c facts
+pdf=$(python3 -c 'import weasyprint' 2>/dev/null && echo "" || echo "--no-pdf")
+step tests 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_cuda.py tests/test_train.py -rs
+device=${GPU_CHECK_DEVICE:-cuda}
+step repeat 60 python3 benchmarks/repeatability.py --device "$device"
+# shellcheck disable=SC2086 # GPU_CHECK_ARGS is a list of options
+step bench 270 python3 benchmarks/train_speed.py --device "$device" --epochs 1 --pairs 3 \
+    --sides textbook,engine,engine-bf16 --report-args "--device $device $pdf" ${GPU_CHECK_ARGS:-}
+step resume 100 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_reliability.py -k "sigkill"
+cat "$out/install.log" "$out/facts.log" >>"$out/summary.txt"
