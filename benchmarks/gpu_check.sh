@@ -4,6 +4,7 @@
 #   bash benchmarks/gpu_check.sh [OUT_DIR]        # from the repository root; logs go to OUT_DIR ($OUT, else /tmp)
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_ARGS="--train-subset 3000 --no-report" bash benchmarks/gpu_check.sh /tmp/dry
 #                                                  # a dry run of the script itself on a machine without a GPU
+#   GPU_CHECK_STEPS="install tests bench" bash benchmarks/gpu_check.sh   # only these steps
 #
 # It expects a python3 with torch built for CUDA (the GPU image's; reportgen's torch pin does not apply there).
 # What that image lacks travels in .gpu/ (ignored by git; benchmarks/gpu_prepare.sh fills it): wheels of
@@ -23,6 +24,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site PATH="/tmp/site/bin:$PATH"
 step() {  # step NAME SECONDS COMMAND...: run with a limit, log to NAME.log, one summary line
     local name=$1 limit=$2 started=$SECONDS
     shift 2
+    case " ${GPU_CHECK_STEPS:-install facts tests repeat bench resume} " in *" $name "*) ;; *) return ;; esac
     timeout "$limit" "$@" >"$out/$name.log" 2>&1
     local code=$?
     echo "$name: exit $code after $((SECONDS - started)) s" | tee -a "$out/summary.txt"
@@ -48,12 +50,12 @@ install() {
 export -f facts install
 step install 120 bash -c install
 step facts 60 bash -c facts
-pdf=$(python3 -c 'import weasyprint' 2>/dev/null && echo "" || echo "--no-pdf")
+pdf=$(python3 -c 'import weasyprint' >/dev/null 2>&1 || echo "--no-pdf")  # WeasyPrint needs Pango
 step tests 150 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_cuda.py tests/test_train.py -rs
 device=${GPU_CHECK_DEVICE:-cuda}
 step repeat 60 python3 benchmarks/repeatability.py --device "$device"
 # shellcheck disable=SC2086 # GPU_CHECK_ARGS is a list of options
 step bench 270 python3 benchmarks/train_speed.py --device "$device" --epochs 1 --pairs 3 \
-    --sides textbook,engine,engine-bf16 --report-args "--device $device $pdf" ${GPU_CHECK_ARGS:-}
+    --sides "${GPU_CHECK_SIDES:-textbook,engine,engine-fused,engine-bf16}" --report-args "--device $device $pdf" ${GPU_CHECK_ARGS:-}
 step resume 100 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_reliability.py -k "sigkill"
 cat "$out/install.log" "$out/facts.log" >>"$out/summary.txt"

@@ -5,8 +5,8 @@
 Trains the model twice per mode (one epoch, Fashion-MNIST subset, the engine's settings) and prints per mode
 whether the two trainings end with the same weights bit for bit, the largest difference, and the seconds of
 one training. Each mode runs in a child process of its own, since a mode is set before the first kernel:
-  default        the engine as reportgen runs it
-  cudnn          torch.backends.cudnn.deterministic = True
+  raw            the engine with torch's own defaults (no select_device: cuDNN picks any kernel)
+  default        the engine as reportgen runs it (select_device: deterministic cuDNN kernels)
   deterministic  torch.use_deterministic_algorithms(True), CUBLAS_WORKSPACE_CONFIG=:4096:8 (ops without a
                  deterministic kernel warn instead of failing; their names are printed)
 """
@@ -21,7 +21,7 @@ import sys
 import time
 import warnings
 
-MODES = {"default": {}, "cudnn": {}, "deterministic": {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}}
+MODES = {"raw": {}, "default": {}, "deterministic": {"CUBLAS_WORKSPACE_CONFIG": ":4096:8"}}
 
 
 def train_twice(args: argparse.Namespace) -> dict:
@@ -30,13 +30,11 @@ def train_twice(args: argparse.Namespace) -> dict:
     from reportgen.data.datasets import load_dataset
     from reportgen.models.registry import create_model
     from reportgen.run.trial import on_device
-    from reportgen.train import TrainConfig, train_model
+    from reportgen.train import TrainConfig, select_device, train_model
 
-    if args.mode == "cudnn":
-        torch.backends.cudnn.deterministic = True
     if args.mode == "deterministic":
         torch.use_deterministic_algorithms(True, warn_only=True)
-    device = torch.device(args.device)
+    device = select_device(args.device) if args.mode != "raw" else torch.device(args.device)
     data = on_device(load_dataset("fashion-mnist", train_subset=args.train_subset, test_subset=1000), device)
     weights, seconds = [], []
     with warnings.catch_warnings(record=True) as caught:

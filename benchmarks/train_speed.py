@@ -59,7 +59,16 @@ import torch.nn.functional as F
 from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
 from reportgen.models.registry import create_model
 from reportgen.run.trial import on_device
-from reportgen.train import EVAL_BATCH, TrainConfig, choose_threads, evaluate, make_optimizer, normalize, train_epoch
+from reportgen.train import (
+    EVAL_BATCH,
+    TrainConfig,
+    choose_threads,
+    evaluate,
+    make_optimizer,
+    normalize,
+    select_device,
+    train_epoch,
+)
 
 MODEL = "lenet5"
 ENGINE_ADAM = {"engine-foreach": {"foreach": True}, "engine-fused": {"fused": True}}
@@ -79,7 +88,7 @@ def _timed(work: Callable[[], object]) -> float:
 
 def gemm_peak_gflops(threads: int, device: str = "cpu", repeats: int = 5) -> float:
     """Best fp32 matrix-multiply rate of this machine with `threads` threads (or of the GPU): the ceiling."""
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads)  # select_device sets the engine's one thread; the table compares --threads
     n = 8192 if device == "cuda" else 2048  # a GPU needs a larger product to reach its rate
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
     torch.mm(a, b)  # warm-up
@@ -172,11 +181,12 @@ def compile_warm_up(model: torch.nn.Module, data, config: TrainConfig) -> float:
     return _timed(warm)
 
 
-def engine(data, epochs: int, batch_size: int, side: str, device: str) -> dict:
+def engine(data, epochs: int, batch_size: int, side: str, device: str, threads: int) -> dict:
     """reportgen's engine, epoch by epoch, training and evaluation timed apart."""
     torch.manual_seed(0)
+    data = on_device(data, select_device(device))  # the engine's device settings (deterministic cuDNN)
+    torch.set_num_threads(threads)  # select_device sets the engine's one thread; the table compares --threads
     model = create_model(MODEL).to(device)
-    data = on_device(data, torch.device(device))
     config = TrainConfig(epochs=epochs, batch_size=batch_size, precision="bf16" if side == "engine-bf16" else "fp32")
     figures = {}
     train_images, train_labels = data.train_images, data.train_labels
@@ -219,7 +229,7 @@ def run_side(args: argparse.Namespace) -> dict:
     if args.side == "textbook":
         figures = textbook(data, args.epochs, args.batch_size, args.device)
     else:
-        figures = engine(data, args.epochs, args.batch_size, args.side, args.device)
+        figures = engine(data, args.epochs, args.batch_size, args.side, args.device, args.threads)
     return figures | {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 

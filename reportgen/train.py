@@ -76,6 +76,12 @@ def select_device(requested: str = "auto") -> torch.device:
         if (device.index or 0) >= count:
             names = "cuda:0" if count == 1 else f"cuda:0 … cuda:{count - 1}"
             raise SpecError(f"device {requested!r}: this machine has {count} CUDA device(s) ({names})")
+        # cuDNN may pick kernels that add in a varying order: measured on an H200 (benchmarks/repeatability.py),
+        # two trainings from one seed differed by up to 0.06 in a weight after one epoch; with deterministic
+        # kernels they were identical and no slower. Ops with no deterministic CUDA kernel at all (the backward
+        # of adaptive pooling, scatter-add) can still differ: docs/speed.md says so.
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     if device.type == "cpu":
         torch.set_num_threads(choose_threads())
     return device

@@ -15,7 +15,7 @@ from conftest import FAST, requires_fashion
 from reportgen.data.datasets import load_dataset
 from reportgen.models.registry import create_model
 from reportgen.run.trial import on_device
-from reportgen.train import TrainConfig, train_model
+from reportgen.train import TrainConfig, select_device, train_model
 
 pytestmark = [
     requires_fashion,
@@ -25,7 +25,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def subset():
-    return on_device(load_dataset("fashion-mnist", train_subset=3000, test_subset=500), torch.device("cuda"))
+    return on_device(load_dataset("fashion-mnist", train_subset=3000, test_subset=500), select_device("cuda"))
 
 
 def fit_on_gpu(data, name: str, config: TrainConfig):
