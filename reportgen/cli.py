@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import ReportgenError
+from reportgen.report.documents import FORMATS, require_pdf_support
 from reportgen.report.worker import warm_report_process
 from reportgen.settings import SETTINGS, Setting
 
@@ -141,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"override: {key} = {value}")
     # The report process starts before torch is imported, so the two load side by side.
     with warm_report_process() as reports:
-        outcome = execute(request, reports.render, _interrupt_after_imports)
+        outcome = execute(request, reports.render, _interrupt_after_imports, reports.pdf_problem)
     print(f"archived run: {outcome.run.path}")
     _show_report(outcome.report)
     if outcome.partial:
@@ -193,8 +194,10 @@ def _render(args: argparse.Namespace) -> int:
 
     runs = [Path(run) for run in args.runs]
     check_checklist(args.checklist)
+    options = _render_options(args)
+    require_pdf_support(options.documents())
     print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
-    keywords = _render_options(args).keywords(runs[0] if len(runs) == 1 else runs, args.output_dir, None, False)
+    keywords = options.keywords(runs[0] if len(runs) == 1 else runs, args.output_dir, None, False)
     _show_report(render_report(**keywords | {"allow_incomplete": args.allow_incomplete}))
     return 0
 
@@ -263,7 +266,7 @@ def _report_options(parser: argparse.ArgumentParser) -> None:
         "--format",
         dest="formats",
         action="append",
-        choices=("html", "pdf", "md"),
+        choices=FORMATS,
         help="write only these documents (repeatable; default: html, pdf and md); "
         "CSV and JSON are always written, tables.tex with md; the documents not named are kept",
     )

@@ -22,7 +22,7 @@ ROW = re.compile(
 )
 SPEED_UP = re.compile(
     rf"^engine speed-up: (?P<ratio>{NUMBER})x \(training \+ evaluation per epoch: textbook (?P<textbook>{NUMBER}) s, "
-    rf"engine (?P<engine>{NUMBER}) s; 1 thread\(s\), batch 64; test accuracy textbook {NUMBER}%, engine "
+    rf"engine (?P<engine>{NUMBER}) s; cpu, 1 thread\(s\), batch 64; test accuracy textbook {NUMBER}%, engine "
     rf"{NUMBER}%\); the engine's training computes (?P<peak_pct>{NUMBER})% of the fp32 GEMM ceiling$",
     re.MULTILINE,
 )
@@ -43,7 +43,7 @@ def test_the_benchmark_prints_every_figure_per_side_and_the_lines_to_track():
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert re.search(rf"^fp32 GEMM peak here, 1 thread\(s\): {NUMBER} GFLOP/s$", out, re.MULTILINE), out
+    assert re.search(rf"^fp32 GEMM peak here, cpu, 1 thread\(s\): {NUMBER} GFLOP/s$", out, re.MULTILINE), out
     rows = {(m["side"], m["load"]): m for m in ROW.finditer(out)}
     # the idle engine row appears in both tables (measured once); the busy one only under load
     assert rows.keys() == {("textbook", "idle"), ("engine", "idle"), ("engine-foreach", "idle"), ("engine", "busy")}

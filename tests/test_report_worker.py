@@ -84,7 +84,8 @@ def test_a_process_that_cannot_start_leaves_the_report_to_the_command(tmp_path):
 
 def test_a_process_that_dies_while_rendering_is_an_error_not_a_silent_success(tmp_path):
     run = copy_fixture(tmp_path)
-    dies = [sys.executable, "-c", "print('ready', flush=True); import sys; sys.stdin.readline(); sys.exit(1)"]
+    ready = json.dumps({"pdf_problem": None})
+    dies = [sys.executable, "-c", f"print({ready!r}, flush=True); import sys; sys.stdin.readline(); sys.exit(1)"]
     with ReportProcess(dies) as reports, pytest.raises(RuntimeError, match="stopped .exit 1. before answering"):
         reports.render(run_path=run, output_root=tmp_path / "out")
     assert not (tmp_path / "out").exists()
@@ -141,7 +142,7 @@ def test_an_interrupt_while_the_report_is_written_leaves_no_half_written_report(
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert worker.stdout.readline().strip() == "ready"
+    assert json.loads(worker.stdout.readline()) == {"pdf_problem": None}  # ready, and the PDF can be made
     worker.stdin.write(json.dumps({"run_path": str(run), "output_root": str(tmp_path / "out")}) + "\n")
     worker.stdin.flush()
     deadline = time.monotonic() + 60

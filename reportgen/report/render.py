@@ -41,6 +41,7 @@ from reportgen.report.combine import (
     test_set_checksum,
 )
 from reportgen.report.cover import cover_rows, merge_cover
+from reportgen.report.documents import chosen_documents
 from reportgen.report.figures import Figures, Sheet, draw_figures, model_curves
 from reportgen.report.findings import format_finding, review_trials
 from reportgen.report.i18n import LANGUAGES, Translator, translator
@@ -75,7 +76,6 @@ from reportgen.settings import HEATMAP_AXES, value_order
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
-FORMATS = ("html", "pdf", "md")
 GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 rows)
 
 
@@ -756,7 +756,7 @@ def render_report(
         context["cover_rows"] = cover_rows(context["cover"])
         context["report"] = build_report_model(context)
         context["spec_json"] = spec_json(context["spec"])
-        _write_documents(context, staging, lang, {*(formats or FORMATS)} - ({"pdf"} if not pdf else set()), single_file)
+        _write_documents(context, staging, lang, chosen_documents(formats, pdf), single_file)
         _write_tables(context, staging)
         _keep_other_documents(final, staging)
         _publish(staging, final)

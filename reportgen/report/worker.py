@@ -26,8 +26,8 @@ from typing import IO, Any, Self
 
 from reportgen.errors import ReportgenError
 from reportgen.isolation import python_command
+from reportgen.report.documents import pdf_problem
 
-READY = "ready"
 # -P: not `python -m` alone, which would import a random.py of the current folder (reportgen/isolation.py)
 COMMAND = python_command("-m", "reportgen.report.worker")
 
@@ -39,6 +39,7 @@ class ReportProcess:
     def __init__(self, command: Sequence[str] | None = COMMAND) -> None:
         self._process: subprocess.Popen | None = None
         self._answered = False
+        self._warm: dict[str, Any] | None = None  # its first line, once read: {"pdf_problem": str | None}
         if command is None:
             return
         # The process is started with Ctrl-C blocked (a terminal sends it to the whole process group, and a
@@ -78,14 +79,18 @@ class ReportProcess:
             raise ReportgenError(reply["error"])
         return Path(reply["path"])
 
+    def pdf_problem(self) -> str | None:
+        """Why the PDF cannot be made on this machine, or None: the process's finding, or this process's."""
+        return self._warm["pdf_problem"] if self._ready() else pdf_problem()
+
     def _ready(self) -> bool:
         """Waits for the process's warm-up; False when it is gone (could not import, or was killed)."""
-        if self._process is None or self._process.stdout is None:
-            return False
-        try:
-            return self._process.stdout.readline().strip() == READY
-        except (OSError, ValueError):
-            return False
+        if self._warm is None and self._process is not None and self._process.stdout is not None:
+            try:
+                self._warm = json.loads(self._process.stdout.readline())
+            except (OSError, ValueError):
+                self._warm = {}
+        return bool(self._warm)
 
     def close(self) -> None:
         """End of the command. A process that answered exits by itself; any other (the run failed or was
@@ -125,26 +130,29 @@ def _render_here(options: dict[str, Any]) -> Path:
     return render_report(**options)
 
 
-def _warm_up() -> None:
+def _warm_up() -> str | None:
     """Import the report stack and lay out one small styled page and figure, which loads the fonts
-    (fontconfig for WeasyPrint, matplotlib's font list) that the first real report would load."""
-    import weasyprint
-
+    (fontconfig for WeasyPrint, matplotlib's font list) that the first real report would load. Returns
+    why the PDF cannot be made here (no Pango), or None."""
     from reportgen.report import plots, render
 
-    css = render.TEMPLATES.joinpath("report.css").read_text("utf-8")
-    weasyprint.HTML(string=f"<style>{css}</style><h1>Report 보고서</h1><table><tr><td>1</td></tr></table>").write_pdf(
-        io.BytesIO()
-    )
+    problem = pdf_problem()
+    if problem is None:
+        import weasyprint
+
+        css = render.TEMPLATES.joinpath("report.css").read_text("utf-8")
+        page = f"<style>{css}</style><h1>Report 보고서</h1><table><tr><td>1</td></tr></table>"
+        weasyprint.HTML(string=page).write_pdf(io.BytesIO())
     plots.warm_up()
+    return problem
 
 
 def _serve(replies: IO[str]) -> int:
     try:
-        _warm_up()
+        problem = _warm_up()
     except Exception:  # noqa: BLE001  (the command renders in its own process instead, and shows the error there)
         return 1
-    print(READY, file=replies, flush=True)
+    print(json.dumps({"pdf_problem": problem}), file=replies, flush=True)  # ready
     request = sys.stdin.readline()
     if not request:  # the command ended without a report (an error, or nothing to render)
         return 0

@@ -19,6 +19,7 @@ from typing import Any
 
 from reportgen.errors import ReportgenError, short
 from reportgen.report.cover import merge_cover
+from reportgen.report.documents import chosen_documents, pdf_problem, require_pdf_support
 from reportgen.run import validation
 from reportgen.run.archive import SPEC_FILE, STATUS_FILE, RunArchive, RunState, open_run, validate_run_id
 from reportgen.spec import ExperimentSpec, parse_spec
@@ -38,6 +39,9 @@ class RenderOptions:
     checklist: str | None = None  # None: the spec's checklist
     single_file: bool = False
     cover: dict[str, Any] = field(default_factory=dict)  # cover options over the spec's [report] cover
+
+    def documents(self) -> set[str]:
+        return chosen_documents(self.formats, self.pdf)
 
     def keywords(self, run: Path | list, output_dir: Path, lang: str | None, allow_incomplete: bool) -> dict:
         """render_report's keyword arguments."""
@@ -143,13 +147,19 @@ def execute(
     request: RunRequest,
     render: Callable[..., Path] | None = None,
     imports: Callable[[], AbstractContextManager] = contextlib.nullcontext,
+    pdf_check: Callable[[], str | None] = pdf_problem,
 ) -> Outcome:
     """Prepare, train and render. `render`: render_report's stand-in (the warm report process's), None for
-    render_report here; `imports`: held around the import of torch (the command holds a Ctrl-C there)."""
+    render_report here; `imports`: held around the import of torch (the command holds a Ctrl-C there);
+    `pdf_check`: why the PDF cannot be made here (the warm report process knows once it has started)."""
     request = prepare(request)
     with imports():
         from reportgen.run import runner
         from reportgen.run.executors import choose_executor
+
+    # Asked after torch has loaded, when the report process has long tried WeasyPrint, and before the run
+    # folder exists: a machine without Pango learns it now, not after training.
+    require_pdf_support(request.render.documents(), pdf_check)
 
     executor = choose_executor(request.spec, request.executor, request.workers, request.address)
     if request.resume is not None:
