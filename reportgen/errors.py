@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -30,3 +32,14 @@ def short(value: Any) -> str:
     """A value as JSON, cut to 60 characters: a one-line message can quote it whatever its size."""
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 60 else text[:57] + "…"
+
+
+def close_names(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """The candidates a misspelt `word` most likely meant, best first (difflib's similarity of at least 0.6)."""
+    return difflib.get_close_matches(word, sorted(set(candidates)), n=n)
+
+
+def did_you_mean(word: str, candidates: Iterable[str], n: int = 3, quote: bool = False) -> str | None:
+    """ "did you mean a, b?" for a misspelt `word`, or None when no candidate is close: one wording everywhere."""
+    close = [repr(name) if quote else name for name in close_names(word, candidates, n)]
+    return f"did you mean {', '.join(close)}?" if close else None

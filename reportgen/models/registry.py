@@ -18,7 +18,6 @@ a function registered with `@register_model`: a spec cannot make reportgen call 
 from __future__ import annotations
 
 import ast
-import difflib
 import fnmatch
 import hashlib
 import importlib
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reportgen.errors import ModelError
+from reportgen.errors import ModelError, close_names, did_you_mean
 from reportgen.files import sha256_file
 
 if TYPE_CHECKING:  # torch loads when a model is built or checked, not when a spec module is imported
@@ -186,7 +185,7 @@ def _import_module(module_name: str) -> Any:
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
-        close = difflib.get_close_matches(module_name, ZOOS, n=1, cutoff=0.7)  # torchvison:resnet18
+        close = close_names(module_name, ZOOS, n=1)  # torchvison:resnet18
         hint = f"; did you mean the {close[0]} zoo ({close[0]}:name)?" if close else ""
         raise ModelError(f"cannot import module {module_name!r} ({exc}){hint}") from exc
     except Exception as exc:
@@ -259,8 +258,7 @@ def _torchvision_input(name: str) -> tuple[int, ...]:
 def _zoo_model(zoo: str, name: str) -> ZooModel:
     names = _zoo_names(zoo)
     if name not in names:
-        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-        hint = f"did you mean {', '.join(close)}?" if close else f"see {zoo}'s list_models()"
+        hint = did_you_mean(name, names) or f"see {zoo}'s list_models()"
         raise ModelError(f"unknown {zoo} model {name!r}: {hint}")
     return ZooModel(zoo, name)
 
@@ -294,8 +292,7 @@ def _lookup(target: str) -> Any:
     else:
         _load_builtin_models()
         if target not in _REGISTRY:
-            close = difflib.get_close_matches(target, _REGISTRY, n=3, cutoff=0.5)
-            hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(sorted(_REGISTRY))}"
+            hint = did_you_mean(target, _REGISTRY) or f"known: {', '.join(sorted(_REGISTRY))}"
             raise ModelError(f"unknown model {target!r}: {hint}")
         return _REGISTRY[target]
     if not hasattr(module, attr):

@@ -10,13 +10,12 @@ resumed silently when only the defining file was hashed).
 from __future__ import annotations
 
 import ast
-import difflib
 import importlib.util
 import os
 from importlib import resources
 from pathlib import Path
 
-from reportgen.errors import ModelError
+from reportgen.errors import ModelError, did_you_mean
 from reportgen.files import sha256_file
 from reportgen.models import BUILTIN_MODULES
 from reportgen.models.registry import _REGISTRY, ZOOS, ModelRef, is_in_memory
@@ -74,9 +73,8 @@ def defined_names(tree: ast.Module) -> set[str] | None:
 
 
 def _did_you_mean(name: str, known: set[str] | list[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
-    if close:
-        return f"did you mean {', '.join(close)}?"
+    if hint := did_you_mean(name, known):
+        return hint
     return f"it defines {', '.join(sorted(known)[:12])}" if known else "it defines nothing"
 
 
@@ -96,10 +94,8 @@ def check_reference(ref: ModelRef) -> None:
 def _check_attribute(file: Path, attr: str, where: str) -> None:
     if not file.is_file():
         siblings = [p.name for p in file.parent.glob("*.py")] if file.parent.is_dir() else []
-        hint = (
-            f": did you mean {', '.join(close)}?" if (close := difflib.get_close_matches(file.name, siblings)) else ""
-        )
-        raise ModelError(f"{where}: not found{hint}")
+        hint = did_you_mean(file.name, siblings)
+        raise ModelError(f"{where}: not found" + (f": {hint}" if hint else ""))
     names = defined_names(_parse(file))
     if names is not None and attr not in names:
         raise ModelError(f"{where} has no attribute {attr!r}: {_did_you_mean(attr, names)}")
@@ -115,10 +111,9 @@ def _check_module_reference(module: str, attr: str) -> None:
         if file.is_file():
             _check_attribute(file, attr, f"module {module!r} ({file.name})")
             return
-    if "." not in module and importlib.util.find_spec(top) is None:
-        close = difflib.get_close_matches(top, [p.stem for p in Path.cwd().glob("*.py")])
-        if close:
-            raise ModelError(f"cannot import module {module!r}: no such module; did you mean {', '.join(close)}?")
+    missing = "." not in module and importlib.util.find_spec(top) is None
+    if missing and (hint := did_you_mean(top, [p.stem for p in Path.cwd().glob("*.py")])):
+        raise ModelError(f"cannot import module {module!r}: no such module; {hint}")
 
 
 # --- local modules a model file imports --------------------------------------------------------------

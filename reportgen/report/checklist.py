@@ -7,7 +7,6 @@ when the checklist is evaluated for rendering; it says what a grader needs to se
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 import tomllib
@@ -16,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from reportgen.errors import SpecError
+from reportgen.errors import SpecError, did_you_mean
 from reportgen.report.i18n import Message, Translator
 from reportgen.report.summary import did_not_learn, regularization_effect
 
@@ -312,8 +311,7 @@ def _check_item(where: str, item: Any) -> None:
     for key in item:
         if key in ITEM_KEYS or key in taken:
             continue
-        close = difflib.get_close_matches(key, taken, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"{item['check']!r} takes {', '.join(taken) or 'none'}"
+        hint = did_you_mean(key, taken, n=1, quote=True) or f"{item['check']!r} takes {', '.join(taken) or 'none'}"
         raise SpecError(f"{where}.{key}': unknown parameter of check {item['check']!r}; {hint}")
 
 
