@@ -21,7 +21,7 @@ from reportgen import train
 from reportgen.data.datasets import load_dataset
 from reportgen.models.registry import create_model
 
-EVAL_SIZES = (2000, 500, 256, 128)
+EVAL_SIZES = (2000, 500, 250, 256, 128)
 
 
 def milliseconds(work: Callable[[], object], repeats: int = 50) -> float:
