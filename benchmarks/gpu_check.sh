@@ -5,6 +5,8 @@
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_ARGS="--train-subset 3000 --no-report" bash benchmarks/gpu_check.sh /tmp/dry
 #                                                  # a dry run of the script itself on a machine without a GPU
 #   GPU_CHECK_STEPS="install tests bench" bash benchmarks/gpu_check.sh   # only these steps
+#   GPU_CHECK_SIDES=textbook,engine bash benchmarks/gpu_check.sh          # the benchmark's sides
+# Measured with it on an NVIDIA H200, 2026-12-04, in 386 s of the device's time: docs/speed.md.
 #
 # It expects a python3 with torch built for CUDA (the GPU image's; reportgen's torch pin does not apply there).
 # What that image lacks travels in .gpu/ (ignored by git; benchmarks/gpu_prepare.sh fills it): wheels of
