@@ -84,11 +84,24 @@ def test_a_process_that_cannot_start_leaves_the_report_to_the_command(tmp_path):
 
 def test_a_process_that_dies_while_rendering_is_an_error_not_a_silent_success(tmp_path):
     run = copy_fixture(tmp_path)
-    ready = json.dumps({"pdf_problem": None})
+    ready = f"{json.dumps({'pdf_problem': None})}\n{json.dumps({'ready': True})}"
     dies = [sys.executable, "-c", f"print({ready!r}, flush=True); import sys; sys.stdin.readline(); sys.exit(1)"]
     with ReportProcess(dies) as reports, pytest.raises(RuntimeError, match="stopped .exit 1. before answering"):
         reports.render(run_path=run, output_root=tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_process_tells_whether_the_pdf_can_be_made_before_it_is_warm(tmp_path):
+    """Its first line answers the command's question before training; a process that then ends without being
+    ready leaves the report to the command, which still renders it."""
+    says = [sys.executable, "-c", 'print(\'{"pdf_problem": "no Pango here"}\', flush=True)']
+    run = copy_fixture(tmp_path)
+    with ReportProcess(says) as reports:
+        assert reports.pdf_problem() == "no Pango here"  # the process's finding, not this machine's
+        out = reports.render(run_path=run, output_root=tmp_path / "out", formats=["md"])
+    assert (out / "report.md").is_file()
+    with ReportProcess([sys.executable, "-c", "pass"]) as silent:
+        assert silent.pdf_problem() is None  # said nothing: this process looks, and WeasyPrint loads here
 
 
 def _workers_of(pid: int) -> list[str]:
@@ -142,7 +155,8 @@ def test_an_interrupt_while_the_report_is_written_leaves_no_half_written_report(
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert json.loads(worker.stdout.readline()) == {"pdf_problem": None}  # ready, and the PDF can be made
+    assert json.loads(worker.stdout.readline()) == {"pdf_problem": None}  # the PDF can be made here
+    assert json.loads(worker.stdout.readline()) == {"ready": True}
     worker.stdin.write(json.dumps({"run_path": str(run), "output_root": str(tmp_path / "out")}) + "\n")
     worker.stdin.flush()
     deadline = time.monotonic() + 60

@@ -39,7 +39,9 @@ class ReportProcess:
     def __init__(self, command: Sequence[str] | None = COMMAND) -> None:
         self._process: subprocess.Popen | None = None
         self._answered = False
-        self._warm: dict[str, Any] | None = None  # its first line, once read: {"pdf_problem": str | None}
+        # What it says, in order, once read: {"pdf_problem": str | None} as soon as it has tried WeasyPrint
+        # (the command asks before training), then {"ready": true} once warm. {} where it said nothing.
+        self._lines: list[dict[str, Any]] = []
         if command is None:
             return
         # The process is started with Ctrl-C blocked (a terminal sends it to the whole process group, and a
@@ -81,16 +83,27 @@ class ReportProcess:
 
     def pdf_problem(self) -> str | None:
         """Why the PDF cannot be made on this machine, or None: the process's finding, or this process's."""
-        return self._warm["pdf_problem"] if self._ready() else pdf_problem()
+        status = self._line(0)
+        return status["pdf_problem"] if "pdf_problem" in status else pdf_problem()
 
     def _ready(self) -> bool:
         """Waits for the process's warm-up; False when it is gone (could not import, or was killed)."""
-        if self._warm is None and self._process is not None and self._process.stdout is not None:
-            try:
-                self._warm = json.loads(self._process.stdout.readline())
-            except (OSError, ValueError):
-                self._warm = {}
-        return bool(self._warm)
+        return self._line(1).get("ready") is True
+
+    def _line(self, index: int) -> dict[str, Any]:
+        """The process's line `index` (0: PDF status, 1: ready), read once; {} once it has ended."""
+        while len(self._lines) <= index:
+            self._lines.append(self._read() if not self._lines or self._lines[-1] else {})
+        return self._lines[index]
+
+    def _read(self) -> dict[str, Any]:
+        """The process's next line as JSON; {} when it has ended (or never started)."""
+        if self._process is None or self._process.stdout is None:
+            return {}
+        try:
+            return json.loads(self._process.stdout.readline() or "{}")
+        except (OSError, ValueError):
+            return {}
 
     def close(self) -> None:
         """End of the command. A process that answered exits by itself; any other (the run failed or was
@@ -130,29 +143,30 @@ def _render_here(options: dict[str, Any]) -> Path:
     return render_report(**options)
 
 
-def _warm_up() -> str | None:
-    """Import the report stack and lay out one small styled page and figure, which loads the fonts
-    (fontconfig for WeasyPrint, matplotlib's font list) that the first real report would load. Returns
-    why the PDF cannot be made here (no Pango), or None."""
+def _warm_up(pdf: bool) -> None:
+    """Import the report stack and lay out one small styled page (if the PDF can be made here) and figure,
+    which loads the fonts (fontconfig for WeasyPrint, matplotlib's font list) the first real report would."""
     from reportgen.report import plots, render
 
-    problem = pdf_problem()
-    if problem is None:
+    if pdf:
         import weasyprint
 
         css = render.TEMPLATES.joinpath("report.css").read_text("utf-8")
         page = f"<style>{css}</style><h1>Report 보고서</h1><table><tr><td>1</td></tr></table>"
         weasyprint.HTML(string=page).write_pdf(io.BytesIO())
     plots.warm_up()
-    return problem
 
 
 def _serve(replies: IO[str]) -> int:
     try:
-        problem = _warm_up()
+        # WeasyPrint first (half a second), so the command hears whether the PDF can be made before it has
+        # imported torch, and does not wait for the rest of the warm-up.
+        problem = pdf_problem()
+        print(json.dumps({"pdf_problem": problem}), file=replies, flush=True)
+        _warm_up(pdf=problem is None)
     except Exception:  # noqa: BLE001  (the command renders in its own process instead, and shows the error there)
         return 1
-    print(json.dumps({"pdf_problem": problem}), file=replies, flush=True)  # ready
+    print(json.dumps({"ready": True}), file=replies, flush=True)
     request = sys.stdin.readline()
     if not request:  # the command ended without a report (an error, or nothing to render)
         return 0
