@@ -18,6 +18,8 @@
 #   repeat.log       benchmarks/repeatability.py: does one seed give one set of weights on the GPU
 #   bench.log        benchmarks/train_speed.py --device cuda, then `reportgen run --device cuda` timed
 #   resume.log       kill and resume mid-epoch, bit-identical (tests/test_reliability.py, on the GPU by auto)
+#   cpu.log          the default report on that machine's CPU cores instead (--device cpu --workers 3): whether
+#                    `--device auto` should keep models this small off the GPU (not yet measured)
 set -u
 out=${1:-${OUT:-/tmp/gpu-check}}
 mkdir -p "$out"
@@ -26,7 +28,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site PATH="/tmp/site/bin:$PATH"
 step() {  # step NAME SECONDS COMMAND...: run with a limit, log to NAME.log, one summary line
     local name=$1 limit=$2 started=$SECONDS
     shift 2
-    case " ${GPU_CHECK_STEPS:-install facts tests repeat bench resume} " in *" $name "*) ;; *) return ;; esac
+    case " ${GPU_CHECK_STEPS:-install facts tests repeat bench resume cpu} " in *" $name "*) ;; *) return ;; esac
     timeout "$limit" "$@" >"$out/$name.log" 2>&1
     local code=$?
     echo "$name: exit $code after $((SECONDS - started)) s" | tee -a "$out/summary.txt"
@@ -60,4 +62,11 @@ step repeat 60 python3 benchmarks/repeatability.py --device "$device"
 step bench 270 python3 benchmarks/train_speed.py --device "$device" --epochs 1 --pairs 3 \
     --sides "${GPU_CHECK_SIDES:-textbook,engine,engine-fused,engine-bf16}" --report-args "--device $device $pdf" ${GPU_CHECK_ARGS:-}
 step resume 100 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_reliability.py -k "sigkill"
-cat "$out/install.log" "$out/facts.log" >>"$out/summary.txt"
+cpu_report() {  # the default experiment on the CPU cores, in a fresh folder, timed like the benchmark's
+    local folder started=$SECONDS
+    folder=$(mktemp -d)
+    (cd "$folder" && python3 -m reportgen run --device cpu --workers 3 "$@") && echo "default report on the CPU: $((SECONDS - started)) s"
+}
+export -f cpu_report
+step cpu 150 bash -c "cpu_report $pdf"
+cat "$out/install.log" "$out/facts.log" >>"$out/summary.txt" 2>/dev/null || true
