@@ -145,7 +145,9 @@ def compute_loss(name: str, output: torch.Tensor, target: torch.Tensor, reductio
     if name == "bce_with_logits":  # one-hot targets; averaged over classes so it is per sample
         one_hot = F.one_hot(target, output.shape[1]).to(output.dtype)
         per_sample = F.binary_cross_entropy_with_logits(output, one_hot, reduction="none").mean(1)
-        return {"mean": per_sample.mean, "sum": per_sample.sum}.get(reduction, lambda: per_sample)()
+        if reduction == "none":
+            return per_sample
+        return per_sample.mean() if reduction == "mean" else per_sample.sum()
     raise ValueError(f"unknown loss {name!r}: expected one of {', '.join(LOSSES)}")
 
 
@@ -166,10 +168,11 @@ def evaluate(
 ) -> Evaluation:
     """Whole-split evaluation in batches, keeping every prediction for the galleries.
 
-    The loss is the exact sum (math.fsum) of the per-sample losses, so no figure depends on the batch size."""
+    The loss is the exact sum (math.fsum) of the per-sample losses, so batches of 64 images or more give every
+    figure alike (see EVAL_BATCH)."""
     was_training = model.training
     model.eval()
-    size = EVAL_BATCH.get(images.device.type, EVAL_BATCH["cuda"])
+    size = EVAL_BATCH.get(images.device.type, EVAL_BATCH["cuda"])  # another accelerator: as a GPU
     losses, predictions, confidences = [], [], []
     try:
         with torch.inference_mode():
