@@ -16,6 +16,7 @@ from torch import nn
 
 from reportgen.data.datasets import Dataset, load_recorded_dataset
 from reportgen.errors import ReportgenError
+from reportgen.measure.activity import audit_with_training, record_training_modules
 from reportgen.measure.params import ModelAudit
 from reportgen.models.registry import create_model
 from reportgen.run.archive import FINISHED_TRIALS, RunArchive, TrialState
@@ -160,6 +161,7 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
         output.epoch(epoch_line(trial.model.label, metrics, config.epochs))
 
     validation = None if data.val_labels is None else (data.val_images, data.val_labels)
+    ran = record_training_modules(model)  # which layers acted on the training batches: for the report's verdicts
     result = train_model(
         model,
         data.train_images,
@@ -175,7 +177,7 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
         on_batch=output.batches,
         validation=validation,
     )
-    _finish(job, run, model, result, data.test_labels, output)
+    _finish(job, run, model, result, data.test_labels, output, ran)
 
 
 def _restore(
@@ -216,6 +218,7 @@ def _finish(
     result: TrainResult,
     test_labels: torch.Tensor,
     output: TrialOutput,
+    ran: dict[str, dict[str, Any]],
 ) -> None:
     trial, final = job.trial, result.final
     predictions = {
@@ -224,7 +227,9 @@ def _finish(
         "prediction": final.predictions.tolist(),
         "confidence": [round(c, 5) for c in final.confidences.tolist()],
     }
-    run.finish_trial(trial.trial_id, result.status, predictions, {k: v.cpu() for k, v in model.state_dict().items()})
+    weights = {k: v.cpu() for k, v in model.state_dict().items()}
+    audit = audit_with_training(run.trial(trial.trial_id)["audit"], ran)  # as archived, plus what trained
+    run.finish_trial(trial.trial_id, result.status, predictions, weights, audit=audit)
     if result.status == TrialState.DIVERGED:
         output.log(
             f"warning: {trial.model.label} ({trial.trial_id}) diverged at epoch {len(result.history)}; "
