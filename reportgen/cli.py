@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reportgen.errors import ReportgenError
+from reportgen.errors import ReportgenError, did_you_mean
 from reportgen.report.documents import FORMATS, require_pdf_support
 from reportgen.report.worker import warm_report_process
 from reportgen.settings import SETTINGS, Setting
@@ -203,16 +203,22 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
+    from reportgen.models.registry import parse_model_ref
+    from reportgen.models.sources import check_reference
+
+    refs = [parse_model_ref(text) for text in args.model]
+    for ref in refs:  # from source text, as `run` does: a misspelt name is refused before torch loads
+        check_reference(ref)
+
     from reportgen.measure.audit_text import format_audit
     from reportgen.measure.cost import check_macs_claim, count_macs, format_macs, macs_claim_note
     from reportgen.measure.params import audit_model, check_claim, parse_input_shape
     from reportgen.measure.widths import match_mlp
-    from reportgen.models.registry import create_model, parse_model_ref
+    from reportgen.models.registry import create_model
 
     shape = parse_input_shape(args.input)
     failed = False
-    for text in args.model:
-        ref = parse_model_ref(text)
+    for ref in refs:
         model = create_model(ref)
         audit = audit_model(model, shape, name=ref.label)
         macs = count_macs(model, shape, -1 if audit.torchinfo_total < 0 else None)  # -1: torchinfo failed already
@@ -286,6 +292,14 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(EXIT_USER_ERROR, f"reportgen: error: {message} (see {self.prog} --help)\n")
+
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A value outside an option's choices says which one was meant (`--lang kr`: did you mean 'ko'?)."""
+        wrong = action.choices is not None and isinstance(value, str) and value not in action.choices
+        if wrong and (hint := did_you_mean(value, action.choices, quote=True)):
+            choices = ", ".join(map(str, action.choices))
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} (choose from {choices}); {hint}")
+        super()._check_value(action, value)
 
 
 def _at_least_one(text: str) -> int:

@@ -197,7 +197,32 @@ def _import_module(module_name: str) -> Any:
 # --------------------------------------------------------------------------- model zoos
 
 ZOOS = ("torchvision", "timm")
-_NO_WEIGHTS = ("weights", "pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path")
+# Builder arguments that fetch weights from the network: torchvision's `weights`/`weights_backbone` (and the
+# older `pretrained`/`pretrained_backbone`), timm's `pretrained`, `pretrained_cfg*` and `checkpoint_path`.
+# Given any value but None or False, they are refused before anything is imported (sources.check_reference).
+_NO_WEIGHTS = (
+    "weights",
+    "weights_backbone",
+    "pretrained",
+    "pretrained_backbone",
+    "pretrained_cfg",
+    "pretrained_cfg_overlay",
+    "checkpoint_path",
+)
+
+
+def refuse_weights(reference: str, kwargs: dict[str, Any]) -> None:
+    """One line for a zoo model asked for pretrained weights: reportgen never downloads anything."""
+    refused = [key for key in _NO_WEIGHTS if kwargs.get(key) not in (None, False)]
+    if refused:
+        raise ModelError(
+            f"model {reference}: {refused[0]!r} is not accepted — zoo models are built untrained "
+            "(weights are never downloaded); drop it"
+        )
+
+
+def is_zoo_reference(target: str) -> bool:
+    return target.partition(":")[0] in ZOOS
 
 
 @dataclass(frozen=True)
@@ -209,17 +234,13 @@ class ZooModel:
     name: str
 
     def __call__(self, **kwargs: Any) -> nn.Module:
-        refused = [key for key in _NO_WEIGHTS if key in kwargs]
-        if refused:
-            raise ModelError(
-                f"model {self.zoo}:{self.name}: {refused[0]!r} is not accepted — zoo models are built untrained "
-                "(weights are never downloaded)"
-            )
+        refuse_weights(f"{self.zoo}:{self.name}", kwargs)
         if self.zoo == "timm":
-            model = _zoo_module("timm").create_model(self.name, pretrained=False, **kwargs)
+            model = _zoo_module("timm").create_model(self.name, **kwargs | {"pretrained": False})
             size = tuple(model.pretrained_cfg.get("input_size") or ())
         else:
-            model = _zoo_module("torchvision").models.get_model(self.name, weights=None, **kwargs)
+            models = _zoo_module("torchvision").models
+            model = models.get_model(self.name, **kwargs | _untrained_torchvision(models.get_model_builder(self.name)))
             size = _torchvision_input(self.name)
         if size:  # what the architecture was published for: audit_model compares it with the data's shape
             channels = kwargs.get("in_chans", size[0])
@@ -243,6 +264,14 @@ def _zoo_module(zoo: str) -> Any:
 def _zoo_names(zoo: str) -> list[str]:
     module = _zoo_module(zoo)
     return module.list_models() if zoo == "timm" else module.models.list_models()
+
+
+def _untrained_torchvision(builder: Callable[..., Any]) -> dict[str, None]:
+    """No weights for the model, nor for its backbone: detection and segmentation builders
+    (`fasterrcnn_resnet50_fpn`, `lraspp_mobilenet_v3_large`…) default `weights_backbone` to ImageNet weights,
+    which they download when built (issue 32); the builder's signature says which of the two it takes."""
+    accepted = inspect.signature(builder).parameters
+    return {key: None for key in ("weights", "weights_backbone") if key in accepted}
 
 
 def _torchvision_input(name: str) -> tuple[int, ...]:

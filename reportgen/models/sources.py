@@ -18,7 +18,7 @@ from pathlib import Path
 from reportgen.errors import ModelError, did_you_mean
 from reportgen.files import sha256_file
 from reportgen.models import BUILTIN_MODULES
-from reportgen.models.registry import _REGISTRY, ZOOS, ModelRef, is_in_memory
+from reportgen.models.registry import _REGISTRY, ZOOS, ModelRef, is_in_memory, is_zoo_reference, refuse_weights
 
 
 def _parse(file: Path) -> ast.Module:
@@ -80,8 +80,12 @@ def _did_you_mean(name: str, known: set[str] | list[str]) -> str:
 
 def check_reference(ref: ModelRef) -> None:
     """Refuse, with a "did you mean", a reference that cannot name anything — from source text alone.
-    What parsing cannot decide (a module outside the user's folder, a zoo name) is left to the registry."""
+    What parsing cannot decide (a module outside the user's folder, a zoo name) is left to the registry; a zoo
+    model asked for pretrained weights is refused here, before its zoo is imported."""
     if is_in_memory(ref):
+        return
+    if is_zoo_reference(ref.target):
+        refuse_weights(ref.target, ref.kwargs)
         return
     if ref.file is not None:
         _check_attribute(ref.file, ref.target.rsplit(":", 1)[1], f"model file {ref.file}")
