@@ -273,17 +273,27 @@ def test_recorded_english_is_translated_by_pattern_and_nothing_else_is():
 
 def test_message_values_are_translated_before_the_sentence():
     message = Message(
-        "{model}: {techniques} — {effect}",
+        "{model}: not shown to help — {reason}",
         {
             "model": "X",
-            "techniques": [Message("dropout"), Message("weight decay")],
-            "effect": Message("{delta} points, not significant (McNemar p = {p})", {"delta": "+0.15", "p": "0.569"}),
+            "reason": Message(
+                "not trained alike ({differences}): the before/after comparison is refused",
+                {
+                    "differences": [
+                        Message(
+                            "{setting} {model_value} vs {base_value}",
+                            {"setting": Message("epochs"), "model_value": 4, "base_value": 1},
+                        )
+                    ]
+                },
+            ),
         },
     )
-    assert message.render(translator("ko")) == "X: 드롭아웃, 가중치 감쇠 — +0.15%p, 유의하지 않음 (McNemar p = 0.569)"
-    assert (
-        message.render(translator("en"))
-        == "X: dropout, weight decay — +0.15 points, not significant (McNemar p = 0.569)"
+    assert message.render(translator("ko")) == (
+        "X: 효과가 입증되지 않음 — 같은 조건으로 훈련되지 않았습니다 (에포크 수 4 대 1): 개선 전후 비교를 하지 않습니다"
+    )
+    assert message.render(translator("en")) == (
+        "X: not shown to help — not trained alike (Epochs 4 vs 1): the before/after comparison is refused"
     )
 
 
@@ -317,7 +327,16 @@ def _module_messages(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "module", ["report/checklist.py", "report/findings.py", "report/summary.py", "report/render.py", "report/plots.py"]
+    "module",
+    [
+        "report/checklist.py",
+        "report/findings.py",
+        "report/summary.py",
+        "report/render.py",
+        "report/plots.py",
+        "report/regularization.py",
+        "report/lenet.py",
+    ],
 )
 def test_every_generated_sentence_has_a_korean_entry(module):
     messages = _module_messages(ROOT / "reportgen" / module)
@@ -436,17 +455,15 @@ def test_checklist_conclusion_and_tables_agree(workdir, cli, tmp_path):
             assert f"{row['winner']} is more accurate than {row['loser']}" in conclusion
         else:
             assert f"{row['a']} and {row['b']}" in conclusion and "not significantly different" in conclusion
-    regularization = next(i for i in summary["checklist"]["items"] if "regularization" in i["text"])
+    helped = next(i for i in summary["checklist"]["items"] if i["check"] == "regularization_helped")
     for row in summary["before_after"]:
         test = next(t for t in summary["mcnemar"] if {t["a"], t["b"]} == {row["model"], row["base"]})
-        p = f"{test['p_value']:.3g}"
-        delta = f"{100 * (row['final_acc_after'] - row['final_acc_before']):+.2f}"
-        if test["significant"]:
-            word = "helped" if float(delta) > 0 else "hurt"
-            assert f"{word}: {delta} points, significant (McNemar p = {p})" in regularization["evidence"]
-            assert f"by {delta} points; the difference is significant (McNemar p = {p}), so it {word}" in conclusion
-        else:
-            assert f"{delta} points, not significant (McNemar p = {p})" in regularization["evidence"]
-            assert "helped:" not in regularization["evidence"]
-            assert f"by {delta} points, not significant (McNemar p = {p})" in conclusion
+        significance = (
+            f"{'significant' if test['significant'] else 'not significant'}, McNemar p = {test['p_value']:.3g}"
+        )
+        assert f"({significance})" in helped["evidence"]
+        verdict, reason = helped["evidence"].split(" — ", 1)  # "<model>: helped — <reason>"
+        sentence = {"helped": "helped", "hurt": "hurt", "not shown to help": "is not shown to have helped"}
+        said = sentence[verdict.split(": ", 1)[1]]
+        assert f"Regularization ({row['model']} vs {row['base']}) {said}: {reason}." in conclusion
     assert "rest on one seed" in conclusion and "seeds = [0, 1, 2]" in conclusion

@@ -16,24 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.errors import SpecError, did_you_mean
+from reportgen.report import lenet
 from reportgen.report.i18n import Message, Translator
-from reportgen.report.summary import did_not_learn, regularization_effect
+from reportgen.report.regularization import Judgement, judge_row
+from reportgen.report.summary import did_not_learn
 
 Evidence = Message | list[Message]
 Check = Callable[..., tuple[bool, Evidence]]
 CHECKS: dict[str, Check] = {}
 ITEM_KEYS = ("text", "check", "section")  # what a checklist item holds besides its check's parameters
 MLP_LAYERS = {"Linear", "ReLU", "Flatten", "Dropout", "Tanh", "Sigmoid", "GELU"}
-DROPOUT_LAYERS = {"Dropout", "Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout"}
 # Published rows a LeNet-5 can stand beside: LeNet itself (LeCun 1998 on MNIST), or a plain two-convolution
 # network with pooling and no extras (the Fashion-MNIST benchmark's "2 Conv+pooling", which is LeNet's shape);
 # rows with batch norm, augmentation, more layers or another activation measure something else.
 COMPARABLE_TO_LENET = re.compile(r".*lenet.*|2 conv\+pooling", re.IGNORECASE)
-EFFECTS = {  # regularization_effect's verdict, as evidence
-    "helped": "helped: {delta} points, significant (McNemar p = {p})",
-    "hurt": "hurt: {delta} points, significant (McNemar p = {p})",
-    "not significant": "{delta} points, not significant (McNemar p = {p})",
-    "not tested": "{delta} points, not tested for significance",
+EFFECTS = {  # the regularization judgement's verdict (regularization.py), as evidence of "it helped"
+    "helped": "{model}: helped — {reason}",
+    "hurt": "{model}: hurt — {reason}",
+    "not shown": "{model}: not shown to help — {reason}",
 }
 
 
@@ -53,40 +53,63 @@ def _architecture(model: dict) -> str:
     return model["name"].split("?")[0].rsplit(":", 1)[-1].lower()
 
 
-def _is_regularized(model: dict) -> bool:
-    types = {layer["type"] for layer in model["audit"].layers}
-    return bool(
-        model.get("base_label")
-        or model["audit"].batchnorm_params
-        or types & DROPOUT_LAYERS
-        or model["kwargs"].get("dropout")
+def _classes(ctx: dict) -> int:
+    return len(ctx["data"].get("classes") or range(10))
+
+
+def _lenet(model: dict, ctx: dict) -> lenet.Verdict:
+    """Is the model the assignment's LeNet-5, by its archived layers (report/lenet.py)?"""
+    return lenet.judge(model["audit"], _classes(ctx))
+
+
+def _is_lenet(model: dict, ctx: dict) -> bool:
+    """The assignment's LeNet-5: a model whose layers, kernels, channels and parameter count are LeNet-5's,
+    whatever its name, and that is not declared the improvement of another model (models[].base): that one
+    is the "after" of the regularization items, and counting it as LeNet-5 would tick "Implement LeNet-5"
+    for a run without one."""
+    return not model.get("base_label") and _lenet(model, ctx).holds
+
+
+def _lenet_evidence(ctx: dict) -> list[Message]:
+    """Why the run's LeNet-5 is LeNet-5 (its layers, parameters and the tolerances used)."""
+    found = next((m for m in ctx["models"] if _is_lenet(m, ctx)), None)
+    return (
+        [Message("{model}: {evidence}", {"model": found["label"], "evidence": _lenet(found, ctx).evidence})]
+        if found
+        else []
     )
 
 
-def _is_lenet(model: dict) -> bool:
-    """The assignment's LeNet-5: a LeNet-named network (lenet5, lenet5_256, lenet5_c5, file.py:LeNet5) that
-    is not a regularized variant. lenet5_regularized (BatchNorm + dropout), or any model declared the
-    improvement of another (models[].base), is the "after" of the regularization item: counting it as
-    LeNet-5 would tick "Implement LeNet-5" for a run without one, and set a BN + dropout network's accuracy
-    beside LeCun's published LeNet-5 figures. The layers overrule the name: mlp_lenet_sized is an MLP."""
-    return "lenet" in _architecture(model) and not _is_mlp(model) and not _is_regularized(model)
-
-
-def _missing_lenet(ctx: dict) -> Message | None:
-    if any(_is_lenet(m) for m in ctx["models"]):
-        return None
-    variants = [m["label"] for m in ctx["models"] if "lenet" in _architecture(m) and not _is_mlp(m)]
+def _missing_lenet(ctx: dict) -> list[Message]:
+    """Why the run has no LeNet-5 (empty when it has one): regularized variants by name, and each model that
+    claims to be LeNet-5 (its class or registry name says so) with the first difference from LeNet-5."""
+    models = ctx["models"]
+    if any(_is_lenet(m, ctx) for m in models):
+        return []
+    variants = [
+        m["label"]
+        for m in models
+        if (m.get("base_label") and _lenet(m, ctx).holds) or lenet.regularized_variant(m["audit"], _classes(ctx))
+    ]
+    named = [m for m in models if "lenet" in _architecture(m) and m["label"] not in variants and not _is_mlp(m)]
+    reasons = [
+        Message(
+            "{model} is not LeNet-5; first difference: {difference}",
+            {"model": m["label"], "difference": _lenet(m, ctx).difference},
+        )
+        for m in named
+    ]
     if variants:
-        return Message("no LeNet-5 in this run ({models}: regularized variant)", {"models": variants})
-    return Message("no LeNet-5 in this run")
+        return [Message("no LeNet-5 in this run ({models}: regularized variant)", {"models": variants}), *reasons]
+    return [Message("no LeNet-5 in this run"), *reasons]
 
 
 def _missing_models(ctx: dict) -> list[Message]:
     """Why the run lacks the assignment's LeNet-5 or MLP (empty when it has both)."""
-    missing = [_missing_lenet(ctx)]
+    missing = _missing_lenet(ctx)
     if not any(_is_mlp(m) for m in ctx["models"]):
         missing.append(Message("no MLP in this run"))
-    return [m for m in missing if m]
+    return missing
 
 
 def _parameter_count(model: dict) -> Message:
@@ -116,13 +139,13 @@ def parameter_audit(ctx: dict) -> tuple[bool, Evidence]:
     counts = [_parameter_count(m) for m in ctx["models"]]
     verdict = "{counts} — per-layer formulas, torchinfo ✓" if ok else "{counts} — mismatch with torchinfo"
     missing = _missing_models(ctx)  # the item asks for both networks, not for any audited model
-    return ok and not missing, [*missing, Message(verdict, {"counts": counts})]
+    return ok and not missing, [*missing, *_lenet_evidence(ctx), Message(verdict, {"counts": counts})]
 
 
 @check
 def mlp_matches_lenet(ctx: dict, tolerance_percent: float = 5) -> tuple[bool, Evidence]:
     mlps = [m for m in ctx["models"] if _is_mlp(m)]
-    lenets = [m for m in ctx["models"] if _is_lenet(m)]
+    lenets = [m for m in ctx["models"] if _is_lenet(m, ctx)]
     if not mlps or not lenets:
         return False, Message("needs an MLP and a LeNet-5 in the same run")
     lenet = lenets[0]
@@ -170,7 +193,7 @@ def model_comparison(ctx: dict, lenet_and_mlp: bool = False) -> tuple[bool, Evid
 def _lenet_vs_mlp(ctx: dict) -> tuple[bool, Evidence]:
     """A McNemar test of a LeNet-5 against an MLP, both of which learned: the item names these two."""
     models = {m["label"]: m for m in ctx["models"]}
-    pairs = [t for t in ctx["mcnemar"] if {_kind(models[t["a"]]), _kind(models[t["b"]])} == {"lenet", "mlp"}]
+    pairs = [t for t in ctx["mcnemar"] if {_kind(models[t["a"]], ctx), _kind(models[t["b"]], ctx)} == {"lenet", "mlp"}]
     if not pairs:
         return False, _missing_models(ctx) or Message("no McNemar test of a LeNet-5 against an MLP")
     untrained = did_not_learn(ctx["best"], ctx["warnings"])
@@ -184,8 +207,8 @@ def _lenet_vs_mlp(ctx: dict) -> tuple[bool, Evidence]:
     )
 
 
-def _kind(model: dict) -> str:
-    return "lenet" if _is_lenet(model) else "mlp" if _is_mlp(model) else "other"
+def _kind(model: dict, ctx: dict) -> str:
+    return "lenet" if _is_lenet(model, ctx) else "mlp" if _is_mlp(model) else "other"
 
 
 def _not_learned(labels: list[str]) -> Message:
@@ -195,10 +218,11 @@ def _not_learned(labels: list[str]) -> Message:
 @check
 def known_accuracy(ctx: dict) -> tuple[bool, Evidence]:
     """LeNet-5's own final test accuracy beside published figures of the same network on the same dataset
-    (COMPARABLE_TO_LENET): other networks' figures do not answer the item, which
-    then says how many there are instead of ticking."""
+    (COMPARABLE_TO_LENET), only for a model whose layers are LeNet-5's (a network named LeNet5 that is not
+    LeNet-5 has no known accuracy to meet): other networks' figures do not answer the item, which then says
+    how many there are instead of ticking."""
     rows, dataset = ctx["literature"], ctx["data"]["dataset"]
-    lenets = [m["label"] for m in ctx["models"] if _is_lenet(m)]
+    lenets = [m["label"] for m in ctx["models"] if _is_lenet(m, ctx)]
     trial = next((t for t in ctx["best"] if t.label in lenets and t.ranked), None)
     if trial is None:
         return False, _missing_lenet(ctx) or Message("LeNet-5 did not finish training: no accuracy to compare")
@@ -220,65 +244,54 @@ def known_accuracy(ctx: dict) -> tuple[bool, Evidence]:
     )
 
 
-def regularization_techniques(model: dict, base: dict, model_config: dict, base_config: dict) -> list[str]:
-    """What the regularized model adds over its base: BatchNorm, dropout, weight decay, augmentation
-    (English names; catalogue keys)."""
+NO_BASE = "no regularized model with a base model (spec key models[].base)"
 
-    def layer_types(m: dict) -> set[str]:
-        return {layer["type"] for layer in m["audit"].layers}
 
-    found = []
-    if model["audit"].batchnorm_params > base["audit"].batchnorm_params:
-        found.append("batch normalization")
-    if (layer_types(model) & DROPOUT_LAYERS) - (layer_types(base) & DROPOUT_LAYERS) or model["kwargs"].get(
-        "dropout", 0
-    ) > base["kwargs"].get("dropout", 0):
-        found.append("dropout")
-    if model_config["weight_decay"] > base_config["weight_decay"]:
-        found.append("weight decay")
-    if model_config["augment"] and not base_config["augment"]:
-        found.append("data augmentation")
-    return found
+def _judgements(ctx: dict) -> list[Judgement]:
+    untrained = did_not_learn(ctx["best"], ctx["warnings"])
+    return [judge_row(row, ctx["best"], ctx["mcnemar"], untrained) for row in ctx["before_after"]]
 
 
 @check
 def regularization(ctx: dict, min_techniques: int = 2) -> tuple[bool, Evidence]:
+    """The assignment's ask: at least `min_techniques` regularizers that acted in training, and a before/after
+    of models trained alike. Whether it helped is the next item's (regularization_helped)."""
     if not ctx["before_after"]:
-        return False, Message("no regularized model with a base model (spec key models[].base)")
-    untrained = did_not_learn(ctx["best"], ctx["warnings"])
-    evidence, ok, enough = [], False, False
-    for row in ctx["before_after"]:
-        found = _techniques(ctx, row)
-        stalled = sorted({row["model"], row["base"]} & untrained)  # the conclusion makes the same exception
-        effect = regularization_effect(row, ctx["mcnemar"])  # the conclusion words it from the same verdict
+        return False, Message(NO_BASE)
+    evidence, ok = [], False
+    judgements = _judgements(ctx)
+    for j in judgements:
+        techniques = j.active or Message("none")
         evidence.append(
             Message(
-                "{model}: {techniques} — {effect}",
-                {
-                    "model": row["model"],
-                    "techniques": [Message(name) for name in found] or Message("none"),
-                    "effect": _not_learned(stalled) if stalled else _effect(effect),
-                },
+                "{model} vs {base}: active in training: {techniques}",
+                {"model": j.model, "base": j.base, "techniques": techniques},
             )
         )
-        enough = enough or len(found) >= min_techniques
-        # "Improve" holds only when the report's own test says the regularized model is better
-        ok = ok or (len(found) >= min_techniques and not stalled and effect["verdict"] == "helped")
-    # the rule only where no model uses enough techniques: beside a ✓ it read as a failure note
-    rule = [] if enough else [Message("needs at least {count} techniques", {"count": min_techniques})]
-    return ok, evidence + rule
+        evidence += [Message("not counted: {ignored}", {"ignored": j.ignored})] if j.ignored else []
+        evidence += [j.refused] if j.refused else []
+        ok = ok or (len(j.active) >= min_techniques and not j.refused)
+    if not any(len(j.active) >= min_techniques for j in judgements):  # beside a ✓ it read as a failure note
+        evidence.append(Message("needs at least {count} techniques", {"count": min_techniques}))
+    return ok, evidence
 
 
-def _techniques(ctx: dict, row: dict[str, Any]) -> list[str]:
-    models = {m["label"]: m for m in ctx["models"]}
-    best = {t.label: t for t in ctx["best"]}
-    return regularization_techniques(
-        models[row["model"]], models[row["base"]], best[row["model"]].config, best[row["base"]].config
-    )
-
-
-def _effect(effect: dict[str, Any]) -> Message:
-    return Message(EFFECTS[effect["verdict"]], {"delta": effect["delta"], "p": effect["p"]})
+@check
+def regularization_helped(ctx: dict) -> tuple[bool, Evidence]:
+    """The outcome: test accuracy, test loss and the train–test gap together (regularization.py), for a
+    regularized model that has a regularizer acting in training and was trained like its base."""
+    if not ctx["before_after"]:
+        return False, Message(NO_BASE)
+    evidence, ok = [], False
+    for j in _judgements(ctx):
+        if j.refused:
+            evidence.append(Message("{model}: {reason}", {"model": j.model, "reason": j.refused}))
+        elif not j.active:
+            evidence.append(Message("{model}: no regularizer acted in training: nothing to credit", {"model": j.model}))
+        else:
+            evidence.append(Message(EFFECTS[j.verdict], {"model": j.model, "reason": j.reason}))
+            ok = ok or j.verdict == "helped"
+    return ok, evidence
 
 
 def load_checklist(name: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from reportgen.report.i18n import Translator, translator
+from reportgen.report.model import percent, points_between
 from reportgen.report.summary import TrialSummary
 from reportgen.run.archive import TrialState
 from reportgen.settings import mixed_loss_scales
@@ -77,12 +78,14 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
             )
         gap = t.final["train_acc"] - t.final["test_acc"]
         if gap > OVERFIT_GAP:
+            # the gap of the accuracies as the epoch table prints them, so the two agree to the last digit
+            shown = points_between(percent(t.final["train_acc"]), percent(t.final["test_acc"]))
             findings.append(
                 Finding(
                     "overfit",
                     t.trial_id,
-                    "{model} ({trial}): train accuracy exceeds test accuracy by {gap:.1f} points — likely overfitting",
-                    values | {"gap": 100 * gap},
+                    "{model} ({trial}): train accuracy exceeds test accuracy by {gap} points — likely overfitting",
+                    values | {"gap": shown},
                 )
             )
     if mixed_loss_scales(t.config["loss"] for t in trials):

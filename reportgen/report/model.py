@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from typing import Any
 
 MISSING = "–"
-# An absolute POSIX path inside any text (a command line, a model reference, a data folder): shown by its
-# last part, so a student's home folder never reaches a document they publish.
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])(?:~|/)(?:[^\s/:;,'\"()]+/)+([^\s/:;,'\"()]*)")
+# An absolute POSIX path inside any text (a command line, a model reference, a data folder), one under `~user/`,
+# or one the archive wrote relative to its run folder (`../../models.py`): shown by its last part, so a student's
+# home folder never reaches a document they publish (`~/hw/idx` names nobody and stays as written).
+_ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.~/-])(?:(?:~|/)(?:[^\s/:;,'\"()]+/)+|(?:\.\./)+(?:[^\s/:;,'\"()]+/)*(?=[^\s/:;,'\"()]))([^\s/:;,'\"()]*)"
+)
 
 
 def is_number(value: Any) -> bool:
@@ -36,6 +41,27 @@ def decimal(value: Any, digits: int = 4) -> str:
     return f"{value:.3g}" if abs(value) >= 1e6 else f"{value:.{digits}f}"
 
 
+def distinct(values: list[Any], form: Callable[[Any, int], str] = decimal, digits: int = 4, most: int = 8) -> list[str]:
+    """`values` in one format (`percent` or `decimal`) with `digits` places, or as many more as it takes for
+    values that differ to read differently: a change keeps its direction ("0.2723 → 0.2724", never
+    "0.272 → 0.272"). The digits are the same for all of them, so their differences can be read off."""
+    numbers = {v for v in values if is_number(v)}
+    texts = [form(v, digits) for v in values]
+    while len({form(v, digits) for v in numbers}) < len(numbers) and digits < most:
+        digits += 1
+        texts = [form(v, digits) for v in values]
+    return texts
+
+
+def points_between(a: str, b: str, sign: bool = False) -> str:
+    """a − b of two printed percentages in percentage points, exactly ("92.81%" − "90.23%" → "2.58"): a derived
+    figure equals what a reader subtracts from the printed values. "–" when either is missing."""
+    if not (a.endswith("%") and b.endswith("%")):
+        return MISSING
+    value = Decimal(a[:-1]) - Decimal(b[:-1])
+    return f"{value:+f}" if sign else f"{value:f}"
+
+
 def count(value: Any) -> str:
     """A count with thousands separators ("61,706"); rates are rounded to whole numbers."""
     return f"{value:,.0f}" if is_number(value) else MISSING
@@ -51,7 +77,8 @@ def setting_text(value: Any, tr) -> str:
 
 def public_text(text: Any) -> str:
     """`text` with every absolute path shortened to its last part: `/home/kim/hw/models.py:Net` →
-    `models.py:Net`, `/home/kim/.venv/bin/reportgen run` → `reportgen run`."""
+    `models.py:Net`, `/home/kim/.venv/bin/reportgen run` → `reportgen run`, `../../models.py:Net` (as a
+    run archives it) → `models.py:Net`."""
 
     def last_part(match: re.Match) -> str:
         return match.group(1) or match.group(0).rstrip("/").rsplit("/", 1)[-1]

@@ -15,6 +15,8 @@ from typing import Any
 
 from reportgen.report.i18n import Translator
 from reportgen.report.model import Claim
+from reportgen.report.regularization import TEST as REGULARIZATION_TEST
+from reportgen.report.regularization import conclusion_sentence, judge_row
 from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
 from reportgen.settings import REPORTED, value_order
 
@@ -170,6 +172,7 @@ def before_after(trials: list[TrialSummary]) -> list[dict[str, Any]]:
                         for side, t in (("before", base), ("after", trial))
                         for key, attr, metric in (
                             ("final_acc", "final", "test_acc"),
+                            ("final_train_acc", "final", "train_acc"),
                             ("best_acc", "best", "test_acc"),
                             ("average_acc", "average", "test_acc"),
                             ("final_loss", "final", "test_loss"),
@@ -291,31 +294,6 @@ def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> di
     return {"rows": rows, "columns": columns, "values": values}
 
 
-def regularization_effect(row: dict[str, Any], tests: list[dict[str, Any]]) -> dict[str, Any]:
-    """A regularized model's before/after change (points of final test accuracy) and what the report's own
-    McNemar test says of it: "helped"/"hurt" only when significant. Checklist and conclusion both word
-    their verdict from this, so they cannot disagree."""
-    delta = 100 * (row["final_acc_after"] - row["final_acc_before"])
-    test = next((t for t in tests if {t["a"], t["b"]} == {row["model"], row["base"]}), None)
-    if test is None:
-        verdict = "not tested"
-    elif test["significant"]:
-        verdict = "helped" if delta > 0 else "hurt"
-    else:
-        verdict = "not significant"
-    return {"delta": f"{delta:+.2f}", "p": f"{test['p_value']:.3g}" if test else None, "verdict": verdict}
-
-
-EFFECT_SENTENCES = {
-    "helped": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the difference "
-    "is significant (McNemar p = {p}), so it helped.",
-    "hurt": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the difference "
-    "is significant (McNemar p = {p}), so it hurt.",
-    "not significant": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points, not "
-    "significant (McNemar p = {p}): this run does not show that it helped.",
-    "not tested": "Regularization ({model} vs {base}) changed the final test accuracy by {delta} points; the "
-    "difference was not tested for significance.",
-}
 SINGLE_SEED = (
     "Every model was trained with one seed, so these results rest on one seed; set "
     "seeds = [0, 1, 2] under [train] to see how much they vary."
@@ -385,9 +363,10 @@ def conclusion(
     compared = {t.label for t in ranked} - untrained
     tests = [row for row in tests if {row["a"], row["b"]} <= compared]
     sentences += [Claim(_test_sentence(row, translate), test="McNemar") for row in tests]
-    for row in improvements:
-        sentences.append(Claim(_improvement_sentence(row, tests, untrained, translate), test="McNemar"))
-        sentences += _overfitting_sentence(row, untrained, translate)
+    sentences += [  # worded from the same judgement as the checklist's regularization items
+        Claim(conclusion_sentence(judge_row(row, best, tests, untrained)).render(translate), test=REGULARIZATION_TEST)
+        for row in improvements
+    ]
     if trials and single_seed(trials):
         sentences.append(Claim(translate(SINGLE_SEED), test="seeds per model"))
     if warnings:
@@ -422,43 +401,6 @@ def _test_sentence(row: dict[str, Any], translate: Translator) -> str:
         "{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set (McNemar p = {p}).",
         **values,
     )
-
-
-def _improvement_sentence(
-    row: dict[str, Any], tests: list[dict[str, Any]], untrained: set[str], translate: Translator
-) -> str:
-    """A regularized model against its base; a before/after with a model that did not learn measures nothing
-    about regularization, so it is said to be not meaningful instead of given an effect."""
-    stalled = [label for label in (row["model"], row["base"]) if label in untrained]
-    if stalled:
-        return translate(
-            "Regularization ({model} vs {base}) is not compared: {untrained} did not learn (chance level), "
-            "so the before/after difference is not meaningful.",
-            model=row["model"],
-            base=row["base"],
-            untrained=", ".join(stalled),
-        )
-    effect = regularization_effect(row, tests)
-    return translate(
-        EFFECT_SENTENCES[effect["verdict"]], model=row["model"], base=row["base"], delta=effect["delta"], p=effect["p"]
-    )
-
-
-def _overfitting_sentence(row: dict[str, Any], untrained: set[str], translate: Translator) -> list[Claim]:
-    """What regularization changed besides accuracy: the train–test gap and the test loss, as measured."""
-    if {row["model"], row["base"]} & untrained or row["gap_before"] is None or row["gap_after"] is None:
-        return []
-    text = translate(
-        "With {model}, the gap between final train and test accuracy went from {gap_before} to {gap_after} points "
-        "and the final test loss from {loss_before} to {loss_after} ({base} → {model}).",
-        model=row["model"],
-        base=row["base"],
-        gap_before=f"{100 * row['gap_before']:.2f}",
-        gap_after=f"{100 * row['gap_after']:.2f}",
-        loss_before=f"{row['final_loss_before']:.3f}",
-        loss_after=f"{row['final_loss_after']:.3f}",
-    )
-    return [Claim(text, test="final epoch's train and test accuracy and test loss, as measured")]
 
 
 def single_seed(trials: list[TrialSummary]) -> bool:

@@ -27,6 +27,7 @@ from reportgen.report.model import (
     public_text,
     setting_text,
 )
+from reportgen.report.regularization import shown_figures
 from reportgen.report.summary import TrialSummary
 from reportgen.run.archive import TrialState
 from reportgen.settings import mixed_loss_scales
@@ -590,39 +591,43 @@ def _literature(ctx: dict[str, Any], tr) -> Table | None:
 
 def _before_after(ctx: dict[str, Any], tr) -> Table | None:
     """Each regularized model beside its base: accuracy, and the evidence of regularization — the gap between
-    train and test accuracy at the final epoch, and the test loss."""
+    train and test accuracy at the final epoch, and the test loss. Figures come from shown_figures, as the
+    checklist and the conclusion quote them: the gap is the difference of the printed accuracies."""
     if not ctx["before_after"]:
         return None
     columns = [
         "",
         tr("Parameters"),
+        tr("Final train accuracy"),
         tr("Final test accuracy"),
+        tr("Train–test gap (points)"),
         tr("Best test accuracy"),
         tr("Average test accuracy"),
-        tr("Train–test gap (points)"),
         tr("Final test loss"),
     ]
     rows = []
     for r in ctx["before_after"]:
+        shown = shown_figures(r)
         for side, name, model in (("before", tr("Before"), r["base"]), ("after", tr("After"), r["model"])):
             rows.append(
                 Row(
                     [
                         label(f"{name}: {model}"),
                         Cell(count(r[f"parameters_{side}"])),
-                        Cell(percent(r[f"final_acc_{side}"])),
+                        Cell(shown[f"final_train_acc_{side}"]),
+                        Cell(shown[f"final_acc_{side}"]),
+                        Cell(shown[f"gap_{side}"]),
                         Cell(percent(r[f"best_acc_{side}"])),
                         Cell(percent(r[f"average_acc_{side}"])),
-                        Cell(_points(r.get(f"gap_{side}"))),
-                        Cell(decimal(r[f"final_loss_{side}"])),
+                        Cell(shown[f"final_loss_{side}"]),
                     ]
                 )
             )
-    return Table("before_after", tr("Improvement"), columns, rows)
-
-
-def _points(value: Any) -> str:
-    return f"{100 * value:.2f}" if is_number(value) else "–"
+    caption = tr(
+        "Train–test gap: final train accuracy minus final test accuracy, as printed. A before/after pair that "
+        "differs is printed with as many digits as it takes to show which way it changed."
+    )
+    return Table("before_after", tr("Improvement"), columns, rows, caption=caption)
 
 
 def _per_class(gallery: dict[str, Any], tr) -> Table:
