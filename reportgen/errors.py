@@ -34,12 +34,30 @@ def short(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "…"
 
 
+# Other names people write for a value, suggested only where the value they stand for is a candidate: `lang =
+# "kr"` is one letter from "ko" but too short for difflib, and a country code is a natural slip for a language.
+ALIASES = {"kr": "ko", "kor": "ko", "korean": "ko", "한국어": "ko", "eng": "en", "english": "en", "gpu": "cuda"}
+
+
+def _folded(text: str) -> str:
+    """A name without case or separator differences: `Adam` is `adam`, `cross-entropy` is `cross_entropy`."""
+    return text.casefold().replace("-", "_").replace(" ", "_")
+
+
 def close_names(word: str, candidates: Iterable[str], n: int = 3) -> list[str]:
-    """The candidates a misspelt `word` most likely meant, best first (difflib's similarity of at least 0.6)."""
-    return difflib.get_close_matches(word, sorted(set(candidates)), n=n)
+    """The candidates a misspelt `word` most likely meant, best first: the ones that differ from it only in case
+    or separators, else its known alias, else difflib's (similarity of at least 0.6)."""
+    names = sorted(set(candidates))
+    same = [name for name in names if _folded(name) == _folded(word)]
+    if same:
+        return same[:n]
+    alias = ALIASES.get(_folded(word))
+    if alias in names:
+        return [alias]
+    return difflib.get_close_matches(word, names, n=n)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], n: int = 3, quote: bool = False) -> str | None:
     """ "did you mean a, b?" for a misspelt `word`, or None when no candidate is close: one wording everywhere."""
-    close = [repr(name) if quote else name for name in close_names(word, candidates, n)]
+    close = [repr(str(name)) if quote else str(name) for name in close_names(word, candidates, n)]
     return f"did you mean {', '.join(close)}?" if close else None

@@ -19,7 +19,7 @@ from typing import Any
 
 from reportgen.data import DATASETS, FORMATS
 from reportgen.data.augment import Augment
-from reportgen.errors import SpecError
+from reportgen.errors import SpecError, close_names, did_you_mean
 from reportgen.files import sha256_file
 from reportgen.models.registry import ModelRef, model_code, parse_model_ref
 from reportgen.models.sources import changed_modules, local_modules
@@ -184,6 +184,41 @@ AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
 MODEL_KEYS = {"name", "kwargs", "label", "base", "train", "code"}  # code: recorded by the archive, not user input
 TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
+REPORT_KEYS = {"lang", "checklist", *COVER_KEYS}
+# The tables a key can belong to: a key written in the wrong one is pointed to its own (`epochs` at the top).
+_TABLES = {"": TOP_KEYS, "train.": TRAIN_KEYS, "data.": DATA_KEYS, "augment.": AUGMENT_KEYS, "report.": REPORT_KEYS}
+
+
+def _key_hint(key: str, allowed: set[str], prefix: str) -> str | None:
+    """ "did you mean 'train.epochs'?" for an unknown key: the close keys of its own table; else the key of that
+    name in a neighbouring table (`epochs` at the top, or in a [[models]] entry), or failing that a close one."""
+    names = [prefix + name for name in close_names(key, allowed)]
+    if not names:
+        tables = _neighbours(prefix)
+        elsewhere = [table + name for table, keys in tables.items() for name in close_names(key, keys, 1)]
+        names = [name for name in elsewhere if name.endswith(f".{key}")] or elsewhere[:1]
+    return f"did you mean {', '.join(map(repr, names))}?" if names else None
+
+
+def _neighbours(prefix: str) -> dict[str, set[str]]:
+    """The other tables a key written under `prefix` may have been meant for."""
+    if prefix in _TABLES:
+        return {table: keys for table, keys in _TABLES.items() if table != prefix}
+    if prefix.startswith("models[") and not prefix.endswith(".train."):
+        return {f"{prefix}train.": set(SWEEPABLE)}
+    return {}
+
+
+def _unquoted_hint(value: Any, kind: type | tuple) -> str | None:
+    """A number written in quotes (`epochs = "5"`) is TOML text: say how to write it."""
+    numeric = {int, float} & set(kind if isinstance(kind, tuple) else (kind,))
+    if not numeric or not isinstance(value, str):
+        return None
+    try:
+        number = int(value) if int in numeric and float not in numeric else float(value)
+    except ValueError:
+        return None
+    return f"write the number without quotes: {value.strip()}" if math.isfinite(number) else None
 
 
 class _Checker:
@@ -195,8 +230,8 @@ class _Checker:
         # model files named in a spec are relative to the spec's own folder
         self.folder = Path(source).resolve().parent if Path(source).is_file() else None
 
-    def fail(self, key: str, expected: str, got: Any) -> SpecError:
-        return SpecError(f"{self.where(key)}: expected {expected}, got {got!r}")
+    def fail(self, key: str, expected: str, got: Any, hint: str | None = None) -> SpecError:
+        return SpecError(f"{self.where(key)}: expected {expected}, got {got!r}" + (f"; {hint}" if hint else ""))
 
     def where(self, key: str) -> str:
         """Where a value came from: the command-line flag that gave it, else the spec file and key."""
@@ -206,11 +241,12 @@ class _Checker:
     def unknown(self, table: dict, allowed: set[str], prefix: str) -> None:
         for key in table:
             if key not in allowed:
-                raise SpecError(f"{self.source}: unknown key '{prefix}{key}' (allowed: {', '.join(sorted(allowed))})")
+                hint = _key_hint(key, allowed, prefix) or f"allowed: {', '.join(sorted(allowed))}"
+                raise SpecError(f"{self.source}: unknown key '{prefix}{key}'; {hint}")
 
     def typed(self, key: str, value: Any, kind: type | tuple, expected: str) -> Any:
         if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-            raise self.fail(key, expected, value)
+            raise self.fail(key, expected, value, _unquoted_hint(value, kind))
         return value
 
     def number(self, key: str, value: Any, low: float, high: float = float("inf"), integer: bool = False) -> Any:
@@ -223,7 +259,8 @@ class _Checker:
 
     def choice(self, key: str, value: Any, options: tuple[str, ...]) -> str:
         if not isinstance(value, str) or value not in options:
-            raise self.fail(key, f"one of {', '.join(options)}", value)
+            hint = did_you_mean(value, options, quote=True) if isinstance(value, str) else None
+            raise self.fail(key, f"one of {', '.join(options)}", value, hint)
         return value
 
     def label(self, key: str, value: Any) -> str:
@@ -395,7 +432,7 @@ def parse_spec(raw: dict[str, Any], source: str, flags: dict[str, str] | None = 
     _check_nesting(raw, source)
     check.unknown(raw, TOP_KEYS, "")
     report = check.typed("report", raw.get("report", {}), dict, "a table")
-    check.unknown(report, {"lang", "checklist", *COVER_KEYS}, "report.")
+    check.unknown(report, REPORT_KEYS, "report.")
     checklist = report.get("checklist", raw.get("checklist"))
     if checklist is not None:
         load_checklist(check.typed("report.checklist", checklist, str, "'assignment' or a checklist TOML path"))
@@ -403,7 +440,8 @@ def parse_spec(raw: dict[str, Any], source: str, flags: dict[str, str] | None = 
     train["augment"] = [_parse_augment(check, raw.get("augment", {}))]
     device = raw.get("device", "auto")
     if not isinstance(device, str) or not DEVICE_PATTERN.fullmatch(device):
-        raise check.fail("device", "auto, cpu, cuda or cuda:N", device)
+        hint = did_you_mean(device, ("auto", "cpu", "cuda"), quote=True) if isinstance(device, str) else None
+        raise check.fail("device", "auto, cpu, cuda or cuda:N", device, hint)
     max_trials = check.number("max_trials", raw.get("max_trials", MAX_TRIALS), 1, 10_000_000, integer=True)
     spec = ExperimentSpec(
         name=check.typed("name", raw.get("name", DEFAULT_NAME), str, "a string"),
