@@ -18,6 +18,7 @@ from typing import Any
 from reportgen.errors import SpecError, did_you_mean
 from reportgen.report import lenet
 from reportgen.report.i18n import Message, Translator
+from reportgen.report.model import SECTION_HEADINGS
 from reportgen.report.regularization import Judgement, judge_row
 from reportgen.report.summary import did_not_learn
 
@@ -25,6 +26,26 @@ Evidence = Message | list[Message]
 Check = Callable[..., tuple[bool, Evidence]]
 CHECKS: dict[str, Check] = {}
 ITEM_KEYS = ("text", "check", "section")  # what a checklist item holds besides its check's parameters
+
+
+def _number(low: float, high: float) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and low <= v <= high
+
+
+def _integer(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+# Each check parameter's type and range, as the one line that refuses a wrong value says it: checked when the
+# checklist is read, before anything trains (a test keeps every parameter of every check listed here).
+PARAMETERS: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "tolerance_percent": ("a number from 0 to 100", _number(0, 100)),
+    "min_techniques": (
+        "an integer from 1 to 4 (batch normalization, dropout, weight decay, augmentation)",
+        _integer(1, 4),
+    ),
+    "lenet_and_mlp": ("true or false", lambda v: isinstance(v, bool)),
+}
 MLP_LAYERS = {"Linear", "ReLU", "Flatten", "Dropout", "Tanh", "Sigmoid", "GELU"}
 # Published rows a LeNet-5 can stand beside: LeNet itself (LeCun 1998 on MNIST), or a plain two-convolution
 # network with pooling and no extras (the Fashion-MNIST benchmark's "2 Conv+pooling", which is LeNet's shape);
@@ -306,6 +327,8 @@ def load_checklist(name: str) -> dict[str, Any]:
     items = checklist.get("items", [])
     if not isinstance(items, list):
         raise SpecError(f"checklist {source}: key 'items': expected an array of [[items]] tables")
+    if not isinstance(checklist.get("title", ""), str):
+        raise SpecError(f"checklist {source}: key 'title': expected text, got {checklist['title']!r}")
     for i, item in enumerate(items):
         _check_item(f"checklist {source}: key 'items[{i}]", item)
     checklist.setdefault("title", Path(source).stem)
@@ -321,11 +344,23 @@ def _check_item(where: str, item: Any) -> None:
         raise SpecError(f"{where}.text': expected the item's text, got {item!r}")
     check = CHECKS[item["check"]]
     taken = list(inspect.signature(check).parameters)[1:]  # the first is the report context
-    for key in item:
-        if key in ITEM_KEYS or key in taken:
-            continue
-        hint = did_you_mean(key, taken, n=1, quote=True) or f"{item['check']!r} takes {', '.join(taken) or 'none'}"
-        raise SpecError(f"{where}.{key}': unknown parameter of check {item['check']!r}; {hint}")
+    for key, value in item.items():
+        if key in taken:
+            expected, valid = PARAMETERS[key]
+            if not valid(value):
+                raise SpecError(f"{where}.{key}': expected {expected}, got {value!r}")
+        elif key not in ITEM_KEYS:
+            hint = did_you_mean(key, taken, n=1, quote=True) or f"{item['check']!r} takes {', '.join(taken) or 'none'}"
+            raise SpecError(f"{where}.{key}': unknown parameter of check {item['check']!r}; {hint}")
+    _check_section(where, item.get("section", ""))
+
+
+def _check_section(where: str, section: Any) -> None:
+    """A section is one the report has: the item's text links to it."""
+    if section != "" and section not in SECTION_HEADINGS:
+        hint = did_you_mean(str(section), SECTION_HEADINGS, n=1, quote=True)
+        expected = f"one of {', '.join(SECTION_HEADINGS)}, got {section!r}"
+        raise SpecError(f"{where}.section': " + (f"{hint} (expected {expected})" if hint else f"expected {expected}"))
 
 
 def evaluate_checklist(

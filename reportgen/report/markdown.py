@@ -10,21 +10,8 @@ from typing import Any
 
 import jinja2
 
-from reportgen.report.model import Cell, ReportModel, Table
+from reportgen.report.model import SECTION_HEADINGS, Cell, ReportModel, Table
 
-# Report sections (ids used by checklists) and their headings, to link checklist items to GitHub anchors.
-SECTION_HEADINGS = {
-    "settings": "Overview and settings",
-    "models": "Model architectures and parameters",
-    "training": "Training monitoring",
-    "curves": "Loss and accuracy curves",
-    "comparison": "Comparison",
-    "improvement": "Improvement",
-    "conclusion": "Conclusion",
-    "galleries": "Sample galleries",
-    "all-trials": "Appendix: every trial, per epoch",
-    "appendix": "Reproducibility",
-}
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
 _AUTOLINK = re.compile(r"(?i)\b(?:https?|ftp):|\bwww\.")  # the ':' or '.' escaped breaks GitHub's autolink
 

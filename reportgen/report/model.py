@@ -16,6 +16,20 @@ from decimal import Decimal
 from typing import Any
 
 MISSING = "–"
+# Report sections (ids a checklist item links to) and their headings: the Markdown links use their GitHub
+# anchors, and a checklist that names another section is refused when it is read.
+SECTION_HEADINGS = {
+    "settings": "Overview and settings",
+    "models": "Model architectures and parameters",
+    "training": "Training monitoring",
+    "curves": "Loss and accuracy curves",
+    "comparison": "Comparison",
+    "improvement": "Improvement",
+    "conclusion": "Conclusion",
+    "galleries": "Sample galleries",
+    "all-trials": "Appendix: every trial, per epoch",
+    "appendix": "Reproducibility",
+}
 # An absolute POSIX path inside any text (a command line, a model reference, a data folder), one under `~user/`,
 # or one the archive wrote relative to its run folder (`../../models.py`): shown by its last part, so a student's
 # home folder never reaches a document they publish (`~/hw/idx` names nobody and stays as written).
