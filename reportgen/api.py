@@ -22,6 +22,7 @@ from typing import Any
 from torch import nn
 
 from reportgen.errors import ModelError, SpecError
+from reportgen.privacy import shown_path
 from reportgen.run.request import DEFAULT_WORKERS
 
 # Keyword arguments of `compare` that belong to the spec's [data] table; every other keyword is a
@@ -72,7 +73,7 @@ class Report:
         return pd.read_csv(self.folder / "metrics.csv")
 
     def __repr__(self) -> str:
-        return f"Report({self.html}, run={self.run})"
+        return f"Report({shown_path(self.html)}, run={shown_path(self.run)})"
 
     def _repr_html_(self) -> str:
         """The report's first screen: the report model's conclusion, checklist and comparison table from
@@ -90,9 +91,10 @@ class Report:
             warnings=self.summary["warnings"],
             words={key: tr(key.capitalize()) for key in ("run", "report", "conclusion", "warnings")},
             figures=figures,
-            html_path=str(self.html),
-            pdf_path=str(self.pdf or ""),
-            run=str(self.run),
+            # saved with the notebook, which students publish: relative to its folder, never the home folder
+            html_path=shown_path(self.html),
+            pdf_path=shown_path(self.pdf) if self.pdf else "",
+            run=shown_path(self.run),
         )
 
 
@@ -197,8 +199,8 @@ def compare(
     outcome = execute(request)
     if outcome.partial:  # some trials failed: the report shows them, marked
         warnings.warn(
-            f"{outcome.run.path} is partial ({outcome.run.record().error}); the report is marked as such — "
-            f"resume with `reportgen run --resume {outcome.run.path}`",
+            f"{shown_path(outcome.run.path)} is partial ({outcome.run.record().error}); the report is marked as such — "
+            f"resume with `reportgen run --resume {shown_path(outcome.run.path)}`",
             stacklevel=2,
         )
     return Report(outcome.report, outcome.run.path)

@@ -118,7 +118,11 @@ class ExperimentSpec:
             "max_trials": self.max_trials,
             "cover": self.cover,
             "source": self.source,
-            "data": asdict(self.data),
+            # data paths as the run read them (from the current folder): the archive records them relative to itself
+            "data": {
+                k: str(Path(v).expanduser().absolute()) if k in ("data_dir", "train", "test") and v else v
+                for k, v in asdict(self.data).items()
+            },
             "models": [
                 {
                     "name": m.ref.target,

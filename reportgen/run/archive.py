@@ -40,6 +40,14 @@ from typing import Any
 
 from reportgen.errors import ArchiveError
 from reportgen.files import atomic_write, sha256_file
+from reportgen.privacy import (
+    portable_path,
+    portable_reference,
+    resolved_path,
+    resolved_reference,
+    shown_path,
+    tilde,
+)
 from reportgen.settings import TrainConfig
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: `$` would allow a final "\n"
@@ -318,6 +326,42 @@ def rows_to_csv(rows: list[dict[str, Any]], fields: tuple[str, ...] | list[str])
     return buffer.getvalue().encode("utf-8")
 
 
+# --- paths of the user's machine ---------------------------------------------------------------
+# The archive is handed in and published: a path it records is relative to the run folder (or `~/…`), and is
+# resolved against the run folder again by whatever needs the file (a resume, a worker reloading the data).
+DATA_PATH_KEYS = ("data_dir", "train", "test")
+
+
+def _spec_paths(spec: dict[str, Any], path, reference) -> dict[str, Any]:
+    """A copy of spec.json with `path` applied to each file path (model code, data) and `reference` to each
+    model reference."""
+    spec = json.loads(json.dumps(spec))
+    for model in spec.get("models") or []:
+        model["name"] = reference(model["name"])
+        if (model.get("code") or {}).get("file"):
+            model["code"]["file"] = path(model["code"]["file"])
+    data = spec.get("data") or {}
+    for key in DATA_PATH_KEYS:
+        if data.get(key):
+            data[key] = path(data[key])
+    return spec
+
+
+def _portable_header(name: str, payload: Any, folder: Path) -> Any:
+    """A header file as it is archived in `folder`: no absolute path of the user's (see reportgen/privacy.py)."""
+    if name == "spec":
+        spec = _spec_paths(payload, lambda p: portable_path(p, folder), lambda r: portable_reference(r, folder))
+        if Path(spec.get("source", "")).is_file():  # where the spec came from; "compare()" and the like stay
+            spec["source"] = portable_path(spec["source"], folder)
+        if spec.get("checklist") and Path(spec["checklist"]).is_absolute():  # read from the current folder
+            spec["checklist"] = shown_path(spec["checklist"])
+        return spec
+    if name == "data":
+        files = {split: f | {"path": portable_path(f["path"], folder)} for split, f in payload.get("files", {}).items()}
+        return payload | {"source": tilde(str(payload.get("source", ""))), "files": files}
+    return payload
+
+
 def _rename_no_replace(source: Path, target: Path) -> None:
     """rename(2) that fails with EEXIST when target exists (Linux renameat2 RENAME_NOREPLACE).
 
@@ -370,7 +414,7 @@ class RunArchive:
             run.lock()
             (run.path / TRIALS_DIR).mkdir()
             for name, payload in header.items():  # spec, environment, data: written once
-                atomic_write_json(run.path / HEADER_FILES[name], payload)
+                atomic_write_json(run.path / HEADER_FILES[name], _portable_header(name, payload, final))
             for name, content in (files or {}).items():  # test_images.npz: what the galleries show
                 atomic_write_bytes(run.path / name, content)
             run.set_status(RunState.RUNNING, format=ARCHIVE_FORMAT)
@@ -400,6 +444,7 @@ class RunArchive:
         previous = self.status() if (self.path / STATUS_FILE).exists() else {}
         status = {k: v for k, v in previous.items() if k not in _TRANSIENT_STATUS}
         status.setdefault("started", _now())
+        extra = {key: tilde(value) if isinstance(value, str) else value for key, value in extra.items()}
         status.update(state=state.value, updated=_now(), **extra)
         if state != RunState.RUNNING:
             status["finished"] = _now()
@@ -412,6 +457,8 @@ class RunArchive:
     def start_trial(self, trial_id: str, info: dict[str, Any]) -> None:
         folder = self.trial_dir(trial_id)
         folder.mkdir(exist_ok=True)
+        if isinstance(info.get("model"), str):
+            info = info | {"model": portable_reference(info["model"], self.path)}
         atomic_write_json(folder / TRIAL_FILE, info | {"status": TrialState.RUNNING.value})
 
     @_archive_write
@@ -456,9 +503,9 @@ class RunArchive:
         path = self.trial_dir(trial_id) / TRIAL_FILE
         info = read_json(path) if path.exists() else {"trial_id": trial_id}
         path.parent.mkdir(exist_ok=True)
-        line = " ".join(str(error).split())[:500] or "unknown error"
+        line = " ".join(tilde(str(error)).split())[:500] or "unknown error"
         atomic_write_json(
-            path, info | {"status": TrialState.FAILED.value, "error": line, "traceback": traceback or str(error)}
+            path, info | {"status": TrialState.FAILED.value, "error": line, "traceback": tilde(traceback or str(error))}
         )
 
     def trial_status(self, trial_id: str) -> TrialState | None:
@@ -587,8 +634,16 @@ class RunArchive:
         return self.record().state
 
     def read(self, name: str) -> Any:
-        """A header file by its name in HEADER_FILES ("spec", "environment", "data")."""
+        """A header file by its name in HEADER_FILES ("spec", "environment", "data"), as archived: paths
+        relative to the run folder (what a report shows)."""
         return read_json(self.path / HEADER_FILES[name])
+
+    def resolved_spec(self) -> dict[str, Any]:
+        """spec.json with its model files and data paths resolved against the run folder: what a resume and
+        a worker reloading the data use. Runs archived with absolute paths read back unchanged."""
+        return _spec_paths(
+            self.read("spec"), lambda p: resolved_path(p, self.path), lambda r: resolved_reference(r, self.path)
+        )
 
     def test_images(self):
         """The archived test images as a numpy array, or None for runs archived before they were kept."""

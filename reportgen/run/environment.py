@@ -6,7 +6,6 @@ import io
 import os
 import platform
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import torch
 
 from reportgen import __version__
 from reportgen.data.datasets import Dataset
+from reportgen.privacy import command_line
 
 
 def environment(device: torch.device) -> dict[str, Any]:
@@ -46,7 +46,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
         "git_commit": commit,
-        "command": " ".join(sys.argv),
+        "command": command_line(),  # no folder of the user's; no host name is recorded (reportgen/privacy.py)
     }
 
 

@@ -85,7 +85,7 @@ class Outcome:
 def resume_request(path: Path, **options: Any) -> RunRequest:
     """The request that continues the run folder `path` with its archived settings."""
     run = open_run(path)
-    archived = parse_spec(run.read("spec"), str(run.path / SPEC_FILE))
+    archived = parse_spec(run.resolved_spec(), str(run.path / SPEC_FILE))
     return RunRequest(archived, resume=Path(path), **options)
 
 
@@ -116,7 +116,7 @@ def prepare(request: RunRequest) -> RunRequest:
 
 def _as_resume(request: RunRequest, existing: Path) -> RunRequest:
     run = open_run(existing)
-    archived = parse_spec(run.read("spec"), str(run.path / SPEC_FILE))
+    archived = parse_spec(run.resolved_spec(), str(run.path / SPEC_FILE))
     differences = settings_differences(archived, request.spec)
     if differences:
         raise ReportgenError(

@@ -84,7 +84,7 @@ def resume_experiment(path: Path, executor: Executor | AutoExecutor | None = Non
         raise ArchiveError(f"{run.path}: the run is already complete (render it with `reportgen render`)")
     run.lock()
     try:
-        spec = parse_spec(run.read("spec"), str(run.path / SPEC_FILE))
+        spec = parse_spec(run.resolved_spec(), str(run.path / SPEC_FILE))
         data = RecordedData.of(run).load()
         device = select_device(spec.device)
         audits = preflight(spec, data, device)

@@ -35,7 +35,7 @@ class RecordedData:
 
     @classmethod
     def of(cls, run: RunArchive) -> RecordedData:
-        spec = run.read("spec")
+        spec = run.resolved_spec()  # data paths archived relative to the run folder
         return cls(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"])
 
     def load(self) -> Dataset:
