@@ -151,7 +151,7 @@ def test_comparison_item_needs_lenet5_against_an_mlp():
 def test_regularization_rule_is_shown_only_when_unmet():
     met = checklist(context((lenet5(), 0.9), (regularized(), 0.91)))["regularization"]
     assert met["passed"] and "needs at least" not in met["evidence"]
-    assert "batch normalization (4 layers ran in training), dropout (2 layers ran in training)" in met["evidence"]
+    assert "batch normalization (4 layer(s) ran in training), dropout (2 layer(s) ran in training)" in met["evidence"]
     met_ko = checklist(context((lenet5(), 0.9), (regularized(), 0.91)), "ko")["regularization"]
     assert met_ko["passed"] and "이상 필요" not in met_ko["evidence"]
     dropout_only = model("LeNet-5 + Dropout", "lenet5?dropout=0.3", audit("lenet5", dropout=0.3), "LeNet-5")

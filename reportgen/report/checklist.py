@@ -300,15 +300,13 @@ def regularization(ctx: dict, min_techniques: int = 2) -> tuple[bool, Evidence]:
 @check
 def regularization_helped(ctx: dict) -> tuple[bool, Evidence]:
     """The outcome: test accuracy, test loss and the train–test gap together (regularization.py), for a
-    regularized model that has a regularizer acting in training and was trained like its base."""
+    regularized model with a regularizer that acted in training, trained like its base."""
     if not ctx["before_after"]:
         return False, Message(NO_BASE)
     evidence, ok = [], False
     for j in _judgements(ctx):
         if j.refused:
             evidence.append(Message("{model}: {reason}", {"model": j.model, "reason": j.refused}))
-        elif not j.active:
-            evidence.append(Message("{model}: no regularizer acted in training: nothing to credit", {"model": j.model}))
         else:
             evidence.append(Message(EFFECTS[j.verdict], {"model": j.model, "reason": j.reason}))
             ok = ok or j.verdict == "helped"

@@ -77,7 +77,7 @@ def _normalization(model: Any, base: Any) -> tuple[list[Message], list[Message]]
     ran = [layer for layer in layers if _ran(layer, model.audit)]
     idle = [layer for layer in layers if not _ran(layer, model.audit)]
     base_ran = [layer for layer in _layers(base, NORMALIZATION) if _ran(layer, base.audit)]
-    active = [Message("batch normalization ({count} layers ran in training)", {"count": len(ran)})]
+    active = [Message("batch normalization ({count} layer(s) ran in training)", {"count": len(ran)})]
     return (active if len(ran) > len(base_ran) else []), _idle(idle)
 
 
@@ -88,14 +88,16 @@ def _dropout(model: Any, base: Any) -> tuple[list[Message], list[Message]]:
     base_acting = [layer for layer in _layers(base, DROPOUT) if _ran(layer, base.audit) and _p(layer, base) != 0]
     ignored = _idle([layer for layer in layers if not _ran(layer, model.audit)])
     if len(ran) > len(acting):
-        ignored.append(Message("dropout with p = 0 ({count} layers): no effect", {"count": len(ran) - len(acting)}))
+        ignored.append(Message("dropout with p = 0 ({count} layer(s)): no effect", {"count": len(ran) - len(acting)}))
     if len(acting) <= len(base_acting):
         return [], ignored
     probabilities = sorted({_p(layer, model) for layer in acting} - {None})
     if len(probabilities) < len({_p(layer, model) for layer in acting}):  # a run archived before p was recorded
-        return [Message("dropout ({count} layers ran in training)", {"count": len(acting)})], ignored
+        return [Message("dropout ({count} layer(s) ran in training)", {"count": len(acting)})], ignored
     p_text = ", ".join(f"{p:g}" for p in probabilities)
-    return [Message("dropout (p = {p}, {count} layers ran in training)", {"p": p_text, "count": len(acting)})], ignored
+    return [
+        Message("dropout (p = {p}, {count} layer(s) ran in training)", {"p": p_text, "count": len(acting)})
+    ], ignored
 
 
 def _p(layer: dict[str, Any], trial: Any) -> float | None:
@@ -109,7 +111,7 @@ def _idle(layers: list[dict[str, Any]]) -> list[Message]:
     kinds = list(dict.fromkeys(layer["type"] for layer in layers))
     return [
         Message(
-            "{type} never ran in training ({count} layers)",
+            "{type} never ran in training ({count} layer(s))",
             {"type": kind, "count": sum(x["type"] == kind for x in layers)},
         )
         for kind in kinds
@@ -212,6 +214,11 @@ def judge_row(row: dict[str, Any], best: list[Any], tests: list[dict[str, Any]],
     elif differences:
         judgement.refused = Message(
             "not trained alike ({differences}): the before/after comparison is refused", {"differences": differences}
+        )
+    elif not judgement.active:  # the two trained alike and nothing acted: any difference is not regularization's
+        judgement.verdict, judgement.reason = (
+            "not shown",
+            Message("no regularizer acted in training: nothing to credit"),
         )
     else:
         test = next((t for t in tests if {t["a"], t["b"]} == {row["model"], row["base"]}), None)
