@@ -96,7 +96,7 @@ def test_spec_naming_student_file_and_builtin_trains_both(student, cli):
     assert code == 0, err
     spec = json.loads((student / "runs" / "mine" / "spec.json").read_text("utf-8"))
     mine = spec["models"][0]
-    assert mine["code"]["file"] == str((student / "models.py").resolve())
+    assert mine["code"]["file"] == "../../models.py"  # relative to the run folder: no home folder archived
     import hashlib
 
     assert mine["code"]["sha256"] == hashlib.sha256((student / "models.py").read_bytes()).hexdigest()
