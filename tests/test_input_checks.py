@@ -40,6 +40,15 @@ class LeNet5(nn.Module):
         return self.fc(x.flatten(1))
 
 
+class Wide(nn.Module):
+    def __init__(self, hidden: int = 64, *, dropout: float = 0.0):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.Dropout(dropout), nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.fc(x)
+
+
 class Endless(LeNet5):
     def forward(self, x):
         while x.sum() == x.sum():  # never changes: the forward never returns
@@ -123,6 +132,28 @@ def test_params_and_run_give_the_same_class_name_suggestion_before_torch_loads(t
     )
     assert probe == "torch not imported"
     assert elapsed < 10, elapsed  # measured 0.2 s here; importing torch alone takes longer than this under load
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["params", "my_models.py:Wide?hiden=32"],
+        ["run", "--models", "my_models.py:Wide?hiden=32"],
+        ["run", "spec.toml"],
+    ],
+    ids=["params", "run", "spec"],
+)
+def test_a_misspelt_constructor_argument_says_which_before_torch_loads(tmp_path: Path, argv: list[str]):
+    (tmp_path / "my_models.py").write_text(MY_MODELS, "utf-8")
+    (tmp_path / "spec.toml").write_text('[[models]]\nname = "my_models.py:Wide"\nkwargs = { hiden = 32 }\n', "utf-8")
+    done = _reportgen(tmp_path, *argv)
+    error, probe = done.stderr.splitlines()
+    assert done.returncode == 2, done.stderr
+    assert error == (
+        f"reportgen: error: model file {tmp_path / 'my_models.py'}: Wide has no argument 'hiden': did you mean 'hidden'?"
+    )
+    assert probe == "torch not imported"
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_forward_that_never_returns_stops_the_preflight_with_one_line(tmp_path: Path):

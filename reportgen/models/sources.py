@@ -14,6 +14,7 @@ import importlib.util
 import os
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from reportgen.errors import ModelError, did_you_mean
 from reportgen.files import sha256_file
@@ -88,24 +89,55 @@ def check_reference(ref: ModelRef) -> None:
         refuse_weights(ref.target, ref.kwargs)
         return
     if ref.file is not None:
-        _check_attribute(ref.file, ref.target.rsplit(":", 1)[1], f"model file {ref.file}")
+        _check_attribute(ref.file, ref.target.rsplit(":", 1)[1], f"model file {ref.file}", ref.kwargs)
     elif ":" in ref.target:
-        _check_module_reference(*ref.target.split(":", 1))
+        _check_module_reference(*ref.target.split(":", 1), ref.kwargs)
     elif ref.target not in (known := builtin_names() | set(_REGISTRY)):  # _REGISTRY: a notebook's own names
         raise ModelError(f"unknown model {ref.target!r}: {_did_you_mean(ref.target, known)}")
 
 
-def _check_attribute(file: Path, attr: str, where: str) -> None:
+def _check_attribute(file: Path, attr: str, where: str, kwargs: dict[str, Any]) -> None:
     if not file.is_file():
         siblings = [p.name for p in file.parent.glob("*.py")] if file.parent.is_dir() else []
         hint = did_you_mean(file.name, siblings)
         raise ModelError(f"{where}: not found" + (f": {hint}" if hint else ""))
-    names = defined_names(_parse(file))
+    tree = _parse(file)
+    names = defined_names(tree)
     if names is not None and attr not in names:
         raise ModelError(f"{where} has no attribute {attr!r}: {_did_you_mean(attr, names)}")
+    accepted = keyword_arguments(tree, attr)
+    for key in kwargs if accepted is not None else ():
+        if key not in accepted:
+            hint = did_you_mean(key, accepted, quote=True) or (
+                f"it takes {', '.join(sorted(accepted))}" if accepted else "it takes no arguments"
+            )
+            raise ModelError(f"{where}: {attr} has no argument {key!r}: {hint}")
 
 
-def _check_module_reference(module: str, attr: str) -> None:
+def keyword_arguments(tree: ast.Module, attr: str) -> set[str] | None:
+    """The keyword arguments a top-level class (its own __init__) or function of `tree` takes; None where the
+    source alone cannot say: an inherited __init__, **kwargs, a decorator other than @register_model (a
+    dataclass writes its own __init__), or no top-level definition (the last one counts, as in Python)."""
+    found = [n for n in tree.body if isinstance(n, (ast.ClassDef, ast.FunctionDef)) and n.name == attr]
+    node = found[-1] if found else None
+    decorators = [
+        d.attr if isinstance(d, ast.Attribute) else getattr(d, "id", "") for d in getattr(node, "decorator_list", [])
+    ]
+    if node is None or any(name != "register_model" for name in decorators):
+        return None
+    if isinstance(node, ast.ClassDef):
+        inits = [n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"]
+        node = inits[-1] if inits and not inits[-1].decorator_list else None
+    if node is None or node.args.kwarg is not None:
+        return None
+    arguments = node.args
+    by_name = (
+        arguments.args[1:] if isinstance(found[-1], ast.ClassDef) and not arguments.posonlyargs else arguments.args
+    )
+    return {a.arg for a in by_name} | {a.arg for a in arguments.kwonlyargs}
+
+
+def _check_module_reference(module: str, attr: str, kwargs: dict[str, Any]) -> None:
     """`module:Attr` where the module is a file of the current folder (the registry puts it first on the path)."""
     top = module.split(".")[0]
     if top in ZOOS:  # `torchvision:resnet18`: the zoo's own registry names its models (torch needed)
@@ -113,7 +145,7 @@ def _check_module_reference(module: str, attr: str) -> None:
     local = Path.cwd().joinpath(*module.split("."))
     for file in (local.with_suffix(".py"), local / "__init__.py"):
         if file.is_file():
-            _check_attribute(file, attr, f"module {module!r} ({file.name})")
+            _check_attribute(file, attr, f"module {module!r} ({file.name})", kwargs)
             return
     missing = "." not in module and importlib.util.find_spec(top) is None
     if missing and (hint := did_you_mean(top, [p.stem for p in Path.cwd().glob("*.py")])):
