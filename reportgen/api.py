@@ -159,6 +159,7 @@ def compare(
     """
     from reportgen.run.request import RenderOptions, RunRequest, execute
     from reportgen.spec import describe_own_models, parse_spec, read_spec_file
+    from reportgen.stopping import ctrl_c_stops
 
     raw, source = read_spec_file(spec)
     if spec is None:
@@ -196,7 +197,8 @@ def compare(
         workers=workers,
         render=RenderOptions(pdf=pdf, checklist=checklist),
     )
-    outcome = execute(request)
+    with ctrl_c_stops():  # an interrupt of the kernel stops the training even where it lands in a __del__
+        outcome = execute(request)
     if outcome.partial:  # some trials failed: the report shows them, marked
         warnings.warn(
             f"{shown_path(outcome.run.path)} is partial ({outcome.run.record().error}); the report is marked as such — "

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import gc
 import json
-import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +13,7 @@ from reportgen.errors import ReportgenError, did_you_mean
 from reportgen.report.documents import FORMATS, require_pdf_support
 from reportgen.report.worker import warm_report_process
 from reportgen.settings import SETTINGS, Setting
+from reportgen.stopping import ctrl_c_after_imports, ctrl_c_stops
 
 EXIT_USER_ERROR = 2
 EXIT_CHECK_FAILED = 1
@@ -91,24 +89,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {key: value for key, value in overrides.items() if value is not None}
 
 
-@contextlib.contextmanager
-def _interrupt_after_imports() -> Iterator[None]:
-    """Hold a Ctrl-C until torch has loaded. Interrupted midway, module code of the libraries may swallow
-    the KeyboardInterrupt and leave a half-initialised module behind: the run then went on, or failed
-    later with an unrelated traceback (measured: a Ctrl-C 0.55 s into a run ended in a pandas KeyError)."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield  # ignored (a background job) or the caller's own handler: leave it alone
-        return
-    pressed: list[int] = []
-    signal.signal(signal.SIGINT, lambda number, frame: pressed.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    if pressed:
-        raise KeyboardInterrupt
-
-
 def _run(args: argparse.Namespace) -> int:
     """`reportgen run`: the same request and the same `execute` as reportgen.compare() (run/request.py)."""
     from reportgen.run.request import RunRequest, execute, prepare, resume_request
@@ -142,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"override: {key} = {value}")
     # The report process starts before torch is imported, so the two load side by side.
     with warm_report_process() as reports:
-        outcome = execute(request, reports.render, _interrupt_after_imports, reports.pdf_problem)
+        outcome = execute(request, reports.render, ctrl_c_after_imports, reports.pdf_problem)
     print(f"archived run: {outcome.run.path}")
     _show_report(outcome.report)
     if outcome.partial:
@@ -445,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help (0) or a usage error (2, one line printed by _Parser.error)
         return exc.code if isinstance(exc.code, int) else EXIT_USER_ERROR
     try:
-        return args.func(args)
+        with ctrl_c_stops():
+            return args.func(args)
     except ReportgenError as exc:
         print(f"reportgen: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

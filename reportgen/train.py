@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reportgen import stopping
 from reportgen.data.augment import Augment
 from reportgen.errors import SpecError
 from reportgen.run.archive import TrialState
@@ -227,6 +228,7 @@ def train_epoch(
         correct += (output.detach().argmax(1) == y).sum()
         if on_batch is not None:
             on_batch(1)
+        stopping.check()  # a Ctrl-C swallowed where it landed stops the training here (reportgen/stopping.py)
     return float(loss_sum) / len(labels), int(correct) / len(labels)
 
 

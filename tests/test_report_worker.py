@@ -110,6 +110,16 @@ def _workers_of(pid: int) -> list[str]:
     return [line for line in listing.splitlines() if "reportgen.report.worker" in line and f" {pid} " in f" {line} "]
 
 
+def _first_workers(process: subprocess.Popen, timeout: float = 60) -> list[str]:
+    """The command's report processes, as soon as there are any (or [] once the command has ended)."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if started := _workers_of(process.pid):
+            return started
+        time.sleep(0.01)
+    return []
+
+
 BAD_FORWARD = """from torch import nn
 
 
@@ -135,8 +145,7 @@ def test_a_run_that_fails_before_its_report_stops_the_report_process(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(0.5)  # the report process is started before torch is imported
-    started = _workers_of(process.pid)
+    started = _first_workers(process)  # the report process is started before torch is imported
     _out, err = process.communicate(timeout=120)
     assert process.returncode == 2 and "forward" in err and "Traceback" not in err, err
     assert started, "no report process was started beside the run"

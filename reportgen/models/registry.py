@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from reportgen.errors import ModelError, close_names, did_you_mean
 from reportgen.files import sha256_file
+from reportgen.isolation import add_user_folder
 
 if TYPE_CHECKING:  # torch loads when a model is built or checked, not when a spec module is imported
     from torch import nn
@@ -164,9 +165,9 @@ def _import_file(file: Path) -> Any:
     name = "reportgen_user_" + hashlib.sha256(str(file).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
-    folder = str(file.parent)
-    if folder not in sys.path:  # sibling imports (`from layers import Block`) work as in the user's own scripts
-        sys.path.insert(0, folder)
+    # sibling imports (`from layers import Block`) work as in the user's own scripts, but behind the standard
+    # library and installed packages (reportgen/isolation.py)
+    add_user_folder(str(file.parent))
     spec = importlib.util.spec_from_file_location(name, file)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -174,14 +175,28 @@ def _import_file(file: Path) -> Any:
         spec.loader.exec_module(module)
     except Exception as exc:
         del sys.modules[name]
-        raise ModelError(f"model file {file}, {_where_it_failed(exc, file)}: {type(exc).__name__}: {exc}") from exc
+        raise ModelError(
+            f"model file {file}, {_where_it_failed(exc, file)}: {type(exc).__name__}: {exc}{_shadowed(exc, file)}"
+        ) from exc
     return module
 
 
+def _shadowed(exc: BaseException, file: Path) -> str:
+    """The hint for `from statistics import helper` where the user's statistics.py sits beside the model file:
+    the standard library's (or an installed package's) module of that name is the one Python imports."""
+    module = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    found = getattr(sys.modules.get(module or ""), "__file__", None)
+    own = file.parent / f"{module}.py"
+    if module and found and own.is_file() and Path(found) != own:
+        return (
+            f" — your {own.name} is hidden by the installed module {module!r} of the same name, which Python "
+            f"imports first; rename your file (e.g. my_{module}.py)"
+        )
+    return ""
+
+
 def _import_module(module_name: str) -> Any:
-    cwd = os.getcwd()
-    if cwd not in sys.path:  # `mynets:LeNet5` finds ./mynets.py, as uvicorn and flask do
-        sys.path.insert(0, cwd)
+    add_user_folder(os.getcwd())  # `mynets:LeNet5` finds ./mynets.py, as uvicorn and flask do (behind the rest)
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:

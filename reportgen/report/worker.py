@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from typing import IO, Any, Self
 from reportgen.errors import ReportgenError
 from reportgen.isolation import python_command
 from reportgen.report.documents import pdf_problem
+from reportgen.stopping import ctrl_c_held
 
 # -P: not `python -m` alone, which would import a random.py of the current folder (reportgen/isolation.py)
 COMMAND = python_command("-m", "reportgen.report.worker")
@@ -48,16 +50,17 @@ class ReportProcess:
         # child inherits the blocked set): the command alone handles it and then stops this process
         # (SIGTERM), so the user sees one message and never a traceback from a process interrupted while
         # it was still starting Python. Blocked, not ignored, here: a Ctrl-C meanwhile waits, is not lost.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            # stderr is shared: a warning the render prints reaches the user as it would in-process
-            self._process = subprocess.Popen(
-                list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
-            )
+            with ctrl_c_held():
+                # stderr is shared: a warning the render prints reaches the user as it would in-process
+                self._process = subprocess.Popen(
+                    list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8"
+                )
         except OSError:
             self._process = None
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        except BaseException:  # a Ctrl-C held while it started: stop and reap it, or it outlives the command
+            self.close()
+            raise
 
     def __enter__(self) -> Self:
         return self
@@ -170,22 +173,34 @@ def _serve(replies: IO[str]) -> int:
     request = sys.stdin.readline()
     if not request:  # the command ended without a report (an error, or nothing to render)
         return 0
+    options = json.loads(request)
+    _Rendering.output_root = Path(options.get("output_root", "output")).resolve()
     try:
-        reply = {"path": str(_render_here(json.loads(request)))}
+        reply = {"path": str(_render_here(options))}
     except ReportgenError as exc:
         reply = {"error": str(exc)}
     print(json.dumps(reply), file=replies, flush=True)
     return 0
 
 
+class _Rendering:
+    output_root: Path | None = None  # where the render in progress stages its folder
+
+
 def _stopped(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second stop must not interrupt the unwinding
-    raise KeyboardInterrupt
+    """Stopped by the command: remove this process's staging folder and exit 130, from the handler itself.
+    Raising KeyboardInterrupt instead could land in a weakref callback or __del__, where Python swallows it
+    and the render went on to publish the report it was told to drop (seen in 1 of 2 full test runs)."""
+    if _Rendering.output_root is not None:  # render.py names staging folders .<run>.<pid>-<hex>.partial
+        for folder in _Rendering.output_root.glob(f".*.{os.getpid()}-*.partial"):
+            shutil.rmtree(folder, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        sys.stderr.flush()
+    os._exit(130)
 
 
 def main() -> None:
-    # Stopped by the command (SIGTERM; Ctrl-C is blocked, see ReportProcess): unwind like an interrupt, so
-    # a report being written leaves no staging folder behind.
+    # Stopped by the command (SIGTERM; Ctrl-C is blocked, see ReportProcess): no staging folder is left behind.
     signal.signal(signal.SIGTERM, _stopped)
     # Replies go on the original stdout; anything else that writes to stdout (a library's print) is sent
     # to stderr, so it can never be mistaken for a reply.

@@ -17,19 +17,22 @@ Ray is optional (`pip install .[ray]`): it is imported only when a RayExecutor i
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import ipaddress
 import multiprocessing
 import os
-import signal
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 
 from reportgen.errors import ArchiveError, DataError, ReportgenError
-from reportgen.isolation import children_without_current_folder
+from reportgen.isolation import children_without_current_folder, user_folders
 from reportgen.run.archive import FINISHED_TRIALS, open_run
 from reportgen.run.trial import (
     PrintedOutput,
@@ -41,6 +44,8 @@ from reportgen.run.trial import (
     trial_batches,
 )
 from reportgen.run.validation import check_executor
+from reportgen.run.worker_start import start_worker
+from reportgen.stopping import ctrl_c_held
 from reportgen.train import select_device
 
 if TYPE_CHECKING:
@@ -51,7 +56,6 @@ if TYPE_CHECKING:
     from reportgen.spec import ExperimentSpec, Trial
 
 LOOPBACK = "127.0.0.1"
-PR_SET_PDEATHSIG = 1
 
 Log = Callable[[str], None]
 
@@ -163,21 +167,18 @@ def run_job(job: TrialJob) -> str:
     return run_trial(job, open_run(job.run_path), load_data, PrintedOutput())
 
 
-def _trial_status(job: TrialJob) -> tuple[str, str]:
-    return job.trial.trial_id, run_job(job)
-
-
-def _die_with_parent() -> None:
-    """Workers must not outlive a killed driver: they would keep writing into the run folder."""
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:  # not Linux: workers still end when the pool is terminated
-        pass
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+class WorkerError(ReportgenError):
+    """A worker process could not start, or died: the run stops instead of replacing it."""
 
 
 class ProcessExecutor:
-    """Runs each trial in one of `workers` spawned processes with `threads` threads each."""
+    """Runs each trial in one of `workers` spawned processes with `threads` threads each.
+
+    A worker that dies — it could not import what a trial needs, or it was killed (out of memory) — stops the
+    run with one line (concurrent.futures marks the pool broken): multiprocessing.Pool replaced such workers
+    without end, and waited forever for the trial a killed worker had taken. Finished epochs are checkpointed,
+    so `--resume` continues once the cause is fixed.
+    """
 
     def __init__(self, workers: int = 2, threads: int = 1) -> None:
         for name, value in (("workers", workers), ("threads", threads)):
@@ -187,21 +188,64 @@ class ProcessExecutor:
 
     def map(self, jobs: list[TrialJob], progress: Progress) -> None:
         progress.count_trials()
-        by_id = {job.trial.trial_id: job for job in jobs}
-        context = multiprocessing.get_context("spawn")  # fork would copy the driver's threads and locks
-        # for the pool's whole life: it replaces a worker that dies with a new one, started the same way
-        with children_without_current_folder():
-            pool = context.Pool(processes=min(self.workers, len(jobs)), initializer=_die_with_parent)
+        with tempfile.TemporaryDirectory(prefix="reportgen-workers-") as folder:
+            errors, pool = os.path.join(folder, "start-errors"), None
             try:
-                for trial_id, status in pool.imap_unordered(_trial_status, jobs):
-                    progress.trial_done(by_id[trial_id], status)
+                # The pool's queues start multiprocessing's resource tracker (`python -c …`) and its workers
+                # start during submit: with the user's folders last on the path they inherit, and with Ctrl-C
+                # blocked until start_worker ignores it (a terminal's Ctrl-C reaches the whole group).
+                with children_without_current_folder(), ctrl_c_held():
+                    pool = ProcessPoolExecutor(
+                        max_workers=min(self.workers, len(jobs)),
+                        mp_context=multiprocessing.get_context("spawn"),  # fork would copy threads and locks
+                        initializer=start_worker,
+                        initargs=(errors,),
+                    )
+                    futures = {pool.submit(run_job, job): job for job in jobs}
+                for future in as_completed(futures):
+                    try:
+                        status = future.result()
+                    except BrokenProcessPool as exc:
+                        raise WorkerError(_why_workers_died(errors, pool, futures[future])) from exc
+                    progress.trial_done(futures[future], status)
             except BaseException:
-                pool.terminate()  # Ctrl-C or a stopping error: stop the workers; finished epochs are checkpointed
+                if pool is not None:
+                    _stop(pool)  # Ctrl-C or a stopping error: stop the workers; finished epochs are checkpointed
                 raise
-            else:
-                pool.close()  # let the workers exit on their own: a terminated worker leaks its semaphores
-            finally:
-                pool.join()
+            pool.shutdown(wait=True)
+
+
+def _why_workers_died(errors: str, pool: ProcessPoolExecutor, job: TrialJob) -> str:
+    """The one line a dead worker leaves: the import error it wrote, else how it ended."""
+    if os.path.exists(errors):
+        with open(errors, encoding="utf-8") as lines:
+            first = lines.readline().strip()
+        if first:
+            return f"a worker process could not start: {first}"
+    codes = sorted({p.exitcode for p in getattr(pool, "_processes", {}).values() if p.exitcode not in (None, 0)})
+    how = ", ".join(f"killed by signal {-c}" if c < 0 else f"exit code {c}" for c in codes) or "no exit code"
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    hint = (
+        f'; if {os.path.basename(main)} starts the run, do it under `if __name__ == "__main__":` (worker '
+        "processes import that script again)"
+        if main and "reportgen" not in Path(main).parts and not main.endswith(("reportgen", "pytest"))
+        else " (out of memory? its error, if any, is printed above)"
+    )
+    return f"a worker process died while training trial {job.trial.trial_id} ({how}){hint}"
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End every worker now and reap it: none is left running, and none as a zombie."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 # --- Ray ---------------------------------------------------------------------------------------
@@ -279,6 +323,11 @@ class RayExecutor:
         """Initialize Ray; True when map started or connected it and must shut it down (disconnect) at the end."""
         if ray.is_initialized():
             return False
+        with _no_user_folders_for_ray():
+            self._init(ray)
+        return True
+
+    def _init(self, ray: Any) -> None:
         common: dict[str, Any] = {"runtime_env": self.runtime_env, "logging_level": "WARNING"}
         if self.address and not _is_loopback(self.address):
             ray.init(address=self.address, **common)
@@ -295,7 +344,6 @@ class RayExecutor:
                     _temp_dir=self.temp_dir,
                     **common,
                 )
-        return True
 
     def _check_resources(self, ray: Any, gpus: int, log: Log) -> None:
         nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
@@ -376,6 +424,25 @@ def _hint(error: BaseException) -> str:
     if isinstance(error, DataError):
         return " — are the same dataset files at the same path on every Ray node?"
     return ""
+
+
+@contextlib.contextmanager
+def _no_user_folders_for_ray() -> Iterator[None]:
+    """ray.init tells every worker to put the driver's current folder (and its script's folder, when on
+    sys.path) at sys.path[1], ahead of the standard library: a student's statistics.py or torch.py there was
+    imported by every Ray worker. Connected from an empty folder, with the user's folders off the path for
+    the moment, the workers get neither; a model file's folder is still added, last, where it is imported."""
+    script = os.path.dirname(os.path.realpath(sys.argv[0])) if sys.argv and sys.argv[0] else ""
+    saved, users = list(sys.path), user_folders() | {script}
+    # kept, not deleted afterwards: the local instance's processes start in it and must find it there
+    empty = Path(tempfile.gettempdir()) / f"reportgen-ray-{os.getuid()}"
+    empty.mkdir(mode=0o700, exist_ok=True)
+    with contextlib.chdir(empty):
+        sys.path[:] = [entry for entry in saved if entry not in users]
+        try:
+            yield
+        finally:
+            sys.path[:] = saved
 
 
 def _is_loopback(address: str) -> bool:
