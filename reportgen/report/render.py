@@ -71,6 +71,7 @@ from reportgen.report.summary import (
 )
 from reportgen.report.sweep import sweep_claims
 from reportgen.report.tables import build_report_model, spec_json
+from reportgen.report.typeset import keep_words_whole
 from reportgen.run.archive import ArchiveError, RunArchive, RunRecord, atomic_write_json, validate_run_id
 from reportgen.settings import HEATMAP_AXES, value_order
 
@@ -703,6 +704,7 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
             # For print the figures go in as <img>: the same SVG files, drawn the same, but WeasyPrint then
             # does not cascade the page's CSS over every one of their thousands of elements (0.4 s a report).
             printed = environment.get_template("report.html.j2").render(**context | {"interactive_svg": _figure_img})
+            printed = keep_words_whole(printed)  # Korean breaks between words only (typeset.py)
             weasyprint.HTML(
                 string=printed, base_url=str(folder / "report.html"), url_fetcher=_restricted_fetcher(folder)
             ).write_pdf(folder / "report.pdf")
