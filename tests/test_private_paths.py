@@ -93,6 +93,7 @@ def leaks(folders: list[Path], home: Path) -> list[str]:
     return found
 
 
+@pytest.mark.slow  # three commands, one with a worker process and the PDF: about 60 s here
 def test_a_run_resume_and_render_from_a_home_folder_name_no_one(home: Path):
     project = home / "hw"
     (project / "fail").touch()
@@ -147,6 +148,7 @@ report""",
 ]
 
 
+@pytest.mark.slow  # a Jupyter kernel that imports torch and trains: about 7 s here
 def test_a_notebook_shows_and_records_no_path_of_the_user(home: Path):
     """A real Jupyter kernel started under that home (its own command line names a connection file there)."""
     project = home / "hw"
