@@ -32,6 +32,15 @@ class Loss(StrEnum):
     BCE_WITH_LOGITS = "bce_with_logits"  # one-hot targets
 
 
+class Schedule(StrEnum):
+    """How the learning rate moves during training (torch.optim.lr_scheduler does the arithmetic)."""
+
+    NONE = "none"  # constant
+    STEP = "step"  # × gamma every step_size epochs (StepLR)
+    COSINE = "cosine"  # from lr down to 0 over the epochs, per epoch (CosineAnnealingLR)
+    ONECYCLE = "onecycle"  # up to lr and down again over every batch of training (OneCycleLR, max_lr = lr)
+
+
 class Precision(StrEnum):
     FP32 = "fp32"
     BF16 = "bf16"  # forward/loss under bfloat16 autocast (evaluation stays fp32)
@@ -40,6 +49,7 @@ class Precision(StrEnum):
 OPTIMIZERS = tuple(Optimizer)
 LOSSES = tuple(Loss)
 PRECISIONS = tuple(Precision)
+SCHEDULES = tuple(Schedule)
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:[0-9]{1,4})?")  # device strings a spec may name (fullmatch)
 
 
@@ -59,6 +69,9 @@ class Setting:
     # (other setting, its values) under which a value other than the default has any effect; a spec that
     # pairs them otherwise is refused rather than silently training without it (momentum under Adam)
     only_with: tuple[str, tuple[str, ...]] | None = None
+    # left out of the report's list of shared settings while at its default (a newer option most runs never
+    # use: "LR schedule: none, patience: 0" would be noise in every report)
+    quiet_default: bool = False
 
 
 def _setting(default: Any, label: str, column: int, **meta: Any) -> Any:
@@ -84,6 +97,17 @@ class TrainConfig:
     # train-only augmentation, canonical text of reportgen.data.augment.Augment ("" = none)
     augment: str = _setting("", "Augmentation", 7, sweepable=False)
     precision: str = _setting("fp32", "Precision", 8, choices=PRECISIONS)
+    schedule: str = _setting("none", "LR schedule", 10, choices=SCHEDULES, axis=7, quiet_default=True)
+    step_size: int = _setting(
+        1, "LR step (epochs)", 11, low=1, high=100_000, integer=True, only_with=("schedule", (Schedule.STEP,)),
+        quiet_default=True,
+    )  # fmt: skip
+    gamma: float = _setting(
+        0.1, "LR decay factor", 12, low=1e-6, high=1.0, only_with=("schedule", (Schedule.STEP,)), quiet_default=True
+    )
+    # epochs without a better validation accuracy before training stops (0: never); needs [data] validation
+    # (the default 0 is "off"; a spec may only give 1 or more)
+    patience: int = _setting(0, "Patience (epochs)", 13, low=1, high=100_000, integer=True, quiet_default=True)
 
 
 SETTINGS: dict[str, Setting] = {
@@ -93,6 +117,15 @@ SWEEPABLE = tuple(name for name, s in SETTINGS.items() if s.sweepable)  # in swe
 REPORTED = tuple(sorted(SETTINGS, key=lambda name: SETTINGS[name].column))  # report and CSV column order
 HEATMAP_AXES = tuple(sorted((n for n, s in SETTINGS.items() if s.axis is not None), key=lambda n: SETTINGS[n].axis))
 DISPLAY_NAMES = {name: s.label for name, s in SETTINGS.items()}  # the English catalogue of setting names
+
+
+def worth_showing(name: str, value: Any, shared: dict[str, Any]) -> bool:
+    """Whether a setting every trial shares belongs in the report's list: a quiet setting at its default is
+    left out, unless the setting it works with makes it matter (the step size of a step schedule)."""
+    setting = SETTINGS[name]
+    if not setting.quiet_default or value != getattr(TrainConfig(), name):
+        return True
+    return setting.only_with is not None and shared.get(setting.only_with[0]) in setting.only_with[1]
 
 
 def value_order(value: Any) -> tuple[bool, float | str]:

@@ -301,7 +301,8 @@ def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], li
         values = raw if isinstance(raw, list) else [raw]
         if not values:
             raise check.fail(f"train.{key}", "a value or a non-empty list", raw)
-        train[key] = [_setting(check, key, v) for v in values]
+        # defaults are not the spec's to check (patience's 0, "off", is below what a spec may write)
+        train[key] = [_setting(check, key, v) for v in values] if key in table else values
     if "seed" in table and "seeds" in table:
         raise SpecError(f"{check.source}: give either 'train.seed' or 'train.seeds', not both")
     key = "train.seed" if "seed" in table else "train.seeds"  # errors name the key the spec wrote
@@ -462,8 +463,23 @@ def parse_spec(raw: dict[str, Any], source: str, flags: dict[str, str] | None = 
         cover=parse_cover(check.typed("cover", raw.get("cover", {}), dict, "a table") | report, source),
     )
     _check_effective(check, spec)
+    _check_patience(check, spec)
     check_trial_count(spec)
     return spec
+
+
+def _check_patience(check: _Checker, spec: ExperimentSpec) -> None:
+    """Early stopping decides on the validation split: on the test set it would make the test figures
+    optimistic (the test images would have chosen the epoch), so without [data] validation it is refused."""
+    if spec.data.validation is not None:
+        return
+    for model in spec.models:
+        if any((model.train.get("patience") or 0, *(spec.train.get("patience") or [0]))):
+            raise SpecError(
+                f"{check.where('train.patience')}: early stopping needs a validation split to decide on — add "
+                "[data] validation = 0.1 (a tenth of the training images held out); stopping on the test set "
+                "would make its figures optimistic"
+            )
 
 
 def _check_effective(check: _Checker, spec: ExperimentSpec) -> None:

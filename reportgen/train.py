@@ -11,6 +11,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,14 @@ from reportgen import stopping
 from reportgen.data.augment import Augment
 from reportgen.errors import SpecError
 from reportgen.run.archive import TrialState
-from reportgen.settings import DEVICE_PATTERN, LOSSES, OPTIMIZERS, PRECISIONS, TrainConfig  # noqa: F401 (re-exported)
+from reportgen.settings import (  # noqa: F401 (re-exported)
+    DEVICE_PATTERN,
+    LOSSES,
+    OPTIMIZERS,
+    PRECISIONS,
+    Schedule,
+    TrainConfig,
+)
 
 # Images per forward pass when evaluating, chosen for speed. On the CPU (`benchmarks/kernel_levers.py`, one
 # thread) a LeNet-5 pass over the 10,000 test images took 0.67-0.71 s in batches of 2,000 and 0.35 s in
@@ -42,6 +50,7 @@ class EpochMetrics:
     seconds: float
     val_loss: float | None = None  # only with a validation split carved from the training data
     val_acc: float | None = None
+    lr: float | None = None  # the learning rate at the epoch's first batch (a schedule moves it)
 
 
 @dataclass
@@ -57,6 +66,57 @@ class TrainResult:
     history: list[EpochMetrics] = field(default_factory=list)
     status: TrialState = TrialState.COMPLETE  # or DIVERGED
     final: Evaluation | None = None
+
+
+class EarlyStopping:
+    """`patience` epochs without a better validation accuracy stop training; the best epoch's weights are
+    the ones kept. Its state goes into every checkpoint, so a resumed trial stops where it would have."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = patience
+        self.best_epoch, self.best_acc = 0, -math.inf
+        self.best_weights: dict[str, torch.Tensor] | None = None
+
+    def update(self, epoch: int, val_acc: float | None, model: nn.Module) -> None:
+        if val_acc is not None and val_acc > self.best_acc:  # ties keep the earlier epoch
+            self.best_epoch, self.best_acc = epoch, val_acc
+            self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def should_stop(self, epoch: int) -> bool:
+        return self.best_epoch > 0 and epoch - self.best_epoch >= self.patience
+
+    def restore_best(self, model: nn.Module) -> None:
+        """Load the best epoch's weights into `model`."""
+        if self.best_weights is not None:
+            model.load_state_dict(self.best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch, "best_acc": self.best_acc, "best_weights": self.best_weights}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.best_epoch, self.best_acc = state["best_epoch"], state["best_acc"]
+        self.best_weights = state["best_weights"]
+
+
+def make_scheduler(
+    config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """The learning-rate schedule of `config` (None: constant), from torch's own schedulers. Step and
+    cosine move once per epoch, one-cycle once per batch (see `steps_per_batch`)."""
+    from torch.optim import lr_scheduler
+
+    if config.schedule == Schedule.STEP:
+        return lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    if config.schedule == Schedule.COSINE:
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    if config.schedule == Schedule.ONECYCLE:
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch)
+    return None
+
+
+def steps_per_batch(config: TrainConfig) -> bool:
+    """Whether the schedule steps after every batch (one-cycle) rather than after every epoch."""
+    return config.schedule == Schedule.ONECYCLE
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -207,8 +267,10 @@ def train_epoch(
     config: TrainConfig,
     epoch: int,
     on_batch: Callable[[int], None] | None = None,
+    batch_schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> tuple[float, float]:
-    """One pass over the training split; returns (mean loss, accuracy). Syncs with the device once."""
+    """One pass over the training split; returns (mean loss, accuracy). Syncs with the device once.
+    `batch_schedule`: a learning-rate schedule stepped after every batch (one-cycle)."""
     model.train()
     torch.manual_seed(derived_seed(config.seed, epoch, 2))  # dropout masks
     order = epoch_permutation(config.seed, epoch, len(labels)).to(images.device)
@@ -224,6 +286,8 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if batch_schedule is not None:
+            batch_schedule.step()
         loss_sum += loss.detach() * len(index)
         correct += (output.detach().argmax(1) == y).sum()
         if on_batch is not None:
@@ -258,15 +322,24 @@ def train_model(
     history: list[EpochMetrics] | None = None,
     on_batch: Callable[[int], None] | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
+    early: EarlyStopping | None = None,
 ) -> TrainResult:
-    """Train for config.epochs, starting after `history` (for resume); stops early if the loss diverges."""
+    """Train for config.epochs, starting after `history` (for resume); stops early if the loss diverges, or
+    when `early` (with a validation split) sees no better validation accuracy for its patience, restoring the
+    best epoch's weights. `schedule` (make_scheduler's, restored with the optimizer on resume) moves the LR."""
     optimizer = optimizer or make_optimizer(config, model.parameters())
     result = TrainResult(history=list(history or []))
+    per_batch = schedule if steps_per_batch(config) else None
     for epoch in range(len(result.history) + 1, config.epochs + 1):
-        started = time.perf_counter()
+        if early is not None and early.should_stop(epoch - 1):
+            break
+        started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
         train_loss, train_acc = train_epoch(
-            model, optimizer, train_images, train_labels, mean, std, config, epoch, on_batch
+            model, optimizer, train_images, train_labels, mean, std, config, epoch, on_batch, per_batch
         )
+        if schedule is not None and per_batch is None:
+            schedule.step()
         test = evaluate(model, test_images, test_labels, mean, std, config.loss)
         val = evaluate(model, *validation, mean, std, config.loss) if validation is not None else None
         metrics = EpochMetrics(
@@ -278,14 +351,20 @@ def train_model(
             time.perf_counter() - started,
             val.loss if val else None,
             val.accuracy if val else None,
+            lr,
         )
         result.history.append(metrics)
         result.final = test
+        if early is not None:
+            early.update(epoch, metrics.val_acc, model)
         if on_epoch is not None:
             on_epoch(epoch, metrics, model, optimizer)
         if is_diverged(train_loss, int(train_labels.max()) + 1):
             result.status = TrialState.DIVERGED
             break
-    if result.final is None:  # resumed after the last epoch: evaluate the restored weights
+    if early is not None and result.status != TrialState.DIVERGED and early.best_epoch not in (0, len(result.history)):
+        early.restore_best(model)
+        result.final = None  # evaluated below, with the best epoch's weights
+    if result.final is None:  # resumed after the last epoch, or the best weights restored: evaluate them
         result.final = evaluate(model, test_images, test_labels, mean, std, config.loss)
     return result

@@ -11,14 +11,17 @@ import math
 import random
 from dataclasses import dataclass, field
 from statistics import fmean, median
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reportgen.report.i18n import Translator
 from reportgen.report.model import Claim
 from reportgen.report.regularization import TEST as REGULARIZATION_TEST
 from reportgen.report.regularization import conclusion_sentence, judge_row
 from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
-from reportgen.settings import REPORTED, value_order
+from reportgen.settings import REPORTED, value_order, worth_showing
+
+if TYPE_CHECKING:
+    from reportgen.report.same_training import Group
 
 GALLERY_CORRECT = 10  # images per sheet row: one correct image per class (up to 10 classes), 10 confident mistakes
 CONFUSIONS_SHOWN = 3  # most frequent (true → predicted) pairs per model in the report; misclassified.html has all
@@ -38,9 +41,20 @@ class TrialSummary:
     average: dict[str, float] = field(default_factory=dict)
     kwargs: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    early_stopping: dict[str, Any] | None = None  # TrialRecord's: where training stopped, which epoch was kept
+    same_training: Group | None = None  # the other trials that were this one training (same_training.py)
+
+    @property
+    def training_key(self) -> str:
+        """One id per training: trials that were one training share it, so counts count each training once."""
+        return self.same_training.trial_ids[0] if self.same_training else self.trial_id
 
     @property
     def final(self) -> dict[str, float]:
+        """The epoch whose weights the trial kept: the last, or the best one early stopping restored."""
+        kept = (self.early_stopping or {}).get("kept_epoch")
+        if kept and 0 < kept <= len(self.epochs):
+            return self.epochs[kept - 1]
         return self.epochs[-1] if self.epochs else {}
 
     @property
@@ -109,8 +123,19 @@ def summarize_trials(run: RunArchive) -> list[TrialSummary]:
                 average,
                 record.kwargs,
                 record.error,
+                record.early_stopping,
             )
         )
+    return _one_training_each(run, summaries)
+
+
+def _one_training_each(run: RunArchive, summaries: list[TrialSummary]) -> list[TrialSummary]:
+    """Each trial with the group of trials it was one training with (same_training.py), if any."""
+    from reportgen.report.same_training import trainings
+
+    group_of = {trial_id: group for group in trainings(run).groups() for trial_id in group.trial_ids}
+    for summary in summaries:
+        summary.same_training = group_of.get(summary.trial_id)
     return summaries
 
 
@@ -124,7 +149,11 @@ def settings_check(trials: list[TrialSummary]) -> dict[str, Any]:
     shared = {k: sorted({t.config[k] for t in trials}, key=value_order) for k in REPORTED}
     return {
         "identical": identical,
-        "constant": {k: v[0] for k, v in shared.items() if len(v) == 1},
+        "constant": {
+            k: v[0]
+            for k, v in shared.items()
+            if len(v) == 1 and worth_showing(k, v[0], {n: w[0] for n, w in shared.items()})
+        },
         "varied": {k: v for k, v in shared.items() if len(v) > 1},
     }
 
@@ -404,11 +433,12 @@ def _test_sentence(row: dict[str, Any], translate: Translator) -> str:
 
 
 def single_seed(trials: list[TrialSummary]) -> bool:
-    """True when no model was trained with more than one seed: its numbers may be luck of one draw."""
+    """True when no model was trained with more than one seed: its numbers may be luck of one draw. Trials
+    that were one training (`seeds = [0, 0, 0]`, a copied run) are one seed."""
     seeds: dict[str, set] = {}
     for t in trials:
-        seeds.setdefault(t.label, set()).add(t.config["seed"])
-    return all(len(s) == 1 for s in seeds.values())
+        seeds.setdefault(t.label, set()).update([t.config["seed"]] if t.training_key == t.trial_id else [])
+    return all(len(s) <= 1 for s in seeds.values())
 
 
 def cost_rows(

@@ -58,7 +58,7 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
         tables={t.key: t for t in tables if t is not None},
         settings_claim=settings_claim(ctx["settings"], tr),
         conclusion=ctx["conclusion"],
-        findings=findings(ctx["warnings"], ctx["trials"], ctx["settings"]["varied"], tr),
+        findings=findings(ctx["warnings"], ctx["trials"], ctx["settings"]["varied"], tr) + same_training(ctx, tr),
         checklist_title=checklist.get("title", ""),
         checklist=[
             Claim(tr(item["text"]), item["passed"], item["evidence"], item["check"], item["section"])
@@ -345,28 +345,49 @@ def _unchecked_text(check: dict[str, Any], tr) -> str:
     return unchecked_text(check.get("not_checked", []), tr, tr.recorded)
 
 
-def _epoch_cells(e: dict[str, Any], has_val: bool) -> list[Cell]:
+def _epoch_cells(e: dict[str, Any], has_val: bool, has_lr: bool = False) -> list[Cell]:
     values = [decimal(e.get("train_loss")), percent(e.get("train_acc"))]
     if has_val:
         values += [decimal(e.get("val_loss")), percent(e.get("val_acc"))]
     values += [decimal(e.get("test_loss")), percent(e.get("test_acc")), decimal(e.get("seconds"), 1)]
+    if has_lr:
+        values.append(f"{e['lr']:.3g}" if e.get("lr") is not None else "")
     return [Cell(v) for v in values]
 
 
 def _epochs(t: TrialSummary, ctx: dict[str, Any], tr) -> Table:
     has_val = bool(t.epochs) and t.epochs[0].get("val_acc") is not None
+    has_lr = t.config.get("schedule", "none") != "none" and any(e.get("lr") is not None for e in t.epochs)
     columns = ["Epoch", "Train loss", "Train accuracy"]
     columns += ["Validation loss", "Validation accuracy"] if has_val else []
-    columns += ["Test loss", "Test accuracy", "Seconds"]
+    columns += ["Test loss", "Test accuracy", "Seconds"] + (["Learning rate"] if has_lr else [])
     best = t.best.get("epoch")
     rows = [
-        Row([Cell(str(e["epoch"])), *_epoch_cells(e, has_val)], "best" if e["epoch"] == best else "") for e in t.epochs
+        Row([Cell(str(e["epoch"])), *_epoch_cells(e, has_val, has_lr)], "best" if e["epoch"] == best else "")
+        for e in t.epochs
     ]
-    footer = [Row([label(tr("Average")), *_epoch_cells(t.average, has_val)])] if t.epochs else []
+    average = [label(tr("Average")), *_epoch_cells(t.average, has_val), *([Cell("")] if has_lr else [])]
+    footer = [Row(average)] if t.epochs else []
     swept = [f"{tr(k)} {t.config[k]}" for k in ctx["settings"]["varied"]]
     title = t.label + (f" ({', '.join(swept)})" if swept and len(ctx["trials"]) > len(ctx["models"]) else "")
-    caption = " · ".join(filter(None, [status_text(t, tr), public_text(t.error)]))
+    caption = " · ".join(filter(None, [status_text(t, tr), _early_stopping_text(t, tr), public_text(t.error)]))
     return Table(f"epochs/{t.trial_id}", title, [tr(c) for c in columns], rows, footer, caption)
+
+
+def _early_stopping_text(t: TrialSummary, tr) -> str:
+    """Where early stopping ended the trial and which epoch's weights it kept (the final figures' epoch)."""
+    early = t.early_stopping
+    if not early:
+        return ""
+    kept = tr("the weights of epoch {epoch} (best validation accuracy) were kept", epoch=early["kept_epoch"])
+    if early.get("stopped_after") is None:
+        return tr("Early stopping (patience {n}) did not stop it", n=early["patience"]) + "; " + kept
+    stopped = tr(
+        "Stopped early after epoch {epoch}: no better validation accuracy for {n} epochs",
+        epoch=early["stopped_after"],
+        n=early["patience"],
+    )
+    return stopped + "; " + kept
 
 
 def _comparison(ctx: dict[str, Any], tr) -> Table:
@@ -502,7 +523,7 @@ def _aggregates(ctx: dict[str, Any], tr) -> Table | None:
             [
                 label(r["model"]),
                 *[label(setting_text(r[k], tr)) for k in varied],
-                Cell(str(r["seeds"])),
+                Cell(str(r["seeds"]), note=_repeated(r.get("repeated"), tr)),
                 Cell(percent(r["mean"])),
                 Cell(percent(r["std"])),
                 Cell(f"{percent(r['ci_low'])} – {percent(r['ci_high'])}"),
@@ -511,6 +532,19 @@ def _aggregates(ctx: dict[str, Any], tr) -> Table | None:
         for r in ctx["aggregates"]
     ]
     return Table("aggregates", tr("Across seeds"), columns, rows)
+
+
+def _repeated(trial_ids: list[str] | None, tr) -> str:
+    """Under a seed count: the trials it left out as one training with another (the findings say why)."""
+    if not trial_ids:
+        return ""
+    return tr("counted once: {trials} (one training with another row)", trials=", ".join(trial_ids))
+
+
+def same_training(ctx: dict[str, Any], tr) -> list[Claim]:
+    """A finding per group of trials that were one training: which rows, and what matched."""
+    groups = {t.same_training.trial_ids: t.same_training for t in ctx["trials"] if t.same_training}
+    return [group.claim(tr) for group in groups.values()]
 
 
 def _mcnemar(ctx: dict[str, Any], tr) -> Table | None:
@@ -644,7 +678,7 @@ def _grading(ctx: dict[str, Any], tr) -> Table | None:
     the checklist score, each judged on that run alone."""
     if not ctx.get("grading"):
         return None
-    columns = [tr("Run"), tr("Authors"), tr("Models"), tr("Best final test accuracy"), tr("Checklist")]
+    columns = [tr("Run"), tr("Authors"), tr("Models"), tr("Best final test accuracy"), tr("Checklist"), tr("Flags")]
     rows = [
         Row(
             [
@@ -653,6 +687,7 @@ def _grading(ctx: dict[str, Any], tr) -> Table | None:
                 label(", ".join(g["models"])),
                 Cell(percent(g["best"][1]), note=g["best"][0]) if g["best"] else Cell("–"),
                 _score(g["checklist"]),
+                label(" · ".join(copy["text"] for copy in g.get("copies", [])) or "–"),
             ]
         )
         for g in ctx["grading"]

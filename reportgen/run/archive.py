@@ -51,7 +51,9 @@ from reportgen.privacy import (
 from reportgen.settings import TrainConfig
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: `$` would allow a final "\n"
-METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc")
+METRIC_FIELDS = (
+    "epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds", "val_loss", "val_acc", "lr"
+)  # fmt: skip
 # File names of a run folder, spelled only here.
 STATUS_FILE = "status.json"
 SPEC_FILE = "spec.json"
@@ -210,6 +212,8 @@ class TrialRecord:
     base: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    # {"patience", "stopped_after" (None: every epoch ran), "kept_epoch"} where [train] patience was used
+    early_stopping: dict[str, Any] | None = None
 
     @classmethod
     def from_dict(cls, trial_id: str, info: dict[str, Any]) -> TrialRecord | None:
@@ -227,6 +231,7 @@ class TrialRecord:
             info.get("base"),
             info.get("kwargs", {}),
             info.get("error", ""),
+            info.get("early_stopping"),
         )
 
 

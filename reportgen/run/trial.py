@@ -21,7 +21,15 @@ from reportgen.measure.params import ModelAudit
 from reportgen.models.registry import create_model
 from reportgen.run.archive import FINISHED_TRIALS, RunArchive, TrialState
 from reportgen.spec import Trial
-from reportgen.train import EpochMetrics, TrainResult, batches_per_epoch, make_optimizer, train_model
+from reportgen.train import (
+    EarlyStopping,
+    EpochMetrics,
+    TrainResult,
+    batches_per_epoch,
+    make_optimizer,
+    make_scheduler,
+    train_model,
+)
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,11 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
     torch.manual_seed(config.seed)  # same init for every model built with this seed
     model = create_model(trial.model.ref).to(job.device)
     optimizer = make_optimizer(config, model.parameters())
-    history = _restore(job, run, model, optimizer, output)
+    # made before the checkpoint is loaded: a schedule sets the optimizer's LR, which the checkpoint restores
+    schedule = make_scheduler(config, optimizer, batches_per_epoch(len(data.train_labels), config.batch_size))
+    validation = None if data.val_labels is None else (data.val_images, data.val_labels)
+    early = EarlyStopping(config.patience) if config.patience and validation is not None else None
+    history = _restore(job, run, model, optimizer, output, {"schedule": schedule, "early_stopping": early})
 
     def on_epoch(epoch: int, metrics: EpochMetrics, *_: Any) -> None:
         history.append(metrics)
@@ -154,13 +166,17 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
                 "epoch": epoch,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                **{
+                    name: part.state_dict()
+                    for name, part in (("schedule", schedule), ("early_stopping", early))
+                    if part
+                },
                 "history": [asdict(h) for h in history],
                 **rng_states(),
             },
         )
         output.epoch(epoch_line(trial.model.label, metrics, config.epochs))
 
-    validation = None if data.val_labels is None else (data.val_images, data.val_labels)
     ran = record_training_modules(model)  # which layers acted on the training batches: for the report's verdicts
     result = train_model(
         model,
@@ -176,14 +192,32 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
         history=list(history),
         on_batch=output.batches,
         validation=validation,
+        schedule=schedule,
+        early=early,
     )
-    _finish(job, run, model, result, data.test_labels, output, ran)
+    _finish(job, run, model, result, data.test_labels, output, ran, _early_record(early, result, config.epochs))
+
+
+def _early_record(early: EarlyStopping | None, result: TrainResult, epochs: int) -> dict[str, Any]:
+    """trial.json's `early_stopping`: the patience, the epoch training stopped after (None: it ran every
+    epoch) and the epoch whose weights were kept — what the report's epoch table marks."""
+    if early is None:
+        return {}
+    trained = len(result.history)
+    stopped = trained if trained < epochs and result.status != TrialState.DIVERGED else None
+    return {"early_stopping": {"patience": early.patience, "stopped_after": stopped, "kept_epoch": early.best_epoch}}
 
 
 def _restore(
-    job: TrialJob, run: RunArchive, model: nn.Module, optimizer: torch.optim.Optimizer, output: TrialOutput
+    job: TrialJob,
+    run: RunArchive,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    output: TrialOutput,
+    parts: dict[str, Any],
 ) -> list[EpochMetrics]:
-    """Fresh trial: register it. Interrupted trial: load its last complete epoch."""
+    """Fresh trial: register it. Interrupted trial: load its last complete epoch, and the state of `parts`
+    (the LR schedule, the early stopping; None where not used) that its checkpoint holds."""
     trial = job.trial
     checkpoint = run.load_checkpoint(trial.trial_id)
     if checkpoint is None:
@@ -203,6 +237,9 @@ def _restore(
     run.resume_trial(trial.trial_id)  # e.g. a failed trial retrained from its last epoch
     model.load_state_dict(checkpoint["model"])
     optimizer.load_state_dict(checkpoint["optimizer"])
+    for name, part in parts.items():
+        if part is not None and name in checkpoint:
+            part.load_state_dict(checkpoint[name])
     restore_rng_states(checkpoint)
     history = [EpochMetrics(**h) for h in checkpoint["history"]]
     run.write_epochs(trial.trial_id, history)  # metrics files may be ahead of a torn checkpoint
@@ -219,6 +256,7 @@ def _finish(
     test_labels: torch.Tensor,
     output: TrialOutput,
     ran: dict[str, dict[str, Any]],
+    extra: dict[str, Any],
 ) -> None:
     trial, final = job.trial, result.final
     predictions = {
@@ -229,7 +267,7 @@ def _finish(
     }
     weights = {k: v.cpu() for k, v in model.state_dict().items()}
     audit = audit_with_training(run.trial(trial.trial_id)["audit"], ran)  # as archived, plus what trained
-    run.finish_trial(trial.trial_id, result.status, predictions, weights, audit=audit)
+    run.finish_trial(trial.trial_id, result.status, predictions, weights, audit=audit, **extra)
     if result.status == TrialState.DIVERGED:
         output.log(
             f"warning: {trial.model.label} ({trial.trial_id}) diverged at epoch {len(result.history)}; "
