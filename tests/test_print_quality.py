@@ -113,7 +113,7 @@ def split_words(folder: Path) -> list[str]:
 
 @pytest.mark.parametrize("case", ["three-ko", "sweep-ko"])
 def test_no_korean_word_is_split_across_lines_of_the_pdf(printed, case):
-    """Before the printed HTML set Hangul words in no-break spans: 16 splits in three-ko ("정|확도", "학|습
+    """Before the printed HTML had word joiners inside Hangul words: 16 splits in three-ko ("정|확도", "학|습
     시|간", "(사분|위") and 7 in sweep-ko."""
     folder = printed[case]
     assert HANGUL.search((folder / "report.html").read_text("utf-8"))
@@ -121,12 +121,12 @@ def test_no_korean_word_is_split_across_lines_of_the_pdf(printed, case):
 
 
 def test_the_split_detector_finds_a_split_word(tmp_path):
-    """The check above can fail: a Korean paragraph in a narrow column, set without the no-break spans,
-    has words broken inside, and with them none."""
+    """The check above can fail: a Korean paragraph in a narrow column, set without the word joiners, has
+    words broken inside, and with them none."""
     import weasyprint
 
     text = "정확도 손실 데이터 증강 파라미터 사분위 범위 확인하지 않았습니다 " * 12
-    style = "<style>body { width: 7em; font-family: 'Noto Sans CJK KR' } span.kw { white-space: nowrap }</style>"
+    style = "<style>body { width: 7em; font-family: 'Noto Sans CJK KR' }</style>"
     html = f'<html lang="ko"><head>{style}</head><body><p>{text}</p></body></html>'
     (tmp_path / "report.html").write_text(html, "utf-8")
     weasyprint.HTML(string=html).write_pdf(tmp_path / "report.pdf")
@@ -135,13 +135,13 @@ def test_the_split_detector_finds_a_split_word(tmp_path):
     assert split_words(tmp_path) == []
 
 
-def test_no_break_spans_leave_markup_attributes_and_escaping_alone():
+def test_word_joiners_leave_markup_attributes_and_escaping_alone():
     html = (
         '<title>정확도</title><p title="정확도 비교">LeNet-5는 &lt;b&gt; 3개 &amp; 손실(훈련)</p>'
         "<style>p::after { content: '정확도' }</style><code>a_b/c.py에서</code>"
     )
+    j = "\u2060"  # WORD JOINER
     assert keep_words_whole(html) == (
-        '<title>정확도</title><p title="정확도 비교">LeNet-<span class="kw">5는</span> &lt;b&gt; '
-        '<span class="kw">3개</span> &amp; <span class="kw">손실</span>(<span class="kw">훈련)</span></p>'
-        "<style>p::after { content: '정확도' }</style><code>a_b/<span class=\"kw\">c.py에서</span></code>"
+        f'<title>정확도</title><p title="정확도 비교">LeNet-5{j}는 &lt;b&gt; 3{j}개 &amp; 손{j}실(훈{j}련{j})</p>'
+        f"<style>p::after {{ content: '정확도' }}</style><code>a_b/{j.join('c.py에서')}</code>"
     )
