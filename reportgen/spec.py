@@ -58,6 +58,9 @@ class DataSpec:
     train: str | None = None  # image formats: train archive/folder
     test: str | None = None
     validation: float | None = None  # fraction of the training data held out for model selection
+    # draws the subsets and the validation split: fixed, and separate from the training seeds, so runs with
+    # --seed 1 and --seed 2 train and test on the same images and combine into one seed study
+    seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -396,6 +399,8 @@ def _parse_data(check: _Checker, table: Any) -> DataSpec:
     }
     if table.get("validation") is not None:
         stats["validation"] = check.number("data.validation", table["validation"], 0.01, 0.5)
+    if table.get("seed") is not None:
+        stats["seed"] = check.number("data.seed", table["seed"], 0, 2**31 - 1, integer=True)
     return DataSpec(dataset, format=fmt, **paths, **sizes, **stats)
 
 
@@ -499,6 +504,14 @@ def _check_effective(check: _Checker, spec: ExperimentSpec) -> None:
                     f"({name} is used by {other} {' and '.join(allowed)} only); drop it, or give it only to "
                     f"models trained with those (their own [models.train] table)"
                 )
+
+
+def recorded_data(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """An archived spec's data settings (load_dataset's keywords) and the seed its subsets were drawn with:
+    [data] seed, or, for runs archived before it existed, the first training seed as then."""
+    settings = dict(spec["data"])
+    seed = settings.pop("seed", None)
+    return settings, spec["train"]["seeds"][0] if seed is None else seed
 
 
 def read_spec_file(path: str | Path | None) -> tuple[dict[str, Any], str]:

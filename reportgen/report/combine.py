@@ -6,6 +6,8 @@ Trials are renumbered with their run's id (`000-a-mlp`, `001-b-mlp`). A label th
 stays one model only when the runs trained the same model the same way (registry name, arguments,
 base, code sha256, settings except the seed, test images), so its seeds aggregate across runs;
 otherwise each way it was trained is labelled with its runs (`mlp (a, b)`, `mlp (c)`), never merged.
+A run given twice (a copy, re-saved or not) is combined like any other: same_training.py finds its trials
+to be one training with their originals, the report counts each training once and says which rows they are.
 
 `differences` lists what differs between the runs (settings, data, code, environment) and what each
 difference invalidates; the report shows it before any result.
@@ -25,7 +27,6 @@ from reportgen.report.cover import COVER_ROWS
 from reportgen.run.archive import (
     MANIFEST_FILE,
     MANIFEST_FORMAT,
-    METRICS_JSON,
     ArchiveError,
     RunArchive,
     TrialRecord,
@@ -34,6 +35,7 @@ from reportgen.run.archive import (
     validate_run_id,
 )
 from reportgen.settings import REPORTED
+from reportgen.spec import recorded_data
 
 READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
 MISSING = "–"
@@ -134,7 +136,6 @@ def _check_combinable(runs: list[RunArchive]) -> None:
                 "names each run by its folder name, so give each run once (rename a copy)"
             )
         seen[run.run_id] = run.path
-    _refuse_repeated_trials(runs)
     first = runs[0].read("data")
     for run in runs[1:]:
         data = run.read("data")
@@ -147,35 +148,16 @@ def _check_combinable(runs: list[RunArchive]) -> None:
                 )
 
 
-def _refuse_repeated_trials(runs: list[RunArchive]) -> None:
-    """A trial whose archived metrics are byte-for-byte those of a trial in another run (a copied run folder)
-    is one training run, not two: combining would count its seed twice, with a ± 0.00% spread."""
-    seen: dict[str, str] = {}
-    for run in runs:
-        for trial_id in run.trial_ids():
-            metrics = run.trial_dir(trial_id) / METRICS_JSON
-            if not metrics.is_file():
-                continue
-            digest = hashlib.sha256(metrics.read_bytes()).hexdigest()
-            here = f"{run.path} trial {trial_id}"
-            if digest in seen:
-                raise ArchiveError(
-                    f"{here} and {seen[digest]}: identical metrics (one run copied?); combining them would count "
-                    "one training run twice — give each run once"
-                )
-            seen[digest] = here
-
-
 # ------------------------------------------------------------------ what identifies a test set and a model
 
 
-def _fingerprint(run: RunArchive, split: str) -> str:
+def data_checksum(run: RunArchive, split: str) -> str:
     """sha256 naming the images of a split: its files' checksums (data.json) and the seeded subset drawn
-    from them (data.<split>_subset, drawn with the run's first seed)."""
+    from them (data.<split>_subset, drawn with the run's data seed)."""
     data, spec = run.read("data"), run.read("spec")
     files = {name: info["sha256"] for name, info in data["files"].items() if name.startswith(split)}
     subset = spec["data"].get(f"{split}_subset")
-    key = {"files": files, "subset": subset, "seed": spec["train"]["seeds"][0] if subset else None}
+    key = {"files": files, "subset": subset, "seed": recorded_data(spec)[1] if subset else None}
     if split == "train":  # the validation split is carved from the training images
         key["validation"] = spec["data"].get("validation")
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
@@ -183,7 +165,7 @@ def _fingerprint(run: RunArchive, split: str) -> str:
 
 def test_set_checksum(run: RunArchive) -> str:
     """Equal for two runs exactly when their models were tested on the same images (McNemar pairs them)."""
-    return _fingerprint(run, "test")
+    return data_checksum(run, "test")
 
 
 def _registered(run: RunArchive) -> list[TrialRecord]:
@@ -367,7 +349,7 @@ def _data_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     data = {run.run_id: run.read("data") for run in runs}
     images = {
         run.run_id: {
-            split: f"{data[run.run_id].get(f'{split}_size')} · sha256 {_fingerprint(run, split)[:12]}"
+            split: f"{data[run.run_id].get(f'{split}_size')} · sha256 {data_checksum(run, split)[:12]}"
             for split in ("train", "test")
         }
         for run in runs

@@ -48,6 +48,7 @@ from reportgen.report.i18n import LANGUAGES, Translator, translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
 from reportgen.report.model import setting_text
 from reportgen.report.plots import model_colors
+from reportgen.report.same_training import trainings
 from reportgen.report.significance import literature, pairwise_mcnemar, seed_aggregates
 from reportgen.report.summary import (
     TrialSummary,
@@ -74,6 +75,7 @@ from reportgen.report.tables import build_report_model, spec_json
 from reportgen.report.typeset import keep_words_whole
 from reportgen.run.archive import ArchiveError, RunArchive, RunRecord, atomic_write_json, validate_run_id
 from reportgen.settings import HEATMAP_AXES, value_order
+from reportgen.spec import recorded_data
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
@@ -115,7 +117,7 @@ def _reload_test_images(run: RunArchive):
     from reportgen.data.datasets import load_recorded_dataset  # loads torch: only for older runs
 
     spec = run.read("spec")
-    return load_recorded_dataset(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"]).test_images.numpy()
+    return load_recorded_dataset(*recorded_data(spec), run.read("data")["files"]).test_images.numpy()
 
 
 def _gallery_sheet(
@@ -375,7 +377,7 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         "literature": [_localized_source(row, translate) for row in literature(data["dataset"])],
         "conclusion": _sweep_claims(trials, settings["varied"], read_predictions, warnings, translate)
         + conclusion(best, tests, improvements, warnings, translate, trials),
-        "galleries": _galleries(run, best, predictions, images_of, class_names, spec["train"]["seeds"][0]),
+        "galleries": _galleries(run, best, predictions, images_of, class_names, recorded_data(spec)[1]),
         "disagreements": _disagreements(run, best, tests, predictions, untrained, images_of, class_names),
         "problems": problems,
         "generated": time.strftime("%Y-%m-%d %H:%M"),
@@ -499,7 +501,9 @@ def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:
 
 def _grading(run: CombinedRun, lang: str, checklist: str | None, scratch: Path) -> list[dict[str, Any]]:
     """Per run of a combined report of submissions: who handed it in, its models (as the report labels them),
-    its best final test accuracy and the checklist judged on that run alone."""
+    its best final test accuracy, the checklist judged on that run alone, and the other people's runs it copies
+    (same_training.py, with the evidence)."""
+    copies = trainings(run).copies(translator(lang))
     rows = []
     for source in run.runs:
         ctx = analyse_run(source, lang, source.verify())
@@ -514,6 +518,7 @@ def _grading(run: CombinedRun, lang: str, checklist: str | None, scratch: Path) 
                 "models": [run.labels.get((source.run_id, m["label"]), m["label"]) for m in ctx["models"]],
                 "best": best and (run.labels.get((source.run_id, best.label), best.label), best.final["test_acc"]),
                 "checklist": _evaluate_checklist(ctx, checklist),
+                "copies": copies[source.run_id],
             }
         )
     shutil.rmtree(scratch)  # the per-run figures only fed the checklist; the report draws its own

@@ -55,7 +55,7 @@ def run_experiment(
     """
     if run_id and (Path(runs_root) / validate_run_id(run_id) / STATUS_FILE).exists():
         return resume_experiment(Path(runs_root) / run_id, executor, log)
-    data = load_dataset(**asdict(spec.data), seed=spec.seeds[0])
+    data = load_dataset(**asdict(spec.data))  # subsets drawn with the data seed, not the training seeds
     device = select_device(spec.device)
     audits = preflight(spec, data, device)
     trials = spec.trials()  # built once: the executor's estimate and the jobs both use them

@@ -20,7 +20,7 @@ from reportgen.measure.activity import audit_with_training, record_training_modu
 from reportgen.measure.params import ModelAudit
 from reportgen.models.registry import create_model
 from reportgen.run.archive import FINISHED_TRIALS, RunArchive, TrialState
-from reportgen.spec import Trial
+from reportgen.spec import Trial, recorded_data
 from reportgen.train import (
     EarlyStopping,
     EpochMetrics,
@@ -44,7 +44,7 @@ class RecordedData:
     @classmethod
     def of(cls, run: RunArchive) -> RecordedData:
         spec = run.resolved_spec()  # data paths archived relative to the run folder
-        return cls(spec["data"], spec["train"]["seeds"][0], run.read("data")["files"])
+        return cls(*recorded_data(spec), run.read("data")["files"])
 
     def load(self) -> Dataset:
         return load_recorded_dataset(self.settings, self.seed, self.files)
@@ -149,7 +149,7 @@ def run_trial(job: TrialJob, run: RunArchive, load_data: Callable[[], Dataset], 
 def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -> None:
     trial, config = job.trial, job.trial.config
     torch.manual_seed(config.seed)  # same init for every model built with this seed
-    model = create_model(trial.model.ref).to(job.device)
+    model = create_model(trial.model.ref, input_shape=data.input_shape).to(job.device)
     optimizer = make_optimizer(config, model.parameters())
     # made before the checkpoint is loaded: a schedule sets the optimizer's LR, which the checkpoint restores
     schedule = make_scheduler(config, optimizer, batches_per_epoch(len(data.train_labels), config.batch_size))
