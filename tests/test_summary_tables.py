@@ -96,6 +96,7 @@ def reference_seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]
                 "model": key[0],
                 **{k: members[0].config[k] for k in REPORTED if k != "seed"},
                 "seeds": len(accs),
+                "repeated": [],
                 "mean": mean,
                 "std": sd,
                 "ci_low": mean - half,

@@ -35,12 +35,27 @@ LECUN_1998 = [  # LeCun, Bottou, Bengio, Haffner (1998), Gradient-based learning
 ]
 
 
+def distinct_trainings(trials: list[TrialSummary]) -> list[TrialSummary]:
+    """The trials, each training once: a trial that was one training with an earlier one (same_training.py:
+    `seeds = [0, 0, 0]`, a seed trained again, a copied run) is left out."""
+    seen: set[str | int] = set()
+    kept = []
+    for trial in trials:
+        if trial.training not in seen:
+            seen.add(trial.training)
+            kept.append(trial)
+    return kept
+
+
 def seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]]:
-    """Mean ± std and a t-based 95% interval of the final test accuracy over seeds, per configuration."""
+    """Mean ± std and a t-based 95% interval of the final test accuracy over seeds, per configuration; each
+    training counts once (`repeated`: the trials left out as one training with another of the row)."""
     import pandas as pd  # here, like scipy below: loading this module stays light
 
     settings = [k for k in REPORTED if k != "seed"]
-    ranked = [t for t in trials if t.ranked]
+    ranked = distinct_trainings([t for t in trials if t.ranked])
+    kept = {t.trial_id for t in ranked}
+    left_out = [t for t in trials if t.ranked and t.trial_id not in kept]
     runs = pd.DataFrame(
         [(n, t.label, *(t.config[k] for k in settings), t.final["test_acc"]) for n, t in enumerate(ranked)],
         columns=["trial", "model", *settings, "accuracy"],
@@ -57,11 +72,13 @@ def seed_aggregates(trials: list[TrialSummary]) -> list[dict[str, Any]]:
         from scipy import stats  # here: only seed aggregates need a t quantile, and scipy is slow to load
 
         half = stats.t.ppf(0.975, seeds - 1) * sd / math.sqrt(seeds)
+        this = [ranked[first].label, *(ranked[first].config[k] for k in settings)]
         rows.append(
             {
                 "model": ranked[first].label,
                 **{k: ranked[first].config[k] for k in settings},
                 "seeds": seeds,
+                "repeated": [t.trial_id for t in left_out if [t.label, *(t.config[k] for k in settings)] == this],
                 "mean": mean,
                 "std": sd,
                 "ci_low": mean - half,
@@ -105,9 +122,12 @@ def _exact_binomial_p(k: int, n: int) -> float:
 
 
 def pairwise_mcnemar(best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]]) -> list[dict[str, Any]]:
-    """Every pair of models (their best trials) on the same test images; 'A beats B' only when p < 0.05."""
+    """Every pair of models (their best trials) on the same test images, except two that were one training;
+    'A beats B' only when p < 0.05."""
     rows = []
     for a, b in itertools.combinations(best, 2):
+        if a.training == b.training:
+            continue  # one training under two labels: the report says so; a test of it against itself says nothing
         pa, pb = predictions[a.trial_id], predictions[b.trial_id]
         labels = [int(p["label"]) for p in pa]
         if labels != [int(p["label"]) for p in pb]:

@@ -45,9 +45,14 @@ class TrialSummary:
     same_training: Group | None = None  # the other trials that were this one training (same_training.py)
 
     @property
-    def training_key(self) -> str:
-        """One id per training: trials that were one training share it, so counts count each training once."""
-        return self.same_training.trial_ids[0] if self.same_training else self.trial_id
+    def training(self) -> str | int:
+        """Equal for trials that were one training (same_training.py), else distinct: counts count each once."""
+        return self.same_training.trial_ids[0] if self.same_training else id(self)
+
+    @property
+    def repeated(self) -> bool:
+        """One training with an earlier trial: left out wherever trainings are counted."""
+        return self.same_training is not None and self.same_training.trial_ids[0] != self.trial_id
 
     @property
     def final(self) -> dict[str, float]:
@@ -437,7 +442,7 @@ def single_seed(trials: list[TrialSummary]) -> bool:
     that were one training (`seeds = [0, 0, 0]`, a copied run) are one seed."""
     seeds: dict[str, set] = {}
     for t in trials:
-        seeds.setdefault(t.label, set()).update([t.config["seed"]] if t.training_key == t.trial_id else [])
+        seeds.setdefault(t.label, set()).update([] if t.repeated else [t.config["seed"]])
     return all(len(s) <= 1 for s in seeds.values())
 
 

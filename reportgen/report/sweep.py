@@ -59,19 +59,33 @@ def sweep_claims(
 def _pairs(
     factor: str, a: Any, b: Any, trials: list[TrialSummary], factors: list[str]
 ) -> list[tuple[TrialSummary, TrialSummary]]:
-    """Trials with factor = a beside the trial that differs only in that factor (b)."""
+    """Trials with factor = a beside the trial that differs only in that factor (b); each pair of trainings once
+    (`seeds = [0, 0, 0]` pairs one training with one training three times: that is one paired trial)."""
 
     def context(t: TrialSummary) -> tuple:
         return (t.label, t.config["seed"], *(t.config[k] for k in factors if k != factor))
 
     with_b = {context(t): t for t in trials if t.config[factor] == b}
-    return [(t, with_b[context(t)]) for t in trials if t.config[factor] == a and context(t) in with_b]
+    pairs = {
+        (t.training, with_b[context(t)].training): (t, with_b[context(t)])
+        for t in trials
+        if t.config[factor] == a and context(t) in with_b
+    }
+    return list(pairs.values())
 
 
 def _effect(
     factor: str, a: Any, b: Any, trials: list[TrialSummary], factors: list[str], predictions: Predictions, tr
 ) -> Claim | None:
     pairs = _pairs(factor, a, b, trials, factors)
+    alike = [(ta, tb) for ta, tb in pairs if ta.training == tb.training]
+    if alike and len(alike) == len(pairs):  # e.g. momentum under adam: the setting never reached the training
+        text = "{factor} {a} and {b} were one training in each of the {n} paired trials: the setting changed nothing."
+        return Claim(
+            tr(text, factor=tr(factor), a=setting_text(a, tr), b=setting_text(b, tr), n=len(pairs)),
+            test="same training: identical predictions, weights or metrics",
+        )
+    pairs = [(ta, tb) for ta, tb in pairs if ta.training != tb.training]
     if not pairs:
         return None
     deltas = [ta.final["test_acc"] - tb.final["test_acc"] for ta, tb in pairs]
