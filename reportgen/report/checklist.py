@@ -75,6 +75,7 @@ def _architecture(model: dict) -> str:
 
 
 def _classes(ctx: dict) -> int:
+    """The run's number of classes: LeNet-5's output layer has one unit per class (the assignment's 10)."""
     return len(ctx["data"].get("classes") or range(10))
 
 

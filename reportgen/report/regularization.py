@@ -61,8 +61,8 @@ def shown_figures(row: dict[str, Any]) -> dict[str, str]:
 
 
 def _ran(layer: dict[str, Any], audit: Any) -> bool:
-    """Did the layer act in training? As recorded; in runs archived before that, whether the audit's forward
-    reached it (no output shape), where the audit has output shapes at all (torchinfo ran)."""
+    """Did the layer run in training? As the trial recorded it; in runs archived before that record, whether
+    the audit's forward reached it (it has an output shape), where the audit has output shapes at all."""
     if "ran_in_training" in layer:
         return bool(layer["ran_in_training"])
     return layer.get("output_shape") is not None or not any(x.get("output_shape") for x in audit.layers)
@@ -91,10 +91,10 @@ def _dropout(model: Any, base: Any) -> tuple[list[Message], list[Message]]:
         ignored.append(Message("dropout with p = 0 ({count} layer(s)): no effect", {"count": len(ran) - len(acting)}))
     if len(acting) <= len(base_acting):
         return [], ignored
-    probabilities = sorted({_p(layer, model) for layer in acting} - {None})
-    if len(probabilities) < len({_p(layer, model) for layer in acting}):  # a run archived before p was recorded
+    probabilities = {_p(layer, model) for layer in acting}
+    if None in probabilities:  # a run archived before p was recorded, of a model without a `dropout` argument
         return [Message("dropout ({count} layer(s) ran in training)", {"count": len(acting)})], ignored
-    p_text = ", ".join(f"{p:g}" for p in probabilities)
+    p_text = ", ".join(f"{p:g}" for p in sorted(probabilities))
     return [
         Message("dropout (p = {p}, {count} layer(s) ran in training)", {"p": p_text, "count": len(acting)})
     ], ignored
