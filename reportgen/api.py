@@ -285,7 +285,7 @@ def audit(
     from reportgen.models.registry import create_model
 
     if isinstance(model, str):
-        label, model = name or model, create_model(model)
+        label, model = name or model, create_model(model, input_shape=tuple(input_size))
     elif isinstance(model, type):
         label, model = name or model.__name__, model()
     else:

@@ -199,7 +199,7 @@ def _params(args: argparse.Namespace) -> int:
     shape = parse_input_shape(args.input)
     failed = False
     for ref in refs:
-        model = create_model(ref)
+        model = create_model(ref, input_shape=shape)
         audit = audit_model(model, shape, name=ref.label)
         macs = count_macs(model, shape, -1 if audit.torchinfo_total < 0 else None)  # -1: torchinfo failed already
         audit.cost = {"macs": macs.to_dict()}  # JSON and CSV carry the MACs per layer with the audit

@@ -145,7 +145,9 @@ class ExperimentSpec:
 
 def _augment_table(text: str) -> dict[str, Any]:
     augment = Augment.from_text(text)
-    table = {k: getattr(augment, k) for k in ("rotation", "translate", "erasing") if getattr(augment, k)}
+    table = {
+        k: getattr(augment, k) for k in ("crop", "flip", "rotation", "translate", "erasing") if getattr(augment, k)
+    }
     if (augment.scale_min, augment.scale_max) != (1.0, 1.0):
         table["scale"] = [augment.scale_min, augment.scale_max]
     return table
@@ -187,7 +189,7 @@ TOP_KEYS = {
     "max_trials",
     "cover",
 }  # cover: as spec.json records [report]'s cover keys
-AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing"}
+AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing", "crop", "flip"}
 DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
 MODEL_KEYS = {"name", "kwargs", "label", "base", "train", "code"}  # code: recorded by the archive, not user input
 TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
@@ -418,6 +420,8 @@ def _parse_augment(check: _Checker, table: Any) -> str:
         rotation=check.number("augment.rotation", table.get("rotation", 0.0), 0.0, 180.0),
         translate=check.number("augment.translate", table.get("translate", 0.0), 0.0, 0.5),
         scale_min=low,
+        crop=check.number("augment.crop", table.get("crop", 0), 0, 16, integer=True),
+        flip=check.number("augment.flip", table.get("flip", 0.0), 0.0, 1.0),
         scale_max=high,
         erasing=check.number("augment.erasing", table.get("erasing", 0.0), 0.0, 1.0),
     ).text()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,16 +176,24 @@ def epoch_permutation(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 def normalize(
     images: torch.Tensor,
-    mean: float,
-    std: float,
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
     augment: Augment | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """uint8 → float in [0, 1] → (augmented, training batches only) → standardised."""
+    """uint8 → float in [0, 1] → (augmented, training batches only) → standardised, with one mean and std for
+    every channel or (colour images) one per channel."""
     x = images.float().div_(255.0)
     if augment is not None:
         x = augment(x, generator)
-    return x.sub_(mean).div_(std)
+    return x.sub_(_per_channel(mean, x)).div_(_per_channel(std, x))
+
+
+def _per_channel(value: float | Sequence[float], like: torch.Tensor) -> float | torch.Tensor:
+    """A float as it is (the grey path's arithmetic stays bit for bit), a list as a (1, C, 1, 1) tensor."""
+    if isinstance(value, (int, float)):
+        return value
+    return torch.tensor(value, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
 
 
 def batch_augmenter(

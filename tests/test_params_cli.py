@@ -30,7 +30,8 @@ def test_module_class_syntax_and_json(cli):
 
 
 def test_wrong_input_shape_names_the_layer(cli):
-    code, _out, err = cli("params", "lenet5", "--input", "1x32x32")
+    # the class, not the registered `lenet5`, which adapts to the input shape (a 32×32 image needs no padding)
+    code, _out, err = cli("params", "reportgen.models.lenet:LeNet5", "--input", "1x32x32")
     assert code == 2 and "classifier.1" in err and "Linear" in err and err.count("\n") == 1
 
 

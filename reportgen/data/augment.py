@@ -2,8 +2,10 @@
 
 Described by one canonical text (e.g. "rotation=10,translate=0.1,scale=0.9-1.1,erasing=0.25") so it
 sits in TrainConfig like any other setting, prints in the report and can be compared across trials.
-Random affine transforms use one affine_grid/grid_sample call per batch; random erasing uses
-broadcast masks — no per-image Python.
+Random crops (zero padding, then one gather), horizontal flips (a mask), random affine transforms (one
+affine_grid/grid_sample call per batch) and random erasing (broadcast masks) transform every channel of an
+image alike (grey or RGB) — no per-image Python. Each draws random numbers only when it is set, so adding one
+leaves the others' streams, and every run without it, as they were.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torch is imported where images are transformed: parsing a spec must not load it
     import torch
 
-KEYS = ("rotation", "translate", "scale", "erasing")
+KEYS = ("crop", "flip", "rotation", "translate", "scale", "erasing")
 ERASE_AREA = (0.02, 0.2)  # fraction of the image an erased rectangle covers
 ERASE_RATIO = (0.3, 3.3)  # its aspect ratio range (torchvision's RandomErasing default)
 
@@ -27,6 +29,8 @@ class Augment:
     scale_min: float = 1.0
     scale_max: float = 1.0
     erasing: float = 0.0  # probability that an image gets one random rectangle erased
+    crop: int = 0  # pixels of zero padding on each side, then a random crop back to the image size (CIFAR: 4)
+    flip: float = 0.0  # probability that an image is mirrored left to right
 
     @property
     def affine(self) -> bool:
@@ -34,6 +38,10 @@ class Augment:
 
     def text(self) -> str:
         parts = []
+        if self.crop:
+            parts.append(f"crop={self.crop:d}")
+        if self.flip:
+            parts.append(f"flip={self.flip:g}")
         if self.rotation:
             parts.append(f"rotation={self.rotation:g}")
         if self.translate:
@@ -53,11 +61,15 @@ class Augment:
                 low, _, high = value.partition("-")
                 values.update(scale_min=float(low), scale_max=float(high))
             else:
-                values[key] = float(value)
+                values[key] = int(value) if key == "crop" else float(value)
         return cls(**values)
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """images: float (N, C, H, W) in [0, 1]; returns a new augmented tensor."""
+        if self.crop:
+            images = self._random_crop(images, generator)
+        if self.flip:
+            images = self._random_flip(images, generator)
         if self.affine:
             images = self._random_affine(images, generator)
         if self.erasing:
@@ -68,6 +80,26 @@ class Augment:
         import torch
 
         return low + (high - low) * torch.rand(n, generator=generator, device=like.device, dtype=like.dtype)
+
+    def _random_crop(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Pad by `crop` zeros on each side and cut each image's own H×W window (offsets 0…2·crop per axis)."""
+        import torch
+        import torch.nn.functional as F
+
+        n, _, h, w = images.shape
+        padded = F.pad(images, (self.crop,) * 4)
+        offsets = torch.randint(0, 2 * self.crop + 1, (2, n), generator=generator, device=images.device)
+        rows = (offsets[0].view(n, 1) + torch.arange(h, device=images.device)).view(n, h, 1)
+        cols = (offsets[1].view(n, 1) + torch.arange(w, device=images.device)).view(n, 1, w)
+        batch = torch.arange(n, device=images.device).view(n, 1, 1)
+        # advanced indices around the channel slice: (N, H, W, C), channels moved back to second place
+        return padded[batch, :, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+    def _random_flip(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        import torch
+
+        chosen = torch.rand(images.shape[0], generator=generator, device=images.device) < self.flip
+        return torch.where(chosen.view(-1, 1, 1, 1), images.flip(-1), images)
 
     def _random_affine(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         import torch

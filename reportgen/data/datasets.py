@@ -1,8 +1,9 @@
-"""Datasets decoded once into uint8 tensors (N, 1, H, W) with int64 labels, checksummed.
+"""Datasets decoded once into uint8 tensors (N, C, H, W) with int64 labels, checksummed.
 
 Sources: IDX files (.gz or raw) from a directory — Fashion-MNIST defaults to the Debian package
 `dataset-fashion-mnist` — or torchvision's MNIST download when no directory is given and the
-network is reachable.
+network is reachable; CIFAR-10 (RGB) from a local copy or torchvision's download (data/cifar.py); image
+files (data/image_files.py). C is 1 for grey images, 3 for colour.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -55,13 +57,13 @@ class Dataset:
     """Both splits as tensors plus what the report needs to say where they came from."""
 
     name: str
-    train_images: torch.Tensor  # uint8 (N, 1, H, W)
+    train_images: torch.Tensor  # uint8 (N, C, H, W): C = 1 (grey) or 3 (RGB)
     train_labels: torch.Tensor  # int64 (N,)
     test_images: torch.Tensor
     test_labels: torch.Tensor
     classes: list[str]
-    mean: float
-    std: float
+    mean: float | list[float]  # one figure for grey images; one per channel for colour (unless one was given)
+    std: float | list[float]
     source: str
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # split → {path, sha256, verified}
     val_images: torch.Tensor | None = None  # optional validation split carved from the training data
@@ -253,14 +255,47 @@ def _image_source(dataset: str, fmt: str, train: str | None, test: str | None, c
     return splits, splits["files"], f"{fmt} {train} / {test}", classes
 
 
+def _channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
+    """Per-channel mean and (sample) standard deviation in [0, 1], summed in float64 a slice at a time:
+    CIFAR-10's training split as float32 at once would take 600 MB."""
+    total = torch.zeros(images.shape[1], dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for start in range(0, len(images), 4096):
+        pixels = images[start : start + 4096].double().div_(255)
+        total += pixels.sum((0, 2, 3))
+        squares += pixels.square().sum((0, 2, 3))
+    count = images.numel() // images.shape[1]
+    mean = total / count
+    variance = (squares - count * mean.square()).clamp_(min=0) / max(1, count - 1)
+    return [round(float(m), 4) for m in mean], [round(float(s), 4) for s in variance.sqrt()]
+
+
+def _statistics(images: torch.Tensor, mean, std, source: str) -> tuple[float | list[float], float | list[float]]:
+    """The normalisation of the training split actually used: for grey images one mean and std (as always),
+    for colour one per channel; a figure given in the spec is kept (one figure serves every channel)."""
+    if images.shape[1] == 1:
+        pixels = images.float().div_(255)
+        measured: tuple[Any, Any] = (round(float(pixels.mean()), 4), round(float(pixels.std()), 4))
+    else:
+        measured = _channel_statistics(images)
+    mean, std = (measured[0] if mean is None else mean, measured[1] if std is None else std)
+    if 0 in (std if isinstance(std, list) else [std]):
+        which = "" if not isinstance(std, list) else f" in channel {std.index(0)} (of {len(std)})"
+        raise DataError(
+            f"{source}: every training pixel{which} has the same value, so the images cannot be "
+            "normalised (standard deviation 0); give data.mean and data.std, or check the files"
+        )
+    return mean, std
+
+
 def load_dataset(
     dataset: str,
     data_dir: str | Path | None = None,
     train_subset: int | None = None,
     test_subset: int | None = None,
     seed: int = 0,
-    mean: float | None = None,
-    std: float | None = None,
+    mean: float | list[float] | None = None,
+    std: float | list[float] | None = None,
     format: str = "idx",
     train: str | None = None,
     test: str | None = None,
@@ -273,7 +308,11 @@ def load_dataset(
     if format not in FORMATS:
         raise DataError(f"unknown data format {format!r}: expected one of {', '.join(FORMATS)}")
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache()
-    if format == "idx":
+    if format == "idx" and dataset == "cifar10":
+        from reportgen.data.cifar import load_cifar10
+
+        tensors, files, source, classes = load_cifar10(data_dir, cache)
+    elif format == "idx":
         tensors, files, source, classes = _idx_source(dataset, data_dir, cache)
     else:
         tensors, files, source, classes = _image_source(dataset, format, train, test, cache)
@@ -299,16 +338,7 @@ def load_dataset(
             "a classifier needs images of at least 2 classes"
         )
     if mean is None or std is None:  # statistics of the training split actually used, reported as such
-        pixels = train_x.float().div_(255)
-        mean, std = (
-            round(float(pixels.mean()), 4) if mean is None else mean,
-            round(float(pixels.std()), 4) if std is None else std,
-        )
-        if std == 0:
-            raise DataError(
-                f"{source}: every training pixel has the same value, so the images cannot be "
-                "normalised (standard deviation 0); give data.mean and data.std, or check the files"
-            )
+        mean, std = _statistics(train_x, mean, std, source)
     return Dataset(dataset, train_x, train_y, test_x, test_y, classes, mean, std, source, files, val_x, val_y)
 
 

@@ -1,6 +1,8 @@
 """Image-file dataset sources (PNG tar archives, PNG folders, class-per-folder trees), decoded once.
 
-Every source becomes the same tensors as the IDX loader: images uint8 (N, 1, H, W), labels int64 (N,).
+Every source becomes the same tensors as the IDX loader: images uint8 (N, C, H, W), labels int64 (N,), where
+C is 1 when every image of the split is grey (a grey, black-and-white or grey-palette file) and 3 (RGB) as
+soon as one is in colour; grey images of a colour split get their grey value in all three channels.
 Decoding tens of thousands of small images takes seconds, so results are cached under the source's
 sha256; a later run only re-hashes the source and loads one tensor file.
 """
@@ -33,7 +35,7 @@ MAX_MEMBER_BYTES = 64 * 2**20  # no single training image is this big; refuse be
 MAX_IMAGE_PIXELS = 2048 * 2048
 MAX_SPLIT_PIXELS = 2 * 2**30  # all decoded images of one split together (uint8: bytes), before caching
 MAX_LABEL = 2**62  # labels must fit int64 after parsing
-CACHE_FORMAT = 1  # bump when decoding changes, so old cache files stop matching
+CACHE_FORMAT = 2  # bump when decoding changes, so old cache files stop matching (2: colour kept as RGB)
 KINDS = ("png_tar", "png_folder", "class_folders")
 # Everything PIL may raise on a broken file: it has no single exception family for decode errors.
 _PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
@@ -87,10 +89,20 @@ class _SizeCheck:
             )
 
 
+def _is_grey(image: Image.Image) -> bool:
+    """Grey by its mode (or, for a palette image, by every palette entry): pixel values are not looked at, so an
+    RGB file stays a colour image even where its channels happen to agree."""
+    if image.mode == "P":
+        palette = image.getpalette() or []
+        return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
+    return image.mode in ("1", "L", "LA", "La")
+
+
 def _decode_image(
     data: bytes, where: str, formats: Iterable[str], check_size: Callable[[tuple[int, int]], None] | None = None
 ) -> np.ndarray:
-    """Decode one image to an 8-bit grayscale (H, W) array, refusing other formats and high bit depths.
+    """Decode one image to an 8-bit grey (H, W) or RGB (H, W, 3) array, refusing other formats and high bit
+    depths (alpha is dropped, as before).
 
     `check_size` sees (width, height) from the header before any pixel is decoded."""
     try:
@@ -102,23 +114,27 @@ def _decode_image(
             if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # convert('L') would clip, not scale
                 raise DataError(f"{where}: {image.mode} (16/32-bit) images are not supported; save as 8-bit")
             image.load()
-            return np.asarray(image.convert("L"), dtype=np.uint8)
+            return np.asarray(image.convert("L" if _is_grey(image) else "RGB"), dtype=np.uint8)
     except _PIL_ERRORS as exc:
         raise DataError(f"{where}: cannot decode image ({exc})") from exc
 
 
 def _stack(arrays: list[np.ndarray], names: list[str], where: str) -> torch.Tensor:
-    """(N, 1, H, W) uint8, insisting on one image size — the models have a fixed input shape."""
+    """(N, C, H, W) uint8, insisting on one image size — the models have a fixed input shape. C is 1 for a
+    split of grey images, else 3, with grey images repeated into the three channels."""
     if not arrays:
         raise DataError(f"{where}: contains no images")
-    first = arrays[0].shape
+    first = arrays[0].shape[:2]
     for array, name in zip(arrays, names):
-        if array.shape != first:
+        if array.shape[:2] != first:
             raise DataError(
                 f"{where}: {name!r} is {array.shape[1]}x{array.shape[0]} pixels, "
                 f"but {names[0]!r} is {first[1]}x{first[0]}"
             )
-    return torch.from_numpy(np.stack(arrays)).unsqueeze(1).contiguous()
+    if all(array.ndim == 2 for array in arrays):
+        return torch.from_numpy(np.stack(arrays)).unsqueeze(1).contiguous()
+    colour = [a if a.ndim == 3 else np.repeat(a[:, :, None], 3, axis=2) for a in arrays]
+    return torch.from_numpy(np.stack(colour)).permute(0, 3, 1, 2).contiguous()
 
 
 def _numbered(entries: Iterator[tuple[str, bytes]], where: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -276,7 +292,7 @@ def _valid(result: Any) -> bool:
     ok = (
         images.dtype == torch.uint8
         and images.dim() == 4
-        and images.shape[1] == 1
+        and images.shape[1] in (1, 3)
         and labels.dtype == torch.int64
         and labels.dim() == 1
         and len(labels) == len(images)
@@ -365,6 +381,12 @@ def _check_same_classes(train: list[str], test: list[str], test_path: Path) -> N
         )
 
 
+def _same_channels(train: torch.Tensor, test: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One split all grey and the other in colour: both in colour, the grey one repeated into three channels."""
+    channels = max(train.shape[1], test.shape[1])
+    return tuple(x.expand(-1, channels, -1, -1).contiguous() if x.shape[1] < channels else x for x in (train, test))
+
+
 def load_image_splits(kind: str, train: Path, test: Path, cache_dir: Path) -> dict[str, Any]:
     """Decode (or load cached) train and test splits of one source kind into engine-ready tensors."""
     if kind not in DECODERS:
@@ -378,19 +400,19 @@ def load_image_splits(kind: str, train: Path, test: Path, cache_dir: Path) -> di
         classes, train_y, test_y = train_out[2], train_out[1], test_out[1]
     else:
         classes, train_y, test_y = _label_classes(train_out[1], test_out[1], Path(test))
-    if train_out[0].shape[1:] != test_out[0].shape[1:]:
+    train_x, test_x = _same_channels(train_out[0], test_out[0])
+    if train_x.shape[1:] != test_x.shape[1:]:
         raise DataError(
-            f"{test}: images are {tuple(test_out[0].shape[2:])} pixels, "
-            f"training images are {tuple(train_out[0].shape[2:])}"
+            f"{test}: images are {tuple(test_x.shape[2:])} pixels, training images are {tuple(train_x.shape[2:])}"
         )
     files = {
         split: {"path": str(Path(p)), "sha256": info["sha256"], "verified": "false", "cache": info["cache"]}
         for split, p, info in (("train", train, train_info), ("test", test, test_info))
     }
     return {
-        "train_images": train_out[0],
+        "train_images": train_x,
         "train_labels": train_y,
-        "test_images": test_out[0],
+        "test_images": test_x,
         "test_labels": test_y,
         "classes": classes,
         "files": files,

@@ -323,6 +323,9 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
             done = last_done[0]
             after = f", after layer '{names.get(id(done), '') or '(root)'}' ({type(done).__name__}),"
         expected = getattr(model, "_reportgen_expected_input", None)
+        mismatch = _channel_mismatch(where, list(order.values()), input_shape, label)
+        if mismatch:
+            raise ModelError(f"model {model_name} {mismatch}") from exc
         published = f" (it was published for {shape_text(expected)})" if expected else ""
         raise ModelError(
             f"model {model_name}: forward fails at layer '{label}' ({type(where).__name__}){after} "
@@ -335,6 +338,26 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
 
 
 def _torchinfo(
+_CHANNELS = {1: "grey", 3: "RGB"}
+
+
+def _channel_mismatch(where: nn.Module, called: list[nn.Module], input_shape: tuple[int, ...], label: str) -> str:
+    """Why a forward failed at the model's first convolution when its channels are not the data's (a grey model
+    on RGB images): said with both shapes; "" for any other failure."""
+    first = next((m for m in called if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if where is not first or len(input_shape) < 2 or int(where.in_channels) == input_shape[0]:
+        return ""
+
+    def channels(count: int) -> str:
+        return f"{count}-channel" + (f" ({_CHANNELS[count]})" if count in _CHANNELS else "")
+
+    return (
+        f"takes {channels(int(where.in_channels))} images — its first layer '{label}' is "
+        f"{type(where).__name__}({where.in_channels}, {where.out_channels}, …) — but the data is "
+        f"{shape_text(input_shape)}, {channels(input_shape[0])}: build that layer with in_channels={input_shape[0]}"
+    )
+
+
     model: nn.Module, input_shape: tuple[int, ...], batch: int
 ) -> tuple[dict[int, list[int]], int, str, int]:
     """({id(module): output size}, total params, error text, mult-adds per image) from torchinfo; never raises.

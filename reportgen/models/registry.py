@@ -367,14 +367,27 @@ def resolve_factory(ref: ModelRef) -> Callable[..., nn.Module]:
     return obj
 
 
-def create_model(ref: ModelRef | str, **kwargs: Any) -> nn.Module:
-    """Build a model; None-valued kwargs are dropped so unset CLI options never override defaults."""
+def _takes_input_shape(factory: Any) -> bool:
+    """Whether a model function or class names `input_shape` among its parameters (the built-in models do)."""
+    try:
+        return "input_shape" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read (a builtin, an instance): it is not given one
+        return False
+
+
+def create_model(ref: ModelRef | str, input_shape: tuple[int, ...] | None = None, **kwargs: Any) -> nn.Module:
+    """Build a model; None-valued kwargs are dropped so unset CLI options never override defaults.
+
+    `input_shape`, the data's (channels, height, width), goes to a factory whose signature names it (the
+    built-in models adapt their first and flattened layers to it), unless the reference sets it itself."""
     if isinstance(ref, str):
         ref = parse_model_ref(ref)
     from torch import nn
 
     factory = resolve_factory(ref)
     merged = {k: v for k, v in {**ref.kwargs, **kwargs}.items() if v is not None}
+    if input_shape is not None and not isinstance(factory, nn.Module) and _takes_input_shape(factory):
+        merged.setdefault("input_shape", tuple(input_shape))
     if isinstance(factory, nn.Module):  # an instance from the notebook API: a fresh copy per trial
         import copy
 

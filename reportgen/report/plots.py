@@ -183,10 +183,12 @@ def gallery_png(
     cell_w, cell_h = max(tile, 96, widest) + 8, tile + (34 if wrong else 20)
     rows = -(-count // columns)
     sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
-    pixels = np.asarray(images)[:, 0]
+    # grey (N, 1, H, W) as (N, H, W); colour (N, 3, H, W) as PIL's (N, H, W, 3), shown in colour
+    grey = images.shape[1] == 1
+    pixels = np.asarray(images)[:, 0] if grey else np.ascontiguousarray(np.asarray(images).transpose(0, 2, 3, 1))
     for i in range(count):
         x0, y0 = (i % columns) * cell_w, (i // columns) * cell_h
-        thumb = Image.fromarray(pixels[i], "L").resize((tile, tile), Image.NEAREST)
+        thumb = Image.fromarray(pixels[i], "L" if grey else "RGB").resize((tile, tile), Image.NEAREST)
         sheet.paste(thumb, (x0 + (cell_w - tile) // 2, y0 + 2))
         for label, dy in labels[i]:
             sheet.paste(label, (x0 + (cell_w - label.width) // 2, y0 + tile + dy), label)

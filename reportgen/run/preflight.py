@@ -94,7 +94,7 @@ def preflight(spec: ExperimentSpec, data: Dataset, device: torch.device | None =
     for index, entry in enumerate(spec.models):
         torch.manual_seed(0)
         with time_limit(entry.label, "its constructor"):
-            model = create_model(entry.ref)
+            model = create_model(entry.ref, input_shape=data.input_shape)
         batch = f"a batch of shape (2, {', '.join(map(str, data.input_shape))})"
         forward = f"its forward on {'x'.join(map(str, data.input_shape))} images"
         with time_limit(entry.label, forward):  # the audit's own forward passes (torchinfo, the MAC count)
