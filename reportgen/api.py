@@ -23,7 +23,7 @@ from torch import nn
 
 from reportgen.errors import ModelError, SpecError
 from reportgen.privacy import shown_path
-from reportgen.run.request import DEFAULT_WORKERS
+from reportgen.request import DEFAULT_WORKERS
 
 # Keyword arguments of `compare` that belong to the spec's [data] table; every other keyword is a
 # [train] setting, so the spec's own validation names any mistake.
@@ -157,7 +157,7 @@ def compare(
     `train_subset`, `test_subset`, ...) and training (`epochs`, `batch_size`, `lr`, `optimizer`,
     `loss`, ...; a list sweeps). `spec` starts from a TOML spec file instead of the default one.
     """
-    from reportgen.run.request import RenderOptions, RunRequest, execute
+    from reportgen.request import RenderOptions, RunRequest, execute
     from reportgen.spec import describe_own_models, parse_spec, read_spec_file
     from reportgen.stopping import ctrl_c_stops
 

@@ -35,6 +35,7 @@ OVERRIDE_FLAGS = {
     "data.dataset": "--dataset",
     "data.data_dir": "--data-dir",
     "data.train_subset": "--train-subset",
+    "data.validation": "--validation",
     "data.test_subset": "--test-subset",
     **{_spec_key(name): "--" + name.replace("_", "-") for name in TRAIN_FLAGS},
     "device": "--device",
@@ -77,6 +78,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         "data.dataset": args.dataset,
         "data.data_dir": args.data_dir,
         "data.train_subset": args.train_subset,
+        "data.validation": args.validation,
         "data.test_subset": args.test_subset,
         **{_spec_key(name): getattr(args, name) for name in TRAIN_FLAGS},
         "device": args.device,
@@ -90,8 +92,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    """`reportgen run`: the same request and the same `execute` as reportgen.compare() (run/request.py)."""
-    from reportgen.run.request import RunRequest, execute, prepare, resume_request
+    """`reportgen run`: the same request and the same `execute` as reportgen.compare() (request.py)."""
+    from reportgen.request import RunRequest, execute, prepare, resume_request
     from reportgen.spec import load_spec
 
     # Everything is checked before anything is created under --runs-dir or --output-dir, and before torch.
@@ -136,7 +138,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _render_options(args: argparse.Namespace):
-    from reportgen.run.request import RenderOptions
+    from reportgen.request import RenderOptions
 
     return RenderOptions(
         lang=args.lang,
@@ -159,7 +161,7 @@ def _show_report(out: Path) -> None:
 
 def cover_options(args: argparse.Namespace) -> dict[str, Any]:
     """The cover block's command-line options (empty ones left out)."""
-    from reportgen.report.cover import TEXT_KEYS, parse_author_option
+    from reportgen.cover import TEXT_KEYS, parse_author_option
 
     cover = {key: getattr(args, key) for key in TEXT_KEYS if getattr(args, key)}
     if args.author:
@@ -170,7 +172,7 @@ def cover_options(args: argparse.Namespace) -> dict[str, Any]:
 def _render(args: argparse.Namespace) -> int:
     """One run folder → its report; several → one combined report, output/<combined id>/ (report/combine.py)."""
     from reportgen.report.render import render_report
-    from reportgen.run.validation import check_checklist
+    from reportgen.request import check_checklist
 
     runs = [Path(run) for run in args.runs]
     check_checklist(args.checklist)
@@ -312,9 +314,9 @@ def _flag_help(setting: Setting) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from reportgen.data import DATASETS
+    from reportgen.languages import LANGUAGES
     from reportgen.measure.audit_text import FORMATS as AUDIT_FORMATS
-    from reportgen.report.i18n import LANGUAGES
-    from reportgen.run.request import DEFAULT_WORKERS  # the same default as compare()
+    from reportgen.request import DEFAULT_WORKERS  # the same default as compare()
 
     parser = _Parser(prog="reportgen", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -333,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar = "{" + ",".join(setting.choices) + "}" if setting.choices else name.upper()
         run.add_argument(flag, type=_flag_type(setting), metavar=metavar, help=_flag_help(setting))
     run.add_argument("--train-subset", type=int, help="train on this many images (seeded random choice)")
+    run.add_argument(
+        "--validation", type=float, help="hold out this fraction of the training images to choose epochs on (0.1)"
+    )
     run.add_argument("--test-subset", type=int, help="test on this many images (seeded random choice)")
     run.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
     run.add_argument("--lang", choices=LANGUAGES)

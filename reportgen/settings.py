@@ -106,8 +106,8 @@ class TrainConfig:
         0.1, "LR decay factor", 12, low=1e-6, high=1.0, only_with=("schedule", (Schedule.STEP,)), quiet_default=True
     )
     # epochs without a better validation accuracy before training stops (0: never); needs [data] validation
-    # (the default 0 is "off"; a spec may only give 1 or more)
-    patience: int = _setting(0, "Patience (epochs)", 13, low=1, high=100_000, integer=True, quiet_default=True)
+    # 0 (the default): no early stopping
+    patience: int = _setting(0, "Patience (epochs)", 13, low=0, high=100_000, integer=True, quiet_default=True)
 
 
 SETTINGS: dict[str, Setting] = {

@@ -17,15 +17,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from reportgen.cover import COVER_KEYS, parse_cover
 from reportgen.data import DATASETS, FORMATS
 from reportgen.data.augment import Augment
 from reportgen.errors import SpecError, close_names, did_you_mean
 from reportgen.files import sha256_file
+from reportgen.languages import LANGUAGES
 from reportgen.models.registry import ModelRef, model_code, parse_model_ref
 from reportgen.models.sources import changed_modules, local_modules
-from reportgen.report.checklist import load_checklist
-from reportgen.report.cover import COVER_KEYS, parse_cover
-from reportgen.report.i18n import LANGUAGES
 from reportgen.settings import DEVICE_PATTERN, SETTINGS, SWEEPABLE, TrainConfig
 
 LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
@@ -85,7 +84,7 @@ class ExperimentSpec:
     source: str = "<embedded default>"
     checklist: str | None = None  # "assignment" (built in) or a checklist TOML path
     max_trials: int = MAX_TRIALS
-    cover: dict[str, Any] = field(default_factory=dict)  # [report] title, course, authors…: see report/cover.py
+    cover: dict[str, Any] = field(default_factory=dict)  # [report] title, course, authors…: see reportgen/cover.py
 
     def trial_count(self) -> int:
         """models × every combination of swept settings × seeds, counted without expanding anything."""
@@ -306,8 +305,7 @@ def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], li
         values = raw if isinstance(raw, list) else [raw]
         if not values:
             raise check.fail(f"train.{key}", "a value or a non-empty list", raw)
-        # defaults are not the spec's to check (patience's 0, "off", is below what a spec may write)
-        train[key] = [_setting(check, key, v) for v in values] if key in table else values
+        train[key] = [_setting(check, key, v) for v in values]
     if "seed" in table and "seeds" in table:
         raise SpecError(f"{check.source}: give either 'train.seed' or 'train.seeds', not both")
     key = "train.seed" if "seed" in table else "train.seeds"  # errors name the key the spec wrote
@@ -420,10 +418,10 @@ def _parse_augment(check: _Checker, table: Any) -> str:
         rotation=check.number("augment.rotation", table.get("rotation", 0.0), 0.0, 180.0),
         translate=check.number("augment.translate", table.get("translate", 0.0), 0.0, 0.5),
         scale_min=low,
-        crop=check.number("augment.crop", table.get("crop", 0), 0, 16, integer=True),
-        flip=check.number("augment.flip", table.get("flip", 0.0), 0.0, 1.0),
         scale_max=high,
         erasing=check.number("augment.erasing", table.get("erasing", 0.0), 0.0, 1.0),
+        crop=check.number("augment.crop", table.get("crop", 0), 0, 16, integer=True),
+        flip=check.number("augment.flip", table.get("flip", 0.0), 0.0, 1.0),
     ).text()
 
 
@@ -448,8 +446,8 @@ def parse_spec(raw: dict[str, Any], source: str, flags: dict[str, str] | None = 
     report = check.typed("report", raw.get("report", {}), dict, "a table")
     check.unknown(report, REPORT_KEYS, "report.")
     checklist = report.get("checklist", raw.get("checklist"))
-    if checklist is not None:
-        load_checklist(check.typed("report.checklist", checklist, str, "'assignment' or a checklist TOML path"))
+    if checklist is not None:  # its contents are checked with the request (request.py), which loads report code
+        check.typed("report.checklist", checklist, str, "'assignment' or a checklist TOML path")
     train, seeds = _parse_train(check, check.typed("train", raw.get("train", {}), dict, "a table"))
     train["augment"] = [_parse_augment(check, raw.get("augment", {}))]
     device = raw.get("device", "auto")

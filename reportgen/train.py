@@ -20,7 +20,6 @@ from torch import nn
 from reportgen import stopping
 from reportgen.data.augment import Augment
 from reportgen.errors import SpecError
-from reportgen.run.archive import TrialState
 from reportgen.settings import (  # noqa: F401 (re-exported)
     DEVICE_PATTERN,
     LOSSES,
@@ -29,6 +28,7 @@ from reportgen.settings import (  # noqa: F401 (re-exported)
     Schedule,
     TrainConfig,
 )
+from reportgen.states import TrialState
 
 # Images per forward pass when evaluating, chosen for speed. On the CPU (`benchmarks/kernel_levers.py`, one
 # thread) a LeNet-5 pass over the 10,000 test images took 0.67-0.71 s in batches of 2,000 and 0.35 s in

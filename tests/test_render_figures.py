@@ -10,7 +10,8 @@ from pathlib import Path
 from reportgen.report.figures import draw_figures
 from reportgen.report.plots import confusion_svg, heatmap_svg
 from reportgen.report.render import analyse_run, with_figures
-from reportgen.run.archive import RunArchive, RunRecord, RunState
+from reportgen.run.archive import RunArchive, RunRecord
+from reportgen.states import RunState
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_format1"
 

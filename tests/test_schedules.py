@@ -147,7 +147,7 @@ def test_a_run_killed_mid_training_resumes_bit_identically_with_schedule_and_pat
     ("train", "data", "expected"),
     [
         ("patience = 3", "", "early stopping needs a validation split"),
-        ("patience = 0", "validation = 0.1", "train.patience"),
+        ("patience = -1", "validation = 0.1", "train.patience"),
         ('schedule = "cosin"', "", "did you mean"),
         ('schedule = "cosine"\ngamma = 0.5', "", "has no effect with schedule 'cosine'"),
     ],

@@ -123,6 +123,8 @@ def test_every_training_setting_has_a_run_flag_that_overrides_it(workdir, cli):
         if setting.only_with:
             other, allowed = setting.only_with
             needs = ["--" + other.replace("_", "-"), allowed[0]]
+        if name == "patience":  # early stopping decides on a validation split
+            needs = ["--validation", "0.1"]
         args = parser.parse_args(["run", flag, str(value), *needs])
         spec = load_spec(None, _overrides(args))
         chosen = spec.seeds if name == "seed" else spec.train[name]

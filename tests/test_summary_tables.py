@@ -23,8 +23,8 @@ from reportgen.report.summary import (
     sweep_pivot,
     top_confusions,
 )
-from reportgen.run.archive import TrialState
 from reportgen.settings import REPORTED, TrainConfig
+from reportgen.states import TrialState
 
 # --- references: the hand-written versions, kept verbatim in behaviour -------------------------------------
 

@@ -19,8 +19,8 @@ from reportgen.report.render import _only_right
 from reportgen.report.summary import TrialSummary, gallery_picks
 from reportgen.report.sweep import sweep_claims
 from reportgen.report.tables import _mac_check, findings
-from reportgen.run.archive import TrialState
 from reportgen.settings import TrainConfig, mixed_loss_scales
+from reportgen.states import TrialState
 
 HOSTILE = "[click](https://evil.example) <img src=https://evil.example/x.png> `tick` a|b *x* 100% $5 #1 ~_^&{}\\"
 MODEL_FILE = """

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from reportgen.report.i18n import Translator, translator
 from reportgen.report.model import percent, points_between
 from reportgen.report.summary import TrialSummary
-from reportgen.run.archive import TrialState
 from reportgen.settings import mixed_loss_scales
+from reportgen.states import TrialState
 
 CHANCE_MARGIN = 0.02  # accuracy within 2 points of 1/classes counts as chance level
 OVERFIT_GAP = 0.05  # final train accuracy this far above test accuracy suggests overfitting

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from reportgen.languages import LANGUAGES  # noqa: F401 (the report's modules name it from here)
 from reportgen.settings import DISPLAY_NAMES
 
-LANGUAGES = ("en", "ko")  # en: the templates' own text; every other language has templates/i18n/<lang>.json
 CATALOGUES = resources.files("reportgen") / "templates" / "i18n"
 
 # Final consonant (jongseong) index of the Hangul syllable a character is read as; 0: none.

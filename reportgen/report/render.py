@@ -30,6 +30,7 @@ import jinja2
 import markupsafe
 import pandas as pd
 
+from reportgen.cover import merge_cover
 from reportgen.report.checklist import evaluate_checklist, load_checklist
 from reportgen.report.combine import (
     CombinedRun,
@@ -40,7 +41,7 @@ from reportgen.report.combine import (
     submissions,
     test_set_checksum,
 )
-from reportgen.report.cover import cover_rows, merge_cover
+from reportgen.report.cover import cover_rows
 from reportgen.report.documents import chosen_documents
 from reportgen.report.figures import Figures, Sheet, draw_figures, model_curves
 from reportgen.report.findings import format_finding, review_trials

@@ -17,8 +17,9 @@ from reportgen.report.i18n import Translator
 from reportgen.report.model import Claim
 from reportgen.report.regularization import TEST as REGULARIZATION_TEST
 from reportgen.report.regularization import conclusion_sentence, judge_row
-from reportgen.run.archive import ModelAuditRecord, RunArchive, TrialState
+from reportgen.run.archive import ModelAuditRecord, RunArchive
 from reportgen.settings import REPORTED, value_order, worth_showing
+from reportgen.states import TrialState
 
 if TYPE_CHECKING:
     from reportgen.report.same_training import Group

@@ -14,8 +14,8 @@ from typing import Any
 from reportgen.report.model import Claim, setting_text
 from reportgen.report.significance import SIGNIFICANCE, mcnemar
 from reportgen.report.summary import TrialSummary
-from reportgen.run.archive import TrialState
 from reportgen.settings import value_order
+from reportgen.states import TrialState
 
 Predictions = Callable[[str], list[dict[str, str]]]
 

@@ -29,8 +29,8 @@ from reportgen.report.model import (
 )
 from reportgen.report.regularization import shown_figures
 from reportgen.report.summary import TrialSummary
-from reportgen.run.archive import TrialState
 from reportgen.settings import mixed_loss_scales
+from reportgen.states import TrialState
 
 
 def build_report_model(ctx: dict[str, Any]) -> ReportModel:

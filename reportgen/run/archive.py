@@ -49,6 +49,7 @@ from reportgen.privacy import (
     tilde,
 )
 from reportgen.settings import TrainConfig
+from reportgen.states import FINISHED_TRIALS, RunState, TrialState
 
 RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # used with fullmatch: `$` would allow a final "\n"
 METRIC_FIELDS = (
@@ -78,26 +79,6 @@ MANIFEST_FORMAT = 2  # manifest.json's own layout: 1 = a bare {file: sha256}, 2 
 MAX_LISTED_PROBLEMS = 20
 
 
-class RunState(StrEnum):
-    """`state` in status.json."""
-
-    RUNNING = "running"  # being written, or killed while being written: resumable
-    COMPLETE = "complete"  # every trial finished (complete or diverged); sealed with a manifest
-    PARTIAL = "partial"  # finished, at least one trial failed and at least one finished; sealed; resumable
-    FAILED = "failed"  # no trial finished, or the driver/environment failed (disk full); resumable
-    STOPPED = "stopped"  # the user stopped it (Ctrl-C): nothing went wrong; resumable from its checkpoints
-
-
-class TrialState(StrEnum):
-    """`status` in trials/<id>/trial.json."""
-
-    RUNNING = "running"  # registered, training (or interrupted): resumable from its checkpoint
-    COMPLETE = "complete"  # trained for every epoch
-    DIVERGED = "diverged"  # stopped early on NaN/inf or an exploded loss; kept, flagged, counts as finished
-    FAILED = "failed"  # raised; `error` (one line) and `traceback` in trial.json; retrained on resume
-
-
-FINISHED_TRIALS = frozenset({TrialState.COMPLETE, TrialState.DIVERGED})
 _TRANSIENT_STATUS = ("error", "failed_trials", "trials", "finished")  # describe one ending; cleared on resume
 _TRIAL_ERROR_FIELDS = ("error", "traceback")
 

@@ -33,7 +33,7 @@ import torch
 
 from reportgen.errors import ArchiveError, DataError, ReportgenError
 from reportgen.isolation import children_without_current_folder, user_folders
-from reportgen.run.archive import FINISHED_TRIALS, open_run
+from reportgen.run.archive import open_run
 from reportgen.run.trial import (
     PrintedOutput,
     TrialJob,
@@ -45,6 +45,7 @@ from reportgen.run.trial import (
 )
 from reportgen.run.validation import check_executor
 from reportgen.run.worker_start import start_worker
+from reportgen.states import FINISHED_TRIALS
 from reportgen.stopping import ctrl_c_held
 from reportgen.train import select_device
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportgen.errors import ArchiveError
-from reportgen.run.archive import RunArchive, TrialState
+from reportgen.run.archive import RunArchive
+from reportgen.states import TrialState
 
 
 def run_rows(root: Path) -> list[dict[str, str]]:

@@ -18,13 +18,11 @@ from reportgen.data.datasets import Dataset, load_dataset
 from reportgen.errors import ArchiveError, ReportgenError
 from reportgen.measure.params import ModelAudit
 from reportgen.run.archive import (
-    FINISHED_TRIALS,
     MANIFEST_FILE,
     SPEC_FILE,
     STATUS_FILE,
     TEST_IMAGES,
     RunArchive,
-    RunState,
     open_run,
     validate_run_id,
 )
@@ -33,6 +31,7 @@ from reportgen.run.executors import AutoExecutor, Executor, LocalExecutor, Progr
 from reportgen.run.preflight import preflight
 from reportgen.run.trial import RecordedData, TrialJob, trial_batches
 from reportgen.spec import ExperimentSpec, Trial, parse_spec
+from reportgen.states import FINISHED_TRIALS, RunState
 from reportgen.train import select_device
 
 Log = Callable[[str], None]

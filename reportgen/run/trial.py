@@ -19,8 +19,9 @@ from reportgen.errors import ReportgenError
 from reportgen.measure.activity import audit_with_training, record_training_modules
 from reportgen.measure.params import ModelAudit
 from reportgen.models.registry import create_model
-from reportgen.run.archive import FINISHED_TRIALS, RunArchive, TrialState
+from reportgen.run.archive import RunArchive
 from reportgen.spec import Trial, recorded_data
+from reportgen.states import FINISHED_TRIALS, TrialState
 from reportgen.train import (
     EarlyStopping,
     EpochMetrics,

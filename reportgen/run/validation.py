@@ -66,12 +66,3 @@ def check_inside_run(run: Path, output_dir: Path) -> None:
     """A resumed run's report is not written into the run folder it reads (its manifest would not match)."""
     if Path(os.path.abspath(output_dir)).is_relative_to(Path(os.path.abspath(run))):
         raise ReportgenError(f"output folder {output_dir} is inside the run folder {run}; choose another")
-
-
-def check_checklist(name: str | None) -> None:
-    """A checklist readable, each item's check known and called with parameters it takes (load_checklist
-    checks them) — the render would otherwise fail after every trial had trained."""
-    if name is not None:
-        from reportgen.report.checklist import load_checklist
-
-        load_checklist(name)

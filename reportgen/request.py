@@ -1,5 +1,8 @@
 """One run path for `reportgen run` and `reportgen.compare()`: both build a RunRequest and call `execute`.
 
+It sits above the stages it drives (run/ trains and archives, report/ renders), so every import here points
+down the pipeline and none of them back up to it.
+
 `prepare` checks the whole request before torch or the data load (reportgen/run/validation.py): run id,
 an existing run of that id (resumed only with its archived settings), model references, checklist,
 cover, executor, folders. `execute` then trains — a new run or a resume — on the executor policy's
@@ -17,12 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reportgen.cover import merge_cover
 from reportgen.errors import ReportgenError, short
-from reportgen.report.cover import merge_cover
+from reportgen.report.checklist import load_checklist
 from reportgen.report.documents import chosen_documents, pdf_problem, require_pdf_support
 from reportgen.run import validation
-from reportgen.run.archive import SPEC_FILE, STATUS_FILE, RunArchive, RunState, open_run, validate_run_id
+from reportgen.run.archive import SPEC_FILE, STATUS_FILE, RunArchive, open_run, validate_run_id
 from reportgen.spec import ExperimentSpec, parse_spec
+from reportgen.states import RunState
 
 DEFAULT_WORKERS = min(2, len(os.sched_getaffinity(0)))  # worker processes of the auto/process executors
 # Keys that may differ when a request names an existing run: they do not change what is trained.
@@ -102,7 +107,7 @@ def prepare(request: RunRequest) -> RunRequest:
     validation.check_executor(request.executor, request.workers, request.address)
     executor = validation.executor_for_models(request.spec, request.executor)
     validation.check_models(request.spec)
-    validation.check_checklist(request.render.checklist or request.spec.checklist)
+    check_checklist(request.render.checklist or request.spec.checklist)
     cover = merge_cover(request.spec.cover, request.render.cover)  # checked now; archived with a new run
     if request.resume is None:
         validation.check_folders(request.runs_dir, request.output_dir)
@@ -165,9 +170,18 @@ def execute(
     if request.resume is not None:
         run = runner.resume_experiment(request.resume, executor)
     else:
-        run = runner.run_experiment(request.spec, Path(request.runs_dir), request.run_id, executor=executor)
+        # a --checklist given to `run` is archived with the spec: a later render (the grading view) judges it too
+        spec = dataclasses.replace(request.spec, checklist=request.render.checklist or request.spec.checklist)
+        run = runner.run_experiment(spec, Path(request.runs_dir), request.run_id, executor=executor)
     partial = run.state() == RunState.PARTIAL
     if render is None:
         from reportgen.report.render import render_report as render
     options = request.render.keywords(run.path, request.output_dir, request.spec.lang, allow_incomplete=partial)
     return Outcome(run, render(**options), partial)
+
+
+def check_checklist(name: str | None) -> None:
+    """A checklist readable, each item's check known and called with parameters it takes (load_checklist
+    checks them, and its settings' types and ranges) — the render would otherwise fail after every trial."""
+    if name is not None:
+        load_checklist(name)
