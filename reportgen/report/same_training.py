@@ -226,11 +226,11 @@ class _Groups:
 
     def join(self, a: str, b: str, why: Message) -> None:
         ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-            self.evidence[ra] += self.evidence.pop(rb)
-        if why not in self.evidence[ra]:
-            self.evidence[ra].append(why)
+        moved = self.evidence.pop(rb) if ra != rb else []
+        self.parent[rb] = ra
+        for message in [*moved, why]:
+            if message not in self.evidence[ra]:
+                self.evidence[ra].append(message)
 
     def groups(self, order: list[str]) -> list[Group]:
         members: dict[str, list[str]] = {}
@@ -310,8 +310,8 @@ class Trainings:
         first: dict[str, str] = {}
         for trial_id, fingerprint in self.prints.items():
             value = key(fingerprint)
-            if value is not None:
-                joined.join(first.setdefault(value, trial_id), trial_id, why)
+            if value is not None and first.setdefault(value, trial_id) != trial_id:
+                joined.join(first[value], trial_id, why)
 
     def _join_predictions(self, joined: _Groups) -> None:
         buckets: dict[tuple, list[str]] = {}
@@ -424,8 +424,3 @@ def trainings(run: Run) -> Trainings:
     if run not in _CACHE:
         _CACHE[run] = Trainings(run)
     return _CACHE[run]
-
-
-def claims(groups: list[Group], translate: Translator) -> list[Claim]:
-    """The report's words for each group of trials that were one training."""
-    return [group.claim(translate) for group in groups]
