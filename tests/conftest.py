@@ -106,7 +106,8 @@ requires_fashion = pytest.mark.usefixtures("fashion_mnist_dir")
 
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory, fashion_mnist_dir) -> Path:
-    """One real default-experiment run (3 models, subsets, 2 epochs) shared by the report tests."""
+    """One real default-experiment run (3 models, subsets, 2 epochs) shared by the report tests. It trains, so
+    every test that uses it is marked slow (tests/test_tiers.py checks that)."""
     root = tmp_path_factory.mktemp("e2e")
     code = main(
         ["run", *FAST, "--run-id", "e2e", "--runs-dir", str(root / "runs"), "--output-dir", str(root / "output")]
@@ -135,26 +136,3 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="rewrite tests/golden/expected from the current code (then review `git diff tests/golden`)",
     )
-
-
-# Test tiers (#28): `make test` runs every test; `make test-fast` (pytest -m "not slow") skips those marked here.
-# A test is slow when its measured cost alone (setup + call + teardown, plus the shared fixtures it uses) is at
-# least tests/durations.json's threshold_s. benchmarks/suite_durations.py (`make test-durations`) runs the whole
-# suite and rewrites that file: how it was measured, the load, each test's and each shared fixture's seconds.
-# A test the file does not list yet is slow if a module- or session-scoped fixture it uses costs that much.
-DURATIONS = Path(__file__).with_name("durations.json")
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    import json
-
-    measured = json.loads(DURATIONS.read_text("utf-8"))
-    threshold, tests, fixtures = measured["threshold_s"], measured["tests"], measured.get("fixtures", {})
-    for item in items:
-        if item.nodeid in tests:
-            cost = tests[item.nodeid]
-        else:
-            cost = max((fixtures.get(name, 0.0) for name in getattr(item, "fixturenames", ())), default=0.0)
-        if cost >= threshold:
-            item.add_marker(pytest.mark.slow)

@@ -70,6 +70,7 @@ def test_a_format_1_run_renders_with_its_numbers(tmp_path, cli):
             assert label in text and accuracy in text, (document, label, accuracy)
 
 
+@pytest.mark.slow
 def test_a_new_run_is_written_in_the_current_format(workdir, idx_dir, cli):
     code, _out, err = cli(
         "run",

@@ -31,6 +31,7 @@ REPORT = re.compile(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fashion_mnist_dir")
 def test_the_benchmark_prints_every_figure_per_side_and_the_lines_to_track():
     done = subprocess.run(
@@ -69,6 +70,7 @@ def test_the_benchmark_prints_every_figure_per_side_and_the_lines_to_track():
     assert report and int(report["seconds"]) > 0, out
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("fashion_mnist_dir")
 def test_without_both_sides_the_speed_up_says_why_and_no_report_is_timed_when_asked_not_to():
     done = subprocess.run(
@@ -89,79 +91,3 @@ def test_a_bad_list_is_refused_with_one_line():
         [sys.executable, str(SCRIPT), "--sides", "engine,warp-drive"], check=False, capture_output=True, text=True
     )
     assert done.returncode == 2 and "warp-drive" in done.stderr.splitlines()[-1], done.stderr
-
-
-DURATIONS_SCRIPT = SCRIPT.with_name("suite_durations.py")
-ROOT = SCRIPT.parents[1]
-PROBE = """
-import time
-
-import pytest
-
-
-@pytest.fixture(scope="module")
-def shared():
-    time.sleep(1.0)
-
-
-def test_first(shared):
-    pass
-
-
-def test_second(shared):
-    pass
-
-
-def test_alone():
-    pass
-
-
-def test_broken():
-    assert False
-"""
-
-
-def test_the_durations_script_charges_a_shared_fixture_to_every_test_that_uses_it(tmp_path):
-    """Run alone (as `-m "not slow"` may leave it), the second user of a module fixture pays its setup: the
-    script counts it there too, and takes no figure from a failing test."""
-    (tmp_path / "test_probe.py").write_text(PROBE)
-    output = tmp_path / "durations.json"
-    done = subprocess.run(
-        [sys.executable, str(DURATIONS_SCRIPT), "--output", str(output), "--threshold", "0.5", "--", "test_probe.py"],
-        cwd=tmp_path,
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 1, done.stdout + done.stderr  # test_broken fails
-    measured = __import__("json").loads(output.read_text())
-    tests = {nodeid.split("::")[-1]: seconds for nodeid, seconds in measured["tests"].items()}
-    assert tests.keys() == {"test_first", "test_second", "test_alone"}, measured
-    assert tests["test_first"] >= 1.0 and tests["test_second"] >= 1.0, measured  # the sleep is a lower bound
-    assert measured["fixtures"]["shared"] >= 1.0 and measured["threshold_s"] == 0.5, measured
-    assert [nodeid.split("::")[-1] for nodeid in measured["failed"]] == ["test_broken"], measured
-
-
-def test_the_slow_marker_follows_the_measured_durations():
-    """`-m slow` and `-m "not slow"` split the collected tests by tests/durations.json's threshold."""
-    measured = __import__("json").loads((ROOT / "tests" / "durations.json").read_text())
-    threshold, figures = measured["threshold_s"], measured["tests"]
-
-    def collected(expression: str) -> set[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", expression]
-            + ["--continue-on-collection-errors"],
-            cwd=ROOT,
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        return {line for line in done.stdout.splitlines() if line.startswith("tests/") and "::" in line}
-
-    slow, fast = collected("slow"), collected("not slow")
-    assert slow and fast and not slow & fast
-    assert all(figures[nodeid] >= threshold for nodeid in slow if nodeid in figures)
-    assert all(figures[nodeid] < threshold for nodeid in fast if nodeid in figures)
-    assert {nodeid for nodeid, seconds in figures.items() if seconds >= threshold} & slow  # the file is read

@@ -19,6 +19,8 @@ from reportgen.cli import main
 from reportgen.report.combine import OTHER_EPOCHS, WITHHELD_MCNEMAR
 from reportgen.run.archive import MANIFEST_FORMAT, open_run
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> Path:

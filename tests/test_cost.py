@@ -203,6 +203,7 @@ def test_a_wrong_macs_claim_says_what_was_probably_counted():
     assert macs_claim_note(result, LENET_MACS) is None  # LeNet-5 has no BatchNorm: nothing to explain
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("claim, code", [("416520", 0), ("833040", 1)])
 def test_expect_macs_through_the_installed_cli(claim, code):
     reportgen = Path(sys.executable).with_name("reportgen")  # the console script pip installed beside python

@@ -55,6 +55,7 @@ name = "lenet5"
 """ + ("[augment]\nrotation = 10\ntranslate = 0.1\nerasing = 0.25\n" if augment else "")
 
 
+@pytest.mark.slow
 def test_train_end_to_end_from_course_tars_with_cache(course_tars, workdir, cli, monkeypatch):
     folder, source = course_tars
     monkeypatch.setenv("REPORTGEN_CACHE", str(workdir / "cache"))
@@ -164,6 +165,7 @@ base = "LeNet-5"
 """
 
 
+@pytest.mark.slow
 @requires_fashion  # the assignment's accuracy bars are about the real data
 def test_checklist_marks_a_run_that_meets_the_assignment_and_one_that_does_not(workdir, cli):
     good = checklist_marks(workdir, cli, MEETS, "meets")
@@ -214,6 +216,7 @@ def test_validation_split_is_carved_from_training_data_with_the_seed(workdir, cl
     assert torch.equal(merged, b.train_images.flatten(1).sum(1).sort().values)  # a partition, nothing lost
 
 
+@pytest.mark.slow
 def test_default_report_states_the_test_set_is_used_as_validation(finished):
     html = (finished / "output" / "e2e" / "report.html").read_text()
     assert "used as validation, as the assignment allows" in html

@@ -80,6 +80,7 @@ def github_html(markdown: str) -> str:
     return cmarkgfm.github_flavored_markdown_to_html(markdown, options=Options.CMARK_OPT_UNSAFE)
 
 
+@pytest.mark.slow
 def test_markdown_renders_on_github_with_tables_figures_and_escaped_values(project):
     report = project / "output" / "doc"
     markdown = (report / "report.md").read_text("utf-8")
@@ -107,6 +108,7 @@ def test_markdown_renders_on_github_with_tables_figures_and_escaped_values(proje
     assert "<code>(5·5·1 + 1)·6 = 156</code>" in html  # formulas readable as code
 
 
+@pytest.mark.slow
 def test_cover_block_from_the_spec_in_html_and_markdown(project):
     report = project / "output" / "doc"
     markdown = (report / "report.md").read_text("utf-8")
@@ -125,6 +127,7 @@ def test_cover_block_from_the_spec_in_html_and_markdown(project):
     assert spec["cover"]["authors"][0] == {"name": "홍길동", "student_id": "20241234"}
 
 
+@pytest.mark.slow
 def test_cover_options_override_the_spec_and_korean_labels_the_rows(project):
     report = render(project, "--no-pdf", "--lang", "ko", "--author", "김철수:20249999", "--title", "과제 1")
     markdown = (report / "report.md").read_text("utf-8")
@@ -133,6 +136,7 @@ def test_cover_options_override_the_spec_and_korean_labels_the_rows(project):
     assert "| 과목명 | 인공신경망과 딥러닝 |" in markdown and "| 제출일 | 2026-11-24 |" in markdown
 
 
+@pytest.mark.slow
 def test_format_md_writes_the_markdown_alone(project):
     report = render(project, "--format", "md")
     assert (report / "report.md").is_file() and (report / "tables.tex").is_file()
@@ -140,6 +144,7 @@ def test_format_md_writes_the_markdown_alone(project):
     assert (report / "summary.json").is_file() and (report / "figures" / "loss.svg").is_file()
 
 
+@pytest.mark.slow
 def test_latex_tables_are_booktabs_with_escaped_labels(project):
     tex = (project / "output" / "doc" / "tables.tex").read_text("utf-8")
     assert tex.count("\\begin{tabular}") == 3 + 2 + 4  # comparison, parameters, seeds; layers per model; per trial
@@ -148,6 +153,7 @@ def test_latex_tables_are_booktabs_with_escaped_labels(project):
     assert tex.count("\nAverage & ") == 4  # every epoch table keeps its average row, as in the other formats
 
 
+@pytest.mark.slow
 def test_galleries_show_frequent_confusions_and_keep_every_mistake_out_of_the_body(project):
     report = project / "output" / "doc"
     summary = json.loads((report / "summary.json").read_text("utf-8"))
@@ -181,6 +187,7 @@ def test_bad_cover_keys_are_one_line_errors(tmp_path, capsys, report, message):
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
+@pytest.mark.slow
 def test_every_plotted_point_has_a_hover_title(project):
     """Browsers show an SVG <title> as a tooltip only when the SVG is part of the page, not an <img>."""
     from xml.etree import ElementTree
@@ -200,6 +207,7 @@ def test_every_plotted_point_has_a_hover_title(project):
             assert len(points) == 1 and all(re.search(r" · Epoch 1: \d+\.\d+%?$", t) for t in titles), titles  # 1 epoch
 
 
+@pytest.mark.slow
 def test_a_sweep_reads_at_a_glance(tmp_path, capsys):
     write_idx_dataset(tmp_path / "idx", n_train=200, n_test=100)
     spec = tmp_path / "sweep.toml"
@@ -244,6 +252,7 @@ def test_a_sweep_reads_at_a_glance(tmp_path, capsys):
     assert appendix.count('class="epoch-table"') == 6  # the other 6 of 8 trials
 
 
+@pytest.mark.slow
 def test_a_run_renders_without_its_original_data_files(project):
     """The archive keeps the evaluated test images (test_images.npz, in the manifest): a report can be
     rendered on another machine or after the data moved."""

@@ -20,6 +20,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow
 def test_archive_holds_everything_needed_to_rerender(finished):
     run = finished / "runs" / "e2e"
     assert json.loads((run / "status.json").read_text())["state"] == "complete"
@@ -38,6 +39,7 @@ def test_archive_holds_everything_needed_to_rerender(finished):
     assert {f["verified"] for f in data["files"].values()} == {"true"}
 
 
+@pytest.mark.slow
 def test_saved_weights_reproduce_the_saved_predictions(finished):
     from reportgen.data.datasets import load_dataset
     from reportgen.train import evaluate
@@ -50,6 +52,7 @@ def test_saved_weights_reproduce_the_saved_predictions(finished):
     assert result.predictions.tolist() == [int(r["prediction"]) for r in read_csv(trial / "predictions.csv")]
 
 
+@pytest.mark.slow
 def test_html_pdf_csv_and_json_agree(finished):
     out = finished / "output" / "e2e"
     html = (out / "report.html").read_text("utf-8")
@@ -72,6 +75,7 @@ def test_html_pdf_csv_and_json_agree(finished):
     assert len(list((out / "figures").glob("gallery-*-correct.png"))) == 3
 
 
+@pytest.mark.slow
 def test_rerender_from_archive_gives_the_same_tables(finished, cli):
     code, _out, err = cli("render", finished / "runs" / "e2e", "--output-dir", finished / "again", "--no-pdf")
     assert code == 0, err
@@ -79,6 +83,7 @@ def test_rerender_from_archive_gives_the_same_tables(finished, cli):
         assert (finished / "again" / "e2e" / name).read_bytes() == (finished / "output" / "e2e" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_tampered_archive_is_refused_unless_allowed(finished, cli, tmp_path):
     copy = tmp_path / "e2e"
     shutil.copytree(finished / "runs" / "e2e", copy)
@@ -126,6 +131,7 @@ def test_user_text_is_escaped_in_the_report(workdir, cli):
     assert "<script>alert(" not in html and "&lt;script&gt;alert(2)&lt;/script&gt;" in html
 
 
+@pytest.mark.slow
 def test_list_shows_state_models_and_best_accuracy(finished, cli, tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(finished / "runs" / "e2e", runs / "e2e")
@@ -139,6 +145,7 @@ def test_list_shows_state_models_and_best_accuracy(finished, cli, tmp_path):
     assert any(l.startswith("broken") and "unreadable" in l for l in out.splitlines())
 
 
+@pytest.mark.slow
 def test_pdf_fetcher_reads_only_inside_the_report_folder(finished, tmp_path):
     from reportgen.report.render import _restricted_fetcher
 

@@ -32,6 +32,7 @@ def sweep_settings(spec) -> set[tuple]:
     return {(m.label, *combo) for m in spec.models for combo in itertools.product(*(spec.train[k] for k in keys))}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_example_runs_and_reports_what_its_spec_asks_for(workdir, cli, idx_dir, example):
     spec = load_spec(example)

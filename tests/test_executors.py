@@ -86,6 +86,7 @@ def assert_same_trials(a: RunArchive, b: RunArchive) -> None:
         assert weights_a.keys() == weights_b.keys() and all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_archive_exactly_what_a_local_run_does(tmp_path, make_spec):
     spec = make_spec("epochs = 2\nlr = [0.1, 0.01]", ["mlp"])
     local = run_experiment(spec, tmp_path / "runs", "local", executor=LocalExecutor(), log=lambda line: None)
@@ -100,6 +101,7 @@ def test_two_worker_processes_archive_exactly_what_a_local_run_does(tmp_path, ma
     assert_same_trials(local, parallel)
 
 
+@pytest.mark.slow
 def test_the_longest_trial_starts_first(tmp_path, make_spec):
     # mult-adds per image: lenet5 423,038 vs mlp 50,890, so lenet5 × 1 epoch outweighs mlp × 2 epochs
     spec = make_spec("epochs = [1, 2]", ["mlp", "lenet5"])
@@ -117,6 +119,7 @@ def test_the_longest_trial_starts_first(tmp_path, make_spec):
     ]  # (model, epochs): (l, 2), (l, 1), (m, 2), (m, 1)
 
 
+@pytest.mark.slow
 def test_a_raising_trial_fails_alone_and_resume_sends_only_it_to_a_worker(tmp_path, make_spec, monkeypatch):
     spec = make_spec("epochs = 1", ["mlp", "test_executors:Exploding"])
     monkeypatch.setenv(EXPLODE, "1")
@@ -166,6 +169,7 @@ def test_auto_trains_a_short_sweep_here_and_a_long_one_in_workers(tmp_path, make
     assert estimated_seconds([lenet], audits, 200) > estimated_seconds([mlp], audits, 200)
 
 
+@pytest.mark.slow
 def test_a_resumed_run_trains_with_the_thread_count_it_started_with(tmp_path, make_spec, monkeypatch):
     """Thread count changes the weights' low-order bits, so a run started by two-thread workers is resumed
     with two threads per trial even in this (one-thread) process, and this process's setting is restored."""
@@ -189,6 +193,7 @@ def test_a_resumed_run_trains_with_the_thread_count_it_started_with(tmp_path, ma
     assert torch.get_num_threads() == own
 
 
+@pytest.mark.slow
 def test_a_process_run_from_the_command_line_shuts_down_cleanly(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx")
     (tmp_path / "spec.toml").write_text(spec_text(idx, "epochs = 1\nlr = [0.1, 0.01]", ["mlp", "lenet5"]), "utf-8")

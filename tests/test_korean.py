@@ -405,6 +405,7 @@ def small_run(cli, workdir: Path, data: Path, run_id: str, *extra: str) -> Path:
     return workdir / "output" / run_id
 
 
+@pytest.mark.slow
 def test_a_korean_report_has_no_english_outside_names_and_code(workdir, cli, tmp_path):
     output = small_run(cli, workdir, write_idx_dataset(tmp_path / "idx"), "ko")  # the default experiment's models
     assert_korean(output)
@@ -412,6 +413,7 @@ def test_a_korean_report_has_no_english_outside_names_and_code(workdir, cli, tmp
     assert "시드 한 개" in html and "seeds = [0, 1, 2]" in html  # one seed: said, and what to do
 
 
+@pytest.mark.slow
 @requires_fashion
 def test_the_default_experiment_in_korean_on_fashion_mnist(workdir, cli):
     code, _out, err = cli(
@@ -443,6 +445,7 @@ def test_the_default_experiment_in_korean_on_fashion_mnist(workdir, cli):
 # ------------------------------------------------------------------ one story on every page
 
 
+@pytest.mark.slow
 def test_checklist_conclusion_and_tables_agree(workdir, cli, tmp_path):
     """Which model is better and whether a difference is significant: the McNemar table decides, and the
     checklist's regularization line and the conclusion say the same."""

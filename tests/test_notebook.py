@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import pytest
 from conftest import requires_fashion
 from nbclient import NotebookClient
 
@@ -15,6 +16,7 @@ def outputs_html(cell) -> str:
     return "".join(o.get("data", {}).get("text/html", "") for o in cell.get("outputs", []))
 
 
+@pytest.mark.slow
 @requires_fashion
 def test_example_notebook_runs_and_shows_the_report_inline(tmp_path):
     notebook = nbformat.read(NOTEBOOK, as_version=4)

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 from conftest import requires_fashion
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["--train-subset", "300", "--test-subset", "100", "--epochs", "1"]
 

@@ -49,6 +49,7 @@ def test_a_run_asking_for_the_pdf_without_pango_stops_before_training_with_one_l
     assert not (tmp_path / "runs").exists() and not (tmp_path / "output").exists()
 
 
+@pytest.mark.slow
 def test_without_the_pdf_the_same_machine_writes_every_other_document(tmp_path, no_pango):
     idx = write_idx_dataset(tmp_path / "idx")
     done = reportgen("run", "--models", "mlp", *idx_run_args(idx), "--run-id", "r", cwd=tmp_path, env=no_pango)

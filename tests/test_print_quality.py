@@ -111,6 +111,7 @@ def split_words(folder: Path) -> list[str]:
     return splits
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", ["three-ko", "sweep-ko"])
 def test_no_korean_word_is_split_across_lines_of_the_pdf(printed, case):
     """Before the printed HTML had word joiners inside Hangul words: 16 splits in three-ko ("정|확도", "학|습

@@ -285,6 +285,7 @@ def assert_same_trials(a: RunArchive, b: RunArchive) -> None:
         assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_ray_sweep_archives_exactly_what_a_local_run_does(tmp_path):
     spec = spec_file(tmp_path, SWEEP)
     local = run_experiment(spec, tmp_path / "runs", "local", log=lambda line: None)
@@ -314,6 +315,7 @@ def test_ray_sweep_archives_exactly_what_a_local_run_does(tmp_path):
     assert all(": complete [" in line for line in lines if line.startswith("trial "))
 
 
+@pytest.mark.slow
 def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, cluster):
     address, temp, watch = cluster
     spec = spec_file(tmp_path, LONG)
@@ -337,6 +339,7 @@ def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(tmp_path, clus
     assert watch.listening and loopback_only(listening), listening
 
 
+@pytest.mark.slow
 def test_a_trial_that_raises_is_recorded_failed_and_its_sibling_completes(tmp_path, cluster, monkeypatch):
     address, _, _ = cluster
     spec = spec_file(tmp_path, FAILING)
@@ -362,6 +365,7 @@ def test_a_trial_that_raises_is_recorded_failed_and_its_sibling_completes(tmp_pa
     assert any("1 of 2 trial(s) failed: 001-exploding" in line for line in lines)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_more_often_than_max_retries_fails_only_its_trial(tmp_path, cluster):
     address, _, watch = cluster
     spec = spec_file(tmp_path, LONG)
@@ -383,6 +387,7 @@ def test_a_worker_killed_more_often_than_max_retries_fails_only_its_trial(tmp_pa
     assert "trial 000-lenet5 (lenet5): failed [0 done, 0 left, 1 failed]" in lines
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_build_the_model_stops_the_sweep_with_the_reason(tmp_path, cluster, monkeypatch):
     address, _, _ = cluster
     spec = spec_file(tmp_path, FAILING)

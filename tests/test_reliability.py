@@ -61,6 +61,7 @@ def spec(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, spec):
     whole = reportgen("run", spec, "--run-id", "whole", "--no-pdf", cwd=tmp_path)
     assert whole.wait(300) == 0, whole.communicate()
@@ -87,6 +88,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, spec):
     assert RunArchive(tmp_path / "runs" / "killed").verify() == []
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec):
     process = reportgen("run", spec, "--run-id", "stopped", "--no-pdf", cwd=tmp_path)
     wait_for_epochs(tmp_path / "runs" / "stopped" / "trials" / "000-reg" / "metrics.json", 1, process)
@@ -106,6 +108,7 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec):
     assert code.returncode == 2 and "refusing to render" in code.stderr
 
 
+@pytest.mark.slow
 def test_concurrent_runs_never_share_a_folder(tmp_path):
     """Two `reportgen run`s started together in one folder, in the same second: each gets its own run id."""
     # Training long enough (LeNet-5, 4 epochs of 4,000 images: seconds) that the two runs overlap even when

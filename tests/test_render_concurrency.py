@@ -31,6 +31,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 TESTS = Path(__file__).parent
 FIXTURE = TESTS / "fixtures" / "run_format1"  # a sealed two-model run, archived by an older reportgen
 
@@ -106,6 +108,7 @@ RENDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_concurrent_renders_of_one_run_both_succeed_and_leave_one_whole_report(tmp_path):
     run = tmp_path / "runs" / "format1"
     shutil.copytree(FIXTURE, run)

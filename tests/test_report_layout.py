@@ -107,6 +107,7 @@ def model_section(markdown: str) -> str:
     return markdown.split("## Model architectures and parameters")[1].split("## Training monitoring")[0]
 
 
+@pytest.mark.slow
 def test_pdf_shows_each_total_once_at_the_end_of_its_table(layout):
     """WeasyPrint repeats a <tfoot> on every page its table reaches: a total must be a last row, printed once."""
     summary = json.loads((layout / "summary.json").read_text("utf-8"))
@@ -128,6 +129,7 @@ def test_pdf_shows_each_total_once_at_the_end_of_its_table(layout):
     assert page.rindex("classifier.92\n") < page.index("Total per image")
 
 
+@pytest.mark.slow
 def test_own_model_arguments_and_code_identity_in_html_pdf_and_markdown(layout):
     sha = hashlib.sha256((layout.parent.parent / f"{MODULE}.py").read_bytes()).hexdigest()
     spec = json.loads((layout.parent.parent / "runs" / "layout" / "spec.json").read_text("utf-8"))
@@ -145,6 +147,7 @@ def test_own_model_arguments_and_code_identity_in_html_pdf_and_markdown(layout):
     assert f"(c1=8, c2=16, hidden=32 · {escaped}.py · sha256 {sha[:12]})" in row
 
 
+@pytest.mark.slow
 def test_layer_names_stay_whole_in_pdf_tables(layout):
     """A name breaks nowhere (not "classifier.\\n1"), though a long formula (BatchNorm's) squeezes the name's
     column: every layer name in a table is on one line of the PDF text (layers without parameters or
@@ -165,6 +168,7 @@ def test_a_long_nested_layer_name_breaks_only_before_a_named_part():
     )
 
 
+@pytest.mark.slow
 def test_one_thread_is_singular(layout):
     html = (layout / "report.html").read_text("utf-8")
     device = next(line for line in html.splitlines() if ">Device</th>" in line)
@@ -178,6 +182,7 @@ def test_one_thread_is_singular(layout):
     assert translate == {"en": "1 thread|4 threads", "ko": "스레드 1개|스레드 4개"}
 
 
+@pytest.mark.slow
 def test_korean_reproducibility_rows_say_the_default_spec_and_an_unknown_commit_in_korean(
     workdir, cli, tmp_path, monkeypatch
 ):
@@ -249,6 +254,7 @@ def test_a_class_whose_source_is_gone_has_a_clear_null():
     assert model_code(register_object("Made", made)) == {"file": None, "sha256": None, "source_sha256": None}
 
 
+@pytest.mark.slow
 def test_a_class_defined_in_a_real_notebook_is_archived_with_its_source_sha256(tmp_path):
     """Through a Jupyter kernel: compare()'s spec entries, archived as the run's spec.json would be."""
     notebook = nbformat.v4.new_notebook()

@@ -11,7 +11,7 @@ from conftest import requires_fashion
 
 from reportgen.report.render import render_report
 
-pytestmark = requires_fashion
+pytestmark = [requires_fashion, pytest.mark.slow]
 CHROMIUM = shutil.which("chromium")
 KOREAN_HEADINGS = (
     "개요 및 실험 설정",

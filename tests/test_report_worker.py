@@ -43,6 +43,7 @@ def _documents(folder: Path) -> dict[str, object]:
     }
 
 
+@pytest.mark.slow
 def test_the_warm_process_renders_the_report_render_report_writes_and_the_command_imports_no_report_stack(
     tmp_path,
 ):
@@ -91,6 +92,7 @@ def test_a_process_that_dies_while_rendering_is_an_error_not_a_silent_success(tm
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_process_tells_whether_the_pdf_can_be_made_before_it_is_warm(tmp_path):
     """Its first line answers the command's question before training; a process that then ends without being
     ready leaves the report to the command, which still renders it."""
@@ -177,6 +179,7 @@ def test_an_interrupt_while_the_report_is_written_leaves_no_half_written_report(
     assert [name for name in os.listdir(tmp_path / "out") if not name.endswith(".render-lock")] == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("when", ["while the report process warms up", "after the first epoch"])
 def test_ctrl_c_in_a_terminal_stops_both_processes_with_one_message_and_no_traceback(tmp_path, when):
     """A terminal's Ctrl-C goes to the whole process group: the command and its report process both get it."""

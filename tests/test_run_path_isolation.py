@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import requires_fashion
 
 # Names a student's folder holds and the standard library uses: random (the report process imported it),
@@ -18,6 +19,7 @@ raise SystemExit("{name}.py of the current folder was executed")
 """
 
 
+@pytest.mark.slow
 @requires_fashion
 def test_a_random_py_in_the_current_folder_is_never_executed(tmp_path: Path):
     for name in SHADOWS:

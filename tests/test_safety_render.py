@@ -139,6 +139,7 @@ def test_a_run_folder_whose_name_is_not_a_run_id_is_refused(checkout, cli):
     assert_untouched(checkout)
 
 
+@pytest.mark.slow
 def test_concurrent_renders_of_one_run_both_succeed(checkout):
     env = os.environ | {"PYTHONPATH": str(TESTS.parent)}
     command = [sys.executable, "-m", "reportgen", "render", "runs/r", "--no-pdf"]

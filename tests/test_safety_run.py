@@ -397,6 +397,7 @@ def test_run_id_regex_does_not_accept_a_trailing_newline():
 # ------------------------------------------------------------------ run states
 
 
+@pytest.mark.slow
 def test_failed_trial_makes_the_run_partial_and_resume_retrains_only_it(workdir, cli, idx_dir, monkeypatch):
     monkeypatch.setitem(FAIL, "train", True)
     code, out, err = cli(

@@ -60,6 +60,7 @@ def _executed(tmp_path: Path) -> list[str]:
     return sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.glob("executed-*"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("executor", ["local", "process", "ray"])
 def test_no_file_of_the_users_folders_shadows_what_reportgen_imports(tmp_path, executor):
     if executor == "ray":
@@ -75,6 +76,7 @@ def test_no_file_of_the_users_folders_shadows_what_reportgen_imports(tmp_path, e
     assert (project / "output" / "lane" / "report.md").is_file()
 
 
+@pytest.mark.slow
 def test_params_uses_the_real_torchinfo_beside_a_stub_of_the_users(tmp_path):
     project, _idx = _student_folder(tmp_path)
     done = _reportgen(project, "params", "nets/models.py:Small", timeout=120)
@@ -83,6 +85,7 @@ def test_params_uses_the_real_torchinfo_beside_a_stub_of_the_users(tmp_path):
     assert "torchinfo failed" not in done.stdout and "12,730" in done.stdout, done.stdout
 
 
+@pytest.mark.slow
 def test_a_helper_hidden_by_a_standard_module_is_named_with_the_fix(tmp_path):
     """`from statistics import mean_std` in the student's models.py: Python's statistics wins; say so."""
     (tmp_path / "statistics.py").write_text("def mean_std(values):\n    return 0.0, 0.0\n", "utf-8")
@@ -103,6 +106,7 @@ reportgen.compare(["nets/models.py:Small", "mlp"], dataset="mnist", data_dir={id
 """
 
 
+@pytest.mark.slow
 def test_a_worker_that_cannot_start_stops_the_run_in_one_line_instead_of_a_loop(tmp_path):
     project, idx = _student_folder(tmp_path)
     for name in SHADOWS:  # only the student's mistake is left in this folder

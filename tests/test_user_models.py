@@ -188,6 +188,7 @@ def test_api_names_survive_every_submodule_import():
     assert reportgen.compare is api.compare  # second lookup, same object
 
 
+@pytest.mark.slow
 @requires_fashion
 def test_compare_gives_a_checklist_only_when_asked(tmp_path, monkeypatch):
     """The embedded spec carries the course assignment's checklist (about its LeNet-5 and MLP): a notebook

@@ -24,6 +24,7 @@ def resnet18_macs():
     return count_macs(create_model("torchvision:resnet18"), (3, 224, 224))
 
 
+@pytest.mark.slow
 def test_resnet18_is_torchvision_figure_plus_its_batchnorm_elements(resnet18_macs):
     assert RESNET18_BATCHNORM == 2_483_712 and resnet18_macs.batchnorm_macs == RESNET18_BATCHNORM
     assert resnet18_macs.total == RESNET18_PUBLISHED + RESNET18_BATCHNORM
@@ -43,6 +44,7 @@ def test_the_published_claim_is_accepted_with_the_batchnorm_difference_said(resn
     )
 
 
+@pytest.mark.slow
 def test_mobilenet_v3_small_against_its_published_ops():
     macs = count_macs(create_model("torchvision:mobilenet_v3_small"), (3, 224, 224))
     published = get_model_weights("mobilenet_v3_small").DEFAULT.meta["_ops"]
@@ -80,12 +82,14 @@ def test_a_model_for_other_channels_is_one_line_with_exit_2(cli):
     )
 
 
+@pytest.mark.slow
 def test_a_smaller_image_runs_and_a_failing_one_says_what_the_model_was_published_for():
     assert audit_model(create_model("torchvision:resnet18?num_classes=10"), (3, 32, 32)).total == 11_181_642
     with pytest.raises(ModelError, match=r"for input 3x16x16 \(it was published for 3x224x224\): "):
         audit_model(create_model("torchvision:vit_b_16"), (3, 16, 16), name="torchvision:vit_b_16")
 
 
+@pytest.mark.slow
 def test_timm_by_name_when_installed():
     pytest.importorskip("timm")
     macs = count_macs(create_model("timm:resnet18?num_classes=10"), (3, 224, 224))
@@ -114,6 +118,7 @@ def test_compare_names_a_zoo_model_and_refuses_it_on_data_of_other_channels(tmp_
     assert not (tmp_path / "runs" / "resnet18").exists()
 
 
+@pytest.mark.slow
 def test_the_published_figure_through_the_cli_is_accepted_with_its_note(cli):
     code, out, err = cli("params", "torchvision:resnet18", "--input", "3x224x224", "--expect-macs", "1814073344")
     assert code == 0 and err == ""

@@ -62,6 +62,7 @@ def test_the_network_cut_sees_a_download_attempt(tmp_path: Path):
     assert log.read_text("utf-8").strip()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "reference",
     [
