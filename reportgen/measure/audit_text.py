@@ -77,7 +77,7 @@ def _pruned_text(audit: ModelAudit) -> str:
 
 
 def _notes(audit: ModelAudit) -> list[str]:
-    notes = [f"output shapes are for a batch of {audit.batch_size}"]
+    notes = [*audit.notes, f"output shapes are for a batch of {audit.batch_size}"]
     if any(layer.shared for layer in audit.layers):
         notes.append("* holds a parameter already counted by an earlier layer (counted once)")
     return notes

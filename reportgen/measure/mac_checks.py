@@ -36,6 +36,30 @@ class Unchecked:
 
 
 @dataclass
+class Explained:
+    """A layer where the check's figure differs from ours for a known reason, and which side is right."""
+
+    name: str
+    type: str
+    theirs: int
+    macs: int  # ours
+    bias_adds: int
+    why: str  # one of the *_WHY sentences below: the reason, and that ours is right
+
+
+# torchinfo's rule for a pruned layer, for an RNN fed a PackedSequence: wrong there, for these reasons (fixed
+# sentences, so the report translates them by key).
+PRUNED_WHY = (
+    "torchinfo counts only the weights pruning left nonzero, but the forward multiplies by the whole masked "
+    "weight, zeros included: ours is right"
+)
+PACKED_WHY = (
+    "torchinfo's rule does not follow a PackedSequence: it charges the parameters by the packed data's shape, "
+    "not by the time steps that ran: ours is right"
+)
+
+
+@dataclass
 class CrossCheck:
     """One independent check: its figure, what it confirmed, where it disagrees and what it could not see."""
 
@@ -44,6 +68,7 @@ class CrossCheck:
     disagree: list[str] = field(default_factory=list)  # "0 (TwiceLinear): it 144, ours 2 × 72"
     not_checked: list[Unchecked] = field(default_factory=list)
     error: str = ""  # why it could not run
+    explained: list[Explained] = field(default_factory=list)  # differs where the check's rule is known wrong
 
     @property
     def matches(self) -> bool:
@@ -178,6 +203,13 @@ def _blind_spot(module: nn.Module, size: list) -> str:
     return "its rule counts this layer's parameters, not the work it does"
 
 
+def _unseen(module: nn.Module) -> str:
+    """Why torchinfo has no figure of its own for a module that did work."""
+    if isinstance(module, torch.jit.ScriptModule):
+        return "it cannot see inside a scripted module"
+    return "it counts leaf layers only, not work in a forward"
+
+
 def torchinfo_check(
     model: nn.Module, input_shape: tuple[int, ...], calls: list[ModuleCall], run: bool = True
 ) -> CrossCheck:
@@ -193,15 +225,27 @@ def torchinfo_check(
         macs, bias = sum(call.macs for call in group), sum(call.bias_adds for call in group)
         if not macs:
             continue
-        blind = (
-            _blind_spot(group[0].module, sizes.get(key, []))
-            if key in theirs
-            else "it counts leaf layers only, not work in a forward"
-        )
+        blind = _blind_spot(group[0].module, sizes.get(key, [])) if key in theirs else _unseen(group[0].module)
         if blind:
             check.unchecked(macs, group[0], blind)
-        elif theirs[key] != macs + bias:
-            check.disagree.append(f"{_label(group[0])}: {_n(theirs[key])}, ours {_n(macs)} + {_n(bias)} bias")
-        else:
+        elif theirs[key] == macs + bias:
             check.checked_macs += macs
+        elif why := _torchinfo_wrong(group):
+            call = group[0]
+            check.explained.append(
+                Explained(call.name or "(root)", type(call.module).__name__, theirs[key], macs, bias, why)
+            )
+        else:
+            check.disagree.append(f"{_label(group[0])}: {_n(theirs[key])}, ours {_n(macs)} + {_n(bias)} bias")
     return check
+
+
+def _torchinfo_wrong(group: list[ModuleCall]) -> str:
+    """Why torchinfo's figure for this layer is wrong where it is known to be ("" otherwise: a real mismatch)."""
+    module = group[0].module
+    masks = [name for name, _ in module.named_buffers(recurse=False) if name.endswith("_mask")]
+    if masks and any(hasattr(module, name[: -len("_mask")] + "_orig") for name in masks):  # torch.nn.utils.prune
+        return PRUNED_WHY
+    if isinstance(module, nn.RNNBase) and any(call.packed_input for call in group):
+        return PACKED_WHY
+    return ""

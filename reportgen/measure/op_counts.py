@@ -11,11 +11,17 @@ one row, and work in a `forward` outside any child layer is its parent's own row
 
 The pass runs on shapes only (fake tensors: no arithmetic, seconds even for a ResNet-50); a forward whose
 control flow reads values (a detection head's NMS, `if x.sum() > 0`) runs again on real values.
+
+What is not counted is named, never taken for zero: ops with multiply-adds and no formula here (cdist, FFT,
+quantised kernels, any op outside aten) and custom autograd Functions whose output no torch op made (NumPy
+inside `forward`) are listed on the row of the module that ran them.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -152,12 +158,48 @@ def _cell(a: dict[str, Any], _out: Any) -> tuple[int, int, str]:
     return _recurrent(_rows(a["input"]), [a["w_ih"], a["w_hh"], a.get("b_ih"), a.get("b_hh")])
 
 
-# Ops that do multiply-adds reportgen has no formula for: shown on their layer's row, never silently zero.
+# Ops that do multiply-adds reportgen has no formula for: shown on their layer's row as "not counted", with
+# the op named, never silently zero (the total is then a lower bound, and says so).
+_QUANTISED = "a quantised kernel: no formula here"
 UNCOUNTED = {
     aten._trilinear: "a bilinear form",
     aten._native_multi_head_attention: "the fused attention fast path",
     aten._transformer_encoder_layer_fwd: "the fused encoder-layer fast path",
+    aten._cdist_forward: "pairwise distances: no formula here",
+    aten._fft_r2c: "a fast Fourier transform: no formula here",
+    aten._fft_c2r: "a fast Fourier transform: no formula here",
+    aten._fft_c2c: "a fast Fourier transform: no formula here",
+    aten._scaled_mm: "a scaled low-precision matrix product: no formula here",
+    aten._int_mm: "an integer matrix product: no formula here",
+    aten._weight_int8pack_mm: _QUANTISED,
+    aten._weight_int4pack_mm: _QUANTISED,
+    aten.fbgemm_linear_int8_weight_fp32_activation: _QUANTISED,
+    aten.fbgemm_linear_fp16_weight_fp32_activation: _QUANTISED,
+    aten.fbgemm_linear_fp16_weight: _QUANTISED,
+    aten.quantized_lstm: _QUANTISED,
+    aten.quantized_gru: _QUANTISED,
+    aten.quantized_lstm_cell: _QUANTISED,
+    aten.quantized_gru_cell: _QUANTISED,
+    aten.quantized_rnn_relu_cell: _QUANTISED,
+    aten.quantized_rnn_tanh_cell: _QUANTISED,
 }
+# Ops outside aten (quantized::linear_dynamic, a C++ extension's op) are not counted either, by namespace;
+# these do no multiply-adds (comparisons, max pooling), so they are not listed.
+NO_MACS_ELSEWHERE = {"torchvision.nms", "torchvision.roi_pool", "torchvision.ps_roi_pool"}
+_COUNTED_NAMESPACES = {"aten", "prim", "prims"}
+FUNCTION_UNSEEN = "a custom autograd Function whose output no torch op made: its work is not visible to the count"
+
+
+def _uncounted(func: Any) -> str | None:
+    """ "op (why)" for an op with multiply-adds and no formula here; None for one counted or without MACs."""
+    packet = func.overloadpacket
+    if packet in UNCOUNTED:
+        return f"aten.{packet.__name__} ({UNCOUNTED[packet]})"
+    name = f"{func.namespace}.{packet.__name__}"
+    if func.namespace in _COUNTED_NAMESPACES or name in NO_MACS_ELSEWHERE:
+        return None
+    why = _QUANTISED if func.namespace == "quantized" else f"an op outside aten ({func.namespace}): no formula here"
+    return f"{name} ({why})"
 
 
 def _frozen_batch_norm(module: nn.Module) -> bool:
@@ -184,6 +226,7 @@ class ModuleCall:
     uncounted: list[str] = field(default_factory=list)  # "aten._trilinear (a bilinear form)"
     leaf: bool = True  # no child module of the model ran inside this call
     input_shape: tuple[int, ...] = ()  # of its first tensor argument
+    packed_input: bool = False  # it was called with a PackedSequence (torchinfo misreads those)
     output: Any = None  # the call's output (fake tensors in a shapes-only pass), for formulas and shapes
 
     @property
@@ -201,11 +244,14 @@ class _Counter(TorchDispatchMode):
     def __init__(self, stack: list[ModuleCall]) -> None:
         super().__init__()
         self.stack = stack
+        self.functions = 0  # custom autograd Functions open: while any is, the storage each op makes is kept
+        self.made: set[int] = set()
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         handler = _HANDLERS.get(func.overloadpacket)
-        if handler is None and func.overloadpacket not in UNCOUNTED and func.namespace == "aten":  # not prim.device
+        uncounted = None if handler else _uncounted(func)
+        if handler is None and uncounted is None and func.namespace == "aten":  # not prim.device
             with self:  # a composite op: count the ops it is made of, which come back through this mode
                 decomposed = func.decompose(*args, **kwargs)
             if decomposed is not NotImplemented:
@@ -216,9 +262,56 @@ class _Counter(TorchDispatchMode):
             macs, bias_adds, formula = handler(named, out[0] if isinstance(out, (tuple, list)) else out)
             if macs or bias_adds:
                 self.stack[-1].ops.append(OpCount(func.overloadpacket.__name__, macs, bias_adds, formula))
-        elif self.stack and func.overloadpacket in UNCOUNTED:
-            self.stack[-1].uncounted.append(f"aten.{func.overloadpacket.__name__} ({UNCOUNTED[func.overloadpacket]})")
+        elif self.stack and uncounted:
+            self.stack[-1].uncounted.append(uncounted)
+        if self.functions and not func.is_view:  # a view (also apply's own detach of its outputs) makes nothing
+            self.made.update(_storages(out))
         return out
+
+
+def _storages(values: Any) -> list[int]:
+    """Where the real tensors among `values` keep their data (fake tensors have none: they never leave torch)."""
+    tensors = values if isinstance(values, (tuple, list)) else [values]
+    places = []
+    for tensor in tensors:
+        if isinstance(tensor, torch.Tensor) and tensor.numel() and not _is_fake(tensor):
+            places.append(tensor.untyped_storage().data_ptr())
+    return places
+
+
+def _is_fake(tensor: torch.Tensor) -> bool:
+    fake = sys.modules.get("torch._subclasses.fake_tensor")
+    return fake is not None and isinstance(tensor, fake.FakeTensor)
+
+
+@contextmanager
+def _custom_functions_seen(counter: _Counter, stack: list[ModuleCall]) -> Iterator[None]:
+    """A custom autograd Function's forward is seen op by op like any code, but one that computes outside torch
+    (NumPy, a C++ extension called directly) runs no op a counter can see: its call is named as not counted,
+    never taken for zero. Function.apply is wrapped for this pass only, and for this thread only."""
+    original = torch.autograd.Function.__dict__["apply"]
+    owner = threading.get_ident()
+
+    def apply(cls: type, *args: Any, **kwargs: Any) -> Any:
+        if threading.get_ident() != owner:
+            return original.__get__(None, cls)(*args, **kwargs)
+        counter.functions += 1
+        try:
+            out = original.__get__(None, cls)(*args, **kwargs)
+        finally:
+            counter.functions -= 1
+        known = counter.made | set(_storages([*args, *kwargs.values()]))  # an op made it, or it views an input
+        if stack and not set(_storages(out)) <= known:
+            stack[-1].uncounted.append(f"{cls.__name__}.forward ({FUNCTION_UNSEEN})")
+        if not counter.functions:
+            counter.made.clear()
+        return out
+
+    torch.autograd.Function.apply = classmethod(apply)
+    try:
+        yield
+    finally:
+        torch.autograd.Function.apply = original
 
 
 @contextmanager
@@ -234,7 +327,8 @@ def _module_stack(model: nn.Module, calls: list[ModuleCall], stack: list[ModuleC
             if stack:
                 stack[-1].leaf = False
             first = next((tuple(arg.shape) for arg in args if isinstance(arg, torch.Tensor)), ())
-            stack.append(ModuleCall(names[id(module)], module, input_shape=first))
+            packed = any(isinstance(arg, nn.utils.rnn.PackedSequence) for arg in args)
+            stack.append(ModuleCall(names[id(module)], module, input_shape=first, packed_input=packed))
 
     def after(module: nn.Module, _args: Any, output: Any) -> None:
         if stack and stack[-1].module is module:
@@ -324,14 +418,17 @@ def run_shapes_first(
     batch: int,
     inner: Callable[[], Any] = nullcontext,
     device: torch.device | None = None,
+    sign: float = 1.0,
 ) -> Any:
     """One forward of `batch` inputs (on `device`, else the model's) under `inner()` (extra dispatch modes,
     hooks): on shapes only first, on real values when the model's forward reads values. Returns the output;
-    the model's failure propagates."""
+    the model's failure propagates. The real input is the same standard-normal draw every time (the generator
+    is put back), times `sign`: −1 gives another input on which a branch on a sign, mean or sum goes the
+    other way."""
     device = device or next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
     if _cheap(model, input_shape, batch):  # a real forward costs less than the fake mode's first use
         with _kept_rng(), inner(), torch.no_grad(), _no_fake_left_in(model, real_too=True):
-            return model(torch.randn(batch, *input_shape, device=device))
+            return model(sign * torch.randn(batch, *input_shape, device=device))
     fake = _fake_mode()
     try:
         with fake:
@@ -340,15 +437,16 @@ def run_shapes_first(
             return model(x)
     except Exception:  # noqa: BLE001 — it reads values (NMS, `if x.sum() > 0`) or fails: the real run decides
         with _kept_rng(), inner(), torch.no_grad(), _no_fake_left_in(model, real_too=True):
-            return model(torch.randn(batch, *input_shape, device=device))
+            return model(sign * torch.randn(batch, *input_shape, device=device))
 
 
 def count_ops(
-    model: nn.Module, input_shape: tuple[int, ...], also: Callable[[], Any] = nullcontext
+    model: nn.Module, input_shape: tuple[int, ...], also: Callable[[], Any] = nullcontext, sign: float = 1.0
 ) -> list[ModuleCall]:
     """Every module call of one forward on one input of `input_shape` (the model already in eval mode), with
     the ops it ran itself. `also()`: another counter to run in the same pass (FlopCounterMode), below ours, so
-    it sees the same decomposed ops. A forward that cannot run raises ModelError naming the layer."""
+    it sees the same decomposed ops. `sign` −1: the other input (run_shapes_first). A forward that cannot run
+    raises ModelError naming the layer."""
     calls: list[ModuleCall] = []
     stack: list[ModuleCall] = []
 
@@ -356,11 +454,18 @@ def count_ops(
     def counting() -> Iterator[None]:
         calls.clear()
         stack.clear()
-        with without_fast_paths(), also(), _module_stack(model, calls, stack), _Counter(stack):
+        counter = _Counter(stack)
+        with (
+            without_fast_paths(),
+            also(),
+            _module_stack(model, calls, stack),
+            counter,
+            _custom_functions_seen(counter, stack),
+        ):
             yield
 
     try:
-        run_shapes_first(model, input_shape, 1, counting)
+        run_shapes_first(model, input_shape, 1, counting, sign=sign)
     except Exception as exc:
         where = stack[-1] if stack else None
         layer = f"layer '{where.name or '(root)'}' ({type(where.module).__name__})" if where else "the model"
@@ -377,6 +482,12 @@ def _add_frozen_batch_norm(calls: list[ModuleCall]) -> None:
         if _frozen_batch_norm(call.module) and isinstance(call.output, torch.Tensor):
             shape = call.output.shape
             call.ops.append(OpCount("frozen_batch_norm", call.output.numel(), 0, _dot(*shape)))
+
+
+def on_shapes_only(calls: list[ModuleCall]) -> bool:
+    """The pass ran on fake tensors: the forward read no values, so any input of this shape runs the same ops."""
+    fake = sys.modules.get("torch._subclasses.fake_tensor")  # never imported: no shapes-only pass ran
+    return fake is not None and any(isinstance(call.output, fake.FakeTensor) for call in calls)
 
 
 def ops_by_name(calls: list[ModuleCall]) -> dict[str, int]:

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -74,6 +74,7 @@ class ModelAudit:
     cost: dict[str, Any] | None = None  # MACs, latency, size (cost.ModelCost.to_dict), set by the runner
     pruned: int = 0  # parameters masked to zero by torch.nn.utils.prune (still stored as *_orig)
     torchinfo_note: str = ""  # why torchinfo's total differs when the difference is explained (tied, pruned)
+    notes: list[str] = field(default_factory=list)  # how the model was audited (a torch.compile'd model)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -322,10 +323,10 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
         if (where is model or any(where.children())) and last_done and last_done[0] is not where:
             done = last_done[0]
             after = f", after layer '{names.get(id(done), '') or '(root)'}' ({type(done).__name__}),"
-        expected = getattr(model, "_reportgen_expected_input", None)
         mismatch = _channel_mismatch(where, list(order.values()), input_shape, label)
         if mismatch:
             raise ModelError(f"model {model_name} {mismatch}") from exc
+        expected = getattr(model, "_reportgen_expected_input", None)
         published = f" (it was published for {shape_text(expected)})" if expected else ""
         raise ModelError(
             f"model {model_name}: forward fails at layer '{label}' ({type(where).__name__}){after} "
@@ -337,7 +338,6 @@ def _probe(model: nn.Module, input_shape: tuple[int, ...], model_name: str, batc
     return list(order.values())
 
 
-def _torchinfo(
 _CHANNELS = {1: "grey", 3: "RGB"}
 
 
@@ -358,6 +358,7 @@ def _channel_mismatch(where: nn.Module, called: list[nn.Module], input_shape: tu
     )
 
 
+def _torchinfo(
     model: nn.Module, input_shape: tuple[int, ...], batch: int
 ) -> tuple[dict[int, list[int]], int, str, int]:
     """({id(module): output size}, total params, error text, mult-adds per image) from torchinfo; never raises.
@@ -397,6 +398,16 @@ def evaluating(model: nn.Module) -> Iterator[nn.Module]:
             module.training = training
 
 
+COMPILED_NOTE = "torch.compile'd: audited through its original module (_orig_mod), whose forward the compiled one runs"
+
+
+def original_module(model: nn.Module) -> nn.Module:
+    """The module a torch.compile'd model wraps (its OptimizedModule shares the parameters): hooks and dispatch
+    modes see the original forward, where the compiled one refuses them ("already tracked for mutation")."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if type(model).__name__ == "OptimizedModule" and isinstance(inner, nn.Module) else model
+
+
 def refuse_torchscript(model: nn.Module) -> None:
     """Audits hook into modules; TorchScript modules do not support hooks: one clear line instead."""
     if isinstance(model, torch.jit.ScriptModule):
@@ -428,6 +439,8 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
     the train/eval mode of every submodule and the global RNG state are restored afterwards.
     A forward failure raises ModelError naming the layer where the shape broke.
     """
+    compiled = original_module(model) is not model
+    model = original_module(model)
     model_name = name or type(model).__name__
     refuse_torchscript(model)
     input_shape = tuple(input_shape)
@@ -508,6 +521,7 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
         batch_size=batch,
         pruned=pruned,
         torchinfo_note=_torchinfo_note(model, total, torchinfo_total, pruned),
+        notes=[COMPILED_NOTE] if compiled else [],
     )
 
 
@@ -517,6 +531,19 @@ def _masked(module: nn.Module, param_name: str) -> int:
         return 0
     mask = getattr(module, param_name[: -len("_orig")] + "_mask", None)
     return int((mask == 0).sum()) if isinstance(mask, torch.Tensor) else 0
+
+
+SCRIPTED_NOTE = (
+    "torchinfo counts the parameters of a scripted submodule twice, once for the scripted module and once for "
+    "its layers; the model stores and trains each once: ours is right"
+)
+
+
+def _scripted_parameters(model: nn.Module) -> int:
+    """Parameters inside the outermost scripted submodules (torchinfo lists them twice)."""
+    scripted = [m for m in model.modules() if isinstance(m, torch.jit.ScriptModule) and any(m.children())]
+    inner = {id(child) for m in scripted for child in m.modules() if child is not m}
+    return sum(p.numel() for m in scripted if id(m) not in inner for p in m.parameters())
 
 
 def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int, pruned: int) -> str:
@@ -531,6 +558,8 @@ def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int, pruned: 
             f"torchinfo counts the {thousands(repeated)} shared (tied) parameters once per layer that uses them; "
             f"the model stores and trains {thousands(total)}: ours is right"
         )
+    if (scripted := _scripted_parameters(model)) and torchinfo_total == total + scripted:
+        return SCRIPTED_NOTE
     if pruned and torchinfo_total == total - pruned:
         return (
             f"torchinfo counts the {thousands(torchinfo_total)} parameters left after pruning; the model still stores "

@@ -1,4 +1,4 @@
-"""What a MAC cross-check could not see, worded once: in English for `reportgen params` and archived audits
+"""What a MAC count or cross-check could not see, worded once: in English for `reportgen params` and archived audits
 (measure/cost.py), in the report's language for the report (report/tables.py). Imports no torch, so the
 report stage can use it."""
 
@@ -29,4 +29,33 @@ def unchecked_text(
             parts.append(tr("{name} ({type}, {macs} MACs): {why}", name=names[0], **values))
         else:
             parts.append(tr("{n} {type} layers ({macs} MACs): {why}", n=len(names), **values))
+    return "; ".join(parts)
+
+
+def explained_text(
+    entries: Iterable[Mapping[str, Any]], tr: Callable[..., str] = _english, why: Callable[[str], str] = str
+) -> str:
+    """Layers where a check's figure differs from ours for a known reason, each with its figures and which side
+    is right ("fc (Linear): torchinfo 3,930, ours 7,840 + 10 bias: torchinfo counts only …: ours is right")."""
+    return "; ".join(
+        tr(
+            "{name} ({type}): torchinfo {theirs}, ours {macs} + {bias} bias: {why}",
+            name=entry["name"],
+            type=entry["type"],
+            theirs=f"{entry['theirs']:,}",
+            macs=f"{entry['macs']:,}",
+            bias=f"{entry['bias_adds']:,}",
+            why=why(entry["why"]),
+        )
+        for entry in entries
+    )
+
+
+def not_counted_text(entries: Iterable[str], why: Callable[[str], str] = str) -> str:
+    """Ops that ran without a formula ("(root) (CdistNet): aten._cdist_forward (pairwise distances: no formula
+    here)"), joined with "; ", each reason worded by `why` (a report Translator's .recorded)."""
+    parts = []
+    for entry in entries:
+        head, _, reason = entry.rpartition(" (")
+        parts.append(f"{head} ({why(reason[:-1])})" if head and reason.endswith(")") else entry)
     return "; ".join(parts)
