@@ -198,7 +198,7 @@ def _uncounted(func: Any) -> str | None:
     name = f"{func.namespace}.{packet.__name__}"
     if func.namespace in _COUNTED_NAMESPACES or name in NO_MACS_ELSEWHERE:
         return None
-    why = _QUANTISED if func.namespace == "quantized" else f"an op outside aten ({func.namespace}): no formula here"
+    why = _QUANTISED if func.namespace == "quantized" else "an op outside aten: no formula here"
     return f"{name} ({why})"
 
 

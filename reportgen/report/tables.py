@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from reportgen.measure.unchecked import unchecked_text
+from reportgen.measure.unchecked import explained_text, not_counted_text, unchecked_text
 from reportgen.report.findings import format_finding
 from reportgen.report.model import (
     Cell,
@@ -233,11 +233,11 @@ def _architecture(m: dict[str, Any], tr) -> Table:
     rows, folded = [], []
     for layer in audit.layers:
         mac = per_layer.pop(layer["name"], None)
-        if not (layer["weights"] or layer["bias"] or layer["buffers"] or (mac and mac["macs"])):
+        if not (layer["weights"] or layer["bias"] or layer["buffers"] or _did_work(mac)):
             folded.append((layer["type"], tr(mac["note"]) if mac and mac.get("note") else ""))
             continue
-        rows.append(Row(_layer_cells(layer, tr) + (_mac_cells(mac) if macs else [])))
-    rows += [Row(_forward_cells(name, mac)) for name, mac in per_layer.items() if mac["macs"]]  # work outside layers
+        rows.append(Row(_layer_cells(layer, tr) + (_mac_cells(mac, tr) if macs else [])))
+    rows += [Row(_forward_cells(name, mac, tr)) for name, mac in per_layer.items() if _did_work(mac)]  # in forward
     footer = [Row(_parameter_totals(audit, tr) + (_mac_totals(macs, tr) if macs else []))]
     if macs:
         footer.append(_mac_checks(macs, tr))
@@ -254,7 +254,12 @@ def _macs_by_layer(layers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         if layer["name"] in merged:
             known = merged[layer["name"]]
             formulas = " + ".join(filter(None, [known["formula"], layer["formula"]]))
-            merged[layer["name"]] = known | {"macs": known["macs"] + layer["macs"], "formula": formulas}
+            uncounted = known.get("uncounted", []) + layer.get("uncounted", [])
+            merged[layer["name"]] = known | {
+                "macs": known["macs"] + layer["macs"],
+                "formula": formulas,
+                "uncounted": uncounted,
+            }
         else:
             merged[layer["name"]] = dict(layer)
     return merged
@@ -276,14 +281,23 @@ def _formula_cell(layer: dict[str, Any], tr) -> Cell:
     return Cell(formula, "formula", "; ".join(filter(None, notes)))
 
 
-def _mac_cells(mac: dict[str, Any] | None) -> list[Cell]:
+def _did_work(mac: dict[str, Any] | None) -> bool:
+    """Multiply-adds counted in it, or ops with multiply-adds that ran in it without a formula."""
+    return bool(mac and (mac["macs"] or mac.get("uncounted")))
+
+
+def _mac_cells(mac: dict[str, Any] | None, tr) -> list[Cell]:
+    """Its formula and MACs; ops that ran without a formula are "not counted", named, never an empty 0."""
+    uncounted = sorted(set(mac.get("uncounted", []))) if mac else []
+    missing = tr("not counted: {ops}", ops=not_counted_text(uncounted, tr.recorded)) if uncounted else ""
     if not mac or not mac["macs"]:
-        return [label(""), Cell("")]
-    return [Cell(mac["formula"], "formula"), Cell(count(mac["macs"]))]
+        return [label(tr("not counted") if uncounted else "", missing), Cell("")]
+    return [Cell(mac["formula"], "formula", missing), Cell(count(mac["macs"]))]
 
 
-def _forward_cells(name: str, mac: dict[str, Any]) -> list[Cell]:
-    return [Cell(name, "layer"), label(mac["type"]), label(""), label(""), Cell(""), Cell(""), *_mac_cells(mac)]
+def _forward_cells(name: str, mac: dict[str, Any], tr) -> list[Cell]:
+    cells = [Cell(name, "layer"), label(mac["type"]), label(""), label(""), Cell(""), Cell("")]
+    return cells + _mac_cells(mac, tr)
 
 
 def _parameter_totals(audit, tr) -> list[Cell]:
@@ -292,15 +306,32 @@ def _parameter_totals(audit, tr) -> list[Cell]:
 
 
 def _mac_totals(macs: dict[str, Any], tr) -> list[Cell]:
-    text = tr("Total per image") + f": {count(macs['total'])} MACs = {count(2 * macs['total'])} FLOPs"
-    return [Cell(text, "label", span=2)]
+    """The total per image; "at least" it, with what was not counted, when ops ran without a formula; both
+    figures when the forward's work depends on its input's values."""
+    figure = count(macs["total"])
+    if macs.get("not_counted"):
+        figure = tr("at least {count}", count=figure)
+    text = tr("Total per image") + f": {figure} MACs = {count(2 * macs['total'])} FLOPs"
+    return [Cell(text, "label", " ".join(_mac_caveats(macs, tr)), span=2)]
+
+
+def _mac_caveats(macs: dict[str, Any], tr) -> list[str]:
+    """What a MAC total does not cover: ops not counted, and a count that depends on the input."""
+    notes = []
+    if macs.get("not_counted"):
+        notes.append(tr("not counted: {ops}", ops=not_counted_text(macs["not_counted"], tr.recorded)))
+    if macs.get("input_dependent"):
+        first, second = macs["input_dependent"]
+        notes.append(tr("input-dependent: {first} MACs for one random input, {second} for another (its negation); "
+                        "the total is the first", first=count(first), second=count(second)))  # fmt: skip
+    return notes
 
 
 def _mac_checks(macs: dict[str, Any], tr) -> Row:
     return Row(
         [
             Cell(tr("Multiply-adds cross-checked by"), "label", span=4),
-            _mac_check("FlopCounterMode", macs, "flop_counter", tr),
+            _mac_check(tr("PyTorch's FLOP counter"), macs, "flop_counter", tr),
             _mac_check("torchinfo", macs, "torchinfo", tr),
         ]
     )
@@ -328,6 +359,11 @@ def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
     holds = bool(macs.get(f"matches_{key}"))
     unit = " FLOPs" if key == "flop_counter" else ""
     notes = []
+    if check.get("explained"):  # its rule is wrong for these layers: said with which side is right and why
+        why = explained_text(check["explained"], tr, tr.recorded)
+        notes.append(tr("differs where its rule is wrong: {why}", why=why))
+        if not checked and holds:
+            return Cell(f"{name}: ≠ {count(figure)}{unit}", "label", " ".join(notes), verdict=True, span=2)
     if unseen:  # a partial check: what it confirmed, and what it could not see
         notes.append(tr("{checked} of {total} MACs checked; not checked: {why}", checked=count(checked),
                         total=count(macs["total"]), why=unseen))  # fmt: skip
@@ -430,10 +466,17 @@ def _comparison(ctx: dict[str, Any], tr) -> Table:
     return Table("comparison", tr("Comparison"), [tr(c) for c in columns], rows, caption=caption)
 
 
+def _macs_cell(total: int, macs: dict[str, Any], tr) -> Cell:
+    """MACs per image in the cost table: "≥ N" when ops ran without a formula, noted when input-dependent."""
+    caveats = _mac_caveats(macs, tr)
+    return Cell(("≥ " if macs.get("not_counted") else "") + count(total), note=" ".join(caveats))
+
+
 def _costs(ctx: dict[str, Any], tr) -> Table | None:
     costs = ctx.get("costs")
     if not costs:
         return None
+    macs_of = {m["label"]: (m["audit"].cost or {}).get("macs") or {} for m in ctx["models"]}
     columns = [
         "Model",
         "Parameters",
@@ -451,7 +494,7 @@ def _costs(ctx: dict[str, Any], tr) -> Table | None:
             [
                 label(r["model"]),
                 Cell(count(r["parameters"])),
-                Cell(count(r["macs"])),
+                _macs_cell(r["macs"], macs_of.get(r["model"], {}), tr),
                 Cell(percent(r["final_test_acc"])),
                 Cell(decimal(r["seconds_per_epoch"], 2)),
                 Cell(count(r["train_images_per_second"])),
