@@ -324,7 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train every model of a spec, archive the run, render the report")
     run.add_argument("spec", nargs="?", help="experiment TOML (default: the embedded default experiment)")
     run.add_argument("--dataset", choices=DATASETS)
-    run.add_argument("--data-dir", help="folder with the four IDX files (.gz or raw)")
+    run.add_argument(
+        "--data-dir",
+        help="folder with the four IDX files (.gz or raw); for cifar10, the one holding cifar-10-batches-py",
+    )
     run.add_argument(
         "--models",
         help="comma-separated model references, replacing the spec's models "

@@ -110,6 +110,7 @@ def rgb_run(rgb_folders, tmp_path_factory) -> tuple[Path, Path, int, str]:
     return folder / "runs" / "rgb", folder / "output" / "rgb", code
 
 
+@pytest.mark.slow  # trains and renders
 def test_rgb_class_folders_train_lenet5_and_mlp_above_chance(rgb_run):
     run, _output, code = rgb_run
     assert code == 0
@@ -121,6 +122,7 @@ def test_rgb_class_folders_train_lenet5_and_mlp_above_chance(rgb_run):
         assert final_accuracy(run, model) > 0.3, model  # chance is 0.1 (ten classes, 100 test images)
 
 
+@pytest.mark.slow  # trains and renders
 def test_audit_counts_the_three_channel_first_layer(rgb_run):
     run, _output, _code = rgb_run
     lenet = trial_record(run, "lenet5")["audit"]
@@ -134,6 +136,7 @@ def test_audit_counts_the_three_channel_first_layer(rgb_run):
     assert first["weights"] == 3 * SIZE * SIZE * 64 and mlp["total"] == (3072 + 1) * 64 + (64 + 1) * 10
 
 
+@pytest.mark.slow  # trains and renders
 def test_galleries_show_the_images_in_colour(rgb_run):
     _run, output, _code = rgb_run
     (sheet, *_rest) = sorted((output / "figures").glob("gallery-*-wrong-*.png"))
@@ -181,6 +184,19 @@ def test_colour_and_grey_images_of_one_folder_load_as_rgb(tmp_path):
     assert data.mean == pytest.approx(expected.tolist(), abs=1e-4)
 
 
+def test_grey_images_saved_as_rgb_stay_one_channel(tmp_path):
+    """Channels follow the pixels, not the file's mode: Fashion-MNIST-like images saved as RGB PNGs train as
+    the same 1×H×W tensors as the grey files would."""
+    rng = np.random.default_rng(0)
+    grey = {name: rng.integers(0, 256, (SIZE, SIZE), dtype=np.uint8) for name in ("a", "b")}
+    for name, pixels in grey.items():
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.stack([pixels] * 3, axis=2), "RGB").save(tmp_path / name / "0.png")
+    data = load_dataset("custom", format="class_folders", train=tmp_path, test=tmp_path)
+    assert data.input_shape == (1, SIZE, SIZE) and isinstance(data.mean, float)
+    assert torch.equal(data.train_images[:, 0], torch.from_numpy(np.stack([grey["a"], grey["b"]])))
+
+
 def test_crop_and_flip_move_every_channel_alike():
     base = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
     images = torch.cat([base, 2 * base, 3 * base], dim=1)
@@ -215,6 +231,7 @@ def write_fake_cifar(root: Path, per_batch: int = 20, seed: int = 0) -> Path:
     return root
 
 
+@pytest.mark.slow  # imports torchvision: seconds on a busy 2-core machine
 def test_cifar10_fake_folder_loads_through_torchvision(tmp_path):
     root = write_fake_cifar(tmp_path)
     data = load_dataset("cifar10", data_dir=root)
@@ -231,6 +248,7 @@ def test_cifar10_fake_folder_loads_through_torchvision(tmp_path):
     assert load_dataset("cifar10", data_dir=root / "cifar-10-batches-py").files == data.files
 
 
+@pytest.mark.slow  # trains and renders
 def test_cifar10_run_with_lenet5(tmp_path, workdir, cli):
     root = write_fake_cifar(tmp_path / "cifar")
     code, _out, err = cli(

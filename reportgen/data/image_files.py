@@ -1,8 +1,8 @@
 """Image-file dataset sources (PNG tar archives, PNG folders, class-per-folder trees), decoded once.
 
 Every source becomes the same tensors as the IDX loader: images uint8 (N, C, H, W), labels int64 (N,), where
-C is 1 when every image of the split is grey (a grey, black-and-white or grey-palette file) and 3 (RGB) as
-soon as one is in colour; grey images of a colour split get their grey value in all three channels.
+C is 1 when every image of the split is grey (R = G = B in every pixel, whatever the file's mode) and 3 (RGB)
+as soon as one has colour; grey images of a colour split get their grey value in all three channels.
 Decoding tens of thousands of small images takes seconds, so results are cached under the source's
 sha256; a later run only re-hashes the source and loads one tensor file.
 """
@@ -35,7 +35,7 @@ MAX_MEMBER_BYTES = 64 * 2**20  # no single training image is this big; refuse be
 MAX_IMAGE_PIXELS = 2048 * 2048
 MAX_SPLIT_PIXELS = 2 * 2**30  # all decoded images of one split together (uint8: bytes), before caching
 MAX_LABEL = 2**62  # labels must fit int64 after parsing
-CACHE_FORMAT = 2  # bump when decoding changes, so old cache files stop matching (2: colour kept as RGB)
+CACHE_FORMAT = 2  # bump when decoding changes, so old cache files stop matching (2: colour images kept as RGB)
 KINDS = ("png_tar", "png_folder", "class_folders")
 # Everything PIL may raise on a broken file: it has no single exception family for decode errors.
 _PIL_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error, zlib.error, Image.DecompressionBombError)
@@ -89,22 +89,15 @@ class _SizeCheck:
             )
 
 
-def _is_grey(image: Image.Image) -> bool:
-    """Grey by its mode (or, for a palette image, by every palette entry): pixel values are not looked at, so an
-    RGB file stays a colour image even where its channels happen to agree."""
-    if image.mode == "P":
-        palette = image.getpalette() or []
-        return all(palette[i] == palette[i + 1] == palette[i + 2] for i in range(0, len(palette) - 2, 3))
-    return image.mode in ("1", "L", "LA", "La")
-
-
 def _decode_image(
     data: bytes, where: str, formats: Iterable[str], check_size: Callable[[tuple[int, int]], None] | None = None
 ) -> np.ndarray:
-    """Decode one image to an 8-bit grey (H, W) or RGB (H, W, 3) array, refusing other formats and high bit
-    depths (alpha is dropped, as before).
+    """Decode one image to an 8-bit grey (H, W) array, or RGB (H, W, 3) when its pixels have colour, refusing
+    other formats and high bit depths (alpha is dropped, as before).
 
-    `check_size` sees (width, height) from the header before any pixel is decoded."""
+    An RGB or palette file whose every pixel has R = G = B is grey: the same (H, W) array its conversion to 'L'
+    gives, so grey images saved as RGB stay one channel. `check_size` sees (width, height) from the header before
+    any pixel is decoded."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format not in formats:
@@ -114,9 +107,13 @@ def _decode_image(
             if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # convert('L') would clip, not scale
                 raise DataError(f"{where}: {image.mode} (16/32-bit) images are not supported; save as 8-bit")
             image.load()
-            return np.asarray(image.convert("L" if _is_grey(image) else "RGB"), dtype=np.uint8)
+            if image.mode in ("1", "L", "LA"):
+                return np.asarray(image.convert("L"), dtype=np.uint8)
+            pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
     except _PIL_ERRORS as exc:
         raise DataError(f"{where}: cannot decode image ({exc})") from exc
+    grey = (pixels[:, :, 0] == pixels[:, :, 1]).all() and (pixels[:, :, 1] == pixels[:, :, 2]).all()
+    return np.ascontiguousarray(pixels[:, :, 0]) if grey else pixels
 
 
 def _stack(arrays: list[np.ndarray], names: list[str], where: str) -> torch.Tensor:
