@@ -156,6 +156,7 @@ def test_a_misspelt_constructor_argument_says_which_before_torch_loads(tmp_path:
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_forward_that_never_returns_stops_the_preflight_with_one_line(tmp_path: Path):
     (tmp_path / "my_models.py").write_text(MY_MODELS, "utf-8")
     argv = ["run", "--models", "my_models.py:Endless", "--executor", "local", "--no-pdf", "--epochs", "1"]

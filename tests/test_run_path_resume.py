@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 from conftest import one_error_line, requires_fashion
 
 pytestmark = requires_fashion
@@ -29,6 +30,7 @@ class Net(nn.Module):
 """
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_helper_module_changed_since_the_run_started(workdir, cli):
     (workdir / "parts").mkdir()
     (workdir / "parts" / "__init__.py").write_text("", "utf-8")

@@ -44,6 +44,7 @@ def archived(run: Path) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_command_and_notebook_write_the_same_archive(workdir, cli):
     spec = workdir / "spec.toml"
     spec.write_text(SPEC, "utf-8")
@@ -54,6 +55,7 @@ def test_command_and_notebook_write_the_same_archive(workdir, cli):
     assert archived(workdir / "runs" / "cli") == archived(workdir / "runs" / "api")
 
 
+@pytest.mark.slow
 def test_compare_refuses_other_settings_for_an_existing_run_like_the_command(workdir, cli):
     reportgen.compare(["mlp"], run_id="one", train_subset=600, test_subset=200, epochs=1, pdf=False)
     with pytest.raises(ReportgenError, match=r"already exists .* train\.epochs 1 → 2"):

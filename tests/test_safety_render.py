@@ -158,6 +158,7 @@ def test_concurrent_renders_of_one_run_both_succeed(checkout):
 # ------------------------------------------------------------------ every dataset renders
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_every_dataset_renders(dataset, workdir, cli, tmp_path, request):
     if dataset == "fashion-mnist":

@@ -103,6 +103,7 @@ def _flags(summary: dict) -> dict[str, str]:
     return {row["cells"][0]["text"]: row["cells"][flags]["text"] for row in table["rows"]}
 
 
+@pytest.mark.slow
 def test_seeds_zero_zero_zero_are_one_training_and_the_report_says_which_rows(root):
     summary = _render(root, "triple")
     assert summary["seed_aggregates"] == []  # not "3 seeds ± 0.00%": one training has no spread to report
@@ -112,6 +113,7 @@ def test_seeds_zero_zero_zero_are_one_training_and_the_report_says_which_rows(ro
     assert any("rest on one seed" in text for text in summary["conclusion"])
 
 
+@pytest.mark.slow
 def test_the_one_training_finding_is_korean_in_a_korean_report(root):
     summary = _render(root, "triple", lang="ko")
     [finding] = [text for text in _findings(summary) if "하나의 훈련" in text]
@@ -119,6 +121,7 @@ def test_the_one_training_finding_is_korean_in_a_korean_report(root):
     assert "identical" not in finding and "training" not in finding
 
 
+@pytest.mark.slow
 def test_two_different_seeds_are_two_trainings(root):
     summary = _render(root, "pair")
     [aggregate] = summary["seed_aggregates"]
@@ -126,6 +129,7 @@ def test_two_different_seeds_are_two_trainings(root):
     assert not [text for text in _findings(summary) if "one training" in text]
 
 
+@pytest.mark.slow
 def test_a_run_combined_with_a_copy_of_itself_counts_its_training_once(root):
     shutil.copytree(root / "runs" / "pair", root / "runs" / "pair2")  # the same author: a seed study, not a copy
     summary = _render(root, "pair", "pair2")
@@ -143,6 +147,7 @@ def graded(root) -> dict:
     return _render(root, "a", "b", "copy")
 
 
+@pytest.mark.slow
 def test_a_copy_resaved_under_another_author_is_flagged_on_both_rows(graded):
     flags = _flags(graded)
     assert flags["a"].startswith("copy of Park (2024003): lenet5 (a) = lenet5 (copy): identical predictions on all 300")
@@ -151,11 +156,13 @@ def test_a_copy_resaved_under_another_author_is_flagged_on_both_rows(graded):
     assert "same model, settings and seed" not in flags["a"]  # a recipe is one person's: never across hand-ins
 
 
+@pytest.mark.slow
 def test_two_students_with_the_built_in_lenet5_and_other_seeds_are_not_flagged(graded):
     assert _flags(graded)["b"] == "–"
     assert not [text for text in _findings(graded) if "lenet5 (b)" in text or "-b-" in text]
 
 
+@pytest.mark.slow
 def test_two_students_whose_model_files_differ_in_comments_only_are_flagged(root):
     assert normalised_source_hash(MODEL) == normalised_source_hash(DISGUISED) and MODEL != DISGUISED
     flags = _flags(_render(root, "d", "e"))

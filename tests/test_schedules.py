@@ -108,6 +108,7 @@ def _reportgen(*args, cwd: Path) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_training_resumes_bit_identically_with_schedule_and_patience(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx", n_train=1500, n_test=100)
     spec = tmp_path / "spec.toml"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import LOCAL_RUN, write_idx_dataset
 
 from reportgen.report import combine
@@ -21,6 +22,7 @@ def _run(cli, idx, run_id: str, *extra: str) -> RunArchive:
     return RunArchive(idx.parent / "runs" / run_id)
 
 
+@pytest.mark.slow
 def test_two_training_seeds_share_their_images_and_combine_into_one_seed_study(workdir, cli):
     idx = write_idx_dataset(workdir / "idx", n_train=600, n_test=150)
     one, two = _run(cli, idx, "s1", "--seed", "1"), _run(cli, idx, "s2", "--seed", "2")
@@ -37,6 +39,7 @@ def test_two_training_seeds_share_their_images_and_combine_into_one_seed_study(w
     assert aggregate["model"] == "mlp" and aggregate["seeds"] == 2
 
 
+@pytest.mark.slow
 def test_the_data_seed_draws_other_images_and_old_runs_keep_their_first_training_seed(workdir, cli):
     idx = write_idx_dataset(workdir / "idx", n_train=600, n_test=150)
     base = _run(cli, idx, "d0")

@@ -23,6 +23,8 @@ HEAVY = {
     ("test_report_layout.py", "layout"): "trains a run and renders its PDF",
     ("test_report_reader.py", "korean"): "renders the trained run again, in Korean, with its PDF",
     ("test_ray.py", "cluster"): "starts a Ray cluster",
+    ("test_rgb.py", "rgb_run"): "trains a run on colour images and renders it",
+    ("test_same_training.py", "root"): "trains seven runs",
     ("test_packaging.py", "wheel"): "builds the wheel",
     ("test_packaging.py", "installed"): "installs the wheel into a new virtual environment",
 }

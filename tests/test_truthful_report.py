@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import cmarkgfm
+import pytest
 from cmarkgfm.cmark import Options
 from conftest import idx_run_args
 
@@ -41,6 +42,7 @@ class Net(nn.Module):
 """
 
 
+@pytest.mark.slow
 def test_a_run_in_which_every_model_diverges_renders_and_compares_nothing(workdir, cli):
     """The issue's reproduction: SGD at lr 10 on Fashion-MNIST; NaN confidences used to break the render."""
     code, _out, err = cli(
@@ -82,6 +84,7 @@ def test_hostile_names_stay_text_in_markdown_and_latex(workdir, cli, idx_dir):
     assert not re.search(r"(?<!\\)[%$#&_^~](?![^{]*\})", re.sub(r"\\[a-z]+\{?\}?|\$\\[a-z]+\$| & | \\\\$", "", tex))
 
 
+@pytest.mark.slow
 def test_render_of_one_format_keeps_the_other_documents(workdir, cli, idx_dir):
     code, _out, err = cli("run", *idx_run_args(idx_dir), "--models", "mlp", "--run-id", "f")
     assert code == 0, err
@@ -93,6 +96,7 @@ def test_render_of_one_format_keeps_the_other_documents(workdir, cli, idx_dir):
     assert (report / "report.css").is_file()
 
 
+@pytest.mark.slow
 def test_a_killed_renders_staging_folder_is_removed_by_the_next_render(workdir, cli, idx_dir):
     code, _out, err = cli("run", *idx_run_args(idx_dir), "--models", "mlp", "--run-id", "k")
     assert code == 0, err

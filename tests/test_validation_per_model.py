@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import one_error_line, requires_fashion
 
 pytestmark = requires_fashion
@@ -18,6 +19,7 @@ def write_spec(folder: Path, text: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_a_per_model_loss_that_fits_the_model_is_accepted(workdir, cli):
     # global nll, and the logits MLP's own cross_entropy: valid (the check used to read only the global loss)
     spec = write_spec(

@@ -110,6 +110,7 @@ def spec(project: Path, models: str) -> Path:
 # ------------------------------------------------------------------ 1. LeNet-5 from its layers
 
 
+@pytest.mark.slow
 def test_a_network_called_lenet5_that_is_not_lenet5_gets_the_first_difference_and_no_known_accuracy(project, cli):
     args = idx_run_args(project / "idx")
     items, _summary = checklist_of(cli, "fake", "--models", "models.py:LeNet5,mlp", "--checklist", "assignment", *args)
@@ -124,6 +125,7 @@ def test_a_network_called_lenet5_that_is_not_lenet5_gets_the_first_difference_an
     assert "beside the published" not in known["evidence"]
 
 
+@pytest.mark.slow
 def test_lenet5_under_another_name_with_tanh_and_average_pooling_is_lenet5(project, cli):
     args = idx_run_args(project / "idx")
     items, _summary = checklist_of(cli, "net", "--models", "models.py:Net,mlp", "--checklist", "assignment", *args)
@@ -161,6 +163,7 @@ def test_lenet5_without_padding_and_the_regularized_variant_are_named_by_their_d
 # ------------------------------------------------------------------ 2. regularization from what ran
 
 
+@pytest.mark.slow
 def test_regularizers_that_never_act_in_training_earn_no_tick(project, cli):
     """The issue's LeNet5Reg: a BatchNorm2d and a Dropout(0.0) forward never calls, a Dropout(0.0) it calls,
     weight decay 1e-12. Nothing acted on the training batches: no technique is counted."""
@@ -186,6 +189,7 @@ def test_regularizers_that_never_act_in_training_earn_no_tick(project, cli):
     assert f"Regularization (LeNet5Reg vs LeNet-5) is not shown to have helped: {nothing}." in summary["conclusion"]
 
 
+@pytest.mark.slow
 def test_a_regularized_model_trained_longer_than_its_base_is_not_compared(project, cli):
     models = (
         '[[models]]\nname = "lenet5"\nlabel = "LeNet-5"\n'
@@ -276,6 +280,7 @@ def test_the_gap_is_the_difference_of_the_printed_accuracies():
     assert figures["delta"] == "-0.24"
 
 
+@pytest.mark.slow
 def test_every_before_after_row_of_a_rendered_report_agrees_with_itself(project, cli):
     """In the rendered report (summary.json's report model, as every format lays it out): gap = train − test
     of the same row, and the conclusion quotes the table's figures."""
