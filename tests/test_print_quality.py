@@ -15,15 +15,19 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from PIL import Image
 
+from reportgen.report.plots import CAPTION_PX
 from reportgen.report.render import render_report
 from reportgen.report.typeset import keep_words_whole
 
 RUNS = Path(__file__).resolve().parent / "golden" / "runs"
-CASES = {"three-ko": ("three", "ko"), "sweep-ko": ("sweep", "ko")}
+CASES = {"three-ko": ("three", "ko"), "sweep-ko": ("sweep", "ko"), "three-en": ("three", "en")}
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 XHTML = "{http://www.w3.org/1999/xhtml}"
 MIN_PT = 6.0
+ZOOM = 3  # pdftohtml's largest: font sizes come back as whole numbers of 1/3 pt
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +150,71 @@ def test_word_joiners_leave_markup_attributes_and_escaping_alone():
         f'<title>정확도</title><p title="정확도 비교">LeNet-5{j}는 &lt;b&gt; 3{j}개 &amp; 손{j}실(훈{j}련{j})</p>'
         f"<style>p::after {{ content: '정확도' }}</style><code>a_b/{j.join('c.py에서')}</code>"
     )
+
+
+def _pdf_texts(pdf: Path) -> list[tuple[int, float, str]]:
+    """Every text of the PDF as (page, the least size it can have in pt, text): the size the page shows it
+    at, after the layout scaled the figure that holds it, which pdftohtml reports rounded to 1/ZOOM pt."""
+    xml = subprocess.run(
+        ["pdftohtml", "-xml", "-i", "-stdout", "-q", "-zoom", str(ZOOM), str(pdf)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    root = ElementTree.fromstring(xml)
+    sizes = {spec.get("id"): int(spec.get("size")) / ZOOM - 0.5 / ZOOM for spec in root.iter("fontspec")}
+    return [
+        (int(page.get("number")), sizes[text.get("font")], "".join(text.itertext()))
+        for page in root.iter("page")
+        for text in page.iter("text")
+    ]
+
+
+def _svg_words(svg: Path) -> set[str]:
+    """The words a figure draws (titles, axis labels, legend entries; not bare numbers), spaces left out."""
+    texts = {"".join(t.itertext()).replace(" ", "") for t in ElementTree.parse(svg).getroot().iter(f"{SVG}text")}
+    return {t for t in texts if len(t) >= 2 and not re.fullmatch(r"[\d.,%k-]+", t)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_every_figure_text_prints_at_6pt_or_more(printed, case):
+    """The PDF draws the SVG figures' text as text: every text on every page, figures' ticks, legends,
+    titles and heatmap or confusion numbers included, is at least 6 pt as printed. (Before figures were
+    drawn at their printed size: the loss overlay's legend 3.7 pt, the per-model panels' ticks 3.7 pt.)"""
+    folder = printed[case]
+    texts = _pdf_texts(folder / "report.pdf")
+    small = sorted({(round(size, 2), page, text) for page, size, text in texts if size < MIN_PT})
+    assert not small, f"{case}: text under {MIN_PT} pt (size, page, text): {small[:12]}"
+    # the check covers the figures: each one's words are text of the PDF (not paths, not left out)
+    shown = "".join(text for _page, _size, text in texts).replace(" ", "")
+    for svg in sorted((folder / "figures").glob("*.svg")):
+        words = _svg_words(svg)
+        assert words and any(word in shown for word in words), f"{svg.name}: none of {sorted(words)[:5]} in the PDF"
+
+
+def _printed_images(pdf: Path) -> dict[tuple[int, int], float]:
+    """Each raster image of the PDF by its pixel size: the resolution (ppi) it prints at."""
+    listing = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
+    images: dict[tuple[int, int], float] = {}
+    for row in listing.splitlines()[2:]:
+        cells = row.split()
+        if cells[2] == "image":
+            size = (int(cells[3]), int(cells[4]))
+            images[size] = max(images.get(size, 0.0), float(cells[12]))
+    return images
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_contact_sheet_captions_print_at_6pt_or_more(printed, case):
+    """The captions of the PNG contact sheets (galleries, disagreements) are pixels: CAPTION_PX px printed at
+    the PDF's resolution for that image. (Before: 12 px at 230 ppi, 3.8 pt, in the confusions' strips.)"""
+    folder = printed[case]
+    images = _printed_images(folder / "report.pdf")
+    sheets = sorted([*(folder / "figures").glob("gallery-*.png"), *(folder / "figures").glob("disagree-*.png")])
+    printed_sheets = [sheet for sheet in sheets if Image.open(sheet).size in images]
+    assert printed_sheets, f"{case}: no contact sheet found in the PDF"
+    for sheet in printed_sheets:
+        caption_pt = CAPTION_PX * 72 / images[Image.open(sheet).size]
+        assert caption_pt >= MIN_PT, f"{sheet.name}: captions print at {caption_pt:.1f} pt"

@@ -23,6 +23,9 @@ from reportgen.report.plots import (
 )
 
 FOLDER = "figures"  # beside the documents: every path handed back starts with it
+# A disagreement's strip prints in half the page (pt, report.css .pair): drawn for that width, its captions
+# keep their print size (plots.gallery_png).
+HALF_PT = 250
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ def _disagreement(n: int, pair: dict[str, Any], folder: Path) -> dict[str, Any]:
         sheet = pair[side]
         if sheet is not None:
             name = f"disagree-{n}-{side[0]}.png"
-            gallery_png(pair["images"][sheet.indices], sheet.captions, folder / name, columns=8, wrong=True)
+            images = pair["images"][sheet.indices]
+            gallery_png(images, sheet.captions, folder / name, columns=8, wrong=True, print_width_pt=HALF_PT)
         files[side] = _relative(name) if sheet is not None else None
     return {"a": pair["a"], "b": pair["b"], **files}
 
@@ -147,10 +151,14 @@ def _gallery(n: int, gallery: dict[str, Any], translate, folder: Path) -> Galler
     """One model's contact sheets (PNG) and confusion matrix (SVG)."""
     images = gallery["images"]
 
-    def draw(sheet: Sheet | None, name: str) -> str | None:
+    def draw(sheet: Sheet | None, name: str, captioned: bool = True) -> str | None:
         if sheet is None:
             return None
-        gallery_png(images[sheet.indices], sheet.captions, folder / name, wrong=sheet.wrong)
+        # an uncaptioned strip is as wide as its images: drawn smaller, it prints at the page sheets' scale
+        scale = 3 if captioned else 2
+        gallery_png(
+            images[sheet.indices], sheet.captions, folder / name, scale=scale, wrong=sheet.wrong, captioned=captioned
+        )
         return _relative(name)
 
     matrix_name = f"confusion-{n}.svg"
@@ -168,6 +176,8 @@ def _gallery(n: int, gallery: dict[str, Any], translate, folder: Path) -> Galler
         wrong=[draw(sheet, f"gallery-{n}-wrong-{page + 1}.png") for page, sheet in enumerate(gallery["wrong_sheets"])],
         confusion=_relative(matrix_name),
         confusion_sheets=[
-            draw(pair["examples_sheet"], f"confusion-{n}-{k}.png") for k, pair in enumerate(gallery["confusions"])
+            # the row's label says "true → predicted" once: the same words under each image would only repeat it
+            draw(pair["examples_sheet"], f"confusion-{n}-{k}.png", captioned=False)
+            for k, pair in enumerate(gallery["confusions"])
         ],
     )

@@ -1,6 +1,11 @@
 """Figures for the report: curves (matplotlib, SVG) and image galleries (PIL contact sheets, PNG).
 
 Each model keeps one colour across every figure; train is dashed, test solid.
+
+Figures are drawn at the size the printed report shows them (report.css prints an SVG figure 1:1 and never
+wider than the page's 7.2 inches, or half of it beside another), so the font sizes below are sizes on paper:
+no text under 6.5 pt. Contact sheets (PNG) are drawn no wider than keeps their captions that size where
+they are laid out (`print_width_pt`).
 """
 
 from __future__ import annotations
@@ -16,11 +21,16 @@ import matplotlib
 import numpy as np
 from matplotlib import colormaps, font_manager
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw, ImageFont
 
 CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",)
 PALETTE = colormaps["tab10"].colors
+PAGE_IN = 7.2  # A4 less report.css's 13 mm margins: 7.24 in
+HALF_IN = 3.5  # one of two figures side by side (.pair, .side-by-side)
+SMALL_PT = 6.5  # ticks, legends, cell numbers; 6 pt is the least readable on paper
+CAPTION_PX = 13  # contact-sheet captions, drawn at SMALL_PT or larger: no more than CAPTION_PX px a SMALL_PT
 Translate = Callable[[str], str]
 SVG_NS = "http://www.w3.org/2000/svg"
 
@@ -41,6 +51,19 @@ def _font_family() -> list[str]:
 # browsers and WeasyPrint draw it with the named font or the system's own Hangul font.
 STYLE = {
     "svg.fonttype": "none",
+    "font.size": 7,
+    "axes.titlesize": 7.5,
+    "axes.labelsize": 7,
+    "xtick.labelsize": SMALL_PT,
+    "ytick.labelsize": SMALL_PT,
+    "legend.fontsize": SMALL_PT,
+    "figure.titlesize": 7.5,
+    "figure.labelsize": 7,
+    "lines.linewidth": 1.2,
+    "axes.linewidth": 0.6,
+    "grid.linewidth": 0.5,
+    "xtick.major.size": 2.5,
+    "ytick.major.size": 2.5,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
@@ -79,6 +102,9 @@ def warm_up() -> None:
         fig.savefig(io.BytesIO(), format=fmt)
 
 
+SPLIT_STYLES = (("train", "--"), ("test", "-"))
+
+
 def _values(epochs: list[dict], key: str, scale: float = 1.0) -> list[float]:
     """One metric per epoch; a missing value (null: the loss of a diverged epoch) leaves a gap."""
     return [float("nan") if e.get(key) is None else scale * e[key] for e in epochs]
@@ -90,12 +116,14 @@ def model_colors(labels: Sequence[str]) -> dict[str, str]:
 
 @_styled
 def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str], _: Translate, path: Path) -> None:
-    """One figure, all models on shared axes: train (dashed) and test (solid) per model."""
-    fig, ax = _figure(figsize=(7.2, 3.9), layout="constrained")
+    """One figure, all models on shared axes: train (dashed) and test (solid) per model; half the page wide
+    (it prints beside its twin), so the legend sits beneath the axes: one entry per model and one per line
+    style, where six entries of "model · split" inside the axes covered the curves."""
+    fig, ax = _figure(figsize=(HALF_IN, 2.7), layout="constrained")
     scale = 100.0 if metric == "acc" else 1.0
     tooltips: dict[str, list[str]] = {}
     for n, (label, epochs) in enumerate(series.items()):
-        for split, style, size in (("train", "--", 2), ("test", "-", 3)):
+        for split, style, size in (("train", "--", 1.6), ("test", "-", 2.4)):
             key, gid = f"{split}_{metric}", f"points-{n}-{split}"
             name = f"{label} · {_(split)}"
             ax.plot(
@@ -106,14 +134,15 @@ def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str
                 markersize=size,
                 color=colors[label],
                 alpha=0.8 if split == "train" else 1.0,
-                label=name,
                 gid=gid,
             )
             tooltips[gid] = _point_titles(name, epochs, key, metric, _)
     ax.set_xlabel(_("Epoch"))
     ax.set_ylabel(_("Accuracy (%)") if metric == "acc" else _("Loss"))
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=7.5, ncol=2 if len(series) > 2 else 1, frameon=False)
+    keys = [Line2D([], [], color=colors[label], label=label) for label in series]
+    keys += [Line2D([], [], color="#656d76", linestyle=style, label=_(split)) for split, style in SPLIT_STYLES]
+    fig.legend(handles=keys, loc="outside lower center", ncol=2, frameon=False, handlelength=2.2)
     _save_svg(fig, path, tooltips)
 
 
@@ -153,7 +182,7 @@ def _font(size: int) -> ImageFont.ImageFont:
 
 
 @functools.lru_cache(maxsize=4096)
-def _caption(text: str, color: str, size: int = 12) -> Image.Image:
+def _caption(text: str, color: str, size: int = CAPTION_PX) -> Image.Image:
     """A caption drawn once and pasted wherever it recurs: a sheet repeats a few class names hundreds of
     times, and drawing text is most of a sheet's cost."""
     font = _font(size)
@@ -163,6 +192,16 @@ def _caption(text: str, color: str, size: int = 12) -> Image.Image:
     return image
 
 
+def _caption_lines(text: str, color: str, width: int) -> list[Image.Image]:
+    """A caption as one line, or two where it is wider than the image above it ("Ankle boot" over "92.5%"):
+    ten images to a row keep their captions at print size only if no caption is much wider than its image."""
+    line = _caption(text, color)
+    head, _space, tail = text.rpartition(" ")
+    if line.width <= width or not head.strip("→ "):
+        return [line]
+    return [_caption(head, color), _caption(tail, color)]
+
+
 def gallery_png(
     images: np.ndarray,
     captions: Sequence[tuple[str, str]],
@@ -170,17 +209,24 @@ def gallery_png(
     columns: int = 10,
     scale: int = 3,
     wrong: bool = False,
+    print_width_pt: float = PAGE_IN * 72,
+    captioned: bool = True,
 ) -> None:
-    """A contact sheet: each image upscaled, with 'true' and (if wrong) 'predicted' captions beneath."""
+    """A contact sheet: each image upscaled, with 'true' and (if wrong) 'predicted' captions beneath; at most
+    `columns` across, fewer where the sheet would otherwise be shrunk to fit `print_width_pt` (the width the
+    printed report lays it out at) with its captions under SMALL_PT. `captioned=False`: images only, for a strip
+    whose every caption would repeat the label beside it."""
     count = len(images)
     tile = images.shape[-1] * scale
     labels = [
-        [(_caption(truth, "#333333" if wrong else "#1a7f37"), 4)]
-        + ([(_caption(f"→ {predicted}", "#c62828"), 18)] if wrong else [])
-        for truth, predicted in captions
-    ]
-    widest = max(label.width for lines in labels for label, _dy in lines)
-    cell_w, cell_h = max(tile, 96, widest) + 8, tile + (34 if wrong else 20)
+        _caption_lines(truth, "#333333" if wrong else "#1a7f37", tile)
+        + (_caption_lines(f"→ {predicted}", "#c62828", tile) if wrong else [])
+        for truth, predicted in (captions if captioned else [])
+    ] or [[] for _image in images]
+    widest = max((label.width for lines in labels for label in lines), default=0)
+    line_h = CAPTION_PX + 3
+    cell_w, cell_h = max(tile, widest) + 8, tile + 6 + line_h * max(len(lines) for lines in labels)
+    columns = max(1, min(columns, count, int(print_width_pt * CAPTION_PX / SMALL_PT) // cell_w))
     rows = -(-count // columns)
     sheet = Image.new("RGB", (columns * cell_w, rows * cell_h), "white")
     # grey (N, 1, H, W) as (N, H, W); colour (N, 3, H, W) as PIL's (N, H, W, 3), shown in colour
@@ -190,8 +236,8 @@ def gallery_png(
         x0, y0 = (i % columns) * cell_w, (i // columns) * cell_h
         thumb = Image.fromarray(pixels[i], "L" if grey else "RGB").resize((tile, tile), Image.NEAREST)
         sheet.paste(thumb, (x0 + (cell_w - tile) // 2, y0 + 2))
-        for label, dy in labels[i]:
-            sheet.paste(label, (x0 + (cell_w - label.width) // 2, y0 + tile + dy), label)
+        for n, label in enumerate(labels[i]):
+            sheet.paste(label, (x0 + (cell_w - label.width) // 2, y0 + tile + 4 + n * line_h), label)
     buffer = io.BytesIO()
     sheet.save(buffer, format="PNG", compress_level=1)  # higher levels cost seconds for a few % of size
     path.write_bytes(buffer.getvalue())
@@ -209,7 +255,7 @@ def _annotated_grid(ax, values, fmt: str, cmap: str, shading=None, scale: tuple[
                 red, green, blue, _alpha = image.cmap(image.norm(shading[i][j]))
                 luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
                 color = "black" if luminance > 0.45 else "white"
-                ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7.5, color=color)
+                ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=SMALL_PT, color=color)
     return image
 
 
@@ -246,15 +292,13 @@ def _grid_figure(
         fig.subplots_adjust(**margins)
     image = _annotated_grid(ax, values, fmt, cmap, shading, scale)
     if colorbar:
-        fig.colorbar(image, ax=ax, shrink=0.85).ax.tick_params(labelsize=7)
+        fig.colorbar(image, ax=ax, shrink=0.85).ax.tick_params(labelsize=SMALL_PT)
         _outline_best(ax, values)
-    ax.set_xticks(
-        range(len(x_labels)), x_labels, rotation=x_rotation, ha="right" if x_rotation else "center", fontsize=7.5
-    )
-    ax.set_yticks(range(len(y_labels)), y_labels, fontsize=7.5)
+    ax.set_xticks(range(len(x_labels)), x_labels, rotation=x_rotation, ha="right" if x_rotation else "center")
+    ax.set_yticks(range(len(y_labels)), y_labels)
     ax.set_xlabel(x_name)
     ax.set_ylabel(y_name)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title)
     ax.grid(False)
     fig.savefig(path, format="svg")
 
@@ -275,7 +319,7 @@ def heatmap_svg(
         values,
         ".2f",
         "viridis",
-        (2.0 + 0.9 * len(columns), 0.9 + 0.45 * len(rows)),
+        (1.5 + 0.55 * len(columns), 0.9 + 0.3 * len(rows)),  # two fit side by side up to 3 columns
         [str(c) for c in columns],
         [str(r) for r in rows],
         column_name,
@@ -298,7 +342,7 @@ def confusion_svg(
         matrix,
         "d",
         "Blues",
-        (5.4, 4.6),
+        (HALF_IN, 3.1),
         classes,
         classes,
         predicted_label,
@@ -306,7 +350,7 @@ def confusion_svg(
         title,
         path,
         x_rotation=45,
-        margins={"left": 0.2, "right": 0.98, "bottom": 0.22, "top": 0.93},
+        margins={"left": 0.25, "right": 0.98, "bottom": 0.25, "top": 0.93},
         shading=shares,
         scale=(0.0, 1.0),
     )
@@ -325,8 +369,8 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
     """The assignment's four plots for one model: train/test loss and train/test accuracy."""
     # fixed margins: this figure has the same layout for every model, and constrained layout (which
     # measures every label) cost half a second per model
-    fig, axes = _figure(1, 4, figsize=(9.6, 2.3))
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.2, top=0.8, wspace=0.3)
+    fig, axes = _figure(1, 4, figsize=(PAGE_IN, 1.55))
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.24, top=0.78, wspace=0.3)
     x = [e["epoch"] for e in epochs]
     tooltips = {}
     for ax, (key, title) in zip(axes, PANELS):
@@ -336,18 +380,17 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
             _values(epochs, key, scale),
             "--" if key.startswith("train") else "-",
             marker="o",
-            markersize=2.5,
+            markersize=2,
             color=color,
             gid=f"points-{key}",
         )
         tooltips[f"points-{key}"] = _point_titles(
             f"{label} · {_(title)}", epochs, key, "acc" if key.endswith("acc") else "loss", _
         )
-        ax.set_title(_(title), fontsize=9)
-        ax.set_xlabel(_("Epoch"), fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(_(title))
+        ax.set_xlabel(_("Epoch"))
         ax.xaxis.get_major_locator().set_params(integer=True)
-    fig.suptitle(label, fontsize=9.5)
+    fig.suptitle(label, fontsize=8, fontweight="bold")
     _save_svg(fig, path, tooltips)
     return [title for _key, title in PANELS]
 
@@ -362,7 +405,7 @@ def sweep_panels_svg(
     fig, axes = _figure(
         rows,
         columns,
-        figsize=(min(9.6, 1.2 + 3.0 * columns), 0.4 + 2.1 * rows),
+        figsize=(min(PAGE_IN, 1.2 + 2.4 * columns), 0.6 + 1.7 * rows),
         sharex=True,
         sharey=True,
         layout="constrained",
@@ -377,39 +420,38 @@ def sweep_panels_svg(
                 _values(epochs, "test_acc", 100.0),
                 "-",
                 marker="o",
-                markersize=2.5,
+                markersize=2,
                 color=colors[label],
                 label=label,
                 gid=gid,
             )
             tooltips[gid] = _point_titles(f"{label} · {title}", epochs, "test_acc", "acc", _)
-        ax.set_title(title, fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(title)
         ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    fig.supxlabel(_("Epoch"), fontsize=8)
-    fig.supylabel(_("Test accuracy") + " (%)", fontsize=8)
+    fig.supxlabel(_("Epoch"))
+    fig.supylabel(_("Test accuracy") + " (%)")
     drawn = [ax for ax in axes.flat if ax.lines] or [axes.flat[0]]  # a panel may be empty: nothing trained there
     handles, labels = drawn[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4), fontsize=7.5, frameon=False)
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4), frameon=False)
     _save_svg(fig, path, tooltips)
 
 
 @_styled
 def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, path: Path) -> None:
     """Final test accuracy against multiply-adds per image: equal parameters can hide very different compute."""
-    fig, ax = _figure(figsize=(5.6, 3.2), layout="constrained")
+    fig, ax = _figure(figsize=(4.2, 2.5), layout="constrained")
     tooltips = {}
     for n, row in enumerate(r for r in rows if r["final_test_acc"] is not None):
         gid = f"points-cost-{n}"
-        ax.plot([row["macs"]], [100 * row["final_test_acc"]], "o", markersize=7, color=colors[row["model"]], gid=gid)
+        ax.plot([row["macs"]], [100 * row["final_test_acc"]], "o", markersize=5, color=colors[row["model"]], gid=gid)
         ax.annotate(
             row["model"],
             (row["macs"], 100 * row["final_test_acc"]),
             textcoords="offset points",
-            xytext=(6, 4),
-            fontsize=7.5,
+            xytext=(5, 3),
+            fontsize=SMALL_PT,
         )
         tooltips[gid] = [f"{row['model']}: {row['macs']:,} MACs, {100 * row['final_test_acc']:.2f}%"]
     macs = [r["macs"] for r in rows if r["macs"]]
