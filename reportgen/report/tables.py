@@ -319,7 +319,9 @@ def _mac_caveats(macs: dict[str, Any], tr) -> list[str]:
     """What a MAC total does not cover: ops not counted, and a count that depends on the input."""
     notes = []
     if macs.get("not_counted"):
-        notes.append(tr("not counted: {ops}", ops=not_counted_text(macs["not_counted"], tr.recorded)))
+        ops = [f"{layer['name'] or '(root)'} ({layer['type']}): {op}" for layer in macs["layers"] for op in
+               layer.get("uncounted", [])]  # fmt: skip
+        notes.append(tr("not counted: {ops}", ops=not_counted_text(ops, tr.recorded)))
     if macs.get("input_dependent"):
         first, second = macs["input_dependent"]
         notes.append(tr("input-dependent: {first} MACs for one random input, {second} for another (its negation); "
