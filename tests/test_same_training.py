@@ -26,6 +26,7 @@ data_dir = "idx"
 name = "mlp"
 [train]
 epochs = 1
+lr = {lr}
 seeds = {seeds}
 """
 
@@ -56,12 +57,17 @@ def _idx(root: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
-    """runs/triple: mlp with seeds [0, 0, 0] · pair: mlp with seeds [0, 1] · a, b: the built-in lenet5, seeds 1
+    """runs/triple: mlp with seeds [0, 0, 0] · pair: mlp with seeds [0, 1] · lrs: mlp, lr 0.01 and 0.0001, seeds
+    [0, 0, 0] · a, b: the built-in lenet5, seeds 1
     and 2, by Kim and Lee · copy: runs/a re-saved by Park · d, e: Choi's and Han's own models.py, seeds 1 and 2."""
     root = tmp_path_factory.mktemp("same-training")
     write_idx_dataset(root / "idx", n_train=300, n_test=300)
-    for run_id, seeds in (("triple", "[0, 0, 0]"), ("pair", "[0, 1]")):
-        (root / f"{run_id}.toml").write_text(SEEDS_SPEC.format(seeds=seeds), "utf-8")
+    for run_id, seeds, lr in (
+        ("triple", "[0, 0, 0]", 0.001),
+        ("pair", "[0, 1]", 0.001),
+        ("lrs", "[0, 0, 0]", [0.01, 1e-4]),
+    ):
+        (root / f"{run_id}.toml").write_text(SEEDS_SPEC.format(seeds=seeds, lr=lr), "utf-8")
         _run(root, run_id, root / f"{run_id}.toml")
     for run_id, seed, author in (("a", 1, "Kim:2024001"), ("b", 2, "Lee:2024002")):
         _run(root, run_id, "--models", "lenet5", "--seed", str(seed), "--author", author, *_idx(root))
@@ -119,6 +125,13 @@ def test_the_one_training_finding_is_korean_in_a_korean_report(root):
     [finding] = [text for text in _findings(summary) if "하나의 훈련" in text]
     assert "시행 000-mlp, 001-mlp, 002-mlp는 하나의 훈련입니다(테스트 이미지 300장 모두에서 같은 예측" in finding
     assert "identical" not in finding and "training" not in finding
+
+
+@pytest.mark.slow
+def test_a_sweep_with_seeds_zero_zero_zero_has_one_paired_trial_not_three(root):
+    conclusion = _render(root, "lrs")["conclusion"]
+    [effect] = [text for text in conclusion if text.startswith("Learning rate 0.01 ")]
+    assert effect.startswith("Learning rate 0.01 beats 0.0001 in the one paired trial (+"), effect
 
 
 @pytest.mark.slow

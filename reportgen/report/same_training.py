@@ -24,6 +24,7 @@ code is the assignment's, not a copy: only an identical training of it is.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import itertools
 import json
@@ -293,6 +294,7 @@ class Trainings:
             path = source.trial_dir(original) / PREDICTIONS_FILE
             self.predictions[trial_id] = _read_predictions(path, images[source.run_id])
 
+    @functools.cached_property
     def groups(self) -> list[Group]:
         """Trials that are one training, each group with what showed it (in the report's trial order)."""
         ids = list(self.prints)
@@ -334,26 +336,33 @@ class Trainings:
         found: dict[str, list[dict[str, str]]] = {run.run_id: [] for run in runs}
         if not submissions(runs):
             return found
-        groups = self.groups()
-        for p, q in itertools.combinations(runs, 2):
-            if _person(p) == _person(q):
+        people = {run.run_id: authors(run) or run.run_id for run in runs}  # unnamed: graded under its run id
+        for p, q in itertools.combinations(people, 2):
+            if people[p] == people[q]:
                 continue
-            evidence = self._between(p.run_id, q.run_id, groups)
+            evidence = self._between(p, q, self.groups)
             if evidence:
                 text = "; ".join(m.render(translate) for m in evidence)
                 for this, other in ((p, q), (q, p)):
-                    who = _person(other)
-                    found[this.run_id].append(
+                    who = people[other]
+                    found[this].append(
                         {
-                            "run_id": other.run_id,
+                            "run_id": other,
                             "who": who,
                             "text": translate("copy of {who}: {evidence}", who=who, evidence=text),
                         }
                     )
         return found
 
+    @functools.cached_property
+    def _by_run(self) -> dict[str, list[str]]:
+        by_run: dict[str, list[str]] = {}
+        for trial_id, fingerprint in self.prints.items():
+            by_run.setdefault(fingerprint.run_id, []).append(trial_id)
+        return by_run
+
     def _of(self, run_id: str) -> list[str]:
-        return [t for t, p in self.prints.items() if p.run_id == run_id]
+        return self._by_run.get(run_id, [])
 
     def _between(self, a: str, b: str, groups: list[Group]) -> list[Message]:
         """What shows that runs a and b are copies: trainings they share, near-identical predictions, model code
@@ -408,11 +417,6 @@ class Trainings:
             "{alike} of {n} test images predicted alike, {same} of {mistakes} mistakes the same",
             {"alike": int(alike.sum()), "n": len(alike), "same": same_mistakes, "mistakes": mistakes},
         )
-
-
-def _person(run: RunArchive) -> str:
-    """Who handed a run in, as the grading view names them: its authors, else its run id."""
-    return authors(run) or run.run_id
 
 
 # One detector per run object a render reads: the report's trials and its grading view share it.

@@ -139,7 +139,7 @@ def _one_training_each(run: RunArchive, summaries: list[TrialSummary]) -> list[T
     """Each trial with the group of trials it was one training with (same_training.py), if any."""
     from reportgen.report.same_training import trainings
 
-    group_of = {trial_id: group for group in trainings(run).groups() for trial_id in group.trial_ids}
+    group_of = {trial_id: group for group in trainings(run).groups for trial_id in group.trial_ids}
     for summary in summaries:
         summary.same_training = group_of.get(summary.trial_id)
     return summaries

@@ -18,6 +18,9 @@ from reportgen.settings import value_order
 from reportgen.states import TrialState
 
 Predictions = Callable[[str], list[dict[str, str]]]
+ONE_BEATS = "{factor} {a} beats {b} in the one paired trial ({low} points; McNemar p < 0.05)."
+ONE_AHEAD = "{factor} {a} is ahead of {b} in the one paired trial ({low} points), not significantly."
+ONE_BEHIND = "{factor} {a} vs {b}: not ahead in the one paired trial ({low} points)."
 
 
 def _points(delta: float) -> str:
@@ -80,7 +83,7 @@ def _effect(
     pairs = _pairs(factor, a, b, trials, factors)
     alike = [(ta, tb) for ta, tb in pairs if ta.training == tb.training]
     if alike and len(alike) == len(pairs):  # e.g. momentum under adam: the setting never reached the training
-        text = "{factor} {a} and {b} were one training in each of the {n} paired trials: the setting changed nothing."
+        text = "{factor} {a} and {b} were one training in every paired trial ({n}): the setting changed nothing."
         return Claim(
             tr(text, factor=tr(factor), a=setting_text(a, tr), b=setting_text(b, tr), n=len(pairs)),
             test="same training: identical predictions, weights or metrics",
@@ -101,12 +104,25 @@ def _effect(
         "low": _points(min(deltas)),
         "high": _points(max(deltas)),
     }
+    one = len(pairs) == 1  # seeds = [0, 0, 0] is one paired trial, and is said as one
     if ahead == len(pairs) and significant == len(pairs):
-        text = "{factor} {a} beats {b} in all {n} paired trials ({low} to {high} points; McNemar p < 0.05 in each)."
+        text = (
+            ONE_BEATS
+            if one
+            else "{factor} {a} beats {b} in all {n} paired trials ({low} to {high} points; McNemar p < 0.05 in each)."
+        )
     elif ahead == len(pairs):
-        text = "{factor} {a} is ahead of {b} in all {n} paired trials ({low} to {high} points), significant in {k}."
+        text = (
+            ONE_AHEAD
+            if one
+            else "{factor} {a} is ahead of {b} in all {n} paired trials ({low} to {high} points), significant in {k}."
+        )
     else:
-        text = "{factor} {a} vs {b}: no consistent difference — ahead in {ahead} of {n} paired trials ({low} to {high} points)."
+        text = (
+            ONE_BEHIND
+            if one
+            else "{factor} {a} vs {b}: no consistent difference — ahead in {ahead} of {n} paired trials ({low} to {high} points)."
+        )
     return Claim(tr(text, **values), ahead == len(pairs) and significant == len(pairs), test="McNemar per pair")
 
 
