@@ -220,6 +220,7 @@ def test_expect_macs_through_the_installed_cli(claim, code):
     assert result.stderr == expected_err
 
 
+@pytest.mark.slow
 def test_the_report_sets_cost_beside_accuracy(tmp_path):
     write_idx_dataset(tmp_path / "idx", n_train=200, n_test=100)
     code = main(

@@ -193,6 +193,7 @@ def test_unknown_checklist_check_is_a_spec_error(workdir, cli):
     assert code == 2 and "items[0].check" in err and "magic" in err
 
 
+@pytest.mark.slow
 @requires_fashion  # the default dataset, as a student's spec without [data] gets it
 def test_validation_split_is_carved_from_training_data_with_the_seed(workdir, cli):
     spec = workdir / "val.toml"

@@ -120,6 +120,7 @@ def test_unknown_model_lists_close_matches(workdir, cli):
     assert code == 2 and "did you mean lenet5" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_user_text_is_escaped_in_the_report(workdir, cli):
     spec = workdir / "xss.toml"
     spec.write_text(

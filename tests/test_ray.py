@@ -399,6 +399,7 @@ def test_a_worker_that_cannot_build_the_model_stops_the_sweep_with_the_reason(tm
     assert not ray.is_initialized()
 
 
+@pytest.mark.slow
 def test_without_ray_the_executor_says_how_to_install_it():
     code = (
         "import sys; sys.modules['ray'] = None\n"

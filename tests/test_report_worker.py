@@ -62,6 +62,7 @@ def test_the_warm_process_renders_the_report_render_report_writes_and_the_comman
     assert (Path(answer["path"]) / "report.pdf").read_bytes().startswith(b"%PDF")
 
 
+@pytest.mark.slow
 def test_a_mistake_found_while_rendering_comes_back_as_the_same_error(tmp_path):
     run = copy_fixture(tmp_path)
     with pytest.raises(ReportgenError) as here:

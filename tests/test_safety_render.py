@@ -219,6 +219,7 @@ def troubled(workdir, cli, idx_dir) -> Path:
     return workdir / "output" / "t"
 
 
+@pytest.mark.slow
 def test_a_partial_run_renders_with_the_failure_shown(troubled, cli):
     html = troubled.joinpath("report.html").read_text("utf-8")
     assert "RuntimeError: boom on the first batch" in html

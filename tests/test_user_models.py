@@ -78,6 +78,7 @@ def test_own_models_py_does_not_hide_builtins_and_builtins_do_not_hide_it(studen
     assert totals == [student_lenet_params(4), student_lenet_params(6), 61_706]
 
 
+@pytest.mark.slow
 @requires_fashion
 def test_spec_naming_student_file_and_builtin_trains_both(student, cli):
     (student / "nets").mkdir()
@@ -157,6 +158,7 @@ def test_forward_that_fails_on_the_dataset_shape_names_the_model(student, cli):
     assert nothing_written(student)
 
 
+@pytest.mark.slow
 @requires_fashion
 def test_resumed_spec_with_a_non_model_is_refused_before_any_call(student, cli):
     """An unfinished run's spec.json is input too: a forged `name` must not be called on --resume."""
