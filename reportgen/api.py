@@ -89,7 +89,7 @@ class Report:
             title=tr(self.summary["spec"]["name"]),
             report=self.summary["report"],
             warnings=self.summary["warnings"],
-            words={key: tr(key.capitalize()) for key in ("run", "report", "conclusion", "warnings")},
+            words={key: tr(key.capitalize()) for key in ("run", "report", "conclusion", "next steps", "warnings")},
             figures=figures,
             # saved with the notebook, which students publish: relative to its folder, never the home folder
             html_path=shown_path(self.html),

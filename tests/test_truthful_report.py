@@ -144,12 +144,12 @@ def test_a_sweep_names_its_best_configuration_and_the_effect_of_each_factor():
     claims = sweep_claims(trials, varied, _predictions(trials), set(), translator("en"))
     texts = [c.text for c in claims]
     assert texts[0] == (
-        "Best configuration of the sweep: cnn with Optimizer adam, Loss function cross_entropy, "
+        "Best configuration of the sweep: cnn with Optimizer Adam, Loss function cross-entropy, "
         "90.00% final test accuracy."
     )
-    loss = next(c for c in claims if c.text.startswith("Loss function cross_entropy"))
-    assert loss.holds and "beats bce_with_logits in all 4 paired trials (+10.0 to +25.0 points" in loss.text
-    optimizer = next(c for c in claims if c.text.startswith("Optimizer adam"))
+    loss = next(c for c in claims if c.text.startswith("Loss function cross-entropy"))
+    assert loss.holds and "beats BCE with logits in all 4 paired trials (+10.0 to +25.0 points" in loss.text
+    optimizer = next(c for c in claims if c.text.startswith("Optimizer Adam"))
     assert (
         not optimizer.holds
         and "no consistent difference — ahead in 3 of 4 paired trials (-2.5 to +15.0 points)" in optimizer.text
@@ -164,10 +164,11 @@ def test_a_sweep_says_which_setting_learned_nothing_and_compares_no_stalled_tria
     stalled = {"mlp-sgd-cross_entropy"}  # the chance-level finding
     claims = sweep_claims(trials, {"optimizer": ["adam", "sgd"]}, _predictions(trials), stalled, translator("en"))
     texts = [c.text for c in claims]
-    assert (
-        "With Optimizer sgd, no trial learned: all 2 diverged, failed or stayed at chance level (best 10.50%)." in texts
+    assert texts[0] == (  # what failed is said first, and how
+        "With Optimizer SGD, the models did not learn in either trial (diverged: 1, stayed at chance level: 1; "
+        "best 10.50%)."
     )
-    assert not any("adam beats" in t or "adam is ahead" in t for t in texts)  # no pair left to compare
+    assert not any("Adam beats" in t or "Adam is ahead" in t for t in texts)  # no pair left to compare
 
 
 def test_the_gallery_shows_one_correct_image_of_each_class_it_got_right():
@@ -205,12 +206,15 @@ def test_findings_of_many_trials_are_one_line_naming_the_setting_they_share():
         _trial(model, "sgd" if lr == 10.0 else "adam", "cross_entropy", 20, TrialState.DIVERGED if lr == 10.0 else
                TrialState.COMPLETE) for model in ("a", "b", "c") for lr in (10.0, 0.01)
     ]  # fmt: skip
-    warnings = [Finding("diverged", t.trial_id, "{model} diverged", {"model": t.label}) for t in trials[::2]]
-    warnings.append(Finding("chance", trials[1].trial_id, "{model} chance", {"model": trials[1].label}))
-    claims = findings(warnings, trials, {"optimizer": ["adam", "sgd"]}, translator("en"))
-    assert [c.text for c in claims] == [
-        "3 trials diverged, all with Optimizer sgd: a-sgd-cross_entropy, b-sgd-cross_entropy, c-sgd-cross_entropy.",
-        "a chance",
+    def finding(code: str, t) -> Finding:
+        settings = (("lr", 10.0 if t.config["optimizer"] == "sgd" else 0.01), ("optimizer", t.config["optimizer"]))
+        return Finding(code, t.trial_id, "{who} " + code, {"model": t.label}, settings)
+
+    warnings = [finding("diverged", t) for t in trials[::2]] + [finding("chance", trials[1])]
+    claims = findings(warnings, translator("en"))
+    assert [c.text for c in claims] == [  # every trial by its settings, never its id, never cut off
+        "3 trials diverged, all with Learning rate 10.0, Optimizer SGD: a, b, c.",
+        "a (Learning rate 0.01, Optimizer Adam) chance",
     ]
     assert [c.holds for c in claims] == [False, False] and claims[0].test == "diverged"
 
@@ -247,10 +251,10 @@ def test_a_mac_cross_check_ticks_only_what_it_could_see():
     }
     cell = _mac_check("FlopCounterMode", lstm, "flop_counter", tr)
     assert cell.text == "FlopCounterMode: ✓ 640 FLOPs" and cell.note == (
-        "320 of 215,360 MACs checked; not checked: lstm (LSTM, 215,040 MACs): no formula for aten.mkldnn_rnn_layer"
-    )
+        "320 of 215,360 MACs checked; not checked: lstm (LSTM, 215,040 MACs): no formula for fused recurrent layer"
+    )  # the op (aten.mkldnn_rnn_layer) in words
     korean = _mac_check("FlopCounterMode", lstm, "flop_counter", translator("ko")).note
-    assert "aten.mkldnn_rnn_layer에 대한 계산식이 없음" in korean and "no formula" not in korean
+    assert "융합 순환층에 대한 계산식이 없음" in korean and "no formula" not in korean
     blind = lstm | {"flop_counter_flops": 0, "flop_counter": {"figure": 0, "checked_macs": 0, "not_checked": unseen}}
     cell = _mac_check("FlopCounterMode", blind, "flop_counter", tr)
     assert cell.text == "FlopCounterMode: not checked" and cell.verdict is None and "no formula" in cell.note

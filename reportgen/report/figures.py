@@ -127,6 +127,7 @@ def _heatmap(n: int, pivot: dict[str, Any], translate, folder: Path, scale: tupl
         f"{pivot['label']}\n{translate('Final test accuracy')} (%)",
         folder / name,
         scale,
+        [[translate(pivot["marks"].get((r, c), "")) for c in pivot["columns"]] for r in pivot["rows"]],
     )
     return _relative(name)
 
@@ -135,7 +136,7 @@ def _sweep_panels(series: dict[str, Any] | None, colors, translate, folder: Path
     """Small multiples of a sweep; None when nothing but the seed was swept."""
     if series is None:
         return None
-    sweep_panels_svg(series["panels"], colors, translate, folder / "sweep.svg", series["columns"])
+    sweep_panels_svg(series["panels"], colors, translate, folder / "sweep.svg", series["columns"], series["marks"])
     return _relative("sweep.svg")
 
 

@@ -7,9 +7,9 @@ import math
 from dataclasses import dataclass
 
 from reportgen.report.i18n import Translator, translator
-from reportgen.report.model import percent, points_between
+from reportgen.report.model import percent, points_between, setting_text
 from reportgen.report.summary import TrialSummary
-from reportgen.settings import mixed_loss_scales
+from reportgen.settings import REPORTED, mixed_loss_scales
 from reportgen.states import TrialState
 
 CHANCE_MARGIN = 0.02  # accuracy within 2 points of 1/classes counts as chance level
@@ -18,24 +18,42 @@ OVERFIT_GAP = 0.05  # final train accuracy this far above test accuracy suggests
 
 @dataclass(frozen=True)
 class Finding:
+    """`message` is English, translated and formatted with `values` plus `{who}`: the model and, where trials
+    differ in their settings, this trial's ("mlp (Learning rate 10.0)") — a reader knows the settings, not the
+    trial ids."""
+
     code: str
     trial_id: str
-    message: str  # English; the template translates by code and formats with `values`
+    message: str
     values: dict
+    settings: tuple[tuple[str, object], ...] = ()
+
+
+def distinguishing(trials: list[TrialSummary]) -> list[str]:
+    """The settings in which the trials differ (a sweep's factors, the seed): what tells one trial from another."""
+    return [k for k in REPORTED if len({str(t.config[k]) for t in trials}) > 1]
+
+
+def settings_words(settings: tuple[tuple[str, object], ...] | list, tr: Translator) -> str:
+    """ "Learning rate 10.0, Optimizer Adam": settings as the report names them."""
+    return ", ".join(f"{tr(key)} {setting_text(value, tr)}" for key, value in settings)
 
 
 def review_trials(trials: list[TrialSummary], num_classes: int, settings_identical: bool) -> list[Finding]:
     findings: list[Finding] = []
     chance = 1.0 / num_classes
+    keys = distinguishing(trials)
     for t in trials:
+        own = tuple((k, t.config[k]) for k in keys)
         if t.status == TrialState.FAILED:
             last_line = (t.error.strip().splitlines() or ["unknown error"])[-1]
             findings.append(
                 Finding(
                     "failed",
                     t.trial_id,
-                    "{model} ({trial}) failed: {error}",
+                    "{who} failed: {error}",
                     {"model": t.label, "trial": t.trial_id, "error": last_line},
+                    own,
                 )
             )
             continue
@@ -48,10 +66,11 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
                 Finding(
                     "diverged",
                     t.trial_id,
-                    "{model} ({trial}) diverged: the training loss "
+                    "{who} diverged: the training loss "
                     "became NaN/inf or exploded; training stopped, results kept but not "
                     "comparable",
                     values,
+                    own,
                 )
             )
             continue
@@ -62,9 +81,10 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
                 Finding(
                     "chance",
                     t.trial_id,
-                    "{model} ({trial}) is at chance level "
+                    "{who} is at chance level "
                     "({acc:.2f}% ≤ {limit:.0f}%): it did not learn; do not compare it as trained",
                     values | {"acc": 100 * t.final["test_acc"], "limit": 100 * (chance + CHANCE_MARGIN)},
+                    own,
                 )
             )
         elif len(losses) > 1 and min(losses[1:]) >= losses[0]:
@@ -72,8 +92,9 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
                 Finding(
                     "no_decrease",
                     t.trial_id,
-                    "{model} ({trial}): training loss never decreased below its first epoch",
+                    "{who}: training loss never decreased below its first epoch",
                     values,
+                    own,
                 )
             )
         gap = t.final["train_acc"] - t.final["test_acc"]
@@ -84,8 +105,9 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
                 Finding(
                     "overfit",
                     t.trial_id,
-                    "{model} ({trial}): train accuracy exceeds test accuracy by {gap} points — likely overfitting",
+                    "{who}: train accuracy exceeds test accuracy by {gap} points — likely overfitting",
                     values | {"gap": shown},
+                    own,
                 )
             )
     if mixed_loss_scales(t.config["loss"] for t in trials):
@@ -113,4 +135,10 @@ def review_trials(trials: list[TrialSummary], num_classes: int, settings_identic
 
 def format_finding(warning: Finding, translate: Translator | None = None) -> str:
     """The warning in the report's language (English without a translator)."""
-    return (translate or translator("en"))(warning.message, **warning.values)
+    tr = translate or translator("en")
+    return tr(warning.message, **warning.values, who=who(warning.values.get("model", ""), warning.settings, tr))
+
+
+def who(model: str, settings: tuple[tuple[str, object], ...] | list, tr: Translator) -> str:
+    """The model, and the settings of its trial where trials differ: "mlp (Learning rate 10.0)"."""
+    return f"{model} ({settings_words(settings, tr)})" if settings else model

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -138,11 +139,49 @@ class _ParticleFormatter(string.Formatter):
 FORMATTER = _ParticleFormatter()
 
 
+# Option values as people write them, not as the spec spells them ("adam" → Adam, "bce_with_logits" → BCE with
+# logits): English needs these besides the setting names; other catalogues translate them like any message.
+VALUE_NAMES = {
+    "sgd": "SGD",
+    "adam": "Adam",
+    "adamw": "AdamW",
+    "rmsprop": "RMSprop",
+    "cross_entropy": "cross-entropy",
+    "nll": "NLL",
+    "bce_with_logits": "BCE with logits",
+    "onecycle": "one-cycle",
+}
+# PyTorch ops a MAC check names when it has no formula for them ("no formula for aten.native_batch_norm"),
+# in words; an op not listed is named by its words without the namespace ("aten._foo_bar" → "foo bar").
+OP_NAMES = {
+    "native_batch_norm": "batch normalization",
+    "_native_batch_norm_legit": "batch normalization",
+    "_native_batch_norm_legit_no_training": "batch normalization",
+    "_native_batch_norm_legit_functional": "batch normalization",
+    "native_layer_norm": "layer normalization",
+    "native_group_norm": "group normalization",
+    "_cdist_forward": "pairwise distances",
+    "_scaled_dot_product_flash_attention": "attention",
+    "_scaled_dot_product_efficient_attention": "attention",
+    "_scaled_dot_product_attention_math": "attention",
+    "mkldnn_rnn_layer": "fused recurrent layer",
+    "lstm": "LSTM",
+    "gru": "GRU",
+}
+_OP = re.compile(r"\b(?:aten|prims)\.(\w+?)(?:\.(?:default|Tensor|Scalar|input|out))?\b")
+
+
+def op_words(text: str, word: Callable[[str], str] = str) -> str:
+    """`text` with every PyTorch op name ("aten.native_batch_norm.default") in words ("batch normalization"),
+    each worded by `word` (a catalogue lookup)."""
+    return _OP.sub(lambda m: word(OP_NAMES.get(m.group(1), m.group(1).strip("_").replace("_", " "))), text)
+
+
 def load_catalogue(lang: str) -> dict[str, str]:
-    """English needs only the display names of the settings (from reportgen.settings); other languages
-    translate every message, setting names included."""
+    """English needs only the display names of the settings (from reportgen.settings) and of their values;
+    other languages translate every message, setting names included."""
     if lang == "en":
-        return dict(DISPLAY_NAMES)
+        return dict(DISPLAY_NAMES) | VALUE_NAMES
     return json.loads(CATALOGUES.joinpath(f"{lang}.json").read_text("utf-8"))
 
 
@@ -160,14 +199,15 @@ class Translator:
 
     def recorded(self, text: str) -> str:
         """A sentence recorded in a run, translated by an exact key or a pattern key; the parts a
-        pattern captures are translated the same way ("no affine parameters (+12 running stats, …)")."""
+        pattern captures are translated the same way ("no affine parameters (+12 running stats, …)"). A PyTorch
+        op it names is said in words, in every language ("no formula for batch normalization")."""
         if text in self.catalogue:
             return self.catalogue[text]
         for pattern, template in self._compiled():
             match = pattern.fullmatch(text)
             if match:
                 return FORMATTER.format(template, **{k: self.recorded(v) for k, v in match.groupdict().items()})
-        return text
+        return op_words(text, lambda words: self.catalogue.get(words, words))
 
     def _compiled(self) -> list[tuple[re.Pattern, str]]:
         if self._patterns is None:

@@ -171,6 +171,7 @@ class ReportModel:
     settings_claim: Claim
     conclusion: list[Claim]
     findings: list[Claim] = field(default_factory=list)  # the lint's warnings: what each trial's check found
+    next_steps: list[Claim] = field(default_factory=list)  # advice to the author (run more seeds), not a finding
     checklist_title: str = ""
     checklist: list[Claim] = field(default_factory=list)
 

@@ -243,15 +243,20 @@ def gallery_png(
     path.write_bytes(buffer.getvalue())
 
 
-def _annotated_grid(ax, values, fmt: str, cmap: str, shading=None, scale: tuple[float, float] | None = None):
+def _annotated_grid(
+    ax, values, fmt: str, cmap: str, shading=None, scale: tuple[float, float] | None = None, marks=None
+):
     """imshow of `shading` (default: the values) with each cell's value written in black or white, whichever
-    reads better on that cell's own colour (its luminance), so no number is white on yellow."""
+    reads better on that cell's own colour (its luminance), so no number is white on yellow. A cell without a
+    value shows its mark, if any ("diverged"), and is blank otherwise (an untried combination)."""
     shading = values if shading is None else shading
     vmin, vmax = scale or (None, None)
     image = ax.imshow(shading, cmap=cmap, aspect="auto", vmin=vmin, vmax=vmax)
     for i, row in enumerate(values):
         for j, value in enumerate(row):
-            if not math.isnan(value):  # skip NaN (an untried combination)
+            if math.isnan(value) and marks and marks[i][j]:
+                ax.text(j, i, marks[i][j], ha="center", va="center", fontsize=SMALL_PT, color="#b00020")
+            if not math.isnan(value):
                 red, green, blue, _alpha = image.cmap(image.norm(shading[i][j]))
                 luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
                 color = "black" if luminance > 0.45 else "white"
@@ -284,13 +289,14 @@ def _grid_figure(
     shading=None,
     scale: tuple[float, float] | None = None,
     colorbar: bool = False,
+    marks: list[list[str]] | None = None,
 ) -> None:
     """An annotated matrix figure (heatmap or confusion matrix), saved as SVG; fixed `margins` skip the
     constrained layout's measuring of every label where the layout is known in advance."""
     fig, ax = _figure(figsize=size, layout=None if margins else "constrained")
     if margins:
         fig.subplots_adjust(**margins)
-    image = _annotated_grid(ax, values, fmt, cmap, shading, scale)
+    image = _annotated_grid(ax, values, fmt, cmap, shading, scale, marks)
     if colorbar:
         fig.colorbar(image, ax=ax, shrink=0.85).ax.tick_params(labelsize=SMALL_PT)
         _outline_best(ax, values)
@@ -312,9 +318,11 @@ def heatmap_svg(
     title: str,
     path: Path,
     scale: tuple[float, float] | None = None,
+    marks: list[list[str]] | None = None,
 ) -> None:
     """Sweep pivot: final test accuracy (%) for each pair of swept settings, on `scale` (shared by every
-    model's heatmap, with its colour bar), the best cell framed."""
+    model's heatmap, with its colour bar), the best cell framed; `marks`: a cell's word where it has no value
+    ("diverged")."""
     _grid_figure(
         values,
         ".2f",
@@ -328,6 +336,7 @@ def heatmap_svg(
         path,
         scale=scale,
         colorbar=True,
+        marks=marks,
     )
 
 
@@ -397,10 +406,16 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
 
 @_styled
 def sweep_panels_svg(
-    panels: dict[str, dict[str, list[dict]]], colors: dict[str, str], _: Translate, path: Path, columns: int = 3
+    panels: dict[str, dict[str, list[dict]]],
+    colors: dict[str, str],
+    _: Translate,
+    path: Path,
+    columns: int = 3,
+    marks: dict[str, str] | None = None,
 ) -> None:
     """Small multiples: one panel per combination of swept settings (its title), test accuracy per epoch of
-    every model in it, on a shared y axis so panels compare at a glance."""
+    every model in it, on a shared y axis so panels compare at a glance; `marks`: a panel's note by its title
+    ("diverged: mlp"), written inside it."""
     rows = -(-len(panels) // columns)
     fig, axes = _figure(
         rows,
@@ -427,6 +442,8 @@ def sweep_panels_svg(
             )
             tooltips[gid] = _point_titles(f"{label} · {title}", epochs, "test_acc", "acc", _)
         ax.set_title(title)
+        if (marks or {}).get(title):
+            ax.text(0.5, 0.5, marks[title], transform=ax.transAxes, ha="center", va="center", color="#b00020")
         ax.xaxis.get_major_locator().set_params(integer=True)
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)

@@ -62,11 +62,13 @@ from reportgen.report.summary import (
     cost_sentences,
     did_not_learn,
     gallery_picks,
+    next_steps,
     per_class_accuracy,
     prediction_confidence,
     ranked_rows,
     seed_mean,
     settings_check,
+    significant_first,
     summarize_trials,
     sweep_pivot,
     top_confusions,
@@ -77,6 +79,7 @@ from reportgen.report.typeset import keep_words_whole
 from reportgen.run.archive import ArchiveError, RunArchive, RunRecord, atomic_write_json, validate_run_id
 from reportgen.settings import HEATMAP_AXES, value_order
 from reportgen.spec import recorded_data
+from reportgen.states import TrialState
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
@@ -272,14 +275,19 @@ def _sweep_series(trials: list[TrialSummary], varied: dict[str, list], translate
         return ", ".join(f"{translate(k)} {setting_text(v, translate)}" for k, v in zip(keys, values))
 
     runs: dict[tuple, dict[str, list[list[dict]]]] = {}
+    diverged: dict[str, dict[str, None]] = {}  # a panel's models that diverged: it says so, not only a gap
     for t in trials:
         if t.epochs:
             runs.setdefault(tuple(t.config[k] for k in keys), {}).setdefault(t.label, []).append(t.epochs)
+        if t.status == TrialState.DIVERGED:
+            diverged.setdefault(title(tuple(t.config[k] for k in keys)), {})[t.label] = None
     grid = itertools.product(*(sorted(varied[k], key=value_order) for k in keys))
     panels = {
         title(values): {label: seed_mean(epochs) for label, epochs in runs.get(values, {}).items()} for values in grid
     }
-    return {"panels": panels, "columns": len(varied[keys[-1]]) if len(keys) > 1 else min(3, len(panels))}
+    marks = {name: translate("diverged: {models}", models=", ".join(labels)) for name, labels in diverged.items()}
+    columns = len(varied[keys[-1]]) if len(keys) > 1 else min(3, len(panels))
+    return {"panels": panels, "columns": columns, "marks": marks}
 
 
 def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list[TrialSummary]:
@@ -377,7 +385,8 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         "appendix_trials": [t for t in trials if t not in best] if len(trials) > 2 * len(labels) else [],
         "literature": [_localized_source(row, translate) for row in literature(data["dataset"])],
         "conclusion": _sweep_claims(trials, settings["varied"], read_predictions, warnings, translate)
-        + conclusion(best, tests, improvements, warnings, translate, trials),
+        + conclusion(best, tests, improvements, warnings, translate, trials, _macs(costs)),
+        "next_steps": next_steps(trials, translate),
         "galleries": _galleries(run, best, predictions, images_of, class_names, recorded_data(spec)[1]),
         "disagreements": _disagreements(run, best, tests, predictions, untrained, images_of, class_names),
         "problems": problems,
@@ -388,7 +397,13 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     }
     if costs:  # close in accuracy, far apart in compute: the conclusion says so
         context["conclusion"] += cost_sentences(tests, costs["rows"], translate, untrained)
+    context["conclusion"] = significant_first(context["conclusion"])
     return context
+
+
+def _macs(costs: dict[str, Any] | None) -> dict[str, int]:
+    """Multiply-adds per image by model label (none for a run archived before costs were measured)."""
+    return {row["model"]: row["macs"] for row in costs["rows"]} if costs else {}
 
 
 def _sweep_claims(

@@ -14,7 +14,7 @@ from statistics import fmean, median
 from typing import TYPE_CHECKING, Any
 
 from reportgen.report.i18n import Translator
-from reportgen.report.model import Claim
+from reportgen.report.model import Claim, points_between
 from reportgen.report.regularization import TEST as REGULARIZATION_TEST
 from reportgen.report.regularization import conclusion_sentence, judge_row
 from reportgen.run.archive import ModelAuditRecord, RunArchive
@@ -326,13 +326,24 @@ def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> di
     )
     best = ranked.pivot_table("accuracy", "row", "column", aggfunc="max")
     values = best.reindex(index=rows, columns=columns).to_numpy(dtype=float).tolist()
-    return {"rows": rows, "columns": columns, "values": values}
+    return {"rows": rows, "columns": columns, "values": values, "marks": _unranked_marks(trials, row_key, column_key)}
 
 
-SINGLE_SEED = (
-    "Every model was trained with one seed, so these results rest on one seed; set "
-    "seeds = [0, 1, 2] under [train] to see how much they vary."
-)
+def _unranked_marks(trials: list[TrialSummary], row_key: str, column_key: str) -> dict[tuple, str]:
+    """(row setting, column setting) → "diverged" or "failed" where trials ran but none trained to the end: the
+    heatmap says so in the cell, where an untried combination stays blank."""
+    cells: dict[tuple, list[TrialSummary]] = {}
+    for t in trials:
+        cells.setdefault((t.config[row_key], t.config[column_key]), []).append(t)
+    return {
+        cell: "diverged" if any(t.status == TrialState.DIVERGED for t in group) else "failed"
+        for cell, group in cells.items()
+        if not any(t.ranked for t in group)
+    }
+
+
+SINGLE_SEED = "Every model was trained with one seed, so these results rest on one seed."
+COMPUTE_APART = 1.5  # multiply-adds this many times apart are worth saying beside an accuracy difference
 
 
 def did_not_learn(best: list[TrialSummary], warnings: list) -> set[str]:
@@ -350,31 +361,32 @@ def conclusion(
     warnings: list,
     translate,
     trials: list[TrialSummary] | None = None,
+    macs: dict[str, int] | None = None,
 ) -> list[Claim]:
-    """Sentences the numbers support, each with the test it rests on: the top model, and differences only where McNemar says p < 0.05.
-    A diverged model is never named best: it is said to have diverged instead; a chance-level model is
-    said not to have learned, and no comparison with it is made. When every model ran with one seed
-    (`trials` tells), the conclusion says so."""
+    """Sentences the numbers support, each with the test it rests on, what is significant first: each
+    difference McNemar finds (p < 0.05), by how many points and, with `macs` (label → multiply-adds per image),
+    at what compute; then the top model, and whether its lead is significant. A diverged model is never named
+    best: it is said to have diverged instead; a chance-level model is said not to have learned, and no
+    comparison with it is made. When every model ran with one seed (`trials` tells), the conclusion says so
+    (what to do about it is a next step, not a conclusion: next_steps)."""
     untrained = did_not_learn(best, warnings)
     # models that learned first: a chance-level model is named top only when no model learned, and the
     # sentence after it says so
     ranked = sorted(
         (t for t in best if t.ranked), key=lambda t: (t.label not in untrained, t.final["test_acc"]), reverse=True
     )
-    sentences = (
-        [
-            Claim(
-                translate(
-                    "{model} reached the highest final test accuracy: {acc}.",
-                    model=ranked[0].label,
-                    acc=_pct(ranked[0].final["test_acc"]),
-                ),
-                test="final test accuracy of each model's best trial that trained to the end",
-            )
-        ]
-        if ranked
-        else []
-    )
+    compared = {t.label for t in ranked} - untrained
+    tests = [row for row in tests if {row["a"], row["b"]} <= compared]
+    significant = sorted((row for row in tests if row["significant"]), key=lambda row: row["p_value"])
+    sentences = [
+        Claim(_significant_sentence(row, macs or {}, translate), True, test="McNemar, and the counted multiply-adds")
+        for row in significant
+    ]
+    top = ranked[0] if ranked else None
+    # the top model's lead over a model McNemar cannot tell it from is said in the top model's sentence
+    level = [row for row in tests if not row["significant"] and top and top.label in (row["a"], row["b"])]
+    if top:
+        sentences.append(_top_sentence(top, level, translate))
     sentences += [
         Claim(
             translate("{model} diverged (its training loss became NaN/inf); it is not ranked.", model=t.label),
@@ -395,9 +407,11 @@ def conclusion(
         for t in best
         if t.label in untrained
     ]
-    compared = {t.label for t in ranked} - untrained
-    tests = [row for row in tests if {row["a"], row["b"]} <= compared]
-    sentences += [Claim(_test_sentence(row, translate), test="McNemar") for row in tests]
+    sentences += [
+        Claim(_test_sentence(row, translate), test="McNemar")
+        for row in tests
+        if not row["significant"] and row not in level
+    ]
     sentences += [  # worded from the same judgement as the checklist's regularization items
         Claim(conclusion_sentence(judge_row(row, best, tests, untrained)).render(translate), test=REGULARIZATION_TEST)
         for row in improvements
@@ -409,13 +423,33 @@ def conclusion(
     return sentences
 
 
+def significant_first(claims: list[Claim]) -> list[Claim]:
+    """The conclusion's claims with those a test decided (a significant difference, a sweep's effect in every
+    pair) first, in their order; the rest after, in theirs."""
+    return [c for c in claims if c.holds] + [c for c in claims if not c.holds]
+
+
+def next_steps(trials: list[TrialSummary], translate) -> list[Claim]:
+    """Advice to the report's author, apart from what the results show: what to run next."""
+    if not single_seed(trials):
+        return []
+    return [
+        Claim(
+            translate(
+                "Run again with seeds = [0, 1, 2] under [train] to see how much the results vary from seed to seed."
+            ),
+            test="seeds per model",
+        )
+    ]
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
-def _test_sentence(row: dict[str, Any], translate: Translator) -> str:
-    """One McNemar test in words: a winner only when the difference is significant."""
-    values = {
+def _test_values(row: dict[str, Any]) -> dict[str, str]:
+    acc_w, acc_l = _pct(max(row["acc_a"], row["acc_b"])), _pct(min(row["acc_a"], row["acc_b"]))
+    return {
         "winner": row["winner"],
         "loser": row["loser"],
         "p": f"{row['p_value']:.3g}",
@@ -423,18 +457,70 @@ def _test_sentence(row: dict[str, Any], translate: Translator) -> str:
         "b": row["b"],
         "acc_a": _pct(row["acc_a"]),
         "acc_b": _pct(row["acc_b"]),
-        "acc_w": _pct(max(row["acc_a"], row["acc_b"])),
-        "acc_l": _pct(min(row["acc_a"], row["acc_b"])),
+        "acc_w": acc_w,
+        "acc_l": acc_l,
+        "points": points_between(acc_w, acc_l),
     }
-    if row["significant"]:
+
+
+def _significant_sentence(row: dict[str, Any], macs: dict[str, int], translate: Translator) -> str:
+    """A significant McNemar test in words: the winner, by how many points, and at what compute when the two
+    models' multiply-adds are far apart ("… by 1.96 points …, at 6.8 times the multiply-adds per image")."""
+    values = _test_values(row)
+    heavy, light = macs.get(row["winner"]), macs.get(row["loser"])
+    if heavy and light and heavy >= COMPUTE_APART * light:
         return translate(
-            "{winner} is more accurate than {loser} ({acc_w} vs {acc_l}); the difference is significant "
-            "(McNemar p = {p}).",
+            "{winner} is more accurate than {loser} by {points} points ({acc_w} vs {acc_l}), a significant "
+            "difference (McNemar p = {p}), at {ratio} times the multiply-adds per image.",
             **values,
+            ratio=f"{heavy / light:.1f}",
+        )
+    if heavy and light and light >= COMPUTE_APART * heavy:
+        return translate(
+            "{winner} is more accurate than {loser} by {points} points ({acc_w} vs {acc_l}), a significant "
+            "difference (McNemar p = {p}), with 1/{ratio} of the multiply-adds per image.",
+            **values,
+            ratio=f"{light / heavy:.1f}",
         )
     return translate(
-        "{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set (McNemar p = {p}).",
+        "{winner} is more accurate than {loser} by {points} points ({acc_w} vs {acc_l}), a significant "
+        "difference (McNemar p = {p}).",
         **values,
+    )
+
+
+def _top_sentence(top: TrialSummary, level: list[dict[str, Any]], translate: Translator) -> Claim:
+    """The highest accuracy; where McNemar cannot tell the top model from another, its lead is said not to be
+    significant, with each such model's accuracy and p-value."""
+    acc = _pct(top.final["test_acc"])
+    test = "final test accuracy of each model's best trial that trained to the end"
+    if not level:
+        return Claim(
+            translate("{model} reached the highest final test accuracy: {acc}.", model=top.label, acc=acc), test=test
+        )
+    others = [
+        translate(
+            "{model} ({acc}, McNemar p = {p})",
+            model=row["b"] if row["a"] == top.label else row["a"],
+            acc=_pct(row["acc_b"] if row["a"] == top.label else row["acc_a"]),
+            p=f"{row['p_value']:.3g}",
+        )
+        for row in level
+    ]
+    text = translate(
+        "{model} reached the highest final test accuracy, {acc}, but not significantly above {others}.",
+        model=top.label,
+        acc=acc,
+        others=", ".join(others),
+    )
+    return Claim(text, test=test + "; McNemar")
+
+
+def _test_sentence(row: dict[str, Any], translate: Translator) -> str:
+    """A McNemar test that found no significant difference, in words."""
+    return translate(
+        "{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set (McNemar p = {p}).",
+        **_test_values(row),
     )
 
 

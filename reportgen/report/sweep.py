@@ -56,7 +56,7 @@ def sweep_claims(
             if other != best.config[factor]:
                 claim = _effect(factor, best.config[factor], other, learned, factors, predictions, tr)
                 claims += [claim] if claim else []
-    return claims + _no_learning(trials, factors, stalled, tr)
+    return _no_learning(trials, factors, stalled, tr) + claims  # what failed first, then what the rest shows
 
 
 def _pairs(
@@ -136,23 +136,39 @@ def _significant(a: TrialSummary, b: TrialSummary, predictions: Predictions) -> 
 
 
 def _no_learning(trials: list[TrialSummary], factors: list[str], stalled: set[str], tr) -> list[Claim]:
-    """A swept value under which every trial diverged, failed or stayed at chance level."""
+    """Each swept value under which trials did not learn (diverged, failed or stayed at chance level), and how
+    many of its trials: "With Optimizer SGD, the models did not learn in 4 of 6 trials (diverged: 3, …)." Each
+    training counts once (a trial that was one training with another is left out)."""
     claims = []
     for factor in factors:
         for value in sorted({t.config[factor] for t in trials}, key=value_order):
-            group = [t for t in trials if t.config[factor] == value]
-            if len(group) > 1 and all(_did_not_learn(t, stalled) for t in group):
-                best = max((t.final.get("test_acc") or 0.0 for t in group), default=0.0)
-                text = tr(
-                    "With {factor} {value}, no trial learned: all {n} diverged, failed or stayed at chance level "
-                    "(best {acc}).",
-                    factor=tr(factor),
-                    value=setting_text(value, tr),
-                    n=len(group),
-                    acc=f"{100 * best:.2f}%",
-                )
-                claims.append(Claim(text, test="divergence check and chance-level finding"))
+            group = [t for t in trials if t.config[factor] == value and not t.repeated]
+            failed = [t for t in group if _did_not_learn(t, stalled)]
+            if len(group) > 1 and failed:
+                claims.append(_failures(tr(factor), setting_text(value, tr), group, failed, stalled, tr))
     return claims
+
+
+def _failures(
+    factor: str, value: str, group: list[TrialSummary], failed: list[TrialSummary], stalled: set[str], tr
+) -> Claim:
+    kinds = {
+        "diverged": [t for t in failed if t.status == TrialState.DIVERGED],
+        "stayed at chance level": [t for t in failed if t.trial_id in stalled and t.status == TrialState.COMPLETE],
+    }
+    kinds["failed"] = [t for t in failed if not any(t in ts for ts in kinds.values())]
+    how = ", ".join(tr("{kind}: {n}", kind=tr(kind), n=len(ts)) for kind, ts in kinds.items() if ts)
+    values = {"factor": factor, "value": value, "k": len(failed), "n": len(group), "how": how}
+    if len(failed) < len(group):
+        text = "With {factor} {value}, the models did not learn in {k} of {n} trials ({how})."
+    else:
+        values["acc"] = f"{100 * max(t.final.get('test_acc') or 0.0 for t in group):.2f}%"
+        text = (
+            "With {factor} {value}, the models did not learn in either trial ({how}; best {acc})."
+            if len(group) == 2
+            else "With {factor} {value}, the models did not learn in any of the {n} trials ({how}; best {acc})."
+        )
+    return Claim(tr(text, **values), test="divergence check and chance-level finding")
 
 
 def _did_not_learn(trial: TrialSummary, stalled: set[str]) -> bool:

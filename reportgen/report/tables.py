@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from reportgen.measure.unchecked import explained_text, not_counted_text, unchecked_text
-from reportgen.report.findings import format_finding
+from reportgen.report.findings import format_finding, settings_words, who
 from reportgen.report.model import (
     Cell,
     Claim,
@@ -58,7 +58,8 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
         tables={t.key: t for t in tables if t is not None},
         settings_claim=settings_claim(ctx["settings"], tr),
         conclusion=ctx["conclusion"],
-        findings=findings(ctx["warnings"], ctx["trials"], ctx["settings"]["varied"], tr) + same_training(ctx, tr),
+        findings=findings(ctx["warnings"], tr) + same_training(ctx, tr),
+        next_steps=ctx.get("next_steps", []),
         checklist_title=checklist.get("title", ""),
         checklist=[
             Claim(tr(item["text"]), item["passed"], item["evidence"], item["check"], item["section"])
@@ -76,26 +77,24 @@ GROUPED = {  # a finding of three or more trials is said once, with the swept se
 }
 
 
-def findings(warnings: list, trials: list[TrialSummary], varied: dict[str, list], tr) -> list[Claim]:
+def findings(warnings: list, tr) -> list[Claim]:
     """The lint's findings as claims; three or more trials with the same finding are one line that names the
     swept setting they all share (the likely cause), instead of one warning per trial."""
     by_code: dict[object, list] = {}  # by kind; a finding that is not grouped is its own key
     for w in warnings:
         by_code.setdefault(w.code if w.trial_id and w.code in GROUPED else id(w), []).append(w)
-    config = {t.trial_id: t.config for t in trials}
     claims = []
     for group in by_code.values():
         if len(group) < 3:
             claims += [Claim(format_finding(w, tr), False, w.trial_id, w.code) for w in group]
             continue
         ids = [w.trial_id for w in group]
-        shared = [
-            f"{tr(key)} {setting_text(config[ids[0]][key], tr)}"
-            for key in varied
-            if len({str(config[i][key]) for i in ids}) == 1
-        ]
-        listed = ", ".join(ids[:6]) + (", …" if len(ids) > 6 else "")
-        where = tr(", all with {settings}", settings=", ".join(shared)) if shared else ""
+        # each trial by its model and settings, every one of them (a reader knows settings, not trial ids)
+        shared = [pair for pair in group[0].settings if all(pair in w.settings for w in group)]
+        listed = ", ".join(
+            who(w.values["model"], [pair for pair in w.settings if pair not in shared], tr) for w in group
+        )
+        where = tr(", all with {settings}", settings=settings_words(shared, tr)) if shared else ""
         kind = group[0].code
         claims.append(Claim(tr(GROUPED[kind], n=len(ids), shared=where, trials=listed), False, ", ".join(ids), kind))
     return claims
@@ -512,8 +511,8 @@ def _costs(ctx: dict[str, Any], tr) -> Table | None:
         part
         for part in [
             tr(
-                "Latency: median and interquartile range over repetitions after a warm-up, under "
-                "torch.inference_mode, measured once per model before training on"
+                "Latency: median and interquartile range over repetitions after a warm-up, in inference mode "
+                "(no gradients), measured once per model before training on"
             ),
             f"{costs['device']} ({tr('threads')}: {costs['threads']}).",
             tr("Seconds per epoch (median) include the test evaluation."),
