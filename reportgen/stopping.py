@@ -82,3 +82,14 @@ def ctrl_c_held() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
+def stop_signals_held() -> Iterator[None]:
+    """Block Ctrl-C and SIGTERM in this thread for a few steps that must not be cut in two (swapping a
+    finished report into place); a stop meanwhile is delivered, and acted on, right after."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

@@ -159,7 +159,7 @@ def test_auto_trains_a_short_sweep_here_and_a_long_one_in_workers(tmp_path, make
     run = run_experiment(spec, tmp_path / "runs", "short", log=lambda line: None, executor=choose_executor(spec))
     assert run.status()["state"] == "complete" and run.read("environment")["executor"] == "LocalExecutor"
 
-    data = load_dataset(**dataclasses.asdict(spec.data), seed=0)
+    data = load_dataset(**dataclasses.asdict(spec.data))
     audits = preflight(spec, data, select_device("cpu"))
     short = estimated_seconds(spec.trials(), audits, len(data.train_labels))
     assert 0 < short < WORKER_START_S  # 4 trials × 4 batches of 50 images

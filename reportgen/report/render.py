@@ -34,27 +34,26 @@ from reportgen.cover import merge_cover
 from reportgen.report.checklist import evaluate_checklist, load_checklist
 from reportgen.report.combine import (
     CombinedRun,
-    authors,
     differences,
     merge,
-    open_runs,
+    open_class,
     submissions,
     test_set_checksum,
 )
 from reportgen.report.cover import cover_rows
 from reportgen.report.documents import chosen_documents
-from reportgen.report.figures import Figures, Sheet, draw_figures, model_curves
+from reportgen.report.figures import Figures, Sheet, draw_figures
 from reportgen.report.findings import format_finding, review_trials
 from reportgen.report.i18n import LANGUAGES, Translator, translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
 from reportgen.report.model import setting_text
 from reportgen.report.plots import model_colors
-from reportgen.report.same_training import trainings
 from reportgen.report.significance import literature, pairwise_mcnemar, seed_aggregates
 from reportgen.report.summary import (
     TrialSummary,
     before_after,
     best_per_model,
+    calibration_sentences,
     conclusion,
     confident_mistakes,
     confusion_matrix,
@@ -65,6 +64,7 @@ from reportgen.report.summary import (
     next_steps,
     per_class_accuracy,
     prediction_confidence,
+    quality_by_trial,
     ranked_rows,
     seed_mean,
     settings_check,
@@ -72,6 +72,7 @@ from reportgen.report.summary import (
     summarize_trials,
     sweep_pivot,
     top_confusions,
+    with_quality,
 )
 from reportgen.report.sweep import sweep_claims
 from reportgen.report.tables import build_report_model, spec_json
@@ -80,6 +81,7 @@ from reportgen.run.archive import ArchiveError, RunArchive, RunRecord, atomic_wr
 from reportgen.settings import HEATMAP_AXES, value_order
 from reportgen.spec import recorded_data
 from reportgen.states import TrialState
+from reportgen.stopping import stop_signals_held
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
 TEMPLATES = resources.files("reportgen") / "templates"
@@ -356,6 +358,7 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     predictions = {t.trial_id: read_predictions(t.trial_id) for t in best}
     warnings = review_trials(trials, len(data["classes"]), settings["identical"])
     untrained = did_not_learn(best, warnings)
+    quality = quality_by_trial(trials, read_predictions, len(data["classes"]))  # per-class F1, calibration
     images_of = {source.run_id: _reload_test_images(source) for source in run.runs}  # combined: one per run
     class_names = [translate(c) for c in data["classes"]]
     tests = _comparable_tests(run, best, predictions)
@@ -374,7 +377,8 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
         "colors": colors,
         "settings": settings,
         "warnings": warnings,
-        "comparison": ranked_rows([t.comparison_row() for t in trials]),
+        "comparison": with_quality(ranked_rows([t.comparison_row() for t in trials]), quality),
+        "quality": {t.label: quality[t.trial_id] for t in best if t.trial_id in quality},  # each model's best
         "before_after": improvements,
         "aggregates": seed_aggregates(trials),
         "mcnemar": tests,
@@ -397,6 +401,7 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     }
     if costs:  # close in accuracy, far apart in compute: the conclusion says so
         context["conclusion"] += cost_sentences(tests, costs["rows"], translate, untrained)
+    context["conclusion"] += calibration_sentences(best, quality, untrained, translate)
     context["conclusion"] = significant_first(context["conclusion"])
     return context
 
@@ -512,33 +517,8 @@ def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:
         "costs": costs,
         "galleries": galleries,
         "disagreements": figures.disagreements,
+        "reliability": figures.reliability,
     }
-
-
-def _grading(run: CombinedRun, lang: str, checklist: str | None, scratch: Path) -> list[dict[str, Any]]:
-    """Per run of a combined report of submissions: who handed it in, its models (as the report labels them),
-    its best final test accuracy, the checklist judged on that run alone, and the other people's runs it copies
-    (same_training.py, with the evidence)."""
-    copies = trainings(run).copies(translator(lang))
-    rows = []
-    for source in run.runs:
-        ctx = analyse_run(source, lang, source.verify())
-        (scratch / source.run_id).mkdir(parents=True)
-        ctx["model_curves"] = model_curves(ctx["best"], ctx["colors"], ctx["translate"], scratch / source.run_id)
-        ranked = [t for t in ctx["best"] if t.ranked]
-        best = max(ranked, key=lambda t: t.final["test_acc"], default=None)
-        rows.append(
-            {
-                "run_id": source.run_id,
-                "authors": authors(source),
-                "models": [run.labels.get((source.run_id, m["label"]), m["label"]) for m in ctx["models"]],
-                "best": best and (run.labels.get((source.run_id, best.label), best.label), best.final["test_acc"]),
-                "checklist": _evaluate_checklist(ctx, checklist),
-                "copies": copies[source.run_id],
-            }
-        )
-    shutil.rmtree(scratch)  # the per-run figures only fed the checklist; the report draws its own
-    return rows
 
 
 def _evaluate_checklist(context: dict[str, Any], name: str | None) -> dict[str, Any] | None:
@@ -563,13 +543,13 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
             "spec": context["spec"],
             "settings": context["settings"],
             "comparison": context["comparison"],
+            "quality": context["quality"],
             "before_after": context["before_after"],
             "seed_aggregates": context["aggregates"],
             "mcnemar": context["mcnemar"],
             "differences": context["differences"],
             "conclusion": [claim.text for claim in context["conclusion"]],
             "checklist": context["checklist"],
-            "grading": context.get("grading"),
             "report": context["report"].to_dict(),
             "warnings": [
                 {"code": w.code, "trial_id": w.trial_id, "message": format_finding(w)} for w in context["warnings"]
@@ -645,9 +625,13 @@ def _check_replaceable(final: Path) -> None:
 
 def _publish(staging: Path, final: Path) -> None:
     """Swap the finished staging folder into place, checked again under the lock: whatever another
-    render or the user put there since the first check, the swap sees either no report or a whole one."""
-    with _report_lock(final):
+    render or the user put there since the first check, the swap sees either no report or a whole one.
+    The documents this render did not write are carried over under the same lock (outside it, another
+    render's swap could take them away mid-copy). A stop signal (Ctrl-C, the command's SIGTERM to its
+    report process) waits until the swap is done: between the two renames the report folder is absent."""
+    with _report_lock(final), stop_signals_held():
         _check_replaceable(final)
+        _keep_other_documents(final, staging)
         retired = final.parent / f".{final.name}.{secrets.token_hex(4)}.old"
         if final.is_dir():
             final.rename(retired)
@@ -734,6 +718,28 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
         write_latex_tables(context["report"], folder / "tables.tex", lang)
 
 
+def _write_report(
+    run: RunArchive | CombinedRun,
+    lang: str,
+    problems: list[str],
+    checklist: str | None,
+    cover: dict[str, Any] | None,
+    documents: set[str],
+    single_file: bool,
+    staging: Path,
+) -> None:
+    """analyse → draw figures → judge the checklist (it counts drawn panels) → write the documents."""
+    context = analyse_run(run, lang, problems)
+    context = with_figures(context, draw_figures(context, staging / "figures"))
+    context["checklist"] = _evaluate_checklist(context, checklist)
+    context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
+    context["cover_rows"] = cover_rows(context["cover"])
+    context["report"] = build_report_model(context)
+    context["spec_json"] = spec_json(context["spec"])
+    _write_documents(context, staging, lang, documents, single_file)
+    _write_tables(context, staging)
+
+
 def render_report(
     run_path: str | Path | list[str | Path],
     output_root: str | Path = "output",
@@ -744,11 +750,14 @@ def render_report(
     single_file: bool = False,
     formats: Collection[str] | None = None,
     cover: dict[str, Any] | None = None,
+    summary_only: bool = False,
 ) -> Path:
     """Render runs/<id> into output/<id>/: report.html, report.pdf, report.md with figures/, tables.tex,
     metrics.csv, comparison.csv, summary.json. `formats` picks the documents (html, pdf, md; all when None;
-    the PDF is made from the HTML), `pdf=False` drops the PDF; `cover` adds to or overrides the spec's cover."""
-    run = open_runs(run_path)  # several run folders: one combined report (combine.py)
+    the PDF is made from the HTML), `pdf=False` drops the PDF; `cover` adds to or overrides the spec's cover.
+    Different people's runs are a class: a grading document (grading.py), without the per-student sections
+    when `summary_only`; a folder of the class that cannot be graded is listed there, not fatal."""
+    run, broken = open_class(run_path, allow_incomplete)  # several run folders: one combined report (combine.py)
     problems = run.verify()
     if problems and not allow_incomplete:
         raise ArchiveError(
@@ -767,21 +776,14 @@ def render_report(
     except OSError as exc:
         raise ArchiveError(f"{final.parent}: cannot write the report ({exc.strerror})") from exc
     try:
-        # analyse → draw figures → judge the checklist (it counts drawn panels) → write the documents
-        context = analyse_run(run, lang, problems)
-        context = with_figures(context, draw_figures(context, staging / "figures"))
-        if isinstance(run, CombinedRun) and submissions(run.runs):  # different people's runs: judged per run
-            context["grading"] = _grading(run, lang, checklist, staging / "per-run")
-            context["checklist"] = None
+        documents = chosen_documents(formats, pdf)
+        if isinstance(run, CombinedRun) and submissions(run.runs):  # different people's runs: graded, not compared
+            from reportgen.report.grading import write_class  # it builds on analyse_run: imported when used
+
+            write_class(run, broken, staging, lang=lang, checklist=checklist, cover=cover, documents=documents,
+                        single_file=single_file, summary_only=summary_only)  # fmt: skip
         else:
-            context["checklist"] = _evaluate_checklist(context, checklist)
-        context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
-        context["cover_rows"] = cover_rows(context["cover"])
-        context["report"] = build_report_model(context)
-        context["spec_json"] = spec_json(context["spec"])
-        _write_documents(context, staging, lang, chosen_documents(formats, pdf), single_file)
-        _write_tables(context, staging)
-        _keep_other_documents(final, staging)
+            _write_report(run, lang, problems, checklist, cover, documents, single_file, staging)
         _publish(staging, final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
