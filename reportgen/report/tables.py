@@ -42,14 +42,14 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
         *[_architecture(m, tr) for m in ctx["models"]],
         *[_epochs(t, ctx, tr) for t in ctx["trials"]],
         _comparison(ctx, tr),
+        _quality(ctx, tr),
+        _per_class_scores(ctx, tr),
         _costs(ctx, tr),
         _aggregates(ctx, tr),
         _mcnemar(ctx, tr),
         _literature(ctx, tr),
         _before_after(ctx, tr),
         *[_per_class(g, tr) for g in ctx["galleries"]],
-        _grading(ctx, tr),
-        _checklist_by_run(ctx, tr),
         _reproducibility(ctx, tr),
         _data_files(ctx, tr),
     ]
@@ -416,12 +416,12 @@ def _early_stopping_text(t: TrialSummary, tr) -> str:
     early = t.early_stopping
     if not early:
         return ""
-    kept = tr("the weights of epoch {epoch} (best validation accuracy) were kept", epoch=early["kept_epoch"])
+    kept = tr("the weights of epoch {kept} (best validation accuracy) were kept", kept=early["kept_epoch"])
     if early.get("stopped_after") is None:
         return tr("Early stopping (patience {n}) did not stop it", n=early["patience"]) + "; " + kept
     stopped = tr(
-        "Stopped early after epoch {epoch}: no better validation accuracy for {n} epochs",
-        epoch=early["stopped_after"],
+        "Stopped early after epoch {after}: no better validation accuracy for {n} epochs",
+        after=early["stopped_after"],
         n=early["patience"],
     )
     return stopped + "; " + kept
@@ -717,54 +717,82 @@ def _per_class(gallery: dict[str, Any], tr) -> Table:
     return Table(f"per_class/{label_}", label_, [tr("Class"), tr("Correct"), tr("Accuracy")], rows)
 
 
-def _grading(ctx: dict[str, Any], tr) -> Table | None:
-    """A combined report of submissions opens with one row per run: who, which models, the best accuracy and
-    the checklist score, each judged on that run alone."""
-    if not ctx.get("grading"):
+def _quality(ctx: dict[str, Any], tr) -> Table | None:
+    """Beside the comparison: each model's best trial's macro and weighted F1 and its calibration (quality.py),
+    with the rule by which the conclusion speaks of calibration (summary.calibration_sentences)."""
+    quality = ctx.get("quality")
+    if not quality:
         return None
-    columns = [tr("Run"), tr("Authors"), tr("Models"), tr("Best final test accuracy"), tr("Checklist"), tr("Flags")]
+    trial_of = {t.label: t for t in ctx["best"]}
+    columns = ["Model", "Test accuracy", "Macro F1", "Weighted F1", "Mean confidence", "ECE"]
     rows = [
         Row(
             [
-                code(g["run_id"]),
-                label(g["authors"] or "–"),
-                label(", ".join(g["models"])),
-                Cell(percent(g["best"][1]), note=g["best"][0]) if g["best"] else Cell("–"),
-                _score(g["checklist"]),
-                label(" · ".join(copy["text"] for copy in g.get("copies", [])) or "–"),
+                label(model, status_text(trial_of[model], tr), ctx["colors"].get(model, "")),
+                Cell(percent(q["accuracy"])),
+                Cell(decimal(q["macro"]["f1"], 3)),
+                Cell(decimal(q["weighted"]["f1"], 3)),
+                Cell(percent(q["confidence"])),
+                Cell(decimal(q["ece"], 3)),
             ]
         )
-        for g in ctx["grading"]
+        for model, q in quality.items()
     ]
-    return Table("grading", tr("Grading view: one row per run"), columns, rows)
+    caption = " ".join(
+        [
+            tr("Each model's best trial, on its archived test predictions."),
+            tr(
+                "F1 with scikit-learn: the macro average weighs every class alike, the weighted average weighs "
+                "each class by its test images."
+            ),
+            tr(
+                "ECE (expected calibration error, Guo et al. 2017): the top-label confidence in 15 equal-width "
+                "bins; the mean of |accuracy − mean confidence| over the bins, weighted by their images (0: "
+                "confidence matches accuracy)."
+            ),
+            tr(
+                "The conclusion speaks of calibration only when a model's ECE is above 0.05 or two models' ECEs "
+                "differ by more than 0.05."
+            ),
+        ]
+    )
+    return Table("quality", tr("F1 and calibration"), [tr(c) for c in columns], rows, caption=caption)
 
 
-def _score(checklist: dict[str, Any] | None) -> Cell:
-    if not checklist:
-        return Cell("–")
-    passed = sum(item["passed"] for item in checklist["items"])
-    return Cell(f"{passed} / {len(checklist['items'])}", verdict=passed == len(checklist["items"]))
-
-
-def _checklist_by_run(ctx: dict[str, Any], tr) -> Table | None:
-    """Each checklist item (rows) as judged on each run (columns): ✓ or ✗ from that run's own evidence."""
-    judged = [g for g in ctx.get("grading") or [] if g["checklist"]]
-    texts = {tuple(item["text"] for item in g["checklist"]["items"]) for g in judged}
-    if not judged or len(texts) > 1:  # runs judged by different checklists: their scores are in the grading view
+def _per_class_scores(ctx: dict[str, Any], tr) -> Table | None:
+    """Class × model: each class's F1 per model (its best trial), precision and recall beneath it; the macro
+    and weighted averages as the footer."""
+    quality = ctx.get("quality")
+    if not quality:
         return None
-    items = judged[0]["checklist"]["items"]
+    classes = [tr(c) for c in ctx["data"]["classes"]]
     rows = [
-        Row(
-            [label(tr(item["text"]))]
-            + [
-                Cell("✓" if g["checklist"]["items"][i]["passed"] else "✗", verdict=g["checklist"]["items"][i]["passed"])
-                for g in judged
-            ]
-        )
-        for i, item in enumerate(items)
+        Row([label(name)] + [_score_cell(q["per_class"][i], tr) for q in quality.values()])
+        for i, name in enumerate(classes)
     ]
-    columns = [tr("Requirement"), *[g["run_id"] for g in judged]]
-    return Table("checklist_by_run", tr("Checklist, judged on each run alone"), columns, rows)
+    footer = [
+        Row([label(tr(name))] + [_score_cell(q[key], tr) for q in quality.values()])
+        for key, name in (("macro", "Macro average"), ("weighted", "Weighted average"))
+    ]
+    caption = tr(
+        "F1 of each class on each model's best trial, its precision (P) and recall (R) beneath; computed with "
+        "scikit-learn. A class a model never predicted has no precision (–); the averages of precision leave "
+        "it out."
+    )
+    return Table(
+        "per_class_scores",
+        tr("Per-class precision, recall and F1"),
+        [tr("Class"), *quality],
+        rows,
+        footer=footer,
+        caption=caption,
+    )
+
+
+def _score_cell(scores: dict[str, Any], tr) -> Cell:
+    """F1, with precision and recall as the cell's second line."""
+    note = tr("P {p} · R {r}", p=decimal(scores["precision"], 3), r=decimal(scores["recall"], 3))
+    return Cell(decimal(scores["f1"], 3), note=note)
 
 
 def _reproducibility(ctx: dict[str, Any], tr) -> Table:
