@@ -28,6 +28,7 @@ ALLOWED = {
     "torchinfo",
     "python",
     "lecun",
+    "guo",  # Guo et al. 2017, the calibration paper
     "et",
     "al",
     "adam",
@@ -71,6 +72,7 @@ ALLOWED = {
     "mac",
     "macs",
     "flops",  # units
+    "f",  # F1 (점수): Korean writing keeps the name
 }
 LAYER_TYPES = {
     "Linear",

@@ -19,7 +19,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "run_format1"
 def _linked(figures) -> set[str]:
     """Every file name the templates are handed."""
     names = {c["file"] for c in figures.model_curves} | set(figures.heatmaps)
-    names |= {figures.sweep_panels, figures.cost_scatter}
+    names |= {figures.sweep_panels, figures.cost_scatter, figures.reliability}
     for gallery in figures.galleries:
         names |= {gallery.correct, gallery.confident, gallery.confusion, *gallery.wrong, *gallery.confusion_sheets}
     for pair in figures.disagreements:

@@ -17,6 +17,7 @@ TESTS = Path(__file__).parent
 HEAVY = {
     ("conftest.py", "finished"): "trains the default experiment (three models) and renders its report",
     ("test_golden.py", "rendered"): "renders every golden case in every language and format",
+    ("test_per_class_and_calibration.py", "rendered_three"): "renders the three-model golden run, en and ko",
     ("test_print_quality.py", "printed"): "renders the golden cases' PDFs",
     ("test_plain_words.py", "documents"): "renders every golden case with its PDF",
     ("test_combine.py", "runs"): "trains five runs",

@@ -19,6 +19,7 @@ from reportgen.report.plots import (
     gallery_png,
     heatmap_svg,
     model_panels_svg,
+    reliability_svg,
     sweep_panels_svg,
 )
 
@@ -58,6 +59,7 @@ class Figures:
     cost_scatter: str | None
     galleries: list[GalleryFiles]
     disagreements: list[dict[str, Any]]  # a, b and the strips of images only one of them got right
+    reliability: str | None = None  # the reliability diagram, overlaying the models
 
 
 def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
@@ -72,6 +74,7 @@ def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
         cost_scatter=_cost_scatter(context["costs"], colors, translate, folder),
         galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context["galleries"])],
         disagreements=[_disagreement(n, pair, folder) for n, pair in enumerate(context["disagreements"])],
+        reliability=_reliability(context.get("quality") or {}, colors, translate, folder),
     )
 
 
@@ -182,3 +185,13 @@ def _gallery(n: int, gallery: dict[str, Any], translate, folder: Path) -> Galler
             for k, pair in enumerate(gallery["confusions"])
         ],
     )
+
+
+def _reliability(quality: dict[str, dict[str, Any]], colors, translate, folder: Path) -> str | None:
+    """reliability.svg: each model's best trial with confidences (quality.trial_quality's bins); None when no
+    model has any (a run archived before confidences were recorded, or every model diverged)."""
+    series = {label: q["bins"] for label, q in quality.items() if q["bins"]}
+    if not series:
+        return None
+    reliability_svg(series, colors, translate, folder / "reliability.svg")
+    return _relative("reliability.svg")

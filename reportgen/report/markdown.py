@@ -59,7 +59,14 @@ _LATEX_SPECIAL = {
     "≠": r"$\neq$",
     "→": r"$\to$",
 }
-LATEX_TABLES = ("comparison", "parameters", "aggregates", "before_after")  # then every per-trial epoch table
+LATEX_TABLES = (  # then every per-trial epoch table
+    "comparison",
+    "quality",
+    "per_class_scores",
+    "parameters",
+    "aggregates",
+    "before_after",
+)
 
 
 def escape_latex(text: str) -> str:

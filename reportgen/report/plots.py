@@ -490,3 +490,33 @@ def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, pat
     ax.set_xlabel(_("Multiply-adds (MACs) per image"))
     ax.set_ylabel(_("Final test accuracy") + " (%)")
     _save_svg(fig, path, tooltips)
+
+
+@_styled
+def reliability_svg(series: dict[str, list[dict]], colors: dict[str, str], _: Translate, path: Path) -> None:
+    """Reliability diagram: per model (its best trial), the test accuracy of each non-empty confidence bin
+    against the bin's mean confidence (quality.reliability_bins), over the diagonal of perfect calibration;
+    below it a model is over-confident, above it under-confident. A marker shape per model as well as its
+    colour, and the legend beneath the axes, so no line is told apart by colour alone or hidden by a key."""
+    fig, ax = _figure(figsize=(HALF_IN, 3.3), layout="constrained")
+    ax.plot([0, 100], [0, 100], ":", color="#656d76", linewidth=0.9)
+    shapes = "osD^vP<>Xh"
+    keys, tooltips = [], {}
+    for n, (label, bins) in enumerate(series.items()):
+        gid, marker = f"points-reliability-{n}", shapes[n % len(shapes)]
+        confidence, accuracy = [100 * b["confidence"] for b in bins], [100 * b["accuracy"] for b in bins]
+        ax.plot(confidence, accuracy, "-", marker=marker, markersize=3, color=colors[label], gid=gid)
+        tooltips[gid] = [
+            f"{label} · {100 * b['low']:.1f}–{100 * b['high']:.1f}%: {b['count']:,} · {_('Accuracy')} "
+            f"{100 * b['accuracy']:.1f}% · {_('Mean confidence')} {100 * b['confidence']:.1f}%"
+            for b in bins
+        ]
+        keys.append(Line2D([], [], color=colors[label], marker=marker, markersize=3, label=label))
+    keys.append(Line2D([], [], color="#656d76", linestyle=":", label=_("Perfect calibration")))
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_aspect("equal")
+    ax.set_xlabel(_("Mean confidence in the bin (%)"))
+    ax.set_ylabel(_("Accuracy in the bin (%)"))
+    fig.legend(handles=keys, loc="outside lower center", ncol=2, frameon=False, handlelength=2.2)
+    _save_svg(fig, path, tooltips)

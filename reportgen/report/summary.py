@@ -19,7 +19,7 @@ from reportgen.report.regularization import TEST as REGULARIZATION_TEST
 from reportgen.report.regularization import conclusion_sentence, judge_row
 from reportgen.run.archive import ModelAuditRecord, RunArchive
 from reportgen.settings import REPORTED, value_order, worth_showing
-from reportgen.states import TrialState
+from reportgen.states import FINISHED_TRIALS, TrialState
 
 if TYPE_CHECKING:
     from reportgen.report.same_training import Group
@@ -594,3 +594,101 @@ def cost_sentences(
             )
             sentences.append(Claim(text, test="McNemar, and the counted multiply-adds"))
     return sentences
+
+
+def quality_by_trial(trials: list[TrialSummary], read_predictions, classes: int) -> dict[str, dict[str, Any]]:
+    """Per finished trial (complete or diverged: those archive predictions), its per-class scores and
+    calibration from its test predictions (quality.trial_quality); `read_predictions`: trial id → rows."""
+    from reportgen.report.quality import trial_quality  # scikit-learn: loaded by a render, not by reading a spec
+
+    return {
+        t.trial_id: trial_quality(read_predictions(t.trial_id), classes)
+        for t in trials
+        if t.status in FINISHED_TRIALS and t.epochs
+    }
+
+
+def with_quality(rows: list[dict[str, Any]], quality: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Comparison rows with each trial's macro and weighted F1 and its ECE (None where it has none)."""
+
+    def columns(q: dict[str, Any] | None) -> dict[str, Any]:
+        q = q or {}
+        return {
+            "macro_f1": (q.get("macro") or {}).get("f1"),
+            "weighted_f1": (q.get("weighted") or {}).get("f1"),
+            "ece": q.get("ece"),
+        }
+
+    return [row | columns(quality.get(row["trial_id"])) for row in rows]
+
+
+# Calibration is worth a sentence only when it matters: a model's expected calibration error above this, or two
+# models' ECEs further apart than this (the best- and worst-calibrated model are then named). The table's caption
+# states the same rule.
+CALIBRATION_GAP = 0.05
+CALIBRATION_TEST = "expected calibration error (15 equal-width confidence bins)"
+
+
+def calibration_sentences(
+    best: list[TrialSummary], quality: dict[str, dict[str, Any]], untrained: set[str], translate
+) -> list[Claim]:
+    """The conclusion's calibration sentences, over each model's best trial that completed and learned: the
+    models whose ECE is above CALIBRATION_GAP, one sentence per way their confidence errs, and one naming the
+    best- and worst-calibrated models when their ECEs differ by more than CALIBRATION_GAP."""
+    judged = [
+        (t.label, quality[t.trial_id])
+        for t in best
+        if t.ranked and t.label not in untrained and quality.get(t.trial_id, {}).get("ece") is not None
+    ]
+    ways: dict[str, list[str]] = {}
+    for model, q in judged:
+        if q["ece"] > CALIBRATION_GAP:
+            ways.setdefault(_way(q), []).append(_calibration_figures(model, q, translate))
+    sentences = [
+        Claim(_way_sentence(way, "; ".join(models), translate), test=CALIBRATION_TEST) for way, models in ways.items()
+    ]
+    if len(judged) > 1:
+        (good, good_q), (bad, bad_q) = min(judged, key=lambda m: m[1]["ece"]), max(judged, key=lambda m: m[1]["ece"])
+        if bad_q["ece"] - good_q["ece"] > CALIBRATION_GAP:
+            text = translate(
+                "{good} is better calibrated than {bad}: expected calibration error {good_ece} vs {bad_ece}.",
+                good=good,
+                bad=bad,
+                good_ece=f"{good_q['ece']:.3f}",
+                bad_ece=f"{bad_q['ece']:.3f}",
+            )
+            sentences.append(Claim(text, test=CALIBRATION_TEST))
+    return sentences
+
+
+def _way(q: dict[str, Any]) -> str:
+    """Which way a model's confidence errs: "over" when its mean confidence exceeds its accuracy by at least
+    half its ECE (most of the error lies that way), "under" in the reverse case, else "both"."""
+    lead = q["confidence"] - q["accuracy"]
+    return "over" if lead >= q["ece"] / 2 else "under" if -lead >= q["ece"] / 2 else "both"
+
+
+def _calibration_figures(model: str, q: dict[str, Any], translate) -> str:
+    return translate(
+        "{model} (mean confidence {confidence}, accuracy {accuracy}, ECE {ece})",
+        model=model,
+        confidence=_pct(q["confidence"]),
+        accuracy=_pct(q["accuracy"]),
+        ece=f"{q['ece']:.3f}",
+    )
+
+
+def _way_sentence(way: str, models: str, translate) -> str:
+    if way == "over":
+        return translate(
+            "Over-confident on the test images (expected calibration error, ECE, above 0.05): {models}.", models=models
+        )
+    if way == "under":
+        return translate(
+            "Under-confident on the test images (expected calibration error, ECE, above 0.05): {models}.", models=models
+        )
+    return translate(
+        "Over-confident at some confidences and under-confident at others (expected calibration error, ECE, "
+        "above 0.05): {models}.",
+        models=models,
+    )
