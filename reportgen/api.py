@@ -86,7 +86,7 @@ class Report:
         env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True)
         figures = {name: _inline_svg(self.folder / "figures" / f"{name}.svg") for name in ("loss", "acc")}
         return env.get_template("notebook.html.j2").render(
-            title=tr(self.summary["spec"]["name"]),
+            title=self.summary.get("title") or tr(self.summary["spec"]["name"]),  # a class: "Grading: N submissions"
             report=self.summary["report"],
             warnings=self.summary["warnings"],
             words={key: tr(key.capitalize()) for key in ("run", "report", "conclusion", "next steps", "warnings")},

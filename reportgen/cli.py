@@ -147,6 +147,7 @@ def _render_options(args: argparse.Namespace):
         checklist=args.checklist,
         single_file=args.single_file,
         cover=cover_options(args),
+        summary_only=getattr(args, "summary_only", False),  # `render` only: a class's page 1 alone
     )
 
 
@@ -391,6 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--lang", choices=LANGUAGES)
     render.add_argument(
         "--allow-incomplete", action="store_true", help="render an incomplete or altered run anyway, marked as such"
+    )
+    render.add_argument(
+        "--summary-only",
+        action="store_true",
+        help="for a class of hand-ins (runs by different authors): the class pages only, no section per student",
     )
     _report_options(render)
     render.set_defaults(func=_render)

@@ -44,6 +44,7 @@ class RenderOptions:
     checklist: str | None = None  # None: the spec's checklist
     single_file: bool = False
     cover: dict[str, Any] = field(default_factory=dict)  # cover options over the spec's [report] cover
+    summary_only: bool = False  # a grading document without its per-student sections
 
     def documents(self) -> set[str]:
         return chosen_documents(self.formats, self.pdf)
@@ -60,6 +61,7 @@ class RenderOptions:
             "single_file": self.single_file,
             "formats": list(self.formats) if self.formats else None,
             "cover": self.cover,
+            "summary_only": self.summary_only,
         }
 
 

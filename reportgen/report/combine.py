@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
@@ -117,6 +118,56 @@ def open_runs(paths: str | Path | Sequence[str | Path]) -> RunArchive | Combined
     return runs[0] if len(runs) == 1 else CombinedRun(runs)
 
 
+def open_class(
+    paths: str | Path | Sequence[str | Path], allow_incomplete: bool = False
+) -> tuple[RunArchive | CombinedRun, list[dict[str, str]]]:
+    """The runs to render, and the folders left out. Runs handed in by different people are a class, which one
+    broken hand-in does not block: a folder that is not a readable run, a run changed after it was sealed
+    (unless `allow_incomplete`), a second run of one id or a run over other classes is left out and listed
+    ({"folder", "reason", "detail"}). Any other set of runs opens as open_runs does, refused whole."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    opened, broken = [], []
+    for path in paths if len(paths) > 1 else []:
+        try:
+            opened.append(check_format(open_run(path)))
+        except ArchiveError as exc:
+            broken.append(_left_out(path, "not a reportgen run this version can read", str(exc)))
+    if len(opened) < 2 or not submissions(opened):
+        return open_runs(paths), []
+    trusted = []
+    for run in opened:
+        problems = [] if allow_incomplete else run.verify()
+        if problems:
+            broken.append(_left_out(run.path, "incomplete, or changed after it was sealed", "; ".join(problems)))
+        else:
+            trusted.append(run)
+    runs: list[RunArchive] = []
+    shapes = Counter(_task(run) for run in trusted)
+    for run in trusted:
+        if run.run_id in {kept.run_id for kept in runs}:
+            broken.append(_left_out(run.path, "a second run of the same name: rename one to grade both", ""))
+        elif _task(run) != shapes.most_common(1)[0][0]:
+            broken.append(_left_out(run.path, "other classes or image shape than the rest of the class", ""))
+        else:
+            runs.append(run)
+    if len(runs) < 2:
+        raise ArchiveError(
+            "too few runs to grade: " + "; ".join(f"{b['folder']}: {b['reason']} {b['detail']}" for b in broken)
+        )
+    return CombinedRun(runs), broken
+
+
+def _task(run: RunArchive) -> str:
+    """What a run classifies: its classes and image shape (a class's runs share them)."""
+    data = run.read("data")
+    return json.dumps([data.get("classes"), data.get("input_shape")])
+
+
+def _left_out(path: str | Path, reason: str, detail: str) -> dict[str, str]:
+    """A folder of a class that is not graded: its name (never the path above it), why, and the error."""
+    return {"folder": Path(path).name, "reason": reason, "detail": detail}
+
+
 def combined_id(runs: list[RunArchive]) -> str:
     """`combined-a-b`, or `combined-<sha256 prefix>` when the ids do not fit in a run id."""
     ids = [run.run_id for run in runs]
@@ -207,8 +258,10 @@ def authors(run: RunArchive) -> str:
 
 def submissions(runs: list[RunArchive]) -> bool:
     """Runs handed in by different people (their covers name different authors): a grading view, in which
-    every model is attributed to its run and nothing is pooled across runs."""
-    return len({authors(run) for run in runs} - {""}) > 1
+    every model is attributed to its run and nothing is pooled across runs. A run without an author is
+    someone's too, graded under its run id: one hand-in that forgot its name never pools a class."""
+    named = [authors(run) for run in runs]
+    return any(named) and len({name or run.run_id for name, run in zip(named, runs)}) > 1
 
 
 def report_labels(runs: list[RunArchive]) -> dict[tuple[str, str], str]:

@@ -164,6 +164,18 @@ class Claim:
 
 
 @dataclass
+class Section:
+    """A part of the document about one subject: in a grading document, one student's hand-in. `key` is stable
+    (its run id), `claims` are said first (its flags, then its findings), `tables` are keys into the model's
+    tables, in the order shown."""
+
+    key: str
+    title: str
+    claims: list[Claim] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ReportModel:
     """Everything a layout shows besides figures and galleries: tables by key, and the claims."""
 
@@ -174,6 +186,7 @@ class ReportModel:
     next_steps: list[Claim] = field(default_factory=list)  # advice to the author (run more seeds), not a finding
     checklist_title: str = ""
     checklist: list[Claim] = field(default_factory=list)
+    sections: list[Section] = field(default_factory=list)  # a grading document's students, one each
 
     def table(self, key: str) -> Table | None:
         return self.tables.get(key)

@@ -572,7 +572,7 @@ def inline_assets(html: str, folder: Path) -> str:
         mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
         return f'src="data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"'
 
-    return re.sub(r'src="(figures/[A-Za-z0-9_.-]+)"', data_uri, html)
+    return re.sub(r'src="(figures/(?:[A-Za-z0-9_-]+/)?[A-Za-z0-9_.-]+)"', data_uri, html)  # a class: figures/<run>/
 
 
 def _report_folder(output_root: Path, run: RunArchive | CombinedRun) -> Path:
