@@ -25,11 +25,12 @@ def student(k: int) -> dict[str, str]:
 
 
 def hand_in(original: Path, copy: Path, author: dict[str, str] | None, seed: int) -> Path:
-    """`original` re-saved as another student's hand-in (no author when None), trained with `seed`: each trial's
-    seed, 1 to 4 of its right test predictions made wrong and its final test accuracy to match, sealed again."""
+    """`original` re-saved as another student's hand-in (no author when None), trained with `seed` on the same
+    images (the data seed kept): each trial's seed, 1 to 4 of its right test predictions made wrong and its final test accuracy to match, sealed again."""
     shutil.copytree(original, copy)
     spec = json.loads((copy / "spec.json").read_text("utf-8"))
     spec["cover"] = {"authors": [author]} if author else {}
+    spec["data"].setdefault("seed", spec["train"]["seeds"][0])  # the same images as the original: one data seed
     spec["train"]["seeds"] = [seed]
     _write_json(copy / "spec.json", spec)
     rng = np.random.default_rng(seed)
