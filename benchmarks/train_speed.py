@@ -18,7 +18,8 @@ a process's high-water mark never drops, so sides measured one after another in 
 each inherit the largest before them.
   textbook        the seed reports' loop: DataLoader + the ToTensor/Normalize arithmetic per batch,
                   loss.item() every batch, evaluation under no_grad;
-  engine          reportgen.train as the runs use it (train_epoch + evaluate);
+  engine          reportgen.train as the runs use it (train_epoch + evaluate, in the layout choose_layout picks);
+  engine-contiguous  the engine in the contiguous layout it used before channels_last (the layout A/B);
   engine-foreach  the engine with Adam(foreach=True)        } levers: each is kept in reportgen/train.py
   engine-fused    the engine with Adam(fused=True)          } only if faster AND bit-identical, which
   engine-passive  the engine with OMP_WAIT_POLICY=PASSIVE   } the `identical` column reports (weights
@@ -60,8 +61,11 @@ from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
 from reportgen.models.registry import create_model
 from reportgen.run.trial import on_device
 from reportgen.train import (
+    CONTIGUOUS,
     EVAL_BATCH,
     TrainConfig,
+    apply_layout,
+    choose_layout,
     choose_threads,
     evaluate,
     make_optimizer,
@@ -73,7 +77,10 @@ from reportgen.train import (
 MODEL = "lenet5"
 ENGINE_ADAM = {"engine-foreach": {"foreach": True}, "engine-fused": {"fused": True}}
 SIDE_ENV = {"engine-passive": {"OMP_WAIT_POLICY": "PASSIVE"}}  # read by OpenMP when the child starts
-SIDES = ("textbook", "engine", "engine-foreach", "engine-fused", "engine-passive", "engine-compile", "engine-bf16")
+SIDES = (
+    "textbook", "engine", "engine-contiguous", "engine-foreach", "engine-fused", "engine-passive", "engine-compile",
+    "engine-bf16",
+)  # fmt: skip
 BUSY = "while True: pass"  # the competing process: one core's worth of pure Python
 SMOKE_REPORT = "--models mlp --epochs 1 --train-subset 1500 --test-subset 300"  # a tiny end-to-end run
 
@@ -187,8 +194,10 @@ def engine(data, epochs: int, batch_size: int, side: str, device: str, threads: 
     data = on_device(data, select_device(device))  # the engine's device settings (deterministic cuDNN)
     torch.set_num_threads(threads)  # select_device sets the engine's one thread; the table compares --threads
     model = create_model(MODEL).to(device)
+    layout = CONTIGUOUS if side == "engine-contiguous" else choose_layout(model, torch.device(device))
+    apply_layout(model, layout)  # as a trial does: the layout the engine chooses for this model and device
     config = TrainConfig(epochs=epochs, batch_size=batch_size, precision="bf16" if side == "engine-bf16" else "fp32")
-    figures = {}
+    figures = {"layout": layout}
     train_images, train_labels = data.train_images, data.train_labels
     if side == "engine-compile":
         figures["compile_s"] = compile_warm_up(model, data, config)

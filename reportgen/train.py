@@ -149,6 +149,24 @@ def select_device(requested: str = "auto") -> torch.device:
     return device
 
 
+CHANNELS_LAST, CONTIGUOUS = "channels_last", "contiguous"
+
+
+def choose_layout(model: nn.Module, device: torch.device) -> str:
+    """The memory layout a model trains in: channels_last for a convolutional model on the CPU, where
+    oneDNN's NHWC convolutions are faster for these small layers (LeNet-5, one thread, 6,000 images per
+    epoch: 1.92-2.61 s vs 2.87-3.02 s contiguous, benchmarks/train_speed.py's layout A/B in docs/speed.md);
+    contiguous otherwise. Decided from the model and the device alone — never the machine's load — so one
+    spec on one machine trains the same weights every time; the archive records it (trial.json `layout`)."""
+    convolutional = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return CHANNELS_LAST if convolutional and device.type == "cpu" else CONTIGUOUS
+
+
+def apply_layout(model: nn.Module, layout: str) -> nn.Module:
+    """The model with its 4-d parameters and buffers in `layout` (the same module, changed in place)."""
+    return model.to(memory_format=torch.channels_last) if layout == CHANNELS_LAST else model
+
+
 def choose_threads() -> int:
     """Torch threads of one process training on the CPU: one.
 

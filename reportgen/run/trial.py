@@ -26,7 +26,9 @@ from reportgen.train import (
     EarlyStopping,
     EpochMetrics,
     TrainResult,
+    apply_layout,
     batches_per_epoch,
+    choose_layout,
     make_optimizer,
     make_scheduler,
     train_model,
@@ -151,12 +153,14 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
     trial, config = job.trial, job.trial.config
     torch.manual_seed(config.seed)  # same init for every model built with this seed
     model = create_model(trial.model.ref, input_shape=data.input_shape).to(job.device)
+    layout = choose_layout(model, torch.device(job.device))  # before the optimizer: it holds the parameters
+    apply_layout(model, layout)
     optimizer = make_optimizer(config, model.parameters())
     # made before the checkpoint is loaded: a schedule sets the optimizer's LR, which the checkpoint restores
     schedule = make_scheduler(config, optimizer, batches_per_epoch(len(data.train_labels), config.batch_size))
     validation = None if data.val_labels is None else (data.val_images, data.val_labels)
     early = EarlyStopping(config.patience) if config.patience and validation is not None else None
-    history = _restore(job, run, model, optimizer, output, {"schedule": schedule, "early_stopping": early})
+    history = _restore(job, run, model, optimizer, output, {"schedule": schedule, "early_stopping": early}, layout)
 
     def on_epoch(epoch: int, metrics: EpochMetrics, *_: Any) -> None:
         history.append(metrics)
@@ -216,6 +220,7 @@ def _restore(
     optimizer: torch.optim.Optimizer,
     output: TrialOutput,
     parts: dict[str, Any],
+    layout: str,
 ) -> list[EpochMetrics]:
     """Fresh trial: register it. Interrupted trial: load its last complete epoch, and the state of `parts`
     (the LR schedule, the early stopping; None where not used) that its checkpoint holds."""
@@ -231,6 +236,7 @@ def _restore(
                 "kwargs": trial.model.ref.kwargs,
                 "base": trial.model.base,
                 "config": asdict(trial.config),
+                "layout": layout,  # what chose the kernels, beside the archived precision and threads
                 "audit": job.audit.to_dict(),
             },
         )
