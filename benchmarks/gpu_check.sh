@@ -20,6 +20,7 @@
 #   resume.log       kill and resume mid-epoch, bit-identical (tests/test_reliability.py, on the GPU by auto)
 #   cpu.log          the default report on that machine's CPU cores instead (--device cpu --workers 3): whether
 #                    `--device auto` should keep models this small off the GPU (not yet measured)
+#   grid.log         seed 004's 18-trial grid (10 epochs, full data) on the device: `seed 004 grid: N s`
 set -u
 out=${1:-${OUT:-/tmp/gpu-check}}
 mkdir -p "$out"
@@ -28,7 +29,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH=/tmp/site PATH="/tmp/site/bin:$PATH"
 step() {  # step NAME SECONDS COMMAND...: run with a limit, log to NAME.log, one summary line
     local name=$1 limit=$2 started=$SECONDS
     shift 2
-    case " ${GPU_CHECK_STEPS:-install facts tests repeat bench resume cpu} " in *" $name "*) ;; *) return ;; esac
+    case " ${GPU_CHECK_STEPS:-install facts tests repeat bench resume cpu grid} " in *" $name "*) ;; *) return ;; esac
     timeout "$limit" "$@" >"$out/$name.log" 2>&1
     local code=$?
     echo "$name: exit $code after $((SECONDS - started)) s" | tee -a "$out/summary.txt"
@@ -69,4 +70,7 @@ cpu_report() {  # the default experiment on the CPU cores, in a fresh folder, ti
 }
 export -f cpu_report
 step cpu 150 bash -c "cpu_report $pdf"
+# seed 004's 18-trial grid on the GPU (issue #38's target: under 3 minutes); last, as it is the longest step
+step grid 240 python3 benchmarks/train_speed.py --device "$device" --sides engine --epochs 1 --no-report --grid \
+    --grid-args "--device $device $pdf"
 cat "$out/install.log" "$out/facts.log" >>"$out/summary.txt" 2>/dev/null || true

@@ -9,6 +9,7 @@ It ends with the lines to track from one commit to the next:
                            same data, thread count and batch size, both test accuracies beside it, and the
                            share of this machine's fp32 GEMM rate the engine's training computes; --pairs N
                            takes medians of N alternating runs per side (one run moves by tens of percent);
+  seed 004 grid: N s       with --grid: wall time of seed 004's 18-trial sweep (examples/), 10 epochs, full data;
   default report: N s      wall time of `reportgen run` (the default experiment: training, then the HTML
                            and PDF report) in a fresh temporary folder, as `make report` runs it: minutes,
                            skipped with --no-report; --smoke runs a one-model, one-epoch experiment instead.
@@ -304,6 +305,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--report-args", type=shlex.split, default=None, help="options of the timed `reportgen run` (default: none)"
     )
+    parser.add_argument(
+        "--grid", action="store_true", help="also time seed 004's 18-trial grid (examples/, 10 epochs, full data)"
+    )
+    parser.add_argument(
+        "--grid-args", type=shlex.split, default=[], help="options added to the timed grid run (e.g. --device cuda)"
+    )
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
     if args.smoke:
@@ -362,6 +369,8 @@ def main() -> None:
     headline(rows, args, epoch_gflop / peaks[args.threads])
     if not args.no_report:
         default_report(args.report_args)
+    if args.grid:
+        grid_sweep(args.grid_args)
 
 
 def headline(rows: dict[tuple[str, int, bool], dict], args: argparse.Namespace, epoch_per_peak: float) -> None:
@@ -408,6 +417,25 @@ def default_report(options: list[str]) -> None:
     what = f"reportgen run {shlex.join(options)}" if options else "reportgen run, the default experiment"
     at_end = load_average().removeprefix("load average ")
     print(f"default report: {seconds:.0f} s ({what}, {pdf}; {at_start} at start, {at_end} at end)")
+
+
+GRID_SPEC = Path(__file__).resolve().parent.parent / "examples" / "seed004_loss_optimizer_grid.toml"
+
+
+def grid_sweep(options: list[str]) -> None:
+    """Wall time of seed 004's grid (3 CNNs × 2 losses × 3 optimizers, 10 epochs on all 60,000 images) with
+    its report: the sweep a course runs, the third line to track (hours on a 2-core CPU; minutes on a GPU)."""
+    with tempfile.TemporaryDirectory(prefix="reportgen-grid-") as folder:
+        command = [sys.executable, "-m", "reportgen", "run", str(GRID_SPEC), *options]
+        at_start, started = load_average(), time.perf_counter()
+        done = subprocess.run(command, cwd=folder, check=False, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+    if done.returncode:
+        sys.exit(f"seed 004 grid failed (exit {done.returncode}):\n{done.stderr}")
+    extra = f" {shlex.join(options)}" if options else ""
+    print(
+        f"seed 004 grid: {seconds:.0f} s (reportgen run examples/{GRID_SPEC.name}{extra}, 18 trials; {at_start} at start)"
+    )
 
 
 def notes(rows: dict[tuple[str, int, bool], dict], args: argparse.Namespace) -> None:
