@@ -30,6 +30,7 @@ CASES = {  # case → (runs rendered together, language, allow an incomplete run
     "failed": (["failed"], "en", True),
     "pair": (["pair-a", "pair-b"], "en", False),
     "grading": (["grade-a", "grade-b"], "ko", False),
+    "class-ko": (["grade-a", "grade-b", "grade-c"], "ko", False),  # three students, grade-c a copy of grade-a
 }
 
 
@@ -187,20 +188,34 @@ def test_every_claim_holds_alike_in_english_and_korean(rendered):
 
 
 @pytest.mark.slow
-def test_submissions_open_with_a_grading_view_and_a_checklist_per_run(rendered):
-    """Two students' runs: one row per run (authors from each run's archived cover, its models attributed to
-    it, its best accuracy, its checklist score), the checklist judged per run and no pooled checklist."""
+def test_submissions_open_with_the_class_and_a_checklist_per_student(rendered):
+    """Two students' runs: one row per run (authors from each run's archived cover, its models, its best accuracy,
+    its checklist score), each student's checklist judged on their run alone, with its reasons."""
     report = json.loads((rendered["grading"] / "summary.json").read_text("utf-8"))["report"]
     grading = report["tables"]["grading"]
-    assert [row["cells"][1]["text"] for row in grading["rows"]] == ["김민지 (20241234)", "Lee Jun (20245678)"]
-    assert [row["cells"][2]["text"] for row in grading["rows"]] == ["lenet5 (grade-a), mlp (grade-a)", "mlp (grade-b)"]
-    scores = [row["cells"][4]["text"] for row in grading["rows"]]
-    per_run = report["tables"]["checklist_by_run"]
-    for column, score in enumerate(scores, start=1):
-        marks = [row["cells"][column]["text"] for row in per_run["rows"]]
-        assert score == f"{marks.count('✓')} / {len(marks)}"
+    assert [row["cells"][0]["text"] for row in grading["rows"]] == ["20241234", "20245678"]
+    assert [row["cells"][1]["text"] for row in grading["rows"]] == ["김민지", "Lee Jun"]
+    assert [row["cells"][3]["text"] for row in grading["rows"]] == ["lenet5, mlp", "mlp"]
+    for row, section in zip(grading["rows"], report["sections"]):
+        items = report["tables"][section["tables"][0]]["rows"]
+        marks = [item["cells"][0]["text"] for item in items]
+        assert row["cells"][5]["text"] == f"{marks.count('✓')} / {len(marks)}"
     assert report.get("checklist", []) == []  # not judged over the pool of both runs
-    assert per_run["rows"][0]["cells"][2]["text"] == "✗"  # grade-b has no LeNet-5: its own ✗, not grade-a's ✓
+    grade_b = report["tables"][report["sections"][1]["tables"][0]]["rows"][0]["cells"]
+    assert grade_b[0]["text"] == "✗" and "LeNet-5가 없습니다" in grade_b[2]["text"]  # its own ✗, with the reason
+
+
+@pytest.mark.slow
+def test_a_class_of_three_names_the_copy_on_both_rows_and_compares_no_two_students(rendered):
+    summary = json.loads((rendered["class-ko"] / "summary.json").read_text("utf-8"))
+    assert summary["title"] == "과제 채점: 3명 제출" and summary["conclusion"] == []
+    rows = summary["report"]["tables"]["grading"]["rows"]
+    flags = {row["cells"][2]["text"]: row["cells"][6]["text"] for row in rows}
+    assert flags["grade-a"].startswith("박서준 (20243456)의 사본: ")
+    assert flags["grade-c"].startswith("김민지 (20241234)의 사본: ")
+    assert flags["grade-b"] == "–"
+    grades = (rendered["class-ko"] / "grades.csv").read_text("utf-8")
+    assert grades.startswith("\ufeff이름,학번,실행,") and "박서준 (20243456)의 사본" in grades
 
 
 @pytest.mark.slow

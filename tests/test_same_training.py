@@ -105,8 +105,8 @@ def _findings(summary: dict) -> list[str]:
 def _flags(summary: dict) -> dict[str, str]:
     """Run id → the grading table's flags cell."""
     table = summary["report"]["tables"]["grading"]
-    flags = table["columns"].index("Flags")
-    return {row["cells"][0]["text"]: row["cells"][flags]["text"] for row in table["rows"]}
+    run, flags = table["columns"].index("Run"), table["columns"].index("Flags")
+    return {row["cells"][run]["text"]: row["cells"][flags]["text"] for row in table["rows"]}
 
 
 @pytest.mark.slow

@@ -27,6 +27,7 @@ HEAVY = {
     ("test_ray.py", "cluster"): "starts a Ray cluster",
     ("test_rgb.py", "rgb_run"): "trains a run on colour images and renders it",
     ("test_same_training.py", "root"): "trains seven runs",
+    ("test_grading_class.py", "school"): "renders a class of seven hand-ins",
     ("test_packaging.py", "wheel"): "builds the wheel",
     ("test_packaging.py", "installed"): "installs the wheel into a new virtual environment",
 }
