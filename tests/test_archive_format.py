@@ -1,5 +1,5 @@
 """The archive is versioned and read through typed records: runs written before the format key (format 1)
-still render, new runs say format 2, a run from a newer reportgen is refused in one line, older trials read
+still render, new runs say the current format, a run from a newer reportgen is refused in one line, older trials read
 with the defaults of what they lack, and file names are spelled in one place."""
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def test_a_format_1_trial_reads_as_a_typed_record():
     info = json.loads((FIXTURE / archive.TRIALS_DIR / trial_id / archive.TRIAL_FILE).read_text("utf-8"))
     record = run.trial_record(trial_id)
     assert record.status is archive.TrialState.COMPLETE and record.label == info["label"]
-    assert record.audit.total == info["audit"]["total"] and record.audit.layers == info["audit"]["layers"]
+    assert record.audit.total == info["audit"]["total"]
+    # each formula is read as a message, which says in English exactly what the run recorded
+    assert [layer | {"formula": str(layer["formula"])} for layer in record.audit.layers] == info["audit"]["layers"]
     assert record.audit.cost["macs"]["total"] == info["audit"]["cost"]["macs"]["total"]
     assert len(record.epochs) == record.config["epochs"] == info["config"]["epochs"]
 
@@ -89,18 +91,19 @@ def test_a_new_run_is_written_in_the_current_format(workdir, idx_dir, cli):
     )
     assert code == 0, err
     status = json.loads((workdir / "runs" / "new" / archive.STATUS_FILE).read_text("utf-8"))
-    assert status["format"] == archive.ARCHIVE_FORMAT == 2
-    assert archive.RunArchive(workdir / "runs" / "new").record().format == 2
+    assert status["format"] == archive.ARCHIVE_FORMAT == 3
+    assert archive.RunArchive(workdir / "runs" / "new").record().format == 3
 
 
 def test_a_run_from_a_newer_reportgen_is_refused_in_one_line(tmp_path, cli):
     run = copy_fixture(tmp_path)
     status = json.loads((run / archive.STATUS_FILE).read_text("utf-8"))
-    (run / archive.STATUS_FILE).write_text(json.dumps(status | {"format": 3}), "utf-8")
+    newer = archive.ARCHIVE_FORMAT + 1
+    (run / archive.STATUS_FILE).write_text(json.dumps(status | {"format": newer}), "utf-8")
     code, _out, err = cli("render", run, "--output-dir", tmp_path / "output")
     assert code == 2
     line = one_error_line(err)
-    assert "archive format 3" in line and "formats 1–2" in line
+    assert f"archive format {newer}" in line and f"formats 1–{archive.ARCHIVE_FORMAT}" in line
     assert not (tmp_path / "output").exists() or not any((tmp_path / "output").iterdir())
 
 
@@ -118,7 +121,7 @@ def test_the_listing_reads_a_format_1_run_and_names_a_newer_one_unreadable(tmp_p
     newer = tmp_path / "runs" / "newer"
     shutil.copytree(FIXTURE, newer)
     status = json.loads((newer / archive.STATUS_FILE).read_text("utf-8"))
-    (newer / archive.STATUS_FILE).write_text(json.dumps(status | {"format": 3}), "utf-8")
+    (newer / archive.STATUS_FILE).write_text(json.dumps(status | {"format": archive.ARCHIVE_FORMAT + 1}), "utf-8")
     code, out, _err = cli("list", "--runs-dir", tmp_path / "runs")
     assert code == 0
     rows = {line.split()[0]: line for line in out.splitlines()[1:]}

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import idx_run_args, requires_fashion, write_idx_dataset
 
-from reportgen.report.i18n import RECORDED_PATTERNS, Message, final_consonant, particle, translator
+from reportgen.report.i18n import Message, final_consonant, particle, translator
+from reportgen.run.recorded_text import PATTERNS, recorded_message
 
 ROOT = Path(__file__).resolve().parent.parent
 KO = json.loads((ROOT / "reportgen" / "templates" / "i18n" / "ko.json").read_text("utf-8"))
@@ -259,18 +260,19 @@ def test_no_korean_entry_leaves_both_particles_in():
     assert [value for value in KO.values() if re.search(r"[이은을와과]\([가는를과와]\)|\(으\)로", value)] == []
 
 
-def test_recorded_english_is_translated_by_pattern_and_nothing_else_is():
+def test_english_an_older_run_recorded_is_read_as_messages_and_nothing_else_is():
     translate = translator("ko")
     assert (
-        translate.recorded("2·6 = 12 (+12 running stats, not trainable)")
+        translate.render(recorded_message("2·6 = 12 (+12 running stats, not trainable)"))
         == "2·6 = 12 (+ 이동 평균·분산 12개, 학습 대상 아님)"
     )
-    assert translate.recorded("no affine parameters (+10 running stats, not trainable)").startswith(
+    assert translate.render(recorded_message("no affine parameters (+10 running stats, not trainable)")).startswith(
         "아핀 파라미터 없음"
     )
-    assert translate.recorded("IDX files in /data/x") == "/data/x의 IDX 파일"
-    assert translate.recorded("my better") == "my better"  # a user's text is never read as "{winner} better"
-    assert all(key in KO for key in RECORDED_PATTERNS)
+    assert translate.render(recorded_message("IDX files in /data/x")) == "/data/x의 IDX 파일"
+    assert recorded_message("my better") == Message("my better")  # a user's text is never read as "{winner} better"
+    assert translate.render("IDX files in /data/x") == "IDX files in /data/x"  # text is never matched: only messages
+    assert all(key in KO for key in PATTERNS)
 
 
 def test_message_values_are_translated_before_the_sentence():

@@ -22,6 +22,7 @@ from reportgen.measure.params import (
     parse_input_shape,
 )
 from reportgen.measure.widths import match_mlp
+from reportgen.messages import english
 from reportgen.models.registry import create_model
 
 try:
@@ -80,7 +81,7 @@ def test_batchnorm_params_and_buffers() -> None:
     assert result.total - result.batchnorm_params == 61_706
     bn = [layer for layer in result.layers if layer.type == "BatchNorm2d"][1]
     assert (bn.weights, bn.bias, bn.output_shape) == (16, 16, [2, 16, 10, 10])
-    assert bn.formula == "2·16 = 32 (+32 running stats, not trainable)"
+    assert str(bn.formula) == "2·16 = 32 (+32 running stats, not trainable)"
     assert bn.buffers == 33  # running mean + var + num_batches_tracked
     assert result.buffers == sum(b.numel() for b in create_model("lenet5_regularized").buffers())
     assert audit("lenet5").batchnorm_params == 0
@@ -89,7 +90,7 @@ def test_batchnorm_params_and_buffers() -> None:
 def test_lenet5_layer_formulas_in_forward_order() -> None:
     model = create_model("lenet5")
     result = audit_model(model, name="lenet5")
-    with_params = [(layer.type, layer.formula) for layer in result.layers if layer.formula]
+    with_params = [(layer.type, str(layer.formula)) for layer in result.layers if layer.formula]
     assert with_params == [
         ("Conv2d", "(5·5·1 + 1)·6 = 156"),
         ("Conv2d", "(5·5·6 + 1)·16 = 2,416"),
@@ -105,7 +106,7 @@ def test_lenet5_layer_formulas_in_forward_order() -> None:
     assert [(layer.name, layer.type) for layer in result.layers] == leaves  # no containers, forward order
     assert result.layers[0].output_shape == [2, 6, 28, 28]
     pool = next(layer for layer in result.layers if layer.type == "MaxPool2d")
-    assert (pool.output_shape, pool.formula, pool.weights, pool.bias) == ([2, 6, 14, 14], "", 0, 0)
+    assert (pool.output_shape, str(pool.formula), pool.weights, pool.bias) == ([2, 6, 14, 14], "", 0, 0)
     fc1 = next(layer for layer in result.layers if layer.type == "Linear")
     assert (fc1.weights, fc1.bias, fc1.output_shape) == (48_000, 120, [2, 120])
 
@@ -146,25 +147,25 @@ def test_every_layer_type_counts_its_own_parameters() -> None:
         assert layer.params == direct_numel(model, layer), layer
         assert layer.output_shape is not None, layer
         if layer.type == "ScaleShift":
-            assert layer.formula.startswith("numel = 10")
+            assert str(layer.formula).startswith("numel = 10")
         else:
-            assert formula_value(layer.formula) == layer.params, layer
+            assert formula_value(str(layer.formula)) == layer.params, layer
     assert result.total == sum(p.numel() for p in model.parameters())
     assert result.buffers == sum(b.numel() for b in model.buffers())
     assert result.batchnorm_params == 16 + 4 + 12  # InstanceNorm / GroupNorm are not BatchNorm
     assert result.matches_torchinfo
     by_name = {layer.name: layer for layer in result.layers}
-    assert by_name["conv"].formula == "(3·3·4/2 + 1)·8 = 152"
-    assert by_name["deconv"].formula == "2·2·8·4/2 + 4 = 68"
-    assert by_name["conv1d"].formula == "3·2·6 = 36"
-    assert by_name["inorm"].formula == "2·8 = 16 (+16 running stats, not trainable)"
-    assert by_name["lstm"].formula == "2·4·(6·5 + 5·5 + 2·5) + 2·4·(10·5 + 5·5 + 2·5) = 1,200"
-    assert by_name["gru"].formula == "3·(10·7 + 7·7 + 2·7) = 399"
-    assert by_name["rnn"].formula == "7·3 + 3·3 = 30"
+    assert str(by_name["conv"].formula) == "(3·3·4/2 + 1)·8 = 152"
+    assert str(by_name["deconv"].formula) == "2·2·8·4/2 + 4 = 68"
+    assert str(by_name["conv1d"].formula) == "3·2·6 = 36"
+    assert str(by_name["inorm"].formula) == "2·8 = 16 (+16 running stats, not trainable)"
+    assert str(by_name["lstm"].formula) == "2·4·(6·5 + 5·5 + 2·5) + 2·4·(10·5 + 5·5 + 2·5) = 1,200"
+    assert str(by_name["gru"].formula) == "3·(10·7 + 7·7 + 2·7) = 399"
+    assert str(by_name["rnn"].formula) == "7·3 + 3·3 = 30"
     assert by_name["lstm"].bias == 160 and by_name["rnn"].bias == 0
-    assert by_name["bilinear"].formula == "(12·12 + 1)·5 = 725"
-    assert by_name["embed"].formula == "10·3 = 30"
-    assert by_name["prelu"].formula == "8 slopes (one per channel) = 8"
+    assert str(by_name["bilinear"].formula) == "(12·12 + 1)·5 = 725"
+    assert str(by_name["embed"].formula) == "10·3 = 30"
+    assert str(by_name["prelu"].formula) == "8 slopes (one per channel) = 8"
 
 
 def test_uncalled_variants_are_listed_last_and_counted() -> None:
@@ -175,17 +176,17 @@ def test_uncalled_variants_are_listed_last_and_counted() -> None:
     for layer in result.layers:
         assert layer.params == direct_numel(model, layer), layer
         if layer.params:
-            assert formula_value(layer.formula) == layer.params, layer
+            assert formula_value(str(layer.formula)) == layer.params, layer
     assert result.total == sum(p.numel() for p in model.parameters()) == result.torchinfo_total
     by_name = {layer.name: layer for layer in result.layers}
-    assert by_name["lstm_proj"].formula.endswith("= 516")
-    assert by_name["depthwise"].formula == "(3·3·6/6 + 1)·6 = 60"  # dilation does not matter
-    assert by_name["ln_nobias"].formula == "(4·5) = 20"
-    assert by_name["ln_plain"].formula == ""
-    assert by_name["bn_noaffine"].formula == "no affine parameters (+10 running stats, not trainable)"
+    assert str(by_name["lstm_proj"].formula).endswith("= 516")
+    assert str(by_name["depthwise"].formula) == "(3·3·6/6 + 1)·6 = 60"  # dilation does not matter
+    assert str(by_name["ln_nobias"].formula) == "(4·5) = 20"
+    assert str(by_name["ln_plain"].formula) == ""
+    assert str(by_name["bn_noaffine"].formula) == "no affine parameters (+10 running stats, not trainable)"
     assert by_name["bn_noaffine"].buffers == 11
-    assert by_name["bn_nostats"].formula == "2·5 = 10"
-    assert by_name["prelu_one"].formula == "1 shared slope = 1"
+    assert str(by_name["bn_nostats"].formula) == "2·5 = 10"
+    assert str(by_name["prelu_one"].formula) == "1 shared slope = 1"
 
 
 def test_tied_weights_counted_once_and_marked_shared() -> None:
@@ -194,19 +195,19 @@ def test_tied_weights_counted_once_and_marked_shared() -> None:
     embed, head = result.layers
     assert (embed.name, embed.weights, embed.shared) == ("embed", 1_600, False)
     assert (head.name, head.weights, head.bias, head.shared) == ("head", 0, 100, True)
-    assert "shared with 'embed'" in head.formula
+    assert "shared with 'embed'" in str(head.formula)
     assert result.total == 1_700 == sum(p.numel() for p in model.parameters())
     # torchinfo counts the tied matrix in both leaf layers; the audit says so instead of agreeing
     assert result.torchinfo_total == 3_300 and not result.matches_torchinfo
     assert "3,300 ≠ ours, explained: torchinfo counts the 1,600 shared (tied) parameters" in format_audit(result)
-    assert result.torchinfo_note.endswith("ours is right")
+    assert str(result.torchinfo_note).endswith("ours is right")
 
 
 def test_frozen_parameters() -> None:
     result = audit_model(FrozenNet(), (4,))
     assert (result.total, result.trainable, result.frozen) == (58, 18, 40)
     backbone = result.layers[0]
-    assert (backbone.frozen, backbone.trainable) == (40, 0) and backbone.formula.endswith("[frozen]")
+    assert (backbone.frozen, backbone.trainable) == (40, 0) and str(backbone.formula).endswith("[frozen]")
     assert check_claim(result, expect=18) == (
         "expected 18, counted 58: frozen parameters 40 — did you count only trainable ones?"
     )
@@ -239,7 +240,7 @@ def test_torchvision_models_agree_with_torchinfo(factory: str, expected: int) ->
     assert result.total == expected == sum(p.numel() for p in model.parameters())
     assert result.matches_torchinfo, (result.total, result.torchinfo_total)
     assert result.trainable == expected and result.frozen == 0
-    assert all(layer.formula and not layer.formula.startswith("numel") for layer in result.layers if layer.params)
+    assert all(layer.formula and not str(layer.formula).startswith("numel") for layer in result.layers if layer.params)
     assert result.batchnorm_params == sum(
         p.numel() for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) for p in m.parameters()
     )
@@ -330,7 +331,7 @@ def test_format_csv_json_markdown() -> None:
     data = json.loads(format_audit(result, "json"))
     assert data["total"] == 62_158 and data["batchnorm_params"] == 452 and data["input_shape"] == [1, 28, 28]
     assert len(data["layers"]) == len(result.layers) and data["layers"][0]["formula"] == "(5·5·1 + 1)·6 = 156"
-    assert data == result.to_dict()
+    assert data == english(result.to_dict())  # the archive's messages, in English
 
     rows = list(csv.reader(io.StringIO(format_audit(result, "csv"))))
     assert rows[0][:8] == ["layer", "type", "output_shape", "formula", "weights", "bias", "trainable", "frozen"]
@@ -421,28 +422,28 @@ def pruned_mlp() -> nn.Sequential:
 def test_tied_linears_torchinfo_counts_the_shared_weight_twice() -> None:
     result = audit_model(TiedLinears(), (10,))
     assert result.total == 120 and result.torchinfo_total == 220 and not result.matches_torchinfo
-    assert result.torchinfo_note == (
+    assert str(result.torchinfo_note) == (
         "torchinfo counts the 100 shared (tied) parameters once per layer that uses "
         "them; the model stores and trains 120: ours is right"
     )
     assert f"torchinfo total: 220 ≠ ours, explained: {result.torchinfo_note}" in format_audit(result)
     assert f"- torchinfo total: 220 ≠ ours, explained: {result.torchinfo_note}" in format_audit(result, "markdown")
-    assert json.loads(format_audit(result, "json"))["torchinfo_note"] == result.torchinfo_note
+    assert json.loads(format_audit(result, "json"))["torchinfo_note"] == str(result.torchinfo_note)
 
 
 def test_an_unexplained_torchinfo_difference_stays_a_mismatch() -> None:
     result = audit_model(ScaledTiedLinears(), (10,))
     shared = 100
     assert result.total == 130 and result.torchinfo_total == 220 != result.total + shared
-    assert result.torchinfo_note == "" and not result.matches_torchinfo
+    assert str(result.torchinfo_note) == "" and not result.matches_torchinfo
     assert "torchinfo total: 220 ✗ MISMATCH (ours 130)" in format_audit(result)
 
 
 def test_pruned_model_states_stored_and_remaining_parameters() -> None:
     result = audit_model(pruned_mlp(), (20,))
     assert result.total == 210 + 55 and result.pruned == 100 and result.layers[0].pruned == 100
-    assert result.layers[0].formula == "(20 + 1)·10 = 210 [100 pruned]"
-    assert result.torchinfo_total == result.total - 100 and "both are right" in result.torchinfo_note
+    assert str(result.layers[0].formula) == "(20 + 1)·10 = 210 [100 pruned]"
+    assert result.torchinfo_total == result.total - 100 and "both are right" in str(result.torchinfo_note)
     assert "left after pruning: 165 nonzero (265 stored, 100 of the *_orig entries masked to zero)" in format_audit(
         result
     )

@@ -21,6 +21,7 @@ import torch
 
 from reportgen.errors import DataError
 from reportgen.files import sha256_file
+from reportgen.messages import Message
 
 FOLDER = "cifar-10-batches-py"  # torchvision: root/cifar-10-batches-py/{data_batch_1…5, test_batch, batches.meta}
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -151,12 +152,15 @@ def download(cache: Path) -> Path:
     return cache
 
 
-def load_cifar10(data_dir: str | Path | None, cache: Path) -> tuple[dict[str, torch.Tensor], dict, str, list[str]]:
+def load_cifar10(data_dir: str | Path | None, cache: Path) -> tuple[dict[str, torch.Tensor], dict, Message, list[str]]:
     """(tensors, files, source, classes) as datasets.load_dataset takes them from every source."""
     if data_dir is not None:
-        root, source = _root(Path(data_dir).expanduser()), f"torchvision CIFAR10 from {data_dir}"
+        root, source = (
+            _root(Path(data_dir).expanduser()),
+            Message("torchvision CIFAR10 from {path}", {"path": str(data_dir)}),
+        )
     else:
-        root, source = download(cache), "torchvision CIFAR10 download"
+        root, source = download(cache), Message("torchvision {dataset} download", {"dataset": "CIFAR10"})
     classes, files, each = check_folder(root)
     tensors: dict[str, torch.Tensor] = {}
     for split, train in (("train", True), ("test", False)):

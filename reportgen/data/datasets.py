@@ -21,6 +21,7 @@ import torch
 
 from reportgen.data import CLASS_NAMES, DATASETS, FORMATS, TORCHVISION
 from reportgen.errors import DataError
+from reportgen.messages import Message
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 SPLIT_FILES = {
@@ -64,7 +65,7 @@ class Dataset:
     classes: list[str]
     mean: float | list[float]  # one figure for grey images; one per channel for colour (unless one was given)
     std: float | list[float]
-    source: str
+    source: Message  # where the images came from, worded in the report's language ("IDX files in {path}")
     files: dict[str, dict[str, str]] = field(default_factory=dict)  # split → {path, sha256, verified}
     val_images: torch.Tensor | None = None  # optional validation split carved from the training data
     val_labels: torch.Tensor | None = None
@@ -228,13 +229,14 @@ def _carve_validation(images: torch.Tensor, labels: torch.Tensor, fraction: floa
 
 def _idx_source(dataset: str, data_dir: str | Path | None, cache_dir: Path):
     if data_dir is not None:
-        directory, source = Path(data_dir).expanduser(), f"IDX files in {data_dir}"
+        directory, source = Path(data_dir).expanduser(), Message("IDX files in {path}", {"path": str(data_dir)})
     elif dataset == "fashion-mnist" and FASHION_MNIST_DIR.is_dir():
-        directory, source = FASHION_MNIST_DIR, "Debian package dataset-fashion-mnist"
+        directory, source = FASHION_MNIST_DIR, Message("Debian package dataset-fashion-mnist")
     elif dataset == "custom":
         raise DataError("dataset 'custom' needs data_dir (IDX) or train/test paths with an image format")
     else:
-        directory, source = _download(dataset, cache_dir), f"torchvision {TORCHVISION[dataset]} download"
+        download = Message("torchvision {dataset} download", {"dataset": TORCHVISION[dataset]})
+        directory, source = _download(dataset, cache_dir), download
     tensors, files = load_idx_dir(directory, dataset)
     return tensors, files, source, CLASS_NAMES.get(dataset)
 
@@ -252,7 +254,12 @@ def _image_source(dataset: str, fmt: str, train: str | None, test: str | None, c
         and len(classes) <= len(CLASS_NAMES[dataset])
     ):
         classes = CLASS_NAMES[dataset]  # numbered labels of a known dataset get its class names
-    return splits, splits["files"], f"{fmt} {train} / {test}", classes
+    return (
+        splits,
+        splits["files"],
+        Message("{format} {train} / {test}", {"format": fmt, "train": train, "test": test}),
+        classes,
+    )
 
 
 def _channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -270,7 +277,7 @@ def _channel_statistics(images: torch.Tensor) -> tuple[list[float], list[float]]
     return [round(float(m), 4) for m in mean], [round(float(s), 4) for s in variance.sqrt()]
 
 
-def _statistics(images: torch.Tensor, mean, std, source: str) -> tuple[float | list[float], float | list[float]]:
+def _statistics(images: torch.Tensor, mean, std, source: Message) -> tuple[float | list[float], float | list[float]]:
     """The normalisation of the training split actually used: for grey images one mean and std (as always),
     for colour one per channel; a figure given in the spec is kept (one figure serves every channel)."""
     if images.shape[1] == 1:

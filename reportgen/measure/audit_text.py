@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from reportgen.errors import ModelError
+from reportgen.messages import english
 
 if TYPE_CHECKING:  # the text needs no torch: `reportgen params --help` lists FORMATS without loading it
     from reportgen.measure.params import ModelAudit
@@ -38,7 +39,7 @@ def _rows(audit: ModelAudit, numbers: bool) -> list[list[str]]:
             layer.label + (" *" if layer.shared else ""),
             layer.type,
             _shape_cell(layer.output_shape),
-            layer.formula,
+            str(layer.formula),  # in English: a recorded message as `str()` words it
             fmt(layer.weights),
             fmt(layer.bias),
             fmt(layer.trainable),
@@ -197,5 +198,5 @@ def format_audit(audit: ModelAudit, fmt: str = "table") -> str:
     if fmt == "csv":
         return _format_csv(audit)
     if fmt == "json":
-        return json.dumps(audit.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        return json.dumps(english(audit.to_dict()), indent=2, ensure_ascii=False) + "\n"  # messages as English text
     raise ModelError(f"audit format {fmt!r}: expected one of {', '.join(FORMATS)}")

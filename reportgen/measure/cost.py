@@ -464,8 +464,9 @@ def measure_cost(
 
 def _not_checked(check: CrossCheck) -> str:
     """Why part of our count went unchecked, layers of one type and reason together ("20 BatchNorm2d layers
-    (2,483,712 MACs): …"); "" when the check saw everything."""
-    return check.error if check.figure < 0 else unchecked_text(asdict(entry) for entry in check.not_checked)
+    (2,483,712 MACs): …"); "" when the check saw everything. vars(), not asdict(): each reason stays a message,
+    worded in English by str()."""
+    return str(check.error) if check.figure < 0 else unchecked_text(vars(entry) for entry in check.not_checked)
 
 
 def _check_text(check: CrossCheck, unit: str, factor: int, total: int) -> str:
@@ -474,7 +475,7 @@ def _check_text(check: CrossCheck, unit: str, factor: int, total: int) -> str:
     if check.figure < 0:
         return f"not checked ({check.error})"
     figure = f"{_n(check.figure)}{unit}"
-    explained = f"; differs, explained: {explained_text(asdict(e) for e in check.explained)}" if check.explained else ""
+    explained = f"; differs, explained: {explained_text(vars(e) for e in check.explained)}" if check.explained else ""
     if check.disagree:
         verdict = f"{figure} ✗ MISMATCH ({'; '.join(check.disagree)})"
     elif check.checked_macs:

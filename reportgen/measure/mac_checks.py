@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from reportgen.measure.op_counts import ModuleCall, ops_by_name, run_shapes_first
+from reportgen.messages import Message, Op, Recorded
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Unchecked:
     name: str
     type: str
     macs: int
-    why: str
+    why: Recorded  # a Message: the report words it in its language
 
 
 @dataclass
@@ -44,16 +45,16 @@ class Explained:
     theirs: int
     macs: int  # ours
     bias_adds: int
-    why: str  # one of the *_WHY sentences below: the reason, and that ours is right
+    why: Recorded  # one of the *_WHY sentences below: the reason, and that ours is right
 
 
 # torchinfo's rule for a pruned layer, for an RNN fed a PackedSequence: wrong there, for these reasons (fixed
 # sentences, so the report translates them by key).
-PRUNED_WHY = (
+PRUNED_WHY = Message(
     "torchinfo counts only the weights pruning left nonzero, but the forward multiplies by the whole masked "
     "weight, zeros included: ours is right"
 )
-PACKED_WHY = (
+PACKED_WHY = Message(
     "torchinfo's rule does not follow a PackedSequence: it charges the parameters by the packed data's shape, "
     "not by the time steps that ran: ours is right"
 )
@@ -67,7 +68,7 @@ class CrossCheck:
     checked_macs: int = 0  # our MACs it saw and compared
     disagree: list[str] = field(default_factory=list)  # "0 (TwiceLinear): it 144, ours 2 × 72"
     not_checked: list[Unchecked] = field(default_factory=list)
-    error: str = ""  # why it could not run
+    error: Recorded = ""  # why it could not run: a Message, or the words of the exception that stopped it
     explained: list[Explained] = field(default_factory=list)  # differs where the check's rule is known wrong
 
     @property
@@ -78,7 +79,7 @@ class CrossCheck:
     def unchecked_macs(self) -> int:
         return sum(entry.macs for entry in self.not_checked)
 
-    def unchecked(self, macs: int, call: ModuleCall, why: str) -> None:
+    def unchecked(self, macs: int, call: ModuleCall, why: Recorded) -> None:
         self.not_checked.append(Unchecked(call.name or "(root)", type(call.module).__name__, macs, why))
 
 
@@ -103,7 +104,7 @@ def _by_module(calls: list[ModuleCall]) -> dict[int, list[ModuleCall]]:
 def flop_counter_check(counter: Any, model: nn.Module, calls: list[ModuleCall]) -> CrossCheck:
     """Compare FlopCounterMode's per-op and per-layer FLOPs with 2 × our MACs of the ops it has formulas for."""
     if counter is None:
-        return CrossCheck(-1, error="FlopCounterMode could not run on this model")
+        return CrossCheck(-1, error=Message("FlopCounterMode could not run on this model"))
     counts = counter.get_flop_counts()
     known = {packet.__name__ for packet in counter.flop_registry}
     check = CrossCheck(int(counter.get_total_flops()))
@@ -118,10 +119,11 @@ def flop_counter_check(counter: Any, model: nn.Module, calls: list[ModuleCall]) 
         unseen = sorted({op.op for call in group for op in call.ops if op.op not in known})
         if unseen:
             macs = sum(op.macs for call in group for op in call.ops if op.op not in known)
-            ops = ", ".join(
-                "aten." + op if op != "frozen_batch_norm" else "elementwise x·scale + shift" for op in unseen
-            )
-            check.unchecked(macs, group[0], f"no formula for {ops}")
+            ops = [
+                Op("aten." + op) if op != "frozen_batch_norm" else Message("elementwise x·scale + shift")
+                for op in unseen
+            ]
+            check.unchecked(macs, group[0], Message("no formula for {ops}", {"ops": ops}))
         check.checked_macs += seen
         flops = per_layer.get(id(group[0].module), 0)
         if all(call.leaf for call in group) and flops != 2 * seen:  # a parent's figure includes its children
@@ -189,25 +191,26 @@ def run_with_input(
     run_shapes_first(Capture(), input_shape, batch)
 
 
-def _blind_spot(module: nn.Module, size: list) -> str:
-    """Why torchinfo's rule does not measure this layer's work ("" when it does)."""
+def _blind_spot(module: nn.Module, size: list) -> Message | None:
+    """Why torchinfo's rule does not measure this layer's work (None when it does)."""
     if isinstance(module, nn.modules.conv._ConvNd):
-        return "" if not module.transposed else "its rule charges every weight at every output position"
+        return None if not module.transposed else Message("its rule charges every weight at every output position")
     if isinstance(module, nn.Linear):
         rows = math.prod(size[:-1]) if size else 0
-        return "" if size and rows == size[0] else f"its rule counts a Linear once per first dimension ({size[0]})"
+        first = Message("its rule counts a Linear once per first dimension ({n})", {"n": str(size[0]) if size else ""})
+        return None if size and rows == size[0] else first
     if isinstance(module, nn.RNNBase):
-        return ""
+        return None
     if isinstance(module, nn.modules.batchnorm._BatchNorm):
-        return "its rule counts BatchNorm's parameters, not its elements"
-    return "its rule counts this layer's parameters, not the work it does"
+        return Message("its rule counts BatchNorm's parameters, not its elements")
+    return Message("its rule counts this layer's parameters, not the work it does")
 
 
-def _unseen(module: nn.Module) -> str:
+def _unseen(module: nn.Module) -> Message:
     """Why torchinfo has no figure of its own for a module that did work."""
     if isinstance(module, torch.jit.ScriptModule):
-        return "it cannot see inside a scripted module"
-    return "it counts leaf layers only, not work in a forward"
+        return Message("it cannot see inside a scripted module")
+    return Message("it counts leaf layers only, not work in a forward")
 
 
 def torchinfo_check(
@@ -215,7 +218,7 @@ def torchinfo_check(
 ) -> CrossCheck:
     """Per layer: where torchinfo's rule measures work it must equal our MACs plus the bias additions."""
     if not run:
-        return CrossCheck(-1, error="skipped: torchinfo failed on this model in the parameter audit")
+        return CrossCheck(-1, error=Message("skipped: torchinfo failed on this model in the parameter audit"))
     try:
         theirs, sizes, total = torchinfo_layers(model, input_shape)
     except Exception as exc:  # noqa: BLE001 — the audit stands without this check; it says why
@@ -240,12 +243,12 @@ def torchinfo_check(
     return check
 
 
-def _torchinfo_wrong(group: list[ModuleCall]) -> str:
-    """Why torchinfo's figure for this layer is wrong where it is known to be ("" otherwise: a real mismatch)."""
+def _torchinfo_wrong(group: list[ModuleCall]) -> Message | None:
+    """Why torchinfo's figure for this layer is wrong where it is known to be (None otherwise: a real mismatch)."""
     module = group[0].module
     masks = [name for name, _ in module.named_buffers(recurse=False) if name.endswith("_mask")]
     if masks and any(hasattr(module, name[: -len("_mask")] + "_orig") for name in masks):  # torch.nn.utils.prune
         return PRUNED_WHY
     if isinstance(module, nn.RNNBase) and any(call.packed_input for call in group):
         return PACKED_WHY
-    return ""
+    return None

@@ -25,6 +25,7 @@ from torch import nn
 
 from reportgen.errors import ModelError
 from reportgen.measure.audit_text import shape_text, thousands
+from reportgen.messages import Message, Recorded
 
 DOT = "·"  # multiplication in formulas: 6·(1·5·5) + 6
 
@@ -36,7 +37,7 @@ class LayerAudit:
     name: str  # dotted module name; "" is the root module
     type: str
     output_shape: list[int] | None
-    formula: str
+    formula: Recorded  # arithmetic as text; a Message where it says more ("+12 running stats, not trainable")
     weights: int = 0
     bias: int = 0
     trainable: int = 0
@@ -73,7 +74,7 @@ class ModelAudit:
     mult_adds: int = 0  # per image, forward pass, from torchinfo (0 when torchinfo failed)
     cost: dict[str, Any] | None = None  # MACs, latency, size (cost.ModelCost.to_dict), set by the runner
     pruned: int = 0  # parameters masked to zero by torch.nn.utils.prune (still stored as *_orig)
-    torchinfo_note: str = ""  # why torchinfo's total differs when the difference is explained (tied, pruned)
+    torchinfo_note: Recorded = ""  # why torchinfo's total differs when the difference is explained (tied, pruned)
     notes: list[str] = field(default_factory=list)  # how the model was audited (a torch.compile'd model)
 
     def to_dict(self) -> dict[str, Any]:
@@ -153,12 +154,15 @@ def _bilinear_formula(m: nn.Bilinear) -> tuple[str, int]:
     return f"{a}{DOT}{b}{DOT}{cout}", a * b * cout
 
 
-def _norm_base_formula(m: nn.modules.batchnorm._NormBase) -> tuple[str, int]:
+def _norm_base_formula(m: nn.modules.batchnorm._NormBase) -> tuple[Recorded, int]:
     c = int(m.num_features)
-    text, value = (f"2{DOT}{c} = {thousands(2 * c)}", 2 * c) if m.affine else ("no affine parameters", 0)
+    affine = (f"2{DOT}{c} = {thousands(2 * c)}", 2 * c) if m.affine else (Message("no affine parameters"), 0)
     if m.track_running_stats:
-        return f"{text} (+{thousands(2 * c)} running stats, not trainable)", value
-    return (text, value) if m.affine else ("0", 0)
+        stats = Message(
+            "{formula} (+{count} running stats, not trainable)", {"formula": affine[0], "count": thousands(2 * c)}
+        )
+        return stats, affine[1]
+    return affine if m.affine else ("0", 0)
 
 
 def _normalized_expr(shape: Any) -> tuple[str, int]:
@@ -191,9 +195,11 @@ def _embedding_formula(m: nn.Module) -> tuple[str, int]:
     return f"{rows}{DOT}{dim}", rows * dim
 
 
-def _prelu_formula(m: nn.PReLU) -> tuple[str, int]:
+def _prelu_formula(m: nn.PReLU) -> tuple[Recorded, int]:
     n = int(m.num_parameters)
-    return ("1 shared slope", 1) if n == 1 else (f"{n} slopes (one per channel)", n)
+    if n == 1:
+        return Message("1 shared slope = 1"), 1
+    return Message("{count} slopes (one per channel) = {total}", {"count": str(n), "total": thousands(n)}), n
 
 
 _GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
@@ -227,7 +233,7 @@ def _rnn_formula(m: nn.RNNBase) -> tuple[str, int]:
     return " + ".join(grouped), value
 
 
-def _known_formula(module: nn.Module) -> tuple[str, int] | None:
+def _known_formula(module: nn.Module) -> tuple[Recorded, int] | None:
     """(expression, value) from the module's attributes, or None for an unknown module type."""
     if isinstance(module, nn.modules.conv._ConvNd):
         return _conv_formula(module)
@@ -258,7 +264,7 @@ def _numel_formula(params: list[tuple[str, nn.Parameter]]) -> str:
     return f"numel = {thousands(total)} ({parts})"
 
 
-def _formula(module: nn.Module, params: list[tuple[str, nn.Parameter]]) -> str:
+def _formula(module: nn.Module, params: list[tuple[str, nn.Parameter]]) -> Recorded:
     """Formula with actual numbers; falls back to `numel = N (...)` when attributes don't explain the params."""
     actual = sum(p.numel() for _, p in params)
     try:
@@ -267,7 +273,7 @@ def _formula(module: nn.Module, params: list[tuple[str, nn.Parameter]]) -> str:
         known = None
     if known is not None and known[1] == actual:
         text, value = known
-        if " = " in text or "running stats" in text:  # already carries its result (norm layers)
+        if isinstance(text, Message) or " = " in text:  # already carries its result (norm layers, PReLU)
             return text
         if text == "0" and not params:
             return ""
@@ -491,11 +497,14 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
                 seen_buffers.add(id(buf))
                 layer.buffers += buf.numel()
         if shared_with:
-            layer.formula += f" — {', '.join(shared_with)}, counted once there"
+            layer.formula = _followed(layer.formula, f" — {', '.join(shared_with)}, counted once there")
         if layer.frozen:
-            layer.formula += " [frozen]" if layer.frozen == layer.params else f" [{thousands(layer.frozen)} frozen]"
+            frozen = " [frozen]" if layer.frozen == layer.params else f" [{thousands(layer.frozen)} frozen]"
+            layer.formula = _followed(layer.formula, frozen)
         if layer.pruned:
-            layer.formula += f" [{thousands(layer.pruned)} pruned]"
+            layer.formula = Message(
+                "{formula} [{count} pruned]", {"formula": layer.formula, "count": thousands(layer.pruned)}
+            )
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             bn_params += layer.params
         layers.append(layer)
@@ -525,6 +534,13 @@ def audit_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28), na
     )
 
 
+def _followed(formula: Recorded, text: str) -> Recorded:
+    """`formula` followed by `text` (a note the report shows as recorded): one text, or one message."""
+    return (
+        formula + text if isinstance(formula, str) else Message("{formula}{text}", {"formula": formula, "text": text})
+    )
+
+
 def _masked(module: nn.Module, param_name: str) -> int:
     """How many of `<name>_orig`'s entries torch.nn.utils.prune masks to zero (its `<name>_mask` buffer)."""
     if not param_name.endswith("_orig"):
@@ -533,7 +549,7 @@ def _masked(module: nn.Module, param_name: str) -> int:
     return int((mask == 0).sum()) if isinstance(mask, torch.Tensor) else 0
 
 
-SCRIPTED_NOTE = (
+SCRIPTED_NOTE = Message(
     "torchinfo counts the parameters of a scripted submodule twice, once for the scripted module and once for "
     "its layers; the model stores and trains each once: ours is right"
 )
@@ -546,7 +562,7 @@ def _scripted_parameters(model: nn.Module) -> int:
     return sum(p.numel() for m in scripted if id(m) not in inner for p in m.parameters())
 
 
-def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int, pruned: int) -> str:
+def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int, pruned: int) -> Recorded:
     """Say which count is right when torchinfo's differs for a known reason; "" when it agrees or the
     difference is unexplained (then it stays a mismatch)."""
     if torchinfo_total < 0 or torchinfo_total == total:
@@ -554,16 +570,18 @@ def _torchinfo_note(model: nn.Module, total: int, torchinfo_total: int, pruned: 
     # named_parameters lists a tied parameter once per module holding it; torchinfo sums it that way too
     repeated = sum(p.numel() for _, p in model.named_parameters(remove_duplicate=False)) - total
     if repeated and torchinfo_total == total + repeated:
-        return (
-            f"torchinfo counts the {thousands(repeated)} shared (tied) parameters once per layer that uses them; "
-            f"the model stores and trains {thousands(total)}: ours is right"
+        return Message(
+            "torchinfo counts the {repeated} shared (tied) parameters once per layer that uses them; "
+            "the model stores and trains {total}: ours is right",
+            {"repeated": thousands(repeated), "total": thousands(total)},
         )
     if (scripted := _scripted_parameters(model)) and torchinfo_total == total + scripted:
         return SCRIPTED_NOTE
     if pruned and torchinfo_total == total - pruned:
-        return (
-            f"torchinfo counts the {thousands(torchinfo_total)} parameters left after pruning; the model still stores "
-            f"{thousands(total)} ({thousands(pruned)} masked to zero): both are right, for different questions"
+        return Message(
+            "torchinfo counts the {left} parameters left after pruning; the model still stores {total} ({pruned} "
+            "masked to zero): both are right, for different questions",
+            {"left": thousands(torchinfo_total), "total": thousands(total), "pruned": thousands(pruned)},
         )
     return ""
 

@@ -13,11 +13,11 @@ def _english(key: str, **values: Any) -> str:
 
 
 def unchecked_text(
-    entries: Iterable[Mapping[str, Any]], tr: Callable[..., str] = _english, why: Callable[[str], str] = str
+    entries: Iterable[Mapping[str, Any]], tr: Callable[..., str] = _english, why: Callable[[Any], str] = str
 ) -> str:
     """Layers of one type and reason together ("lstm (LSTM, 215,040 MACs): no formula for …", "2 BatchNorm2d
     layers (6,304 MACs): …"), joined with "; "; "" when nothing went unchecked. `tr` words the sentence (a
-    report Translator), `why` the recorded reason (its .recorded)."""
+    report Translator), `why` the recorded reason, a message (str: in English; a Translator's .render)."""
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
     for entry in entries:
         groups.setdefault((entry["type"], entry["why"]), []).append(entry)
@@ -33,7 +33,7 @@ def unchecked_text(
 
 
 def explained_text(
-    entries: Iterable[Mapping[str, Any]], tr: Callable[..., str] = _english, why: Callable[[str], str] = str
+    entries: Iterable[Mapping[str, Any]], tr: Callable[..., str] = _english, why: Callable[[Any], str] = str
 ) -> str:
     """Layers where a check's figure differs from ours for a known reason, each with its figures and which side
     is right ("fc (Linear): torchinfo 3,930, ours 7,840 + 10 bias: torchinfo counts only …: ours is right")."""
@@ -53,7 +53,7 @@ def explained_text(
 
 def not_counted_text(entries: Iterable[str], why: Callable[[str], str] = str) -> str:
     """Ops that ran without a formula ("(root) (CdistNet): aten._cdist_forward (pairwise distances: no formula
-    here)"), joined with "; ", each reason worded by `why` (a report Translator's .recorded)."""
+    here)"), joined with "; ", each reason, a fixed sentence, worded by `why` (a report Translator)."""
     parts = []
     for entry in entries:
         head, _, reason = entry.rpartition(" (")

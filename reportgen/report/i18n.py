@@ -5,9 +5,10 @@ Korean particle as its format spec — "{model:이/가}", "{acc:으로/로}" —
 the particle that fits how the value ends when read aloud: "LeNet-5가" (오), "CNN이" (엔), "MLP를" (피).
 English entries never use one, so one template syntax serves every language.
 
-Strings recorded in a run (the data source, per-layer formula notes) were written in English when the run
-was archived; `Translator.recorded` translates them by catalogue keys that are patterns ("IDX files in
-{path}"), so old runs read in Korean too without touching the archive.
+Sentences a run records (the data source, per-layer formula notes, why a MAC check could not see a layer)
+are archived as messages, catalogue keys with their values (reportgen/messages.py): `Translator.render` looks
+the key up and formats the values, rendering each value that is itself a message first. Runs archived before
+that recorded English text; the archive's reader turns it into messages (reportgen/run/recorded_text.py).
 """
 
 from __future__ import annotations
@@ -15,12 +16,11 @@ from __future__ import annotations
 import json
 import re
 import string
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from reportgen.languages import LANGUAGES  # noqa: F401 (the report's modules name it from here)
+from reportgen.messages import Message, Op
 from reportgen.settings import DISPLAY_NAMES
 
 CATALOGUES = resources.files("reportgen") / "templates" / "i18n"
@@ -46,27 +46,6 @@ SKIPPED_TRAILERS = " )]}'\"’”.,:;!?"  # read past these to the word a partic
 # (form after a final consonant, form after a vowel); either order is accepted as a spec.
 PARTICLES = [("이", "가"), ("은", "는"), ("을", "를"), ("과", "와"), ("으로", "로"), ("이나", "나"), ("이라", "라")]
 PARTICLE_SPECS = {f"{a}/{b}": pair for pair in PARTICLES for a, b in (pair, pair[::-1])} | {"(으)로": ("으로", "로")}
-
-
-# English sentences archived with a run (data/datasets.py's source, measure/params.py's formula notes): the only
-# keys matched as patterns, so no user text (a model label, a path) is ever taken for a sentence.
-RECORDED_PATTERNS = (
-    "no formula for {ops}",  # why a MAC cross-check could not see a layer (measure/mac_checks.py)
-    "its rule counts a Linear once per first dimension ({n})",
-    "IDX files in {path}",
-    "torchvision {dataset} download",
-    "{formula} (+{count} running stats, not trainable)",
-    "{count} slopes (one per channel) = {total}",
-    "{formula} [{count} pruned]",
-    (
-        "torchinfo counts the {repeated} shared (tied) parameters once per layer that uses them; the model stores and "
-        "trains {total}: ours is right"
-    ),
-    (
-        "torchinfo counts the {left} parameters left after pruning; the model still stores {total} ({pruned} masked to "
-        "zero): both are right, for different questions"
-    ),
-)
 
 
 def final_consonant(word: str) -> int | None:
@@ -151,30 +130,6 @@ VALUE_NAMES = {
     "bce_with_logits": "BCE with logits",
     "onecycle": "one-cycle",
 }
-# PyTorch ops a MAC check names when it has no formula for them ("no formula for aten.native_batch_norm"),
-# in words; an op not listed is named by its words without the namespace ("aten._foo_bar" → "foo bar").
-OP_NAMES = {
-    "native_batch_norm": "batch normalization",
-    "_native_batch_norm_legit": "batch normalization",
-    "_native_batch_norm_legit_no_training": "batch normalization",
-    "_native_batch_norm_legit_functional": "batch normalization",
-    "native_layer_norm": "layer normalization",
-    "native_group_norm": "group normalization",
-    "_cdist_forward": "pairwise distances",
-    "_scaled_dot_product_flash_attention": "attention",
-    "_scaled_dot_product_efficient_attention": "attention",
-    "_scaled_dot_product_attention_math": "attention",
-    "mkldnn_rnn_layer": "fused recurrent layer",
-    "lstm": "LSTM",
-    "gru": "GRU",
-}
-_OP = re.compile(r"\b(?:aten|prims)\.(\w+?)(?:\.(?:default|Tensor|Scalar|input|out))?\b")
-
-
-def op_words(text: str, word: Callable[[str], str] = str) -> str:
-    """`text` with every PyTorch op name ("aten.native_batch_norm.default") in words ("batch normalization"),
-    each worded by `word` (a catalogue lookup)."""
-    return _OP.sub(lambda m: word(OP_NAMES.get(m.group(1), m.group(1).strip("_").replace("_", " "))), text)
 
 
 def load_catalogue(lang: str) -> dict[str, str]:
@@ -191,59 +146,23 @@ class Translator:
 
     def __init__(self, catalogue: dict[str, str]) -> None:
         self.catalogue = catalogue
-        self._patterns: list[tuple[re.Pattern, str]] | None = None
 
     def __call__(self, text: str, /, **values: Any) -> str:
         template = self.catalogue.get(text, text)
         return FORMATTER.format(template, **values) if values else template
 
-    def recorded(self, text: str) -> str:
-        """A sentence recorded in a run, translated by an exact key or a pattern key; the parts a
-        pattern captures are translated the same way ("no affine parameters (+12 running stats, …)"). A PyTorch
-        op it names is said in words, in every language ("no formula for batch normalization")."""
-        if text in self.catalogue:
-            return self.catalogue[text]
-        for pattern, template in self._compiled():
-            match = pattern.fullmatch(text)
-            if match:
-                return FORMATTER.format(template, **{k: self.recorded(v) for k, v in match.groupdict().items()})
-        return op_words(text, lambda words: self.catalogue.get(words, words))
-
-    def _compiled(self) -> list[tuple[re.Pattern, str]]:
-        if self._patterns is None:
-            self._patterns = [
-                (_key_pattern(key), self.catalogue[key]) for key in RECORDED_PATTERNS if key in self.catalogue
-            ]
-        return self._patterns
-
-
-def _key_pattern(key: str) -> re.Pattern:
-    parts = [
-        re.escape(text) + (f"(?P<{name}>.+?)" if name else "")
-        for text, name, _spec, _conv in string.Formatter().parse(key)
-    ]
-    return re.compile("".join(parts), re.DOTALL)
+    def render(self, value: Any) -> Any:
+        """A recorded value in the report's language: a Message by its key, its values rendered first; an Op
+        in words ("batch normalization"); a list joined with commas. Any other value (a formula, a path) is
+        no sentence and stays as it is: nothing is matched against patterns."""
+        if isinstance(value, Message):
+            return self(value.key, **{name: self.render(item) for name, item in value.values.items()})
+        if isinstance(value, Op):
+            return self(value.words)
+        if isinstance(value, (list, tuple)):
+            return ", ".join(str(self.render(item)) for item in value)
+        return value
 
 
 def translator(lang: str) -> Translator:
     return Translator(load_catalogue(lang))
-
-
-@dataclass(frozen=True)
-class Message:
-    """A sentence to be translated when the report is rendered: a catalogue key and its values. A value
-    that is itself a Message (or a list of them, joined with commas) is translated first."""
-
-    key: str
-    values: dict[str, Any] = field(default_factory=dict)
-
-    def render(self, translate: Translator) -> str:
-        return translate(self.key, **{name: _render_value(value, translate) for name, value in self.values.items()})
-
-
-def _render_value(value: Any, translate: Translator) -> Any:
-    if isinstance(value, Message):
-        return value.render(translate)
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(_render_value(v, translate)) for v in value)
-    return value

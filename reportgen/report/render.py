@@ -293,13 +293,13 @@ def _sweep_series(trials: list[TrialSummary], varied: dict[str, list], translate
 
 
 def _localized_audits(trials: list[TrialSummary], translate: Translator) -> list[TrialSummary]:
-    """Per-layer formula notes were archived in English ("+12 running stats, not trainable"): worded in
-    the report's language here, on a copy of each audit, so the archive and summary.json keep them."""
+    """Per-layer formula notes are recorded messages ("+{count} running stats, not trainable"): worded in the
+    report's language here, on a copy of each audit."""
     for t in trials:
         t.audit = replace(
             t.audit,
-            layers=[layer | {"formula": translate.recorded(layer["formula"])} for layer in t.audit.layers],
-            torchinfo_note=translate.recorded(t.audit.torchinfo_note),
+            layers=[layer | {"formula": translate.render(layer["formula"])} for layer in t.audit.layers],
+            torchinfo_note=translate.render(t.audit.torchinfo_note),
         )
     return trials
 
@@ -346,7 +346,7 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     (figures.draw_figures) and the checklist (_evaluate_checklist) are added to it afterwards."""
     translate = translator(lang)
     spec, env, data = run.read("spec"), run.read("environment"), run.read("data")
-    data = data | {"source": translate.recorded(data["source"])}  # archived in English
+    data = data | {"source": translate.render(data["source"])}  # a recorded message
     trials = _localized_audits(summarize_trials(run), translate)
     if not trials:
         raise ArchiveError(f"{run.path}: the run has no trials to report")
@@ -518,6 +518,7 @@ def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:
         "galleries": galleries,
         "disagreements": figures.disagreements,
         "reliability": figures.reliability,
+        "alt": figures.alt,
     }
 
 

@@ -28,6 +28,7 @@ from reportgen.report.model import (
     setting_text,
 )
 from reportgen.report.regularization import shown_figures
+from reportgen.report.significance import comparable_to_lenet
 from reportgen.report.summary import TrialSummary
 from reportgen.settings import mixed_loss_scales
 from reportgen.states import TrialState
@@ -288,7 +289,7 @@ def _did_work(mac: dict[str, Any] | None) -> bool:
 def _mac_cells(mac: dict[str, Any] | None, tr) -> list[Cell]:
     """Its formula and MACs; ops that ran without a formula are "not counted", named, never an empty 0."""
     uncounted = sorted(set(mac.get("uncounted", []))) if mac else []
-    missing = tr("not counted: {ops}", ops=not_counted_text(uncounted, tr.recorded)) if uncounted else ""
+    missing = tr("not counted: {ops}", ops=not_counted_text(uncounted, tr)) if uncounted else ""
     if not mac or not mac["macs"]:
         return [label(tr("not counted") if uncounted else "", missing), Cell("")]
     return [Cell(mac["formula"], "formula", missing), Cell(count(mac["macs"]))]
@@ -320,7 +321,7 @@ def _mac_caveats(macs: dict[str, Any], tr) -> list[str]:
     if macs.get("not_counted"):
         ops = [f"{layer['name'] or '(root)'} ({layer['type']}): {op}" for layer in macs["layers"] for op in
                layer.get("uncounted", [])]  # fmt: skip
-        notes.append(tr("not counted: {ops}", ops=not_counted_text(ops, tr.recorded)))
+        notes.append(tr("not counted: {ops}", ops=not_counted_text(ops, tr)))
     if macs.get("input_dependent"):
         first, second = macs["input_dependent"]
         notes.append(tr("input-dependent: {first} MACs for one random input, {second} for another (its negation); "
@@ -361,7 +362,7 @@ def _mac_check(name: str, macs: dict[str, Any], key: str, tr) -> Cell:
     unit = " FLOPs" if key == "flop_counter" else ""
     notes = []
     if check.get("explained"):  # its rule is wrong for these layers: said with which side is right and why
-        why = explained_text(check["explained"], tr, tr.recorded)
+        why = explained_text(check["explained"], tr, tr.render)
         notes.append(tr("differs where its rule is wrong: {why}", why=why))
         if not checked and holds:
             return Cell(f"{name}: ≠ {count(figure)}{unit}", "label", " ".join(notes), verdict=True, span=2)
@@ -378,8 +379,8 @@ def _unchecked_text(check: dict[str, Any], tr) -> str:
     """What a MAC check could not see, in the report's language ("2 BatchNorm2d layers (6,304 MACs): no
     formula for aten.native_batch_norm"); its error when it could not run at all."""
     if check.get("figure", 0) < 0:
-        return tr.recorded(check.get("error", ""))
-    return unchecked_text(check.get("not_checked", []), tr, tr.recorded)
+        return tr.render(check.get("error", ""))
+    return unchecked_text(check.get("not_checked", []), tr, tr.render)
 
 
 def _epoch_cells(e: dict[str, Any], has_val: bool, has_lr: bool = False) -> list[Cell]:
@@ -428,10 +429,13 @@ def _early_stopping_text(t: TrialSummary, tr) -> str:
 
 
 def _comparison(ctx: dict[str, Any], tr) -> Table:
+    """One row per trial; where each model trained once, its cost (cost_columns) joins its row, and the report
+    has one table for accuracy and cost instead of two that repeat the model, parameters and timing."""
     varied = list(ctx["settings"]["varied"])
     best_heading = (
         "Test accuracy at the best validation epoch" if ctx["data"].get("validation_size") else "Best test accuracy"
     )
+    costs = merged_costs(ctx)
     columns = [
         "Model",
         *varied,
@@ -440,12 +444,14 @@ def _comparison(ctx: dict[str, Any], tr) -> Table:
         "Final test accuracy",
         "Final test loss",
         "Parameters",
+        *(["MACs per image"] if costs else []),
         "Seconds per epoch",
+        *(COST_COLUMNS if costs else []),
     ]
     by_id = {t.trial_id: t for t in ctx["trials"]}
     rows = []
     for r in ctx["comparison"]:
-        trial = by_id[r["trial_id"]]
+        trial, cost = by_id[r["trial_id"]], costs.get(r["model"])
         rows.append(
             Row(
                 [label(r["model"], status_text(trial, tr), ctx["colors"].get(r["model"], ""))]
@@ -456,7 +462,9 @@ def _comparison(ctx: dict[str, Any], tr) -> Table:
                     Cell(percent(r["final_test_acc"])),
                     Cell(decimal(r["final_test_loss"])),
                     Cell(count(r["parameters"])),
+                    *([_macs_cell(cost["macs"], _macs_of(ctx, r["model"]), tr)] if cost else []),
                     Cell(decimal(r["seconds_per_epoch"], 2)),
+                    *(_cost_cells(cost, tr) if cost else []),
                 ],
                 "" if trial.status == TrialState.COMPLETE else "flagged",
             )
@@ -464,7 +472,36 @@ def _comparison(ctx: dict[str, Any], tr) -> Table:
     caption = tr("Sorted by final test accuracy.") + " " + tr("Seconds per epoch: the median over the epochs.")
     if mixed_loss_scales(ctx["settings"]["varied"].get("loss", [])):
         caption += " " + tr("Loss values of different loss functions are on different scales: compare accuracy.")
+    if costs:
+        caption += " " + _cost_caption(ctx["costs"], tr)
     return Table("comparison", tr("Comparison"), [tr(c) for c in columns], rows, caption=caption)
+
+
+# The cost table's columns that the comparison lacks; beside the comparison's in a merged table.
+COST_COLUMNS = [
+    "Training images per second",
+    "Total training time",
+    "Latency, batch 1",
+    "Throughput, batch 256",
+    "Size (fp32 state_dict)",
+]
+
+
+def merged_costs(ctx: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The cost rows by model when they join the comparison: every model trained once (its one row is its
+    best trial, whose accuracy the cost table would repeat) and every model measured. Otherwise (sweeps,
+    seeds, a failed trial, no costs) {}, and the cost table stands on its own."""
+    costs = ctx.get("costs")
+    models = [r["model"] for r in ctx["comparison"]]
+    if not costs or len(set(models)) != len(models):
+        return {}
+    by_model = {r["model"]: r for r in costs["rows"]}
+    return by_model if set(by_model) == set(models) else {}
+
+
+def _macs_of(ctx: dict[str, Any], model: str) -> dict[str, Any]:
+    audit = next(m["audit"] for m in ctx["models"] if m["label"] == model)
+    return (audit.cost or {}).get("macs") or {}
 
 
 def _macs_cell(total: int, macs: dict[str, Any], tr) -> Cell:
@@ -473,41 +510,42 @@ def _macs_cell(total: int, macs: dict[str, Any], tr) -> Cell:
     return Cell(("≥ " if macs.get("not_counted") else "") + count(total), note=" ".join(caveats))
 
 
-def _costs(ctx: dict[str, Any], tr) -> Table | None:
-    costs = ctx.get("costs")
-    if not costs:
-        return None
-    macs_of = {m["label"]: (m["audit"].cost or {}).get("macs") or {} for m in ctx["models"]}
-    columns = [
-        "Model",
-        "Parameters",
-        "MACs per image",
-        "Final test accuracy",
-        "Seconds per epoch",
-        "Training images per second",
-        "Total training time",
-        "Latency, batch 1",
-        "Throughput, batch 256",
-        "Size (fp32 state_dict)",
+def _cost_cells(r: dict[str, Any], tr) -> list[Cell]:
+    """The cells of COST_COLUMNS for one model's cost row."""
+    return [
+        Cell(count(r["train_images_per_second"])),
+        Cell(_unit(decimal(r["total_train_seconds"], 1), "s")),
+        _latency(r, tr),
+        Cell(_unit(count(r["throughput_b256"]), "/s")),
+        Cell(_unit(decimal(r["state_dict_bytes"] / 1024, 1), "KiB")),
     ]
+
+
+def _costs(ctx: dict[str, Any], tr) -> Table | None:
+    """Each model's cost beside its best trial's accuracy, where the comparison could not take it in."""
+    costs = ctx.get("costs")
+    if not costs or merged_costs(ctx):
+        return None
+    columns = ["Model", "Parameters", "MACs per image", "Final test accuracy", "Seconds per epoch", *COST_COLUMNS]
     rows = [
         Row(
             [
                 label(r["model"]),
                 Cell(count(r["parameters"])),
-                _macs_cell(r["macs"], macs_of.get(r["model"], {}), tr),
+                _macs_cell(r["macs"], _macs_of(ctx, r["model"]), tr),
                 Cell(percent(r["final_test_acc"])),
                 Cell(decimal(r["seconds_per_epoch"], 2)),
-                Cell(count(r["train_images_per_second"])),
-                Cell(_unit(decimal(r["total_train_seconds"], 1), "s")),
-                Cell(_latency(r, tr)),
-                Cell(_unit(count(r["throughput_b256"]), "/s")),
-                Cell(_unit(decimal(r["state_dict_bytes"] / 1024, 1), "KiB")),
+                *_cost_cells(r, tr),
             ]
         )
         for r in costs["rows"]
     ]
-    caption = " ".join(
+    return Table("cost", tr("Cost beside accuracy"), [tr(c) for c in columns], rows, caption=_cost_caption(costs, tr))
+
+
+def _cost_caption(costs: dict[str, Any], tr) -> str:
+    """How the cost columns were measured, and which latencies are within noise of each other."""
+    return " ".join(
         part
         for part in [
             tr(
@@ -521,7 +559,6 @@ def _costs(ctx: dict[str, Any], tr) -> Table | None:
         ]
         if part
     )
-    return Table("cost", tr("Cost beside accuracy"), [tr(c) for c in columns], rows, caption=caption)
 
 
 def _latency_noise(rows: list[dict[str, Any]], tr) -> str:
@@ -543,11 +580,12 @@ def _unit(text: str, unit: str) -> str:
     return text if text == "–" else f"{text} {unit}"
 
 
-def _latency(row: dict[str, Any], tr) -> str:
-    """The median and its interquartile range, named as such (a ± would read as an error bar)."""
+def _latency(row: dict[str, Any], tr) -> Cell:
+    """The median, its interquartile range as the cell's second line, named as such (a ± would read as an error
+    bar); each line short enough to stay whole in a narrow column."""
     if not is_number(row["latency_b1_ms"]):
-        return "–"
-    return f"{decimal(row['latency_b1_ms'], 3)} ms ({tr('IQR')} {decimal(row['latency_b1_iqr_ms'], 3)})"
+        return Cell("–")
+    return Cell(f"{decimal(row['latency_b1_ms'], 3)} ms", note=f"{tr('IQR')} {decimal(row['latency_b1_iqr_ms'], 3)}")
 
 
 def _aggregates(ctx: dict[str, Any], tr) -> Table | None:
@@ -636,12 +674,14 @@ def _verdict(row: dict[str, Any], tr) -> Cell:
 
 
 def _literature(ctx: dict[str, Any], tr) -> Table | None:
-    """Each model's best trial beside the published figures; a source shared by every published row is said
-    once, in the caption, rather than on every row."""
+    """Each model's best trial beside the published figures of LeNet-5's shape (the rows the checklist's known
+    accuracy rests on); the other networks' results are counted, with their range, in the caption. A source
+    shared by every published row is said once, in the caption, rather than on every row."""
     if not ctx["literature"]:
         return None
+    shown = comparable_to_lenet(ctx["literature"]) or ctx["literature"]
     best_ids = {t.trial_id for t in ctx["best"]}
-    sources = {row["note"] for row in ctx["literature"]}
+    sources = {row["note"] for row in shown}
     shared = len(sources) == 1
     own = [
         Row(
@@ -660,11 +700,20 @@ def _literature(ctx: dict[str, Any], tr) -> Table | None:
             ]
             + ([] if shared else [label(row["note"])])
         )
-        for row in ctx["literature"]
+        for row in shown
     ]
     columns = [tr("Model"), tr("Test accuracy")] + ([] if shared else [tr("Source")])
     caption = f"{tr('This report')}: {tr('final epoch')}. {tr('Source')}: {sources.pop()}." if shared else ""
-    return Table("literature", tr("Published results"), columns, own + published, caption=caption)
+    others = [row["accuracy"] for row in ctx["literature"] if row not in shown]
+    if others:  # left out of the table, not out of the report: how many, and what they reached
+        caption += " " + tr(
+            "Shown: the published networks of LeNet-5's shape; the source lists {n} more, of other networks "
+            "({low} to {high}).",
+            n=len(others),
+            low=percent(min(others)),
+            high=percent(max(others)),
+        )
+    return Table("literature", tr("Published results"), columns, own + published, caption=caption.strip())
 
 
 def _before_after(ctx: dict[str, Any], tr) -> Table | None:

@@ -40,6 +40,7 @@ from typing import Any
 
 from reportgen.errors import ArchiveError
 from reportgen.files import atomic_write, sha256_file
+from reportgen.messages import Message, Op, Recorded, decoded, encoded
 from reportgen.privacy import (
     portable_path,
     portable_reference,
@@ -48,6 +49,7 @@ from reportgen.privacy import (
     shown_path,
     tilde,
 )
+from reportgen.run.recorded_text import recorded_message
 from reportgen.settings import TrainConfig
 from reportgen.states import FINISHED_TRIALS, RunState, TrialState
 
@@ -73,8 +75,11 @@ WEIGHTS_FILE = "model.pt"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOCK_FILE = ".lock"  # the only file of a run folder the manifest does not cover
 # Version of the run folder's layout, in status.json. 1: runs written before the key existed; 2: the key
-# exists. Bump it when a reader could misread an older or newer run; readers handle every older format.
-ARCHIVE_FORMAT = 2
+# exists; 3: recorded sentences (the data source, formula notes, MAC-check reasons) are messages, keys with
+# values (reportgen/messages.py), not English text. Bump it when a reader could misread an older or newer run;
+# readers handle every older format.
+ARCHIVE_FORMAT = 3
+MESSAGE_FORMAT = 3  # the first format that records messages: older runs' English is read by run/recorded_text.py
 MANIFEST_FORMAT = 2  # manifest.json's own layout: 1 = a bare {file: sha256}, 2 = with state and files
 MAX_LISTED_PROBLEMS = 20
 
@@ -107,6 +112,35 @@ def _archive_format(status: dict[str, Any], where: Path | str) -> int:
             f"this version reads formats 1–{ARCHIVE_FORMAT}"
         )
     return written
+
+
+def recorded(value: Any, written: int) -> Recorded:
+    """A recorded sentence as a message, whichever format wrote it: a message's dict (format 3 on), or English
+    text (formats 1–2, read once by its known sentences). Text a newer run recorded is no sentence (a formula,
+    an error's own words) and stays text; so does anything else."""
+    if written < MESSAGE_FORMAT and isinstance(value, str):
+        return recorded_message(value) if value else value
+    return decoded(value) if isinstance(value, dict) else value
+
+
+def _recorded_check(check: Any, written: int) -> Any:
+    """A MAC cross-check (measure/mac_checks.CrossCheck as archived) with its reasons as messages."""
+    if not isinstance(check, dict):
+        return check
+    reasons = {
+        key: [entry | {"why": recorded(entry.get("why", ""), written)} for entry in check.get(key, [])]
+        for key in ("not_checked", "explained")
+        if key in check
+    }
+    return check | reasons | ({"error": recorded(check["error"], written)} if "error" in check else {})
+
+
+def _recorded_cost(cost: dict[str, Any] | None, written: int) -> dict[str, Any] | None:
+    macs = (cost or {}).get("macs")
+    if not isinstance(macs, dict):
+        return cost
+    checks = {key: _recorded_check(macs[key], written) for key in ("flop_counter", "torchinfo") if key in macs}
+    return cost | {"macs": macs | checks}
 
 
 @dataclass(frozen=True)
@@ -149,7 +183,7 @@ class ModelAuditRecord:
 
     model_name: str
     input_shape: list[int]
-    layers: list[dict[str, Any]]
+    layers: list[dict[str, Any]]  # each "formula" a Message where it says more than arithmetic
     total: int
     without_bias: int
     bias: int
@@ -164,13 +198,23 @@ class ModelAuditRecord:
     mult_adds: int = 0
     cost: dict[str, Any] | None = None  # MACs, latency, size (measure.cost); None in runs archived before costs
     pruned: int = 0
-    torchinfo_note: str = ""  # why torchinfo's total differs, when that is explained (tied or pruned weights)
+    torchinfo_note: Recorded = ""  # why torchinfo's total differs, when that is explained (tied or pruned weights)
 
     @classmethod
-    def from_dict(cls, audit: dict[str, Any]) -> ModelAuditRecord:
-        """Keys an older run lacks take the defaults above; keys a reader does not know are ignored."""
+    def from_dict(cls, audit: dict[str, Any], written: int = ARCHIVE_FORMAT) -> ModelAuditRecord:
+        """Keys an older run lacks take the defaults above; keys a reader does not know are ignored; recorded
+        sentences become messages, whichever archive format (`written`) recorded them."""
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in audit.items() if key in known})
+        values = {key: value for key, value in audit.items() if key in known}
+        if "layers" in values:
+            values["layers"] = [
+                layer | {"formula": recorded(layer.get("formula", ""), written)} for layer in values["layers"]
+            ]
+        if "torchinfo_note" in values:
+            values["torchinfo_note"] = recorded(values["torchinfo_note"], written)
+        if "cost" in values:
+            values["cost"] = _recorded_cost(values["cost"], written)
+        return cls(**values)
 
     @property
     def parameter_counts(self) -> dict[str, int]:
@@ -198,7 +242,8 @@ class TrialRecord:
 
     @classmethod
     def from_dict(cls, trial_id: str, info: dict[str, Any]) -> TrialRecord | None:
-        """None for a trial that failed before it was registered (no label: nothing to report)."""
+        """None for a trial that failed before it was registered (no label: nothing to report). `info` as
+        RunArchive.trial reads it: with the run's `archive_format` (the newest when absent)."""
         if "label" not in info:
             return None
         return cls(
@@ -208,7 +253,7 @@ class TrialRecord:
             asdict(TrainConfig()) | info["config"],
             TrialState(info["status"]),
             info.get("epochs", []),
-            ModelAuditRecord.from_dict(info["audit"]),
+            ModelAuditRecord.from_dict(info["audit"], info.get("archive_format", ARCHIVE_FORMAT)),
             info.get("base"),
             info.get("kwargs", {}),
             info.get("error", ""),
@@ -281,6 +326,8 @@ def json_safe(value: Any) -> Any:
     """NaN and ±inf (a diverged model's loss) become null: JSON has no NaN, and strict readers reject it."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
+    if isinstance(value, (Message, Op)):
+        return encoded(value)
     if isinstance(value, dict):
         return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -344,8 +391,17 @@ def _portable_header(name: str, payload: Any, folder: Path) -> Any:
         return spec
     if name == "data":
         files = {split: f | {"path": portable_path(f["path"], folder)} for split, f in payload.get("files", {}).items()}
-        return payload | {"source": tilde(str(payload.get("source", ""))), "files": files}
+        return payload | {"source": _tilde_all(json_safe(payload.get("source", ""))), "files": files}
     return payload
+
+
+def _tilde_all(value: Any) -> Any:
+    """Every text in `value` (a message's values too) with the home folder written `~`."""
+    if isinstance(value, dict):
+        return {key: _tilde_all(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_tilde_all(item) for item in value]
+    return tilde(value) if isinstance(value, str) else value
 
 
 def _rename_no_replace(source: Path, target: Path) -> None:
@@ -621,8 +677,11 @@ class RunArchive:
 
     def read(self, name: str) -> Any:
         """A header file by its name in HEADER_FILES ("spec", "environment", "data"), as archived: paths
-        relative to the run folder (what a report shows)."""
-        return read_json(self.path / HEADER_FILES[name])
+        relative to the run folder (what a report shows); data.json's `source` as a message."""
+        payload = read_json(self.path / HEADER_FILES[name])
+        if name == "data" and isinstance(payload, dict) and "source" in payload:
+            payload["source"] = recorded(payload["source"], self.record().format)
+        return payload
 
     def resolved_spec(self) -> dict[str, Any]:
         """spec.json with its model files and data paths resolved against the run folder: what a resume and
@@ -648,6 +707,7 @@ class RunArchive:
         folder = self.trial_dir(trial_id)
         info = read_json(folder / TRIAL_FILE)
         info["epochs"] = read_json(folder / METRICS_JSON) if (folder / METRICS_JSON).exists() else []
+        info["archive_format"] = self.record().format  # how TrialRecord reads what it recorded
         return info
 
     def trial_record(self, trial_id: str) -> TrialRecord | None:
