@@ -38,7 +38,8 @@ def hand_in(original: Path, copy: Path, author: dict[str, str] | None, seed: int
         record = json.loads((trial / "trial.json").read_text("utf-8"))
         record["config"]["seed"] = seed
         _write_json(trial / "trial.json", record)
-        _change_predictions(trial, rng)
+        if (trial / "predictions.csv").is_file():  # a failed trial has none
+            _change_predictions(trial, rng)
     RunArchive(copy).write_manifest()
     return copy
 

@@ -146,3 +146,24 @@ def test_summary_only_leaves_out_the_sections_and_prints_a_few_pages(school, tmp
         ["pdftotext", "-f", "1", "-l", "1", str(folder / "report.pdf"), "-"], capture_output=True, text=True, check=True
     ).stdout
     assert "과제 채점: 5명 제출" in page_one and "학번" in page_one
+
+
+def test_the_notebook_view_shows_the_class(school):
+    """Report._repr_html_ (a Jupyter cell) lays out the class page from summary.json: the title and the class
+    table, no comparison of models across students."""
+    from reportgen.api import Report
+
+    inline = Report(school["folder"], school["runs"][0])._repr_html_()
+    assert "과제 채점: 5명 제출" in inline and 'data-table="grading"' in inline
+    assert 'data-table="comparison"' not in inline
+
+
+def test_a_failed_trial_is_a_flag_and_an_unfinished_run_is_graded_only_when_allowed(school, tmp_path):
+    partial = hand_in(GOLDEN_RUNS / "failed", tmp_path / "partial", student(11), seed=80)  # one trial failed
+    runs = [*school["runs"][:2], partial]
+    summary = _summary(_render(runs, tmp_path / "refused", "--format", "md"))
+    assert [row["folder"] for row in summary["not_graded"]] == ["partial"]
+    summary = _summary(_render(runs, tmp_path / "allowed", "--format", "md", "--allow-incomplete"))
+    [row] = [g for g in summary["grading"] if g["run_id"] == "partial"]
+    assert any(flag.startswith("완료되지 않았거나 봉인 후 변경되었습니다: ") for flag in row["flags"])
+    assert any("FailsAtOnce" in flag and "실패" in flag for flag in row["flags"]), row["flags"]

@@ -47,6 +47,7 @@ from reportgen.run.archive import RunArchive, atomic_write_json
 # What can go wrong reading one hand-in that the class outlives: a broken archive, a file gone, bad JSON, a key
 # an old or edited archive lacks. The hand-in is then listed as not graded on page 1.
 UNREADABLE = (ReportgenError, OSError, ValueError, KeyError)
+TROUBLES = ("failed", "diverged")  # findings that are flags on page 1: a trial that did not train to the end
 
 
 def grade_class(
@@ -64,7 +65,8 @@ def grade_class(
             left_out.append({"folder": source.run_id, "reason": "could not be read", "detail": str(exc)})
     _flag_other_test_images(students, translate)
     for student in students:
-        student["flags"] = _flags(student, translate) + student.pop("other_images", [])
+        student["flags"] = _flags(student, translate)
+        student["findings"] = [c for c in student["findings"] if c.text not in student["flags"]]  # said once
     return {
         "lang": lang,
         "translate": translate,
@@ -104,7 +106,7 @@ def _student(source: RunArchive, lang: str, checklist: str | None, copies: list[
         "copies": copies,
         "problems": ctx["problems"],
         "findings": findings(ctx["warnings"], translate),
-        "troubles": [format_finding(w) for w in ctx["warnings"] if w.code in ("failed", "diverged")],
+        "troubles": [c.text for c in findings([w for w in ctx["warnings"] if w.code in TROUBLES], translate)],
         "warnings": [format_finding(w) for w in ctx["warnings"]],
         "models_table": _comparison(ctx, translate),
         "curves": ctx["model_curves"],
@@ -164,7 +166,7 @@ def _flags(student: dict[str, Any], translate: Translator) -> list[str]:
     flags = [copy["text"] for copy in student["copies"]]
     if not student["authors"]:
         flags.append(translate("no author on the cover: graded under its run id"))
-    flags += student["troubles"]
+    flags += student.pop("other_images", []) + student["troubles"]
     if student["problems"]:
         flags.append(
             translate("incomplete, or changed after it was sealed: {problems}", problems="; ".join(student["problems"]))
