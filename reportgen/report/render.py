@@ -31,6 +31,7 @@ import markupsafe
 import pandas as pd
 
 from reportgen.cover import merge_cover
+from reportgen.messages import english
 from reportgen.report.checklist import evaluate_checklist, load_checklist
 from reportgen.report.combine import (
     CombinedRun,
@@ -558,7 +559,7 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
             "epochs": {t.trial_id: t.epochs for t in context["trials"]},
             "averages": {t.trial_id: t.average for t in context["trials"]},
             "parameters": {m["label"]: m["audit"].parameter_counts for m in context["models"]},
-            "cost": {m["label"]: m["audit"].cost for m in context["models"]},
+            "cost": {m["label"]: english(m["audit"].cost) for m in context["models"]},  # reasons as English text
         },
     )
 
