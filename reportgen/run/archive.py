@@ -5,7 +5,8 @@ Layout (MLflow-style: parameters written once, metrics appended per epoch, state
                        running → complete | partial | failed, times, error, failed trials
     spec.json          the resolved experiment spec (written once)
     environment.json   versions, device, threads, git commit
-    data.json          dataset, source, file checksums, normalisation, sizes, class names
+    data.json          dataset, source (a message: key and values), file checksums, normalisation, sizes,
+                       class names
     test_images.npz    the test images the trials were evaluated on (uint8, N×C×H×W), so a report's
                        galleries render without the original data files
     trials/<id>/trial.json, metrics.csv, metrics.json, predictions.csv, model.pt
@@ -14,7 +15,8 @@ Layout (MLflow-style: parameters written once, metrics appended per epoch, state
 
 States are defined once, here (RunState, TrialState); everything else compares against them.
 Readers get frozen records (RunRecord, TrialRecord, ModelAuditRecord) whose `from_dict` fills in what
-older formats lack; a run from a newer format is refused when it is opened.
+older formats lack and reads the English sentences formats 1–2 recorded as messages (run/recorded_text.py);
+a run from a newer format is refused when it is opened.
 """
 
 from __future__ import annotations
