@@ -81,7 +81,7 @@ def test_heatmap_numbers_read_on_their_cells_and_share_one_scale(tmp_path):
     svg = (tmp_path / "h.svg").read_text("utf-8")
     colors = _cell_texts(svg)
     assert colors["12.00"] == "#ffffff" and colors["85.50"] == "#000000" and colors["89.90"] == "#000000"
-    assert svg.count("<rect") >= 1 and "#d62728" in svg  # the best cell (89.90) framed
+    assert svg.count("<rect") >= 1 and "#d55e00" in svg  # the best cell (89.90) framed in vermillion
 
 
 def test_confusion_matrix_is_shaded_by_the_share_of_each_true_class(tmp_path):

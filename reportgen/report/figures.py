@@ -2,22 +2,25 @@
 
 The one module of the report that writes figures: it reads no archive and computes no result, it only
 lays out what the analysis picked (curves, pivots, cost rows, gallery picks) through plots.py, names the
-files and hands back their paths relative to the report folder, which the templates then show.
+files and hands back their paths relative to the report folder, which the templates then show, each with
+its alt text (figure_alt.py).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from reportgen.report import figure_alt
 from reportgen.report.plots import (
     confusion_svg,
     cost_scatter_svg,
     curves_svg,
     gallery_png,
     heatmap_svg,
+    model_marker,
     model_panels_svg,
     reliability_svg,
     sweep_panels_svg,
@@ -60,6 +63,7 @@ class Figures:
     galleries: list[GalleryFiles]
     disagreements: list[dict[str, Any]]  # a, b and the strips of images only one of them got right
     reliability: str | None = None  # the reliability diagram, overlaying the models
+    alt: dict[str, str] = field(default_factory=dict)  # every file's alt text, in the report's language
 
 
 def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
@@ -67,7 +71,7 @@ def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
     translate = context["translate"]
     colors = context["colors"]
     _curves(context["best"], colors, translate, folder)
-    return Figures(
+    figures = Figures(
         model_curves=model_curves(context["best"], colors, translate, folder),
         heatmaps=_heatmaps(context["heatmap_pivots"], translate, folder),
         sweep_panels=_sweep_panels(context["sweep_series"], colors, translate, folder),
@@ -76,6 +80,7 @@ def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
         disagreements=[_disagreement(n, pair, folder) for n, pair in enumerate(context["disagreements"])],
         reliability=_reliability(context.get("quality") or {}, colors, translate, folder),
     )
+    return replace(figures, alt=figure_alt.describe(context, figures))
 
 
 def _disagreement(n: int, pair: dict[str, Any], folder: Path) -> dict[str, Any]:
@@ -107,7 +112,8 @@ def model_curves(best: list, colors: dict[str, str], translate, folder: Path) ->
     curves = []
     for n, trial in enumerate(best):
         name = f"curves-{n}.svg"
-        panels = model_panels_svg(trial.epochs, trial.label, colors[trial.label], translate, folder / name)
+        color, marker = colors[trial.label], model_marker(colors, trial.label)
+        panels = model_panels_svg(trial.epochs, trial.label, color, translate, folder / name, marker)
         curves.append({"label": trial.label, "file": _relative(name), "panels": panels})
     return curves
 

@@ -1,6 +1,8 @@
 """Figures for the report: curves (matplotlib, SVG) and image galleries (PIL contact sheets, PNG).
 
-Each model keeps one colour across every figure; train is dashed, test solid.
+Each model keeps one colour and one marker across every figure, so no figure tells models apart by colour
+alone; train is dashed, test solid. The colours are Okabe and Ito's colour-blind-safe palette; matrices are
+shaded with sequential maps that read in lightness alone (viridis, Blues).
 
 Figures are drawn at the size the printed report shows them (report.css prints an SVG figure 1:1 and never
 wider than the page's 7.2 inches, or half of it beside another), so the font sizes below are sizes on paper:
@@ -19,14 +21,19 @@ from xml.etree import ElementTree
 
 import matplotlib
 import numpy as np
-from matplotlib import colormaps, font_manager
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 from PIL import Image, ImageDraw, ImageFont
 
 CJK_FONT_FILES = ("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",)
-PALETTE = colormaps["tab10"].colors
+# Okabe & Ito, "Color Universal Design" (2008): told apart with any of the common colour-vision deficiencies.
+# Ordered by contrast on white, so the first models get the strongest lines; yellow (1.1:1) comes last.
+PALETTE = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#f0e442")
+# A marker per model as well: nine shapes against eight colours, so no two of 72 models share both.
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h", "<")
+NEUTRAL = "#656d76"  # keys and references that are no model (the split's line style, the calibration diagonal)
 PAGE_IN = 7.2  # A4 less report.css's 13 mm margins: 7.24 in
 HALF_IN = 3.5  # one of two figures side by side (.pair, .side-by-side)
 PRINT_DPI = 200  # a figure saved as PNG (_save_svg): sharp on paper at the size it is drawn
@@ -112,7 +119,13 @@ def _values(epochs: list[dict], key: str, scale: float = 1.0) -> list[float]:
 
 
 def model_colors(labels: Sequence[str]) -> dict[str, str]:
-    return {label: matplotlib.colors.to_hex(PALETTE[i % len(PALETTE)]) for i, label in enumerate(labels)}
+    """Each model's colour, in the order of `labels` (the run's models): the order its marker follows too."""
+    return {label: PALETTE[i % len(PALETTE)] for i, label in enumerate(labels)}
+
+
+def model_marker(colors: dict[str, str], label: str) -> str:
+    """The marker of `label`'s model: by its place among the run's models (`colors`, from model_colors)."""
+    return MARKERS[list(colors).index(label) % len(MARKERS)]
 
 
 @_styled
@@ -124,14 +137,14 @@ def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str
     scale = 100.0 if metric == "acc" else 1.0
     tooltips: dict[str, list[str]] = {}
     for n, (label, epochs) in enumerate(series.items()):
-        for split, style, size in (("train", "--", 1.6), ("test", "-", 2.4)):
+        for split, style, size in (("train", "--", 2.2), ("test", "-", 3.0)):
             key, gid = f"{split}_{metric}", f"points-{n}-{split}"
             name = f"{label} · {_(split)}"
             ax.plot(
                 [e["epoch"] for e in epochs],
                 _values(epochs, key, scale),
                 style,
-                marker="o",
+                marker=model_marker(colors, label),
                 markersize=size,
                 color=colors[label],
                 alpha=0.8 if split == "train" else 1.0,
@@ -141,10 +154,15 @@ def curves_svg(series: dict[str, list[dict]], metric: str, colors: dict[str, str
     ax.set_xlabel(_("Epoch"))
     ax.set_ylabel(_("Accuracy (%)") if metric == "acc" else _("Loss"))
     ax.xaxis.get_major_locator().set_params(integer=True)
-    keys = [Line2D([], [], color=colors[label], label=label) for label in series]
-    keys += [Line2D([], [], color="#656d76", linestyle=style, label=_(split)) for split, style in SPLIT_STYLES]
+    keys = [_model_key(colors, label) for label in series]
+    keys += [Line2D([], [], color=NEUTRAL, linestyle=style, label=_(split)) for split, style in SPLIT_STYLES]
     fig.legend(handles=keys, loc="outside lower center", ncol=2, frameon=False, handlelength=2.2)
     _save_svg(fig, path, tooltips)
+
+
+def _model_key(colors: dict[str, str], label: str, size: float = 3) -> Line2D:
+    """A legend entry for one model: its colour and its marker."""
+    return Line2D([], [], color=colors[label], marker=model_marker(colors, label), markersize=size, label=label)
 
 
 def _point_titles(name: str, epochs: list[dict], key: str, metric: str, _: Translate) -> list[str]:
@@ -274,7 +292,7 @@ def _outline_best(ax, values) -> None:
     finite = [(v, i, j) for i, row in enumerate(values) for j, v in enumerate(row) if not math.isnan(v)]
     if finite:
         _value, i, j = max(finite)
-        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="#d62728", linewidth=2.2))
+        ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=PALETTE[1], linewidth=2.2))
 
 
 @_styled
@@ -379,8 +397,11 @@ PANELS = (
 
 
 @_styled
-def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, path: Path) -> list[str]:
-    """The assignment's four plots for one model: train/test loss and train/test accuracy."""
+def model_panels_svg(
+    epochs: list[dict], label: str, color: str, _: Translate, path: Path, marker: str = "o"
+) -> list[str]:
+    """The assignment's four plots for one model: train/test loss and train/test accuracy, in the model's
+    colour and marker (as it is drawn in every other figure)."""
     # fixed margins: this figure has the same layout for every model, and constrained layout (which
     # measures every label) cost half a second per model
     fig, axes = _figure(1, 4, figsize=(PAGE_IN, 1.55))
@@ -393,8 +414,8 @@ def model_panels_svg(epochs: list[dict], label: str, color: str, _: Translate, p
             x,
             _values(epochs, key, scale),
             "--" if key.startswith("train") else "-",
-            marker="o",
-            markersize=2,
+            marker=marker,
+            markersize=2.5,
             color=color,
             gid=f"points-{key}",
         )
@@ -439,8 +460,8 @@ def sweep_panels_svg(
                 [e["epoch"] for e in epochs],
                 _values(epochs, "test_acc", 100.0),
                 "-",
-                marker="o",
-                markersize=2,
+                marker=model_marker(colors, label),
+                markersize=2.5,
                 color=colors[label],
                 label=label,
                 gid=gid,
@@ -467,7 +488,8 @@ def cost_scatter_svg(rows: list[dict], colors: dict[str, str], _: Translate, pat
     tooltips = {}
     for n, row in enumerate(r for r in rows if r["final_test_acc"] is not None):
         gid = f"points-cost-{n}"
-        ax.plot([row["macs"]], [100 * row["final_test_acc"]], "o", markersize=5, color=colors[row["model"]], gid=gid)
+        marker = model_marker(colors, row["model"])
+        ax.plot([row["macs"]], [100 * row["final_test_acc"]], marker, markersize=5, color=colors[row["model"]], gid=gid)
         ax.annotate(
             row["model"],
             (row["macs"], 100 * row["final_test_acc"]),
@@ -504,11 +526,10 @@ def reliability_svg(series: dict[str, list[dict]], colors: dict[str, str], _: Tr
     below it a model is over-confident, above it under-confident. A marker shape per model as well as its
     colour, and the legend beneath the axes, so no line is told apart by colour alone or hidden by a key."""
     fig, ax = _figure(figsize=(HALF_IN, 3.3), layout="constrained")
-    ax.plot([0, 100], [0, 100], ":", color="#656d76", linewidth=0.9)
-    shapes = "osD^vP<>Xh"
+    ax.plot([0, 100], [0, 100], ":", color=NEUTRAL, linewidth=0.9)
     keys, tooltips = [], {}
     for n, (label, bins) in enumerate(series.items()):
-        gid, marker = f"points-reliability-{n}", shapes[n % len(shapes)]
+        gid, marker = f"points-reliability-{n}", model_marker(colors, label)
         confidence, accuracy = [100 * b["confidence"] for b in bins], [100 * b["accuracy"] for b in bins]
         ax.plot(confidence, accuracy, "-", marker=marker, markersize=3, color=colors[label], gid=gid)
         tooltips[gid] = [
@@ -516,8 +537,8 @@ def reliability_svg(series: dict[str, list[dict]], colors: dict[str, str], _: Tr
             f"{100 * b['accuracy']:.1f}% · {_('Mean confidence')} {100 * b['confidence']:.1f}%"
             for b in bins
         ]
-        keys.append(Line2D([], [], color=colors[label], marker=marker, markersize=3, label=label))
-    keys.append(Line2D([], [], color="#656d76", linestyle=":", label=_("Perfect calibration")))
+        keys.append(_model_key(colors, label))
+    keys.append(Line2D([], [], color=NEUTRAL, linestyle=":", label=_("Perfect calibration")))
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.set_aspect("equal")

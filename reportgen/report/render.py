@@ -712,9 +712,11 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
             # does not cascade the page's CSS over every one of their thousands of elements (0.4 s a report).
             printed = environment.get_template("report.html.j2").render(**context | {"interactive_svg": _figure_img})
             printed = keep_words_whole(printed)  # Korean breaks between words only (typeset.py)
+            # pdf_tags: a tagged PDF (headings, tables, each figure with its alt text as /Alt) that screen readers
+            # can follow; measured +0.3-0.7 s and +6% size on the golden `three` run (docs/outputs.md)
             weasyprint.HTML(
                 string=printed, base_url=str(folder / "report.html"), url_fetcher=_restricted_fetcher(folder)
-            ).write_pdf(folder / "report.pdf")
+            ).write_pdf(folder / "report.pdf", pdf_tags=True)
     if "md" in formats:
         (folder / "report.md").write_text(render_markdown(environment, context, context["translate"]), "utf-8")
         write_latex_tables(context["report"], folder / "tables.tex", lang)
