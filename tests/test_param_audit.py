@@ -271,7 +271,10 @@ def test_failure_in_the_models_own_forward() -> None:
 def test_wrong_channel_count_names_first_conv() -> None:
     model = create_model("lenet5")
     conv1 = first_named(model, nn.Conv2d)
-    with pytest.raises(ModelError, match=rf"at layer '{re.escape(conv1)}' \(Conv2d\) for input 3x28x28"):
+    # the grey model on RGB data is named with its first layer and the fix (issue 37: RGB images)
+    with pytest.raises(
+        ModelError, match=rf"first layer '{re.escape(conv1)}' is Conv2d\(1, 6, .*3x28x28.*in_channels=3"
+    ):
         audit_model(model, (3, 28, 28), name="lenet5")
 
 

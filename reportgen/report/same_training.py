@@ -142,7 +142,7 @@ def _manifest_files(source: RunArchive) -> dict[str, str]:
 
 
 def _weights(source: RunArchive, original: str, manifest: dict[str, str]) -> str | None:
-    """model.pt's sha256 (hashed here for a run not sealed yet); None where the weights were not kept."""
+    """The sha256 of model.pt (hashed here for a run not sealed yet); None where the weights were not kept."""
     recorded = manifest.get(f"trials/{original}/{WEIGHTS_FILE}")
     if isinstance(recorded, str):
         return recorded

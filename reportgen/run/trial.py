@@ -204,7 +204,7 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
 
 
 def _early_record(early: EarlyStopping | None, result: TrainResult, epochs: int) -> dict[str, Any]:
-    """trial.json's `early_stopping`: the patience, the epoch training stopped after (None: it ran every
+    """The `early_stopping` record of trial.json: the patience, the epoch training stopped after (None: it ran every
     epoch) and the epoch whose weights were kept — what the report's epoch table marks."""
     if early is None:
         return {}
