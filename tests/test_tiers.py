@@ -18,6 +18,7 @@ HEAVY = {
     ("conftest.py", "finished"): "trains the default experiment (three models) and renders its report",
     ("test_golden.py", "rendered"): "renders every golden case in every language and format",
     ("test_per_class_and_calibration.py", "rendered_three"): "renders the three-model golden run, en and ko",
+    ("test_figure_access.py", "documents"): "renders the three-model golden run, en and ko with its PDF",
     ("test_print_quality.py", "printed"): "renders the golden cases' PDFs",
     ("test_plain_words.py", "documents"): "renders every golden case with its PDF",
     ("test_combine.py", "runs"): "trains five runs",
