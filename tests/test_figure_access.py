@@ -104,6 +104,31 @@ def test_every_figure_in_html_and_markdown_has_descriptive_alt_text(documents, l
     for src, alt in html_alts.items():
         assert _is_descriptive(alt, src, lang), f"report.html: {src}: {alt!r}"
     assert len(labels) >= 6 and all(_is_descriptive(label, "figure.svg", lang) for label in labels)
+    if lang == "ko":  # fully Korean: no English word left but the model names and acronyms (MAC)
+        names = re.compile("|".join(re.escape(m) for m in sorted(MODELS, key=len, reverse=True)))
+        for alt in [*markdown_alts.values(), *html_alts.values(), *labels]:
+            assert not re.findall(r"[A-Za-z]*[a-z]{2,}", names.sub("", alt)), alt
+
+
+def test_every_alt_text_sentence_has_a_korean_entry():
+    """Each sentence figure_alt.py hands the translator (tr("…"), and the CURVES table's) is in ko.json."""
+    import ast
+    import json
+
+    from reportgen.report import figure_alt
+
+    tree = ast.parse(Path(figure_alt.__file__).read_text("utf-8"))
+    called = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") == "tr"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    tabled = {text for row in figure_alt.CURVES.values() for text in row if isinstance(text, str) and " " in text}
+    korean = json.loads((Path(figure_alt.__file__).parents[1] / "templates" / "i18n" / "ko.json").read_text("utf-8"))
+    assert len(called) >= 15 and len(tabled) == 6
+    assert sorted((called | tabled) - korean.keys()) == []
 
 
 @pytest.mark.slow
