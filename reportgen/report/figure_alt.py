@@ -90,10 +90,10 @@ def curves(best: list, metric: str, tr: Translate) -> str:
 def panels(trial: Any, tr: Translate) -> str:
     """curves-N.svg: one model's four plots."""
     return tr(
-        "{model}: train and test loss, train and test accuracy over {epochs} epochs; "
+        "{model}: train and test loss, train and test accuracy over {count} epochs; "
         "final test accuracy {accuracy}, final test loss {loss}.",
         model=trial.label,
-        epochs=len(trial.epochs),
+        count=len(trial.epochs),
         accuracy=percent(trial.final.get("test_acc")),
         loss=decimal(trial.final.get("test_loss")),
     )
