@@ -206,6 +206,7 @@ def test_findings_of_many_trials_are_one_line_naming_the_setting_they_share():
         _trial(model, "sgd" if lr == 10.0 else "adam", "cross_entropy", 20, TrialState.DIVERGED if lr == 10.0 else
                TrialState.COMPLETE) for model in ("a", "b", "c") for lr in (10.0, 0.01)
     ]  # fmt: skip
+
     def finding(code: str, t) -> Finding:
         settings = (("lr", 10.0 if t.config["optimizer"] == "sgd" else 0.01), ("optimizer", t.config["optimizer"]))
         return Finding(code, t.trial_id, "{who} " + code, {"model": t.label}, settings)
