@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING
 
 from reportgen.errors import ModelError
+from reportgen.measure.numbers import shape_text, thousands
 from reportgen.messages import english
 
 if TYPE_CHECKING:  # the text needs no torch: `reportgen params --help` lists FORMATS without loading it
@@ -18,14 +19,6 @@ if TYPE_CHECKING:  # the text needs no torch: `reportgen params --help` lists FO
 
 FORMATS = ("table", "csv", "json", "markdown")
 _COLUMNS = ("layer", "type", "output shape", "formula", "weights", "bias", "trainable", "buffers")
-
-
-def thousands(value: int) -> str:
-    return f"{value:,}"
-
-
-def shape_text(shape: tuple[int, ...] | list[int]) -> str:
-    return "x".join(str(d) for d in shape)
 
 
 def _shape_cell(shape: list[int] | None) -> str:

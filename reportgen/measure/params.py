@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from reportgen.errors import ModelError
-from reportgen.measure.audit_text import shape_text, thousands
+from reportgen.measure.numbers import shape_text, thousands
 from reportgen.messages import Message, Recorded
 
 DOT = "·"  # multiplication in formulas: 6·(1·5·5) + 6
