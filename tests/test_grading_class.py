@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from class_fixtures import GOLDEN_RUNS, hand_in, make_class, resave, student
 
 from reportgen.cli import main
+from reportgen.report import grading
 from reportgen.run.archive import RunArchive
 
 pytestmark = pytest.mark.slow  # every test renders a class
@@ -167,3 +170,26 @@ def test_a_failed_trial_is_a_flag_and_an_unfinished_run_is_graded_only_when_allo
     [row] = [g for g in summary["grading"] if g["run_id"] == "partial"]
     assert any(flag.startswith("완료되지 않았거나 봉인 후 변경되었습니다: ") for flag in row["flags"])
     assert any("FailsAtOnce" in flag and "실패" in flag for flag in row["flags"]), row["flags"]
+
+
+def test_a_large_class_is_graded_in_worker_processes_alike(tmp_path):
+    """From PARALLEL_FROM hand-ins `reportgen render` (which never loads torch) grades each in a forked worker
+    process: the same rows, flags and sections as this process grades one after another (torch is loaded here)."""
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one CPU: the class is graded in one process")
+    runs = make_class(tmp_path / "runs", grading.PARALLEL_FROM)
+    command = [
+        str(Path(sys.executable).parent / "reportgen"),
+        "render",
+        *map(str, runs),
+        "--format",
+        "md",
+        "--lang",
+        "ko",
+    ]
+    subprocess.run([*command, "-o", str(tmp_path / "workers")], check=True, capture_output=True)
+    [forked] = (tmp_path / "workers").glob("combined-*")
+    here = _render(runs, tmp_path / "here", "--format", "md")
+    assert _summary(forked)["grading"] == _summary(here)["grading"]
+    assert _summary(forked)["report"]["sections"] == _summary(here)["report"]["sections"]
+    assert len(list(forked.glob("figures/*/curves-0.png"))) == grading.PARALLEL_FROM

@@ -11,10 +11,14 @@ grades.csv (UTF-8 with a BOM, so Excel reads Korean names right).
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
 import re
+import sys
 import time
 from collections import Counter
 from collections.abc import Collection
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +51,7 @@ from reportgen.run.archive import RunArchive, atomic_write_json
 # What can go wrong reading one hand-in that the class outlives: a broken archive, a file gone, bad JSON, a key
 # an old or edited archive lacks. The hand-in is then listed as not graded on page 1.
 UNREADABLE = (ReportgenError, OSError, ValueError, KeyError)
+PARALLEL_FROM = 8  # hand-ins from which a class is graded in worker processes (_grade_all)
 TROUBLES = ("failed", "diverged")  # findings that are flags on page 1: a trial that did not train to the end
 
 
@@ -57,12 +62,13 @@ def grade_class(
     folder/figures/<run id>/), sorted by student id, and the folders that could not be graded."""
     translate = translator(lang)
     copies = trainings(run).copies(translate)
-    students, left_out = [], [dict(b) for b in broken]
-    for source in run.runs:
-        try:
-            students.append(_student(source, lang, checklist, copies[source.run_id], folder))
-        except UNREADABLE as exc:
-            left_out.append({"folder": source.run_id, "reason": "could not be read", "detail": str(exc)})
+    jobs = [(source.path, lang, checklist, copies[source.run_id], folder) for source in run.runs]
+    graded = _grade_all(jobs)
+    students = [g for g in graded if "error" not in g]
+    left_out = [dict(b) for b in broken]
+    left_out += [
+        {"folder": g["run_id"], "reason": "could not be read", "detail": g["error"]} for g in graded if "error" in g
+    ]
     _flag_other_test_images(students, translate)
     for student in students:
         student["flags"] = _flags(student, translate)
@@ -76,6 +82,36 @@ def grade_class(
         "generated": time.strftime("%Y-%m-%d %H:%M"),
         "version": run.runs[0].read("environment").get("reportgen", ""),
     }
+
+
+def _grade_all(jobs: list[tuple]) -> list[dict[str, Any]]:
+    """Every hand-in graded (_grade_one), in order: from PARALLEL_FROM hand-ins in worker processes, one per CPU,
+    where a fork is safe (_fork)."""
+    workers = min(len(os.sched_getaffinity(0)), len(jobs))
+    context = _fork()
+    if len(jobs) < PARALLEL_FROM or workers < 2 or context is None:
+        return [_grade_one(*job) for job in jobs]
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(_grade_one, *zip(*jobs), chunksize=max(1, len(jobs) // (4 * workers))))
+
+
+def _fork() -> multiprocessing.context.BaseContext | None:
+    """Forked workers start at once and run no one's script again (spawned ones import the caller's __main__, which
+    in a script without a main guard would render again). Only on Linux, and only while torch is not loaded (its
+    thread pools do not survive a fork; `reportgen render` never loads it): None means grade here."""
+    if sys.platform != "linux" or "torch" in sys.modules:
+        return None
+    return multiprocessing.get_context("fork")
+
+
+def _grade_one(path: Path, lang: str, checklist: str | None, copies: list[dict], folder: Path) -> dict[str, Any]:
+    """One hand-in graded, or {"run_id", "error"} when it cannot be read: an answer, never an exception, so one
+    broken hand-in does not stop a worker's others."""
+    source = RunArchive(path)
+    try:
+        return _student(source, lang, checklist, copies, folder)
+    except UNREADABLE as exc:
+        return {"run_id": source.run_id, "error": str(exc)}
 
 
 def _order(student: dict[str, Any]) -> tuple:
