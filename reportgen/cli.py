@@ -180,7 +180,7 @@ def _render(args: argparse.Namespace) -> int:
     options = _render_options(args)
     require_pdf_support(options.documents())
     print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
-    keywords = options.keywords(runs[0] if len(runs) == 1 else runs, args.output_dir, None, False)
+    keywords = options.keywords(runs[0] if len(runs) == 1 else runs, args.output_dir, False)
     _show_report(render_report(**keywords | {"allow_incomplete": args.allow_incomplete}))
     return 0
 

@@ -49,12 +49,12 @@ class RenderOptions:
     def documents(self) -> set[str]:
         return chosen_documents(self.formats, self.pdf)
 
-    def keywords(self, run: Path | list, output_dir: Path, lang: str | None, allow_incomplete: bool) -> dict:
-        """render_report's keyword arguments."""
+    def keywords(self, run: Path | list, output_dir: Path, allow_incomplete: bool) -> dict:
+        """render_report's keyword arguments (the language: languages.report_language decides, in the render)."""
         return {
             "run_path": run,
             "output_root": output_dir,
-            "lang": self.lang or lang,
+            "lang": self.lang,
             "allow_incomplete": allow_incomplete,
             "pdf": self.pdf,
             "checklist": self.checklist,
@@ -178,7 +178,7 @@ def execute(
     partial = run.state() == RunState.PARTIAL
     if render is None:
         from reportgen.report.render import render_report as render
-    options = request.render.keywords(run.path, request.output_dir, request.spec.lang, allow_incomplete=partial)
+    options = request.render.keywords(run.path, request.output_dir, allow_incomplete=partial)
     return Outcome(run, render(**options), partial)
 
 

@@ -119,15 +119,20 @@ def steps_per_batch(config: TrainConfig) -> bool:
     return config.schedule == Schedule.ONECYCLE
 
 
+def resolved_device(requested: str) -> str:
+    """The one place `auto` is decided: CUDA when this machine has it, else the CPU."""
+    if not isinstance(requested, str) or not DEVICE_PATTERN.fullmatch(requested):
+        raise SpecError(f"device {requested!r}: expected auto, cpu, cuda or cuda:N")
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested
+
+
 def select_device(requested: str = "auto") -> torch.device:
     """`auto` picks CUDA when present; on the CPU the process trains with `choose_threads()` threads.
 
     A device this machine does not have is refused here, before any run folder exists."""
-    if not isinstance(requested, str) or not DEVICE_PATTERN.fullmatch(requested):
-        raise SpecError(f"device {requested!r}: expected auto, cpu, cuda or cuda:N")
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(requested)
+    device = torch.device(resolved_device(requested))
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise SpecError(

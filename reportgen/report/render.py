@@ -31,6 +31,7 @@ import markupsafe
 import pandas as pd
 
 from reportgen.cover import merge_cover
+from reportgen.languages import report_language
 from reportgen.messages import english
 from reportgen.report.checklist import evaluate_checklist, load_checklist
 from reportgen.report.combine import (
@@ -45,7 +46,7 @@ from reportgen.report.cover import cover_rows
 from reportgen.report.documents import chosen_documents
 from reportgen.report.figures import Figures, Sheet, draw_figures
 from reportgen.report.findings import format_finding, review_trials
-from reportgen.report.i18n import LANGUAGES, Translator, translator
+from reportgen.report.i18n import Translator, translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
 from reportgen.report.model import setting_text
 from reportgen.report.plots import model_colors
@@ -768,9 +769,7 @@ def render_report(
             f"{run.path}: refusing to render: {'; '.join(problems)} "
             "(use --allow-incomplete to render it anyway, marked as such)"
         )
-    lang = lang or run.read("spec").get("lang", "en")
-    if lang not in LANGUAGES:
-        raise ArchiveError(f"language {lang!r}: expected one of {', '.join(LANGUAGES)}")
+    lang = report_language(lang, run.read("spec").get("lang"))
     final = _report_folder(Path(output_root), run)
     _remove_abandoned_staging(final.parent)
     # unique, since renders may overlap; the pid tells a later render whether its owner is still alive

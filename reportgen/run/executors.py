@@ -47,7 +47,7 @@ from reportgen.run.validation import check_executor
 from reportgen.run.worker_start import start_worker
 from reportgen.states import FINISHED_TRIALS
 from reportgen.stopping import ctrl_c_held
-from reportgen.train import select_device
+from reportgen.train import resolved_device, select_device
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -545,7 +545,7 @@ def choose_executor(
     check_executor(executor, workers, address)
     if executor == "ray":
         return RayExecutor(address)  # the runs folder must be on storage that every node sees
-    cuda = spec.device.startswith("cuda") or (spec.device == "auto" and torch.cuda.is_available())
+    cuda = resolved_device(spec.device).startswith("cuda")
     if executor == "process":
         return ProcessExecutor(workers=workers)
     if executor == "auto" and not cuda and spec.trial_count() > 1 and workers > 1:
