@@ -16,6 +16,7 @@ from reportgen.run.archive import RunArchive
 
 GOLDEN_RUNS = Path(__file__).resolve().parent / "golden" / "runs"
 FAMILY = "김이박최정강조윤장임한오서신권황안송류홍"
+COURSE = "딥러닝 기초"  # on every authored hand-in's cover
 GIVEN = ("민준", "서연", "도윤", "하은", "시우", "지유", "주원", "서윤", "예준", "지민")
 
 
@@ -29,7 +30,7 @@ def hand_in(original: Path, copy: Path, author: dict[str, str] | None, seed: int
     images (the data seed kept): each trial's seed, 1 to 4 of its right test predictions made wrong and its final test accuracy to match, sealed again."""
     shutil.copytree(original, copy)
     spec = json.loads((copy / "spec.json").read_text("utf-8"))
-    spec["cover"] = {"authors": [author]} if author else {}
+    spec["cover"] = {"authors": [author], "course": COURSE} if author else {}
     spec["data"].setdefault("seed", spec["train"]["seeds"][0])  # the same images as the original: one data seed
     spec["train"]["seeds"] = [seed]
     _write_json(copy / "spec.json", spec)

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from class_fixtures import GOLDEN_RUNS, hand_in, make_class, resave, student
+from class_fixtures import COURSE, GOLDEN_RUNS, hand_in, make_class, resave, student
 
 from reportgen.cli import main
 from reportgen.report import grading
@@ -65,6 +65,8 @@ def test_page_one_is_the_class_sorted_by_student_id_with_a_korean_title(school):
     )
     html = (school["folder"] / "report.html").read_text("utf-8")
     assert html.index('data-table="grading"') < html.index('class="student"')  # the class before any student
+    markdown = (school["folder"] / "report.md").read_text("utf-8")
+    assert markdown.index(COURSE) < markdown.index("## 학급")  # the course from the covers, under the title
 
 
 def test_no_sentence_compares_two_students(school):
