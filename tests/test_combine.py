@@ -139,8 +139,8 @@ def test_one_run_given_twice_is_refused(runs, cli, tmp_path):
 def test_runs_of_other_training_sizes_combine_with_each_models_own_training_speed(runs, cli, tmp_path):
     """Training images per second divide each model's own run's training set by its seconds per epoch
     (a combined report once crashed here: the merged training size is not one number)."""
+    from reportgen.report.analysis import analyse_run
     from reportgen.report.combine import open_runs
-    from reportgen.report.render import analyse_run
 
     code, _out, err = render(cli, runs, "a", "t", out=tmp_path)
     assert code == 0, err

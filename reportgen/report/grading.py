@@ -26,6 +26,7 @@ import pandas as pd
 
 from reportgen.cover import merge_cover
 from reportgen.errors import ReportgenError
+from reportgen.report.analysis import analyse_run
 from reportgen.report.combine import CombinedRun, authors, test_set_checksum
 from reportgen.report.cover import cover_rows
 from reportgen.report.figures import FOLDER
@@ -40,7 +41,6 @@ from reportgen.report.render import (
     _environment,
     _evaluate_checklist,
     _restricted_fetcher,
-    analyse_run,
     inline_assets,
 )
 from reportgen.report.same_training import trainings
