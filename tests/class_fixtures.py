@@ -27,7 +27,8 @@ def student(k: int) -> dict[str, str]:
 
 def hand_in(original: Path, copy: Path, author: dict[str, str] | None, seed: int) -> Path:
     """`original` re-saved as another student's hand-in (no author when None), trained with `seed` on the same
-    images (the data seed kept): each trial's seed, 1 to 4 of its right test predictions made wrong and its final test accuracy to match, sealed again."""
+    images (the data seed kept): each trial's seed, 2 to 4 of its right test predictions made wrong (_wrong_now) and
+    its final test accuracy to match, sealed again."""
     shutil.copytree(original, copy)
     spec = json.loads((copy / "spec.json").read_text("utf-8"))
     spec["cover"] = {"authors": [author], "course": COURSE} if author else {}
@@ -40,7 +41,7 @@ def hand_in(original: Path, copy: Path, author: dict[str, str] | None, seed: int
         record["config"]["seed"] = seed
         _write_json(trial / "trial.json", record)
         if (trial / "predictions.csv").is_file():  # a failed trial has none
-            _change_predictions(trial, rng)
+            _change_predictions(trial, seed, rng)
     RunArchive(copy).write_manifest()
     return copy
 
@@ -55,11 +56,18 @@ def resave(original: Path, copy: Path, author: dict[str, str]) -> Path:
     return copy
 
 
-def _change_predictions(trial: Path, rng: np.random.Generator) -> None:
+def _wrong_now(seed: int, right: int) -> set[int]:
+    """Which of the `right` right predictions a hand-in of `seed` gets wrong instead: 2 to 4 of them, a set no other
+    seed below 2 × right shares (random picks collide: two hand-ins would then be one training)."""
+    step = 1 + seed // right
+    return {(seed + j * step) % right for j in range(2 + seed % 3)}
+
+
+def _change_predictions(trial: Path, seed: int, rng: np.random.Generator) -> None:
     with open(trial / "predictions.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     right = [row for row in rows if row["label"] == row["prediction"]]
-    for row in rng.choice(len(right), size=min(len(right), int(rng.integers(1, 5))), replace=False):
+    for row in _wrong_now(seed, len(right)):
         right[row]["prediction"] = str((int(right[row]["label"]) + 1) % 10)
     with open(trial / "predictions.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
