@@ -87,6 +87,7 @@ def _markdown_table(markdown: str, heading: str) -> list[list[str]]:
 
 def _html_table(html: str, key: str) -> list[list[str]]:
     table = html.split(f'data-table="{key}"', 1)[1].split("</tbody>", 1)[0]
+    table = re.sub(r"<br><small[^>]*>(.*?)</small>", r" (\1)", table)  # a cell's note, as Markdown writes it
     rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.DOTALL)[1:]  # [0]: the header
     return [
         [html_lib.unescape(re.sub(r"<[^>]+>", " ", cell)).split() for cell in re.findall(r"<td[^>]*>(.*?)</td>", row)]

@@ -20,6 +20,7 @@ HEAVY = {
     ("test_per_class_and_calibration.py", "rendered_three"): "renders the three-model golden run, en and ko",
     ("test_figure_access.py", "documents"): "renders the three-model golden run, en and ko with its PDF",
     ("test_print_quality.py", "printed"): "renders the golden cases' PDFs",
+    ("test_page_count.py", "printed"): "renders the three-model golden run's PDF, en and ko",
     ("test_plain_words.py", "documents"): "renders every golden case with its PDF",
     ("test_combine.py", "runs"): "trains five runs",
     ("test_documents.py", "project"): "trains a run and renders it",

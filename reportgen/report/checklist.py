@@ -8,7 +8,6 @@ when the checklist is evaluated for rendering; it says what a grader needs to se
 from __future__ import annotations
 
 import inspect
-import re
 import tomllib
 from collections.abc import Callable
 from importlib import resources
@@ -20,6 +19,7 @@ from reportgen.report import lenet
 from reportgen.report.i18n import Message, Translator
 from reportgen.report.model import SECTION_HEADINGS
 from reportgen.report.regularization import Judgement, judge_row
+from reportgen.report.significance import comparable_to_lenet
 from reportgen.report.summary import did_not_learn
 
 Evidence = Message | list[Message]
@@ -47,10 +47,6 @@ PARAMETERS: dict[str, tuple[str, Callable[[Any], bool]]] = {
     "lenet_and_mlp": ("true or false", lambda v: isinstance(v, bool)),
 }
 MLP_LAYERS = {"Linear", "ReLU", "Flatten", "Dropout", "Tanh", "Sigmoid", "GELU"}
-# Published rows a LeNet-5 can stand beside: LeNet itself (LeCun 1998 on MNIST), or a plain two-convolution
-# network with pooling and no extras (the Fashion-MNIST benchmark's "2 Conv+pooling", which is LeNet's shape);
-# rows with batch norm, augmentation, more layers or another activation measure something else.
-COMPARABLE_TO_LENET = re.compile(r".*lenet.*|2 conv\+pooling", re.IGNORECASE)
 EFFECTS = {  # the regularization judgement's verdict (regularization.py), as evidence of "it helped"
     "helped": "{model}: helped — {reason}",
     "hurt": "{model}: hurt — {reason}",
@@ -240,9 +236,9 @@ def _not_learned(labels: list[str]) -> Message:
 @check
 def known_accuracy(ctx: dict) -> tuple[bool, Evidence]:
     """LeNet-5's own final test accuracy beside published figures of the same network on the same dataset
-    (COMPARABLE_TO_LENET), only for a model whose layers are LeNet-5's (a network named LeNet5 that is not
-    LeNet-5 has no known accuracy to meet): other networks' figures do not answer the item, which then says
-    how many there are instead of ticking."""
+    (significance.comparable_to_lenet), only for a model whose layers are LeNet-5's (a network named LeNet5
+    that is not LeNet-5 has no known accuracy to meet): other networks' figures do not answer the item, which
+    then says how many there are instead of ticking."""
     rows, dataset = ctx["literature"], ctx["data"]["dataset"]
     lenets = [m["label"] for m in ctx["models"] if _is_lenet(m, ctx)]
     trial = next((t for t in ctx["best"] if t.label in lenets and t.ranked), None)
@@ -250,7 +246,7 @@ def known_accuracy(ctx: dict) -> tuple[bool, Evidence]:
         return False, _missing_lenet(ctx) or Message("LeNet-5 did not finish training: no accuracy to compare")
     if trial.label in did_not_learn(ctx["best"], ctx["warnings"]):
         return False, _not_learned([trial.label])
-    comparable = [row for row in rows if COMPARABLE_TO_LENET.fullmatch(row.get("name", row["model"]))]
+    comparable = comparable_to_lenet(rows)
     if not comparable:
         return False, Message(
             "no published figure for {dataset} comparable to LeNet-5 ({count} results for other networks)",

@@ -374,7 +374,7 @@ def confusion_svg(
         matrix,
         "d",
         "Blues",
-        (HALF_IN, 3.1),
+        (3.0, 2.7),  # ten classes' counts at SMALL_PT in 5.5 mm cells: beside its per-class table, not a half page
         classes,
         classes,
         predicted_label,
@@ -525,7 +525,7 @@ def reliability_svg(series: dict[str, list[dict]], colors: dict[str, str], _: Tr
     against the bin's mean confidence (quality.reliability_bins), over the diagonal of perfect calibration;
     below it a model is over-confident, above it under-confident. A marker shape per model as well as its
     colour, and the legend beneath the axes, so no line is told apart by colour alone or hidden by a key."""
-    fig, ax = _figure(figsize=(HALF_IN, 3.3), layout="constrained")
+    fig, ax = _figure(figsize=(3.2, 3.0), layout="constrained")  # beside the F1 table, within its height
     ax.plot([0, 100], [0, 100], ":", color=NEUTRAL, linewidth=0.9)
     keys, tooltips = [], {}
     for n, (label, bins) in enumerate(series.items()):

@@ -17,6 +17,10 @@ from reportgen.settings import REPORTED
 
 SIGNIFICANCE = 0.05
 FASHION_README = Path("/usr/share/doc/dataset-fashion-mnist/README.md.gz")
+# Published rows a LeNet-5 can stand beside: LeNet itself (LeCun 1998 on MNIST), or a plain two-convolution
+# network with pooling and no extras (the Fashion-MNIST benchmark's "2 Conv+pooling", which is LeNet's shape);
+# rows with batch norm, augmentation, more layers or another activation measure something else.
+COMPARABLE_TO_LENET = re.compile(r".*lenet.*|2 conv\+pooling", re.IGNORECASE)
 LECUN_1998 = [  # LeCun, Bottou, Bengio, Haffner (1998), Gradient-based learning applied to document recognition
     {
         "model": "LeNet-5 (LeCun et al. 1998)",
@@ -170,6 +174,12 @@ def fashion_benchmarks(readme: Path = FASHION_README) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+def comparable_to_lenet(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The published rows of LeNet-5's shape (COMPARABLE_TO_LENET), matched on the English name (`name`, which a
+    translated row keeps) so that every language keeps the same rows."""
+    return [row for row in rows if COMPARABLE_TO_LENET.fullmatch(row.get("name", row["model"]))]
 
 
 def literature(dataset: str) -> list[dict[str, Any]]:

@@ -469,7 +469,9 @@ def _comparison(ctx: dict[str, Any], tr) -> Table:
                 "" if trial.status == TrialState.COMPLETE else "flagged",
             )
         )
-    caption = tr("Sorted by final test accuracy.") + " " + tr("Seconds per epoch: the median over the epochs.")
+    caption = tr("Sorted by final test accuracy.")
+    if not costs:  # else the cost's notes say it, with what the median includes
+        caption += " " + tr("Seconds per epoch: the median over the epochs.")
     if mixed_loss_scales(ctx["settings"]["varied"].get("loss", [])):
         caption += " " + tr("Loss values of different loss functions are on different scales: compare accuracy.")
     if costs:
@@ -824,7 +826,7 @@ def _per_class_scores(ctx: dict[str, Any], tr) -> Table | None:
         for key, name in (("macro", "Macro average"), ("weighted", "Weighted average"))
     ]
     caption = tr(
-        "F1 of each class on each model's best trial, its precision (P) and recall (R) beneath; computed with "
+        "F1 of each class on each model's best trial, with its precision (P) and recall (R); computed with "
         "scikit-learn. A class a model never predicted has no precision (–); the averages of precision leave "
         "it out."
     )
