@@ -88,7 +88,8 @@ def test_settings_come_from_one_source():
     names = [f.name for f in dataclasses.fields(TrainConfig)]
     assert list(SETTINGS) == names and sorted(REPORTED) == sorted(names)
     assert set(SWEEPABLE) | {"seed", "augment"} == set(names) and set(HEATMAP_AXES) <= set(SWEEPABLE)
-    assert load_catalogue("en") == DISPLAY_NAMES and set(names) <= load_catalogue("ko").keys()
+    # the English catalogue: every display name from the settings (plus option values written as people write them)
+    assert load_catalogue("en").items() >= DISPLAY_NAMES.items() and set(names) <= load_catalogue("ko").keys()
     assert sorted(s.column for s in SETTINGS.values()) == list(range(len(names)))  # one column each, no gaps
     axes = [s.axis for s in SETTINGS.values() if s.axis is not None]
     assert len(set(axes)) == len(axes) == len(HEATMAP_AXES)  # distinct priorities: the heatmap's axes are defined

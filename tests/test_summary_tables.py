@@ -238,7 +238,11 @@ def test_top_confusions_break_ties_by_pair_then_keep_test_set_order():
 def test_sweep_pivot_matches_the_cell_loop(made, keys):
     row_key, column_key = keys
     pivot = sweep_pivot(made, row_key, column_key)
+    marks = pivot.pop("marks")  # which empty cells diverged or failed: tests/test_conclusions.py checks them
     assert exact(pivot) == exact(reference_sweep_pivot(made, row_key, column_key))
+    for row, column in marks:  # a mark only where no trial of the cell has a value
+        if row in pivot["rows"] and column in pivot["columns"]:
+            assert math.isnan(pivot["values"][pivot["rows"].index(row)][pivot["columns"].index(column)])
 
 
 def test_sweep_pivot_keeps_the_best_of_a_cell_and_nan_where_untried():
@@ -253,7 +257,7 @@ def test_sweep_pivot_keeps_the_best_of_a_cell_and_nan_where_untried():
     assert pivot["rows"] == [1e-05, 0.1] and pivot["columns"] == [64, 128]  # numeric order (text put 128 first)
     assert pivot["values"][1][0] == 62.5 and pivot["values"][0][1] == 25.0
     assert math.isnan(pivot["values"][1][1]) and math.isnan(pivot["values"][0][0])
-    assert sweep_pivot([], "lr", "batch_size") == {"rows": [], "columns": [], "values": []}
+    assert sweep_pivot([], "lr", "batch_size") == {"rows": [], "columns": [], "values": [], "marks": {}}
 
 
 # --- seed aggregates ----------------------------------------------------------------------------------------

@@ -124,15 +124,15 @@ def test_a_worker_that_cannot_start_stops_the_run_in_one_line_instead_of_a_loop(
 
 
 def test_a_start_error_in_a_worker_is_one_line_naming_the_file(tmp_path, monkeypatch):
-    """A worker whose own imports fail — here a broken statistics.py in a folder the driver put first on its
-    path after it had imported the real one — writes its cause for the driver, which stops the run."""
+    """A worker whose own imports fail — here a broken numpy.py in a folder the driver put first on its path
+    after it had imported the real one — writes its cause for the driver, which stops the run."""
     from reportgen.run.executors import ProcessExecutor, WorkerError
     from reportgen.run.runner import run_experiment
     from reportgen.spec import load_spec
 
-    broken = tmp_path / "site" / "statistics.py"
+    broken = tmp_path / "site" / "numpy.py"  # a trial needs numpy (run/trial.py): a worker imports it on start
     broken.parent.mkdir()
-    broken.write_text("raise ImportError(\"cannot import name 'fmean' from 'statistics'\")\n", "utf-8")
+    broken.write_text("raise ImportError('this numpy is broken on purpose')\n", "utf-8")
     idx = write_idx_dataset(tmp_path / "idx")
     (tmp_path / "spec.toml").write_text(
         f'[data]\ndataset = "custom"\ndata_dir = "{idx}"\n[train]\nepochs = 1\nlr = [0.1, 0.01]\n'
@@ -144,5 +144,5 @@ def test_a_start_error_in_a_worker_is_one_line_naming_the_file(tmp_path, monkeyp
     with pytest.raises(WorkerError) as stopped:
         run_experiment(spec, tmp_path / "runs", "broken", log=lambda line: None, executor=ProcessExecutor(workers=2))
     line = str(stopped.value)
-    assert "could not start: ImportError: cannot import name 'fmean'" in line and str(broken) in line, line
+    assert "could not start: ImportError: this numpy is broken on purpose" in line and str(broken) in line, line
     assert "\n" not in line and "marked failed" in line
