@@ -238,35 +238,44 @@ class Audit:
     def __repr__(self) -> str:
         from reportgen.measure.audit_text import format_audit
         from reportgen.measure.cost import format_macs
+        from reportgen.report.i18n import wording
 
-        macs = f"\n{format_macs(self.macs, self.audit.model_name)}" if self.macs is not None else ""
-        return format_audit(self.audit, "table") + macs
+        words = wording(self.lang)
+        macs = f"\n{format_macs(self.macs, self.audit.model_name, translate=words)}" if self.macs is not None else ""
+        return format_audit(self.audit, "table", words) + macs
 
     @property
     def table(self):
-        """One row per layer: formula, weights, bias, trainable, buffers, and its MACs with their formula."""
+        """One row per layer: formula, weights, bias, trainable, buffers, and its MACs with their formula; the
+        columns named as the CSV names them (programs read them), the formulas' words in the audit's language."""
         import pandas as pd
 
         from reportgen.measure.audit_text import format_audit
+        from reportgen.report.i18n import wording
 
-        return pd.read_csv(io.StringIO(format_audit(self.audit, "csv")), keep_default_na=False)
+        return pd.read_csv(io.StringIO(format_audit(self.audit, "csv", wording(self.lang))), keep_default_na=False)
 
     def _repr_html_(self) -> str:
         from reportgen.measure.cost import cross_check_text
-        from reportgen.report.i18n import translator
+        from reportgen.report.i18n import translator, wording
 
-        tr, a = translator(self.lang), self.audit
-        check = "✓" if a.matches_torchinfo else "✗"
-        parameters = (
-            f"{a.total:,} parameters ({a.without_bias:,} without bias, {a.trainable:,} trainable, "
-            f"{a.buffers:,} buffer values); torchinfo {a.torchinfo_total:,} {check}"
+        tr, words, a = translator(self.lang), wording(self.lang), self.audit
+        parameters = tr(
+            "{count} parameters ({without} without bias, {trainable} trainable, {buffers} buffer values); "
+            "torchinfo {figure} {check}",
+            count=f"{a.total:,}",
+            without=f"{a.without_bias:,}",
+            trainable=f"{a.trainable:,}",
+            buffers=f"{a.buffers:,}",
+            figure=f"{a.torchinfo_total:,}",
+            check="✓" if a.matches_torchinfo else "✗",
         )
         lines = [parameters]
         if self.macs is not None:
-            flop, info = cross_check_text(self.macs)
+            flop, info = cross_check_text(self.macs, words)
             lines += [
                 f"{tr('Total per image')}: {self.macs.total:,} MACs = {2 * self.macs.total:,} FLOPs",
-                f"FlopCounterMode: {flop}",
+                f"{tr('FlopCounterMode')}: {flop}",
                 f"torchinfo: {info}",
             ]
         names = dict(self._COLUMNS)
@@ -279,7 +288,7 @@ def audit(
     model: nn.Module | type | str, input_size: Sequence[int] = (1, 28, 28), name: str | None = None, lang: str = "en"
 ) -> Audit:
     """Parameter and multiply-add audit of a model instance, class (built with no arguments) or model reference
-    (`torchvision:resnet18` too); `lang` names the notebook table's columns ("en", "ko")."""
+    (`torchvision:resnet18` too); `lang` ("en", "ko") words its text and table."""
     from reportgen.measure.cost import count_macs
     from reportgen.measure.params import audit_model
     from reportgen.models.registry import create_model

@@ -198,17 +198,18 @@ def _params(args: argparse.Namespace) -> int:
     from reportgen.measure.params import audit_model, check_claim, parse_input_shape
     from reportgen.measure.widths import match_mlp
     from reportgen.models.registry import create_model
+    from reportgen.report.i18n import wording
 
-    shape = parse_input_shape(args.input)
+    shape, words = parse_input_shape(args.input), wording(args.lang)
     failed = False
     for ref in refs:
         model = create_model(ref, input_shape=shape)
         audit = audit_model(model, shape, name=ref.label)
         macs = count_macs(model, shape, -1 if audit.torchinfo_total < 0 else None)  # -1: torchinfo failed already
         audit.cost = {"macs": macs.to_dict()}  # JSON and CSV carry the MACs per layer with the audit
-        print(format_audit(audit, args.format))
+        print(format_audit(audit, args.format, words))
         if args.format in ("table", "markdown"):
-            print(format_macs(macs, ref.label, args.format))
+            print(format_macs(macs, ref.label, args.format, words))
         if args.match_mlp:
             inputs = 1
             for size in shape:
@@ -315,7 +316,7 @@ def _flag_help(setting: Setting) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from reportgen.data import DATASETS
-    from reportgen.languages import LANGUAGES
+    from reportgen.languages import DEFAULT_LANGUAGE, LANGUAGES
     from reportgen.measure.audit_text import FORMATS as AUDIT_FORMATS
     from reportgen.request import DEFAULT_WORKERS  # the same default as compare()
 
@@ -414,6 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="claimed multiply-adds per image (1 MAC = 2 FLOPs); exit 1 with the difference if wrong",
     )
     params.add_argument("--format", default="table", choices=AUDIT_FORMATS)
+    params.add_argument(
+        "--lang",
+        default=DEFAULT_LANGUAGE,
+        choices=LANGUAGES,
+        help="language of the audit's words (JSON keys stay English)",
+    )
     params.add_argument(
         "--match-mlp",
         type=int,

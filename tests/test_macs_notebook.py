@@ -14,9 +14,9 @@ def test_the_notebook_audit_shows_macs_with_korean_column_names():
     shown = reportgen.audit("lenet5", (1, 28, 28), lang="ko")
     page = shown._repr_html_()
     assert "<th>층</th>" in page and "<th>곱셈-덧셈 계산식</th>" in page and "<th>MACs</th>" in page
-    assert "이미지당 합계: 416,520 MACs = 833,040 FLOPs" in page and "FlopCounterMode: 833,040 FLOPs ✓" in page
+    assert "이미지당 합계: 416,520 MACs = 833,040 FLOPs" in page and "PyTorch FLOP 계산기: 833,040 FLOPs ✓" in page
     assert "28·28·6·5·5·1 = 117,600" in page
-    assert "total MACs per image: 416,520 (= 833,040 FLOPs)" in repr(shown)  # as `reportgen params` prints it
+    assert "이미지당 MACs 합계: 416,520 (= 833,040 FLOPs)" in repr(shown)  # as `params --lang ko` prints it
     assert shown.macs.total == LENET_MACS and shown.total == 61_706
 
 

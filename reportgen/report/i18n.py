@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import string
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -166,3 +167,12 @@ class Translator:
 
 def translator(lang: str) -> Translator:
     return Translator(load_catalogue(lang))
+
+
+def wording(lang: str) -> Callable[[Any], str]:
+    """How the measure layer's layouts (reportgen params, reportgen.audit) word a recorded message, op or fixed
+    phrase in `lang`: `str` for English, so its text stays exactly as `str()` gives it."""
+    if lang == "en":
+        return str
+    tr = translator(lang)
+    return lambda value: str(tr.render(value) if isinstance(value, (Message, Op, list, tuple)) else tr(str(value)))
