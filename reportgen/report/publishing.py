@@ -136,3 +136,4 @@ def _process_alive(pid: int) -> bool:
         return False
     except PermissionError:  # another user's process: alive
         return True
+    return True

@@ -142,8 +142,6 @@ def inline_assets(html: str, folder: Path) -> str:
 
     return re.sub(r'src="(figures/(?:[A-Za-z0-9_-]+/)?[A-Za-z0-9_.-]+)"', data_uri, html)  # a class: figures/<run>/
 
-    return True
-
 
 def _interactive_svg(folder: Path):
     """A figure written into the HTML itself rather than as <img>: browsers show an SVG's <title> tooltips
