@@ -42,6 +42,10 @@ _DATA_KEYWORDS = {
 ModelLike = str | type | Callable[[], nn.Module] | nn.Module
 
 
+# the comparison's columns a reader looks at first (Report.table)
+_RESULTS = ("final_test_acc", "final_test_loss", "best_test_acc", "best_epoch", "macro_f1", "ece", "parameters")
+
+
 class Report:
     """A rendered report: files on disk plus the tables as DataFrames; displays itself in Jupyter."""
 
@@ -60,10 +64,13 @@ class Report:
 
     @property
     def table(self):
-        """The comparison, one row per trial (the report's comparison.csv)."""
+        """The comparison, one row per trial (the report's comparison.csv), its results before the settings: a
+        notebook shows 20 columns of a wide table, and the settings alone are 14."""
         import pandas as pd
 
-        return pd.read_csv(self.folder / "comparison.csv")
+        table = pd.read_csv(self.folder / "comparison.csv")
+        first = [c for c in ("trial_id", "model", "status", *_RESULTS) if c in table.columns]
+        return table[first + [c for c in table.columns if c not in first]]
 
     @property
     def metrics(self):

@@ -147,7 +147,8 @@ def test_format_md_writes_the_markdown_alone(project):
 @pytest.mark.slow
 def test_latex_tables_are_booktabs_with_escaped_labels(project):
     tex = (project / "output" / "doc" / "tables.tex").read_text("utf-8")
-    assert tex.count("\\begin{tabular}") == 3 + 2 + 4  # comparison, parameters, seeds; layers per model; per trial
+    # comparison, parameters, seeds, F1 and calibration, per-class F1; layers per model; per trial
+    assert tex.count("\\begin{tabular}") == 5 + 2 + 4
     assert "\\toprule" in tex and "\\bottomrule" in tex
     assert "LeNet|5 <b>bold</b>" in tex and "Final test accuracy" in tex
     assert tex.count("\nAverage & ") == 4  # every epoch table keeps its average row, as in the other formats
@@ -243,7 +244,8 @@ def test_a_sweep_reads_at_a_glance(tmp_path, capsys):
         t.split(" · ")[1]
         for t in re.findall(r"<title>([^<]*)</title>", (report / "figures" / "sweep.svg").read_text("utf-8"))
     }
-    assert panels == {f"Optimizer {o}, Learning rate {lr}" for o in ("adam", "sgd") for lr in (0.01, 0.001)}
+    # option values as people write them (issue 36): Adam, SGD
+    assert panels == {f"Optimizer {o}, Learning rate {lr}" for o in ("Adam", "SGD") for lr in (0.01, 0.001)}
     legend = [t for t in re.findall(r"<title>([^<]*)</title>", (report / "figures" / "acc.svg").read_text("utf-8"))]
     assert {t.split(" · ")[0] for t in legend} == {"mlp", "lenet5"}  # one curve per model, no trial numbers
     training = html.split('id="training"', 1)[1].split('id="curves"', 1)[0]

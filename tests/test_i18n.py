@@ -66,9 +66,9 @@ def test_korean_translates_every_sentence_older_runs_recorded():
     assert [p for p in PATTERNS if p not in load_catalogue("ko")] == []
 
 
-# Names Korean writers keep in Latin letters (issue 36: "say RMSprop, Adam", not 알엠에스프롭, 아담), and the
-# name of a statistical test; anything else left without Hangul would be English in a Korean report.
-KEPT_AS_WRITTEN = {"SGD", "Adam", "RMSprop", "AdamW", "McNemar", "p"}
+# Names Korean writers keep in Latin letters (issue 36: "say RMSprop, Adam", not 알엠에스프롭, 아담), the name
+# of a statistical test and units (MACs, FLOPs); anything else without Hangul would be English in a Korean report.
+KEPT_AS_WRITTEN = {"SGD", "Adam", "RMSprop", "AdamW", "McNemar", "p", "MAC", "MACs", "FLOP", "FLOPs"}
 
 
 def test_korean_values_are_korean():

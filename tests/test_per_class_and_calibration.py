@@ -164,7 +164,7 @@ def test_the_korean_report_has_korean_headings_for_f1_and_calibration(rendered_t
     assert "### F1 점수와 확신도 보정" in markdown and "### 클래스별 정밀도, 재현율, F1 점수" in markdown
     assert "| 모델 | 테스트 정확도 | 매크로 평균 F1 | 가중 평균 F1 | 평균 확신도 | 기대 보정 오차 |" in markdown
     assert "| 클래스 |" in markdown and "**매크로 평균**" in markdown and "정밀도 0." in markdown
-    assert "![신뢰도 다이어그램" in markdown and "확신이 부족한 모델" in markdown  # the conclusion, in Korean
+    assert "figures/reliability.svg" in markdown and "확신이 부족한 모델" in markdown  # the conclusion, in Korean
     for english in ("F1 and calibration", "Per-class", "Macro", "ECE", "Reliability", "over-confident"):
         assert english not in markdown
     inline = Report(rendered_three["ko"], THREE)._repr_html_()  # the notebook view

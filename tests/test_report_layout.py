@@ -138,7 +138,7 @@ def test_own_model_arguments_and_code_identity_in_html_pdf_and_markdown(layout):
     html = (layout / "report.html").read_text("utf-8")
     table = html.split('<section id="models">')[1].split("</table>")[0]
     row = next(r for r in table.split("<tr>") if "Mine" in r)
-    assert f"<small>{arguments} · {MODULE}.py · sha256 {sha[:12]}</small>" in row
+    assert f'<small class="prose">{arguments} · {MODULE}.py · sha256 {sha[:12]}</small>' in row  # prose: may wrap
     pdf = " ".join("\f".join(pdf_pages(layout)).split())
     assert arguments in pdf and f"{MODULE}.py · sha256 {sha[:12]}" in pdf
     markdown = model_section((layout / "report.md").read_text("utf-8"))
