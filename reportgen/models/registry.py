@@ -196,7 +196,13 @@ def _shadowed(exc: BaseException, file: Path) -> str:
 
 
 def _import_module(module_name: str) -> Any:
-    add_user_folder(os.getcwd())  # `mynets:LeNet5` finds ./mynets.py, as uvicorn and flask do (behind the rest)
+    local = Path.cwd() / f"{module_name}.py"
+    if "." not in module_name and local.is_file():
+        # `models:LeNet5` means this folder's models.py, as uvicorn and flask read it — loaded by its path under
+        # a private name, so neither a models.py of a folder imported earlier in this process (a notebook that
+        # changed folders) nor a module of the standard library or an installed package of that name wins
+        return _import_file(local.resolve())
+    add_user_folder(os.getcwd())  # a package of the current folder (`mynets.sub:Net`), behind the rest
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:
