@@ -77,18 +77,23 @@ def ctrl_c_held() -> Iterator[None]:
     """Block Ctrl-C in this thread while child processes start: they inherit the blocked set, so a Ctrl-C
     meanwhile neither kills one half-started (a traceback from a process still starting Python) nor is lost
     here: it is delivered when this ends."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
+    with _held({signal.SIGINT}):
         yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 @contextlib.contextmanager
 def stop_signals_held() -> Iterator[None]:
     """Block Ctrl-C and SIGTERM in this thread for a few steps that must not be cut in two (swapping a
     finished report into place); a stop meanwhile is delivered, and acted on, right after."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    with _held({signal.SIGINT, signal.SIGTERM}):
+        yield
+
+
+@contextlib.contextmanager
+def _held(signals: set[signal.Signals]) -> Iterator[None]:
+    """`signals` blocked in this thread until the block ends; the previous mask is restored, which delivers
+    any that arrived meanwhile."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
     try:
         yield
     finally:

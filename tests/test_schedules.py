@@ -10,11 +10,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 from conftest import one_error_line, write_idx_dataset
+from test_reliability import reportgen as _reportgen  # `python -m reportgen` as a child process
 
 from reportgen.data.datasets import load_dataset
 from reportgen.models.registry import create_model
@@ -98,17 +98,6 @@ name = "lenet5"
 """
 
 
-def _reportgen(*args, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "reportgen", *map(str, args)],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-@pytest.mark.slow
 def test_a_run_killed_mid_training_resumes_bit_identically_with_schedule_and_patience(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx", n_train=1500, n_test=100)
     spec = tmp_path / "spec.toml"
