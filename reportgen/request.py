@@ -22,11 +22,12 @@ from typing import Any
 
 from reportgen.cover import merge_cover
 from reportgen.errors import ReportgenError, short
+from reportgen.experiment import ExperimentSpec
 from reportgen.report.checklist import load_checklist
 from reportgen.report.documents import chosen_documents, pdf_problem, require_pdf_support
 from reportgen.run import validation
 from reportgen.run.archive import SPEC_FILE, STATUS_FILE, RunArchive, open_run, validate_run_id
-from reportgen.spec import ExperimentSpec, parse_spec
+from reportgen.spec import parse_spec
 from reportgen.states import RunState
 
 DEFAULT_WORKERS = min(2, len(os.sched_getaffinity(0)))  # worker processes of the auto/process executors

@@ -1,294 +1,42 @@
-"""Experiment specs: TOML → validated ExperimentSpec → list of Trials (the sweep expanded).
+"""Experiment specs: TOML → a validated ExperimentSpec (experiment.py), which expands into the trials.
 
 Any [train] setting may be a list to sweep; trials are models × every combination × seeds.
-Validation happens here, before any data is read or any model trained.
+Validation happens here, before any data is read or any model trained; spec_checker.py words its errors.
 """
 
 from __future__ import annotations
 
-import itertools
-import math
-import re
 import tomllib
-import unicodedata
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from reportgen.cover import COVER_KEYS, parse_cover
+from reportgen.cover import parse_cover
 from reportgen.data import DATASETS, FORMATS
 from reportgen.data.augment import Augment
-from reportgen.errors import SpecError, close_names, did_you_mean
+from reportgen.errors import SpecError, did_you_mean
+from reportgen.experiment import MAX_TRIALS, DataSpec, ExperimentSpec, ModelEntry, check_trial_count
 from reportgen.files import sha256_file
 from reportgen.languages import LANGUAGES
-from reportgen.models.registry import ModelRef, model_code, parse_model_ref
-from reportgen.models.sources import changed_modules, local_modules
+from reportgen.models.registry import parse_model_ref
+from reportgen.models.sources import changed_modules
 from reportgen.settings import DEVICE_PATTERN, SETTINGS, SWEEPABLE, TrainConfig
+from reportgen.spec_checker import (
+    AUGMENT_KEYS,
+    DATA_KEYS,
+    MODEL_KEYS,
+    REPORT_KEYS,
+    TOP_KEYS,
+    TRAIN_KEYS,
+    Checker,
+)
 
-LABEL_PATTERN = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_TRIALS = 1000  # default bound on models × settings combinations × seeds; raise with max_trials / --max-trials
 DEFAULT_NAME = "Model comparison"  # a spec without a name (or own models on the embedded spec); translated
 MAX_NESTING = 32  # tables/arrays deeper than this are never a spec; refused before anything recurses into them
-# Bidirectional-text controls can make a label read differently from what it is (Trojan Source).
-_BIDI_CONTROLS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 
-@dataclass(frozen=True)
-class ModelEntry:
-    ref: ModelRef
-    label: str
-    base: str | None = None  # label of the model this one regularizes, for the before/after table
-    train: dict[str, Any] = field(default_factory=dict)  # deliberate per-model settings (e.g. weight_decay)
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """Keyword arguments of data.load_dataset, validated."""
-
-    dataset: str = "fashion-mnist"
-    data_dir: str | None = None
-    train_subset: int | None = None
-    test_subset: int | None = None
-    mean: float | None = None
-    std: float | None = None
-    format: str = "idx"
-    train: str | None = None  # image formats: train archive/folder
-    test: str | None = None
-    validation: float | None = None  # fraction of the training data held out for model selection
-    # draws the subsets and the validation split: fixed, and separate from the training seeds, so runs with
-    # --seed 1 and --seed 2 train and test on the same images and combine into one seed study
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One model trained with one combination of settings."""
-
-    trial_id: str
-    model: ModelEntry
-    config: TrainConfig
-
-
-@dataclass
-class ExperimentSpec:
-    name: str
-    data: DataSpec
-    models: list[ModelEntry]
-    train: dict[str, list[Any]]  # each sweepable setting → its values (a single value is a 1-list)
-    seeds: list[int]
-    device: str = "auto"
-    notes: str = ""
-    lang: str = "en"
-    source: str = "<embedded default>"
-    checklist: str | None = None  # "assignment" (built in) or a checklist TOML path
-    max_trials: int = MAX_TRIALS
-    cover: dict[str, Any] = field(default_factory=dict)  # [report] title, course, authors…: see reportgen/cover.py
-
-    def trial_count(self) -> int:
-        """models × every combination of swept settings × seeds, counted without expanding anything."""
-        return len(self.models) * math.prod(len(self.train[k]) for k in (*SWEEPABLE, "augment")) * len(self.seeds)
-
-    def iter_trials(self) -> Iterator[Trial]:
-        """The trials one at a time (itertools.product is lazy): nothing is built before it is needed."""
-        keys = [*SWEEPABLE, "augment"]
-        index = itertools.count()
-        for model in self.models:
-            for combo in itertools.product(*(self.train[k] for k in keys)):
-                for seed in self.seeds:
-                    config = TrainConfig(**(dict(zip(keys, combo)) | model.train), seed=seed)
-                    yield Trial(f"{next(index):03d}-{slug(model.label)}", model, config)
-
-    def trials(self) -> list[Trial]:
-        """Every trial as a list; the count is checked first, so this is at most max_trials long."""
-        check_trial_count(self)
-        return list(self.iter_trials())
-
-    def swept_keys(self) -> list[str]:
-        """Settings that vary between trials (seed included when there are several)."""
-        swept = [k for k in SWEEPABLE if len(self.train[k]) > 1]
-        return swept + (["seed"] if len(self.seeds) > 1 else [])
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "notes": self.notes,
-            "device": self.device,
-            "lang": self.lang,
-            "checklist": self.checklist,
-            "max_trials": self.max_trials,
-            "cover": self.cover,
-            "source": self.source,
-            # data paths as the run read them (from the current folder): the archive records them relative to itself
-            "data": {
-                k: str(Path(v).expanduser().absolute()) if k in ("data_dir", "train", "test") and v else v
-                for k, v in asdict(self.data).items()
-            },
-            "models": [
-                {
-                    "name": m.ref.target,
-                    "kwargs": m.ref.kwargs,
-                    "label": m.label,
-                    "base": m.base,
-                    "train": m.train,
-                    "code": code_record(m.ref),
-                }
-                for m in self.models
-            ],
-            "train": {k: (v[0] if len(v) == 1 else v) for k, v in self.train.items() if k != "augment"}
-            | {"seeds": self.seeds},
-            "augment": _augment_table(self.train["augment"][0]),
-        }
-
-
-def _augment_table(text: str) -> dict[str, Any]:
-    augment = Augment.from_text(text)
-    table = {
-        k: getattr(augment, k) for k in ("crop", "flip", "rotation", "translate", "erasing") if getattr(augment, k)
-    }
-    if (augment.scale_min, augment.scale_max) != (1.0, 1.0):
-        table["scale"] = [augment.scale_min, augment.scale_max]
-    return table
-
-
-def slug(text: str) -> str:
-    return LABEL_PATTERN.sub("-", text).strip("-")[:40] or "model"
-
-
-def check_trial_count(spec: ExperimentSpec) -> int:
-    """Refuse a sweep larger than spec.max_trials, computed arithmetically (10⁴ × 10⁴ is never built)."""
-    count = spec.trial_count()
-    if count > spec.max_trials:
-        factors = [f"{len(spec.models)} model(s)"]
-        factors += [f"{len(spec.train[k])} {k}" for k in SWEEPABLE if len(spec.train[k]) > 1]
-        factors.append(f"{len(spec.seeds)} seed(s)")
-        raise SpecError(
-            f"{spec.source}: the sweep has {count:,} trials ({' × '.join(factors)}), more than the "
-            f"limit of {spec.max_trials:,}; narrow the sweep, or raise the limit with "
-            f"`max_trials = {count}` in the spec or --max-trials {count}"
-        )
-    return count
-
-
-# --- validation -----------------------------------------------------------------------------------
-
-TOP_KEYS = {
-    "name",
-    "notes",
-    "device",
-    "lang",
-    "data",
-    "models",
-    "train",
-    "report",
-    "source",
-    "augment",
-    "checklist",
-    "max_trials",
-    "cover",
-}  # cover: as spec.json records [report]'s cover keys
-AUGMENT_KEYS = {"rotation", "translate", "scale", "erasing", "crop", "flip"}
-DATA_KEYS = {f for f in DataSpec.__dataclass_fields__}
-MODEL_KEYS = {"name", "kwargs", "label", "base", "train", "code"}  # code: recorded by the archive, not user input
-TRAIN_KEYS = set(SWEEPABLE) | {"seeds", "seed"}
-REPORT_KEYS = {"lang", "checklist", *COVER_KEYS}
-# The tables a key can belong to: a key written in the wrong one is pointed to its own (`epochs` at the top).
-_TABLES = {"": TOP_KEYS, "train.": TRAIN_KEYS, "data.": DATA_KEYS, "augment.": AUGMENT_KEYS, "report.": REPORT_KEYS}
-
-
-def _key_hint(key: str, allowed: set[str], prefix: str) -> str | None:
-    """ "did you mean 'train.epochs'?" for an unknown key: the close keys of its own table; else the key of that
-    name in a neighbouring table (`epochs` at the top, or in a [[models]] entry), or failing that a close one."""
-    names = [prefix + name for name in close_names(key, allowed)]
-    if not names:
-        tables = _neighbours(prefix)
-        elsewhere = [table + name for table, keys in tables.items() for name in close_names(key, keys, 1)]
-        names = [name for name in elsewhere if name.endswith(f".{key}")] or elsewhere[:1]
-    return f"did you mean {', '.join(map(repr, names))}?" if names else None
-
-
-def _neighbours(prefix: str) -> dict[str, set[str]]:
-    """The other tables a key written under `prefix` may have been meant for."""
-    if prefix in _TABLES:
-        return {table: keys for table, keys in _TABLES.items() if table != prefix}
-    if prefix.startswith("models[") and not prefix.endswith(".train."):
-        return {f"{prefix}train.": set(SWEEPABLE)}
-    return {}
-
-
-def _unquoted_hint(value: Any, kind: type | tuple) -> str | None:
-    """A number written in quotes (`epochs = "5"`) is TOML text: say how to write it."""
-    numeric = {int, float} & set(kind if isinstance(kind, tuple) else (kind,))
-    if not numeric or not isinstance(value, str):
-        return None
-    try:
-        number = int(value) if int in numeric and float not in numeric else float(value)
-    except ValueError:
-        return None
-    return f"write the number without quotes: {value.strip()}" if math.isfinite(number) else None
-
-
-class _Checker:
-    """Validates one spec source, naming the file and the dotted key in every error."""
-
-    def __init__(self, source: str, flags: dict[str, str] | None = None) -> None:
-        self.source = source
-        self.flags = flags or {}  # dotted key → the CLI flag that overrode it
-        # model files named in a spec are relative to the spec's own folder
-        self.folder = Path(source).resolve().parent if Path(source).is_file() else None
-
-    def fail(self, key: str, expected: str, got: Any, hint: str | None = None) -> SpecError:
-        return SpecError(f"{self.where(key)}: expected {expected}, got {got!r}" + (f"; {hint}" if hint else ""))
-
-    def where(self, key: str) -> str:
-        """Where a value came from: the command-line flag that gave it, else the spec file and key."""
-        flag = self.flags.get(key)
-        return f"{flag} (spec key '{key}')" if flag else f"{self.source}: key '{key}'"
-
-    def unknown(self, table: dict, allowed: set[str], prefix: str) -> None:
-        for key in table:
-            if key not in allowed:
-                hint = _key_hint(key, allowed, prefix) or f"allowed: {', '.join(sorted(allowed))}"
-                raise SpecError(f"{self.source}: unknown key '{prefix}{key}'; {hint}")
-
-    def typed(self, key: str, value: Any, kind: type | tuple, expected: str) -> Any:
-        if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-            raise self.fail(key, expected, value, _unquoted_hint(value, kind))
-        return value
-
-    def number(self, key: str, value: Any, low: float, high: float = float("inf"), integer: bool = False) -> Any:
-        bound = (lambda x: str(int(x))) if integer and math.isfinite(high) else (lambda x: f"{x:g}")
-        expected = f"{'an integer' if integer else 'a number'} in [{bound(low)}, {bound(high)}]"
-        self.typed(key, value, int if integer else (int, float), expected)
-        if not low <= value <= high:
-            raise self.fail(key, expected, value)
-        return value if integer else float(value)
-
-    def choice(self, key: str, value: Any, options: tuple[str, ...]) -> str:
-        if not isinstance(value, str) or value not in options:
-            hint = did_you_mean(value, options, quote=True) if isinstance(value, str) else None
-            raise self.fail(key, f"one of {', '.join(options)}", value, hint)
-        return value
-
-    def label(self, key: str, value: Any) -> str:
-        """A model label is shown in tables, figures, file names and the console: printable, one line."""
-        self.typed(key, value, str, "a string")
-        if not value.strip():
-            raise self.fail(key, "a non-empty label", value)
-        bad = sorted(
-            {
-                f"U+{ord(c):04X}"
-                for c in value
-                if unicodedata.category(c) in ("Cc", "Cs", "Co", "Zl", "Zp") or c in _BIDI_CONTROLS
-            }
-        )
-        if bad:
-            raise self.fail(key, f"a label without control characters (found {', '.join(bad)})", value)
-        return value
-
-
-def _setting(check: _Checker, key: str, value: Any) -> Any:
+def _setting(check: Checker, key: str, value: Any) -> Any:
     """One value of a [train] setting, checked against its field's metadata in reportgen.settings."""
     setting = SETTINGS[key]
     if setting.choices:
@@ -296,7 +44,7 @@ def _setting(check: _Checker, key: str, value: Any) -> Any:
     return check.number(f"train.{key}", value, setting.low, setting.high, integer=setting.integer)
 
 
-def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], list[int]]:
+def _parse_train(check: Checker, table: dict) -> tuple[dict[str, list[Any]], list[int]]:
     check.unknown(table, TRAIN_KEYS, "train.")
     defaults = asdict(TrainConfig())
     train: dict[str, list[Any]] = {}
@@ -318,16 +66,7 @@ def _parse_train(check: _Checker, table: dict) -> tuple[dict[str, list[Any]], li
     return train, seeds
 
 
-def code_record(ref: ModelRef) -> dict[str, Any]:
-    """Which code builds the model (registry.model_code) and, for a file of the user's, the sha256 of every
-    module of its folder that it imports: a helper changed between epochs must stop a resume too."""
-    code = model_code(ref)
-    if code.get("file"):
-        code["modules"] = local_modules(Path(code["file"]))
-    return code
-
-
-def _check_code_unchanged(check: _Checker, key: str, code: Any) -> None:
+def _check_code_unchanged(check: Checker, key: str, code: Any) -> None:
     """A resumed run must train with the code it started with: the archive recorded each model file's sha256
     and those of the local modules it imports (runs archived before that recorded the file alone)."""
     if not isinstance(code, dict) or not code.get("file") or not code.get("sha256"):
@@ -345,7 +84,7 @@ def _check_code_unchanged(check: _Checker, key: str, code: Any) -> None:
         )
 
 
-def _parse_models(check: _Checker, entries: Any) -> list[ModelEntry]:
+def _parse_models(check: Checker, entries: Any) -> list[ModelEntry]:
     if not isinstance(entries, list) or not entries:
         raise check.fail("models", "a non-empty array of [[models]] tables", entries)
     models: list[ModelEntry] = []
@@ -376,7 +115,7 @@ def _parse_models(check: _Checker, entries: Any) -> list[ModelEntry]:
     return models
 
 
-def _parse_data(check: _Checker, table: Any) -> DataSpec:
+def _parse_data(check: Checker, table: Any) -> DataSpec:
     check.typed("data", table, dict, "a table")
     check.unknown(table, DATA_KEYS, "data.")
     dataset = check.choice("data.dataset", table.get("dataset", "fashion-mnist"), DATASETS)
@@ -404,7 +143,7 @@ def _parse_data(check: _Checker, table: Any) -> DataSpec:
     return DataSpec(dataset, format=fmt, **paths, **sizes, **stats)
 
 
-def _parse_augment(check: _Checker, table: Any) -> str:
+def _parse_augment(check: Checker, table: Any) -> str:
     """[augment] table → the canonical text every trial's TrainConfig carries."""
     check.typed("augment", table, dict, "a table")
     check.unknown(table, AUGMENT_KEYS, "augment.")
@@ -439,7 +178,7 @@ def _check_nesting(raw: Any, source: str) -> None:
 def parse_spec(raw: dict[str, Any], source: str, flags: dict[str, str] | None = None) -> ExperimentSpec:
     """Validate a spec dictionary (from TOML, plus CLI overrides) into an ExperimentSpec; `flags`: the
     command-line flag of each overridden key, named in errors about its value instead of the file."""
-    check = _Checker(source, flags)
+    check = Checker(source, flags)
     check.typed("<spec>", raw, dict, "a table of settings")
     _check_nesting(raw, source)
     check.unknown(raw, TOP_KEYS, "")
@@ -475,7 +214,7 @@ def parse_spec(raw: dict[str, Any], source: str, flags: dict[str, str] | None = 
     return spec
 
 
-def _check_patience(check: _Checker, spec: ExperimentSpec) -> None:
+def _check_patience(check: Checker, spec: ExperimentSpec) -> None:
     """Early stopping decides on the validation split: on the test set it would make the test figures
     optimistic (the test images would have chosen the epoch), so without [data] validation it is refused."""
     if spec.data.validation is not None:
@@ -489,7 +228,7 @@ def _check_patience(check: _Checker, spec: ExperimentSpec) -> None:
             )
 
 
-def _check_effective(check: _Checker, spec: ExperimentSpec) -> None:
+def _check_effective(check: Checker, spec: ExperimentSpec) -> None:
     """Refuse a setting given where it has no effect (momentum with Adam): the report would show a value
     that training never used. Checked on each model's sets of values, never by expanding the sweep."""
     for model in spec.models:
@@ -506,14 +245,6 @@ def _check_effective(check: _Checker, spec: ExperimentSpec) -> None:
                     f"({name} is used by {other} {' and '.join(allowed)} only); drop it, or give it only to "
                     f"models trained with those (their own [models.train] table)"
                 )
-
-
-def recorded_data(spec: dict[str, Any]) -> tuple[dict[str, Any], int]:
-    """An archived spec's data settings (load_dataset's keywords) and the seed its subsets were drawn with:
-    [data] seed, or, for runs archived before it existed, the first training seed as then."""
-    settings = dict(spec["data"])
-    seed = settings.pop("seed", None)
-    return settings, spec["train"]["seeds"][0] if seed is None else seed
 
 
 def read_spec_file(path: str | Path | None) -> tuple[dict[str, Any], str]:

@@ -27,11 +27,12 @@ from torch import nn
 
 from reportgen.cli import split_models
 from reportgen.errors import ArchiveError, ReportgenError, SpecError
+from reportgen.experiment import Trial
 from reportgen.run import archive as archive_module
 from reportgen.run.archive import RunArchive, json_bytes, validate_run_id
 from reportgen.run.executors import AutoExecutor, LocalExecutor, ProcessExecutor, choose_executor
 from reportgen.run.runner import run_experiment
-from reportgen.spec import Trial, load_spec
+from reportgen.spec import load_spec
 from reportgen.states import RunState, TrialState
 
 # ------------------------------------------------------------------ test models (module:Class references)

@@ -53,6 +53,6 @@ def test_the_data_seed_draws_other_images_and_old_runs_keep_their_first_training
     assert code == 0, err
     assert combine.test_set_checksum(RunArchive(workdir / "runs" / "d5")) != combine.test_set_checksum(base)
     # a run archived before [data] seed existed drew its subsets with its first training seed: read as such
-    from reportgen.spec import recorded_data
+    from reportgen.experiment import recorded_data
 
     assert recorded_data({"data": {"dataset": "mnist"}, "train": {"seeds": [7, 8]}}) == ({"dataset": "mnist"}, 7)

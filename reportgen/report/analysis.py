@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from reportgen.experiment import recorded_data
 from reportgen.report.combine import (
     CombinedRun,
     differences,
@@ -56,7 +57,6 @@ from reportgen.report.summary import (
 from reportgen.report.sweep import sweep_claims
 from reportgen.run.archive import ArchiveError, RunArchive, RunRecord
 from reportgen.settings import HEATMAP_AXES, value_order
-from reportgen.spec import recorded_data
 from reportgen.states import TrialState
 
 # Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.

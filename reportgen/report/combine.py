@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from reportgen.errors import short
+from reportgen.experiment import recorded_data
 from reportgen.report.cover import COVER_ROWS
 from reportgen.run.archive import (
     MANIFEST_FILE,
@@ -36,7 +37,6 @@ from reportgen.run.archive import (
     validate_run_id,
 )
 from reportgen.settings import REPORTED
-from reportgen.spec import recorded_data
 
 READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
 MISSING = "–"

@@ -53,8 +53,8 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
     from reportgen.data.datasets import Dataset
+    from reportgen.experiment import ExperimentSpec, Trial
     from reportgen.measure.params import ModelAudit
-    from reportgen.spec import ExperimentSpec, Trial
 
 LOOPBACK = "127.0.0.1"
 

@@ -15,11 +15,11 @@ from torch import nn
 
 from reportgen.data.datasets import Dataset
 from reportgen.errors import ModelError, ReportgenError
+from reportgen.experiment import ExperimentSpec
 from reportgen.measure.cost import measure_cost
 from reportgen.measure.params import ModelAudit, audit_model
 from reportgen.models.registry import create_model
 from reportgen.settings import Loss
-from reportgen.spec import ExperimentSpec
 
 # How long one model's constructor, or its checks' forward passes, may take before the pre-flight gives up on it:
 # a forward that never returns (a `while` that never ends) hung the run with no message. Generous: a large zoo

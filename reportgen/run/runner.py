@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from reportgen.data.datasets import Dataset, load_dataset
 from reportgen.errors import ArchiveError, ReportgenError
+from reportgen.experiment import ExperimentSpec, Trial
 from reportgen.measure.params import ModelAudit
 from reportgen.run.archive import (
     MANIFEST_FILE,
@@ -30,7 +31,7 @@ from reportgen.run.environment import data_record, environment, test_images_file
 from reportgen.run.executors import AutoExecutor, Executor, LocalExecutor, Progress, longest_first, settle
 from reportgen.run.preflight import preflight
 from reportgen.run.trial import RecordedData, TrialJob, trial_batches
-from reportgen.spec import ExperimentSpec, Trial, parse_spec
+from reportgen.spec import parse_spec
 from reportgen.states import FINISHED_TRIALS, RunState
 from reportgen.train import select_device
 

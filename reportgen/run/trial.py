@@ -16,11 +16,11 @@ from torch import nn
 
 from reportgen.data.datasets import Dataset, load_recorded_dataset
 from reportgen.errors import ReportgenError
+from reportgen.experiment import Trial, recorded_data
 from reportgen.measure.activity import audit_with_training, record_training_modules
 from reportgen.measure.params import ModelAudit
 from reportgen.models.registry import create_model
 from reportgen.run.archive import RunArchive
-from reportgen.spec import Trial, recorded_data
 from reportgen.states import FINISHED_TRIALS, TrialState
 from reportgen.train import (
     EarlyStopping,

@@ -10,10 +10,10 @@ import os
 from pathlib import Path
 
 from reportgen.errors import ReportgenError, SpecError
+from reportgen.experiment import ExperimentSpec
 from reportgen.models.registry import is_in_memory
 from reportgen.models.sources import check_reference
 from reportgen.run.archive import check_writable
-from reportgen.spec import ExperimentSpec
 
 EXECUTORS = ("auto", "local", "process", "ray")
 
