@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from reportgen.report.analysis import _sweep_series
+from reportgen.report.conclusions import conclusion, next_steps
 from reportgen.report.i18n import translator
 from reportgen.report.plots import heatmap_svg, sweep_panels_svg
-from reportgen.report.summary import TrialSummary, conclusion, next_steps, sweep_pivot
+from reportgen.report.summary import TrialSummary, sweep_pivot
 from reportgen.report.sweep import sweep_claims
 from reportgen.states import TrialState
 from reportgen.train import TrainConfig

@@ -336,7 +336,7 @@ def _module_messages(path: Path) -> set[str]:
     [
         "report/checklist.py",
         "report/findings.py",
-        "report/summary.py",
+        "report/conclusions.py",
         "report/render.py",
         "report/plots.py",
         "report/regularization.py",

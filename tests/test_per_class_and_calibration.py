@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, precision_recall_fscore_support
 
+from reportgen.report.conclusions import calibration_sentences
 from reportgen.report.i18n import translator
 from reportgen.report.quality import expected_calibration_error, reliability_bins
-from reportgen.report.summary import best_per_model, calibration_sentences, summarize_trials
+from reportgen.report.summary import best_per_model, summarize_trials
 from reportgen.run.archive import RunArchive
 
 RUNS = Path(__file__).resolve().parent / "golden" / "runs"

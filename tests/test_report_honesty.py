@@ -10,10 +10,11 @@ from dataclasses import asdict
 from reportgen.measure.params import audit_model
 from reportgen.models.registry import create_model
 from reportgen.report.checklist import evaluate_checklist, load_checklist
+from reportgen.report.conclusions import conclusion, cost_sentences
 from reportgen.report.findings import review_trials
 from reportgen.report.i18n import translator
 from reportgen.report.significance import literature
-from reportgen.report.summary import TrialSummary, before_after, conclusion, cost_sentences
+from reportgen.report.summary import TrialSummary, before_after
 from reportgen.run.archive import ModelAuditRecord
 from reportgen.train import TrainConfig
 

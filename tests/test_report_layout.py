@@ -28,7 +28,7 @@ from reportgen.cli import main
 from reportgen.models.registry import model_code, register_object
 from reportgen.report.i18n import translator
 from reportgen.report.render import _environment
-from reportgen.report.tables import thread_count
+from reportgen.report.tables_setup import thread_count
 
 MODULE = "layout_models"  # not `models`: another test's models.py may already be imported under that name
 MODELS = textwrap.dedent('''

@@ -14,15 +14,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reportgen.report.predictions import CONFUSIONS_SHOWN, EXAMPLES_PER_CONFUSION, confusion_matrix, top_confusions
 from reportgen.report.significance import seed_aggregates
-from reportgen.report.summary import (
-    CONFUSIONS_SHOWN,
-    EXAMPLES_PER_CONFUSION,
-    TrialSummary,
-    confusion_matrix,
-    sweep_pivot,
-    top_confusions,
-)
+from reportgen.report.summary import TrialSummary, sweep_pivot
 from reportgen.settings import REPORTED, TrainConfig
 from reportgen.states import TrialState
 

@@ -15,12 +15,14 @@ from conftest import idx_run_args
 
 from reportgen.messages import Message, Op
 from reportgen.report.analysis import _only_right
+from reportgen.report.claims import findings
 from reportgen.report.findings import Finding, review_trials
 from reportgen.report.i18n import translator
 from reportgen.report.model import Cell
-from reportgen.report.summary import TrialSummary, gallery_picks
+from reportgen.report.predictions import gallery_picks
+from reportgen.report.summary import TrialSummary
 from reportgen.report.sweep import sweep_claims
-from reportgen.report.tables import _mac_check, findings
+from reportgen.report.tables_setup import _mac_check
 from reportgen.settings import TrainConfig, mixed_loss_scales
 from reportgen.states import TrialState
 

@@ -23,35 +23,39 @@ from reportgen.report.combine import (
     merge,
     test_set_checksum,
 )
+from reportgen.report.conclusions import (
+    calibration_sentences,
+    conclusion,
+    cost_sentences,
+    did_not_learn,
+    next_steps,
+    significant_first,
+)
 from reportgen.report.figures import Figures, Sheet
 from reportgen.report.findings import review_trials
 from reportgen.report.i18n import Translator, translator
 from reportgen.report.model import setting_text
 from reportgen.report.plots import model_colors
+from reportgen.report.predictions import (
+    confident_mistakes,
+    confusion_matrix,
+    gallery_picks,
+    per_class_accuracy,
+    prediction_confidence,
+    top_confusions,
+)
 from reportgen.report.significance import literature, pairwise_mcnemar, seed_aggregates
 from reportgen.report.summary import (
     TrialSummary,
     before_after,
     best_per_model,
-    calibration_sentences,
-    conclusion,
-    confident_mistakes,
-    confusion_matrix,
     cost_rows,
-    cost_sentences,
-    did_not_learn,
-    gallery_picks,
-    next_steps,
-    per_class_accuracy,
-    prediction_confidence,
     quality_by_trial,
     ranked_rows,
     seed_mean,
     settings_check,
-    significant_first,
     summarize_trials,
     sweep_pivot,
-    top_confusions,
     with_quality,
 )
 from reportgen.report.sweep import sweep_claims

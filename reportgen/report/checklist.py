@@ -16,11 +16,11 @@ from typing import Any
 
 from reportgen.errors import SpecError, did_you_mean
 from reportgen.report import lenet
+from reportgen.report.conclusions import did_not_learn
 from reportgen.report.i18n import Message, Translator
 from reportgen.report.model import SECTION_HEADINGS
 from reportgen.report.regularization import Judgement, judge_row
 from reportgen.report.significance import comparable_to_lenet
-from reportgen.report.summary import did_not_learn
 
 Evidence = Message | list[Message]
 Check = Callable[..., tuple[bool, Evidence]]

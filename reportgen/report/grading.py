@@ -27,6 +27,7 @@ import pandas as pd
 from reportgen.cover import merge_cover
 from reportgen.errors import ReportgenError
 from reportgen.report.analysis import analyse_run
+from reportgen.report.claims import findings
 from reportgen.report.combine import CombinedRun, authors, test_set_checksum
 from reportgen.report.cover import cover_rows
 from reportgen.report.figures import FOLDER
@@ -44,7 +45,7 @@ from reportgen.report.render import (
     inline_assets,
 )
 from reportgen.report.same_training import trainings
-from reportgen.report.tables import _comparison, findings
+from reportgen.report.tables_results import comparison_table
 from reportgen.report.typeset import keep_words_whole
 from reportgen.run.archive import RunArchive, atomic_write_json
 
@@ -144,7 +145,7 @@ def _student(source: RunArchive, lang: str, checklist: str | None, copies: list[
         "findings": findings(ctx["warnings"], translate),
         "troubles": [c.text for c in findings([w for w in ctx["warnings"] if w.code in TROUBLES], translate)],
         "warnings": [format_finding(w) for w in ctx["warnings"]],
-        "models_table": _comparison(ctx, translate),
+        "models_table": comparison_table(ctx, translate),
         "curves": ctx["model_curves"],
         "comparison": [row | {"run_id": source.run_id} for row in ctx["comparison"]],
         "epochs": [

@@ -36,7 +36,8 @@ from reportgen.report.findings import format_finding
 from reportgen.report.i18n import translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
 from reportgen.report.publishing import staged_report
-from reportgen.report.tables import build_report_model, spec_json
+from reportgen.report.tables import build_report_model
+from reportgen.report.tables_setup import spec_json
 from reportgen.report.typeset import keep_words_whole
 from reportgen.run.archive import ArchiveError, RunArchive, atomic_write_json
 

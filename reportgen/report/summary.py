@@ -1,4 +1,4 @@
-"""Turns an archived run into the report's content: tables, comparisons, gallery picks.
+"""Turns an archived run into the report's content: its trials summarized, settings checked, comparisons.
 
 Pure data in, pure data out (no templates, no files): render.py lays it out; the same numbers
 feed HTML, PDF, CSV and JSON, so they cannot disagree. pandas is imported inside the functions that use
@@ -7,26 +7,16 @@ it: reportgen.spec imports this module (through the checklist), and reading a sp
 
 from __future__ import annotations
 
-import math
-import random
 from dataclasses import dataclass, field
 from statistics import fmean, median
 from typing import TYPE_CHECKING, Any
 
-from reportgen.report.i18n import Translator
-from reportgen.report.model import Claim, points_between
-from reportgen.report.regularization import TEST as REGULARIZATION_TEST
-from reportgen.report.regularization import conclusion_sentence, judge_row
 from reportgen.run.archive import ModelAuditRecord, RunArchive
 from reportgen.settings import REPORTED, value_order, worth_showing
 from reportgen.states import FINISHED_TRIALS, TrialState
 
 if TYPE_CHECKING:
     from reportgen.report.same_training import Group
-
-GALLERY_CORRECT = 10  # images per sheet row: one correct image per class (up to 10 classes), 10 confident mistakes
-CONFUSIONS_SHOWN = 3  # most frequent (true → predicted) pairs per model in the report; misclassified.html has all
-EXAMPLES_PER_CONFUSION = 8
 
 
 @dataclass
@@ -243,77 +233,6 @@ def seed_mean(runs: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
     ]
 
 
-def gallery_picks(predictions: list[dict[str, str]], seed: int) -> tuple[list[int], list[int]]:
-    """Indices of one correctly classified test image per class (drawn with `seed`, in class order; a class the
-    model never got right has none) and of every misclassified one."""
-    correct = [p for p in predictions if p["label"] == p["prediction"]]
-    random.Random(seed).shuffle(correct)
-    first_of_class: dict[int, int] = {}
-    for p in correct:
-        first_of_class.setdefault(int(p["label"]), int(p["index"]))
-    picked = [first_of_class[label] for label in sorted(first_of_class)][:GALLERY_CORRECT]
-    wrong = [int(p["index"]) for p in predictions if p["label"] != p["prediction"]]
-    return picked, wrong
-
-
-def top_confusions(
-    predictions: list[dict[str, str]], limit: int = CONFUSIONS_SHOWN, examples: int = EXAMPLES_PER_CONFUSION
-) -> list[dict[str, Any]]:
-    """The most frequent (true → predicted) mistakes, most frequent first, each with its most confident
-    examples: which classes the model mixes up, and on what kind of image."""
-    import pandas as pd
-
-    wrong = pd.DataFrame(
-        [
-            (int(p["label"]), int(p["prediction"]), int(p["index"]), prediction_confidence(p))
-            for p in predictions
-            if p["label"] != p["prediction"]
-        ],
-        columns=["true", "predicted", "index", "confidence"],
-    )
-    pair = ["true", "predicted"]
-    # groupby orders the pairs and stable sorts keep ties as they were: equal counts in (true, predicted)
-    # order, equal confidences in test-set order (as in runs archived before confidences were recorded)
-    counts = wrong.groupby(pair).size().sort_values(ascending=False, kind="stable").iloc[:limit]
-    surest = wrong.sort_values("confidence", ascending=False, kind="stable").groupby(pair)["index"].agg(list)
-    return [
-        {"true": true, "predicted": predicted, "count": count, "examples": surest[true, predicted][:examples]}
-        for (true, predicted), count in counts.items()
-    ]
-
-
-def confident_mistakes(predictions: list[dict[str, str]], count: int = GALLERY_CORRECT) -> list[int]:
-    """Indices of the misclassified test images the model was surest of."""
-    return [int(p["index"]) for p in _most_confident([p for p in predictions if p["label"] != p["prediction"]])[:count]]
-
-
-def _most_confident(rows: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Highest softmax confidence first; runs archived before confidences were recorded keep test-set order."""
-    return sorted(rows, key=lambda p: -prediction_confidence(p))
-
-
-def prediction_confidence(p: dict[str, str]) -> float:
-    """The softmax confidence; 0 when unrecorded or not finite (a diverged model's NaN sorts last)."""
-    value = float(p.get("confidence") or 0)
-    return value if math.isfinite(value) else 0.0
-
-
-def confusion_matrix(predictions: list[dict[str, str]], num_classes: int) -> list[list[int]]:
-    """matrix[true][predicted] counts; a class that never occurs has its row and column of zeros."""
-    import pandas as pd
-
-    counts = pd.crosstab(*(pd.Series([int(p[k]) for p in predictions], dtype=int) for k in ("label", "prediction")))
-    classes = range(num_classes)
-    return counts.reindex(index=classes, columns=classes, fill_value=0).to_numpy(dtype=int).tolist()
-
-
-def per_class_accuracy(matrix: list[list[int]], classes: list[str]) -> list[dict[str, Any]]:
-    return [
-        {"class": name, "correct": row[i], "total": sum(row), "accuracy": row[i] / sum(row) if sum(row) else None}
-        for i, (name, row) in enumerate(zip(classes, matrix))
-    ]
-
-
 def sweep_pivot(trials: list[TrialSummary], row_key: str, column_key: str) -> dict[str, Any]:
     """Best final test accuracy (%) for each (row setting, column setting) pair; NaN where untried."""
     import pandas as pd
@@ -340,197 +259,6 @@ def _unranked_marks(trials: list[TrialSummary], row_key: str, column_key: str) -
         for cell, group in cells.items()
         if not any(t.ranked for t in group)
     }
-
-
-SINGLE_SEED = "Every model was trained with one seed, so these results rest on one seed."
-COMPUTE_APART = 1.5  # multiply-adds this many times apart are worth saying beside an accuracy difference
-
-
-def did_not_learn(best: list[TrialSummary], warnings: list) -> set[str]:
-    """Labels whose compared (best) trial the findings call chance level: the report tells readers not to
-    compare such a model as trained, so nothing that ranks or compares models may use it. By trial id, not
-    label: a model with one chance-level seed and one that learned is compared on the one that learned."""
-    chance = {w.trial_id for w in warnings if w.code == "chance"}
-    return {t.label for t in best if t.ranked and t.trial_id in chance}
-
-
-def conclusion(
-    best: list[TrialSummary],
-    tests: list[dict[str, Any]],
-    improvements: list[dict[str, Any]],
-    warnings: list,
-    translate,
-    trials: list[TrialSummary] | None = None,
-    macs: dict[str, int] | None = None,
-) -> list[Claim]:
-    """Sentences the numbers support, each with the test it rests on, what is significant first: each
-    difference McNemar finds (p < 0.05), by how many points and, with `macs` (label → multiply-adds per image),
-    at what compute; then the top model, and whether its lead is significant. A diverged model is never named
-    best: it is said to have diverged instead; a chance-level model is said not to have learned, and no
-    comparison with it is made. When every model ran with one seed (`trials` tells), the conclusion says so
-    (what to do about it is a next step, not a conclusion: next_steps)."""
-    untrained = did_not_learn(best, warnings)
-    # models that learned first: a chance-level model is named top only when no model learned, and the
-    # sentence after it says so
-    ranked = sorted(
-        (t for t in best if t.ranked), key=lambda t: (t.label not in untrained, t.final["test_acc"]), reverse=True
-    )
-    compared = {t.label for t in ranked} - untrained
-    tests = [row for row in tests if {row["a"], row["b"]} <= compared]
-    significant = sorted((row for row in tests if row["significant"]), key=lambda row: row["p_value"])
-    sentences = [
-        Claim(_significant_sentence(row, macs or {}, translate), True, test="McNemar, and the counted multiply-adds")
-        for row in significant
-    ]
-    top = ranked[0] if ranked else None
-    # the top model's lead over a model McNemar cannot tell it from is said in the top model's sentence
-    level = [row for row in tests if not row["significant"] and top and top.label in (row["a"], row["b"])]
-    if top:
-        sentences.append(_top_sentence(top, level, translate))
-    sentences += [
-        Claim(
-            translate("{model} diverged (its training loss became NaN/inf); it is not ranked.", model=t.label),
-            test="divergence check of the training loss",
-        )
-        for t in best
-        if not t.ranked
-    ]
-    sentences += [
-        Claim(
-            translate(
-                "{model} stayed at chance level: it did not learn, so comparing it with the other models is not "
-                "meaningful.",
-                model=t.label,
-            ),
-            test="chance-level finding",
-        )
-        for t in best
-        if t.label in untrained
-    ]
-    sentences += [
-        Claim(_test_sentence(row, translate), test="McNemar")
-        for row in tests
-        if not row["significant"] and row not in level
-    ]
-    sentences += [  # worded from the same judgement as the checklist's regularization items
-        Claim(conclusion_sentence(judge_row(row, best, tests, untrained)).render(translate), test=REGULARIZATION_TEST)
-        for row in improvements
-    ]
-    if trials and single_seed(trials):
-        sentences.append(Claim(translate(SINGLE_SEED), test="seeds per model"))
-    if warnings:
-        sentences.append(Claim(translate("The warnings at the top of the report qualify these results.")))
-    return sentences
-
-
-def significant_first(claims: list[Claim]) -> list[Claim]:
-    """The conclusion's claims with those a test decided (a significant difference, a sweep's effect in every
-    pair) first, in their order; the rest after, in theirs."""
-    return [c for c in claims if c.holds] + [c for c in claims if not c.holds]
-
-
-def next_steps(trials: list[TrialSummary], translate) -> list[Claim]:
-    """Advice to the report's author, apart from what the results show: what to run next."""
-    if not single_seed(trials):
-        return []
-    return [
-        Claim(
-            translate(
-                "Run again with seeds = [0, 1, 2] under [train] to see how much the results vary from seed to seed."
-            ),
-            test="seeds per model",
-        )
-    ]
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
-def _test_values(row: dict[str, Any]) -> dict[str, str]:
-    acc_w, acc_l = _pct(max(row["acc_a"], row["acc_b"])), _pct(min(row["acc_a"], row["acc_b"]))
-    return {
-        "winner": row["winner"],
-        "loser": row["loser"],
-        "p": f"{row['p_value']:.3g}",
-        "a": row["a"],
-        "b": row["b"],
-        "acc_a": _pct(row["acc_a"]),
-        "acc_b": _pct(row["acc_b"]),
-        "acc_w": acc_w,
-        "acc_l": acc_l,
-        "points": points_between(acc_w, acc_l),
-    }
-
-
-def _significant_sentence(row: dict[str, Any], macs: dict[str, int], translate: Translator) -> str:
-    """A significant McNemar test in words: the winner, by how many points, and at what compute when the two
-    models' multiply-adds are far apart ("… by 1.96 points …, at 6.8 times the multiply-adds per image")."""
-    values = _test_values(row)
-    heavy, light = macs.get(row["winner"]), macs.get(row["loser"])
-    if heavy and light and heavy >= COMPUTE_APART * light:
-        return translate(
-            "{winner} is more accurate than {loser} by {points} points ({acc_w} vs {acc_l}), a significant "
-            "difference (McNemar p = {p}), at {ratio} times the multiply-adds per image.",
-            **values,
-            ratio=f"{heavy / light:.1f}",
-        )
-    if heavy and light and light >= COMPUTE_APART * heavy:
-        return translate(
-            "{winner} is more accurate than {loser} by {points} points ({acc_w} vs {acc_l}), a significant "
-            "difference (McNemar p = {p}), with 1/{ratio} of the multiply-adds per image.",
-            **values,
-            ratio=f"{light / heavy:.1f}",
-        )
-    return translate(
-        "{winner} is more accurate than {loser} by {points} points ({acc_w} vs {acc_l}), a significant "
-        "difference (McNemar p = {p}).",
-        **values,
-    )
-
-
-def _top_sentence(top: TrialSummary, level: list[dict[str, Any]], translate: Translator) -> Claim:
-    """The highest accuracy; where McNemar cannot tell the top model from another, its lead is said not to be
-    significant, with each such model's accuracy and p-value."""
-    acc = _pct(top.final["test_acc"])
-    test = "final test accuracy of each model's best trial that trained to the end"
-    if not level:
-        return Claim(
-            translate("{model} reached the highest final test accuracy: {acc}.", model=top.label, acc=acc), test=test
-        )
-    others = [
-        translate(
-            "{model} ({acc}, McNemar p = {p})",
-            model=row["b"] if row["a"] == top.label else row["a"],
-            acc=_pct(row["acc_b"] if row["a"] == top.label else row["acc_a"]),
-            p=f"{row['p_value']:.3g}",
-        )
-        for row in level
-    ]
-    text = translate(
-        "{model} reached the highest final test accuracy, {acc}, but not significantly above {others}.",
-        model=top.label,
-        acc=acc,
-        others=", ".join(others),
-    )
-    return Claim(text, test=test + "; McNemar")
-
-
-def _test_sentence(row: dict[str, Any], translate: Translator) -> str:
-    """A McNemar test that found no significant difference, in words."""
-    return translate(
-        "{a} and {b} ({acc_a} vs {acc_b}) are not significantly different on this test set (McNemar p = {p}).",
-        **_test_values(row),
-    )
-
-
-def single_seed(trials: list[TrialSummary]) -> bool:
-    """True when no model was trained with more than one seed: its numbers may be luck of one draw. Trials
-    that were one training (`seeds = [0, 0, 0]`, a copied run) are one seed."""
-    seeds: dict[str, set] = {}
-    for t in trials:
-        seeds.setdefault(t.label, set()).update([] if t.repeated else [t.config["seed"]])
-    return all(len(s) <= 1 for s in seeds.values())
 
 
 def cost_rows(
@@ -570,32 +298,6 @@ def cost_rows(
     return rows
 
 
-def cost_sentences(
-    tests: list[dict[str, Any]], costs: list[dict[str, Any]], translate, untrained: set[str] = frozenset()
-) -> list[Claim]:
-    """Where two models are not significantly different in accuracy, what separates them is cost.
-    `untrained`: labels that did not learn (did_not_learn): two models at chance level are "not different"
-    only because neither learned, which says nothing about what their cost buys."""
-    macs = {row["model"]: row["macs"] for row in costs}
-    sentences = []
-    for row in tests:
-        if row["significant"] or not (macs.get(row["a"]) and macs.get(row["b"])) or {row["a"], row["b"]} & untrained:
-            continue
-        heavy, light = sorted((row["a"], row["b"]), key=lambda label: macs[label], reverse=True)
-        if macs[heavy] >= 1.5 * macs[light]:
-            text = translate(
-                "{heavy} and {light} are not significantly different in accuracy, but {heavy} "
-                "needs {ratio} times the multiply-adds per image ({heavy_macs} vs {light_macs}).",
-                heavy=heavy,
-                light=light,
-                ratio=f"{macs[heavy] / macs[light]:.1f}",
-                heavy_macs=f"{macs[heavy]:,}",
-                light_macs=f"{macs[light]:,}",
-            )
-            sentences.append(Claim(text, test="McNemar, and the counted multiply-adds"))
-    return sentences
-
-
 def quality_by_trial(trials: list[TrialSummary], read_predictions, classes: int) -> dict[str, dict[str, Any]]:
     """Per finished trial (complete or diverged: those archive predictions), its per-class scores and
     calibration from its test predictions (quality.trial_quality); `read_predictions`: trial id → rows."""
@@ -625,70 +327,3 @@ def with_quality(rows: list[dict[str, Any]], quality: dict[str, dict[str, Any]])
 # Calibration is worth a sentence only when it matters: a model's expected calibration error above this, or two
 # models' ECEs further apart than this (the best- and worst-calibrated model are then named). The table's caption
 # states the same rule.
-CALIBRATION_GAP = 0.05
-CALIBRATION_TEST = "expected calibration error (15 equal-width confidence bins)"
-
-
-def calibration_sentences(
-    best: list[TrialSummary], quality: dict[str, dict[str, Any]], untrained: set[str], translate
-) -> list[Claim]:
-    """The conclusion's calibration sentences, over each model's best trial that completed and learned: the
-    models whose ECE is above CALIBRATION_GAP, one sentence per way their confidence errs, and one naming the
-    best- and worst-calibrated models when their ECEs differ by more than CALIBRATION_GAP."""
-    judged = [
-        (t.label, quality[t.trial_id])
-        for t in best
-        if t.ranked and t.label not in untrained and quality.get(t.trial_id, {}).get("ece") is not None
-    ]
-    ways: dict[str, list[str]] = {}
-    for model, q in judged:
-        if q["ece"] > CALIBRATION_GAP:
-            ways.setdefault(_way(q), []).append(_calibration_figures(model, q, translate))
-    sentences = [
-        Claim(_way_sentence(way, "; ".join(models), translate), test=CALIBRATION_TEST) for way, models in ways.items()
-    ]
-    if len(judged) > 1:
-        (good, good_q), (bad, bad_q) = min(judged, key=lambda m: m[1]["ece"]), max(judged, key=lambda m: m[1]["ece"])
-        if bad_q["ece"] - good_q["ece"] > CALIBRATION_GAP:
-            text = translate(
-                "{good} is better calibrated than {bad}: expected calibration error {good_ece} vs {bad_ece}.",
-                good=good,
-                bad=bad,
-                good_ece=f"{good_q['ece']:.3f}",
-                bad_ece=f"{bad_q['ece']:.3f}",
-            )
-            sentences.append(Claim(text, test=CALIBRATION_TEST))
-    return sentences
-
-
-def _way(q: dict[str, Any]) -> str:
-    """Which way a model's confidence errs: "over" when its mean confidence exceeds its accuracy by at least
-    half its ECE (most of the error lies that way), "under" in the reverse case, else "both"."""
-    lead = q["confidence"] - q["accuracy"]
-    return "over" if lead >= q["ece"] / 2 else "under" if -lead >= q["ece"] / 2 else "both"
-
-
-def _calibration_figures(model: str, q: dict[str, Any], translate) -> str:
-    return translate(
-        "{model} (mean confidence {confidence}, accuracy {accuracy}, ECE {ece})",
-        model=model,
-        confidence=_pct(q["confidence"]),
-        accuracy=_pct(q["accuracy"]),
-        ece=f"{q['ece']:.3f}",
-    )
-
-
-def _way_sentence(way: str, models: str, translate) -> str:
-    if way == "over":
-        return translate(
-            "Over-confident on the test images (expected calibration error, ECE, above 0.05): {models}.", models=models
-        )
-    if way == "under":
-        return translate(
-            "Under-confident on the test images (expected calibration error, ECE, above 0.05): {models}.", models=models
-        )
-    return translate(
-        "Over-confident at some confidences and under-confident at others (expected calibration error, ECE, "
-        "above 0.05): {models}.",
-        models=models,
-    )
