@@ -14,7 +14,7 @@ import argparse
 import statistics
 import time
 
-from reportgen.measure.cost import count_macs
+from reportgen.measure.macs import count_macs
 from reportgen.measure.params import audit_model, parse_input_shape
 from reportgen.models.registry import create_model
 

@@ -216,7 +216,7 @@ def compare(
 
 
 class Audit:
-    """A parameter and multiply-add audit (measure.params.ModelAudit with measure.cost.MacAudit) that shows in
+    """A parameter and multiply-add audit (measure.params.ModelAudit with measure.macs.MacAudit) that shows in
     Jupyter as `reportgen params` prints it, with the column names in the chosen language."""
 
     # CSV column → catalogue entry (the report's table uses the same words)
@@ -244,7 +244,7 @@ class Audit:
 
     def __repr__(self) -> str:
         from reportgen.measure.audit_text import format_audit
-        from reportgen.measure.cost import format_macs
+        from reportgen.measure.mac_text import format_macs
         from reportgen.report.i18n import wording
 
         words = wording(self.lang)
@@ -263,7 +263,7 @@ class Audit:
         return pd.read_csv(io.StringIO(format_audit(self.audit, "csv", wording(self.lang))), keep_default_na=False)
 
     def _repr_html_(self) -> str:
-        from reportgen.measure.cost import cross_check_text
+        from reportgen.measure.mac_text import cross_check_text
         from reportgen.report.i18n import translator, wording
 
         tr, words, a = translator(self.lang), wording(self.lang), self.audit
@@ -296,7 +296,7 @@ def audit(
 ) -> Audit:
     """Parameter and multiply-add audit of a model instance, class (built with no arguments) or model reference
     (`torchvision:resnet18` too); `lang` ("en", "ko") words its text and table."""
-    from reportgen.measure.cost import count_macs
+    from reportgen.measure.macs import count_macs
     from reportgen.measure.params import audit_model
     from reportgen.models.registry import create_model
 

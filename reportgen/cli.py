@@ -194,7 +194,8 @@ def _params(args: argparse.Namespace) -> int:
         check_reference(ref)
 
     from reportgen.measure.audit_text import format_audit
-    from reportgen.measure.cost import check_macs_claim, count_macs, format_macs, macs_claim_note
+    from reportgen.measure.mac_text import format_macs
+    from reportgen.measure.macs import check_macs_claim, count_macs, macs_claim_note
     from reportgen.measure.params import audit_model, check_claim, parse_input_shape
     from reportgen.measure.widths import match_mlp
     from reportgen.models.registry import create_model

@@ -19,15 +19,9 @@ from torch import nn
 
 from reportgen.cli import main
 from reportgen.errors import ModelError
-from reportgen.measure.cost import (
-    check_macs_claim,
-    count_macs,
-    cross_check_text,
-    format_macs,
-    macs_claim_note,
-    measure_cost,
-    measure_latency,
-)
+from reportgen.measure.cost import measure_cost, measure_latency
+from reportgen.measure.mac_text import cross_check_text, format_macs
+from reportgen.measure.macs import check_macs_claim, count_macs, macs_claim_note
 from reportgen.models.registry import create_model, parse_model_ref
 
 # LeNet-5 on 1×28×28 (padding 2): conv1 28·28·6 outputs × 5·5·1; conv2 10·10·16 × 5·5·6; then 400·120, 120·84, 84·10

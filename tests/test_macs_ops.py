@@ -20,7 +20,8 @@ from torch import nn
 from torchvision.ops import FrozenBatchNorm2d
 
 from reportgen.errors import ModelError
-from reportgen.measure.cost import count_macs, cross_check_text, format_macs
+from reportgen.measure.mac_text import cross_check_text, format_macs
+from reportgen.measure.macs import count_macs
 from reportgen.measure.params import audit_model
 
 # d_model 64, 4 heads of 16, 10 tokens: in-projection 10·64·(3·64), scores 4·10·10·16, weights·values 4·10·10·16,

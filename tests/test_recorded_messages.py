@@ -16,7 +16,7 @@ from torch.nn.utils import prune
 
 from reportgen.data.datasets import load_dataset
 from reportgen.files import sha256_file
-from reportgen.measure.cost import count_macs
+from reportgen.measure.macs import count_macs
 from reportgen.measure.params import audit_model
 from reportgen.messages import Message, Op, english
 from reportgen.report import i18n

@@ -9,7 +9,7 @@ from torchvision.models import get_model_weights
 
 import reportgen
 from reportgen.errors import ModelError
-from reportgen.measure.cost import check_macs_claim, count_macs, macs_claim_note
+from reportgen.measure.macs import check_macs_claim, count_macs, macs_claim_note
 from reportgen.measure.params import audit_model
 from reportgen.models.registry import create_model, model_code, parse_model_ref
 
