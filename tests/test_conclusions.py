@@ -16,7 +16,8 @@ import pytest
 from reportgen.report.analysis import _sweep_series
 from reportgen.report.conclusions import conclusion, next_steps
 from reportgen.report.i18n import translator
-from reportgen.report.plots import heatmap_svg, sweep_panels_svg
+from reportgen.report.matrix_plots import heatmap_svg
+from reportgen.report.plots import sweep_panels_svg
 from reportgen.report.summary import TrialSummary, sweep_pivot
 from reportgen.report.sweep import sweep_claims
 from reportgen.states import TrialState

@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from reportgen.report import plots
+from reportgen.report import figure_style, plots
 
 THREE = Path(__file__).resolve().parent / "golden" / "runs" / "three"
 MODELS = ("LeNet-5", "MLP 784-75-32-10", "LeNet-5 + BN + Dropout")  # the golden run's model labels
@@ -178,7 +178,7 @@ def test_models_are_told_apart_by_okabe_ito_colours_and_a_marker_each(tmp_path):
     """Nine models: every series is drawn in an Okabe–Ito colour, and no two models share both colour and
     marker, on the curves, the sweep's panels, the cost scatter and the reliability diagram."""
     labels = [f"model {n}" for n in range(9)]
-    colors = plots.model_colors(labels)
+    colors = figure_style.model_colors(labels)
     series = {label: _epochs(n) for n, label in enumerate(labels)}
     plots.curves_svg(series, "acc", colors, str, tmp_path / "acc.svg")
     plots.sweep_panels_svg({"lr 0.1": series, "lr 0.01": series}, colors, str, tmp_path / "sweep.svg")

@@ -17,7 +17,7 @@ from xml.etree import ElementTree
 import pytest
 from PIL import Image
 
-from reportgen.report.plots import CAPTION_PX
+from reportgen.report.figure_style import CAPTION_PX
 from reportgen.report.render import render_report
 from reportgen.report.typeset import keep_words_whole
 

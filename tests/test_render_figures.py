@@ -9,7 +9,7 @@ from pathlib import Path
 
 from reportgen.report.analysis import analyse_run, with_figures
 from reportgen.report.figures import draw_figures
-from reportgen.report.plots import confusion_svg, heatmap_svg
+from reportgen.report.matrix_plots import confusion_svg, heatmap_svg
 from reportgen.run.archive import RunArchive, RunRecord
 from reportgen.states import RunState
 

@@ -31,11 +31,11 @@ from reportgen.report.conclusions import (
     next_steps,
     significant_first,
 )
+from reportgen.report.figure_style import model_colors
 from reportgen.report.figures import Figures, Sheet
 from reportgen.report.findings import review_trials
 from reportgen.report.i18n import Translator, translator
 from reportgen.report.model import setting_text
-from reportgen.report.plots import model_colors
 from reportgen.report.predictions import (
     confident_mistakes,
     confusion_matrix,

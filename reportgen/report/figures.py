@@ -1,9 +1,9 @@
 """Draws every figure file of a report from its analysed context (render.analyse_run) into figures/.
 
 The one module of the report that writes figures: it reads no archive and computes no result, it only
-lays out what the analysis picked (curves, pivots, cost rows, gallery picks) through plots.py, names the
-files and hands back their paths relative to the report folder, which the templates then show, each with
-its alt text (figure_alt.py).
+lays out what the analysis picked (curves, pivots, cost rows, gallery picks) through plots.py,
+matrix_plots.py and contact_sheets.py, names the files and hands back their paths relative to the report
+folder, which the templates then show, each with its alt text (figure_alt.py).
 """
 
 from __future__ import annotations
@@ -14,21 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.report import figure_alt
-from reportgen.report.plots import (
-    confusion_svg,
-    cost_scatter_svg,
-    curves_svg,
-    gallery_png,
-    heatmap_svg,
-    model_marker,
-    model_panels_svg,
-    reliability_svg,
-    sweep_panels_svg,
-)
+from reportgen.report.contact_sheets import gallery_png
+from reportgen.report.figure_style import model_marker
+from reportgen.report.matrix_plots import confusion_svg, heatmap_svg
+from reportgen.report.plots import cost_scatter_svg, curves_svg, model_panels_svg, reliability_svg, sweep_panels_svg
 
 FOLDER = "figures"  # beside the documents: every path handed back starts with it
 # A disagreement's strip prints in half the page (pt, report.css .pair): drawn for that width, its captions
-# keep their print size (plots.gallery_png).
+# keep their print size (contact_sheets.gallery_png).
 HALF_PT = 250
 
 

@@ -149,7 +149,7 @@ def _render_here(options: dict[str, Any]) -> Path:
 def _warm_up(pdf: bool) -> None:
     """Import the report stack and lay out one small styled page (if the PDF can be made here) and figure,
     which loads the fonts (fontconfig for WeasyPrint, matplotlib's font list) the first real report would."""
-    from reportgen.report import plots, render
+    from reportgen.report import figure_style, render
 
     if pdf:
         import weasyprint
@@ -157,7 +157,7 @@ def _warm_up(pdf: bool) -> None:
         css = render.TEMPLATES.joinpath("report.css").read_text("utf-8")
         page = f"<style>{css}</style><h1>Report 보고서</h1><table><tr><td>1</td></tr></table>"
         weasyprint.HTML(string=page).write_pdf(io.BytesIO())
-    plots.warm_up()
+    figure_style.warm_up()
 
 
 def _serve(replies: IO[str]) -> int:
