@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reportgen import stopping
+from reportgen import cuda_graph, stopping
 from reportgen.data.augment import Augment
 from reportgen.errors import SpecError
 from reportgen.settings import (  # noqa: F401 (re-exported)
@@ -66,6 +66,7 @@ class TrainResult:
     history: list[EpochMetrics] = field(default_factory=list)
     status: TrialState = TrialState.COMPLETE  # or DIVERGED
     final: Evaluation | None = None
+    step_mode: dict[str, str] = field(default_factory=dict)  # cuda_graph.StepMode.record(): trial.json's
 
 
 class EarlyStopping:
@@ -360,13 +361,15 @@ def train_model(
     when `early` (with a validation split) sees no better validation accuracy for its patience, restoring the
     best epoch's weights. `schedule` (make_scheduler's, restored with the optimizer on resume) moves the LR."""
     optimizer = optimizer or make_optimizer(config, model.parameters())
-    result = TrainResult(history=list(history or []))
+    graphed, mode = cuda_graph.graphed_epochs(model, optimizer, config, train_images, schedule)
+    result = TrainResult(history=list(history or []), step_mode=mode.record())
+    run_epoch = graphed or train_epoch  # a CUDA graph's replays where decide() allows, else eager
     per_batch = schedule if steps_per_batch(config) else None
     for epoch in range(len(result.history) + 1, config.epochs + 1):
         if early is not None and early.should_stop(epoch - 1):
             break
         started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = train_epoch(
+        train_loss, train_acc = run_epoch(
             model, optimizer, train_images, train_labels, mean, std, config, epoch, on_batch, per_batch
         )
         if schedule is not None and per_batch is None:

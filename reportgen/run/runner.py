@@ -27,6 +27,7 @@ from reportgen.run.archive import (
     open_run,
     validate_run_id,
 )
+from reportgen.run.device_choice import choose_device, resumed_device
 from reportgen.run.environment import data_record, environment, test_images_file
 from reportgen.run.executors import AutoExecutor, Executor, LocalExecutor, Progress, longest_first, settle
 from reportgen.run.preflight import preflight
@@ -56,14 +57,20 @@ def run_experiment(
     if run_id and (Path(runs_root) / validate_run_id(run_id) / STATUS_FILE).exists():
         return resume_experiment(Path(runs_root) / run_id, executor, log)
     data = load_dataset(**asdict(spec.data))  # subsets drawn with the data seed, not the training seeds
-    device = select_device(spec.device)
+    choice = choose_device(spec, data, executor or LocalExecutor(), log)  # auto: CPU or GPU, by estimated time
+    device = select_device(choice.device)
     audits = preflight(spec, data, device)
     trials = spec.trials()  # built once: the executor's estimate and the jobs both use them
-    executor = settle(executor or LocalExecutor(), trials, audits, len(data.train_labels))
-    env = environment(device) | {
-        "executor": type(executor).__name__,
-        "threads_per_trial": executor.threads or torch.get_num_threads(),
-    }
+    executor = settle(executor or LocalExecutor(), trials, audits, len(data.train_labels), device)
+    env = (
+        environment(device)
+        | {
+            "executor": type(executor).__name__,
+            "workers": getattr(executor, "workers", 1),
+            "threads_per_trial": executor.threads or torch.get_num_threads(),
+        }
+        | choice.record()
+    )
     run = RunArchive.create(
         runs_root,
         run_id,
@@ -86,11 +93,11 @@ def resume_experiment(path: Path, executor: Executor | AutoExecutor | None = Non
     try:
         spec = parse_spec(run.resolved_spec(), str(run.path / SPEC_FILE))
         data = RecordedData.of(run).load()
-        device = select_device(spec.device)
+        device = select_device(resumed_device(spec.device, run.read("environment")))  # the device it started on
         audits = preflight(spec, data, device)
         trials = spec.trials()
         unfinished = [t for t in trials if run.trial_status(t.trial_id) not in FINISHED_TRIALS]
-        executor = settle(executor or LocalExecutor(), unfinished, audits, len(data.train_labels))
+        executor = settle(executor or LocalExecutor(), unfinished, audits, len(data.train_labels), device)
         log(
             f"resuming {run.path} with its archived settings: {spec.trial_count() - len(unfinished)} of "
             f"{spec.trial_count()} trial(s) finished, the others are trained"

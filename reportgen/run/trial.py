@@ -200,7 +200,8 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
         schedule=schedule,
         early=early,
     )
-    _finish(job, run, model, result, data.test_labels, output, ran, _early_record(early, result, config.epochs))
+    extra = _early_record(early, result, config.epochs) | result.step_mode  # step_mode: how the steps ran, why
+    _finish(job, run, model, result, data.test_labels, output, ran, extra)
 
 
 def _early_record(early: EarlyStopping | None, result: TrainResult, epochs: int) -> dict[str, Any]:
