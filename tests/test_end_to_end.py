@@ -148,10 +148,10 @@ def test_list_shows_state_models_and_best_accuracy(finished, cli, tmp_path):
 
 @pytest.mark.slow
 def test_pdf_fetcher_reads_only_inside_the_report_folder(finished, tmp_path):
-    from reportgen.report.render import _restricted_fetcher
+    from reportgen.report.templating import restricted_fetcher
 
     folder = finished / "output" / "e2e"
-    fetch = _restricted_fetcher(folder)
+    fetch = restricted_fetcher(folder)
     response = fetch((folder / "report.css").as_uri())
     assert b"font-family" in response.read()
     outside = tmp_path / "secret.txt"

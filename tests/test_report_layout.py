@@ -27,8 +27,8 @@ from nbclient import NotebookClient
 from reportgen.cli import main
 from reportgen.models.registry import model_code, register_object
 from reportgen.report.i18n import translator
-from reportgen.report.render import _environment
 from reportgen.report.tables_setup import thread_count
+from reportgen.report.templating import jinja_environment
 
 MODULE = "layout_models"  # not `models`: another test's models.py may already be imported under that name
 MODELS = textwrap.dedent('''
@@ -161,7 +161,9 @@ def test_layer_names_stay_whole_in_pdf_tables(layout):
 
 
 def test_a_long_nested_layer_name_breaks_only_before_a_named_part():
-    template = _environment("en").from_string('{% from "macros.html.j2" import layer_name %}{{ layer_name(name) }}')
+    template = jinja_environment("en").from_string(
+        '{% from "macros.html.j2" import layer_name %}{{ layer_name(name) }}'
+    )
     assert template.render(name="classifier.1") == '<code class="layer"><span>classifier.1</span></code>'
     assert template.render(name="layer1.0.downsample.1") == (
         '<code class="layer"><span>layer1.0.</span><wbr><span>downsample.1</span></code>'

@@ -377,3 +377,13 @@ def evaluate_checklist(
             }
         )
     return results
+
+
+def judged_checklist(context: dict[str, Any], name: str | None) -> dict[str, Any] | None:
+    """The assignment checklist, judged on the finished context: some items check the figures drawn."""
+    name = name or context["spec"].get("checklist")
+    if not name:
+        return None
+    loaded = load_checklist(name)
+    translate = context["translate"]
+    return {"title": translate(loaded["title"]), "items": evaluate_checklist(loaded, context, translate)}

@@ -27,6 +27,7 @@ import pandas as pd
 from reportgen.cover import merge_cover
 from reportgen.errors import ReportgenError
 from reportgen.report.analysis import analyse_run
+from reportgen.report.checklist import judged_checklist
 from reportgen.report.claims import findings
 from reportgen.report.combine import CombinedRun, authors, test_set_checksum
 from reportgen.report.cover import cover_rows
@@ -37,15 +38,9 @@ from reportgen.report.i18n import Translator, translator
 from reportgen.report.markdown import escape_markdown, latex_table
 from reportgen.report.model import public_text
 from reportgen.report.plots import model_panels_svg
-from reportgen.report.render import (
-    TEMPLATES,
-    _environment,
-    _evaluate_checklist,
-    _restricted_fetcher,
-    inline_assets,
-)
 from reportgen.report.same_training import trainings
 from reportgen.report.tables_results import comparison_table
+from reportgen.report.templating import TEMPLATES, inline_assets, jinja_environment, restricted_fetcher
 from reportgen.report.typeset import keep_words_whole
 from reportgen.run.archive import RunArchive, atomic_write_json
 
@@ -175,7 +170,7 @@ def _checklist(ctx: dict[str, Any], name: str | None, translate: Translator) -> 
     if not (name or ctx["spec"].get("checklist")):
         return None, translate("checklist not judged: none was given to run or render")
     try:
-        return _evaluate_checklist(ctx, name), ""
+        return judged_checklist(ctx, name), ""
     except ReportgenError as exc:
         return None, translate("checklist not judged: {error}", error=public_text(exc))
 
@@ -250,7 +245,7 @@ def write_class(
 
 
 def _write_documents(context: dict[str, Any], folder: Path, documents: Collection[str], single_file: bool) -> None:
-    environment = _environment(context["lang"])
+    environment = jinja_environment(context["lang"])
     template = environment.get_template("grading.html.j2")
     if documents & {"html", "pdf"}:
         html = template.render(**context)
@@ -261,7 +256,7 @@ def _write_documents(context: dict[str, Any], folder: Path, documents: Collectio
 
             printed = keep_words_whole(template.render(**context))
             weasyprint.HTML(
-                string=printed, base_url=str(folder / "report.html"), url_fetcher=_restricted_fetcher(folder)
+                string=printed, base_url=str(folder / "report.html"), url_fetcher=restricted_fetcher(folder)
             ).write_pdf(folder / "report.pdf")
     if "md" in documents:
         markdown = environment.overlay(autoescape=False)

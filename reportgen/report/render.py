@@ -8,14 +8,11 @@ render never leaves a half-written report in output/.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Collection
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import markupsafe
 import pandas as pd
 
@@ -23,7 +20,7 @@ from reportgen.cover import merge_cover
 from reportgen.languages import report_language
 from reportgen.messages import english
 from reportgen.report.analysis import analyse_run, with_figures
-from reportgen.report.checklist import evaluate_checklist, load_checklist
+from reportgen.report.checklist import judged_checklist
 from reportgen.report.combine import (
     CombinedRun,
     open_class,
@@ -33,71 +30,13 @@ from reportgen.report.cover import cover_rows
 from reportgen.report.documents import chosen_documents
 from reportgen.report.figures import draw_figures
 from reportgen.report.findings import format_finding
-from reportgen.report.i18n import translator
 from reportgen.report.markdown import render_markdown, write_latex_tables
 from reportgen.report.publishing import staged_report
 from reportgen.report.tables import build_report_model
 from reportgen.report.tables_setup import spec_json
+from reportgen.report.templating import TEMPLATES, inline_assets, jinja_environment, restricted_fetcher
 from reportgen.report.typeset import keep_words_whole
 from reportgen.run.archive import ArchiveError, RunArchive, atomic_write_json
-
-# Templates, stylesheet and catalogues ship inside the package: found the same way in a checkout and a wheel.
-TEMPLATES = resources.files("reportgen") / "templates"
-
-
-def _environment(lang: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("reportgen", "templates"),
-        autoescape=True,
-        extensions=["jinja2.ext.i18n"],
-        undefined=jinja2.StrictUndefined,
-    )
-    # the resolved spec is shown as JSON: Hangul as Hangul (tojson still escapes <, >, & and ')
-    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
-    translate = translator(lang)
-    # Old-style gettext: `_()` returns plain text, which autoescape then escapes like any value, and
-    # never %-formats it (new-style would mark it safe and apply `%`: "95% interval" would crash).
-    # Values (checklist lines, states, setting keys) go through the `tr` filter.
-    env.filters["tr"] = lambda value: translate(str(value))
-    # `_("{winner} better", winner=…)` formats through the translator, which picks Korean particles.
-    env.install_gettext_callables(
-        lambda s, **values: translate(s, **values),
-        lambda s, p, n, **values: translate(s if n == 1 else p, **values),
-        newstyle=False,
-    )
-    env.filters["pct"] = lambda x, digits=2: "–" if x is None else f"{100 * x:.{digits}f}%"
-    env.filters["num"] = lambda x, digits=4: "–" if x is None else f"{x:.{digits}f}"
-    env.filters["thousands"] = lambda x: f"{x:,}"
-    return env
-
-
-def _restricted_fetcher(root: Path):
-    """WeasyPrint may read files inside the report folder and nothing else (no network, no other files)."""
-    from urllib.parse import unquote, urlparse
-
-    from weasyprint.urls import URLFetcher
-
-    class FolderFetcher(URLFetcher):
-        def fetch(self, url: str, headers=None):
-            parsed = urlparse(url)
-            inline = parsed.scheme == "data"  # images matplotlib embeds inside SVG figures
-            if not inline and (
-                parsed.scheme != "file" or not Path(unquote(parsed.path)).resolve().is_relative_to(root.resolve())
-            ):
-                raise ValueError(f"blocked: {url[:80]} is outside the report folder")
-            return super().fetch(url, headers)
-
-    return FolderFetcher(allowed_protocols=("file", "data"))
-
-
-def _evaluate_checklist(context: dict[str, Any], name: str | None) -> dict[str, Any] | None:
-    """The assignment checklist, judged on the finished context: some items check the figures drawn."""
-    name = name or context["spec"].get("checklist")
-    if not name:
-        return None
-    loaded = load_checklist(name)
-    translate = context["translate"]
-    return {"title": translate(loaded["title"]), "items": evaluate_checklist(loaded, context, translate)}
 
 
 def _write_tables(context: dict[str, Any], folder: Path) -> None:
@@ -131,19 +70,6 @@ def _write_tables(context: dict[str, Any], folder: Path) -> None:
     )
 
 
-def inline_assets(html: str, folder: Path) -> str:
-    """One self-contained file: the stylesheet inlined, every figure as a data: URI."""
-    css = (folder / "report.css").read_text("utf-8")
-    html = html.replace('<link rel="stylesheet" href="report.css">', f"<style>\n{css}</style>")
-
-    def data_uri(match: re.Match) -> str:
-        path = folder / match.group(1)
-        mime = "image/svg+xml" if path.suffix == ".svg" else "image/png"
-        return f'src="data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"'
-
-    return re.sub(r'src="(figures/(?:[A-Za-z0-9_-]+/)?[A-Za-z0-9_.-]+)"', data_uri, html)  # a class: figures/<run>/
-
-
 def _interactive_svg(folder: Path):
     """A figure written into the HTML itself rather than as <img>: browsers show an SVG's <title> tooltips
     (epoch and value of each point) only for inline SVG. The SVG is our own matplotlib output, whose text
@@ -166,7 +92,7 @@ def _figure_img(relative: str, label: str) -> markupsafe.Markup:
 
 
 def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: set[str], single_file: bool) -> None:
-    environment = _environment(lang)
+    environment = jinja_environment(lang)
     context = context | {"interactive_svg": _interactive_svg(folder)}
     if formats & {"html", "pdf"}:
         html = environment.get_template("report.html.j2").render(**context)
@@ -188,7 +114,7 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
             # pdf_tags: a tagged PDF (headings, tables, each figure with its alt text as /Alt) that screen readers
             # can follow; measured +0.3-0.7 s and +6% size on the golden `three` run (docs/outputs.md)
             weasyprint.HTML(
-                string=printed, base_url=str(folder / "report.html"), url_fetcher=_restricted_fetcher(folder)
+                string=printed, base_url=str(folder / "report.html"), url_fetcher=restricted_fetcher(folder)
             ).write_pdf(folder / "report.pdf", pdf_tags=True)
     if "md" in formats:
         (folder / "report.md").write_text(render_markdown(environment, context, context["translate"]), "utf-8")
@@ -208,7 +134,7 @@ def _write_report(
     """analyse → draw figures → judge the checklist (it counts drawn panels) → write the documents."""
     context = analyse_run(run, lang, problems)
     context = with_figures(context, draw_figures(context, staging / "figures"))
-    context["checklist"] = _evaluate_checklist(context, checklist)
+    context["checklist"] = judged_checklist(context, checklist)
     context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
     context["cover_rows"] = cover_rows(context["cover"])
     context["report"] = build_report_model(context)
