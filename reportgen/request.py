@@ -26,7 +26,9 @@ from reportgen.experiment import ExperimentSpec
 from reportgen.report.checklist import load_checklist
 from reportgen.report.documents import chosen_documents, pdf_problem, require_pdf_support
 from reportgen.run import validation
-from reportgen.run.archive import SPEC_FILE, STATUS_FILE, RunArchive, open_run, validate_run_id
+from reportgen.run.archive_layout import SPEC_FILE, STATUS_FILE, validate_run_id
+from reportgen.run.archive_reading import open_run
+from reportgen.run.archive_writing import RunArchive
 from reportgen.spec import parse_spec
 from reportgen.states import RunState
 

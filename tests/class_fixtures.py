@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reportgen.run.archive import RunArchive
+from reportgen.run.manifest import write_manifest
 
 GOLDEN_RUNS = Path(__file__).resolve().parent / "golden" / "runs"
 FAMILY = "김이박최정강조윤장임한오서신권황안송류홍"
@@ -42,7 +42,7 @@ def hand_in(original: Path, copy: Path, author: dict[str, str] | None, seed: int
         _write_json(trial / "trial.json", record)
         if (trial / "predictions.csv").is_file():  # a failed trial has none
             _change_predictions(trial, seed, rng)
-    RunArchive(copy).write_manifest()
+    write_manifest(copy)
     return copy
 
 
@@ -52,7 +52,7 @@ def resave(original: Path, copy: Path, author: dict[str, str]) -> Path:
     spec = json.loads((copy / "spec.json").read_text("utf-8"))
     spec["cover"] = (spec.get("cover") or {}) | {"authors": [author]}
     _write_json(copy / "spec.json", spec)
-    RunArchive(copy).write_manifest()
+    write_manifest(copy)
     return copy
 
 

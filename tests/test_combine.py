@@ -17,7 +17,8 @@ from conftest import idx_run_args, one_error_line, write_idx_dataset
 
 from reportgen.cli import main
 from reportgen.report.combine import OTHER_EPOCHS, WITHHELD_MCNEMAR
-from reportgen.run.archive import MANIFEST_FORMAT, open_run
+from reportgen.run.archive_layout import MANIFEST_FORMAT
+from reportgen.run.archive_reading import open_run
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ import torch
 from conftest import write_idx_dataset
 from torch import nn
 
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive_reading import ArchiveReader
 from reportgen.run.executors import LocalExecutor, ProcessExecutor
 from reportgen.run.runner import RunFailedError, resume_experiment, run_experiment
 from reportgen.spec import load_spec
@@ -72,7 +72,7 @@ def trial_lines(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("trial ")]
 
 
-def assert_same_trials(a: RunArchive, b: RunArchive) -> None:
+def assert_same_trials(a: ArchiveReader, b: ArchiveReader) -> None:
     assert a.trial_ids() == b.trial_ids()
     for trial_id in a.trial_ids():
         metrics_a, metrics_b = (
@@ -180,7 +180,7 @@ def test_a_resumed_run_trains_with_the_thread_count_it_started_with(tmp_path, ma
     quiet = lambda line: None
     with pytest.raises(RunFailedError):
         run_experiment(spec, tmp_path / "runs", "t", log=quiet, executor=ProcessExecutor(workers=1, threads=2))
-    run = RunArchive(tmp_path / "runs" / "t")
+    run = ArchiveReader(tmp_path / "runs" / "t")
     assert run.status()["state"] == "failed" and used.read_text() == "2"
     assert run.read("environment")["threads_per_trial"] == 2
 

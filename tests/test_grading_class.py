@@ -17,7 +17,7 @@ from class_fixtures import COURSE, GOLDEN_RUNS, hand_in, make_class, resave, stu
 
 from reportgen.cli import main
 from reportgen.report import grading
-from reportgen.run.archive import RunArchive
+from reportgen.run.manifest import write_manifest
 
 pytestmark = pytest.mark.slow  # every test renders a class
 
@@ -134,7 +134,7 @@ def test_only_identical_test_images_make_the_class_distribution(school, tmp_path
     spec = json.loads((other / "spec.json").read_text("utf-8"))
     spec["data"]["test_subset"] = 99  # tested on other images than the class
     (other / "spec.json").write_text(json.dumps(spec), "utf-8")
-    RunArchive(other).write_manifest()
+    write_manifest(other)
     summary = _summary(_render([*school["runs"][:2], other], tmp_path / "out", "--format", "md"))
     table = summary["report"]["tables"]["distribution"]
     assert table["rows"][0]["cells"][1]["text"] == "2" and "다른 이미지로 평가한 1개는 뺐습니다" in table["caption"]

@@ -18,7 +18,7 @@ from reportgen.report.conclusions import calibration_sentences
 from reportgen.report.i18n import translator
 from reportgen.report.quality import expected_calibration_error, reliability_bins
 from reportgen.report.summary import best_per_model, summarize_trials
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive_reading import ArchiveReader
 
 RUNS = Path(__file__).resolve().parent / "golden" / "runs"
 THREE = RUNS / "three"
@@ -71,7 +71,7 @@ def test_a_confidence_on_a_bin_edge_belongs_to_the_bin_below_and_nan_has_no_ece(
 
 
 def test_the_conclusion_speaks_of_calibration_only_above_the_threshold():
-    trials = best_per_model(summarize_trials(RunArchive(THREE)))
+    trials = best_per_model(summarize_trials(ArchiveReader(THREE)))
     ids = [t.trial_id for t in trials]
     en = translator("en")
 

@@ -30,7 +30,7 @@ from conftest import requires_fashion
 from torch import nn
 
 from reportgen.errors import ModelError
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive_reading import ArchiveReader
 from reportgen.run.executors import RayExecutor, RayExecutorError
 from reportgen.run.runner import RunFailedError, run_experiment
 from reportgen.spec import load_spec
@@ -264,11 +264,11 @@ class WorkerKiller(threading.Thread):
         assert not self.killed.is_running() or self.killed.status() == psutil.STATUS_ZOMBIE
 
 
-def metrics_only(run: RunArchive, trial_id: str) -> list[dict]:
+def metrics_only(run: ArchiveReader, trial_id: str) -> list[dict]:
     return [{k: v for k, v in e.items() if k != "seconds"} for e in run.trial(trial_id)["epochs"]]
 
 
-def assert_same_trials(a: RunArchive, b: RunArchive) -> None:
+def assert_same_trials(a: ArchiveReader, b: ArchiveReader) -> None:
     assert a.trial_ids() == b.trial_ids()
     for trial_id in a.trial_ids():
         info_a, info_b = a.trial(trial_id), b.trial(trial_id)
@@ -380,7 +380,7 @@ def test_a_worker_killed_more_often_than_max_retries_fails_only_its_trial(tmp_pa
             executor=RayExecutor(address, cpus_per_trial=THREADS, max_retries=0),
         )
     killer.check()
-    run = RunArchive(tmp_path / "runs" / "lost")
+    run = ArchiveReader(tmp_path / "runs" / "lost")
     assert run.status()["state"] == "failed" and (run.path / "manifest.json").exists()
     trial = run.trial("000-lenet5")
     assert trial["status"] == "failed" and "Ray gave up after 0 retries" in trial["error"]
@@ -395,7 +395,7 @@ def test_a_worker_that_cannot_build_the_model_stops_the_sweep_with_the_reason(tm
     no_tests = RayExecutor(address, runtime_env={"env_vars": {"PYTHONPATH": str(REPO)}})  # so no test_ray there
     with pytest.raises(ModelError, match=r"trial 001-exploding \(Ray worker\): .*cannot import module 'test_ray'"):
         run_experiment(spec, tmp_path / "runs", "unimportable", log=lambda line: None, executor=no_tests)
-    assert RunArchive(tmp_path / "runs" / "unimportable").status()["state"] == "failed"
+    assert ArchiveReader(tmp_path / "runs" / "unimportable").status()["state"] == "failed"
     assert not ray.is_initialized()
 
 

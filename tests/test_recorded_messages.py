@@ -21,10 +21,10 @@ from reportgen.measure.params import audit_model
 from reportgen.messages import Message, Op, english
 from reportgen.report import i18n
 from reportgen.report.i18n import Translator, translator
-from reportgen.run import archive
+from reportgen.run import archive_files, archive_layout
 from reportgen.run.recorded_text import PATTERNS, recorded_message
 
-PACKAGE = Path(archive.__file__).resolve().parents[1]
+PACKAGE = Path(archive_layout.__file__).resolve().parents[1]
 
 
 class Tied(nn.Module):
@@ -104,7 +104,7 @@ def test_the_patterns_are_read_by_the_archive_reader_only():
         for path in PACKAGE.rglob("*.py")
         if "reportgen.run.recorded_text" in path.read_text("utf-8")
     }
-    assert users == {"run/archive.py"}
+    assert users == {"run/archive_records.py"}
 
 
 def _new_run(workdir: Path, idx_dir: Path, cli) -> Path:
@@ -119,24 +119,24 @@ def _as_format_2(run: Path, folder: Path) -> Path:
     the manifest's checksums updated to match."""
     old = folder / run.name
     shutil.copytree(run, old)
-    changed = [old / archive.DATA_FILE, *old.glob(f"{archive.TRIALS_DIR}/*/{archive.TRIAL_FILE}")]
+    changed = [old / archive_layout.DATA_FILE, *old.glob(f"{archive_layout.TRIALS_DIR}/*/{archive_layout.TRIAL_FILE}")]
     for path in changed:
-        path.write_bytes(archive.json_bytes(english(json.loads(path.read_text("utf-8")))))
-    status = json.loads((old / archive.STATUS_FILE).read_text("utf-8"))
-    (old / archive.STATUS_FILE).write_bytes(archive.json_bytes(status | {"format": 2}))
-    manifest = json.loads((old / archive.MANIFEST_FILE).read_text("utf-8"))
-    for path in [*changed, old / archive.STATUS_FILE]:
+        path.write_bytes(archive_files.json_bytes(english(json.loads(path.read_text("utf-8")))))
+    status = json.loads((old / archive_layout.STATUS_FILE).read_text("utf-8"))
+    (old / archive_layout.STATUS_FILE).write_bytes(archive_files.json_bytes(status | {"format": 2}))
+    manifest = json.loads((old / archive_layout.MANIFEST_FILE).read_text("utf-8"))
+    for path in [*changed, old / archive_layout.STATUS_FILE]:
         manifest["files"][path.relative_to(old).as_posix()] = sha256_file(path)
-    (old / archive.MANIFEST_FILE).write_bytes(archive.json_bytes(manifest))
+    (old / archive_layout.MANIFEST_FILE).write_bytes(archive_files.json_bytes(manifest))
     return old
 
 
 @pytest.mark.slow
 def test_a_new_run_archives_messages_and_reads_in_korean_as_an_older_run_does(workdir, idx_dir, cli):
     run = _new_run(workdir, idx_dir, cli)
-    data = json.loads((run / archive.DATA_FILE).read_text("utf-8"))
+    data = json.loads((run / archive_layout.DATA_FILE).read_text("utf-8"))
     assert data["source"] == {"key": "IDX files in {path}", "values": {"path": str(idx_dir)}}
-    trial_file = next(run.glob(f"{archive.TRIALS_DIR}/*/{archive.TRIAL_FILE}"))
+    trial_file = next(run.glob(f"{archive_layout.TRIALS_DIR}/*/{archive_layout.TRIAL_FILE}"))
     trial = json.loads(trial_file.read_text("utf-8"))
     formulas = [layer["formula"] for layer in trial["audit"]["layers"] if layer["type"].startswith("BatchNorm")]
     assert formulas and all(f["key"] == "{formula} (+{count} running stats, not trainable)" for f in formulas)

@@ -12,7 +12,8 @@ import torch
 from conftest import LOCAL_RUN, requires_fashion, write_idx_dataset
 
 from reportgen.errors import ArchiveError
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive_reading import ArchiveReader
+from reportgen.run.archive_writing import RunArchive
 
 pytestmark = requires_fashion
 
@@ -85,7 +86,7 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, spec):
     b = torch.load(reference / "model.pt", weights_only=True)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (trial / "predictions.csv").read_bytes() == (reference / "predictions.csv").read_bytes()
-    assert RunArchive(tmp_path / "runs" / "killed").verify() == []
+    assert ArchiveReader(tmp_path / "runs" / "killed").verify() == []
 
 
 @pytest.mark.slow
@@ -135,7 +136,7 @@ def test_concurrent_runs_never_share_a_folder(tmp_path):
     assert len(set(archived)) == 2 and [f"archived run: runs/{f.name}" for f in folders] == sorted(archived)
     statuses = [json.loads((folder / "status.json").read_text()) for folder in folders]
     assert [s["state"] for s in statuses] == ["complete", "complete"]
-    assert all(RunArchive(folder).verify() == [] for folder in folders)
+    assert all(ArchiveReader(folder).verify() == [] for folder in folders)
     first, second = statuses
     assert first["started"] <= second["finished"] and second["started"] <= first["finished"]  # they overlapped
     with pytest.raises(ArchiveError, match="already exists"):  # an id is never reused, even when asked for
@@ -145,7 +146,11 @@ def test_concurrent_runs_never_share_a_folder(tmp_path):
 def test_a_run_being_written_cannot_be_resumed_by_another_process(tmp_path):
     run = RunArchive.create(tmp_path, "busy", {})
     child = subprocess.run(
-        [sys.executable, "-c", (f"from reportgen.run.archive import open_run; open_run({str(run.path)!r}).lock()")],
+        [
+            sys.executable,
+            "-c",
+            (f"from reportgen.run.archive_writing import open_for_writing; open_for_writing({str(run.path)!r}).lock()"),
+        ],
         capture_output=True,
         text=True,
         check=False,

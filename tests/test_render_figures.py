@@ -10,7 +10,8 @@ from pathlib import Path
 from reportgen.report.analysis import analyse_run, with_figures
 from reportgen.report.figures import draw_figures
 from reportgen.report.matrix_plots import confusion_svg, heatmap_svg
-from reportgen.run.archive import RunArchive, RunRecord
+from reportgen.run.archive_reading import ArchiveReader
+from reportgen.run.archive_records import RunRecord
 from reportgen.states import RunState
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run_format1"
@@ -33,7 +34,7 @@ def test_analysis_writes_nothing_and_the_figures_are_every_file_drawn(tmp_path, 
     monkeypatch.chdir(tmp_path)
     before = sorted(tmp_path.rglob("*"))
 
-    context = analyse_run(RunArchive(run_folder), "en", [])
+    context = analyse_run(ArchiveReader(run_folder), "en", [])
     assert sorted(tmp_path.rglob("*")) == before
     assert isinstance(context["status"], RunRecord) and context["status"].state is RunState.COMPLETE
 

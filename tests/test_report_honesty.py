@@ -15,7 +15,7 @@ from reportgen.report.findings import review_trials
 from reportgen.report.i18n import translator
 from reportgen.report.significance import literature
 from reportgen.report.summary import TrialSummary, before_after
-from reportgen.run.archive import ModelAuditRecord
+from reportgen.run.archive_records import ModelAuditRecord
 from reportgen.train import TrainConfig
 
 

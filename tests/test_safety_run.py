@@ -28,8 +28,10 @@ from torch import nn
 from reportgen.cli import split_models
 from reportgen.errors import ArchiveError, ReportgenError, SpecError
 from reportgen.experiment import Trial
-from reportgen.run import archive as archive_module
-from reportgen.run.archive import RunArchive, json_bytes, validate_run_id
+from reportgen.run import archive_files
+from reportgen.run.archive_files import json_bytes
+from reportgen.run.archive_layout import validate_run_id
+from reportgen.run.archive_reading import ArchiveReader
 from reportgen.run.executors import AutoExecutor, LocalExecutor, ProcessExecutor, choose_executor
 from reportgen.run.runner import run_experiment
 from reportgen.spec import load_spec
@@ -419,7 +421,7 @@ def test_failed_trial_makes_the_run_partial_and_resume_retrains_only_it(workdir,
     assert state["failed_trials"] == ["001-test_safety_run-FailsInTraining"]
     assert state["trials"] == {"total": 2, "running": 0, "complete": 1, "diverged": 0, "failed": 1}
     assert "RuntimeError: boom in training mode" in state["error"]
-    run = RunArchive(workdir / "runs" / "p")
+    run = ArchiveReader(workdir / "runs" / "p")
     failed = run.trial("001-test_safety_run-FailsInTraining")
     assert failed["status"] == TrialState.FAILED and failed["error"] == "RuntimeError: boom in training mode"
     assert "Traceback" in failed["traceback"] and "\n" not in failed["error"]
@@ -491,15 +493,15 @@ def test_run_where_every_trial_failed_is_failed_and_guarded(workdir, cli, idx_di
 @contextlib.contextmanager
 def disk_full(should_fail):
     """Writes of the archive for which should_fail(path) is true fail as on a full disk (ENOSPC)."""
-    real = archive_module.atomic_write_bytes
+    real = archive_files.atomic_write
 
-    def write(path: Path, data: bytes) -> None:
+    def write(path: Path, fill) -> None:
         if should_fail(Path(path)):
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        real(path, data)
+        real(path, fill)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(archive_module, "atomic_write_bytes", write)
+        patch.setattr(archive_files, "atomic_write", write)
         yield
 
 
@@ -522,7 +524,7 @@ def test_disk_full_while_training_fails_the_run_keeps_checkpoints_and_resumes(wo
     # space freed
     code, _out, err = cli("run", "--resume", "runs/full", "--no-pdf", "--executor", "local")
     assert code == 0, err
-    run = RunArchive(workdir / "runs" / "full")
+    run = ArchiveReader(workdir / "runs" / "full")
     assert run.status()["state"] == "complete" and run.verify() == []
 
     def metrics(run_id: str) -> list:
@@ -547,10 +549,10 @@ def test_disk_full_while_writing_the_header_leaves_nothing_behind(workdir, cli, 
 
 
 @pytest.fixture
-def sealed(workdir, cli, idx_dir) -> RunArchive:
+def sealed(workdir, cli, idx_dir) -> ArchiveReader:
     code, _out, err = cli("run", *train_args(workdir, idx_dir), "--models", "mlp", "--run-id", "sealed")
     assert code == 0, err
-    run = RunArchive(workdir / "runs" / "sealed")
+    run = ArchiveReader(workdir / "runs" / "sealed")
     assert run.verify() == []  # the lock file is the only file left out
     manifest = json.loads((run.path / "manifest.json").read_text())
     assert manifest["state"] == "complete" and "status.json" in manifest["files"]

@@ -17,7 +17,8 @@ from conftest import LOCAL_RUN, write_idx_dataset
 
 from reportgen.cli import main
 from reportgen.report.same_training import normalised_source_hash
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive_reading import ArchiveReader
+from reportgen.run.manifest import write_manifest
 
 SEEDS_SPEC = """[data]
 dataset = "mnist"
@@ -86,8 +87,8 @@ def _resave(original: Path, copy: Path, author: dict[str, str]) -> None:
     spec = json.loads((copy / "spec.json").read_text("utf-8"))
     spec["cover"]["authors"] = [author]
     (copy / "spec.json").write_text(json.dumps(spec, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    RunArchive(copy).write_manifest()
-    assert RunArchive(copy).verify() == []
+    write_manifest(copy)
+    assert ArchiveReader(copy).verify() == []
 
 
 def _render(root: Path, *run_ids: str, lang: str = "en") -> dict:

@@ -10,16 +10,16 @@ import pytest
 from conftest import LOCAL_RUN, write_idx_dataset
 
 from reportgen.report import combine
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive_reading import ArchiveReader
 
 
-def _run(cli, idx, run_id: str, *extra: str) -> RunArchive:
+def _run(cli, idx, run_id: str, *extra: str) -> ArchiveReader:
     code, _out, err = cli(
         "run", "--models", "mlp", "--dataset", "mnist", "--data-dir", idx, "--epochs", "1",
         "--train-subset", "300", "--test-subset", "80", "--run-id", run_id, "--format", "md", *LOCAL_RUN, *extra,
     )  # fmt: skip
     assert code == 0, err
-    return RunArchive(idx.parent / "runs" / run_id)
+    return ArchiveReader(idx.parent / "runs" / run_id)
 
 
 @pytest.mark.slow
@@ -51,7 +51,7 @@ def test_the_data_seed_draws_other_images_and_old_runs_keep_their_first_training
     )
     code, _out, err = cli("run", other, "--run-id", "d5", "--format", "md", *LOCAL_RUN)
     assert code == 0, err
-    assert combine.test_set_checksum(RunArchive(workdir / "runs" / "d5")) != combine.test_set_checksum(base)
+    assert combine.test_set_checksum(ArchiveReader(workdir / "runs" / "d5")) != combine.test_set_checksum(base)
     # a run archived before [data] seed existed drew its subsets with its first training seed: read as such
     from reportgen.experiment import recorded_data
 

@@ -25,7 +25,7 @@ from reportgen.report.i18n import translator
 from reportgen.report.model import decimal, distinct
 from reportgen.report.regularization import judge_row, shown_figures
 from reportgen.report.summary import TrialSummary
-from reportgen.run.archive import ModelAuditRecord
+from reportgen.run.archive_records import ModelAuditRecord
 from reportgen.train import TrainConfig
 
 EN = translator("en")

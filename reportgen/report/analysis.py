@@ -16,13 +16,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from reportgen.errors import ArchiveError
 from reportgen.experiment import recorded_data
-from reportgen.report.combine import (
-    CombinedRun,
-    differences,
-    merge,
-    test_set_checksum,
-)
+from reportgen.report.combine import differences, test_set_checksum
 from reportgen.report.conclusions import (
     calibration_sentences,
     conclusion,
@@ -59,7 +55,7 @@ from reportgen.report.summary import (
     with_quality,
 )
 from reportgen.report.sweep import sweep_claims
-from reportgen.run.archive import ArchiveError, RunArchive, RunRecord
+from reportgen.run.archive_reading import ArchiveReader, RunReader
 from reportgen.settings import HEATMAP_AXES, value_order
 from reportgen.states import TrialState
 
@@ -67,7 +63,7 @@ from reportgen.states import TrialState
 GALLERY_PAGE = 120  # misclassified images per contact sheet (10 columns × 12 rows)
 
 
-def _reload_test_images(run: RunArchive):
+def _reload_test_images(run: ArchiveReader):
     """The test images for the galleries: archived with the run (test_images.npz, covered by the manifest);
     for runs archived before that, re-read from the original files and checked against the archive."""
     images = run.test_images()
@@ -107,7 +103,7 @@ def _confidence_text(value: str) -> str:
 
 
 def _galleries(
-    run: RunArchive | CombinedRun,
+    run: RunReader,
     best: list[TrialSummary],
     predictions: dict[str, list[dict[str, str]]],
     images_of: dict[str, Any],
@@ -163,7 +159,7 @@ DISAGREEMENTS_SHOWN = 8  # images per "right for A, wrong for B" strip
 
 
 def _disagreements(
-    run: RunArchive | CombinedRun,
+    run: RunReader,
     best: list[TrialSummary],
     tests: list[dict[str, Any]],
     predictions: dict[str, list[dict[str, str]]],
@@ -263,9 +259,7 @@ def _localized_source(row: dict[str, Any], translate: Translator) -> dict[str, A
     return row | {key: translate(row[key]) for key in ("model", "preprocessing", "note")} | {"name": row["model"]}
 
 
-def _costs(
-    run: RunArchive | CombinedRun, models: list[dict[str, Any]], best: list[TrialSummary]
-) -> dict[str, Any] | None:
+def _costs(run: RunReader, models: list[dict[str, Any]], best: list[TrialSummary]) -> dict[str, Any] | None:
     """The cost table's rows (runs archived before costs: None); figures.py adds the scatter."""
     # images per second of each model over its own run's training set: combined runs may differ in size
     train_sizes = {t.label: run.origin(t.trial_id).read("data")["train_size"] for t in best}
@@ -275,7 +269,7 @@ def _costs(
     return {"rows": rows, "device": rows[0]["device"], "threads": rows[0]["threads"]}
 
 
-def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -> dict[str, Any]:
+def analyse_run(run: RunReader, lang: str, problems: list[str]) -> dict[str, Any]:
     """Everything the report shows, read from the archive and computed; writes nothing. The figures
     (figures.draw_figures) and the checklist (_evaluate_checklist) are added to it afterwards."""
     translate = translator(lang)
@@ -302,7 +296,7 @@ def analyse_run(run: RunArchive | CombinedRun, lang: str, problems: list[str]) -
     context = {
         "lang": lang,
         "run_id": run.run_id,
-        "status": _run_record(run),
+        "status": run.record(),
         "spec": spec,
         "env": env,
         "data": data,
@@ -354,7 +348,7 @@ def _sweep_claims(
 
 
 def _comparable_tests(
-    run: RunArchive | CombinedRun, best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]]
+    run: RunReader, best: list[TrialSummary], predictions: dict[str, list[dict[str, str]]]
 ) -> list[dict[str, Any]]:
     """McNemar between each pair of best trials evaluated on the same test images (combined runs may differ).
     Only trials that trained to the end take part: a diverged model never wins (or loses) a comparison."""
@@ -399,33 +393,6 @@ def _code_identity(code: dict[str, Any]) -> dict[str, Any] | None:
     if code.get("source_sha256"):
         return {"file": None, "sha256": code["source_sha256"][:12]}
     return None
-
-
-def _run_record(run: RunArchive | CombinedRun) -> RunRecord:
-    """status.json as its typed record. A combined report shows each field as every run agrees on it, or
-    each run's value beside its id (merge), like its other merged values; a time a run lacks shows as –."""
-    if not isinstance(run, CombinedRun):
-        return run.record()
-    records = {source.run_id: source.record() for source in run.runs}
-
-    def merged(name: str) -> Any:
-        return merge({run_id: getattr(record, name) for run_id, record in records.items()})
-
-    def merged_text(name: str) -> str:  # "" is text a run lacks: None, so merge shows it as missing (–)
-        value = merge({run_id: getattr(record, name) or None for run_id, record in records.items()})
-        return "" if value is None else value
-
-    return RunRecord(
-        format=min(record.format for record in records.values()),  # the oldest layout among them
-        state=merged("state"),
-        started=merged_text("started"),
-        updated=merged_text("updated"),
-        finished=merged_text("finished"),
-        error=merged_text("error"),
-        failed_trials=[trial for record in records.values() for trial in record.failed_trials],
-        trial_counts=merged("trial_counts"),
-        resumed=any(record.resumed for record in records.values()),
-    )
 
 
 def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:

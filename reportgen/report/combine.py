@@ -1,7 +1,7 @@
 """One report over several archived runs: `reportgen render runs/a runs/b`.
 
-`CombinedRun` reads several runs through the interface a report reads one run with (read, trial_ids,
-trial, predictions, status, verify, run_id, path, runs, origin), so render.py lays it out unchanged.
+`CombinedRun` reads several runs through RunReader, the interface a report reads one run with
+(run/archive_reading.py), so the report lays it out unchanged.
 Trials are renumbered with their run's id (`000-a-mlp`, `001-b-mlp`). A label that several runs use
 stays one model only when the runs trained the same model the same way (registry name, arguments,
 base, code sha256, settings except the seed, test images), so its seeds aggregate across runs;
@@ -23,22 +23,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from reportgen.errors import short
+from reportgen.errors import ArchiveError, short
 from reportgen.experiment import recorded_data
 from reportgen.report.cover import COVER_ROWS
-from reportgen.run.archive import (
-    MANIFEST_FILE,
-    MANIFEST_FORMAT,
-    ArchiveError,
-    RunArchive,
-    TrialRecord,
-    open_run,
-    read_json,
-    validate_run_id,
-)
+from reportgen.run.archive_layout import validate_run_id
+from reportgen.run.archive_reading import ArchiveReader, RunReader, open_run
+from reportgen.run.archive_records import RunRecord
+from reportgen.run.manifest import check_readable
 from reportgen.settings import REPORTED
 
-READABLE_FORMATS = (1, MANIFEST_FORMAT)  # format 1 manifests are a bare {file: sha256} map, without the key
 MISSING = "–"
 
 # What a difference invalidates, said beside it (translated with the `tr` filter; keys in i18n/ko.json).
@@ -94,33 +87,25 @@ def merge(values: dict[str, Any]) -> Any:
 # ------------------------------------------------------------------ opening and checking runs
 
 
-def check_format(run: RunArchive) -> RunArchive:
-    """A manifest of a format this reportgen does not know is refused: its files cannot be read safely."""
-    path = run.path / MANIFEST_FILE
-    if not path.is_file():
-        return run  # not sealed: verify() says so
-    manifest = read_json(path)
-    found = manifest.get("format", 1) if isinstance(manifest, dict) else None
-    if found not in READABLE_FORMATS:
-        raise ArchiveError(
-            f"{run.path}: archive format {found!r} is unknown to this reportgen, which reads "
-            f"format {MANIFEST_FORMAT}; render it with the reportgen version that wrote it"
-        )
+def _readable(path: str | Path) -> ArchiveReader:
+    """The run folder opened, refused when its manifest has a format this reportgen does not know."""
+    run = open_run(path)
+    check_readable(run.path)
     return run
 
 
-def open_runs(paths: str | Path | Sequence[str | Path]) -> RunArchive | CombinedRun:
-    """One run folder → its RunArchive; several → a CombinedRun over them."""
+def open_runs(paths: str | Path | Sequence[str | Path]) -> RunReader:
+    """One run folder → its ArchiveReader; several → a CombinedRun over them."""
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     if not paths:
         raise ArchiveError("no run folder given")
-    runs = [check_format(open_run(path)) for path in paths]
+    runs = [_readable(path) for path in paths]
     return runs[0] if len(runs) == 1 else CombinedRun(runs)
 
 
 def open_class(
     paths: str | Path | Sequence[str | Path], allow_incomplete: bool = False
-) -> tuple[RunArchive | CombinedRun, list[dict[str, str]]]:
+) -> tuple[RunReader, list[dict[str, str]]]:
     """The runs to render, and the folders left out. Runs handed in by different people are a class, which one
     broken hand-in does not block: a folder that is not a readable run, a run changed after it was sealed
     (unless `allow_incomplete`), a second run of one id or a run over other classes is left out and listed
@@ -129,7 +114,7 @@ def open_class(
     opened, broken = [], []
     for path in paths if len(paths) > 1 else []:
         try:
-            opened.append(check_format(open_run(path)))
+            opened.append(_readable(path))
         except ArchiveError as exc:
             broken.append(_left_out(path, "not a reportgen run this version can read", str(exc)))
     if len(opened) < 2 or not submissions(opened):
@@ -141,7 +126,7 @@ def open_class(
             broken.append(_left_out(run.path, "incomplete, or changed after it was sealed", "; ".join(problems)))
         else:
             trusted.append(run)
-    runs: list[RunArchive] = []
+    runs: list[ArchiveReader] = []
     shapes = Counter(_task(run) for run in trusted)
     for run in trusted:
         if run.run_id in {kept.run_id for kept in runs}:
@@ -157,7 +142,7 @@ def open_class(
     return CombinedRun(runs), broken
 
 
-def _task(run: RunArchive) -> str:
+def _task(run: ArchiveReader) -> str:
     """What a run classifies: its classes and image shape (a class's runs share them)."""
     data = run.read("data")
     return json.dumps([data.get("classes"), data.get("input_shape")])
@@ -168,7 +153,7 @@ def _left_out(path: str | Path, reason: str, detail: str) -> dict[str, str]:
     return {"folder": Path(path).name, "reason": reason, "detail": detail}
 
 
-def combined_id(runs: list[RunArchive]) -> str:
+def combined_id(runs: list[ArchiveReader]) -> str:
     """`combined-a-b`, or `combined-<sha256 prefix>` when the ids do not fit in a run id."""
     ids = [run.run_id for run in runs]
     try:
@@ -177,7 +162,7 @@ def combined_id(runs: list[RunArchive]) -> str:
         return "combined-" + hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
 
 
-def _check_combinable(runs: list[RunArchive]) -> None:
+def _check_combinable(runs: list[ArchiveReader]) -> None:
     """Distinct run ids (they name the rows) and one classification task (same classes, same image shape)."""
     seen: dict[str, Path] = {}
     for run in runs:
@@ -202,7 +187,7 @@ def _check_combinable(runs: list[RunArchive]) -> None:
 # ------------------------------------------------------------------ what identifies a test set and a model
 
 
-def data_checksum(run: RunArchive, split: str) -> str:
+def data_checksum(run: ArchiveReader, split: str) -> str:
     """sha256 naming the images of a split: its files' checksums (data.json) and the seeded subset drawn
     from them (data.<split>_subset, drawn with the run's data seed)."""
     data, spec = run.read("data"), run.read("spec")
@@ -214,23 +199,18 @@ def data_checksum(run: RunArchive, split: str) -> str:
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
 
 
-def test_set_checksum(run: RunArchive) -> str:
+def test_set_checksum(run: ArchiveReader) -> str:
     """Equal for two runs exactly when their models were tested on the same images (McNemar pairs them)."""
     return data_checksum(run, "test")
 
 
-def _registered(run: RunArchive) -> list[TrialRecord]:
-    """Every trial that got as far as being registered (it has a label)."""
-    return [record for trial_id in run.trial_ids() if (record := run.trial_record(trial_id)) is not None]
-
-
-def _identities(run: RunArchive) -> dict[str, str]:
+def _identities(run: ArchiveReader) -> dict[str, str]:
     """label → what makes it the same model in another run: registry name, arguments, base, code sha256,
     settings except the seed, and the test images it was scored on."""
     code = {m.get("label"): (m.get("code") or {}).get("sha256") for m in run.read("spec").get("models", [])}
     test_set = test_set_checksum(run)
     parts: dict[str, dict[str, Any]] = {}
-    for trial in _registered(run):
+    for trial in run.trial_records():
         label = trial.label
         entry = parts.setdefault(
             label,
@@ -250,13 +230,13 @@ def _identities(run: RunArchive) -> dict[str, str]:
     }
 
 
-def authors(run: RunArchive) -> str:
+def authors(run: ArchiveReader) -> str:
     """Who handed the run in, from its archived cover: "김민지 (20241234), Lee (2024)"; "" when unnamed."""
     people = (run.read("spec").get("cover") or {}).get("authors") or []
     return ", ".join(a["name"] + (f" ({a['student_id']})" if a.get("student_id") else "") for a in people)
 
 
-def submissions(runs: list[RunArchive]) -> bool:
+def submissions(runs: list[ArchiveReader]) -> bool:
     """Runs handed in by different people (their covers name different authors): a grading view, in which
     every model is attributed to its run and nothing is pooled across runs. A run without an author is
     someone's too, graded under its run id: one hand-in that forgot its name never pools a class."""
@@ -264,7 +244,7 @@ def submissions(runs: list[RunArchive]) -> bool:
     return any(named) and len({name or run.run_id for name, run in zip(named, runs)}) > 1
 
 
-def report_labels(runs: list[RunArchive]) -> dict[tuple[str, str], str]:
+def report_labels(runs: list[ArchiveReader]) -> dict[tuple[str, str], str]:
     """(run id, label) → the label the report shows: unchanged when every run that uses it trained the same
     model the same way; else each way it was trained is named with its runs (`mlp (a, b)`, `mlp (c)`), so
     runs that agree still aggregate their seeds. Different people's runs (submissions) never share a label:
@@ -295,39 +275,40 @@ def report_labels(runs: list[RunArchive]) -> dict[tuple[str, str], str]:
 # ------------------------------------------------------------------ the combined run
 
 
-class CombinedRun:
+class CombinedRun(RunReader):
     """Several runs read as one. It has no folder of its own: `path` is its id, for messages."""
 
-    def __init__(self, runs: list[RunArchive]) -> None:
+    def __init__(self, runs: list[ArchiveReader]) -> None:
         _check_combinable(runs)
-        self.runs = runs
+        self._runs = runs
         self.run_id = combined_id(runs)
         self.path = Path(self.run_id)
         self.labels = report_labels(runs)
-        self._trials: dict[str, tuple[RunArchive, str]] = {}
+        self._trials: dict[str, tuple[ArchiveReader, str]] = {}
         for run in runs:
             for trial_id in run.trial_ids():
                 short = re.sub(r"^\d+-", "", trial_id)  # its number is replaced by one over all runs
                 self._trials[f"{len(self._trials):03d}-{run.run_id}-{short}"] = (run, trial_id)
 
+    @property
+    def runs(self) -> list[ArchiveReader]:
+        return self._runs
+
     def trial_ids(self) -> list[str]:
         return list(self._trials)
 
-    def origin(self, trial_id: str) -> RunArchive:
+    def origin(self, trial_id: str) -> ArchiveReader:
         """The run a trial was archived in."""
         return self._trials[trial_id][0]
 
     def trial(self, trial_id: str) -> dict[str, Any]:
+        """The trial under its combined id and the labels the report shows."""
         run, original = self._trials[trial_id]
         info = run.trial(original) | {"trial_id": trial_id, "run_id": run.run_id, "archived_as": original}
         for key in ("label", "base"):
             if info.get(key) is not None:
                 info[key] = self.labels.get((run.run_id, info[key]), info[key])
         return info
-
-    def trial_record(self, trial_id: str) -> TrialRecord | None:
-        """The trial, typed, under its combined id and the labels the report shows."""
-        return TrialRecord.from_dict(trial_id, self.trial(trial_id))
 
     def predictions(self, trial_id: str) -> list[dict[str, str]]:
         run, original = self._trials[trial_id]
@@ -357,8 +338,29 @@ class CombinedRun:
             "train": merged["train"] | {"seeds": seeds},
         }
 
-    def status(self) -> dict[str, Any]:
-        return merge({run.run_id: run.status() for run in self.runs})
+    def record(self) -> RunRecord:
+        """The runs' status.json as one record: each field as every run agrees on it, or each run's value beside
+        its id (merge), like the other merged values; a time a run lacks shows as –."""
+        records = {run.run_id: run.record() for run in self.runs}
+
+        def merged(name: str) -> Any:
+            return merge({run_id: getattr(record, name) for run_id, record in records.items()})
+
+        def merged_text(name: str) -> str:  # "" is text a run lacks: None, so merge shows it as missing (–)
+            value = merge({run_id: getattr(record, name) or None for run_id, record in records.items()})
+            return "" if value is None else value
+
+        return RunRecord(
+            format=min(record.format for record in records.values()),  # the oldest layout among them
+            state=merged("state"),
+            started=merged_text("started"),
+            updated=merged_text("updated"),
+            finished=merged_text("finished"),
+            error=merged_text("error"),
+            failed_trials=[trial for record in records.values() for trial in record.failed_trials],
+            trial_counts=merged("trial_counts"),
+            resumed=any(record.resumed for record in records.values()),
+        )
 
     def verify(self) -> list[str]:
         return [f"{run.run_id}: {problem}" for run in self.runs for problem in run.verify()]
@@ -381,8 +383,8 @@ def _differing(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [row for row in rows if len(set(row["by_run"].values())) > 1]
 
 
-def _settings_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
-    trials = {run.run_id: _registered(run) for run in runs}
+def _settings_rows(runs: list[ArchiveReader]) -> list[dict[str, Any]]:
+    trials = {run.run_id: run.trial_records() for run in runs}
     effects = {"epochs": OTHER_EPOCHS, "seed": ""}  # seeds differ by design: a model's seeds are aggregated
     return [
         _row(
@@ -398,7 +400,7 @@ def _settings_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     ]
 
 
-def _data_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+def _data_rows(runs: list[ArchiveReader]) -> list[dict[str, Any]]:
     data = {run.run_id: run.read("data") for run in runs}
     images = {
         run.run_id: {
@@ -416,7 +418,7 @@ def _data_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     ]
 
 
-def _code_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+def _code_rows(runs: list[ArchiveReader]) -> list[dict[str, Any]]:
     code: dict[str, dict[str, Any]] = {}
     for run in runs:
         for model in run.read("spec").get("models", []):
@@ -430,7 +432,7 @@ def _code_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     ]
 
 
-def _environment_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+def _environment_rows(runs: list[ArchiveReader]) -> list[dict[str, Any]]:
     env = {run.run_id: run.read("environment") for run in runs}
     return [
         _row("Environment", "Python", {r: e.get("python") for r, e in env.items()}),
@@ -450,7 +452,7 @@ def _environment_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     ]
 
 
-def _label_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+def _label_rows(runs: list[ArchiveReader]) -> list[dict[str, Any]]:
     """A label that names differently trained models in different runs: how the report tells them apart."""
     shown = report_labels(runs)
     labels = dict.fromkeys(label for _, label in shown)
@@ -462,7 +464,7 @@ def _label_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     ]
 
 
-def _cover_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
+def _cover_rows(runs: list[ArchiveReader]) -> list[dict[str, Any]]:
     """Who handed each run in and for what (the cover): a combined report keeps each run's, never one of them."""
     covers = {run.run_id: run.read("spec").get("cover") or {} for run in runs}
     rows = [_row("Cover", "Authors", {run.run_id: authors(run) or None for run in runs})]
@@ -472,7 +474,7 @@ def _cover_rows(runs: list[RunArchive]) -> list[dict[str, Any]]:
     ]
 
 
-def differences(runs: list[RunArchive]) -> dict[str, Any] | None:
+def differences(runs: list[ArchiveReader]) -> dict[str, Any] | None:
     """What differs between the runs of a combined report, each with what it invalidates; None for one run."""
     if len(runs) < 2:
         return None

@@ -42,7 +42,8 @@ from reportgen.report.same_training import trainings
 from reportgen.report.tables_results import comparison_table
 from reportgen.report.templating import TEMPLATES, inline_assets, jinja_environment, restricted_fetcher
 from reportgen.report.typeset import keep_words_whole
-from reportgen.run.archive import RunArchive, atomic_write_json
+from reportgen.run.archive_files import atomic_write_json
+from reportgen.run.archive_reading import ArchiveReader
 
 # What can go wrong reading one hand-in that the class outlives: a broken archive, a file gone, bad JSON, a key
 # an old or edited archive lacks. The hand-in is then listed as not graded on page 1.
@@ -103,7 +104,7 @@ def _fork() -> multiprocessing.context.BaseContext | None:
 def _grade_one(path: Path, lang: str, checklist: str | None, copies: list[dict], folder: Path) -> dict[str, Any]:
     """One hand-in graded, or {"run_id", "error"} when it cannot be read: an answer, never an exception, so one
     broken hand-in does not stop a worker's others."""
-    source = RunArchive(path)
+    source = ArchiveReader(path)
     try:
         return _student(source, lang, checklist, copies, folder)
     except UNREADABLE as exc:
@@ -115,7 +116,7 @@ def _order(student: dict[str, Any]) -> tuple:
     return (not student["student_id"], student["student_id"], student["run_id"])
 
 
-def _student(source: RunArchive, lang: str, checklist: str | None, copies: list[dict], folder: Path) -> dict:
+def _student(source: ArchiveReader, lang: str, checklist: str | None, copies: list[dict], folder: Path) -> dict:
     """One hand-in on its own: who, its models, its best accuracy on its own test images, its checklist, curves."""
     ctx = analyse_run(source, lang, source.verify())
     translate = ctx["translate"]

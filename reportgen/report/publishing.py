@@ -17,16 +17,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from reportgen.run.archive import ArchiveError, validate_run_id
+from reportgen.errors import ArchiveError
+from reportgen.run.archive_layout import validate_run_id
 from reportgen.stopping import stop_signals_held
 
 if TYPE_CHECKING:
-    from reportgen.report.combine import CombinedRun
-    from reportgen.run.archive import RunArchive
+    from reportgen.run.archive_reading import RunReader
 
 
 @contextlib.contextmanager
-def staged_report(output_root: Path, run: RunArchive | CombinedRun) -> Iterator[tuple[Path, Path]]:
+def staged_report(output_root: Path, run: RunReader) -> Iterator[tuple[Path, Path]]:
     """(staging folder, output/<run id>): write the report into the first; when the block ends without an
     error it replaces the second whole, and the staging folder is gone either way."""
     final = _report_folder(output_root, run)
@@ -45,7 +45,7 @@ def staged_report(output_root: Path, run: RunArchive | CombinedRun) -> Iterator[
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _report_folder(output_root: Path, run: RunArchive | CombinedRun) -> Path:
+def _report_folder(output_root: Path, run: RunReader) -> Path:
     """output/<run id>, resolved and checked: the only folder a render may ever replace.
 
     The run id comes from the resolved run folder and is validated, so no argument can make the

@@ -17,6 +17,7 @@ import markupsafe
 import pandas as pd
 
 from reportgen.cover import merge_cover
+from reportgen.errors import ArchiveError
 from reportgen.languages import report_language
 from reportgen.messages import english
 from reportgen.report.analysis import analyse_run, with_figures
@@ -36,7 +37,8 @@ from reportgen.report.tables import build_report_model
 from reportgen.report.tables_setup import spec_json
 from reportgen.report.templating import TEMPLATES, inline_assets, jinja_environment, restricted_fetcher
 from reportgen.report.typeset import keep_words_whole
-from reportgen.run.archive import ArchiveError, RunArchive, atomic_write_json
+from reportgen.run.archive_files import atomic_write_json
+from reportgen.run.archive_reading import RunReader
 
 
 def _write_tables(context: dict[str, Any], folder: Path) -> None:
@@ -122,7 +124,7 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
 
 
 def _write_report(
-    run: RunArchive | CombinedRun,
+    run: RunReader,
     lang: str,
     problems: list[str],
     checklist: str | None,

@@ -31,28 +31,21 @@ import json
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from reportgen.files import sha256_file
 from reportgen.privacy import resolved_path
 from reportgen.report.combine import authors, data_checksum, submissions
 from reportgen.report.i18n import Message, Translator
 from reportgen.report.model import Claim
-from reportgen.run.archive import (
-    MANIFEST_FILE,
-    METRICS_JSON,
-    PREDICTIONS_FILE,
-    WEIGHTS_FILE,
-    RunArchive,
-    TrialRecord,
-    TrialState,
-    read_json,
-)
+from reportgen.run.archive_layout import PREDICTIONS_FILE, WEIGHTS_FILE
+from reportgen.run.archive_reading import ArchiveReader, RunReader
+from reportgen.run.archive_records import TrialRecord, load_epochs
+from reportgen.run.manifest import recorded_checksums
+from reportgen.states import TrialState
 
 if TYPE_CHECKING:
     import numpy as np
-
-    from reportgen.report.combine import CombinedRun
 
 CONFIDENCE_TOLERANCE = 1e-3  # archived to 5 places; a seed trained again on other hardware moves the 6th
 AGREEMENT = 0.995  # near-copies: the share of the same test images two models predict alike
@@ -130,18 +123,8 @@ class Group:
 
 # ------------------------------------------------------------------ reading what identifies a training
 
-Run = Union[RunArchive, "CombinedRun"]
 
-
-def _manifest_files(source: RunArchive) -> dict[str, str]:
-    """The sha256 of each file as the manifest recorded it (format 1: a bare map); {} before it is sealed."""
-    path = source.path / MANIFEST_FILE
-    manifest = read_json(path) if path.is_file() else {}
-    files = manifest.get("files", manifest) if isinstance(manifest, dict) else {}
-    return files if isinstance(files, dict) else {}
-
-
-def _weights(source: RunArchive, original: str, manifest: dict[str, str]) -> str | None:
+def _weights(source: ArchiveReader, original: str, manifest: dict[str, str]) -> str | None:
     """The sha256 of model.pt (hashed here for a run not sealed yet); None where the weights were not kept."""
     recorded = manifest.get(f"trials/{original}/{WEIGHTS_FILE}")
     if isinstance(recorded, str):
@@ -150,10 +133,9 @@ def _weights(source: RunArchive, original: str, manifest: dict[str, str]) -> str
     return sha256_file(path) if path.is_file() else None
 
 
-def _metrics(source: RunArchive, original: str) -> str | None:
+def _metrics(source: ArchiveReader, original: str) -> str | None:
     """The per-epoch metrics without timing; None unless every loss is finite (diverged epochs repeat)."""
-    path = source.trial_dir(original) / METRICS_JSON
-    epochs = read_json(path) if path.is_file() else []
+    epochs = load_epochs(source.trial_dir(original))
     if not epochs or any(e.get(k) is None for e in epochs for k in ("train_loss", "test_loss")):
         return None
     kept = [{k: v for k, v in e.items() if k not in TIMING} for e in epochs]
@@ -168,7 +150,7 @@ def normalised_source_hash(text: str) -> str:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _code(source: RunArchive, reference: str, code: dict[str, Any] | None) -> tuple[str | None, str]:
+def _code(source: ArchiveReader, reference: str, code: dict[str, Any] | None) -> tuple[str | None, str]:
     """(hash of the model code the hand-in wrote, its file name). A registry name (built-in) or a zoo package
     is the assignment's or a library's code: None. The archived file is read when it is still there unchanged,
     so a copy with comments added still matches; else its recorded sha256 is compared as it is."""
@@ -183,7 +165,7 @@ def _code(source: RunArchive, reference: str, code: dict[str, Any] | None) -> tu
     return code.get("sha256") or code.get("source_sha256"), name
 
 
-def _test_images(source: RunArchive) -> str:
+def _test_images(source: ArchiveReader) -> str:
     """The run's test images as archived (their pixels, not the file's bytes: the npz records a time);
     runs archived before the images were kept: the checksum of the files and subset they were drawn by."""
     images = source.test_images()
@@ -259,7 +241,7 @@ def _one_training(a: Predictions, b: Predictions) -> bool:
 class Trainings:
     """Every registered trial of a run (or of combined runs) fingerprinted once, its predictions read once."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: RunReader) -> None:
         self.run = run
         spec_models = run.read("spec").get("models", [])
         models = {(m.get("run"), m.get("label")): m for m in spec_models}
@@ -267,7 +249,7 @@ class Trainings:
         self.predictions: dict[str, Predictions | None] = {}
         self.status: dict[str, TrialState] = {}
         images = {source.run_id: _test_images(source) for source in run.runs}
-        manifests = {source.run_id: _manifest_files(source) for source in run.runs}
+        manifests = {source.run_id: recorded_checksums(source.path) for source in run.runs}
         trains = {source.run_id: data_checksum(source, "train") for source in run.runs}
         for trial_id in run.trial_ids():
             info = run.trial(trial_id)
@@ -423,7 +405,7 @@ class Trainings:
 _CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def trainings(run: Run) -> Trainings:
+def trainings(run: RunReader) -> Trainings:
     """The run's trials fingerprinted (once per run object)."""
     if run not in _CACHE:
         _CACHE[run] = Trainings(run)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from statistics import fmean, median
 from typing import TYPE_CHECKING, Any
 
-from reportgen.run.archive import ModelAuditRecord, RunArchive
+from reportgen.run.archive_reading import RunReader
+from reportgen.run.archive_records import ModelAuditRecord
 from reportgen.settings import REPORTED, value_order, worth_showing
 from reportgen.states import FINISHED_TRIALS, TrialState
 
@@ -92,7 +93,7 @@ class TrialSummary:
         }
 
 
-def summarize_trials(run: RunArchive) -> list[TrialSummary]:
+def summarize_trials(run: RunReader) -> list[TrialSummary]:
     summaries = []
     for trial_id in run.trial_ids():
         record = run.trial_record(trial_id)
@@ -125,7 +126,7 @@ def summarize_trials(run: RunArchive) -> list[TrialSummary]:
     return _one_training_each(run, summaries)
 
 
-def _one_training_each(run: RunArchive, summaries: list[TrialSummary]) -> list[TrialSummary]:
+def _one_training_each(run: RunReader, summaries: list[TrialSummary]) -> list[TrialSummary]:
     """Each trial with the group of trials it was one training with (same_training.py), if any."""
     from reportgen.report.same_training import trainings
 

@@ -33,7 +33,7 @@ import torch
 
 from reportgen.errors import ArchiveError, DataError, ReportgenError
 from reportgen.isolation import children_without_current_folder, user_folders
-from reportgen.run.archive import open_run
+from reportgen.run.archive_writing import open_for_writing
 from reportgen.run.trial import (
     PrintedOutput,
     TrialJob,
@@ -133,7 +133,7 @@ class LocalExecutor:
         self._loaded = data
 
     def map(self, jobs: list[TrialJob], progress: Progress) -> None:
-        run = open_run(jobs[0].run_path)
+        run = open_for_writing(jobs[0].run_path)
         loaded, self._loaded = self._loaded, None
         data = on_device(loaded if loaded is not None else jobs[0].data.load(), torch.device(jobs[0].device))
         own_threads = torch.get_num_threads()
@@ -165,7 +165,7 @@ def run_job(job: TrialJob) -> str:
             _worker_data[key] = on_device(job.data.load(), device)
         return _worker_data[key]
 
-    return run_trial(job, open_run(job.run_path), load_data, PrintedOutput())
+    return run_trial(job, open_for_writing(job.run_path), load_data, PrintedOutput())
 
 
 class WorkerError(ReportgenError):
@@ -372,7 +372,7 @@ class RayExecutor:
         gpus = 1 if torch.device(jobs[0].device).type == "cuda" else 0
         self._check_resources(ray, gpus, progress.log)
         progress.count_trials()
-        run = open_run(jobs[0].run_path)
+        run = open_for_writing(jobs[0].run_path)
         task = ray.remote(run_job)
         pending: dict[Any, TrialJob] = {}
         for job in jobs:

@@ -8,14 +8,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from reportgen.errors import ArchiveError
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive_reading import ArchiveReader
 from reportgen.states import TrialState
 
 
 def run_rows(root: Path) -> list[dict[str, str]]:
     rows = []
     for folder in sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(".")):
-        run = RunArchive(folder)
+        run = ArchiveReader(folder)
         try:
             record = run.record()
             trials = {trial_id: run.trial_record(trial_id) for trial_id in run.trial_ids()}

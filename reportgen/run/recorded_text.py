@@ -1,7 +1,7 @@
 """Runs of archive formats 1 and 2 recorded their sentences as English text ("IDX files in data/", "2·6 = 12
 (+12 running stats, not trainable)"); newer runs record messages, keys with values (reportgen/messages.py).
 This is the one reader that turns such text into messages, by the sentences those versions wrote, once, when
-the archive's records are read (run/archive.py); nothing downstream ever matches text against a pattern.
+the archive's records are read (run/archive_records.py); nothing downstream ever matches text against a pattern.
 
 Only the sentences below are matched as patterns, so no user text (a model label, a path) is taken for one;
 any other text becomes a message whose key is the text itself (a fixed sentence the catalogue translates, or

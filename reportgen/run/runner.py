@@ -18,15 +18,8 @@ from reportgen.data.datasets import Dataset, load_dataset
 from reportgen.errors import ArchiveError, ReportgenError
 from reportgen.experiment import ExperimentSpec, Trial
 from reportgen.measure.params import ModelAudit
-from reportgen.run.archive import (
-    MANIFEST_FILE,
-    SPEC_FILE,
-    STATUS_FILE,
-    TEST_IMAGES,
-    RunArchive,
-    open_run,
-    validate_run_id,
-)
+from reportgen.run.archive_layout import MANIFEST_FILE, SPEC_FILE, STATUS_FILE, TEST_IMAGES, validate_run_id
+from reportgen.run.archive_writing import RunArchive, open_for_writing
 from reportgen.run.device_choice import choose_device, resumed_device
 from reportgen.run.environment import data_record, environment, test_images_file
 from reportgen.run.executors import AutoExecutor, Executor, LocalExecutor, Progress, longest_first, settle
@@ -86,7 +79,7 @@ def run_experiment(
 def resume_experiment(path: Path, executor: Executor | AutoExecutor | None = None, log: Log = print) -> RunArchive:
     """Continue an unfinished run (running, stopped, partial or failed) with the archived spec and data: finished
     trials are kept, failed and interrupted ones are trained again (from their last checkpoint if any)."""
-    run = open_run(path)
+    run = open_for_writing(path)
     if run.state() == RunState.COMPLETE and (run.path / MANIFEST_FILE).exists():
         raise ArchiveError(f"{run.path}: the run is already complete (render it with `reportgen render`)")
     run.lock()

@@ -20,7 +20,7 @@ from reportgen.experiment import Trial, recorded_data
 from reportgen.measure.activity import audit_with_training, record_training_modules
 from reportgen.measure.params import ModelAudit
 from reportgen.models.registry import create_model
-from reportgen.run.archive import RunArchive
+from reportgen.run.archive_writing import RunArchive
 from reportgen.states import FINISHED_TRIALS, TrialState
 from reportgen.train import (
     EarlyStopping,

@@ -13,7 +13,7 @@ from reportgen.errors import ReportgenError, SpecError
 from reportgen.experiment import ExperimentSpec
 from reportgen.models.registry import is_in_memory
 from reportgen.models.sources import check_reference
-from reportgen.run.archive import check_writable
+from reportgen.run.archive_layout import check_writable
 
 EXECUTORS = ("auto", "local", "process", "ray")
 
