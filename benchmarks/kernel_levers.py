@@ -7,12 +7,18 @@
 - conv backend: one LeNet-shaped forward + backward step on 64 images, oneDNN (torch's default) vs native;
 - max-pooling layout: max_pool2d with indices on 64×6×28×28, NCHW vs channels_last (ReLU beside it);
 - cached data: one epoch's batches of 64 sliced from the uint8 images and normalised (the engine) vs sliced
-  from a training set normalised once (float32, 4× the memory).
+  from a training set normalised once (float32, 4× the memory);
+- optimizer kernel: one training step (forward, backward, Adam) with torch's per-parameter loop vs `fused`;
+- training layout: one training step contiguous, channels_last, and channels_last with each BatchNorm2d
+  fed a contiguous tensor (hooks).
+The two step A/Bs alternate the sides round by round and print medians, because this machine's speed
+drifts by tens of percent from minute to minute; `--only optimizer,layout` runs just those.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Callable
 
@@ -101,15 +107,83 @@ def data_batches() -> None:
     print(f"  sliced from a normalised copy     {milliseconds(from_cache, repeats=3):.0f} ms")
 
 
+def alternating_steps(sides: dict[str, Callable[[], object]], rounds: int = 12, steps: int = 20) -> None:
+    """Median ms per call of each side, the sides taking turns round by round (each warmed up first)."""
+    timed: dict[str, list[float]] = {side: [] for side in sides}
+    for work in sides.values():
+        milliseconds(work, repeats=3)
+    for _ in range(rounds):
+        for side, work in sides.items():
+            timed[side].append(milliseconds(work, repeats=steps))
+    for side, values in timed.items():
+        print(f"  {side:40s} median {statistics.median(values):6.2f} ms  (range {min(values):.2f}-{max(values):.2f})")
+
+
+def training_step(name: str, layout: str, fused: bool, norm_contiguous: bool = False) -> Callable[[], object]:
+    """One forward + backward + Adam step of a fresh `name` on 64 random images, in `layout`."""
+    torch.manual_seed(0)
+    model = train.apply_layout(create_model(name), layout)
+    images, labels = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    if layout == train.CHANNELS_LAST:
+        images = images.contiguous(memory_format=torch.channels_last)
+    if norm_contiguous:
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.register_forward_pre_hook(lambda _m, args: (args[0].contiguous(),))
+                module.register_forward_hook(lambda _m, _a, out: out.contiguous(memory_format=torch.channels_last))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+def optimizer_kernels(names: list[str]) -> None:
+    print("optimizer kernel: ms per training step of 64 images (Adam loop vs fused), alternating rounds")
+    for name in names:
+        layout = train.CHANNELS_LAST if "mlp" not in name else train.CONTIGUOUS
+        alternating_steps(
+            {f"{name} {kind}": training_step(name, layout, kind == "fused") for kind in ("loop", "fused")}
+        )
+
+
+def training_layouts(names: list[str]) -> None:
+    print("training layout: ms per training step of 64 images (fused Adam), alternating rounds")
+    for name in names:
+        alternating_steps(
+            {
+                f"{name} contiguous": training_step(name, train.CONTIGUOUS, True),
+                f"{name} channels_last": training_step(name, train.CHANNELS_LAST, True),
+                f"{name} channels_last, BatchNorm contiguous": training_step(name, train.CHANNELS_LAST, True, True),
+            }
+        )
+
+
+SECTIONS = ("evaluation", "backend", "pooling", "data", "optimizer", "layout")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="lenet5,lenet5_regularized,mlp_lenet_sized")
-    names = parser.parse_args().models.split(",")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"comma-separated, of: {', '.join(SECTIONS)}")
+    args = parser.parse_args()
+    names, only = args.models.split(","), set(args.only.split(","))
+    convolutional = [n for n in names if "mlp" not in n]
     torch.set_num_threads(1)
-    evaluation_batches(names)
-    conv_backends([n for n in names if "mlp" not in n])
-    pooling_layouts()
-    data_batches()
+    sections = {
+        "evaluation": lambda: evaluation_batches(names),
+        "backend": lambda: conv_backends(convolutional),
+        "pooling": pooling_layouts,
+        "data": data_batches,
+        "optimizer": lambda: optimizer_kernels(names),
+        "layout": lambda: training_layouts(convolutional),
+    }
+    for section, run in sections.items():
+        if section in only:
+            run()
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from reportgen.train import (
     choose_layout,
     make_optimizer,
     make_scheduler,
+    optimizer_kernel,
     train_model,
 )
 
@@ -238,6 +239,7 @@ def _restore(
                 "base": trial.model.base,
                 "config": asdict(trial.config),
                 "layout": layout,  # what chose the kernels, beside the archived precision and threads
+                "optimizer_kernel": optimizer_kernel(trial.config),  # fused or loop: other low-order bits
                 "audit": job.audit.to_dict(),
             },
         )
