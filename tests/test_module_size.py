@@ -18,10 +18,6 @@ MAX_METHODS = 15
 STILL_BEING_SPLIT = {
     "report/tables.py",
     "report/summary.py",
-    "spec.py",
-    "measure/cost.py",
-    "measure/params.py",
-    "report/plots.py",
     "run/executors.py",
 }
 

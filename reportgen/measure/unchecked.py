@@ -1,5 +1,5 @@
 """What a MAC count or cross-check could not see, worded once: in English for `reportgen params` and archived audits
-(measure/cost.py), in the report's language for the report (report/tables.py). Imports no torch, so the
+(measure/mac_text.py), in the report's language for the report (report/tables.py). Imports no torch, so the
 report stage can use it."""
 
 from __future__ import annotations
