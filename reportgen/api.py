@@ -83,21 +83,22 @@ class Report:
         return f"Report({shown_path(self.html)}, run={shown_path(self.run)})"
 
     def _repr_html_(self) -> str:
-        """The report's first screen: the report model's conclusion, checklist and comparison table from
-        summary.json (the cells report.html shows), headed in the report's language."""
+        """The report's first screen: the report model's warnings, checklist, comparison and conclusion from
+        summary.json (the cells and words report.html shows, in its order), headed in the report's language."""
         import jinja2
 
         from reportgen.report.i18n import translator
 
         tr = translator(self.summary.get("lang", "en"))
         env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True)
-        figures = {name: _inline_svg(self.folder / "figures" / f"{name}.svg") for name in ("loss", "acc")}
+        report = self.summary["report"]
+        figures = [report.get("figures", {}).get(role) for role in ("loss", "acc")]
+        header = report.get("header") or {"title": self.summary.get("title")}  # a class: "Grading: N submissions"
         return env.get_template("notebook.html.j2").render(
-            title=self.summary.get("title") or tr(self.summary["spec"]["name"]),  # a class: "Grading: N submissions"
-            report=self.summary["report"],
-            warnings=self.summary["warnings"],
-            words={key: tr(key.capitalize()) for key in ("run", "report", "conclusion", "next steps", "warnings")},
-            figures=figures,
+            title=header["title"],
+            report=report,
+            words={key: tr(key.capitalize()) for key in ("run", "report")},
+            figures=[_inline_svg(self.folder / figure["file"]) for figure in figures if figure],
             # saved with the notebook, which students publish: relative to its folder, never the home folder
             html_path=shown_path(self.html),
             pdf_path=shown_path(self.pdf) if self.pdf else "",
@@ -275,7 +276,7 @@ class Audit:
             trainable=f"{a.trainable:,}",
             buffers=f"{a.buffers:,}",
             figure=f"{a.torchinfo_total:,}",
-            check="✓" if a.matches_torchinfo else "✗",
+            check=_torchinfo_mark(a, tr),
         )
         lines = [parameters]
         if self.macs is not None:
@@ -312,3 +313,11 @@ def audit(
     macs = count_macs(model, tuple(input_size), -1 if parameters.torchinfo_total < 0 else None)
     parameters.cost = {"macs": macs.to_dict()}  # the table carries each layer's MACs, as `params --format csv`
     return Audit(parameters, macs, lang)
+
+
+def _torchinfo_mark(audit: Any, tr) -> str:
+    """The mark the report's parameter table gives torchinfo's figure: ✓ equal, ≠ explained (tied or pruned
+    weights: both figures are right, the note says why), ✗ otherwise."""
+    if audit.matches_torchinfo:
+        return "✓"
+    return f"≠ ({tr.render(audit.torchinfo_note)})" if audit.torchinfo_note else "✗"

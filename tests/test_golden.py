@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from format_parsers import HtmlReport, latex_tables, markdown_headings, markdown_tables, norm
 
 from reportgen.report.render import render_report
 
@@ -230,3 +231,68 @@ def test_the_notebook_view_lays_out_the_report_model_in_the_reports_language(ren
     assert "결론" in inline and "모델 비교" in inline and "Conclusion" not in inline and "Comparison" not in inline
     table = json.loads((folder / "summary.json").read_text("utf-8"))["report"]["tables"]["comparison"]
     assert all(cell["text"] in inline for row in table["rows"] for cell in row["cells"] if cell["text"])
+
+
+NOTEBOOK_PARTS = ("warnings", "checklist", "comparison", "conclusion", "next-steps")
+
+
+def _shown(table: dict, notes: bool = False, spans: bool = False) -> list[list[str]]:
+    """A summary.json table's heading row and cells as a format shows them: Markdown writes a cell's note in
+    brackets after it and a cell over several columns as that many cells; HTML writes the note on a line of its
+    own (left out here) and one cell over the columns."""
+
+    def cells(cell: dict) -> list[str]:
+        text = cell.get("text", "") + (f" ({cell['note']})" if notes and cell.get("note") else "")
+        return [norm(text)] + [""] * ((cell.get("span", 1) - 1) if spans else 0)
+
+    header = [[norm(c) for c in table["columns"]]] if table.get("columns") else []
+    return header + [
+        [t for c in row["cells"] for t in cells(c)] for row in table.get("rows", []) + table.get("footer", [])
+    ]
+
+
+def _in_order(expected: list, found: list, what: str) -> None:
+    """Every expected item among `found`, in the same order (other items may stand between them)."""
+    rest = iter(found)
+    for item in expected:
+        assert any(item == candidate for candidate in rest), f"{what}: {item!r} missing or out of order"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES)
+def test_every_format_shows_the_same_parts_in_the_same_order_with_the_same_cells(rendered, case):
+    """summary.json's report model against the documents as read back: report.html's sections (id and heading)
+    are the model's parts, in its order; report.md's headings hold them in the same order; every table of the
+    model is in the HTML with the same cells, and in Markdown in the HTML's order; tables.tex holds the same
+    cells; the notebook view shows its parts in the same order, with the same comparison."""
+    from reportgen.api import Report
+    from reportgen.report.markdown import LATEX_TABLES, escape_latex
+
+    folder = rendered[case]
+    report = json.loads((folder / "summary.json").read_text("utf-8"))["report"]
+    tables, parts = report["tables"], [[p["key"], p["title"]] for p in report.get("parts", [])]
+    html = HtmlReport((folder / "report.html").read_text("utf-8"))
+    markdown = (folder / "report.md").read_text("utf-8")
+
+    if parts:  # a grading document has students, not parts
+        assert html.parts == parts
+        _in_order([title for _key, title in parts], markdown_headings(markdown), "report.md's headings")
+        inline = HtmlReport(Report(folder, RUNS / CASES[case][0][0])._repr_html_())
+        assert inline.parts == [p for p in parts if p[0] in NOTEBOOK_PARTS]
+        assert inline.tables["comparison"] == _shown(tables["comparison"])
+
+    assert set(html.tables) == set(tables)
+    for key, rows in html.tables.items():
+        assert rows == _shown(tables[key]), f"report.html, table {key}"
+    written = [_shown(tables[key], notes=True, spans=True) for key in html.tables if tables[key].get("rows")]
+    _in_order(written, markdown_tables(markdown), "report.md's tables")
+
+    latex = latex_tables((folder / "tables.tex").read_text("utf-8"))
+    keys = [k for k in LATEX_TABLES if k in tables] + [k for k in tables if k.startswith(("layers/", "epochs/"))]
+    if parts:
+        expected = [(escape_latex(tables[k]["title"]), tables[k]) for k in keys if tables[k].get("rows")]
+        assert [caption for caption, _rows in latex] == [caption for caption, _table in expected]
+        for (caption, rows), (_caption, table) in zip(latex, expected):
+            assert rows == [[escape_latex(t) for t in row] for row in _shown(table, notes=True)], (
+                f"tables.tex: {caption}"
+            )

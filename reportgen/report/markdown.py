@@ -1,5 +1,5 @@
 """The report as GitHub-flavoured Markdown (report.md, to commit as a repository's README) and its tables
-as LaTeX (tables.tex, booktabs), from the same context as the HTML report."""
+as LaTeX (tables.tex, booktabs), from the same report model as the HTML report."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import jinja2
 
+from reportgen.report.i18n import translator
 from reportgen.report.model import SECTION_HEADINGS, Cell, ReportModel, Table
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#!~])")
@@ -29,12 +30,14 @@ def github_anchor(heading: str) -> str:
     return kept.replace(" ", "-")
 
 
-def render_markdown(environment: jinja2.Environment, context: dict[str, Any], translate) -> str:
-    """report.md: the HTML environment's filters and catalogue, without HTML escaping."""
+def render_markdown(environment: jinja2.Environment, report: ReportModel) -> str:
+    """report.md: the HTML environment's filters and catalogue, without HTML escaping. `anchors`: the GitHub
+    ids of the section headings a checklist item links to (layout, from the catalogue's headings)."""
     markdown = environment.overlay(autoescape=False)
     markdown.filters["md"] = escape_markdown
+    translate = translator(report.header.lang)
     anchors = {section: github_anchor(translate(heading)) for section, heading in SECTION_HEADINGS.items()}
-    text = markdown.get_template("report.md.j2").render(**context, anchors=anchors)
+    text = markdown.get_template("report.md.j2").render(report=report, anchors=anchors)
     return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 

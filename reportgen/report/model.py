@@ -43,13 +43,28 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def per_run(value: Any, form: Callable[[Any], str]) -> str | None:
+    """A value that differs between combined runs (combine.PerRun: text with each run's value) as each run's
+    value in `form`, beside its run id ("600 (a) · 1,200 (b)"); None for any other value."""
+    values = getattr(value, "values", None)
+    if not (isinstance(value, str) and isinstance(values, dict)):
+        return None
+    return " · ".join(f"{form(v)} ({run_id})" for run_id, v in values.items())
+
+
 def percent(value: Any, digits: int = 2) -> str:
     """A fraction as a percentage ("90.54%"); "–" when missing or not finite."""
+    shown = per_run(value, lambda v: percent(v, digits))
+    if shown is not None:
+        return shown
     return f"{100 * value:.{digits}f}%" if is_number(value) else MISSING
 
 
 def decimal(value: Any, digits: int = 4) -> str:
     """A measured value to `digits` places; an exploded one (a diverging loss, 4.9e+14) in scientific form."""
+    shown = per_run(value, lambda v: decimal(v, digits))
+    if shown is not None:
+        return shown
     if not is_number(value):
         return MISSING
     return f"{value:.3g}" if abs(value) >= 1e6 else f"{value:.{digits}f}"
@@ -78,6 +93,9 @@ def points_between(a: str, b: str, sign: bool = False) -> str:
 
 def count(value: Any) -> str:
     """A count with thousands separators ("61,706"); rates are rounded to whole numbers."""
+    shown = per_run(value, count)
+    if shown is not None:
+        return shown
     return f"{value:,.0f}" if is_number(value) else MISSING
 
 
@@ -105,7 +123,8 @@ class Cell:
     """One table cell. `kind`: "num" (right-aligned), "label" (text), "code" (an identifier, monospace),
     "layer" (a layer's dotted name), "formula" (a parameter or MAC formula, monospace). `verdict`: True/False
     when the cell states a checked figure (✓/✗ is part of `text`), None otherwise; `note`: a second, smaller
-    line; `color`: a model's swatch; `span`: the columns it covers (a footer's "Total: …" over the names)."""
+    line; `color`: a model's swatch; `span`: the columns it covers (a footer's "Total: …" over the names);
+    `image`: a figure file the cell shows, `text` then being its alt text (a confusion's examples)."""
 
     text: str
     kind: str = "num"
@@ -113,6 +132,7 @@ class Cell:
     color: str = ""
     verdict: bool | None = None
     span: int = 1
+    image: str = ""
 
 
 def label(text: Any, note: str = "", color: str = "") -> Cell:
@@ -140,6 +160,7 @@ class Table:
     rows: list[Row]
     footer: list[Row] = field(default_factory=list)
     caption: str = ""
+    color: str = ""  # a model's swatch beside the title (a trial's epoch table)
 
     def column(self, name: str) -> list[str]:
         """The texts of one column, by its heading (tests compare formats with it)."""
@@ -175,9 +196,72 @@ class Section:
     tables: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Figure:
+    """A drawn figure: its file (relative to the report folder), its alt text and caption in the report's
+    language."""
+
+    file: str
+    alt: str
+    caption: str = ""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the document, in the order every format shows them: `key` is its id (a checklist item
+    links to it), `title` its heading, `level` 2 for a section, 3 for one under the section before it, 0 for a
+    notice above the contents (problems, warnings, a combined report's differences)."""
+
+    key: str
+    title: str
+    level: int = 2
+
+
+@dataclass
+class Header:
+    """The document's title and the line under it; `generated` is the minute it was rendered (left out of
+    summary.json, which two renders of one run write alike)."""
+
+    title: str
+    run_id: str
+    lang: str
+    dataset: str = ""
+    generated: str = ""
+    version: str = ""
+    notes: str = ""
+
+
+@dataclass
+class Gallery:
+    """One model's sample gallery: figures, and the keys of its tables (per-class accuracy, confusions)."""
+
+    label: str
+    color: str
+    confusion: Figure
+    per_class: str
+    correct: Figure | None = None
+    confusions: str = ""  # the key of its most-frequent-confusions table; "" when it made no mistake
+    confident: Figure | None = None
+    wrong: list[str] = field(default_factory=list)  # contact sheets of every mistake (misclassified.html)
+    wrong_count: str = ""
+    test_count: str = ""
+    wrong_link: str = ""  # "All misclassified test images (57)"
+    wrong_print: str = ""  # the same said for print, where the companion page is not at hand
+
+
+@dataclass
+class Disagreement:
+    """One pair of models: the images only one of them got right, each side a figure."""
+
+    a: str
+    b: str
+    figures: list[Figure]
+
+
 @dataclass
 class ReportModel:
-    """Everything a layout shows besides figures and galleries: tables by key, and the claims."""
+    """Everything a layout shows: the header, the parts in order, tables by key, claims, figures, galleries
+    and the captions between them. A layout reads nothing else."""
 
     tables: dict[str, Table]
     settings_claim: Claim
@@ -187,6 +271,22 @@ class ReportModel:
     checklist_title: str = ""
     checklist: list[Claim] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)  # a grading document's students, one each
+    header: Header | None = None
+    parts: list[Part] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why the run may not be trustworthy (incomplete, altered)
+    figures: dict[str, Figure] = field(default_factory=dict)  # by role: loss, acc, curves/<model>, cost, …
+    galleries: list[Gallery] = field(default_factory=list)
+    disagreements: list[Disagreement] = field(default_factory=list)
+    captions: dict[str, str] = field(default_factory=dict)  # the texts between tables and figures, by place
+    training: list[str] = field(default_factory=list)  # epoch tables shown under training, the rest in the appendix
+    appendix: list[str] = field(default_factory=list)
+    spec: str = ""  # the resolved spec as JSON (HTML only: print and Markdown point to spec.json)
+
+    def part(self, key: str) -> Part | None:
+        return next((part for part in self.parts if part.key == key), None)
+
+    def figures_with_prefix(self, prefix: str) -> list[Figure]:
+        return [figure for role, figure in self.figures.items() if role.startswith(prefix)]
 
     def table(self, key: str) -> Table | None:
         return self.tables.get(key)
@@ -196,5 +296,8 @@ class ReportModel:
         return [t for key, t in self.tables.items() if key.startswith(prefix)]
 
     def to_dict(self) -> dict[str, Any]:
-        """For summary.json: the same cells every document shows; a cell's empty fields are left out."""
-        return asdict(self, dict_factory=lambda pairs: {k: v for k, v in pairs if v not in ("", None, [])})
+        """For summary.json: the same cells every document shows; a cell's empty fields are left out, and so
+        is the minute of rendering."""
+        model = asdict(self, dict_factory=lambda pairs: {k: v for k, v in pairs if v not in ("", None, [], {})})
+        model.get("header", {}).pop("generated", None)
+        return model

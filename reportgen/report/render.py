@@ -32,9 +32,9 @@ from reportgen.report.documents import chosen_documents
 from reportgen.report.figures import draw_figures
 from reportgen.report.findings import format_finding
 from reportgen.report.markdown import render_markdown, write_latex_tables
+from reportgen.report.model import ReportModel
 from reportgen.report.publishing import staged_report
 from reportgen.report.tables import build_report_model
-from reportgen.report.tables_setup import spec_json
 from reportgen.report.templating import TEMPLATES, inline_assets, jinja_environment, restricted_fetcher
 from reportgen.report.typeset import keep_words_whole
 from reportgen.run.archive_files import atomic_write_json
@@ -93,16 +93,18 @@ def _figure_img(relative: str, label: str) -> markupsafe.Markup:
     )
 
 
-def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: set[str], single_file: bool) -> None:
-    environment = jinja_environment(lang)
-    context = context | {"interactive_svg": _interactive_svg(folder)}
+def _write_documents(report: ReportModel, folder: Path, formats: set[str], single_file: bool) -> None:
+    """The documents, each a layout of the report model and nothing else (plus layout helpers: the catalogue's
+    fixed words, how a figure is drawn)."""
+    environment = jinja_environment(report.header.lang)
+    page = environment.get_template("report.html.j2")
     if formats & {"html", "pdf"}:
-        html = environment.get_template("report.html.j2").render(**context)
+        html = page.render(report=report, interactive_svg=_interactive_svg(folder))
         (folder / "report.css").write_bytes(TEMPLATES.joinpath("report.css").read_bytes())
         (folder / "report.html").write_text(html, "utf-8")
-        if any(g["wrong"] for g in context["galleries"]):
+        if any(g.wrong for g in report.galleries):
             (folder / "misclassified.html").write_text(
-                environment.get_template("misclassified.html.j2").render(**context), "utf-8"
+                environment.get_template("misclassified.html.j2").render(report=report), "utf-8"
             )
         if single_file:
             (folder / "report.html").write_text(inline_assets(html, folder), "utf-8")
@@ -111,7 +113,7 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
 
             # For print the figures go in as <img>: the same SVG files, drawn the same, but WeasyPrint then
             # does not cascade the page's CSS over every one of their thousands of elements (0.4 s a report).
-            printed = environment.get_template("report.html.j2").render(**context | {"interactive_svg": _figure_img})
+            printed = page.render(report=report, interactive_svg=_figure_img)
             printed = keep_words_whole(printed)  # Korean breaks between words only (typeset.py)
             # pdf_tags: a tagged PDF (headings, tables, each figure with its alt text as /Alt) that screen readers
             # can follow; measured +0.3-0.7 s and +6% size on the golden `three` run (docs/outputs.md)
@@ -119,8 +121,8 @@ def _write_documents(context: dict[str, Any], folder: Path, lang: str, formats: 
                 string=printed, base_url=str(folder / "report.html"), url_fetcher=restricted_fetcher(folder)
             ).write_pdf(folder / "report.pdf", pdf_tags=True)
     if "md" in formats:
-        (folder / "report.md").write_text(render_markdown(environment, context, context["translate"]), "utf-8")
-        write_latex_tables(context["report"], folder / "tables.tex", lang)
+        (folder / "report.md").write_text(render_markdown(environment, report), "utf-8")
+        write_latex_tables(report, folder / "tables.tex", report.header.lang)
 
 
 def _write_report(
@@ -140,8 +142,7 @@ def _write_report(
     context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
     context["cover_rows"] = cover_rows(context["cover"])
     context["report"] = build_report_model(context)
-    context["spec_json"] = spec_json(context["spec"])
-    _write_documents(context, staging, lang, documents, single_file)
+    _write_documents(context["report"], staging, documents, single_file)
     _write_tables(context, staging)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from reportgen.report.claims import findings, same_training, settings_claim
 from reportgen.report.model import Claim, ReportModel
+from reportgen.report.outline import add_document
 from reportgen.report.tables_cost import cost_table
 from reportgen.report.tables_results import (
     aggregates_table,
@@ -54,7 +55,7 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
         data_files_table(ctx, tr),
     ]
     checklist = ctx.get("checklist") or {}
-    return ReportModel(
+    report = ReportModel(
         tables={t.key: t for t in tables if t is not None},
         settings_claim=settings_claim(ctx["settings"], tr),
         conclusion=ctx["conclusion"],
@@ -66,3 +67,4 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
             for item in checklist.get("items", [])
         ],
     )
+    return add_document(report, ctx)
