@@ -9,10 +9,11 @@ It ends with the lines to track from one commit to the next:
                            same data, thread count and batch size, both test accuracies beside it, and the
                            share of this machine's fp32 GEMM rate the engine's training computes; --pairs N
                            takes medians of N alternating runs per side (one run moves by tens of percent);
-  seed 004 grid: N s       with --grid: wall time of seed 004's 18-trial sweep (examples/), 10 epochs, full data;
   default report: N s      wall time of `reportgen run` (the default experiment: training, then the HTML
                            and PDF report) in a fresh temporary folder, as `make report` runs it: minutes,
-                           skipped with --no-report; --smoke runs a one-model, one-epoch experiment instead.
+                           skipped with --no-report; --smoke runs a one-model, one-epoch experiment instead;
+  seed 004 grid: N s       with --grid: wall time of seed 004's 18-trial sweep (examples/), 10 epochs, full data,
+                           with its report (--grid-args adds options, e.g. --device cuda --no-pdf).
 
 Every measurement is one child process, so its peak RSS (ru_maxrss, read inside the child) is its own:
 a process's high-water mark never drops, so sides measured one after another in one process would
@@ -27,6 +28,9 @@ each inherit the largest before them.
   engine-compile  torch.compile(dynamic=False), every batch } compared with `engine` at --threads, idle)
                   full (training set cut to a multiple of the batch size), compile time reported apart.
   engine-bf16     the engine with --precision bf16 (an opt-in setting: its accuracy is the figure to read).
+  engine-graph    the engine's epoch as a trial on CUDA takes it: each full batch one replay of the captured
+                  step (reportgen/cuda_graph.py), the short last batch eager; on the CPU it trains eagerly
+                  and says why (its `step mode` note); `identical` compares it with the eager engine.
 --device cuda runs every side on the GPU: the engine with its data on the device, the textbook loop moving
 each batch there; the ceiling is then the GPU's fp32 matrix rate, and threads only drive the host side.
 With --pairs N the engine trains N times from one seed: `repeats bit for bit` says whether those weights match.
@@ -58,6 +62,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from reportgen.cuda_graph import graphed_epochs
 from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
 from reportgen.models.registry import create_model
 from reportgen.run.trial import on_device
@@ -80,7 +85,7 @@ ENGINE_ADAM = {"engine-foreach": {"foreach": True}, "engine-fused": {"fused": Tr
 SIDE_ENV = {"engine-passive": {"OMP_WAIT_POLICY": "PASSIVE"}}  # read by OpenMP when the child starts
 SIDES = (
     "textbook", "engine", "engine-contiguous", "engine-foreach", "engine-fused", "engine-passive", "engine-compile",
-    "engine-bf16",
+    "engine-bf16", "engine-graph",
 )  # fmt: skip
 BUSY = "while True: pass"  # the competing process: one core's worth of pure Python
 SMOKE_REPORT = "--models mlp --epochs 1 --train-subset 1500 --test-subset 300"  # a tiny end-to-end run
@@ -89,9 +94,13 @@ SMOKE_REPORT = "--models mlp --epochs 1 --train-subset 1500 --test-subset 300"  
 def _timed(work: Callable[[], object]) -> float:
     started = time.perf_counter()
     work()
-    if torch.cuda.is_initialized():  # GPU kernels run asynchronously: the span ends when they have finished
-        torch.cuda.synchronize()
+    _finished()
     return time.perf_counter() - started
+
+
+def _finished() -> None:
+    if torch.cuda.is_initialized():  # GPU kernels run asynchronously: a span ends when they have finished
+        torch.cuda.synchronize()
 
 
 def gemm_peak_gflops(threads: int, device: str = "cpu", repeats: int = 5) -> float:
@@ -209,11 +218,18 @@ def engine(data, epochs: int, batch_size: int, side: str, device: str, threads: 
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, **ENGINE_ADAM[side])
     else:
         optimizer = make_optimizer(config, model.parameters())
+    run_epoch = train_epoch
+    if side == "engine-graph":  # the capture (warm-up steps included) is timed apart, as compile's is
+        started = time.perf_counter()
+        graphed, mode = graphed_epochs(model, optimizer, config, train_images)
+        _finished()
+        figures |= {"capture_s": time.perf_counter() - started, **mode.record()}
+        run_epoch = graphed or train_epoch
     train_seconds, eval_seconds = [], []
     for epoch in range(1, epochs + 1):
         train_seconds.append(
             _timed(
-                lambda epoch=epoch: train_epoch(
+                lambda epoch=epoch: run_epoch(
                     model, optimizer, train_images, train_labels, data.mean, data.std, config, epoch
                 )
             )
@@ -446,6 +462,11 @@ def notes(rows: dict[tuple[str, int, bool], dict], args: argparse.Namespace) -> 
             print(
                 f"evaluation forward passes ({side}, {threads} thread(s), {'busy' if busy else 'idle'}, best of 3): "
                 f"no_grad {row['no_grad_s']:.3f} s, inference_mode {row['inference_mode_s']:.3f} s"
+            )
+        if "step_mode" in row:
+            print(
+                f"{side}: step mode {row['step_mode']} ({row['step_mode_reason']}); capture and warm-up "
+                f"{row['capture_s']:.2f} s (not in train s/epoch)"
             )
         if "compile_s" in row:
             print(

@@ -99,8 +99,9 @@ class GraphedSteps:
         self._capture()
 
     def _capture(self) -> None:
-        saved = _snapshot(self.model, self.optimizer)
+        saved = snapshot(self.model, self.optimizer)
         make_capturable(self.optimizer)
+        self.model.train()  # the graph records the training forward: dropout on, BatchNorm on batch statistics
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
@@ -110,7 +111,7 @@ class GraphedSteps:
         self.optimizer.zero_grad(set_to_none=True)  # the graph allocates the gradients it writes
         with torch.cuda.graph(self.graph):
             step(self.model, self.optimizer, self.x, self.y, self.config.loss, self.sums)
-        _restore_in_place(self.model, self.optimizer, saved)
+        restore_in_place(self.model, self.optimizer, saved)
 
     def replay(self, x: torch.Tensor, y: torch.Tensor) -> None:
         """One full batch: its inputs into the static buffers, then the recorded step."""
@@ -176,7 +177,6 @@ def graphed_epochs(
     except RuntimeError as exc:  # an op that cannot be captured: train eagerly, as if never tried
         model.load_state_dict(model_state)
         optimizer.load_state_dict(optimizer_state)  # its state and flags as they were (a fresh one: empty)
-        torch.cuda.synchronize()
         where = traceback.extract_tb(exc.__traceback__)[-1]
         first = " ".join(str(exc).split())[:200]
         return None, StepMode(EAGER, f"capture failed: {type(exc).__name__}: {first} ({where.name})")
@@ -196,7 +196,7 @@ def make_capturable(optimizer: torch.optim.Optimizer) -> None:
     optimizer._warned_capturable_if_run_uncaptured = True
 
 
-def _snapshot(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def snapshot(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Copies of everything a warm-up step changes: the model's weights and buffers, the optimizer's state."""
     state = optimizer.state.items()
     return {
@@ -205,7 +205,7 @@ def _snapshot(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, A
     }
 
 
-def _restore_in_place(model: nn.Module, optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+def restore_in_place(model: nn.Module, optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
     """Undo the warm-up into the very tensors the graph reads and writes. Optimizer state the warm-up created
     (a fresh optimizer) goes back to zeros, which is what every optimizer here starts from: Adam's and
     RMSprop's step, averages and buffers; SGD's momentum buffer, whose first step from zeros
@@ -220,4 +220,3 @@ def _restore_in_place(model: nn.Module, optimizer: torch.optim.Optimizer, saved:
                     value.copy_(before[key])
                 elif isinstance(value, torch.Tensor):
                     value.zero_()
-    torch.cuda.synchronize()

@@ -25,7 +25,6 @@ from reportgen.run.device_choice import (
     run_seconds,
 )
 from reportgen.run.executors import (
-    WORKER_START_S,
     AutoExecutor,
     LocalExecutor,
     ProcessExecutor,
@@ -91,6 +90,46 @@ def test_a_cpu_training_records_eager_because_not_cuda():
     model = create_model("mlp")
     result = train_model(model, images, labels, images, labels, 0.5, 0.25, TrainConfig(epochs=1, batch_size=32))
     assert result.step_mode == {"step_mode": "eager", "step_mode_reason": "not CUDA"}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"optimizer": "adam"},
+        {"optimizer": "adamw", "weight_decay": 0.01},
+        {"optimizer": "sgd", "momentum": 0.9},
+        {"optimizer": "rmsprop", "momentum": 0.5},
+    ],
+)
+def test_a_warm_up_undone_in_place_leaves_the_model_and_optimizer_as_fresh(settings):
+    """What a capture does before the first real batch: warm-up steps, then everything put back into the
+    same tensors (the graph holds their addresses). The state the warm-up created goes back to zeros, from
+    which every optimizer steps exactly as from no state at all: same weights after the real steps."""
+    from reportgen.models.registry import create_model
+    from reportgen.train import make_optimizer
+
+    config = TrainConfig(batch_size=32, lr=0.01, **settings)
+    batches = [
+        (torch.randn(32, 1, 28, 28, generator=torch.Generator().manual_seed(i)), torch.arange(32) % 10)
+        for i in range(4)
+    ]
+    trained = []
+    for warm_up in (True, False):
+        torch.manual_seed(0)
+        model = create_model("lenet5_regularized")  # dropout and BatchNorm buffers too
+        optimizer = make_optimizer(config, model.parameters())
+        sums = (torch.zeros((), dtype=torch.float64), torch.zeros((), dtype=torch.int64))
+        if warm_up:
+            saved = cuda_graph.snapshot(model, optimizer)
+            for x, y in batches[::-1]:
+                cuda_graph.step(model, optimizer, x * 3, y, config.loss, sums)
+            cuda_graph.restore_in_place(model, optimizer, saved)
+        torch.manual_seed(1)  # the epoch's dropout seed
+        for x, y in batches:
+            cuda_graph.step(model, optimizer, x, y, config.loss, sums)
+        trained.append(model.state_dict())
+    warmed, fresh = trained
+    assert all(torch.equal(warmed[k], fresh[k]) for k in fresh)
 
 
 # --- trials sharing one GPU ------------------------------------------------------------------------------------
