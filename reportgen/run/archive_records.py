@@ -67,6 +67,8 @@ class EnvironmentRecord(TypedDict, total=False):
     git_commit: str
     command: str
     executor: str
+    workers: int  # the executor's processes (1: this process); runs before 2026-12-07 lack it
+    device_choice: dict[str, Any]  # run/device_choice.py: requested, chosen, reason[, estimates]
 
 
 class DataRecord(TypedDict, total=False):

@@ -166,8 +166,11 @@ def choose_device(
 def _automatic(spec: ExperimentSpec, data: Dataset, executor: Executor | AutoExecutor) -> DeviceChoice:
     if resolved_device("auto") == "cpu":
         return DeviceChoice("auto", "cpu", f"{NO_CUDA} (torch {torch.__version__})")
+    threads = torch.get_num_threads()  # select_device("cpu") sets the CPU's training threads: for the probe only
     try:
         estimates = [estimate(select_device(name), spec.trials(), data, executor) for name in ("cpu", "cuda")]
     except Exception as exc:  # noqa: BLE001 — a model that cannot train is the pre-flight's to report, in one line
         return DeviceChoice("auto", "cuda", f"no estimate could be made ({type(exc).__name__}): the GPU, as before")
+    finally:
+        torch.set_num_threads(threads)
     return choose("auto", estimates)
