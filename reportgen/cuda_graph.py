@@ -95,10 +95,10 @@ class GraphedSteps:
             torch.zeros((), dtype=torch.float64, device=device),
             torch.zeros((), dtype=torch.int64, device=device),
         )
-        self.graph = torch.cuda.CUDAGraph()
         self._capture()
 
     def _capture(self) -> None:
+        self.graph = torch.cuda.CUDAGraph()
         saved = snapshot(self.model, self.optimizer)
         make_capturable(self.optimizer)
         self.model.train()  # the graph records the training forward: dropout on, BatchNorm on batch statistics

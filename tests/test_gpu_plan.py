@@ -132,6 +132,48 @@ def test_a_warm_up_undone_in_place_leaves_the_model_and_optimizer_as_fresh(setti
     assert all(torch.equal(warmed[k], fresh[k]) for k in fresh)
 
 
+class ReplayedEagerly(cuda_graph.GraphedSteps):
+    """A GraphedSteps whose "graph" runs, eagerly on the static buffers, the step a capture records: capture
+    needs a GPU; the epoch around it (order, seeds, buffers, the short last batch, the sums) does not."""
+
+    def _capture(self) -> None:
+        self.replays = 0
+
+    def replay(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x.copy_(x)
+        self.y.copy_(y)
+        cuda_graph.step(self.model, self.optimizer, self.x, self.y, self.config.loss, self.sums)
+        self.replays += 1
+
+
+@pytest.mark.parametrize("augment", ["", "rotation=10,translate=0.1,erasing=0.25"])
+def test_a_graphed_epoch_trains_the_batches_train_epoch_trains(augment):
+    """Full batches through the static buffers, the short last one (150 = 2 × 64 + 22) eagerly: the same
+    order, dropout seeds, augmentation and sums as train.train_epoch, so the same weights, loss and accuracy."""
+    from reportgen.models.registry import create_model
+    from reportgen.train import make_optimizer, train_epoch
+
+    g = torch.Generator().manual_seed(0)
+    images, labels = torch.randint(0, 255, (150, 1, 28, 28), dtype=torch.uint8, generator=g), torch.arange(150) % 10
+    config = TrainConfig(batch_size=64, seed=4, augment=augment)
+    trained, replayed = [], []
+    for graphed in (True, False):
+        torch.manual_seed(0)
+        model = create_model("lenet5_regularized")  # dropout: its masks must follow the epoch's seed
+        optimizer = make_optimizer(config, model.parameters())
+        epoch = train_epoch
+        if graphed:
+            replayed.append(ReplayedEagerly(model, optimizer, config, images))
+            epoch = replayed[0].train_epoch
+        batches: list[int] = []
+        figures = [epoch(model, optimizer, images, labels, 0.3, 0.3, config, e, batches.append) for e in (1, 2)]
+        trained.append((figures, len(batches), model.state_dict()))
+    (graph_figures, graph_batches, graph_weights), (eager_figures, eager_batches, eager_weights) = trained
+    assert replayed[0].replays == 2 * 2 and graph_batches == eager_batches == 2 * 3
+    assert graph_figures == eager_figures
+    assert all(torch.equal(graph_weights[k], eager_weights[k]) for k in eager_weights)
+
+
 # --- trials sharing one GPU ------------------------------------------------------------------------------------
 
 
