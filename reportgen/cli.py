@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import json
 import sys
@@ -180,8 +181,8 @@ def _render(args: argparse.Namespace) -> int:
     options = _render_options(args)
     require_pdf_support(options.documents())
     print(f"archived run{'s' if len(runs) > 1 else ''}: {', '.join(map(str, runs))}")
-    keywords = options.keywords(runs[0] if len(runs) == 1 else runs, args.output_dir, False)
-    _show_report(render_report(**keywords | {"allow_incomplete": args.allow_incomplete}))
+    options = dataclasses.replace(options, output_root=Path(args.output_dir), allow_incomplete=args.allow_incomplete)
+    _show_report(render_report(runs[0] if len(runs) == 1 else runs, options))
     return 0
 
 

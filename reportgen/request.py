@@ -24,7 +24,7 @@ from reportgen.cover import merge_cover
 from reportgen.errors import ReportgenError, short
 from reportgen.experiment import ExperimentSpec
 from reportgen.report.checklist import load_checklist
-from reportgen.report.documents import chosen_documents, pdf_problem, require_pdf_support
+from reportgen.report.documents import RenderOptions, pdf_problem, require_pdf_support
 from reportgen.run import validation
 from reportgen.run.archive_layout import SPEC_FILE, STATUS_FILE, validate_run_id
 from reportgen.run.archive_reading import open_run
@@ -35,37 +35,6 @@ from reportgen.states import RunState
 DEFAULT_WORKERS = min(2, len(os.sched_getaffinity(0)))  # worker processes of the auto/process executors
 # Keys that may differ when a request names an existing run: they do not change what is trained.
 NOT_TRAINING = ("source", "lang", "max_trials", "cover")
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    """How the report is rendered: render_report's options besides the run and the output folder."""
-
-    lang: str | None = None  # None: the spec's language
-    pdf: bool = True
-    formats: tuple[str, ...] | None = None  # None: html, pdf and md
-    checklist: str | None = None  # None: the spec's checklist
-    single_file: bool = False
-    cover: dict[str, Any] = field(default_factory=dict)  # cover options over the spec's [report] cover
-    summary_only: bool = False  # a grading document without its per-student sections
-
-    def documents(self) -> set[str]:
-        return chosen_documents(self.formats, self.pdf)
-
-    def keywords(self, run: Path | list, output_dir: Path, allow_incomplete: bool) -> dict:
-        """render_report's keyword arguments (the language: languages.report_language decides, in the render)."""
-        return {
-            "run_path": run,
-            "output_root": output_dir,
-            "lang": self.lang,
-            "allow_incomplete": allow_incomplete,
-            "pdf": self.pdf,
-            "checklist": self.checklist,
-            "single_file": self.single_file,
-            "formats": list(self.formats) if self.formats else None,
-            "cover": self.cover,
-            "summary_only": self.summary_only,
-        }
 
 
 @dataclass(frozen=True)
@@ -81,7 +50,7 @@ class RunRequest:
     executor: str = "auto"
     workers: int = DEFAULT_WORKERS
     address: str | None = None
-    render: RenderOptions = RenderOptions()
+    render: RenderOptions = field(default_factory=RenderOptions)
     prepared: bool = False  # checked by `prepare`
 
 
@@ -181,8 +150,8 @@ def execute(
     partial = run.state() == RunState.PARTIAL
     if render is None:
         from reportgen.report.render import render_report as render
-    options = request.render.keywords(run.path, request.output_dir, allow_incomplete=partial)
-    return Outcome(run, render(**options), partial)
+    options = dataclasses.replace(request.render, output_root=Path(request.output_dir), allow_incomplete=partial)
+    return Outcome(run, render(run.path, options), partial)
 
 
 def check_checklist(name: str | None) -> None:

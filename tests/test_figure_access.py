@@ -38,6 +38,7 @@ class _Errors(logging.Handler):
 def documents(tmp_path_factory) -> dict[str, Path]:
     """The three-model golden run rendered in English (HTML, Markdown) and in Korean (with its PDF), and what
     WeasyPrint logged as errors while writing the PDF ("pdf_errors")."""
+    from reportgen.report.documents import RenderOptions
     from reportgen.report.render import render_report
 
     root = tmp_path_factory.mktemp("access")
@@ -45,10 +46,10 @@ def documents(tmp_path_factory) -> dict[str, Path]:
     errors, logger = _Errors(), logging.getLogger("weasyprint")
     logger.addHandler(errors)
     try:
-        korean = render_report(root / "three", root / "ko", "ko", False, pdf=True)
+        korean = render_report(root / "three", RenderOptions(root / "ko", "ko", pdf=True))
     finally:
         logger.removeHandler(errors)
-    english = render_report(root / "three", root / "en", "en", False, pdf=False)
+    english = render_report(root / "three", RenderOptions(root / "en", "en", pdf=False))
     return {"en": english, "ko": korean, "pdf_errors": errors.messages}
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from format_parsers import HtmlReport, latex_tables, markdown_headings, markdown_tables, norm
 
+from reportgen.report.documents import RenderOptions
 from reportgen.report.render import render_report
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -52,7 +53,10 @@ def rendered(tmp_path_factory) -> dict[str, Path]:
     folders = {}
     for case, (runs, lang, incomplete) in CASES.items():
         paths = [root / "runs" / run for run in runs]
-        out = render_report(paths if len(paths) > 1 else paths[0], root / case, lang, incomplete, pdf=False)
+        out = render_report(
+            paths if len(paths) > 1 else paths[0],
+            RenderOptions(root / case, lang, pdf=False, allow_incomplete=incomplete),
+        )
         folders[case] = out
     return folders
 
@@ -145,7 +149,7 @@ def test_a_diverged_trial_reads_diverged_at_its_epoch_and_wins_nothing(rendered)
 def test_combining_a_run_with_a_copy_of_itself_counts_each_training_once(tmp_path):
     shutil.copytree(RUNS / "pair-a", tmp_path / "pair-a")
     shutil.copytree(RUNS / "pair-a", tmp_path / "pair-a-copy")
-    out = render_report([tmp_path / "pair-a", tmp_path / "pair-a-copy"], tmp_path / "out", pdf=False)
+    out = render_report([tmp_path / "pair-a", tmp_path / "pair-a-copy"], RenderOptions(tmp_path / "out", pdf=False))
     summary = json.loads((out / "summary.json").read_text("utf-8"))
     assert summary["seed_aggregates"] == []  # one training each, not "2 seeds ± 0.00%"
     findings = [claim["text"] for claim in summary["report"]["findings"]]
@@ -277,8 +281,11 @@ def test_every_format_shows_the_same_parts_in_the_same_order_with_the_same_cells
     if parts:  # a grading document has students, not parts
         assert html.parts == parts
         _in_order([title for _key, title in parts], markdown_headings(markdown), "report.md's headings")
-        inline = HtmlReport(Report(folder, RUNS / CASES[case][0][0])._repr_html_())
+        shown = Report(folder, RUNS / CASES[case][0][0])._repr_html_()
+        inline = HtmlReport(shown)
         assert inline.parts == [p for p in parts if p[0] in NOTEBOOK_PARTS]
+        # the warnings as the report words them (a Korean report's in Korean), not the archive's English
+        assert all(html_lib.escape(finding["text"]) in shown for finding in report.get("findings", []))
         assert inline.tables["comparison"] == _shown(tables["comparison"])
 
     assert set(html.tables) == set(tables)

@@ -13,6 +13,7 @@ from xml.etree import ElementTree
 import pytest
 import weasyprint
 
+from reportgen.report.documents import RenderOptions
 from reportgen.report.render import render_report
 
 RUNS = Path(__file__).resolve().parent / "golden" / "runs"
@@ -26,7 +27,10 @@ def printed(tmp_path_factory) -> dict[str, Path]:
     """The default experiment's PDF in each language, rendered from a copy of the fixture run."""
     root = tmp_path_factory.mktemp("pages")
     shutil.copytree(RUNS / "three", root / "runs" / "three")
-    return {lang: render_report(root / "runs" / "three", root / lang, lang) / "report.pdf" for lang in ("en", "ko")}
+    return {
+        lang: render_report(root / "runs" / "three", RenderOptions(root / lang, lang)) / "report.pdf"
+        for lang in ("en", "ko")
+    }
 
 
 def _pages(pdf: Path) -> list[tuple[float, list[str]]]:

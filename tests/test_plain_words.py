@@ -20,6 +20,7 @@ import pytest
 from test_golden import CASES, RUNS
 from test_korean import visible_html, visible_markdown
 
+from reportgen.report.documents import RenderOptions
 from reportgen.report.render import render_report
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,9 @@ def documents(tmp_path_factory) -> dict[str, Path]:
     folders = {}
     for case, (runs, lang, incomplete) in CASES.items():
         paths = [root / "runs" / run for run in runs]
-        folders[case] = render_report(paths if len(paths) > 1 else paths[0], root / case, lang, incomplete)
+        folders[case] = render_report(
+            paths if len(paths) > 1 else paths[0], RenderOptions(root / case, lang, allow_incomplete=incomplete)
+        )
     return folders
 
 

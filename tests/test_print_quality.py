@@ -17,6 +17,7 @@ from xml.etree import ElementTree
 import pytest
 from PIL import Image
 
+from reportgen.report.documents import RenderOptions
 from reportgen.report.figure_style import CAPTION_PX
 from reportgen.report.render import render_report
 from reportgen.report.typeset import keep_words_whole
@@ -35,7 +36,10 @@ def printed(tmp_path_factory) -> dict[str, Path]:
     """Each case's report folder, with its PDF, rendered from copies of the fixture runs."""
     root = tmp_path_factory.mktemp("print")
     shutil.copytree(RUNS, root / "runs")
-    return {case: render_report(root / "runs" / run, root / case, lang) for case, (run, lang) in CASES.items()}
+    return {
+        case: render_report(root / "runs" / run, RenderOptions(root / case, lang))
+        for case, (run, lang) in CASES.items()
+    }
 
 
 class _VisibleText(HTMLParser):

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import requires_fashion
 
+from reportgen.report.documents import RenderOptions
 from reportgen.report.render import render_report
 
 pytestmark = [requires_fashion, pytest.mark.slow]
@@ -27,7 +28,7 @@ KOREAN_HEADINGS = (
 
 @pytest.fixture(scope="module")
 def korean(finished) -> Path:
-    return render_report(finished / "runs" / "e2e", finished / "ko", lang="ko")
+    return render_report(finished / "runs" / "e2e", RenderOptions(finished / "ko", lang="ko"))
 
 
 def pdf_text(pdf: Path) -> str:
@@ -103,7 +104,7 @@ def test_html_loads_offline_without_errors(finished, korean, tmp_path, lang):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is installed by `make test`")
 def test_single_file_report_needs_nothing_beside_it(finished, tmp_path):
-    out = render_report(finished / "runs" / "e2e", tmp_path / "single", pdf=False, single_file=True)
+    out = render_report(finished / "runs" / "e2e", RenderOptions(tmp_path / "single", pdf=False, single_file=True))
     alone = tmp_path / "alone"
     alone.mkdir()
     shutil.copy(out / "report.html", alone / "report.html")

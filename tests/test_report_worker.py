@@ -18,15 +18,18 @@ from conftest import idx_run_args, write_idx_dataset
 from test_archive_format import copy_fixture
 
 from reportgen.errors import ReportgenError
+from reportgen.report.documents import RenderOptions
 from reportgen.report.render import render_report
 from reportgen.report.worker import ReportProcess
 
 # run in a fresh interpreter: whether this process imported the report stack is then its own business
 IN_A_FRESH_PROCESS = """
 import json, sys
+from pathlib import Path
+from reportgen.report.documents import RenderOptions
 from reportgen.report.worker import ReportProcess
 with ReportProcess() as reports:
-    path = reports.render(run_path=sys.argv[1], output_root=sys.argv[2], formats=["html", "pdf", "md"])
+    path = reports.render(sys.argv[1], RenderOptions(Path(sys.argv[2]), formats=("html", "pdf", "md")))
 print(json.dumps({"path": str(path), "imported here": sorted(
     m for m in ("matplotlib", "weasyprint", "jinja2", "reportgen.report.render") if m in sys.modules)}))
 """
@@ -56,7 +59,7 @@ def test_the_warm_process_renders_the_report_render_report_writes_and_the_comman
     )
     answer = json.loads(done.stdout.splitlines()[-1])
     assert answer["imported here"] == [], "the report was drawn in the command's own process"
-    here = render_report(run, tmp_path / "here")
+    here = render_report(run, RenderOptions(tmp_path / "here"))
     assert Path(answer["path"]) == tmp_path / "warm" / run.name
     assert _documents(Path(answer["path"])) == _documents(here)
     assert (Path(answer["path"]) / "report.pdf").read_bytes().startswith(b"%PDF")
@@ -66,9 +69,9 @@ def test_the_warm_process_renders_the_report_render_report_writes_and_the_comman
 def test_a_mistake_found_while_rendering_comes_back_as_the_same_error(tmp_path):
     run = copy_fixture(tmp_path)
     with pytest.raises(ReportgenError) as here:
-        render_report(run, tmp_path / "here", checklist="no-such-checklist")
+        render_report(run, RenderOptions(tmp_path / "here", checklist="no-such-checklist"))
     with ReportProcess() as reports, pytest.raises(ReportgenError) as warm:
-        reports.render(run_path=run, output_root=tmp_path / "warm", checklist="no-such-checklist")
+        reports.render(run, RenderOptions(tmp_path / "warm", checklist="no-such-checklist"))
     assert str(warm.value) == str(here.value) and "no-such-checklist" in str(warm.value)
     # nothing but what the in-process render leaves too (its lock file): no report, no staging folder
     assert sorted(p.name for p in (tmp_path / "warm").iterdir()) == sorted(
@@ -80,7 +83,7 @@ def test_a_process_that_cannot_start_leaves_the_report_to_the_command(tmp_path):
     run = copy_fixture(tmp_path)
     for command in ([sys.executable, "-c", "import sys; sys.exit(3)"], [str(tmp_path / "no-such-python")]):
         with ReportProcess(command) as reports:
-            path = reports.render(run_path=run, output_root=tmp_path / "out", formats=["html"])
+            path = reports.render(run, RenderOptions(tmp_path / "out", formats=("html",)))
         assert (path / "report.html").is_file()
 
 
@@ -89,7 +92,7 @@ def test_a_process_that_dies_while_rendering_is_an_error_not_a_silent_success(tm
     ready = f"{json.dumps({'pdf_problem': None})}\n{json.dumps({'ready': True})}"
     dies = [sys.executable, "-c", f"print({ready!r}, flush=True); import sys; sys.stdin.readline(); sys.exit(1)"]
     with ReportProcess(dies) as reports, pytest.raises(RuntimeError, match="stopped .exit 1. before answering"):
-        reports.render(run_path=run, output_root=tmp_path / "out")
+        reports.render(run, RenderOptions(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 
 
@@ -101,7 +104,7 @@ def test_the_process_tells_whether_the_pdf_can_be_made_before_it_is_warm(tmp_pat
     run = copy_fixture(tmp_path)
     with ReportProcess(says) as reports:
         assert reports.pdf_problem() == "no Pango here"  # the process's finding, not this machine's
-        out = reports.render(run_path=run, output_root=tmp_path / "out", formats=["md"])
+        out = reports.render(run, RenderOptions(tmp_path / "out", formats=("md",)))
     assert (out / "report.md").is_file()
     with ReportProcess([sys.executable, "-c", "pass"]) as silent:
         assert silent.pdf_problem() is None  # said nothing: this process looks, and WeasyPrint loads here
@@ -169,7 +172,7 @@ def test_an_interrupt_while_the_report_is_written_leaves_no_half_written_report(
     )
     assert json.loads(worker.stdout.readline()) == {"pdf_problem": None}  # the PDF can be made here
     assert json.loads(worker.stdout.readline()) == {"ready": True}
-    worker.stdin.write(json.dumps({"run_path": str(run), "output_root": str(tmp_path / "out")}) + "\n")
+    worker.stdin.write(json.dumps({"run": str(run), "options": RenderOptions(tmp_path / "out").to_json()}) + "\n")
     worker.stdin.flush()
     deadline = time.monotonic() + 60
     while not list((tmp_path / "out").glob(".*.partial/figures/*")) and time.monotonic() < deadline:

@@ -1,6 +1,8 @@
-"""Which documents a render writes, and whether this machine can write the PDF.
+"""How a report is rendered (RenderOptions), which documents a render writes, and whether this machine can write
+the PDF.
 
-Kept apart from render.py (which imports matplotlib and Jinja2) so that a command can ask before it trains.
+Kept apart from render.py (which imports matplotlib and Jinja2) so that a command can ask before it trains;
+below request.py, which builds the options, and render.py, which takes them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,9 @@ import contextlib
 import io
 import re
 from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from reportgen.errors import ReportgenError
 
@@ -19,6 +24,33 @@ PANGO_PACKAGES = "libpango-1.0-0 libpangoft2-1.0-0"  # Debian and Ubuntu: what W
 def chosen_documents(formats: Collection[str] | None, pdf: bool) -> set[str]:
     """The documents of a render: `formats` (all when None), less the PDF when `pdf` is False."""
     return {*(formats or FORMATS)} - (set() if pdf else {"pdf"})
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything render_report takes besides the runs: where, in which language, which documents."""
+
+    output_root: Path = Path("output")  # the report goes to output_root/<run id>/
+    lang: str | None = None  # None: the spec's language
+    pdf: bool = True
+    formats: tuple[str, ...] | None = None  # None: html, pdf and md
+    checklist: str | None = None  # None: the spec's checklist
+    single_file: bool = False
+    cover: dict[str, Any] = field(default_factory=dict)  # cover options over the spec's [report] cover
+    summary_only: bool = False  # a grading document without its per-student sections
+    allow_incomplete: bool = False  # render a run that is partial or altered, marked as such
+
+    def documents(self) -> set[str]:
+        return chosen_documents(self.formats, self.pdf)
+
+    def to_json(self) -> dict[str, Any]:
+        """As JSON, for the warm report process (worker.py)."""
+        return asdict(self) | {"output_root": str(self.output_root)}
+
+    @classmethod
+    def from_json(cls, values: dict[str, Any]) -> RenderOptions:
+        formats = values.get("formats")
+        return cls(**values | {"output_root": Path(values["output_root"]), "formats": formats and tuple(formats)})
 
 
 def pdf_problem() -> str | None:

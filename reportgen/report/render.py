@@ -9,7 +9,6 @@ render never leaves a half-written report in output/.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from reportgen.report.combine import (
     submissions,
 )
 from reportgen.report.cover import cover_rows
-from reportgen.report.documents import chosen_documents
+from reportgen.report.documents import RenderOptions
 from reportgen.report.figures import draw_figures
 from reportgen.report.findings import format_finding
 from reportgen.report.markdown import render_markdown, write_latex_tables
@@ -129,55 +128,44 @@ def _write_report(
     run: RunReader,
     lang: str,
     problems: list[str],
-    checklist: str | None,
-    cover: dict[str, Any] | None,
+    options: RenderOptions,
     documents: set[str],
-    single_file: bool,
     staging: Path,
 ) -> None:
     """analyse → draw figures → judge the checklist (it counts drawn panels) → write the documents."""
     context = analyse_run(run, lang, problems)
     context = with_figures(context, draw_figures(context, staging / "figures"))
-    context["checklist"] = judged_checklist(context, checklist)
-    context["cover"] = merge_cover(context["spec"].get("cover", {}), cover or {})
+    context["checklist"] = judged_checklist(context, options.checklist)
+    context["cover"] = merge_cover(context["spec"].get("cover", {}), options.cover or {})
     context["cover_rows"] = cover_rows(context["cover"])
     context["report"] = build_report_model(context)
-    _write_documents(context["report"], staging, documents, single_file)
+    _write_documents(context["report"], staging, documents, options.single_file)
     _write_tables(context, staging)
 
 
-def render_report(
-    run_path: str | Path | list[str | Path],
-    output_root: str | Path = "output",
-    lang: str | None = None,
-    allow_incomplete: bool = False,
-    pdf: bool = True,
-    checklist: str | None = None,
-    single_file: bool = False,
-    formats: Collection[str] | None = None,
-    cover: dict[str, Any] | None = None,
-    summary_only: bool = False,
-) -> Path:
-    """Render runs/<id> into output/<id>/: report.html, report.pdf, report.md with figures/, tables.tex,
-    metrics.csv, comparison.csv, summary.json. `formats` picks the documents (html, pdf, md; all when None;
-    the PDF is made from the HTML), `pdf=False` drops the PDF; `cover` adds to or overrides the spec's cover.
-    Different people's runs are a class: a grading document (grading.py), without the per-student sections
-    when `summary_only`; a folder of the class that cannot be graded is listed there, not fatal."""
-    run, broken = open_class(run_path, allow_incomplete)  # several run folders: one combined report (combine.py)
+def render_report(run_path: str | Path | list[str | Path], options: RenderOptions | None = None) -> Path:
+    """Render runs/<id> into options.output_root/<id>/: report.html, report.pdf, report.md with figures/,
+    tables.tex, metrics.csv, comparison.csv, summary.json (the documents options.documents() picks; the PDF is
+    made from the HTML; options.cover adds to or overrides the spec's cover). Different people's runs are a
+    class: a grading document (grading.py), without the per-student sections when options.summary_only; a
+    folder of the class that cannot be graded is listed there, not fatal."""
+    options = options or RenderOptions()
+    run, broken = open_class(run_path, options.allow_incomplete)  # several run folders: one combined report
     problems = run.verify()
-    if problems and not allow_incomplete:
+    if problems and not options.allow_incomplete:
         raise ArchiveError(
             f"{run.path}: refusing to render: {'; '.join(problems)} "
             "(use --allow-incomplete to render it anyway, marked as such)"
         )
-    lang = report_language(lang, run.read("spec").get("lang"))
-    with staged_report(Path(output_root), run) as (staging, final):
-        documents = chosen_documents(formats, pdf)
+    lang = report_language(options.lang, run.read("spec").get("lang"))
+    with staged_report(Path(options.output_root), run) as (staging, final):
+        documents = options.documents()
         if isinstance(run, CombinedRun) and submissions(run.runs):  # different people's runs: graded, not compared
             from reportgen.report.grading import write_class  # it builds on analyse_run: imported when used
 
-            write_class(run, broken, staging, lang=lang, checklist=checklist, cover=cover, documents=documents,
-                        single_file=single_file, summary_only=summary_only)  # fmt: skip
+            write_class(run, broken, staging, lang=lang, checklist=options.checklist, cover=options.cover,
+                        documents=documents, single_file=options.single_file,
+                        summary_only=options.summary_only)  # fmt: skip
         else:
-            _write_report(run, lang, problems, checklist, cover, documents, single_file, staging)
+            _write_report(run, lang, problems, options, documents, staging)
     return final

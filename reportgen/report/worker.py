@@ -3,8 +3,8 @@
 `reportgen run` spends seconds before its first epoch importing torch, and a tiny run then spent as long
 again importing matplotlib, Jinja2 and WeasyPrint and loading their fonts, one after the other on one
 core. The process here does that second part on the other core while torch loads: started first, it
-imports and warms up, then waits on its stdin for one render request (render_report's keyword
-arguments as a JSON line) and answers on its stdout with the report folder, or the one-line error the
+imports and warms up, then waits on its stdin for one render request (render_report's run and
+RenderOptions as a JSON line) and answers on its stdout with the report folder, or the one-line error the
 user would have seen. The report is the same one render_report writes in-process; it is read from the
 archive alone, so nothing but the run folder's path crosses the pipe.
 
@@ -27,7 +27,7 @@ from typing import IO, Any, Self
 
 from reportgen.errors import ReportgenError
 from reportgen.isolation import python_command
-from reportgen.report.documents import pdf_problem
+from reportgen.report.documents import RenderOptions, pdf_problem
 from reportgen.stopping import ctrl_c_held
 
 # -P: not `python -m` alone, which would import a random.py of the current folder (reportgen/isolation.py)
@@ -68,12 +68,13 @@ class ReportProcess:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def render(self, **options: Any) -> Path:
-        """render_report(**options) in the warm process, or here if that process is not there."""
+    def render(self, run: Path | list, options: RenderOptions) -> Path:
+        """render_report(run, options) in the warm process, or here if that process is not there."""
         if not self._ready():
-            return _render_here(options)
+            return _render_here(run, options)
         assert self._process is not None and self._process.stdin is not None and self._process.stdout is not None
-        self._process.stdin.write(json.dumps(options, default=_jsonable) + "\n")
+        runs = [str(path) for path in run] if isinstance(run, list) else str(run)
+        self._process.stdin.write(json.dumps({"run": runs, "options": options.to_json()}) + "\n")
         self._process.stdin.flush()
         answer = self._process.stdout.readline()
         self._answered = bool(answer)
@@ -134,16 +135,10 @@ def warm_report_process() -> ReportProcess:
     return ReportProcess(None if "reportgen.report.render" in sys.modules else COMMAND)
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"render option {value!r} cannot be sent to the report process")
-
-
-def _render_here(options: dict[str, Any]) -> Path:
+def _render_here(run: Path | list, options: RenderOptions) -> Path:
     from reportgen.report.render import render_report
 
-    return render_report(**options)
+    return render_report(run, options)
 
 
 def _warm_up(pdf: bool) -> None:
@@ -173,10 +168,11 @@ def _serve(replies: IO[str]) -> int:
     request = sys.stdin.readline()
     if not request:  # the command ended without a report (an error, or nothing to render)
         return 0
-    options = json.loads(request)
-    _Rendering.output_root = Path(options.get("output_root", "output")).resolve()
+    asked = json.loads(request)
+    options = RenderOptions.from_json(asked["options"])
+    _Rendering.output_root = Path(options.output_root).resolve()
     try:
-        reply = {"path": str(_render_here(options))}
+        reply = {"path": str(_render_here(asked["run"], options))}
     except ReportgenError as exc:
         reply = {"error": str(exc)}
     print(json.dumps(reply), file=replies, flush=True)
