@@ -256,9 +256,9 @@ def test_a_cpu_run_with_device_auto_picks_the_cpu_says_why_and_records_it(tmp_pa
     assert environment["device_choice"] == {
         "requested": "auto",
         "chosen": "cpu",
-        "reason": f"{NO_CUDA} (torch {torch.__version__})",
+        "reason": f"{NO_CUDA}, torch {torch.__version__}",
     }
-    assert f"device auto: cpu ({NO_CUDA} (torch {torch.__version__}))" in lines
+    assert f"device auto: cpu ({NO_CUDA}, torch {torch.__version__})" in lines
     assert environment["executor"] == "LocalExecutor" and environment["workers"] == 1
     trial = json.loads(next((run.path / "trials").glob("*/trial.json")).read_text())
     assert trial["step_mode"] == "eager" and trial["step_mode_reason"] == "not CUDA"

@@ -165,7 +165,7 @@ def choose_device(
 
 def _automatic(spec: ExperimentSpec, data: Dataset, executor: Executor | AutoExecutor) -> DeviceChoice:
     if resolved_device("auto") == "cpu":
-        return DeviceChoice("auto", "cpu", f"{NO_CUDA} (torch {torch.__version__})")
+        return DeviceChoice("auto", "cpu", f"{NO_CUDA}, torch {torch.__version__}")
     threads = torch.get_num_threads()  # select_device("cpu") sets the CPU's training threads: for the probe only
     try:
         estimates = [estimate(select_device(name), spec.trials(), data, executor) for name in ("cpu", "cuda")]
