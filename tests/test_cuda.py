@@ -1,6 +1,7 @@
 """The CUDA path, end to end: skipped on a machine without a GPU, run by benchmarks/gpu_check.sh where one is lent.
 
-On such a machine `--device auto` trains on the GPU, so the rest of the suite (resume, reliability) runs there too.
+On such a machine `--device auto` trains where its timed estimate is shorter (run/device_choice.py), so the rest of
+the suite's runs may train on either device; the cases here name CUDA, and the graph's resume is checked here.
 """
 
 from __future__ import annotations
