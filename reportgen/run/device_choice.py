@@ -27,7 +27,7 @@ from reportgen.train import apply_layout, choose_layout, make_optimizer, resolve
 
 if TYPE_CHECKING:
     from reportgen.data.datasets import Dataset
-    from reportgen.spec import ExperimentSpec, Trial
+    from reportgen.experiment import ExperimentSpec, Trial
 
 PROBE_STEPS = 5  # timed steps per model and device, after one untimed (cuDNN's and the allocator's first use)
 NO_CUDA = "no CUDA device on this machine"
