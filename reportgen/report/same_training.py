@@ -38,9 +38,9 @@ from reportgen.privacy import resolved_path
 from reportgen.report.combine import authors, data_checksum, submissions
 from reportgen.report.i18n import Message, Translator
 from reportgen.report.model import Claim
-from reportgen.run.archive_layout import PREDICTIONS_FILE, WEIGHTS_FILE
+from reportgen.run.archive_layout import WEIGHTS_FILE
 from reportgen.run.archive_reading import ArchiveReader, RunReader
-from reportgen.run.archive_records import TrialRecord, load_epochs
+from reportgen.run.archive_records import TrialRecord, load_epochs, load_prediction_columns
 from reportgen.run.manifest import recorded_checksums
 from reportgen.states import TrialState
 
@@ -178,17 +178,12 @@ def _test_images(source: ArchiveReader) -> str:
     return digest.hexdigest()
 
 
-def _read_predictions(path: Path, images: str) -> Predictions | None:
-    import pandas as pd
-
-    try:
-        frame = pd.read_csv(path)
-    except (FileNotFoundError, pd.errors.EmptyDataError):
+def _read_predictions(trial_folder: Path, images: str) -> Predictions | None:
+    columns = load_prediction_columns(trial_folder)
+    if columns is None:
         return None
-    if not {"label", "prediction"} <= set(frame.columns):
-        return None
-    confidence = frame["confidence"].to_numpy(dtype=float) if "confidence" in frame else None
-    return Predictions(images, frame["label"].to_numpy(), frame["prediction"].to_numpy(), confidence)
+    confidence = columns["confidence"].astype(float) if "confidence" in columns else None
+    return Predictions(images, columns["label"], columns["prediction"], confidence)
 
 
 # ------------------------------------------------------------------ grouping
@@ -273,8 +268,7 @@ class Trainings:
                 code_name,
             )
             self.status[trial_id] = record.status
-            path = source.trial_dir(original) / PREDICTIONS_FILE
-            self.predictions[trial_id] = _read_predictions(path, images[source.run_id])
+            self.predictions[trial_id] = _read_predictions(source.trial_dir(original), images[source.run_id])
 
     @functools.cached_property
     def groups(self) -> list[Group]:

@@ -5,7 +5,7 @@
     environment.json   EnvironmentRecord
     data.json          DataRecord
     trial.json         TrialRecord with its ModelAuditRecord, plus metrics.json's EpochRow per epoch
-    predictions.csv    one row per test image (load_predictions)
+    predictions.csv    one row per test image (load_predictions; load_prediction_columns: as arrays)
     test_images.npz    an array (load_test_images)
 
 Records are frozen, and each `from_dict` or loader is the one place that knows how older runs differ (keys they
@@ -311,6 +311,20 @@ def load_trial(trial_folder: Path, written: int) -> dict[str, Any]:
 def load_predictions(trial_folder: Path) -> list[dict[str, str]]:
     """predictions.csv: one row per test image, as text."""
     return read_csv_rows(Path(trial_folder) / PREDICTIONS_FILE)
+
+
+def load_prediction_columns(trial_folder: Path) -> dict[str, np.ndarray] | None:
+    """predictions.csv as arrays by column (pandas: a class of hand-ins compares every pair of trials); None when
+    it is missing or empty, or lacks the label and prediction of each image."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(Path(trial_folder) / PREDICTIONS_FILE)
+    except (FileNotFoundError, pd.errors.EmptyDataError):
+        return None
+    if not {"label", "prediction"} <= set(frame.columns):
+        return None
+    return {column: frame[column].to_numpy() for column in frame.columns}
 
 
 def load_test_images(folder: Path) -> np.ndarray | None:

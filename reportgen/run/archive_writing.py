@@ -138,12 +138,12 @@ class RunArchive(ArchiveReader):
         except BaseException as exc:
             run.unlock()
             shutil.rmtree(run.path, ignore_errors=True)
-            if isinstance(exc, OSError):
+            # a failed write names the run, not the staging folder's file: that is gone, and was never the user's
+            cause = exc.__cause__ if isinstance(exc, ArchiveWriteError) else exc
+            if isinstance(cause, OSError):
                 raise ArchiveWriteError(
-                    f"{final}: cannot create the run ({exc.strerror or exc}); nothing was kept"
+                    f"{final}: cannot create the run ({cause.strerror or cause}); nothing was kept"
                 ) from exc
-            if isinstance(exc, ArchiveWriteError):
-                raise ArchiveWriteError(f"{exc}; the run {final} was not created") from exc
             raise
         run.path, run.run_id = final, run_id  # the lock is on the file, which moved with the folder
         return run
