@@ -9,8 +9,8 @@
 #                                                  # 3,000 images, one epoch, no PDF (PATH must find a python3
 #                                                  # with reportgen: PATH=.venv/bin:$PATH)
 # Measured with it on an NVIDIA H200, 2026-12-04, in 386 s of the device's time: docs/speed.md. The device
-# allows 10 minutes a command: on a fresh machine run it as two commands,
-#   GPU_CHECK_STEPS="install facts tests bench" …   then   GPU_CHECK_STEPS="cpu auto resume grid" …
+# allows 10 minutes a command: on a fresh machine run it as two commands, the figures issue #38 asks for first,
+#   GPU_CHECK_STEPS="install facts tests bench" …   then   GPU_CHECK_STEPS="cpu grid local auto repeat resume" …
 #
 # It expects a python3 with torch built for CUDA (the GPU image's; reportgen's torch pin does not apply there).
 # What that image lacks travels in .gpu/ (ignored by git; benchmarks/gpu_prepare.sh fills it): wheels of
@@ -20,12 +20,14 @@
 #   facts.log    GPU, driver, torch and CUDA versions, cores, whether WeasyPrint (Pango) loads
 #   tests.log    tests/test_cuda.py (the CUDA graph: repeats, matches eager steps, resumes bit-identically,
 #                falls back; concurrent trials archive what one process does; auto's estimates),
-#                tests/test_gpu_plan.py and tests/test_train.py (CUDA cases run where a GPU is)
+#                tests/test_gpu_plan.py and the CUDA cases of tests/test_train.py
 #   repeat.log   benchmarks/repeatability.py: does one seed give one set of weights on the GPU
 #   bench.log    benchmarks/train_speed.py: a LeNet-5 epoch (60,000 images, batch 64) in the textbook loop, the
 #                eager engine and the CUDA graph (engine-graph), `engine speed-up`; then the default report
 #                with --device cuda: `default report: N s`
 #   cpu.log      the default report on that machine's CPU cores (--device cpu --workers 3)
+#   local.log    the default report on the GPU in one process (--executor local): bench's, beside it, shares the
+#                GPU between worker processes as `--executor auto` plans it
 #   auto.log     the default report with --device auto: which device its estimate chose, and how long it took
 #   resume.log   kill and resume mid-epoch, bit-identical (tests/test_reliability.py, on the GPU when auto picks it)
 #   grid.log     seed 004's 18-trial grid (10 epochs, full data) on the device: `seed 004 grid: N s`
@@ -33,9 +35,9 @@ set -u
 out=${1:-${OUT:-/tmp/gpu-check}}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1
-device=cuda subset=() epochs=() pairs=${GPU_CHECK_PAIRS:-1} steps="install facts tests repeat bench cpu auto resume grid"
+device=cuda subset=() epochs=() pairs=${GPU_CHECK_PAIRS:-1} steps="install facts tests repeat bench cpu local auto resume grid"
 if [ -n "${GPU_CHECK_DRY:-}" ]; then  # the script itself, checked on the CPU in minutes: small data, no install
-    device=cpu subset=(--train-subset 3000 --test-subset 500) epochs=(--epochs 1) steps="facts repeat bench cpu auto grid"
+    device=cpu subset=(--train-subset 3000 --test-subset 500) epochs=(--epochs 1) steps="facts repeat bench cpu local auto grid"
 else
     export PYTHONPATH=/tmp/site PATH="/tmp/site/bin:$PATH"
 fi
@@ -81,12 +83,14 @@ step facts 60 bash -c facts
 pdf=$(python3 -c 'import weasyprint' >/dev/null 2>&1 || echo "--no-pdf")  # WeasyPrint needs Pango
 [ -n "${GPU_CHECK_DRY:-}" ] && pdf=--no-pdf
 step tests 240 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_cuda.py tests/test_gpu_plan.py \
-    tests/test_train.py -rs
+    tests/test_train.py -k "cuda or gpu_plan" -rs
 step repeat 90 python3 benchmarks/repeatability.py --device "$device" "${subset[@]:0:2}"
 step bench 300 python3 benchmarks/train_speed.py --device "$device" --epochs 1 --pairs "$pairs" \
     --sides "${GPU_CHECK_SIDES:-textbook,engine,engine-graph}" "${subset[@]:0:2}" \
     --report-args "--device $device $pdf ${subset[*]} ${epochs[*]}"
 step cpu 150 bash -c "timed_report 'on the CPU cores' --device cpu --workers 3 $pdf ${subset[*]} ${epochs[*]}"
+# the concurrency A/B: bench's report let `auto` share the GPU between worker processes; this one trains in one
+step local 150 bash -c "timed_report 'on $device in one process' --device $device --executor local $pdf ${subset[*]} ${epochs[*]}"
 step auto 150 bash -c "timed_report 'with --device auto' $pdf ${subset[*]} ${epochs[*]}"
 step resume 100 python3 -m pytest -q -p no:cacheprovider -o addopts="" tests/test_reliability.py -k "sigkill"
 # seed 004's 18-trial grid (issue #38's target on a GPU: under 3 minutes); last, as it is the longest step
