@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from reportgen import stopping
+from reportgen.batches import batch_augmenter, compute_loss, derived_seed, epoch_permutation, normalize
 from reportgen.settings import Precision, Schedule, TrainConfig
 
 CUDA_GRAPH, EAGER = "cuda_graph", "eager"
@@ -71,7 +72,6 @@ def step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y:
          sums: tuple[torch.Tensor, torch.Tensor]) -> None:  # fmt: skip
     """One training step as train.train_epoch takes it, adding the batch's loss and correct count to `sums`:
     what the graph records, and what the short last batch runs eagerly."""
-    from reportgen.train import compute_loss  # train.py imports this module: its helpers are read at call time
 
     output = model(x)
     batch_loss = compute_loss(loss, output.float(), y)
@@ -133,7 +133,6 @@ class GraphedSteps:
         batch_schedule: Any = None,
     ) -> tuple[float, float]:
         """train.train_epoch with full batches replayed; the short last batch eagerly."""
-        from reportgen.train import batch_augmenter, derived_seed, epoch_permutation, normalize  # see step()
 
         if model is not self.model or optimizer is not self.optimizer or batch_schedule is not None:
             raise ValueError("a graphed epoch trains the model and optimizer it captured, without a batch schedule")
