@@ -126,7 +126,9 @@ def steps_per_batch(config: TrainConfig) -> bool:
 
 
 def resolved_device(requested: str) -> str:
-    """The one place `auto` is decided: CUDA when this machine has it, else the CPU."""
+    """The devices `requested` can mean on this machine: `auto` is "cuda" where CUDA is present (the run then
+    measures which of the two trains faster: run/device_choice.py, the one place a run's device is chosen),
+    else "cpu"; anything else as it is, checked."""
     if not isinstance(requested, str) or not DEVICE_PATTERN.fullmatch(requested):
         raise SpecError(f"device {requested!r}: expected auto, cpu, cuda or cuda:N")
     if requested == "auto":
