@@ -8,7 +8,7 @@ Format 1, written before status.json was covered: a bare {path: sha256} without 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ class Manifest:
     files: dict[str, str] | None
     state: Any = None  # the state it was sealed in (format 2)
     sealed: str = ""
-    covers_status: bool = field(default=True)  # format 1 left status.json and dot files out
+    covers_status: bool = True  # format 1 left status.json and dot files out
 
     @classmethod
     def from_json(cls, payload: Any) -> Manifest:
