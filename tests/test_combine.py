@@ -146,7 +146,5 @@ def test_runs_of_other_training_sizes_combine_with_each_models_own_training_spee
     code, _out, err = render(cli, runs, "a", "t", out=tmp_path)
     assert code == 0, err
     context = analyse_run(open_runs([runs / "a", runs / "t"]), "en", [])
-    speed = {
-        row["model"]: row["train_images_per_second"] * row["seconds_per_epoch"] for row in context["costs"]["rows"]
-    }
+    speed = {row["model"]: row["train_images_per_second"] * row["seconds_per_epoch"] for row in context.costs["rows"]}
     assert speed == pytest.approx({"mlp": 200, "lenet5": 120})

@@ -36,7 +36,7 @@ def test_analysis_writes_nothing_and_the_figures_are_every_file_drawn(tmp_path, 
 
     context = analyse_run(ArchiveReader(run_folder), "en", [])
     assert sorted(tmp_path.rglob("*")) == before
-    assert isinstance(context["status"], RunRecord) and context["status"].state is RunState.COMPLETE
+    assert isinstance(context.status, RunRecord) and context.status.state is RunState.COMPLETE
 
     folder = tmp_path / "figures"
     folder.mkdir()
@@ -46,8 +46,8 @@ def test_analysis_writes_nothing_and_the_figures_are_every_file_drawn(tmp_path, 
     assert [len(c["panels"]) for c in figures.model_curves] == [4, 4]
 
     shown = with_figures(context, figures)
-    assert [g["confusion"] for g in shown["galleries"]] == [g.confusion for g in figures.galleries]
-    assert shown["costs"]["scatter"] == figures.cost_scatter == "figures/cost.svg"
+    assert [g["confusion"] for g in shown.galleries] == [g.confusion for g in figures.galleries]
+    assert shown.costs["scatter"] == figures.cost_scatter == "figures/cost.svg"
 
 
 def test_the_cost_scatter_labels_a_log_axis_in_plain_numbers(tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import asdict
+from types import SimpleNamespace
 
 from reportgen.measure.params import audit_model
 from reportgen.models.registry import create_model
@@ -55,24 +56,25 @@ def mcnemar_rows(best: list[TrialSummary], p_value: float = 0.001) -> list[dict]
     return rows
 
 
-def context(*models_and_accuracies: tuple) -> dict:
-    """(model, test accuracy[, train accuracy, test loss]) per model, one trial each."""
+def context(*models_and_accuracies: tuple) -> SimpleNamespace:
+    """(model, test accuracy[, train accuracy, test loss]) per model, one trial each: the part of an Analysis
+    (report/analysed.py) the checklist and the conclusion read."""
     models = [m for m, *_ in models_and_accuracies]
     best = [trial(*entry) for entry in models_and_accuracies]
-    return {
-        "models": models,
-        "trials": best,
-        "model_curves": [{"panels": ["train loss", "test loss", "train acc", "test acc"]} for _ in models],
-        "best": best,
-        "warnings": review_trials(best, 10, settings_identical=True),
-        "mcnemar": mcnemar_rows(best),
-        "before_after": before_after(best),
-        "literature": literature("mnist"),
-        "data": {"dataset": "mnist"},
-    }
+    return SimpleNamespace(
+        models=models,
+        trials=best,
+        model_curves=[{"panels": ["train loss", "test loss", "train acc", "test acc"]} for _ in models],
+        best=best,
+        warnings=review_trials(best, 10, settings_identical=True),
+        mcnemar=mcnemar_rows(best),
+        before_after=before_after(best),
+        literature=literature("mnist"),
+        data={"dataset": "mnist"},
+    )
 
 
-def checklist(ctx: dict, lang: str = "en") -> dict[str, dict]:
+def checklist(ctx: SimpleNamespace, lang: str = "en") -> dict[str, dict]:
     """The assignment checklist's items by check name."""
     loaded = load_checklist("assignment")
     items = evaluate_checklist(loaded, ctx, translator(lang))
@@ -166,10 +168,9 @@ def test_regularization_rule_is_shown_only_when_unmet():
 def chance_level_run() -> tuple[dict, list[str], list[str]]:
     """LeNet-5 at chance level (10.2%), the MLP trained: a significant McNemar test between them."""
     ctx = context((lenet5(), 0.102), (mlp(), 0.81))
-    assert [w.code for w in ctx["warnings"]] == ["chance"]
+    assert [w.code for w in ctx.warnings] == ["chance"]
     english, korean = (
-        [c.text for c in conclusion(ctx["best"], ctx["mcnemar"], [], ctx["warnings"], translator(lang))]
-        for lang in ("en", "ko")
+        [c.text for c in conclusion(ctx.best, ctx.mcnemar, [], ctx.warnings, translator(lang))] for lang in ("en", "ko")
     )
     return ctx, english, korean
 
@@ -195,7 +196,7 @@ def test_checklist_comparison_item_fails_when_lenet5_did_not_learn():
 
 def test_no_regularization_effect_is_claimed_when_the_base_did_not_learn():
     ctx = context((lenet5(), 0.1), (regularized(), 0.9))
-    claims = conclusion(ctx["best"], ctx["mcnemar"], ctx["before_after"], ctx["warnings"], translator("en"))
+    claims = conclusion(ctx.best, ctx.mcnemar, ctx.before_after, ctx.warnings, translator("en"))
     english = " ".join(c.text for c in claims)
     assert "changed the final test accuracy" not in english
     assert "Regularization (LeNet-5 + BN + Dropout vs LeNet-5) is not compared: LeNet-5 did not learn" in english

@@ -1,8 +1,8 @@
 """Analysis of a run: what the report says, read from the archive, computed once; writes nothing.
 
-analyse_run turns a run (or several combined) into the context every later step reads: trials, settings,
-comparisons, significance, costs, galleries, sweeps. with_figures adds the figures drawn from it; render.py
-then judges the checklist, builds the report model and writes the documents.
+analyse_run turns a run (or several combined) into the Analysis (analysed.py) every later step reads: trials,
+settings, comparisons, significance, costs, galleries, sweeps. with_figures adds the figures drawn from it;
+render.py then judges the checklist, builds the report model and writes the documents.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from reportgen.errors import ArchiveError
 from reportgen.experiment import recorded_data
+from reportgen.report.analysed import Analysis
 from reportgen.report.combine import differences, test_set_checksum
 from reportgen.report.conclusions import (
     calibration_sentences,
@@ -269,9 +270,9 @@ def _costs(run: RunReader, models: list[dict[str, Any]], best: list[TrialSummary
     return {"rows": rows, "device": rows[0]["device"], "threads": rows[0]["threads"]}
 
 
-def analyse_run(run: RunReader, lang: str, problems: list[str]) -> dict[str, Any]:
+def analyse_run(run: RunReader, lang: str, problems: list[str]) -> Analysis:
     """Everything the report shows, read from the archive and computed; writes nothing. The figures
-    (figures.draw_figures) and the checklist (_evaluate_checklist) are added to it afterwards."""
+    (with_figures) and the checklist (checklist.judged_checklist) are added to it afterwards."""
     translate = translator(lang)
     spec, env, data = run.read("spec"), run.read("environment"), run.read("data")
     data = data | {"source": translate.render(data["source"])}  # a recorded message
@@ -331,7 +332,7 @@ def analyse_run(run: RunReader, lang: str, problems: list[str]) -> dict[str, Any
         context["conclusion"] += cost_sentences(tests, costs["rows"], translate, untrained)
     context["conclusion"] += calibration_sentences(best, quality, untrained, translate)
     context["conclusion"] = significant_first(context["conclusion"])
-    return context
+    return Analysis(**context)
 
 
 def _macs(costs: dict[str, Any] | None) -> dict[str, int]:
@@ -395,8 +396,8 @@ def _code_identity(code: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:
-    """The analysed context with the drawn figures' files where the templates link them."""
+def with_figures(analysis: Analysis, figures: Figures) -> Analysis:
+    """The analysis with the drawn figures' files where the documents link them."""
     galleries = [
         gallery
         | {
@@ -408,16 +409,16 @@ def with_figures(context: dict[str, Any], figures: Figures) -> dict[str, Any]:
                 pair | {"sheet": sheet} for pair, sheet in zip(gallery["confusions"], files.confusion_sheets)
             ],
         }
-        for gallery, files in zip(context["galleries"], figures.galleries)
+        for gallery, files in zip(analysis.galleries, figures.galleries)
     ]
-    costs = context["costs"] and context["costs"] | {"scatter": figures.cost_scatter}
-    return context | {
-        "model_curves": figures.model_curves,
-        "heatmaps": figures.heatmaps,
-        "sweep_panels": figures.sweep_panels,
-        "costs": costs,
-        "galleries": galleries,
-        "disagreements": figures.disagreements,
-        "reliability": figures.reliability,
-        "alt": figures.alt,
-    }
+    return replace(
+        analysis,
+        model_curves=figures.model_curves,
+        heatmaps=figures.heatmaps,
+        sweep_panels=figures.sweep_panels,
+        costs=analysis.costs and analysis.costs | {"scatter": figures.cost_scatter},
+        galleries=galleries,
+        disagreements=figures.disagreements,
+        reliability=figures.reliability,
+        alt=figures.alt,
+    )

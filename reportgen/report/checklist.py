@@ -16,6 +16,7 @@ from typing import Any
 
 from reportgen.errors import SpecError, did_you_mean
 from reportgen.report import lenet
+from reportgen.report.analysed import Analysis
 from reportgen.report.conclusions import did_not_learn
 from reportgen.report.i18n import Message, Translator
 from reportgen.report.model import SECTION_HEADINGS
@@ -70,17 +71,17 @@ def _architecture(model: dict) -> str:
     return model["name"].split("?")[0].rsplit(":", 1)[-1].lower()
 
 
-def _classes(ctx: dict) -> int:
+def _classes(ctx: Analysis) -> int:
     """The run's number of classes: LeNet-5's output layer has one unit per class (the assignment's 10)."""
-    return len(ctx["data"].get("classes") or range(10))
+    return len(ctx.data.get("classes") or range(10))
 
 
-def _lenet(model: dict, ctx: dict) -> lenet.Verdict:
+def _lenet(model: dict, ctx: Analysis) -> lenet.Verdict:
     """Is the model the assignment's LeNet-5, by its archived layers (report/lenet.py)?"""
     return lenet.judge(model["audit"], _classes(ctx))
 
 
-def _is_lenet(model: dict, ctx: dict) -> bool:
+def _is_lenet(model: dict, ctx: Analysis) -> bool:
     """The assignment's LeNet-5: a model whose layers, kernels, channels and parameter count are LeNet-5's,
     whatever its name, and that is not declared the improvement of another model (models[].base): that one
     is the "after" of the regularization items, and counting it as LeNet-5 would tick "Implement LeNet-5"
@@ -88,9 +89,9 @@ def _is_lenet(model: dict, ctx: dict) -> bool:
     return not model.get("base_label") and _lenet(model, ctx).holds
 
 
-def _lenet_evidence(ctx: dict) -> list[Message]:
+def _lenet_evidence(ctx: Analysis) -> list[Message]:
     """Why the run's LeNet-5 is LeNet-5 (its layers, parameters and the tolerances used)."""
-    found = next((m for m in ctx["models"] if _is_lenet(m, ctx)), None)
+    found = next((m for m in ctx.models if _is_lenet(m, ctx)), None)
     return (
         [Message("{model}: {evidence}", {"model": found["label"], "evidence": _lenet(found, ctx).evidence})]
         if found
@@ -98,10 +99,10 @@ def _lenet_evidence(ctx: dict) -> list[Message]:
     )
 
 
-def _missing_lenet(ctx: dict) -> list[Message]:
+def _missing_lenet(ctx: Analysis) -> list[Message]:
     """Why the run has no LeNet-5 (empty when it has one): regularized variants by name, and each model that
     claims to be LeNet-5 (its class or registry name says so) with the first difference from LeNet-5."""
-    models = ctx["models"]
+    models = ctx.models
     if any(_is_lenet(m, ctx) for m in models):
         return []
     variants = [
@@ -122,10 +123,10 @@ def _missing_lenet(ctx: dict) -> list[Message]:
     return [Message("no LeNet-5 in this run"), *reasons]
 
 
-def _missing_models(ctx: dict) -> list[Message]:
+def _missing_models(ctx: Analysis) -> list[Message]:
     """Why the run lacks the assignment's LeNet-5 or MLP (empty when it has both)."""
     missing = _missing_lenet(ctx)
-    if not any(_is_mlp(m) for m in ctx["models"]):
+    if not any(_is_mlp(m) for m in ctx.models):
         missing.append(Message("no MLP in this run"))
     return missing
 
@@ -147,23 +148,23 @@ def _parameter_count(model: dict) -> Message:
 
 
 @check
-def parameter_audit(ctx: dict) -> tuple[bool, Evidence]:
-    audits = [m["audit"] for m in ctx["models"]]
+def parameter_audit(ctx: Analysis) -> tuple[bool, Evidence]:
+    audits = [m["audit"] for m in ctx.models]
     ok = all(
         (a.matches_torchinfo or a.torchinfo_note)
         and all(layer["formula"] for layer in a.layers if layer["weights"] + layer["bias"])
         for a in audits
     )
-    counts = [_parameter_count(m) for m in ctx["models"]]
+    counts = [_parameter_count(m) for m in ctx.models]
     verdict = "{counts} — per-layer formulas, torchinfo ✓" if ok else "{counts} — mismatch with torchinfo"
     missing = _missing_models(ctx)  # the item asks for both networks, not for any audited model
     return ok and not missing, [*missing, *_lenet_evidence(ctx), Message(verdict, {"counts": counts})]
 
 
 @check
-def mlp_matches_lenet(ctx: dict, tolerance_percent: float = 5) -> tuple[bool, Evidence]:
-    mlps = [m for m in ctx["models"] if _is_mlp(m)]
-    lenets = [m for m in ctx["models"] if _is_lenet(m, ctx)]
+def mlp_matches_lenet(ctx: Analysis, tolerance_percent: float = 5) -> tuple[bool, Evidence]:
+    mlps = [m for m in ctx.models if _is_mlp(m)]
+    lenets = [m for m in ctx.models if _is_lenet(m, ctx)]
     if not mlps or not lenets:
         return False, Message("needs an MLP and a LeNet-5 in the same run")
     lenet = lenets[0]
@@ -183,38 +184,38 @@ def mlp_matches_lenet(ctx: dict, tolerance_percent: float = 5) -> tuple[bool, Ev
 
 
 @check
-def epoch_monitoring(ctx: dict) -> tuple[bool, Evidence]:
+def epoch_monitoring(ctx: Analysis) -> tuple[bool, Evidence]:
     keys = ("train_loss", "train_acc", "test_loss", "test_acc")
-    ok = all(t.epochs and all(k in e for k in keys for e in t.epochs) and t.average for t in ctx["trials"])
-    return ok, Message("{count} per-epoch table(s) with an average row", {"count": len(ctx["trials"])})
+    ok = all(t.epochs and all(k in e for k in keys for e in t.epochs) and t.average for t in ctx.trials)
+    return ok, Message("{count} per-epoch table(s) with an average row", {"count": len(ctx.trials)})
 
 
 @check
-def four_curves_per_model(ctx: dict) -> tuple[bool, Evidence]:
-    count = sum(len(c["panels"]) == 4 for c in ctx["model_curves"])
-    return count == len(ctx["models"]), Message(
+def four_curves_per_model(ctx: Analysis) -> tuple[bool, Evidence]:
+    count = sum(len(c["panels"]) == 4 for c in ctx.model_curves)
+    return count == len(ctx.models), Message(
         "{count} of {models} models have train/test loss and accuracy plots",
-        {"count": count, "models": len(ctx["models"])},
+        {"count": count, "models": len(ctx.models)},
     )
 
 
 @check
-def model_comparison(ctx: dict, lenet_and_mlp: bool = False) -> tuple[bool, Evidence]:
-    tests = ctx["mcnemar"]
-    if len(ctx["models"]) < 2 or not tests:
+def model_comparison(ctx: Analysis, lenet_and_mlp: bool = False) -> tuple[bool, Evidence]:
+    tests = ctx.mcnemar
+    if len(ctx.models) < 2 or not tests:
         return False, Message("needs at least two models evaluated on the same test set")
     if lenet_and_mlp:
         return _lenet_vs_mlp(ctx)
     return True, Message("comparison table and {count} McNemar test(s)", {"count": len(tests)})
 
 
-def _lenet_vs_mlp(ctx: dict) -> tuple[bool, Evidence]:
+def _lenet_vs_mlp(ctx: Analysis) -> tuple[bool, Evidence]:
     """A McNemar test of a LeNet-5 against an MLP, both of which learned: the item names these two."""
-    models = {m["label"]: m for m in ctx["models"]}
-    pairs = [t for t in ctx["mcnemar"] if {_kind(models[t["a"]], ctx), _kind(models[t["b"]], ctx)} == {"lenet", "mlp"}]
+    models = {m["label"]: m for m in ctx.models}
+    pairs = [t for t in ctx.mcnemar if {_kind(models[t["a"]], ctx), _kind(models[t["b"]], ctx)} == {"lenet", "mlp"}]
     if not pairs:
         return False, _missing_models(ctx) or Message("no McNemar test of a LeNet-5 against an MLP")
-    untrained = did_not_learn(ctx["best"], ctx["warnings"])
+    untrained = did_not_learn(ctx.best, ctx.warnings)
     meaningful = [t for t in pairs if not {t["a"], t["b"]} & untrained]
     if not meaningful:
         return False, _not_learned(sorted({label for t in pairs for label in (t["a"], t["b"])} & untrained))
@@ -225,7 +226,7 @@ def _lenet_vs_mlp(ctx: dict) -> tuple[bool, Evidence]:
     )
 
 
-def _kind(model: dict, ctx: dict) -> str:
+def _kind(model: dict, ctx: Analysis) -> str:
     return "lenet" if _is_lenet(model, ctx) else "mlp" if _is_mlp(model) else "other"
 
 
@@ -234,17 +235,17 @@ def _not_learned(labels: list[str]) -> Message:
 
 
 @check
-def known_accuracy(ctx: dict) -> tuple[bool, Evidence]:
+def known_accuracy(ctx: Analysis) -> tuple[bool, Evidence]:
     """LeNet-5's own final test accuracy beside published figures of the same network on the same dataset
     (significance.comparable_to_lenet), only for a model whose layers are LeNet-5's (a network named LeNet5
     that is not LeNet-5 has no known accuracy to meet): other networks' figures do not answer the item, which
     then says how many there are instead of ticking."""
-    rows, dataset = ctx["literature"], ctx["data"]["dataset"]
-    lenets = [m["label"] for m in ctx["models"] if _is_lenet(m, ctx)]
-    trial = next((t for t in ctx["best"] if t.label in lenets and t.ranked), None)
+    rows, dataset = ctx.literature, ctx.data["dataset"]
+    lenets = [m["label"] for m in ctx.models if _is_lenet(m, ctx)]
+    trial = next((t for t in ctx.best if t.label in lenets and t.ranked), None)
     if trial is None:
         return False, _missing_lenet(ctx) or Message("LeNet-5 did not finish training: no accuracy to compare")
-    if trial.label in did_not_learn(ctx["best"], ctx["warnings"]):
+    if trial.label in did_not_learn(ctx.best, ctx.warnings):
         return False, _not_learned([trial.label])
     comparable = comparable_to_lenet(rows)
     if not comparable:
@@ -265,16 +266,16 @@ def known_accuracy(ctx: dict) -> tuple[bool, Evidence]:
 NO_BASE = "no regularized model with a base model (spec key models[].base)"
 
 
-def _judgements(ctx: dict) -> list[Judgement]:
-    untrained = did_not_learn(ctx["best"], ctx["warnings"])
-    return [judge_row(row, ctx["best"], ctx["mcnemar"], untrained) for row in ctx["before_after"]]
+def _judgements(ctx: Analysis) -> list[Judgement]:
+    untrained = did_not_learn(ctx.best, ctx.warnings)
+    return [judge_row(row, ctx.best, ctx.mcnemar, untrained) for row in ctx.before_after]
 
 
 @check
-def regularization(ctx: dict, min_techniques: int = 2) -> tuple[bool, Evidence]:
+def regularization(ctx: Analysis, min_techniques: int = 2) -> tuple[bool, Evidence]:
     """The assignment's ask: at least `min_techniques` regularizers that acted in training, and a before/after
     of models trained alike. Whether it helped is the next item's (regularization_helped)."""
-    if not ctx["before_after"]:
+    if not ctx.before_after:
         return False, Message(NO_BASE)
     evidence, ok = [], False
     judgements = _judgements(ctx)
@@ -295,10 +296,10 @@ def regularization(ctx: dict, min_techniques: int = 2) -> tuple[bool, Evidence]:
 
 
 @check
-def regularization_helped(ctx: dict) -> tuple[bool, Evidence]:
+def regularization_helped(ctx: Analysis) -> tuple[bool, Evidence]:
     """The outcome: test accuracy, test loss and the train–test gap together (regularization.py), for a
     regularized model with a regularizer that acted in training, trained like its base."""
-    if not ctx["before_after"]:
+    if not ctx.before_after:
         return False, Message(NO_BASE)
     evidence, ok = [], False
     for j in _judgements(ctx):
@@ -358,9 +359,7 @@ def _check_section(where: str, section: Any) -> None:
         raise SpecError(f"{where}.section': " + (f"{hint} (expected {expected})" if hint else f"expected {expected}"))
 
 
-def evaluate_checklist(
-    checklist: dict[str, Any], context: dict[str, Any], translate: Translator
-) -> list[dict[str, Any]]:
+def evaluate_checklist(checklist: dict[str, Any], context: Analysis, translate: Translator) -> list[dict[str, Any]]:
     """Each item's ✓/✗ and its evidence, worded by `translate` (a list of messages joined with '; ')."""
     results = []
     for item in checklist.get("items", []):
@@ -379,11 +378,11 @@ def evaluate_checklist(
     return results
 
 
-def judged_checklist(context: dict[str, Any], name: str | None) -> dict[str, Any] | None:
+def judged_checklist(context: Analysis, name: str | None) -> dict[str, Any] | None:
     """The assignment checklist, judged on the finished context: some items check the figures drawn."""
-    name = name or context["spec"].get("checklist")
+    name = name or context.spec.get("checklist")
     if not name:
         return None
     loaded = load_checklist(name)
-    translate = context["translate"]
+    translate = context.translate
     return {"title": translate(loaded["title"]), "items": evaluate_checklist(loaded, context, translate)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reportgen.report.analysed import Analysis
 from reportgen.report.findings import format_finding, settings_words, who
 from reportgen.report.model import Claim
 from reportgen.report.summary import TrialSummary
@@ -75,7 +76,7 @@ def settings_claim(settings: dict[str, Any], tr) -> Claim:
     return Claim(text, True, test="archived settings of each trial")
 
 
-def same_training(ctx: dict[str, Any], tr) -> list[Claim]:
+def same_training(ctx: Analysis, tr) -> list[Claim]:
     """A finding per group of trials that were one training: which rows, and what matched."""
-    groups = {t.same_training.trial_ids: t.same_training for t in ctx["trials"] if t.same_training}
+    groups = {t.same_training.trial_ids: t.same_training for t in ctx.trials if t.same_training}
     return [group.claim(tr) for group in groups.values()]

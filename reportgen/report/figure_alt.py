@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from reportgen.report.analysed import Analysis
 from reportgen.report.model import count, decimal, is_number, percent
 
 if TYPE_CHECKING:  # figures.py imports this module to describe what it drew
@@ -21,21 +22,21 @@ if TYPE_CHECKING:  # figures.py imports this module to describe what it drew
 Translate = Callable[..., str]
 
 
-def describe(context: dict[str, Any], figures: Figures) -> dict[str, str]:
+def describe(context: Analysis, figures: Figures) -> dict[str, str]:
     """Alt text by figure file (as the templates link it), for every figure in `figures`."""
-    tr, best = context["translate"], context["best"]
+    tr, best = context.translate, context.best
     alt = {f"figures/{metric}.svg": curves(best, metric, tr) for metric in ("loss", "acc")}
     alt |= {c["file"]: panels(trial, tr) for c, trial in zip(figures.model_curves, best)}
-    alt |= {file: heatmap(pivot, tr) for file, pivot in zip(figures.heatmaps, context["heatmap_pivots"])}
+    alt |= {file: heatmap(pivot, tr) for file, pivot in zip(figures.heatmaps, context.heatmap_pivots)}
     if figures.sweep_panels:
-        alt[figures.sweep_panels] = sweep(context["sweep_series"], tr)
+        alt[figures.sweep_panels] = sweep(context.sweep_series, tr)
     if figures.cost_scatter:
-        alt[figures.cost_scatter] = cost(context["costs"]["rows"], tr)
+        alt[figures.cost_scatter] = cost(context.costs["rows"], tr)
     if figures.reliability:
-        alt[figures.reliability] = reliability(context["quality"], tr)
-    for files, gallery in zip(figures.galleries, context["galleries"]):
+        alt[figures.reliability] = reliability(context.quality, tr)
+    for files, gallery in zip(figures.galleries, context.galleries):
         alt |= _gallery(files, gallery, tr)
-    for files, pair in zip(figures.disagreements, context["disagreements"]):
+    for files, pair in zip(figures.disagreements, context.disagreements):
         alt |= _disagreement(files, pair, tr)
     return alt
 

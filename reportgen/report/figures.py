@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from reportgen.report import figure_alt
+from reportgen.report.analysed import Analysis
 from reportgen.report.contact_sheets import gallery_png
 from reportgen.report.figure_style import model_marker
 from reportgen.report.matrix_plots import confusion_svg, heatmap_svg
@@ -59,19 +60,19 @@ class Figures:
     alt: dict[str, str] = field(default_factory=dict)  # every file's alt text, in the report's language
 
 
-def draw_figures(context: dict[str, Any], folder: Path) -> Figures:
+def draw_figures(context: Analysis, folder: Path) -> Figures:
     """Write every figure of the analysed `context` into `folder` (the report's figures/)."""
-    translate = context["translate"]
-    colors = context["colors"]
-    _curves(context["best"], colors, translate, folder)
+    translate = context.translate
+    colors = context.colors
+    _curves(context.best, colors, translate, folder)
     figures = Figures(
-        model_curves=model_curves(context["best"], colors, translate, folder),
-        heatmaps=_heatmaps(context["heatmap_pivots"], translate, folder),
-        sweep_panels=_sweep_panels(context["sweep_series"], colors, translate, folder),
-        cost_scatter=_cost_scatter(context["costs"], colors, translate, folder),
-        galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context["galleries"])],
-        disagreements=[_disagreement(n, pair, folder) for n, pair in enumerate(context["disagreements"])],
-        reliability=_reliability(context.get("quality") or {}, colors, translate, folder),
+        model_curves=model_curves(context.best, colors, translate, folder),
+        heatmaps=_heatmaps(context.heatmap_pivots, translate, folder),
+        sweep_panels=_sweep_panels(context.sweep_series, colors, translate, folder),
+        cost_scatter=_cost_scatter(context.costs, colors, translate, folder),
+        galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context.galleries)],
+        disagreements=[_disagreement(n, pair, folder) for n, pair in enumerate(context.disagreements)],
+        reliability=_reliability(context.quality or {}, colors, translate, folder),
     )
     return replace(figures, alt=figure_alt.describe(context, figures))
 

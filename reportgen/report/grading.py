@@ -26,6 +26,7 @@ import pandas as pd
 
 from reportgen.cover import merge_cover
 from reportgen.errors import ReportgenError
+from reportgen.report.analysed import Analysis
 from reportgen.report.analysis import analyse_run
 from reportgen.report.checklist import judged_checklist
 from reportgen.report.claims import findings
@@ -119,10 +120,10 @@ def _order(student: dict[str, Any]) -> tuple:
 def _student(source: ArchiveReader, lang: str, checklist: str | None, copies: list[dict], folder: Path) -> dict:
     """One hand-in on its own: who, its models, its best accuracy on its own test images, its checklist, curves."""
     ctx = analyse_run(source, lang, source.verify())
-    translate = ctx["translate"]
-    ctx["model_curves"] = _curves(ctx, source.run_id, folder)
-    people = (ctx["spec"].get("cover") or {}).get("authors") or []
-    ranked = [t for t in ctx["best"] if t.ranked]
+    translate = ctx.translate
+    ctx.model_curves = _curves(ctx, source.run_id, folder)
+    people = (ctx.spec.get("cover") or {}).get("authors") or []
+    ranked = [t for t in ctx.best if t.ranked]
     best = max(ranked, key=lambda t: t.final["test_acc"], default=None)
     judged, not_judged = _checklist(ctx, checklist, translate)
     return {
@@ -130,45 +131,43 @@ def _student(source: ArchiveReader, lang: str, checklist: str | None, copies: li
         "authors": authors(source),
         "names": [a["name"] for a in people],
         "student_id": ", ".join(a["student_id"] for a in people if a.get("student_id")),
-        "models": [m["label"] for m in ctx["models"]],
+        "models": [m["label"] for m in ctx.models],
         "best": best and {"model": best.label, "accuracy": best.final["test_acc"], "parameters": best.audit.total},
-        "test_images": ctx["data"].get("test_size"),
+        "test_images": ctx.data.get("test_size"),
         "test_set": test_set_checksum(source),
         "checklist": judged,
         "not_judged": not_judged,
         "copies": copies,
-        "problems": ctx["problems"],
-        "findings": findings(ctx["warnings"], translate),
-        "troubles": [c.text for c in findings([w for w in ctx["warnings"] if w.code in TROUBLES], translate)],
-        "warnings": [format_finding(w) for w in ctx["warnings"]],
+        "problems": ctx.problems,
+        "findings": findings(ctx.warnings, translate),
+        "troubles": [c.text for c in findings([w for w in ctx.warnings if w.code in TROUBLES], translate)],
+        "warnings": [format_finding(w) for w in ctx.warnings],
         "models_table": comparison_table(ctx, translate),
-        "curves": ctx["model_curves"],
-        "comparison": [row | {"run_id": source.run_id} for row in ctx["comparison"]],
+        "curves": ctx.model_curves,
+        "comparison": [row | {"run_id": source.run_id} for row in ctx.comparison],
         "epochs": [
             {"run_id": source.run_id, "trial_id": t.trial_id, "model": t.label, **e}
-            for t in ctx["trials"]
+            for t in ctx.trials
             for e in t.epochs
         ],
     }
 
 
-def _curves(ctx: dict[str, Any], run_id: str, folder: Path) -> list[dict[str, Any]]:
+def _curves(ctx: Analysis, run_id: str, folder: Path) -> list[dict[str, Any]]:
     """Each model's four plots (figures.model_curves' figure), as PNG at print resolution in figures/<run id>/: a
     class prints a hundred of them, which as SVG would cost the PDF seconds each to draw."""
     (folder / FOLDER / run_id).mkdir(parents=True)
     curves = []
-    for n, trial in enumerate(ctx["best"]):
+    for n, trial in enumerate(ctx.best):
         name = f"{FOLDER}/{run_id}/curves-{n}.png"
-        panels = model_panels_svg(
-            trial.epochs, trial.label, ctx["colors"][trial.label], ctx["translate"], folder / name
-        )
+        panels = model_panels_svg(trial.epochs, trial.label, ctx.colors[trial.label], ctx.translate, folder / name)
         curves.append({"label": trial.label, "file": name, "panels": panels})
     return curves
 
 
-def _checklist(ctx: dict[str, Any], name: str | None, translate: Translator) -> tuple[dict | None, str]:
+def _checklist(ctx: Analysis, name: str | None, translate: Translator) -> tuple[dict | None, str]:
     """The hand-in's checklist judged, or why it was not: none given to `run` or `render`, or one unreadable."""
-    if not (name or ctx["spec"].get("checklist")):
+    if not (name or ctx.spec.get("checklist")):
         return None, translate("checklist not judged: none was given to run or render")
     try:
         return judged_checklist(ctx, name), ""

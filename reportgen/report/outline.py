@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reportgen.report.analysed import Analysis
 from reportgen.report.model import (
     SECTION_HEADINGS,
     Cell,
@@ -38,37 +39,37 @@ RELIABILITY = (
 )
 
 
-def add_document(report: ReportModel, ctx: dict[str, Any]) -> ReportModel:
+def add_document(report: ReportModel, ctx: Analysis) -> ReportModel:
     """`report` (its tables and claims built) with the document around them."""
-    tr = ctx["translate"]
+    tr = ctx.translate
     report.header = _header(ctx, tr)
-    report.problems = list(ctx["problems"])
-    cover = _cover(ctx.get("cover_rows") or [], tr)
-    differences = _differences(ctx["differences"], tr)
+    report.problems = list(ctx.problems)
+    cover = _cover(ctx.cover_rows or [], tr)
+    differences = _differences(ctx.differences, tr)
     report.tables.update({t.key: t for t in (cover, differences) if t is not None})
-    report.training = [f"epochs/{t.trial_id}" for t in ctx["trials"] if t not in ctx["appendix_trials"]]
-    report.appendix = [f"epochs/{t.trial_id}" for t in ctx["appendix_trials"]]
+    report.training = [f"epochs/{t.trial_id}" for t in ctx.trials if t not in ctx.appendix_trials]
+    report.appendix = [f"epochs/{t.trial_id}" for t in ctx.appendix_trials]
     for key in report.training + report.appendix:
-        trial = next(t for t in ctx["trials"] if key == f"epochs/{t.trial_id}")
-        report.tables[key].color = ctx["colors"][trial.label]
+        trial = next(t for t in ctx.trials if key == f"epochs/{t.trial_id}")
+        report.tables[key].color = ctx.colors[trial.label]
     report.figures = _figures(ctx, tr)
-    report.galleries = [_gallery(g, ctx, report, tr) for g in ctx["galleries"]]
-    report.disagreements = [_disagreement(d, ctx["alt"], tr) for d in ctx["disagreements"]]
+    report.galleries = [_gallery(g, ctx, report, tr) for g in ctx.galleries]
+    report.disagreements = [_disagreement(d, ctx.alt, tr) for d in ctx.disagreements]
     report.captions = _captions(ctx, tr)
-    report.spec = spec_json(ctx["spec"])
+    report.spec = spec_json(ctx.spec)
     report.parts = _parts(report, ctx, tr)
     return report
 
 
-def _header(ctx: dict[str, Any], tr) -> Header:
-    cover, spec = ctx.get("cover") or {}, ctx["spec"]
+def _header(ctx: Analysis, tr) -> Header:
+    cover, spec = ctx.cover or {}, ctx.spec
     return Header(
         title=cover.get("title") or tr(spec["name"]),
-        run_id=ctx["run_id"],
-        lang=ctx["lang"],
-        dataset=tr(ctx["data"]["dataset"]),
-        generated=ctx["generated"],
-        version=ctx["env"]["reportgen"],
+        run_id=ctx.run_id,
+        lang=ctx.lang,
+        dataset=tr(ctx.data["dataset"]),
+        generated=ctx.generated,
+        version=ctx.env["reportgen"],
         notes=tr(spec["notes"]) if spec.get("notes") else "",
     )
 
@@ -109,21 +110,21 @@ def _figure(file: str | None, alt: dict[str, str], caption: str = "") -> Figure 
     return Figure(file, alt[file], caption) if file else None
 
 
-def _figures(ctx: dict[str, Any], tr) -> dict[str, Figure]:
+def _figures(ctx: Analysis, tr) -> dict[str, Figure]:
     """The report's figures besides the galleries, by role, in the order they are shown."""
-    alt = ctx["alt"]
-    seeds = f" ({tr('mean over seeds')})" if ctx["settings"]["varied"].get("seed") else ""
+    alt = ctx.alt
+    seeds = f" ({tr('mean over seeds')})" if ctx.settings["varied"].get("seed") else ""
     figures = {
         "loss": _figure("figures/loss.svg", alt, tr("Loss per epoch: train dashed, test solid.")),
         "acc": _figure("figures/acc.svg", alt, tr("Accuracy per epoch: train dashed, test solid.")),
-        **{f"curves/{c['label']}": _figure(c["file"], alt) for c in ctx["model_curves"]},
+        **{f"curves/{c['label']}": _figure(c["file"], alt) for c in ctx.model_curves},
         "cost": _figure(
-            (ctx["costs"] or {}).get("scatter"), alt, tr("Final test accuracy against multiply-adds per image")
+            (ctx.costs or {}).get("scatter"), alt, tr("Final test accuracy against multiply-adds per image")
         ),
-        "reliability": _figure(ctx["reliability"], alt, tr(RELIABILITY)),
-        **{f"heatmap/{n}": _figure(file, alt) for n, file in enumerate(ctx["heatmaps"])},
+        "reliability": _figure(ctx.reliability, alt, tr(RELIABILITY)),
+        **{f"heatmap/{n}": _figure(file, alt) for n, file in enumerate(ctx.heatmaps)},
         "sweep": _figure(
-            ctx["sweep_panels"],
+            ctx.sweep_panels,
             alt,
             tr("Test accuracy per epoch, one panel per combination of swept settings") + seeds + ".",
         ),
@@ -131,15 +132,15 @@ def _figures(ctx: dict[str, Any], tr) -> dict[str, Figure]:
     return {role: figure for role, figure in figures.items() if figure is not None}
 
 
-def _gallery(g: dict[str, Any], ctx: dict[str, Any], report: ReportModel, tr) -> Gallery:
-    alt, model = ctx["alt"], g["trial"].label
+def _gallery(g: dict[str, Any], ctx: Analysis, report: ReportModel, tr) -> Gallery:
+    alt, model = ctx.alt, g["trial"].label
     confusions = _confusions(g, alt, tr)
     if confusions is not None:
         report.tables[confusions.key] = confusions
     wrong = count(g["wrong_count"])
     return Gallery(
         label=model,
-        color=ctx["colors"][model],
+        color=ctx.colors[model],
         confusion=Figure(
             g["confusion"], alt[g["confusion"]], tr("Confusion matrix (rows: true label, columns: predicted)")
         ),
@@ -190,16 +191,16 @@ def _disagreement(d: dict[str, Any], alt: dict[str, str], tr) -> Disagreement:
     return Disagreement(d["a"], d["b"], figures)
 
 
-def _captions(ctx: dict[str, Any], tr) -> dict[str, str]:
+def _captions(ctx: Analysis, tr) -> dict[str, str]:
     """The texts between the tables and figures, by the place they stand."""
     highlighted = (
         tr("Highlighted row: epoch with the best validation accuracy.")
-        if ctx["data"].get("validation_size")
+        if ctx.data.get("validation_size")
         else tr("Highlighted row: epoch with the best test accuracy.")
     )
-    appendix = ctx["appendix_trials"]
+    appendix = ctx.appendix_trials
     return {
-        "macs": tr(MAC_RULE) if ctx["costs"] else "",
+        "macs": tr(MAC_RULE) if ctx.costs else "",
         "training": highlighted
         + " "
         + tr("Train loss and accuracy are averaged over the epoch's batches while the model was training."),
@@ -217,7 +218,7 @@ def _captions(ctx: dict[str, Any], tr) -> dict[str, str]:
     }
 
 
-def _parts(report: ReportModel, ctx: dict[str, Any], tr) -> list[Part]:
+def _parts(report: ReportModel, ctx: Analysis, tr) -> list[Part]:
     """The document's parts in order; a part with nothing to show is left out."""
     section = {key: Part(key, tr(title)) for key, title in SECTION_HEADINGS.items()}
     shown = [

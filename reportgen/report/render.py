@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import markupsafe
 import pandas as pd
@@ -19,6 +18,7 @@ from reportgen.cover import merge_cover
 from reportgen.errors import ArchiveError
 from reportgen.languages import report_language
 from reportgen.messages import english
+from reportgen.report.analysed import Analysis
 from reportgen.report.analysis import analyse_run, with_figures
 from reportgen.report.checklist import judged_checklist
 from reportgen.report.combine import (
@@ -40,33 +40,34 @@ from reportgen.run.archive_files import atomic_write_json
 from reportgen.run.archive_reading import RunReader
 
 
-def _write_tables(context: dict[str, Any], folder: Path) -> None:
-    rows = [{"trial_id": t.trial_id, "model": t.label, **e} for t in context["trials"] for e in t.epochs]
+def _write_tables(context: Analysis, report: ReportModel, folder: Path) -> None:
+    """metrics.csv, comparison.csv and summary.json (its `report` key: the model every document lays out)."""
+    rows = [{"trial_id": t.trial_id, "model": t.label, **e} for t in context.trials for e in t.epochs]
     pd.DataFrame(rows).to_csv(folder / "metrics.csv", index=False)
-    pd.DataFrame(context["comparison"]).to_csv(folder / "comparison.csv", index=False)
+    pd.DataFrame(context.comparison).to_csv(folder / "comparison.csv", index=False)
     atomic_write_json(
         folder / "summary.json",
         {
-            "run_id": context["run_id"],
-            "lang": context["lang"],
-            "spec": context["spec"],
-            "settings": context["settings"],
-            "comparison": context["comparison"],
-            "quality": context["quality"],
-            "before_after": context["before_after"],
-            "seed_aggregates": context["aggregates"],
-            "mcnemar": context["mcnemar"],
-            "differences": context["differences"],
-            "conclusion": [claim.text for claim in context["conclusion"]],
-            "checklist": context["checklist"],
-            "report": context["report"].to_dict(),
+            "run_id": context.run_id,
+            "lang": context.lang,
+            "spec": context.spec,
+            "settings": context.settings,
+            "comparison": context.comparison,
+            "quality": context.quality,
+            "before_after": context.before_after,
+            "seed_aggregates": context.aggregates,
+            "mcnemar": context.mcnemar,
+            "differences": context.differences,
+            "conclusion": [claim.text for claim in context.conclusion],
+            "checklist": context.checklist,
+            "report": report.to_dict(),
             "warnings": [
-                {"code": w.code, "trial_id": w.trial_id, "message": format_finding(w)} for w in context["warnings"]
+                {"code": w.code, "trial_id": w.trial_id, "message": format_finding(w)} for w in context.warnings
             ],
-            "epochs": {t.trial_id: t.epochs for t in context["trials"]},
-            "averages": {t.trial_id: t.average for t in context["trials"]},
-            "parameters": {m["label"]: m["audit"].parameter_counts for m in context["models"]},
-            "cost": {m["label"]: english(m["audit"].cost) for m in context["models"]},  # reasons as English text
+            "epochs": {t.trial_id: t.epochs for t in context.trials},
+            "averages": {t.trial_id: t.average for t in context.trials},
+            "parameters": {m["label"]: m["audit"].parameter_counts for m in context.models},
+            "cost": {m["label"]: english(m["audit"].cost) for m in context.models},  # reasons as English text
         },
     )
 
@@ -133,14 +134,14 @@ def _write_report(
     staging: Path,
 ) -> None:
     """analyse → draw figures → judge the checklist (it counts drawn panels) → write the documents."""
-    context = analyse_run(run, lang, problems)
-    context = with_figures(context, draw_figures(context, staging / "figures"))
-    context["checklist"] = judged_checklist(context, options.checklist)
-    context["cover"] = merge_cover(context["spec"].get("cover", {}), options.cover or {})
-    context["cover_rows"] = cover_rows(context["cover"])
-    context["report"] = build_report_model(context)
-    _write_documents(context["report"], staging, documents, options.single_file)
-    _write_tables(context, staging)
+    analysis = analyse_run(run, lang, problems)
+    analysis = with_figures(analysis, draw_figures(analysis, staging / "figures"))
+    analysis.checklist = judged_checklist(analysis, options.checklist)
+    analysis.cover = merge_cover(analysis.spec.get("cover", {}), options.cover or {})
+    analysis.cover_rows = cover_rows(analysis.cover)
+    report = build_report_model(analysis)
+    _write_documents(report, staging, documents, options.single_file)
+    _write_tables(analysis, report, staging)
 
 
 def render_report(run_path: str | Path | list[str | Path], options: RenderOptions | None = None) -> Path:

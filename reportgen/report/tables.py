@@ -8,8 +8,7 @@ tables are built by job: tables_setup.py (settings, parameters, layers, reproduc
 
 from __future__ import annotations
 
-from typing import Any
-
+from reportgen.report.analysed import Analysis
 from reportgen.report.claims import findings, same_training, settings_claim
 from reportgen.report.model import Claim, ReportModel
 from reportgen.report.outline import add_document
@@ -34,14 +33,14 @@ from reportgen.report.tables_setup import (
 )
 
 
-def build_report_model(ctx: dict[str, Any]) -> ReportModel:
+def build_report_model(ctx: Analysis) -> ReportModel:
     """The tables and claims of the report, in the order the documents show them."""
-    tr = ctx["translate"]
+    tr = ctx.translate
     tables = [
         settings_table(ctx, tr),
         parameters_table(ctx, tr),
-        *[architecture_table(m, tr) for m in ctx["models"]],
-        *[epochs_table(t, ctx, tr) for t in ctx["trials"]],
+        *[architecture_table(m, tr) for m in ctx.models],
+        *[epochs_table(t, ctx, tr) for t in ctx.trials],
         comparison_table(ctx, tr),
         quality_table(ctx, tr),
         per_class_scores_table(ctx, tr),
@@ -50,17 +49,17 @@ def build_report_model(ctx: dict[str, Any]) -> ReportModel:
         mcnemar_table(ctx, tr),
         literature_table(ctx, tr),
         before_after_table(ctx, tr),
-        *[per_class_table(g, tr) for g in ctx["galleries"]],
+        *[per_class_table(g, tr) for g in ctx.galleries],
         reproducibility_table(ctx, tr),
         data_files_table(ctx, tr),
     ]
-    checklist = ctx.get("checklist") or {}
+    checklist = ctx.checklist or {}
     report = ReportModel(
         tables={t.key: t for t in tables if t is not None},
-        settings_claim=settings_claim(ctx["settings"], tr),
-        conclusion=ctx["conclusion"],
-        findings=findings(ctx["warnings"], tr) + same_training(ctx, tr),
-        next_steps=ctx.get("next_steps", []),
+        settings_claim=settings_claim(ctx.settings, tr),
+        conclusion=ctx.conclusion,
+        findings=findings(ctx.warnings, tr) + same_training(ctx, tr),
+        next_steps=ctx.next_steps,
         checklist_title=checklist.get("title", ""),
         checklist=[
             Claim(tr(item["text"]), item["passed"], item["evidence"], item["check"], item["section"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reportgen.report.analysed import Analysis
 from reportgen.report.model import Cell, Row, Table, count, decimal, is_number, label, percent
 from reportgen.report.tables_setup import mac_caveats
 
@@ -17,20 +18,20 @@ COST_COLUMNS = [
 ]
 
 
-def merged_costs(ctx: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def merged_costs(ctx: Analysis) -> dict[str, dict[str, Any]]:
     """The cost rows by model when they join the comparison: every model trained once (its one row is its
     best trial, whose accuracy the cost table would repeat) and every model measured. Otherwise (sweeps,
     seeds, a failed trial, no costs) {}, and the cost table stands on its own."""
-    costs = ctx.get("costs")
-    models = [r["model"] for r in ctx["comparison"]]
+    costs = ctx.costs
+    models = [r["model"] for r in ctx.comparison]
     if not costs or len(set(models)) != len(models):
         return {}
     by_model = {r["model"]: r for r in costs["rows"]}
     return by_model if set(by_model) == set(models) else {}
 
 
-def macs_of(ctx: dict[str, Any], model: str) -> dict[str, Any]:
-    audit = next(m["audit"] for m in ctx["models"] if m["label"] == model)
+def macs_of(ctx: Analysis, model: str) -> dict[str, Any]:
+    audit = next(m["audit"] for m in ctx.models if m["label"] == model)
     return (audit.cost or {}).get("macs") or {}
 
 
@@ -51,9 +52,9 @@ def cost_cells(r: dict[str, Any], tr) -> list[Cell]:
     ]
 
 
-def cost_table(ctx: dict[str, Any], tr) -> Table | None:
+def cost_table(ctx: Analysis, tr) -> Table | None:
     """Each model's cost beside its best trial's accuracy, where the comparison could not take it in."""
-    costs = ctx.get("costs")
+    costs = ctx.costs
     if not costs or merged_costs(ctx):
         return None
     columns = ["Model", "Parameters", "MACs per image", "Final test accuracy", "Seconds per epoch", *COST_COLUMNS]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reportgen.report.analysed import Analysis
 from reportgen.report.claims import status_text
 from reportgen.report.model import Cell, Row, Table, count, decimal, label, percent, public_text, setting_text
 from reportgen.report.regularization import shown_figures
@@ -25,7 +26,7 @@ def _epoch_cells(e: dict[str, Any], has_val: bool, has_lr: bool = False) -> list
     return [Cell(v) for v in values]
 
 
-def epochs_table(t: TrialSummary, ctx: dict[str, Any], tr) -> Table:
+def epochs_table(t: TrialSummary, ctx: Analysis, tr) -> Table:
     has_val = bool(t.epochs) and t.epochs[0].get("val_acc") is not None
     has_lr = t.config.get("schedule", "none") != "none" and any(e.get("lr") is not None for e in t.epochs)
     columns = ["Epoch", "Train loss", "Train accuracy"]
@@ -38,8 +39,8 @@ def epochs_table(t: TrialSummary, ctx: dict[str, Any], tr) -> Table:
     ]
     average = [label(tr("Average")), *_epoch_cells(t.average, has_val), *([Cell("")] if has_lr else [])]
     footer = [Row(average)] if t.epochs else []
-    swept = [f"{tr(k)} {t.config[k]}" for k in ctx["settings"]["varied"]]
-    title = t.label + (f" ({', '.join(swept)})" if swept and len(ctx["trials"]) > len(ctx["models"]) else "")
+    swept = [f"{tr(k)} {t.config[k]}" for k in ctx.settings["varied"]]
+    title = t.label + (f" ({', '.join(swept)})" if swept and len(ctx.trials) > len(ctx.models) else "")
     caption = " · ".join(filter(None, [status_text(t, tr), _early_stopping_text(t, tr), public_text(t.error)]))
     return Table(f"epochs/{t.trial_id}", title, [tr(c) for c in columns], rows, footer, caption)
 
@@ -60,12 +61,12 @@ def _early_stopping_text(t: TrialSummary, tr) -> str:
     return stopped + "; " + kept
 
 
-def comparison_table(ctx: dict[str, Any], tr) -> Table:
+def comparison_table(ctx: Analysis, tr) -> Table:
     """One row per trial; where each model trained once, its cost (cost_columns) joins its row, and the report
     has one table for accuracy and cost instead of two that repeat the model, parameters and timing."""
-    varied = list(ctx["settings"]["varied"])
+    varied = list(ctx.settings["varied"])
     best_heading = (
-        "Test accuracy at the best validation epoch" if ctx["data"].get("validation_size") else "Best test accuracy"
+        "Test accuracy at the best validation epoch" if ctx.data.get("validation_size") else "Best test accuracy"
     )
     costs = merged_costs(ctx)
     columns = [
@@ -80,13 +81,13 @@ def comparison_table(ctx: dict[str, Any], tr) -> Table:
         "Seconds per epoch",
         *(COST_COLUMNS if costs else []),
     ]
-    by_id = {t.trial_id: t for t in ctx["trials"]}
+    by_id = {t.trial_id: t for t in ctx.trials}
     rows = []
-    for r in ctx["comparison"]:
+    for r in ctx.comparison:
         trial, cost = by_id[r["trial_id"]], costs.get(r["model"])
         rows.append(
             Row(
-                [label(r["model"], status_text(trial, tr), ctx["colors"].get(r["model"], ""))]
+                [label(r["model"], status_text(trial, tr), ctx.colors.get(r["model"], ""))]
                 + [label(setting_text(r[k], tr)) for k in varied]
                 + [
                     Cell(percent(r["best_test_acc"])),
@@ -104,20 +105,20 @@ def comparison_table(ctx: dict[str, Any], tr) -> Table:
     caption = tr("Sorted by final test accuracy.")
     if not costs:  # else the cost's notes say it, with what the median includes
         caption += " " + tr("Seconds per epoch: the median over the epochs.")
-    if mixed_loss_scales(ctx["settings"]["varied"].get("loss", [])):
+    if mixed_loss_scales(ctx.settings["varied"].get("loss", [])):
         caption += " " + tr("Loss values of different loss functions are on different scales: compare accuracy.")
     if costs:
-        caption += " " + cost_caption(ctx["costs"], tr)
+        caption += " " + cost_caption(ctx.costs, tr)
     return Table("comparison", tr("Comparison"), [tr(c) for c in columns], rows, caption=caption)
 
 
 # The cost table's columns that the comparison lacks; beside the comparison's in a merged table.
 
 
-def aggregates_table(ctx: dict[str, Any], tr) -> Table | None:
-    if not ctx["aggregates"]:
+def aggregates_table(ctx: Analysis, tr) -> Table | None:
+    if not ctx.aggregates:
         return None
-    varied = [k for k in ctx["settings"]["varied"] if k != "seed"]
+    varied = [k for k in ctx.settings["varied"] if k != "seed"]
     columns = [
         tr("Model"),
         *[tr(k) for k in varied],
@@ -137,7 +138,7 @@ def aggregates_table(ctx: dict[str, Any], tr) -> Table | None:
                 Cell(f"{percent(r['ci_low'])} – {percent(r['ci_high'])}"),
             ]
         )
-        for r in ctx["aggregates"]
+        for r in ctx.aggregates
     ]
     return Table("aggregates", tr("Across seeds"), columns, rows)
 
@@ -149,8 +150,8 @@ def _repeated(trial_ids: list[str] | None, tr) -> str:
     return tr("counted once: {trials} (one training with another row)", trials=", ".join(trial_ids))
 
 
-def mcnemar_table(ctx: dict[str, Any], tr) -> Table | None:
-    if not ctx["mcnemar"]:
+def mcnemar_table(ctx: Analysis, tr) -> Table | None:
+    if not ctx.mcnemar:
         return None
     columns = [
         tr("Model") + " A",
@@ -175,7 +176,7 @@ def mcnemar_table(ctx: dict[str, Any], tr) -> Table | None:
                 _verdict(r, tr),
             ]
         )
-        for r in ctx["mcnemar"]
+        for r in ctx.mcnemar
     ]
     caption = tr("Each model's best trial; significant at p < 0.05.")
     return Table(
@@ -193,14 +194,14 @@ def _verdict(row: dict[str, Any], tr) -> Cell:
     return label(tr("no significant difference"))
 
 
-def literature_table(ctx: dict[str, Any], tr) -> Table | None:
+def literature_table(ctx: Analysis, tr) -> Table | None:
     """Each model's best trial beside the published figures of LeNet-5's shape (the rows the checklist's known
     accuracy rests on); the other networks' results are counted, with their range, in the caption. A source
     shared by every published row is said once, in the caption, rather than on every row."""
-    if not ctx["literature"]:
+    if not ctx.literature:
         return None
-    shown = comparable_to_lenet(ctx["literature"]) or ctx["literature"]
-    best_ids = {t.trial_id for t in ctx["best"]}
+    shown = comparable_to_lenet(ctx.literature) or ctx.literature
+    best_ids = {t.trial_id for t in ctx.best}
     sources = {row["note"] for row in shown}
     shared = len(sources) == 1
     own = [
@@ -209,7 +210,7 @@ def literature_table(ctx: dict[str, Any], tr) -> Table | None:
             + ([] if shared else [label(tr("final epoch"))]),
             "best",
         )
-        for r in ctx["comparison"]
+        for r in ctx.comparison
         if r["trial_id"] in best_ids and r["status"] == TrialState.COMPLETE
     ]
     published = [
@@ -224,7 +225,7 @@ def literature_table(ctx: dict[str, Any], tr) -> Table | None:
     ]
     columns = [tr("Model"), tr("Test accuracy")] + ([] if shared else [tr("Source")])
     caption = f"{tr('This report')}: {tr('final epoch')}. {tr('Source')}: {sources.pop()}." if shared else ""
-    others = [row["accuracy"] for row in ctx["literature"] if row not in shown]
+    others = [row["accuracy"] for row in ctx.literature if row not in shown]
     if others:  # left out of the table, not out of the report: how many, and what they reached
         caption += " " + tr(
             "Shown: the published networks of LeNet-5's shape; the source lists {n} more, of other networks "
@@ -236,11 +237,11 @@ def literature_table(ctx: dict[str, Any], tr) -> Table | None:
     return Table("literature", tr("Published results"), columns, own + published, caption=caption.strip())
 
 
-def before_after_table(ctx: dict[str, Any], tr) -> Table | None:
+def before_after_table(ctx: Analysis, tr) -> Table | None:
     """Each regularized model beside its base: accuracy, and the evidence of regularization — the gap between
     train and test accuracy at the final epoch, and the test loss. Figures come from shown_figures, as the
     checklist and the conclusion quote them: the gap is the difference of the printed accuracies."""
-    if not ctx["before_after"]:
+    if not ctx.before_after:
         return None
     columns = [
         "",
@@ -253,7 +254,7 @@ def before_after_table(ctx: dict[str, Any], tr) -> Table | None:
         tr("Final test loss"),
     ]
     rows = []
-    for r in ctx["before_after"]:
+    for r in ctx.before_after:
         shown = shown_figures(r)
         for side, name, model in (("before", tr("Before"), r["base"]), ("after", tr("After"), r["model"])):
             rows.append(
@@ -286,18 +287,18 @@ def per_class_table(gallery: dict[str, Any], tr) -> Table:
     return Table(f"per_class/{label_}", label_, [tr("Class"), tr("Correct"), tr("Accuracy")], rows)
 
 
-def quality_table(ctx: dict[str, Any], tr) -> Table | None:
+def quality_table(ctx: Analysis, tr) -> Table | None:
     """Beside the comparison: each model's best trial's macro and weighted F1 and its calibration (quality.py),
     with the rule by which the conclusion speaks of calibration (summary.calibration_sentences)."""
-    quality = ctx.get("quality")
+    quality = ctx.quality
     if not quality:
         return None
-    trial_of = {t.label: t for t in ctx["best"]}
+    trial_of = {t.label: t for t in ctx.best}
     columns = ["Model", "Test accuracy", "Macro F1", "Weighted F1", "Mean confidence", "ECE"]
     rows = [
         Row(
             [
-                label(model, status_text(trial_of[model], tr), ctx["colors"].get(model, "")),
+                label(model, status_text(trial_of[model], tr), ctx.colors.get(model, "")),
                 Cell(percent(q["accuracy"])),
                 Cell(decimal(q["macro"]["f1"], 3)),
                 Cell(decimal(q["weighted"]["f1"], 3)),
@@ -328,13 +329,13 @@ def quality_table(ctx: dict[str, Any], tr) -> Table | None:
     return Table("quality", tr("F1 and calibration"), [tr(c) for c in columns], rows, caption=caption)
 
 
-def per_class_scores_table(ctx: dict[str, Any], tr) -> Table | None:
+def per_class_scores_table(ctx: Analysis, tr) -> Table | None:
     """Class × model: each class's F1 per model (its best trial), precision and recall beneath it; the macro
     and weighted averages as the footer."""
-    quality = ctx.get("quality")
+    quality = ctx.quality
     if not quality:
         return None
-    classes = [tr(c) for c in ctx["data"]["classes"]]
+    classes = [tr(c) for c in ctx.data["classes"]]
     rows = [
         Row([label(name)] + [_score_cell(q["per_class"][i], tr) for q in quality.values()])
         for i, name in enumerate(classes)

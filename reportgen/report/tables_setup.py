@@ -8,11 +8,12 @@ import re
 from typing import Any
 
 from reportgen.measure.unchecked import explained_text, not_counted_text, unchecked_text
+from reportgen.report.analysed import Analysis
 from reportgen.report.model import Cell, Row, Table, code, count, label, public_text, setting_text
 
 
-def settings_table(ctx: dict[str, Any], tr) -> Table:
-    data, env = ctx["data"], ctx["env"]
+def settings_table(ctx: Analysis, tr) -> Table:
+    data, env = ctx.data, ctx.env
     evaluation = (
         tr(
             "validation split of {n} training images (seeded) for model selection; the test set is reported "
@@ -32,10 +33,10 @@ def settings_table(ctx: dict[str, Any], tr) -> Table:
         ),
         (tr("Normalisation"), f"{tr('mean')} {data['mean']}, {tr('std')} {data['std']}"),
         (tr("Evaluation"), evaluation),
-        *[(tr(key), _constant(key, value, tr)) for key, value in ctx["settings"]["constant"].items()],
+        *[(tr(key), _constant(key, value, tr)) for key, value in ctx.settings["constant"].items()],
         *[
             (tr(key), f"{tr('swept')}: {', '.join(setting_text(v, tr) for v in values)}")
-            for key, values in ctx["settings"]["varied"].items()
+            for key, values in ctx.settings["varied"].items()
         ],
         (tr("Device"), _device(env, tr)),
     ]
@@ -80,7 +81,7 @@ def _torchinfo_cell(audit) -> Cell:
     return Cell(f"✗ {figure}", verdict=False)
 
 
-def parameters_table(ctx: dict[str, Any], tr) -> Table:
+def parameters_table(ctx: Analysis, tr) -> Table:
     columns = ["Model", "Registry name", "Parameters", "Without bias", "BatchNorm adds", "Buffers", "torchinfo"]
     rows = [
         Row(
@@ -94,7 +95,7 @@ def parameters_table(ctx: dict[str, Any], tr) -> Table:
                 _torchinfo_cell(m["audit"]),
             ]
         )
-        for m in ctx["models"]
+        for m in ctx.models
     ]
     return Table("parameters", tr("Model architectures and parameters"), [tr(c) for c in columns], rows)
 
@@ -260,8 +261,8 @@ def _unchecked_text(check: dict[str, Any], tr) -> str:
     return unchecked_text(check.get("not_checked", []), tr, tr.render)
 
 
-def reproducibility_table(ctx: dict[str, Any], tr) -> Table:
-    env, spec, status = ctx["env"], ctx["spec"], ctx["status"]
+def reproducibility_table(ctx: Analysis, tr) -> Table:
+    env, spec, status = ctx.env, ctx.spec, ctx.status
     versions = (
         f"Python {env['python']}, torch {env['torch']}, torchvision {env['torchvision']}, "
         f"torchinfo {env['torchinfo']}, reportgen {env['reportgen']}"
@@ -278,10 +279,10 @@ def reproducibility_table(ctx: dict[str, Any], tr) -> Table:
     return _key_values("reproducibility", tr("Reproducibility"), rows)
 
 
-def data_files_table(ctx: dict[str, Any], tr) -> Table:
+def data_files_table(ctx: Analysis, tr) -> Table:
     rows = [
         Row([code(public_text(f["path"])), code(f["sha256"]), Cell("✓" if f.get("verified") == "true" else "–")])
-        for f in ctx["data"]["files"].values()
+        for f in ctx.data["files"].values()
     ]
     return Table("data_files", tr("Data files"), [tr("File"), "sha256", tr("Known checksum")], rows)
 
