@@ -143,8 +143,9 @@ def _render_here(run: Path | list, options: RenderOptions) -> Path:
 
 def _warm_up(pdf: bool) -> None:
     """Import the report stack and lay out one small styled page (if the PDF can be made here) and figure,
-    which loads the fonts (fontconfig for WeasyPrint, matplotlib's font list) the first real report would."""
-    from reportgen.report import figure_style, render
+    which loads the fonts (fontconfig for WeasyPrint, matplotlib's font list) the first real report would.
+    scikit-learn (the per-class F1) is imported here too: 1-2 s that a render after training would wait for."""
+    from reportgen.report import figure_style, quality, render  # noqa: F401 (quality: imported to be warm)
 
     if pdf:
         import weasyprint
