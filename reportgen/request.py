@@ -134,7 +134,7 @@ def execute(
     request = prepare(request)
     with imports():
         from reportgen.run import runner
-        from reportgen.run.executors import choose_executor
+        from reportgen.run.executor_choice import choose_executor
 
     # Asked after torch has loaded, when the report process has long tried WeasyPrint, and before the run
     # folder exists: a machine without Pango learns it now, not after training.

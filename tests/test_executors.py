@@ -151,7 +151,7 @@ def test_auto_trains_a_short_sweep_here_and_a_long_one_in_workers(tmp_path, make
     """Worker processes start in seconds (torch, the data): the automatic choice spends them only on a sweep
     whose estimated training (from the audited multiply-adds and batches) repays them, and records it."""
     from reportgen.data.datasets import load_dataset
-    from reportgen.run.executors import WORKER_START_S, AutoExecutor, choose_executor, estimated_seconds
+    from reportgen.run.executor_choice import WORKER_START_S, AutoExecutor, choose_executor, estimated_seconds
     from reportgen.run.preflight import preflight
     from reportgen.train import select_device
 

@@ -1,5 +1,5 @@
 """The GPU plan's decisions, on any machine: whether a trial's steps are captured as a CUDA graph
-(reportgen/cuda_graph.py), how many trials share one GPU (executors.settle), which device `--device auto` picks
+(reportgen/cuda_graph.py), how many trials share one GPU (executor_choice.settle), which device `--device auto` picks
 (run/device_choice.py), and what a run archives about them. The captures themselves run in tests/test_cuda.py."""
 
 from __future__ import annotations
@@ -24,14 +24,8 @@ from reportgen.run.device_choice import (
     resumed_device,
     run_seconds,
 )
-from reportgen.run.executors import (
-    AutoExecutor,
-    LocalExecutor,
-    ProcessExecutor,
-    choose_executor,
-    cuda_workers,
-    settle,
-)
+from reportgen.run.executor_choice import AutoExecutor, choose_executor, cuda_workers, settle
+from reportgen.run.executors import LocalExecutor, ProcessExecutor
 from reportgen.run.preflight import preflight
 from reportgen.spec import load_spec
 from reportgen.train import TrainConfig, select_device, train_model

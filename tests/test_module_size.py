@@ -15,11 +15,7 @@ import reportgen
 PACKAGE = Path(reportgen.__file__).resolve().parent
 MAX_LINES = 500
 MAX_METHODS = 15
-STILL_BEING_SPLIT = {
-    "report/tables.py",
-    "report/summary.py",
-    "run/executors.py",
-}
+STILL_BEING_SPLIT: set[str] = set()  # emptied: every module is within the limits
 
 
 def _modules() -> dict[str, str]:

@@ -31,7 +31,7 @@ from torch import nn
 
 from reportgen.errors import ModelError
 from reportgen.run.archive_reading import ArchiveReader
-from reportgen.run.executors import RayExecutor, RayExecutorError
+from reportgen.run.ray_executor import RayExecutor, RayExecutorError
 from reportgen.run.runner import RunFailedError, run_experiment
 from reportgen.spec import load_spec
 from reportgen.train import choose_threads
@@ -166,7 +166,7 @@ def head_node(num_cpus: int):
     """`ray start --head --block` on 127.0.0.1 with its own temp dir; SIGTERM stops exactly its processes."""
     temp = Path(tempfile.mkdtemp(prefix="rg-ray-", dir="/tmp"))  # short: Ray's socket paths must fit
     port = free_port()
-    env = os.environ | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # keep 127.0.0.1 (see executors._loopback_only)
+    env = os.environ | {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}  # keep 127.0.0.1 (see ray_executor._loopback_only)
     with open(temp / "head.log", "w") as log:
         head = subprocess.Popen(
             [
@@ -403,7 +403,7 @@ def test_a_worker_that_cannot_build_the_model_stops_the_sweep_with_the_reason(tm
 def test_without_ray_the_executor_says_how_to_install_it():
     code = (
         "import sys; sys.modules['ray'] = None\n"
-        "import reportgen.run.executors as r\n"  # importing works without Ray …
+        "import reportgen.run.ray_executor as r\n"  # importing works without Ray …
         "try:\n    r.RayExecutor()\nexcept r.ReportgenError as e:\n    print(e)"
     )  # … using it does not
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)

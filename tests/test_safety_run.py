@@ -32,7 +32,8 @@ from reportgen.run import archive_files
 from reportgen.run.archive_files import json_bytes
 from reportgen.run.archive_layout import validate_run_id
 from reportgen.run.archive_reading import ArchiveReader
-from reportgen.run.executors import AutoExecutor, LocalExecutor, ProcessExecutor, choose_executor
+from reportgen.run.executor_choice import AutoExecutor, choose_executor
+from reportgen.run.executors import LocalExecutor, ProcessExecutor
 from reportgen.run.runner import run_experiment
 from reportgen.spec import load_spec
 from reportgen.states import RunState, TrialState

@@ -20,7 +20,8 @@ import torch
 
 from reportgen import cuda_graph
 from reportgen.models.registry import create_model
-from reportgen.run.executors import WORKER_START_S, AutoExecutor, Executor, ProcessExecutor, cuda_workers
+from reportgen.run.executor_choice import WORKER_START_S, AutoExecutor, cuda_workers
+from reportgen.run.executors import Executor, ProcessExecutor
 from reportgen.run.preflight import time_limit
 from reportgen.run.trial import trial_batches
 from reportgen.train import apply_layout, choose_layout, make_optimizer, resolved_device, select_device

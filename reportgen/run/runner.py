@@ -22,8 +22,10 @@ from reportgen.run.archive_layout import MANIFEST_FILE, SPEC_FILE, STATUS_FILE, 
 from reportgen.run.archive_writing import RunArchive, open_for_writing
 from reportgen.run.device_choice import choose_device, resumed_device
 from reportgen.run.environment import data_record, environment, test_images_file
-from reportgen.run.executors import AutoExecutor, Executor, LocalExecutor, Progress, longest_first, settle
+from reportgen.run.executor_choice import AutoExecutor, settle
+from reportgen.run.executors import Executor, LocalExecutor, longest_first
 from reportgen.run.preflight import preflight
+from reportgen.run.progress import Progress
 from reportgen.run.trial import RecordedData, TrialJob, trial_batches
 from reportgen.spec import parse_spec
 from reportgen.states import FINISHED_TRIALS, RunState

@@ -19,7 +19,7 @@ EXECUTORS = ("auto", "local", "process", "ray")
 
 
 def check_executor(executor: str, workers: int, address: str | None) -> None:
-    """The executor policy's arguments (reportgen.run.executors.choose_executor applies them)."""
+    """The executor policy's arguments (reportgen.run.executor_choice.choose_executor applies them)."""
     if executor not in EXECUTORS:
         raise ReportgenError(f"executor {executor!r}: expected one of {', '.join(EXECUTORS)}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:

@@ -1,0 +1,115 @@
+"""Which executor trains a run: the policy of `reportgen run` (`choose_executor`), and `--executor auto`'s
+choice between this process and worker processes once each model's cost and the device are known (`settle`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import TYPE_CHECKING
+
+import torch
+
+from reportgen.run.executors import Executor, LocalExecutor, ProcessExecutor
+from reportgen.run.ray_executor import RayExecutor
+from reportgen.run.trial import trial_batches
+from reportgen.run.validation import check_executor
+from reportgen.train import resolved_device
+
+if TYPE_CHECKING:
+    from reportgen.experiment import ExperimentSpec, Trial
+    from reportgen.measure.params import ModelAudit
+
+# Worker processes pay off only once training outlasts their start: a spawned worker imports torch and
+# reloads the run's data before its first batch. Measured here: a 4-trial sweep of 1-epoch MLPs on 6,000
+# images took 13.3-15.6 s with two workers and 9.7 s in this process, 16 such trials 17.3-18.8 vs 13.5 s.
+WORKER_START_S = 4.0
+BATCH_OVERHEAD_S = 0.0012  # per training batch beyond its arithmetic (MLP, batch 64, one thread)
+FLOP_RATE = 13.8e9  # fp32 FLOP/s of one training thread (benchmarks/train_speed.py, LeNet-5: 13.8-16.0)
+
+
+def estimated_seconds(trials: list[Trial], audits: dict[str, ModelAudit], train_size: int) -> float:
+    """Training time of `trials` one after another in one thread, roughly: per-batch overhead plus
+    forward and backward arithmetic (3 × the forward pass, 2 FLOPs per multiply-add)."""
+    return sum(
+        trial_batches(trial, train_size)
+        * (BATCH_OVERHEAD_S + 6 * audits[trial.model.label].mult_adds * trial.config.batch_size / FLOP_RATE)
+        for trial in trials
+    )
+
+
+# On a GPU a step of these small models is bound by launching its kernels from Python, not by arithmetic:
+# LeNet-5 at batch 64 took 3.5 ms a step on an H200 (eager, docs/speed.md), whatever the model's size here.
+# A captured step (reportgen/cuda_graph.py) is faster, by a figure not measured yet: this bounds it from above.
+CUDA_STEP_S = 0.0035
+# Trials training at once on one GPU, each in its own process with a core of its own to launch from: the
+# trials are launch-bound, so several keep the device busy where one leaves it idle between kernels.
+CUDA_WORKERS = 4
+
+
+def estimated_cuda_seconds(trials: list[Trial], train_size: int) -> float:
+    """Training time of `trials` one after another on one GPU, roughly: launch-bound steps."""
+    return sum(trial_batches(trial, train_size) * CUDA_STEP_S for trial in trials)
+
+
+def cuda_workers(trials: int, cores: int | None = None) -> int:
+    """How many trials train at once on one GPU: a plan from the trial count and the machine's cores (each
+    worker launches from one), never from the load, so a run's executor repeats."""
+    return max(1, min(trials, CUDA_WORKERS, cores if cores is not None else os.cpu_count() or 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoExecutor:
+    """`--executor auto` with several trials: decided by `settle` once the pre-flight audit knows each model's
+    cost and the device is chosen — worker processes when the sweep trains long enough to repay their start,
+    this process otherwise. On the CPU `workers` single-threaded processes; on a GPU `cuda_workers` processes
+    sharing the device. Every trial trains alike either way (one thread, its own seeds, deterministic
+    kernels), so the choice changes no number."""
+
+    workers: int
+    threads = 1
+
+    def choose(self, seconds: float, workers: int | None = None) -> Executor:
+        workers = workers or self.workers
+        # sequential s vs s / workers + the workers' start
+        if workers > 1 and seconds - seconds / workers > WORKER_START_S:
+            return ProcessExecutor(workers=workers)
+        return LocalExecutor()
+
+
+def settle(
+    executor: Executor | AutoExecutor,
+    trials: list[Trial],
+    audits: dict[str, ModelAudit],
+    train_size: int,
+    device: torch.device | None = None,
+) -> Executor:
+    """The executor that trains the run on `device` (None: the CPU): an AutoExecutor becomes the one it stands
+    for, any other is itself."""
+    if not isinstance(executor, AutoExecutor):
+        return executor
+    if device is not None and device.type == "cuda":
+        return executor.choose(estimated_cuda_seconds(trials, train_size), cuda_workers(len(trials)))
+    return executor.choose(estimated_seconds(trials, audits, train_size))
+
+
+def choose_executor(
+    spec: ExperimentSpec, executor: str = "auto", workers: int = 2, address: str | None = None
+) -> Executor | AutoExecutor:
+    """Where the trials of `spec` run — the policy of `reportgen run`, for the CLI and the Python API.
+
+    executor: "auto" (several trials: worker processes when their training outlasts the workers' start, see
+    AutoExecutor — on the CPU `workers` single-threaded ones, on a GPU `cuda_workers` sharing it), "local"
+    (this process, one trial after another), "process" (worker processes), "ray" (`address` of an existing
+    cluster or None for a private local instance).
+    Everything is checked here, before any data is read or any run folder created.
+    """
+    check_executor(executor, workers, address)
+    if executor == "ray":
+        return RayExecutor(address)  # the runs folder must be on storage that every node sees
+    if executor == "process":
+        return ProcessExecutor(workers=workers)
+    may_use_cuda = resolved_device(spec.device).startswith("cuda")  # auto: the run may still choose the CPU
+    if executor == "auto" and spec.trial_count() > 1 and (workers > 1 or may_use_cuda):
+        return AutoExecutor(workers)
+    return LocalExecutor()
