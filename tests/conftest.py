@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import logging
 import os
+import shutil
 import struct
 from pathlib import Path
 
@@ -114,6 +116,61 @@ def finished(tmp_path_factory, fashion_mnist_dir) -> Path:
     )
     assert code == 0
     return root
+
+
+GOLDEN_RUNS = Path(__file__).resolve().parent / "golden" / "runs"
+
+
+class GoldenReports:
+    """The golden fixture runs (tests/golden/runs), each set of runs rendered once per language with every
+    document and its PDF, shared read-only by the tests that read them (golden, plain words, print quality, page
+    count, figure access, per-class quality): a report takes seconds to render and many modules read the same
+    one. The HTML, Markdown and tables do not depend on whether the PDF is written (the PDF is made from the
+    same page). A test that changes a report or renders with other options renders its own."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        shutil.copytree(GOLDEN_RUNS, root / "runs")
+        self.folders: dict[tuple, Path] = {}
+        self.pdf_errors: dict[Path, list[str]] = {}  # what WeasyPrint logged as errors while writing each PDF
+
+    def __call__(self, runs: list[str], lang: str, allow_incomplete: bool = False) -> Path:
+        key = (tuple(runs), lang, allow_incomplete)
+        if key not in self.folders:
+            self.folders[key] = self._render(runs, lang, allow_incomplete)
+        return self.folders[key]
+
+    def _render(self, runs: list[str], lang: str, allow_incomplete: bool) -> Path:
+        from reportgen.report.documents import RenderOptions
+        from reportgen.report.render import render_report
+
+        paths = [self.root / "runs" / run for run in runs]
+        output = self.root / f"{'+'.join(runs)}-{lang}"
+        errors, logger = _LoggedErrors(), logging.getLogger("weasyprint")
+        logger.addHandler(errors)
+        try:
+            folder = render_report(
+                paths if len(paths) > 1 else paths[0], RenderOptions(output, lang, allow_incomplete=allow_incomplete)
+            )
+        finally:
+            logger.removeHandler(errors)
+        self.pdf_errors[folder] = errors.messages
+        return folder
+
+
+class _LoggedErrors(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture(scope="session")
+def golden_reports(tmp_path_factory) -> GoldenReports:
+    """Renders golden fixture runs on first use (see GoldenReports); every test that uses it is marked slow."""
+    return GoldenReports(tmp_path_factory.mktemp("golden-reports"))
 
 
 @pytest.fixture(scope="session", autouse=True)

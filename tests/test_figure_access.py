@@ -5,9 +5,7 @@ colour-blind-safe colours and, besides colour, by a marker each."""
 from __future__ import annotations
 
 import html as html_lib
-import logging
 import re
-import shutil
 import zlib
 from pathlib import Path
 from xml.etree import ElementTree
@@ -16,41 +14,18 @@ import pytest
 
 from reportgen.report import figure_style, plots
 
-THREE = Path(__file__).resolve().parent / "golden" / "runs" / "three"
 MODELS = ("LeNet-5", "MLP 784-75-32-10", "LeNet-5 + BN + Dropout")  # the golden run's model labels
 OKABE_ITO = {"#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7", "#000000"}
 SVG = "{http://www.w3.org/2000/svg}"
 HANGUL = re.compile("[가-힣]")
 
 
-class _Errors(logging.Handler):
-    """WeasyPrint's error messages while a PDF is written."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture(scope="module")
-def documents(tmp_path_factory) -> dict[str, Path]:
-    """The three-model golden run rendered in English (HTML, Markdown) and in Korean (with its PDF), and what
-    WeasyPrint logged as errors while writing the PDF ("pdf_errors")."""
-    from reportgen.report.documents import RenderOptions
-    from reportgen.report.render import render_report
-
-    root = tmp_path_factory.mktemp("access")
-    shutil.copytree(THREE, root / "three")
-    errors, logger = _Errors(), logging.getLogger("weasyprint")
-    logger.addHandler(errors)
-    try:
-        korean = render_report(root / "three", RenderOptions(root / "ko", "ko", pdf=True))
-    finally:
-        logger.removeHandler(errors)
-    english = render_report(root / "three", RenderOptions(root / "en", "en", pdf=False))
-    return {"en": english, "ko": korean, "pdf_errors": errors.messages}
+def documents(golden_reports) -> dict[str, Path]:
+    """The three-model golden run rendered in English and in Korean (with their PDFs), and what WeasyPrint logged
+    as errors while writing the Korean PDF ("pdf_errors"); shared renders (conftest.GoldenReports)."""
+    korean = golden_reports(["three"], "ko")
+    return {"en": golden_reports(["three"], "en"), "ko": korean, "pdf_errors": golden_reports.pdf_errors[korean]}
 
 
 def _html_alts(folder: Path) -> dict[str, str]:

@@ -46,19 +46,9 @@ def normalised(name: str, text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> dict[str, Path]:
-    """Each case rendered once (HTML, Markdown, tables; the PDF has its own tests), from copies of the runs."""
-    root = tmp_path_factory.mktemp("golden")
-    shutil.copytree(RUNS, root / "runs")
-    folders = {}
-    for case, (runs, lang, incomplete) in CASES.items():
-        paths = [root / "runs" / run for run in runs]
-        out = render_report(
-            paths if len(paths) > 1 else paths[0],
-            RenderOptions(root / case, lang, pdf=False, allow_incomplete=incomplete),
-        )
-        folders[case] = out
-    return folders
+def rendered(golden_reports) -> dict[str, Path]:
+    """Each case rendered once, from copies of the runs (conftest.GoldenReports: shared with the PDF's tests)."""
+    return {case: golden_reports(runs, lang, incomplete) for case, (runs, lang, incomplete) in CASES.items()}
 
 
 @pytest.mark.slow

@@ -5,7 +5,6 @@ never broken across lines. Read from the PDFs WeasyPrint makes, with poppler, ne
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from xml.etree import ElementTree
@@ -13,24 +12,15 @@ from xml.etree import ElementTree
 import pytest
 import weasyprint
 
-from reportgen.report.documents import RenderOptions
-from reportgen.report.render import render_report
-
-RUNS = Path(__file__).resolve().parent / "golden" / "runs"
 TEMPLATES = Path(__file__).resolve().parent.parent / "reportgen" / "templates"
 XHTML = "{http://www.w3.org/1999/xhtml}"
 MAX_PAGES = 10
 
 
 @pytest.fixture(scope="module")
-def printed(tmp_path_factory) -> dict[str, Path]:
-    """The default experiment's PDF in each language, rendered from a copy of the fixture run."""
-    root = tmp_path_factory.mktemp("pages")
-    shutil.copytree(RUNS / "three", root / "runs" / "three")
-    return {
-        lang: render_report(root / "runs" / "three", RenderOptions(root / lang, lang)) / "report.pdf"
-        for lang in ("en", "ko")
-    }
+def printed(golden_reports) -> dict[str, Path]:
+    """The default experiment's PDF in each language, from a copy of the fixture run (conftest.GoldenReports)."""
+    return {lang: golden_reports(["three"], lang) / "report.pdf" for lang in ("en", "ko")}
 
 
 def _pages(pdf: Path) -> list[tuple[float, list[str]]]:

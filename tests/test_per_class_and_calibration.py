@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -33,14 +32,9 @@ def _predictions(run: Path, trial_id: str) -> tuple[np.ndarray, np.ndarray, np.n
 
 
 @pytest.fixture(scope="module")
-def rendered_three(tmp_path_factory) -> dict[str, Path]:
-    """The three-model golden run rendered in English and Korean (HTML, Markdown, tables; no PDF)."""
-    from reportgen.report.documents import RenderOptions
-    from reportgen.report.render import render_report
-
-    root = tmp_path_factory.mktemp("quality")
-    shutil.copytree(THREE, root / "three")
-    return {lang: render_report(root / "three", RenderOptions(root / lang, lang, pdf=False)) for lang in ("en", "ko")}
+def rendered_three(golden_reports) -> dict[str, Path]:
+    """The three-model golden run rendered in English and Korean (shared: conftest.GoldenReports)."""
+    return {lang: golden_reports(["three"], lang) for lang in ("en", "ko")}
 
 
 # ------------------------------------------------------------------ ECE worked by hand

@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from test_golden import CASES, RUNS
+from test_golden import CASES
 from test_korean import visible_html, visible_markdown
-
-from reportgen.report.documents import RenderOptions
-from reportgen.report.render import render_report
 
 pytestmark = pytest.mark.slow
 
@@ -39,17 +35,9 @@ INTEGRITY_LINE = re.compile(r"^\W*(run state is|status\.json says|manifest\.json
 
 
 @pytest.fixture(scope="module")
-def documents(tmp_path_factory) -> dict[str, Path]:
-    """Each golden case rendered with its PDF, from copies of the fixture runs."""
-    root = tmp_path_factory.mktemp("plain")
-    shutil.copytree(RUNS, root / "runs")
-    folders = {}
-    for case, (runs, lang, incomplete) in CASES.items():
-        paths = [root / "runs" / run for run in runs]
-        folders[case] = render_report(
-            paths if len(paths) > 1 else paths[0], RenderOptions(root / case, lang, allow_incomplete=incomplete)
-        )
-    return folders
+def documents(golden_reports) -> dict[str, Path]:
+    """Each golden case rendered with its PDF, from copies of the fixture runs (shared: conftest.GoldenReports)."""
+    return {case: golden_reports(runs, lang, incomplete) for case, (runs, lang, incomplete) in CASES.items()}
 
 
 def _claims(summary: Path) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -17,12 +16,9 @@ from xml.etree import ElementTree
 import pytest
 from PIL import Image
 
-from reportgen.report.documents import RenderOptions
 from reportgen.report.figure_style import CAPTION_PX
-from reportgen.report.render import render_report
 from reportgen.report.typeset import keep_words_whole
 
-RUNS = Path(__file__).resolve().parent / "golden" / "runs"
 CASES = {"three-ko": ("three", "ko"), "sweep-ko": ("sweep", "ko"), "three-en": ("three", "en")}
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 XHTML = "{http://www.w3.org/1999/xhtml}"
@@ -32,14 +28,9 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 @pytest.fixture(scope="module")
-def printed(tmp_path_factory) -> dict[str, Path]:
-    """Each case's report folder, with its PDF, rendered from copies of the fixture runs."""
-    root = tmp_path_factory.mktemp("print")
-    shutil.copytree(RUNS, root / "runs")
-    return {
-        case: render_report(root / "runs" / run, RenderOptions(root / case, lang))
-        for case, (run, lang) in CASES.items()
-    }
+def printed(golden_reports) -> dict[str, Path]:
+    """Each case's report folder, with its PDF, rendered from copies of the fixture runs (conftest.GoldenReports)."""
+    return {case: golden_reports([run], lang) for case, (run, lang) in CASES.items()}
 
 
 class _VisibleText(HTMLParser):

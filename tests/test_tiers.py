@@ -16,6 +16,7 @@ TESTS = Path(__file__).parent
 # (file, fixture): what makes it heavy
 HEAVY = {
     ("conftest.py", "finished"): "trains the default experiment (three models) and renders its report",
+    ("conftest.py", "golden_reports"): "renders golden fixture runs with their PDFs (once a session, shared)",
     ("test_golden.py", "rendered"): "renders every golden case in every language and format",
     ("test_per_class_and_calibration.py", "rendered_three"): "renders the three-model golden run, en and ko",
     ("test_figure_access.py", "documents"): "renders the three-model golden run, en and ko with its PDF",
