@@ -229,6 +229,7 @@ def test_audit_restores_modes_buffers_and_rng() -> None:
 # --------------------------------------------------------------------------- torchvision
 
 
+@pytest.mark.slow  # torchinfo over three torchvision networks, up to 133 M parameters
 @pytest.mark.parametrize(
     ("factory", "expected"),
     [("resnet18", 11_689_512), ("vgg11_bn", 132_868_840), ("mobilenet_v3_small", 2_542_856)],

@@ -37,6 +37,7 @@ def reportgen(*args, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProc
     return subprocess.run(command, check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # a `reportgen run` subprocess
 def test_a_run_asking_for_the_pdf_without_pango_stops_before_training_with_one_line(tmp_path, no_pango):
     idx = write_idx_dataset(tmp_path / "idx")
     done = reportgen(

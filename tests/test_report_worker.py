@@ -139,6 +139,7 @@ class Net(nn.Module):
 """
 
 
+@pytest.mark.slow  # a `reportgen run` subprocess that imports torch
 def test_a_run_that_fails_before_its_report_stops_the_report_process(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx")
     # a forward that raises: found by the pre-flight, after torch loads (an unwritable output folder, the
@@ -160,6 +161,7 @@ def test_a_run_that_fails_before_its_report_stops_the_report_process(tmp_path):
     assert not [line for line in leftover.splitlines() if line.split()[0] in pids], leftover
 
 
+@pytest.mark.slow  # a report process that renders a report
 def test_an_interrupt_while_the_report_is_written_leaves_no_half_written_report(tmp_path):
     """SIGTERM (what the command sends when it is interrupted) unwinds the render: the staging folder goes."""
     run = copy_fixture(tmp_path)

@@ -98,6 +98,7 @@ name = "lenet5"
 """
 
 
+@pytest.mark.slow  # three `reportgen run` subprocesses that train
 def test_a_run_killed_mid_training_resumes_bit_identically_with_schedule_and_patience(tmp_path):
     idx = write_idx_dataset(tmp_path / "idx", n_train=1500, n_test=100)
     spec = tmp_path / "spec.toml"

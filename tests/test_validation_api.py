@@ -5,9 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import reportgen
 
 
+@pytest.mark.slow  # a fresh interpreter that imports torch
 def test_every_public_name_resolves_in_a_fresh_interpreter():
     # a fresh process: a module imported by an earlier test must not hide a lazy export that points nowhere
     code = "import reportgen; print(all(getattr(reportgen, n) is not None for n in reportgen.__all__))"
