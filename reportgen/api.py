@@ -93,11 +93,12 @@ class Report:
         env = jinja2.Environment(loader=jinja2.PackageLoader("reportgen", "templates"), autoescape=True)
         report = self.summary["report"]
         figures = [report.get("figures", {}).get(role) for role in ("loss", "acc")]
-        header = report.get("header") or {"title": self.summary.get("title")}  # a class: "Grading: N submissions"
+        # a class rendered before its model had a header: its title stands beside the model
+        header = report.get("header") or {"title": self.summary.get("title")}
         return env.get_template("notebook.html.j2").render(
             title=header["title"],
             report=report,
-            words={key: tr(key.capitalize()) for key in ("run", "report")},
+            words={key: tr(key.capitalize()) for key in ("run", "report", "warnings")},
             figures=[_inline_svg(self.folder / figure["file"]) for figure in figures if figure],
             # saved with the notebook, which students publish: relative to its folder, never the home folder
             html_path=shown_path(self.html),

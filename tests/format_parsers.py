@@ -17,12 +17,17 @@ def norm(text: str) -> str:
 class HtmlReport(HTMLParser):
     """`parts`: [id, title] of every <section>/<aside> with an id (or <h4 data-part>, the notebook's), in
     document order, the title being its first heading (or <strong>, a notice's). `tables`: key → rows of cell
-    texts (a cell's second line, <small>, left out; an image cell read by its alt text), header row first."""
+    texts (a cell's second line, <small>, left out; an image cell read by its alt text), header row first.
+    `items` and `images`: part id → the texts of its list items, and [src, alt] of its images outside tables."""
 
     def __init__(self, html: str) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[list[str | None]] = []
         self.tables: dict[str, list[list[str]]] = {}
+        self.items: dict[str, list[str]] = {}
+        self.images: dict[str, list[list[str]]] = {}
+        self._open: list[str] = []  # the ids of the parts open here, innermost last
+        self._item: list[str] | None = None
         self._title: list[str] | None = None
         self._table: list[list[str]] | None = None
         self._row: list[str] | None = None
@@ -32,8 +37,10 @@ class HtmlReport(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list) -> None:
         a = dict(attrs)
-        if tag in ("section", "aside") and a.get("id"):
-            self.parts.append([a["id"], None])
+        if tag in ("section", "aside"):
+            self._open.append(a.get("id") or (self._open[-1] if self._open else ""))
+            if a.get("id"):
+                self.parts.append([a["id"], None])
         elif tag == "h4" and a.get("data-part"):
             self.parts.append([a["data-part"], None])
             self._title = []
@@ -49,9 +56,18 @@ class HtmlReport(HTMLParser):
             self._small += 1
         elif tag == "img" and self._cell is not None:
             self._cell.append(a.get("alt", ""))
+        elif tag == "img" and self._open:
+            self.images.setdefault(self._open[-1], []).append([a.get("src", ""), a.get("alt", "")])
+        elif tag == "li" and self._open:
+            self._item = []
 
     def handle_endtag(self, tag: str) -> None:
-        if tag in HEADINGS and self._title is not None:
+        if tag in ("section", "aside") and self._open:
+            self._open.pop()
+        elif tag == "li" and self._item is not None:
+            self.items.setdefault(self._open[-1], []).append(norm("".join(self._item)))
+            self._item = None
+        elif tag in HEADINGS and self._title is not None:
             self.parts[-1][1] = norm("".join(self._title))
             self._title = None
         elif tag == "table":
@@ -70,10 +86,13 @@ class HtmlReport(HTMLParser):
             self._title.append(data)
         if self._cell is not None and not self._small:
             self._cell.append(data)
+        if self._item is not None:
+            self._item.append(data)
 
 
 _UNESCAPE_MD = re.compile(r"\\([\\`*_{}\[\]<>|#!~:.])")
 _IMAGE = re.compile(r"!\[((?:\\.|[^\]])*)\]\([^)]*\)")
+_IMAGE_SRC = re.compile(r"!\[((?:\\.|[^\]])*)\]\(([^)]*)\)")
 
 
 def markdown_cell(text: str) -> str:
@@ -92,6 +111,24 @@ def markdown_headings(markdown: str) -> list[str]:
         if heading or notice:
             found.append(norm(_UNESCAPE_MD.sub(r"\1", (heading or notice).group(1))))
     return found
+
+
+def markdown_parts(markdown: str) -> dict[str, dict[str, list]]:
+    """Each top-level part (a `#`/`##` heading or a notice) by its text: `items`, its list items (`- …`, `> - …`)
+    and `images`, [src, alt] of its images outside tables, as a reader sees them."""
+    parts: dict[str, dict[str, list]] = {}
+    current = None
+    for line in markdown.splitlines():
+        heading = re.match(r"#{1,2} (.*)|> \*\*(.*?)\*\*", line)
+        if heading:
+            current = parts.setdefault(markdown_cell(heading.group(1) or heading.group(2)), {"items": [], "images": []})
+        elif current is None or line.startswith("|"):
+            continue
+        elif item := re.match(r"(?:> )?- (.*)", line):
+            current["items"].append(markdown_cell(item.group(1)))
+        else:
+            current["images"] += [[src, markdown_cell(alt)] for alt, src in _IMAGE_SRC.findall(line)]
+    return parts
 
 
 def markdown_tables(markdown: str) -> list[list[list[str]]]:

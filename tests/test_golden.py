@@ -16,7 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from format_parsers import HtmlReport, latex_tables, markdown_headings, markdown_tables, norm
+from format_parsers import HtmlReport, latex_tables, markdown_headings, markdown_parts, markdown_tables, norm
 
 from reportgen.report.documents import RenderOptions
 from reportgen.report.render import render_report
@@ -227,7 +227,9 @@ def test_the_notebook_view_lays_out_the_report_model_in_the_reports_language(ren
     assert all(cell["text"] in inline for row in table["rows"] for cell in row["cells"] if cell["text"])
 
 
+# the parts the notebook view shows: a course report's first screen, a class's page 1
 NOTEBOOK_PARTS = ("warnings", "checklist", "comparison", "conclusion", "next-steps")
+NOTEBOOK_PARTS += ("not-graded", "grading", "distribution")
 
 
 def _shown(table: dict, notes: bool = False, spans: bool = False) -> list[list[str]]:
@@ -257,26 +259,29 @@ def _in_order(expected: list, found: list, what: str) -> None:
 def test_every_format_shows_the_same_parts_in_the_same_order_with_the_same_cells(rendered, case):
     """summary.json's report model against the documents as read back: report.html's sections (id and heading)
     are the model's parts, in its order; report.md's headings hold them in the same order; every table of the
-    model is in the HTML with the same cells, and in Markdown in the HTML's order; tables.tex holds the same
-    cells; the notebook view shows its parts in the same order, with the same comparison."""
+    model is in the HTML with the same cells, and in Markdown in the HTML's order; a grading document's warnings
+    and each student's flags, findings and curves are the same in both; tables.tex holds the same cells; the
+    notebook view shows its parts in the same order, with the same comparison or class table."""
     from reportgen.api import Report
+    from reportgen.report import grading
     from reportgen.report.markdown import LATEX_TABLES, escape_latex
 
     folder = rendered[case]
     report = json.loads((folder / "summary.json").read_text("utf-8"))["report"]
-    tables, parts = report["tables"], [[p["key"], p["title"]] for p in report.get("parts", [])]
+    tables, parts = report["tables"], [[p["key"], p["title"]] for p in report["parts"]]
     html = HtmlReport((folder / "report.html").read_text("utf-8"))
     markdown = (folder / "report.md").read_text("utf-8")
 
-    if parts:  # a grading document has students, not parts
-        assert html.parts == parts
-        _in_order([title for _key, title in parts], markdown_headings(markdown), "report.md's headings")
-        shown = Report(folder, RUNS / CASES[case][0][0])._repr_html_()
-        inline = HtmlReport(shown)
-        assert inline.parts == [p for p in parts if p[0] in NOTEBOOK_PARTS]
-        # the warnings as the report words them (a Korean report's in Korean), not the archive's English
-        assert all(html_lib.escape(finding["text"]) in shown for finding in report.get("findings", []))
-        assert inline.tables["comparison"] == _shown(tables["comparison"])
+    assert parts and html.parts == parts
+    _in_order([title for _key, title in parts], markdown_headings(markdown), "report.md's headings")
+    shown = Report(folder, RUNS / CASES[case][0][0])._repr_html_()
+    inline = HtmlReport(shown)
+    assert inline.parts == [p for p in parts if p[0] in NOTEBOOK_PARTS]
+    # the warnings as the report words them (a Korean report's in Korean), not the archive's English
+    assert all(html_lib.escape(finding["text"]) in shown for finding in report.get("findings", []))
+    for key in ("comparison", "grading"):
+        assert key not in tables or inline.tables[key] == _shown(tables[key]), f"the notebook's {key}"
+    _same_lists_and_figures(report, html, markdown_parts(markdown))
 
     assert set(html.tables) == set(tables)
     for key, rows in html.tables.items():
@@ -286,10 +291,27 @@ def test_every_format_shows_the_same_parts_in_the_same_order_with_the_same_cells
 
     latex = latex_tables((folder / "tables.tex").read_text("utf-8"))
     keys = [k for k in LATEX_TABLES if k in tables] + [k for k in tables if k.startswith(("layers/", "epochs/"))]
-    if parts:
-        expected = [(escape_latex(tables[k]["title"]), tables[k]) for k in keys if tables[k].get("rows")]
-        assert [caption for caption, _rows in latex] == [caption for caption, _table in expected]
-        for (caption, rows), (_caption, table) in zip(latex, expected):
-            assert rows == [[escape_latex(t) for t in row] for row in _shown(table, notes=True)], (
-                f"tables.tex: {caption}"
-            )
+    if "grading" in tables:  # a grading document: page 1's tables
+        keys = [k for k in grading.LATEX_TABLES if k in tables]
+    expected = [(escape_latex(tables[k]["title"]), tables[k]) for k in keys if tables[k].get("rows")]
+    assert [caption for caption, _rows in latex] == [caption for caption, _table in expected]
+    for (caption, rows), (_caption, table) in zip(latex, expected):
+        assert rows == [[escape_latex(t) for t in row] for row in _shown(table, notes=True)], f"tables.tex: {caption}"
+
+
+def _same_lists_and_figures(report: dict, html: HtmlReport, markdown: dict[str, dict[str, list]]) -> None:
+    """A grading document's warnings, and each student's flags and findings (in order) and curves (file and alt
+    text), as the model has them, in the HTML part and under the Markdown heading of the same title."""
+    sections = {s["key"]: s for s in report.get("sections", [])}
+    for part in report["parts"]:
+        if part["key"] == "warnings" and "grading" in report["tables"]:
+            claims, figures = report["findings"], []
+        elif part.get("section"):
+            section = sections[part["section"]]
+            claims, figures = section.get("claims", []), section.get("figures", [])
+        else:
+            continue
+        items, images = [norm(c["text"]) for c in claims], [[f["file"], norm(f["alt"])] for f in figures]
+        assert html.items.get(part["key"], []) == items, f"report.html, {part['key']}"
+        assert html.images.get(part["key"], []) == images, f"report.html, {part['key']}"
+        assert markdown[norm(part["title"])] == {"items": items, "images": images}, f"report.md, {part['title']}"

@@ -6,6 +6,7 @@ leaves the sections out. The hand-ins are copies of a golden run re-saved by oth
 from __future__ import annotations
 
 import csv
+import html
 import json
 import os
 import subprocess
@@ -161,6 +162,31 @@ def test_the_notebook_view_shows_the_class(school):
     inline = Report(school["folder"], school["runs"][0])._repr_html_()
     assert "과제 채점: 5명 제출" in inline and 'data-table="grading"' in inline
     assert 'data-table="comparison"' not in inline
+
+
+def test_the_notebook_view_lists_each_students_warnings_in_the_reports_language(school, tmp_path):
+    """What each student's section says (its flags, the lint's findings) is listed in the notebook view by run id,
+    in Korean as the report words it: here an overfitting model (train accuracy far above test) beside a copy."""
+    from reportgen.api import Report
+
+    overfit = hand_in(GOLDEN_RUNS / "grade-b", tmp_path / "overfit", student(12), seed=90)
+    metrics = overfit / "trials" / "000-mlp"
+    epochs = json.loads((metrics / "metrics.json").read_text("utf-8"))
+    epochs[-1]["train_acc"] = 0.99
+    (metrics / "metrics.json").write_text(json.dumps(epochs), "utf-8")
+    table = (metrics / "metrics.csv").read_text("utf-8").splitlines()
+    last = table[-1].split(",")
+    table[-1] = ",".join([*last[:2], "0.99", *last[3:]])
+    (metrics / "metrics.csv").write_text("\n".join(table) + "\n", "utf-8")
+    write_manifest(overfit)
+    folder = _render([school["runs"][0], school["runs"][4], overfit], tmp_path / "out", "--format", "md")
+    report = _summary(folder)["report"]
+    said = {s["key"]: [c["text"] for c in s.get("claims", [])] for s in report["sections"]}
+    assert any("과적합" in text for text in said["overfit"]) and said["copied"]  # a finding, and a copy's flag
+    inline = Report(folder, overfit)._repr_html_()
+    assert "<h4>경고</h4>" in inline and "overfitting" not in inline
+    for run_id, texts in said.items():
+        assert all(html.escape(f"{run_id}: {text}") in inline for text in texts), run_id
 
 
 def test_a_failed_trial_is_a_flag_and_an_unfinished_run_is_graded_only_when_allowed(school, tmp_path):

@@ -31,13 +31,12 @@ from reportgen.report.analysis import analyse_run
 from reportgen.report.checklist import judged_checklist
 from reportgen.report.claims import findings
 from reportgen.report.combine import CombinedRun, authors, test_set_checksum
-from reportgen.report.cover import cover_rows
 from reportgen.report.figures import FOLDER
 from reportgen.report.findings import format_finding
-from reportgen.report.grading_tables import build_class_model, grades_rows
+from reportgen.report.grading_tables import GradedClass, build_class_model, grades_rows
 from reportgen.report.i18n import Translator, translator
 from reportgen.report.markdown import escape_markdown, latex_table
-from reportgen.report.model import public_text
+from reportgen.report.model import ReportModel, public_text
 from reportgen.report.plots import model_panels_svg
 from reportgen.report.same_training import trainings
 from reportgen.report.tables_results import comparison_table
@@ -51,11 +50,12 @@ from reportgen.run.archive_reading import ArchiveReader
 UNREADABLE = (ReportgenError, OSError, ValueError, KeyError)
 PARALLEL_FROM = 8  # hand-ins from which a class is graded in worker processes (_grade_all)
 TROUBLES = ("failed", "diverged")  # findings that are flags on page 1: a trial that did not train to the end
+LATEX_TABLES = ("grading", "distribution")  # tables.tex: page 1's tables (a student's are in their section)
 
 
 def grade_class(
     run: CombinedRun, broken: list[dict[str, str]], lang: str, checklist: str | None, folder: Path
-) -> dict[str, Any]:
+) -> GradedClass:
     """The class analysed: one entry per hand-in (its own analysis, checklist, curves drawn into
     folder/figures/<run id>/), sorted by student id, and the folders that could not be graded."""
     translate = translator(lang)
@@ -71,15 +71,15 @@ def grade_class(
     for student in students:
         student["flags"] = _flags(student, translate)
         student["findings"] = [c for c in student["findings"] if c.text not in student["flags"]]  # said once
-    return {
-        "lang": lang,
-        "translate": translate,
-        "run_id": run.run_id,
-        "students": sorted(students, key=_order),
-        "not_graded": [b | {"reason": translate(b["reason"]), "detail": public_text(b["detail"])} for b in left_out],
-        "generated": time.strftime("%Y-%m-%d %H:%M"),
-        "version": run.runs[0].read("environment").get("reportgen", ""),
-    }
+    return GradedClass(
+        lang=lang,
+        translate=translate,
+        run_id=run.run_id,
+        students=sorted(students, key=_order),
+        not_graded=[b | {"reason": translate(b["reason"]), "detail": public_text(b["detail"])} for b in left_out],
+        generated=time.strftime("%Y-%m-%d %H:%M"),
+        version=run.runs[0].read("environment").get("reportgen", ""),
+    )
 
 
 def _grade_all(jobs: list[tuple]) -> list[dict[str, Any]]:
@@ -229,68 +229,61 @@ def write_class(
     single_file: bool,
     summary_only: bool,
 ) -> None:
-    """The grading document and its files, written into `folder` (the render's staging folder)."""
-    context = grade_class(run, broken, lang, checklist, folder)
-    translate = context["translate"]
-    context["cover"] = class_cover(run, cover)
-    context["cover_rows"] = cover_rows(context["cover"])
-    context["title"] = context["cover"].get("title") or translate(
-        "Grading: {n} submissions", n=len(context["students"])
-    )
-    context["summary_only"] = summary_only
-    context["report"] = build_class_model(context)
-    context["curves"] = {} if summary_only else {s["run_id"]: s["curves"] for s in context["students"]}
-    _write_documents(context, folder, documents, single_file)
-    _write_files(context, folder)
+    """The grading document and its files, written into `folder` (the render's staging folder): the class's report
+    model is built once, and every document lays it out."""
+    graded = grade_class(run, broken, lang, checklist, folder)
+    report = build_class_model(graded, class_cover(run, cover), summary_only)
+    _write_documents(report, folder, documents, single_file)
+    _write_files(graded, report, folder)
 
 
-def _write_documents(context: dict[str, Any], folder: Path, documents: Collection[str], single_file: bool) -> None:
-    environment = jinja_environment(context["lang"])
+def _write_documents(report: ReportModel, folder: Path, documents: Collection[str], single_file: bool) -> None:
+    """report.html (and its PDF), report.md and tables.tex: layouts of `report` and nothing else."""
+    environment = jinja_environment(report.header.lang)
     template = environment.get_template("grading.html.j2")
     if documents & {"html", "pdf"}:
-        html = template.render(**context)
+        html = template.render(report=report)
         (folder / "report.css").write_bytes(TEMPLATES.joinpath("report.css").read_bytes())
         (folder / "report.html").write_text(inline_assets(html, folder) if single_file else html, "utf-8")
         if "pdf" in documents:
             import weasyprint
 
-            printed = keep_words_whole(template.render(**context))
+            printed = keep_words_whole(template.render(report=report))
             weasyprint.HTML(
                 string=printed, base_url=str(folder / "report.html"), url_fetcher=restricted_fetcher(folder)
             ).write_pdf(folder / "report.pdf")
     if "md" in documents:
         markdown = environment.overlay(autoescape=False)
         markdown.filters["md"] = escape_markdown
-        text = markdown.get_template("grading.md.j2").render(**context)
+        text = markdown.get_template("grading.md.j2").render(report=report)
         (folder / "report.md").write_text(re.sub(r"\n{3,}", "\n\n", text).strip() + "\n", "utf-8")
-        report = context["report"]
-        tables = [report.tables[key] for key in ("grading", "distribution") if key in report.tables]
+        tables = [report.tables[key] for key in LATEX_TABLES if key in report.tables]
         preamble = "% Generated by reportgen; needs \\usepackage{booktabs} and \\usepackage{amssymb}.\n\n"
         (folder / "tables.tex").write_text(preamble + "\n".join(latex_table(t) for t in tables if t.rows), "utf-8")
 
 
-def _write_files(context: dict[str, Any], folder: Path) -> None:
+def _write_files(graded: GradedClass, report: ReportModel, folder: Path) -> None:
     """summary.json (the report model and each hand-in's record), comparison.csv and metrics.csv (every run's
     trials, with the run id) and grades.csv."""
-    students = context["students"]
+    students = graded.students
     pd.DataFrame([row for s in students for row in s["comparison"]]).to_csv(folder / "comparison.csv", index=False)
     pd.DataFrame([row for s in students for row in s["epochs"]]).to_csv(folder / "metrics.csv", index=False)
-    header, *rows = grades_rows(context)
+    header, *rows = grades_rows(graded)
     with open(folder / "grades.csv", "w", encoding="utf-8-sig", newline="") as handle:  # BOM: Excel reads UTF-8
         csv.writer(handle).writerows([header, *rows])
     keep = ("run_id", "authors", "student_id", "models", "best", "test_images", "checklist", "copies", "flags")
     atomic_write_json(
         folder / "summary.json",
         {
-            "run_id": context["run_id"],
-            "lang": context["lang"],
-            "title": context["title"],
+            "run_id": graded.run_id,
+            "lang": graded.lang,
+            "title": report.header.title,
             "grading": [{key: s[key] for key in keep} for s in students],
-            "not_graded": context["not_graded"],
+            "not_graded": graded.not_graded,
             "comparison": [row for s in students for row in s["comparison"]],
             "conclusion": [],  # no sentence compares one student's model with another's
             "checklist": None,
-            "report": context["report"].to_dict(),
+            "report": report.to_dict(),
             "warnings": [
                 {"run_id": s["run_id"], "message": f"{s['run_id']}: {text}"} for s in students for text in s["warnings"]
             ],

@@ -1,20 +1,26 @@
-"""The report model (model.py) of a grading document (grading.py): the class table, the class distribution, the
-folders not graded, and one section per student (flags, checklist with each reason, models); grades.csv's rows.
+"""The report model (model.py) of a grading document (grading.py): its header, its parts in order (the folders not
+graded, the warnings, the class table, the class distribution, then one per student), and one section per student
+(flags and findings, checklist with each reason, models, curves); grades.csv's rows.
 
-Input is grading.grade_class's context; every cell is worded here once, in the report's language, and every
-layout (HTML/PDF, Markdown, LaTeX, summary.json, the notebook view) shows it as it is.
+Input is grading.grade_class's GradedClass; every cell, heading and sentence is worded here once, in the report's
+language, and every layout (HTML/PDF, Markdown, LaTeX, summary.json, the notebook view) shows it as it is.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from statistics import fmean, quantiles
 from typing import Any
 
+from reportgen.report.cover import cover_rows
+from reportgen.report.i18n import Translator
 from reportgen.report.model import (
     MISSING,
     Cell,
     Claim,
+    Figure,
+    Header,
+    Part,
     ReportModel,
     Row,
     Section,
@@ -26,26 +32,29 @@ from reportgen.report.model import (
 )
 
 
-def build_class_model(ctx: dict[str, Any]) -> ReportModel:
-    """Page 1 (folders not graded, the class table, the distribution), then a section per student unless the
-    render asked for the summary only."""
-    tr, students = ctx["translate"], ctx["students"]
-    tables = [_not_graded(ctx["not_graded"], tr), _class_table(students, tr)]
+@dataclass
+class GradedClass:
+    """A class as grading.grade_class analysed it: each hand-in's record (grading._student, with its flags), sorted
+    by student id, and the folders that could not be graded, their reasons translated."""
+
+    lang: str
+    translate: Translator
+    run_id: str
+    students: list[dict[str, Any]]
+    not_graded: list[dict[str, str]]
+    generated: str
+    version: str
+
+
+def build_class_model(graded: GradedClass, cover: dict[str, Any], summary_only: bool) -> ReportModel:
+    """The grading document: page 1 (the folders not graded, the class table, the distribution), then a section
+    per student unless the render asked for the summary only."""
+    tr, students = graded.translate, graded.students
+    tables = [_cover(cover, tr), _not_graded(graded.not_graded, tr), _class_table(students, tr)]
     distribution, note = _distribution(students, tr)
     tables.append(distribution)
-    sections = []
-    for s in [] if ctx["summary_only"] else students:
-        own = [_checklist(s, tr), replace(s["models_table"], key=f"models/{s['run_id']}", title=tr("Models"))]
-        tables += own
-        sections.append(
-            Section(
-                s["run_id"],
-                _who(s),
-                [Claim(flag, False) for flag in s["flags"]] + s["findings"],
-                [t.key for t in own if t is not None],
-            )
-        )
-    return ReportModel(
+    sections = [] if summary_only else [_section(s, tr, tables) for s in students]
+    report = ReportModel(
         tables={t.key: t for t in tables if t is not None},
         settings_claim=Claim(
             tr(
@@ -55,7 +64,52 @@ def build_class_model(ctx: dict[str, Any]) -> ReportModel:
         conclusion=[],
         findings=[Claim(note)] if note else [],
         sections=sections,
+        header=Header(
+            title=cover.get("title") or tr("Grading: {n} submissions", n=len(students)),
+            run_id=graded.run_id,
+            lang=graded.lang,
+            generated=graded.generated,
+            version=graded.version,
+        ),
     )
+    report.parts = _parts(report, tr)
+    return report
+
+
+def _parts(report: ReportModel, tr: Translator) -> list[Part]:
+    """The document's parts in order; a part with nothing to show is left out."""
+    tables = report.tables
+    shown = [
+        ("not_graded" in tables, lambda: Part("not-graded", tables["not_graded"].title, 0)),
+        (report.findings, lambda: Part("warnings", tr("Warnings"), 0)),
+        (True, lambda: Part("grading", tables["grading"].title)),
+        ("distribution" in tables, lambda: Part("distribution", tables["distribution"].title, 3)),
+    ]
+    page_one = [part() for wanted, part in shown if wanted]
+    return page_one + [Part(f"student-{s.key}", s.title, section=s.key) for s in report.sections]
+
+
+def _section(student: dict[str, Any], tr: Translator, tables: list[Table | None]) -> Section:
+    """One student's section: flags then findings, the checklist and models tables (added to `tables`), and each
+    model's curves."""
+    own = [
+        _checklist(student, tr),
+        replace(student["models_table"], key=f"models/{student['run_id']}", title=tr("Models")),
+    ]
+    tables += own
+    return Section(
+        student["run_id"],
+        _who(student),
+        [Claim(flag, False) for flag in student["flags"]] + student["findings"],
+        [t.key for t in own if t is not None],
+        [Figure(c["file"], c["label"]) for c in student["curves"]],
+    )
+
+
+def _cover(cover: dict[str, Any], tr: Translator) -> Table | None:
+    """The class's cover (the course, the render's cover options) as names and values."""
+    rows = cover_rows(cover)
+    return Table("cover", "", [], [Row([label(tr(name)), label(value)]) for name, value in rows]) if rows else None
 
 
 def _who(student: dict[str, Any]) -> str:
@@ -165,10 +219,10 @@ def _checklist(student: dict[str, Any], tr) -> Table | None:
     return Table(f"checklist/{student['run_id']}", title, ["", tr("Requirement"), tr("Reason")], rows)
 
 
-def grades_rows(ctx: dict[str, Any]) -> list[list[str]]:
+def grades_rows(graded: GradedClass) -> list[list[str]]:
     """grades.csv: a header, then one row per hand-in — names, ids, run, each checklist item 1 or 0 (empty where
     not judged), items passed and judged, best accuracy in percent, flags (a copy names the other student)."""
-    tr, students = ctx["translate"], ctx["students"]
+    tr, students = graded.translate, graded.students
     items = list(
         dict.fromkeys(tr(item["text"]) for s in students if s["checklist"] for item in s["checklist"]["items"])
     )

@@ -194,6 +194,7 @@ class Section:
     title: str
     claims: list[Claim] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    figures: list[Figure] = field(default_factory=list)  # after its tables (a student's curves)
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ class Part:
     key: str
     title: str
     level: int = 2
+    section: str = ""  # the key of the Section it lays out (a grading document's student), if any
 
 
 @dataclass
@@ -284,6 +286,9 @@ class ReportModel:
 
     def part(self, key: str) -> Part | None:
         return next((part for part in self.parts if part.key == key), None)
+
+    def section(self, key: str) -> Section | None:
+        return next((section for section in self.sections if section.key == key), None)
 
     def figures_with_prefix(self, prefix: str) -> list[Figure]:
         return [figure for role, figure in self.figures.items() if role.startswith(prefix)]
