@@ -26,6 +26,7 @@ import pandas as pd
 
 from reportgen.cover import merge_cover
 from reportgen.errors import ReportgenError
+from reportgen.report import figure_alt
 from reportgen.report.analysed import Analysis
 from reportgen.report.analysis import analyse_run
 from reportgen.report.checklist import judged_checklist
@@ -161,7 +162,8 @@ def _curves(ctx: Analysis, run_id: str, folder: Path) -> list[dict[str, Any]]:
     for n, trial in enumerate(ctx.best):
         name = f"{FOLDER}/{run_id}/curves-{n}.png"
         panels = model_panels_svg(trial.epochs, trial.label, ctx.colors[trial.label], ctx.translate, folder / name)
-        curves.append({"label": trial.label, "file": name, "panels": panels})
+        alt = figure_alt.panels(trial, ctx.translate)  # the words the course report gives the same figure
+        curves.append({"label": trial.label, "file": name, "panels": panels, "alt": alt})
     return curves
 
 

@@ -102,7 +102,7 @@ def _section(student: dict[str, Any], tr: Translator, tables: list[Table | None]
         _who(student),
         [Claim(flag, False) for flag in student["flags"]] + student["findings"],
         [t.key for t in own if t is not None],
-        [Figure(c["file"], c["label"]) for c in student["curves"]],
+        [Figure(c["file"], c["alt"]) for c in student["curves"]],
     )
 
 
