@@ -9,12 +9,14 @@ import csv
 import html
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from class_fixtures import COURSE, GOLDEN_RUNS, hand_in, make_class, resave, student
+from pdf_objects import alt_texts, is_tagged, pdf_objects
 
 from reportgen.cli import main
 from reportgen.report import grading
@@ -126,6 +128,17 @@ def test_grades_csv_opens_in_excel_with_one_row_per_hand_in(school):
     assert rows[0][0] == student(0)["name"] and set(rows[0][3:11]) <= {"0", "1"}
     assert int(rows[0][11]) == sum(map(int, rows[0][3:11])) and rows[0][12] == "8"
     assert f"{student(7)['name']} (20250007)의 사본" in rows[2][-1]
+
+
+def test_the_class_pdf_is_tagged_and_each_students_curves_carry_their_alt_text(school):
+    """report.pdf of the class has a structure tree, and each student's curves figure has as /Alt the Korean
+    sentence the Markdown gives the same image (not the model's name alone)."""
+    objects = pdf_objects((school["folder"] / "report.pdf").read_bytes())
+    assert is_tagged(objects)
+    markdown = (school["folder"] / "report.md").read_text("utf-8")
+    curves = {path: alt for alt, path in re.findall(r"!\[([^\]]*)\]\((figures/[^)]*curves-\d+\.png)\)", markdown)}
+    assert len(curves) >= 5 and all("최종 테스트 정확도" in alt for alt in curves.values())
+    assert set(curves.values()) <= alt_texts(objects)
 
 
 def test_only_identical_test_images_make_the_class_distribution(school, tmp_path):

@@ -251,9 +251,10 @@ def _write_documents(report: ReportModel, folder: Path, documents: Collection[st
             import weasyprint
 
             printed = keep_words_whole(template.render(report=report))
+            # tagged like the course report's PDF (render.py): headings, tables, each student's curves with /Alt
             weasyprint.HTML(
                 string=printed, base_url=str(folder / "report.html"), url_fetcher=restricted_fetcher(folder)
-            ).write_pdf(folder / "report.pdf")
+            ).write_pdf(folder / "report.pdf", pdf_tags=True)
     if "md" in documents:
         markdown = environment.overlay(autoescape=False)
         markdown.filters["md"] = escape_markdown
