@@ -173,6 +173,36 @@ def golden_reports(tmp_path_factory) -> GoldenReports:
     return GoldenReports(tmp_path_factory.mktemp("golden-reports"))
 
 
+# The test files that read golden_reports. On `make test`'s two xdist workers (--dist loadfile) they run on one
+# worker together, so each golden case is rendered once, not once per worker; a file missing here still
+# passes, it only renders again.
+GOLDEN_READERS = frozenset(
+    {
+        "test_golden.py",
+        "test_plain_words.py",
+        "test_print_quality.py",
+        "test_page_count.py",
+        "test_figure_access.py",
+        "test_per_class_and_calibration.py",
+    }
+)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: without xdist, never called
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """`--dist loadfile` (a file's tests on one worker), with the GOLDEN_READERS as one unit."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedRenders(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:  # the unit of work a node id belongs to
+            file = super()._split_scope(nodeid)
+            return "golden readers" if Path(file).name in GOLDEN_READERS else file
+
+    return SharedRenders(config, log)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def private_cache(tmp_path_factory):
     """Tests never read or write the user's ~/.cache/reportgen."""
