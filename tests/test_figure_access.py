@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-import zlib
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+from pdf_objects import alt_texts, is_tagged, pdf_objects
 
 from reportgen.report import figure_style, plots
 
@@ -188,32 +188,13 @@ def test_the_reports_curves_use_the_palette_and_a_marker_per_model(documents):
         assert drawn["points-0-train"][2] != drawn["points-0-test"][2] == "solid"
 
 
-def _pdf_objects(pdf: bytes) -> bytes:
-    """The PDF's bytes with every Flate stream decompressed beside them: WeasyPrint packs its structure
-    tree into compressed object streams."""
-    parts = [pdf]
-    for match in re.finditer(rb"stream\r?\n", pdf):
-        try:
-            parts.append(zlib.decompressobj().decompress(pdf[match.end() :]))
-        except zlib.error:
-            continue
-    return b"\n".join(parts)
-
-
-def _pdf_string(token: bytes) -> str:
-    """A PDF string as pydyf writes it: (literal, with backslash escapes) or <FEFF UTF-16BE hex>."""
-    if token.startswith(b"<"):
-        return bytes.fromhex(token[1:-1].decode()).decode("utf-16")
-    return re.sub(rb"\\(.)", rb"\1", token[1:-1]).decode("latin-1")
-
-
 @pytest.mark.slow
 def test_the_pdf_is_tagged_and_each_figure_carries_its_alt_text(documents):
     """report.pdf has a structure tree (StructTreeRoot, MarkInfo /Marked true), its figures' /Alt entries are
     the Korean report's alt texts, and WeasyPrint found no image without one (it logs an error for each)."""
-    objects = _pdf_objects((documents["ko"] / "report.pdf").read_bytes())
-    assert b"/StructTreeRoot" in objects and re.search(rb"/Marked\s+true", objects)
-    alts = {_pdf_string(token) for token in re.findall(rb"/Alt\s*(<[0-9a-fA-F]+>|\((?:\\.|[^\\)])*\))", objects)}
+    objects = pdf_objects((documents["ko"] / "report.pdf").read_bytes())
+    assert is_tagged(objects)
+    alts = alt_texts(objects)
     expected = set(_markdown_alts(documents["ko"]).values())
     assert expected <= alts, sorted(expected - alts)[:3]
     assert all(HANGUL.search(alt) for alt in alts)
