@@ -128,3 +128,16 @@ def test_every_heavy_fixture_named_here_still_exists():
     """A renamed or moved fixture would drop out of the check above silently."""
     missing = [f"{file}::{name}" for file, name in HEAVY if name not in _Module(TESTS / file).fixtures]
     assert missing == [], "update HEAVY in tests/test_tiers.py"
+
+
+def test_every_file_that_reads_the_golden_reports_is_scheduled_with_the_others():
+    """`make test`'s workers keep conftest.GOLDEN_READERS on one worker so each golden case renders once; a file
+    that reads golden_reports and is not listed would render them again on the other worker."""
+    from conftest import GOLDEN_READERS
+
+    readers = {
+        path.name
+        for path in TESTS.glob("test_*.py")
+        if any("golden_reports" in {a.arg for a in f.args.args} for f in _Module(path).functions)
+    }
+    assert readers == GOLDEN_READERS, "update GOLDEN_READERS in tests/conftest.py"
