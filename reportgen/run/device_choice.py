@@ -4,7 +4,7 @@ Why not simply the GPU when there is one: models this small at batch 64 are boun
 not by arithmetic; the default report took 109 s on an H200 and 82 s on a 2-core CPU (docs/speed.md). So where
 CUDA is present, a few training steps of each model are timed on each device (`probe_step_seconds`), scaled to
 the run's batches and to the trials each device would train at once (its executor's plan), and the shorter
-estimate wins (`choose`, pure). The choice, the estimates and why are recorded in environment.json
+estimate wins (`choose`, pure). The choice, the estimates and why are recorded in the run's environment record
 (`device_choice`) and printed as one line; a resumed run keeps the device it started on (`resumed_device`),
 since the device changes the weights' low-order bits. Without CUDA there is nothing to measure: the CPU.
 """
@@ -53,7 +53,7 @@ class DeviceChoice:
     estimates: tuple[Estimate, ...] = ()
 
     def record(self) -> dict[str, Any]:
-        """environment.json's `device_choice`."""
+        """The environment record's `device_choice`."""
         estimates = {e.device: {"seconds": round(e.seconds, 1), "basis": e.basis} for e in self.estimates}
         return {
             "device_choice": {"requested": self.requested, "chosen": self.device, "reason": self.reason}
