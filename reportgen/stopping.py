@@ -46,13 +46,19 @@ def ctrl_c_stops() -> Iterator[None]:
         and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     )
     _requests.stop = False
+    previous_mask = None
     if ours:
         signal.signal(signal.SIGINT, _on_ctrl_c)
+        # A process inherits its parent's blocked signals across exec: started by one that had Ctrl-C blocked
+        # (a test runner's worker after some library blocked it, a tool's job runner), it would never receive
+        # it, and the run trained to the end and exited 0 after a Ctrl-C (seen in CI, under pytest-xdist).
+        previous_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         yield
     finally:
         if ours:
             signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         _requests.stop = False
 
 

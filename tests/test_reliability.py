@@ -31,14 +31,20 @@ label = "reg"
 """
 
 
-def reportgen(*args, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "reportgen", *map(str, args)],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+def reportgen(*args, cwd: Path, ctrl_c_blocked: bool = False) -> subprocess.Popen:
+    """`reportgen …` as a child; ctrl_c_blocked: started with SIGINT blocked, as a child inherits its parent's
+    blocked signals across exec (a parent that blocked it: a test runner's worker, a tool's job runner)."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT} if ctrl_c_blocked else set())
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reportgen", *map(str, args)],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def wait_for_epochs(metrics: Path, count: int, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -90,12 +96,13 @@ def test_sigkill_mid_epoch_then_resume_is_bit_identical(tmp_path, spec):
 
 
 @pytest.mark.slow
-def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec):
-    process = reportgen("run", spec, "--run-id", "stopped", "--no-pdf", cwd=tmp_path)
+@pytest.mark.parametrize("ctrl_c_blocked", [False, True], ids=["plain", "started-with-ctrl-c-blocked"])
+def test_ctrl_c_checkpoints_says_how_to_resume_and_exits_130(tmp_path, spec, ctrl_c_blocked):
+    process = reportgen("run", spec, "--run-id", "stopped", "--no-pdf", cwd=tmp_path, ctrl_c_blocked=ctrl_c_blocked)
     wait_for_epochs(tmp_path / "runs" / "stopped" / "trials" / "000-reg" / "metrics.json", 1, process)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert process.returncode == 130, (out, err)
     assert "reportgen run --resume" in out + err
     status = json.loads((tmp_path / "runs" / "stopped" / "status.json").read_text())
     assert status["state"] == "stopped" and "Ctrl-C" in status["error"]  # stopping is not failing
