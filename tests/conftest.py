@@ -6,7 +6,9 @@ import gzip
 import logging
 import os
 import shutil
+import signal
 import struct
+import warnings
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,23 @@ FASHION_MNIST_DIR = datasets.FASHION_MNIST_DIR
 FAST = ["--train-subset", "1500", "--test-subset", "300", "--epochs", "2", "--batch-size", "100"]
 # A small local run on the IDX sets below: the options most CLI tests share.
 LOCAL_RUN = ["--batch-size", "50", "--executor", "local", "--no-pdf"]
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_as_a_terminal_gives_it(request):
+    """Every test starts with Ctrl-C as a foreground command has it: the default handler, not blocked. A child
+    inherits an ignored SIGINT or a blocked one across exec, so one test that leaves this worker process so
+    (library code run in-process) made a later test's `reportgen run` ignore its Ctrl-C and exit 0: a failure
+    that came and went with the order pytest-xdist gave the tests. Restored after each test, and named."""
+    yield
+    changed = []
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        changed.append(f"SIGINT handler {signal.getsignal(signal.SIGINT)!r}")
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.SIGINT in signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}):
+        changed.append("SIGINT blocked")
+    if changed:
+        warnings.warn(f"{request.node.nodeid} left {', '.join(changed)}; restored", stacklevel=1)
 
 
 def idx_run_args(idx: Path, dataset: str = "mnist", epochs: int = 1) -> list:
