@@ -168,25 +168,24 @@ def training_layouts(names: list[str]) -> None:
 def optimizer_accuracy(names: list[str], seeds: int = 5) -> None:
     data = load_dataset("fashion-mnist", train_subset=12000)
     print(f"optimizer accuracy: test accuracy after 3 epochs on 12,000 images, seeds 0-{seeds - 1}")
-    fused_kinds = train.FUSED_OPTIMIZERS
     for name in names:
         for kind in ("loop", "fused"):
-            train.FUSED_OPTIMIZERS = fused_kinds if kind == "fused" else ()  # what optimizer_kernel reads
             accuracies = []
             for seed in range(seeds):
                 config = train.TrainConfig(epochs=3, seed=seed)
                 torch.manual_seed(seed)
                 model = create_model(name)
                 train.apply_layout(model, train.choose_layout(model, torch.device("cpu")))  # as a trial does
+                # the engine's optimizer (fused: the default experiment's Adam), or the same Adam as a loop
+                optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=kind == "fused")
                 result = train.train_model(
                     model, data.train_images, data.train_labels, data.test_images, data.test_labels,
-                    data.mean, data.std, config,
+                    data.mean, data.std, config, optimizer=optimizer,
                 )  # fmt: skip
                 accuracies.append(100 * result.final.accuracy)
             spread = statistics.stdev(accuracies)
             shown = " ".join(f"{a:.2f}" for a in accuracies)
             print(f"  {name:20s} {kind:5s} {shown}  mean {statistics.mean(accuracies):.2f} ± {spread:.2f}%")
-    train.FUSED_OPTIMIZERS = fused_kinds
 
 
 SECTIONS = ("evaluation", "backend", "pooling", "data", "optimizer", "layout", "accuracy")

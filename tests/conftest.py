@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import struct
+import sys
 import warnings
 from pathlib import Path
 
@@ -44,6 +45,18 @@ def ctrl_c_as_a_terminal_gives_it(request):
         changed.append("SIGINT blocked")
     if changed:
         warnings.warn(f"{request.node.nodeid} left {', '.join(changed)}; restored", stacklevel=1)
+
+
+# Runs `command` as a terminal starts a foreground job: SIGINT at its default action, whatever this test
+# process inherited or was left with (a child keeps an ignored signal across exec).
+_AS_IN_A_TERMINAL = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+)
+
+
+def as_in_a_terminal(command: list[str]) -> list[str]:
+    """`command` (a full argv, its program first) wrapped to start with Ctrl-C handled as in a terminal."""
+    return [sys.executable, "-c", _AS_IN_A_TERMINAL, *command]
 
 
 def idx_run_args(idx: Path, dataset: str = "mnist", epochs: int = 1) -> list:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import LOCAL_RUN, requires_fashion, write_idx_dataset
+from conftest import LOCAL_RUN, as_in_a_terminal, requires_fashion, write_idx_dataset
 
 from reportgen.errors import ArchiveError
 from reportgen.run.archive_reading import ArchiveReader
@@ -31,21 +31,13 @@ label = "reg"
 """
 
 
-# The command as a terminal starts a foreground job: SIGINT at its default action, whatever this test process
-# inherited or was left with (a child keeps an ignored signal across exec).
-FOREGROUND = (
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
-)
-
-
 def reportgen(*args, cwd: Path, ctrl_c_blocked: bool = False) -> subprocess.Popen:
     """`reportgen …` as a child; ctrl_c_blocked: started with SIGINT blocked, as a child inherits its parent's
     blocked signals across exec (a parent that blocked it: a test runner's worker, a tool's job runner)."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT} if ctrl_c_blocked else set())
     try:
         return subprocess.Popen(
-            [sys.executable, "-c", FOREGROUND, "-m", "reportgen", *map(str, args)],
+            as_in_a_terminal([sys.executable, "-m", "reportgen", *map(str, args)]),
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import idx_run_args, write_idx_dataset
+from conftest import as_in_a_terminal, idx_run_args, write_idx_dataset
 from test_archive_format import copy_fixture
 
 from reportgen.errors import ReportgenError
@@ -192,12 +192,8 @@ def test_ctrl_c_in_a_terminal_stops_both_processes_with_one_message_and_no_trace
     idx = write_idx_dataset(tmp_path / "idx", n_train=4000, n_test=100)
     command = [sys.executable, "-m", "reportgen", "run", "--models", "lenet5", "--run-id", "stopped"]
     command += map(str, idx_run_args(idx, epochs=20))
-    # Ctrl-C handled as in a terminal even where this test's own process was started ignoring it
-    as_in_a_terminal = (
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
-    )
     process = subprocess.Popen(
-        [sys.executable, "-c", as_in_a_terminal, *command],
+        as_in_a_terminal(command),  # Ctrl-C handled as in a terminal even where this test's process ignores it
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
