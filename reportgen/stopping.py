@@ -50,8 +50,8 @@ def ctrl_c_stops() -> Iterator[None]:
     if ours:
         signal.signal(signal.SIGINT, _on_ctrl_c)
         # A process inherits its parent's blocked signals across exec: started by one that had Ctrl-C blocked
-        # (a test runner's worker after some library blocked it, a tool's job runner), it would never receive
-        # it, and the run trained to the end and exited 0 after a Ctrl-C (seen in CI, under pytest-xdist).
+        # (a tool's job runner, a test runner's worker), it would never receive it, and the run trained to
+        # the end and exited 0 after a Ctrl-C (tests/test_reliability.py starts a run so).
         previous_mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
         yield
