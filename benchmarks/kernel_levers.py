@@ -11,11 +11,15 @@
 - optimizer kernel: one training step (forward, backward, Adam) with torch's per-parameter loop vs `fused`;
 - training layout: one training step contiguous, channels_last, and channels_last with each BatchNorm2d
   fed a contiguous tensor (hooks);
+- BatchNorm kernel: one training step of LeNet-5 + BN + Dropout with torch's BatchNorm2d and with the rows'
+  pass (reportgen/cpu_kernels/batchnorm.py), alternating rounds; then its test accuracy with each, seeds 0-4,
+  12,000 images, 3 epochs, as for the optimizer;
 - optimizer accuracy: each model trained by the engine with the loop and with the fused optimizer, seeds
   0-4, on 12,000 training images for 3 epochs: test accuracy per seed, and mean ± std per side (a lever
   that changes the weights' low-order bits must keep accuracy within the seeds' noise).
 The two step A/Bs alternate the sides round by round and print medians, because this machine's speed
-drifts by tens of percent from minute to minute; `--only optimizer,layout` runs just those.
+drifts by tens of percent from minute to minute; `--only optimizer,layout` runs just those. Every side
+trains with the engine's CPU kernel levers (cpu_kernels) but where a side names another kernel.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from reportgen import train
+from reportgen import cpu_kernels, train
 from reportgen.data.datasets import load_dataset
 from reportgen.models.registry import create_model
 
@@ -122,10 +126,16 @@ def alternating_steps(sides: dict[str, Callable[[], object]], rounds: int = 12, 
         print(f"  {side:40s} median {statistics.median(values):6.2f} ms  (range {min(values):.2f}-{max(values):.2f})")
 
 
-def training_step(name: str, layout: str, fused: bool, norm_contiguous: bool = False) -> Callable[[], object]:
-    """One forward + backward + Adam step of a fresh `name` on 64 random images, in `layout`."""
+def training_step(
+    name: str, layout: str, fused: bool, norm_contiguous: bool = False, kernels: dict[str, str] | None = None
+) -> Callable[[], object]:
+    """One forward + backward + Adam step of a fresh `name` on 64 random images, in `layout`, with the CPU
+    kernel levers `kernels` (None: the ones the engine chooses)."""
     torch.manual_seed(0)
     model = train.apply_layout(create_model(name), layout)
+    kernels = cpu_kernels.choose(model, torch.device("cpu")) if kernels is None else kernels
+    lever = cpu_kernels.installed(model, kernels)
+    lever.__enter__()  # left on: the model is thrown away with the step (which holds `lever`, so it stays on)
     images, labels = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
     if layout == train.CHANNELS_LAST:
         images = images.contiguous(memory_format=torch.channels_last)
@@ -136,7 +146,7 @@ def training_step(name: str, layout: str, fused: bool, norm_contiguous: bool = F
                 module.register_forward_hook(lambda _m, _a, out: out.contiguous(memory_format=torch.channels_last))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused)
 
-    def step() -> None:
+    def step(lever=lever) -> None:
         optimizer.zero_grad()
         F.cross_entropy(model(images), labels).backward()
         optimizer.step()
@@ -165,30 +175,51 @@ def training_layouts(names: list[str]) -> None:
         )
 
 
-def optimizer_accuracy(names: list[str], seeds: int = 5) -> None:
+def batchnorm_kernels() -> None:
+    name = "lenet5_regularized"
+    print("BatchNorm kernel: ms per training step of 64 images (fused Adam, channels_last), alternating rounds")
+    alternating_steps(
+        {
+            f"{name} {kernel}": training_step(name, train.CHANNELS_LAST, True, kernels={"batchnorm_kernel": kernel})
+            for kernel in (cpu_kernels.TORCH, cpu_kernels.ROWS)
+        }
+    )
+    print("BatchNorm kernel: test accuracy after 3 epochs on 12,000 images")
+    for kernel in (cpu_kernels.TORCH, cpu_kernels.ROWS):
+        seeds_accuracy(name, kernel, fused=True, kernels={"batchnorm_kernel": kernel})
+
+
+def seeds_accuracy(name: str, side: str, fused: bool, kernels: dict[str, str] | None = None, seeds: int = 5) -> None:
+    """Test accuracy of `name` trained by the engine (as a trial: its layout; Adam fused or as a loop; the CPU
+    kernel levers `kernels`, None: the engine's choice) on 12,000 images for 3 epochs, per seed and mean ± std."""
     data = load_dataset("fashion-mnist", train_subset=12000)
-    print(f"optimizer accuracy: test accuracy after 3 epochs on 12,000 images, seeds 0-{seeds - 1}")
+    accuracies = []
+    for seed in range(seeds):
+        config = train.TrainConfig(epochs=3, seed=seed)
+        torch.manual_seed(seed)
+        model = create_model(name)
+        train.apply_layout(model, train.choose_layout(model, torch.device("cpu")))  # as a trial does
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=fused)
+        result = train.train_model(
+            model, data.train_images, data.train_labels, data.test_images, data.test_labels,
+            data.mean, data.std, config, optimizer=optimizer, kernels=kernels,
+        )  # fmt: skip
+        accuracies.append(100 * result.final.accuracy)
+    shown = " ".join(f"{a:.2f}" for a in accuracies)
+    spread = statistics.stdev(accuracies)
+    print(
+        f"  {name:20s} {side:5s} {shown}  mean {statistics.mean(accuracies):.2f} ± {spread:.2f}% (seeds 0-{seeds - 1})"
+    )
+
+
+def optimizer_accuracy(names: list[str]) -> None:
+    print("optimizer accuracy: test accuracy after 3 epochs on 12,000 images")
     for name in names:
-        for kind in ("loop", "fused"):
-            accuracies = []
-            for seed in range(seeds):
-                config = train.TrainConfig(epochs=3, seed=seed)
-                torch.manual_seed(seed)
-                model = create_model(name)
-                train.apply_layout(model, train.choose_layout(model, torch.device("cpu")))  # as a trial does
-                # the engine's optimizer (fused: the default experiment's Adam), or the same Adam as a loop
-                optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, fused=kind == "fused")
-                result = train.train_model(
-                    model, data.train_images, data.train_labels, data.test_images, data.test_labels,
-                    data.mean, data.std, config, optimizer=optimizer,
-                )  # fmt: skip
-                accuracies.append(100 * result.final.accuracy)
-            spread = statistics.stdev(accuracies)
-            shown = " ".join(f"{a:.2f}" for a in accuracies)
-            print(f"  {name:20s} {kind:5s} {shown}  mean {statistics.mean(accuracies):.2f} ± {spread:.2f}%")
+        for kind in ("loop", "fused"):  # the engine's optimizer (fused: the default experiment's Adam), or a loop
+            seeds_accuracy(name, kind, fused=kind == "fused")
 
 
-SECTIONS = ("evaluation", "backend", "pooling", "data", "optimizer", "layout", "accuracy")
+SECTIONS = ("evaluation", "backend", "pooling", "data", "optimizer", "layout", "batchnorm", "accuracy")
 
 
 def main() -> None:
@@ -206,6 +237,7 @@ def main() -> None:
         "data": data_batches,
         "optimizer": lambda: optimizer_kernels(names),
         "layout": lambda: training_layouts(convolutional),
+        "batchnorm": batchnorm_kernels,
         "accuracy": lambda: optimizer_accuracy(names),
     }
     for section, run in sections.items():

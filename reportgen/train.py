@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from reportgen import cuda_graph, stopping
+from reportgen import cpu_kernels, cuda_graph, stopping
 from reportgen.batches import (
     batch_augmenter,
     compute_loss,
@@ -323,46 +323,51 @@ def train_model(
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
     early: EarlyStopping | None = None,
+    kernels: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train for config.epochs, starting after `history` (for resume); stops early if the loss diverges, or
     when `early` (with a validation split) sees no better validation accuracy for its patience, restoring the
-    best epoch's weights. `schedule` (make_scheduler's, restored with the optimizer on resume) moves the LR."""
+    best epoch's weights. `schedule` (make_scheduler's, restored with the optimizer on resume) moves the LR.
+    `kernels`: the CPU kernel levers to train with (cpu_kernels.choose's record; None: chosen here)."""
     optimizer = optimizer or make_optimizer(config, model.parameters())
     graphed, mode = cuda_graph.graphed_epochs(model, optimizer, config, train_images, schedule)
     result = TrainResult(history=list(history or []), step_mode=mode.record())
     run_epoch = graphed or train_epoch  # a CUDA graph's replays where decide() allows, else eager
     per_batch = schedule if steps_per_batch(config) else None
-    for epoch in range(len(result.history) + 1, config.epochs + 1):
-        if early is not None and early.should_stop(epoch - 1):
-            break
-        started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
-        train_loss, train_acc = run_epoch(
-            model, optimizer, train_images, train_labels, mean, std, config, epoch, on_batch, per_batch
-        )
-        if schedule is not None and per_batch is None:
-            schedule.step()
-        test = evaluate(model, test_images, test_labels, mean, std, config.loss)
-        val = evaluate(model, *validation, mean, std, config.loss) if validation is not None else None
-        metrics = EpochMetrics(
-            epoch,
-            train_loss,
-            train_acc,
-            test.loss,
-            test.accuracy,
-            time.perf_counter() - started,
-            val.loss if val else None,
-            val.accuracy if val else None,
-            lr,
-        )
-        result.history.append(metrics)
-        result.final = test
-        if early is not None:
-            early.update(epoch, metrics.val_acc, model)
-        if on_epoch is not None:
-            on_epoch(epoch, metrics, model, optimizer)
-        if is_diverged(train_loss, int(train_labels.max()) + 1):
-            result.status = TrialState.DIVERGED
-            break
+    # the CPU kernel levers (cpu_kernels), on the model while it trains and evaluates, off when it returns
+    kernels = cpu_kernels.choose(model, train_images.device) if kernels is None else kernels
+    with cpu_kernels.installed(model, kernels):
+        for epoch in range(len(result.history) + 1, config.epochs + 1):
+            if early is not None and early.should_stop(epoch - 1):
+                break
+            started, lr = time.perf_counter(), optimizer.param_groups[0]["lr"]
+            train_loss, train_acc = run_epoch(
+                model, optimizer, train_images, train_labels, mean, std, config, epoch, on_batch, per_batch
+            )
+            if schedule is not None and per_batch is None:
+                schedule.step()
+            test = evaluate(model, test_images, test_labels, mean, std, config.loss)
+            val = evaluate(model, *validation, mean, std, config.loss) if validation is not None else None
+            metrics = EpochMetrics(
+                epoch,
+                train_loss,
+                train_acc,
+                test.loss,
+                test.accuracy,
+                time.perf_counter() - started,
+                val.loss if val else None,
+                val.accuracy if val else None,
+                lr,
+            )
+            result.history.append(metrics)
+            result.final = test
+            if early is not None:
+                early.update(epoch, metrics.val_acc, model)
+            if on_epoch is not None:
+                on_epoch(epoch, metrics, model, optimizer)
+            if is_diverged(train_loss, int(train_labels.max()) + 1):
+                result.status = TrialState.DIVERGED
+                break
     if early is not None and result.status != TrialState.DIVERGED and early.best_epoch not in (0, len(result.history)):
         early.restore_best(model)
         result.final = None  # evaluated below, with the best epoch's weights

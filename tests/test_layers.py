@@ -15,7 +15,7 @@ FLOORS = (
     # what every stage shares (reportgen/__init__.py loads the API lazily, by name, so it imports nothing)
     "__init__ errors files messages privacy stopping isolation settings cover languages states",
     # the experiment and its parts: the spec, the data, the models, the training engine, the audit
-    "spec spec_checker experiment data models batches train cuda_graph measure",
+    "spec spec_checker experiment data models batches cpu_kernels train cuda_graph measure",
     "run",  # an experiment end to end, its archive
     "report",  # the report, from an archived run
     "request cli api __main__",  # what the user calls: above both run/ and report/

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from reportgen import cuda_graph
+from reportgen import cpu_kernels, cuda_graph
 from reportgen.models.registry import create_model
 from reportgen.run.executor_choice import WORKER_START_S, AutoExecutor, cuda_workers
 from reportgen.run.executors import Executor, ProcessExecutor
@@ -99,7 +99,7 @@ def resumed_device(requested: str, environment: dict[str, Any], cuda_available: 
 
 def probe_step_seconds(trial: Trial, input_shape: tuple[int, ...], device: torch.device) -> float:
     """Seconds per training step of `trial`'s model on `device`, as its trial would take them (layout, the
-    CUDA graph where `cuda_graph.decide` allows), timed over PROBE_STEPS steps on random inputs."""
+    CPU kernel levers, the CUDA graph where `cuda_graph.decide` allows), timed over PROBE_STEPS steps on random inputs."""
     config = trial.config
     torch.manual_seed(0)
     model = create_model(trial.model.ref, input_shape=input_shape).to(device)
@@ -119,12 +119,13 @@ def probe_step_seconds(trial: Trial, input_shape: tuple[int, ...], device: torch
         def one_step() -> None:
             cuda_graph.step(model, optimizer, x, y, config.loss, sums)
 
-    one_step()
-    _sync(device)
-    started = time.perf_counter()
-    for _ in range(PROBE_STEPS):
+    with cpu_kernels.installed(model, cpu_kernels.choose(model, device)):  # the kernels its trial would train with
         one_step()
-    _sync(device)
+        _sync(device)
+        started = time.perf_counter()
+        for _ in range(PROBE_STEPS):
+            one_step()
+        _sync(device)
     return (time.perf_counter() - started) / PROBE_STEPS
 
 

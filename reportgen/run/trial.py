@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from reportgen import cpu_kernels
 from reportgen.data.datasets import Dataset, load_recorded_dataset
 from reportgen.errors import ReportgenError
 from reportgen.experiment import Trial, recorded_data
@@ -156,12 +157,16 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
     model = create_model(trial.model.ref, input_shape=data.input_shape).to(job.device)
     layout = choose_layout(model, torch.device(job.device))  # before the optimizer: it holds the parameters
     apply_layout(model, layout)
+    kernels = cpu_kernels.choose(model, torch.device(job.device))
+    # what chose the kernels, archived beside the precision and threads: the layout, the optimizer's kernel
+    # (fused or loop) and the CPU kernel levers (e.g. batchnorm_kernel: rows or torch), each other low-order bits
+    chosen = {"layout": layout, "optimizer_kernel": optimizer_kernel(config), **kernels}
     optimizer = make_optimizer(config, model.parameters())
     # made before the checkpoint is loaded: a schedule sets the optimizer's LR, which the checkpoint restores
     schedule = make_scheduler(config, optimizer, batches_per_epoch(len(data.train_labels), config.batch_size))
     validation = None if data.val_labels is None else (data.val_images, data.val_labels)
     early = EarlyStopping(config.patience) if config.patience and validation is not None else None
-    history = _restore(job, run, model, optimizer, output, {"schedule": schedule, "early_stopping": early}, layout)
+    history = _restore(job, run, model, optimizer, output, {"schedule": schedule, "early_stopping": early}, chosen)
 
     def on_epoch(epoch: int, metrics: EpochMetrics, *_: Any) -> None:
         history.append(metrics)
@@ -200,6 +205,7 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
         validation=validation,
         schedule=schedule,
         early=early,
+        kernels=kernels,
     )
     extra = _early_record(early, result, config.epochs) | result.step_mode  # step_mode: how the steps ran, why
     _finish(job, run, model, result, data.test_labels, output, ran, extra)
@@ -222,10 +228,11 @@ def _restore(
     optimizer: torch.optim.Optimizer,
     output: TrialOutput,
     parts: dict[str, Any],
-    layout: str,
+    chosen: dict[str, str],
 ) -> list[EpochMetrics]:
     """Fresh trial: register it. Interrupted trial: load its last complete epoch, and the state of `parts`
-    (the LR schedule, the early stopping; None where not used) that its checkpoint holds."""
+    (the LR schedule, the early stopping; None where not used) that its checkpoint holds. `chosen`: what chose
+    the kernels, for trial.json."""
     trial = job.trial
     checkpoint = run.load_checkpoint(trial.trial_id)
     if checkpoint is None:
@@ -238,8 +245,7 @@ def _restore(
                 "kwargs": trial.model.ref.kwargs,
                 "base": trial.model.base,
                 "config": asdict(trial.config),
-                "layout": layout,  # what chose the kernels, beside the archived precision and threads
-                "optimizer_kernel": optimizer_kernel(trial.config),  # fused or loop: other low-order bits
+                **chosen,
                 "audit": job.audit.to_dict(),
             },
         )

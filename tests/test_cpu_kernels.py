@@ -1,0 +1,152 @@
+"""The CPU kernel levers (reportgen/cpu_kernels): each computes what torch's kernel computes, applies only where
+it reproduces it, comes off the model when training ends, repeats bit for bit, and is what trains a trial."""
+
+import copy
+
+import pytest
+import torch
+from conftest import write_idx_dataset
+from torch import nn
+
+from reportgen import cpu_kernels, train
+from reportgen.cpu_kernels import batchnorm
+from reportgen.data.datasets import load_dataset
+from reportgen.models.registry import create_model
+
+CPU = torch.device("cpu")
+ROWS = {"batchnorm_kernel": cpu_kernels.ROWS}
+
+
+def channels_last(*shape: int, seed: int = 0) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return (torch.randn(*shape, generator=generator) * 3 + 1).contiguous(memory_format=torch.channels_last)
+
+
+def two_steps(norm: nn.Module, x: torch.Tensor, grad: torch.Tensor, kernels: dict[str, str]):
+    """Two training steps' output, input gradient and parameter gradients of `norm`, with `kernels` on it."""
+    x = x.detach().clone().requires_grad_()
+    with cpu_kernels.installed(norm, kernels):
+        for _ in range(2):
+            out = norm(x)
+            out.backward(grad)
+    return out, x.grad, norm.weight.grad, norm.bias.grad
+
+
+def error(value: torch.Tensor, truth: torch.Tensor) -> float:
+    return ((value.double() - truth).abs().max() / truth.abs().max()).item()
+
+
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
+@pytest.mark.parametrize("shape", [(64, 6, 28, 28), (64, 16, 10, 10), (3, 5, 7, 7)], ids=str)
+def test_rows_batchnorm_computes_what_torch_computes(shape, momentum):
+    """Output, every gradient and the running statistics, against torch's BatchNorm2d in float64 as the truth:
+    the rows' pass is off by float32 rounding and no further off than torch's own float32 kernel (it sums in
+    shorter runs: measured 9e-7 against torch's 4e-5 for LeNet-5's first weight gradient). Shapes: LeNet-5's
+    two layers and a pixel count no row width divides (3·7·7 = 147: rows of one pixel)."""
+    torch.manual_seed(0)
+    theirs = nn.BatchNorm2d(shape[1], momentum=momentum)
+    nn.init.uniform_(theirs.weight, 0.5, 1.5)
+    nn.init.normal_(theirs.bias)
+    ours, exact = copy.deepcopy(theirs), copy.deepcopy(theirs).double()
+    x, grad = channels_last(*shape), channels_last(*shape, seed=1)
+    truth = two_steps(exact, x.double(), grad.double(), {})
+    expected = two_steps(theirs, x, grad, {})
+    got = two_steps(ours, x, grad, ROWS)
+    for name, a, b, t in zip(("output", "input grad", "weight grad", "bias grad"), got, expected, truth):
+        assert error(a, t) <= max(error(b, t), 1e-6), name
+        assert not torch.equal(a, b), f"{name}: the rows' kernel never ran"
+    assert got[0].is_contiguous(memory_format=torch.channels_last)
+    assert got[1].is_contiguous(memory_format=torch.channels_last)
+    for buffer in ("running_mean", "running_var"):
+        assert error(getattr(ours, buffer), getattr(exact, buffer)) <= 1e-6, buffer
+    assert int(ours.num_batches_tracked) == int(theirs.num_batches_tracked) == 2
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["evaluation", "contiguous input", "float64", "bf16 autocast", "no grad"],
+)
+def test_rows_batchnorm_leaves_every_other_call_to_torch(case):
+    """Where the rows' pass does not reproduce torch's (or is not needed), torch's kernel runs: bit for bit."""
+    theirs = nn.BatchNorm2d(6)
+    ours = copy.deepcopy(theirs)
+    x = channels_last(8, 6, 12, 12)
+    if case == "contiguous input":
+        x = x.contiguous()
+    if case == "float64":
+        theirs, ours, x = theirs.double(), ours.double(), x.double()
+    if case == "evaluation":
+        theirs.eval(), ours.eval()
+
+    def run(norm: nn.Module, kernels: dict[str, str]) -> torch.Tensor:
+        autocast = torch.autocast("cpu", enabled=case == "bf16 autocast")
+        with cpu_kernels.installed(norm, kernels), autocast, torch.set_grad_enabled(case != "no grad"):
+            return norm(x)
+
+    assert torch.equal(run(ours, ROWS), run(theirs, {}))
+    assert torch.equal(ours.running_mean, theirs.running_mean)
+
+
+def test_the_check_above_could_tell_the_kernels_apart():
+    """The same call as a training step: the rows' pass runs and its low-order bits differ from torch's."""
+    theirs = nn.BatchNorm2d(6)
+    ours = copy.deepcopy(theirs)
+    x = channels_last(8, 6, 12, 12)
+    with cpu_kernels.installed(ours, ROWS):
+        assert not torch.equal(ours(x), theirs(x))
+
+
+def test_only_torchs_own_batchnorm2d_with_statistics_and_affine_is_eligible():
+    class Subclassed(nn.BatchNorm2d):
+        pass
+
+    assert batchnorm.eligible(nn.BatchNorm2d(4))
+    assert not batchnorm.eligible(Subclassed(4))  # its forward may do anything
+    assert not batchnorm.eligible(nn.BatchNorm2d(4, affine=False))
+    assert not batchnorm.eligible(nn.BatchNorm2d(4, track_running_stats=False))
+    assert not batchnorm.eligible(nn.BatchNorm1d(4))
+
+
+def test_choice_comes_from_the_model_and_the_device():
+    assert cpu_kernels.choose(create_model("lenet5_regularized"), CPU) == {"batchnorm_kernel": "rows"}
+    assert cpu_kernels.choose(create_model("lenet5"), CPU) == {"batchnorm_kernel": "torch"}
+    assert cpu_kernels.choose(create_model("lenet5_regularized"), torch.device("cuda")) == {"batchnorm_kernel": "torch"}
+
+
+def test_installed_comes_off_the_model_even_when_training_fails():
+    model = create_model("lenet5_regularized")
+    norms = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    keys = list(model.state_dict())
+    with pytest.raises(RuntimeError, match="stop"), cpu_kernels.installed(model, ROWS):
+        assert all("forward" in vars(m) for m in norms)
+        raise RuntimeError("stop")
+    assert not any("forward" in vars(m) for m in model.modules())
+    assert list(model.state_dict()) == keys
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = write_idx_dataset(tmp_path_factory.mktemp("idx"), n_train=640, n_test=200)
+    return load_dataset("mnist", data_dir=folder)
+
+
+def trained(data, kernels: dict[str, str] | None):
+    config = train.TrainConfig(epochs=2, batch_size=64, seed=3)
+    torch.manual_seed(config.seed)
+    model = create_model("lenet5_regularized")
+    train.apply_layout(model, train.choose_layout(model, CPU))  # as a trial does: the lever needs channels_last
+    result = train.train_model(
+        model, data.train_images, data.train_labels, data.test_images, data.test_labels, data.mean, data.std,
+        config, kernels=kernels,
+    )  # fmt: skip
+    return result, model.state_dict()
+
+
+def test_the_engine_trains_with_the_chosen_lever_and_repeats_bit_for_bit(data):
+    (first, weights), (again, weights_again) = trained(data, None), trained(data, None)
+    assert [e.train_loss for e in first.history] == [e.train_loss for e in again.history]
+    assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
+    _, with_torch = trained(data, {"batchnorm_kernel": cpu_kernels.TORCH})
+    assert not all(torch.equal(weights[k], with_torch[k]) for k in weights)  # the lever did train the first two
+    _, with_rows = trained(data, ROWS)
+    assert all(torch.equal(weights[k], with_rows[k]) for k in weights)
