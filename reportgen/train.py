@@ -25,6 +25,7 @@ from reportgen.batches import (
     normalize,
 )
 from reportgen.errors import SpecError
+from reportgen.freed_memory import keep_freed_memory
 from reportgen.settings import (  # noqa: F401 (re-exported)
     DEVICE_PATTERN,
     LOSSES,
@@ -137,7 +138,8 @@ def resolved_device(requested: str) -> str:
 
 
 def select_device(requested: str = "auto") -> torch.device:
-    """`auto` picks CUDA when present; on the CPU the process trains with `choose_threads()` threads.
+    """`auto` picks CUDA when present; on the CPU the process trains with `choose_threads()` threads and keeps
+    its freed memory for reuse (freed_memory.py).
 
     A device this machine does not have is refused here, before any run folder exists."""
     device = torch.device(resolved_device(requested))
@@ -159,6 +161,7 @@ def select_device(requested: str = "auto") -> torch.device:
         torch.backends.cudnn.benchmark = False
     if device.type == "cpu":
         torch.set_num_threads(choose_threads())
+        keep_freed_memory()  # a training step's freed tensors are reused, not page-faulted in again
     return device
 
 
