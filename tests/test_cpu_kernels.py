@@ -1,5 +1,6 @@
-"""The CPU kernel levers (reportgen/cpu_kernels): each computes what torch's kernel computes, applies only where
-it reproduces it, comes off the model when training ends, repeats bit for bit, and is what trains a trial."""
+"""The CPU kernel levers (reportgen/cpu_kernels): each computes what torch's kernel computes (BatchNorm's rows to
+float32 rounding, the pooling's corners bit for bit), applies only where it reproduces it, comes off the model
+when training ends, repeats bit for bit, and is what trains a trial."""
 
 import copy
 
@@ -108,9 +109,60 @@ def test_only_torchs_own_batchnorm2d_with_statistics_and_affine_is_eligible():
 
 
 def test_choice_comes_from_the_model_and_the_device():
-    assert cpu_kernels.choose(create_model("lenet5_regularized"), CPU) == {"batchnorm_kernel": "rows"}
-    assert cpu_kernels.choose(create_model("lenet5"), CPU) == {"batchnorm_kernel": "torch"}
-    assert cpu_kernels.choose(create_model("lenet5_regularized"), torch.device("cuda")) == {"batchnorm_kernel": "torch"}
+    assert cpu_kernels.choose(create_model("lenet5_regularized"), CPU) == {
+        "batchnorm_kernel": "rows",
+        "maxpool_kernel": "corners",
+    }
+    assert cpu_kernels.choose(create_model("lenet5"), CPU) == {"batchnorm_kernel": "torch", "maxpool_kernel": "corners"}
+    assert cpu_kernels.choose(create_model("mlp"), CPU) == {"batchnorm_kernel": "torch", "maxpool_kernel": "torch"}
+    on_cuda = cpu_kernels.choose(create_model("lenet5_regularized"), torch.device("cuda"))
+    assert on_cuda == {"batchnorm_kernel": "torch", "maxpool_kernel": "torch"}
+
+
+CORNERS = {"maxpool_kernel": cpu_kernels.CORNERS}
+
+
+@pytest.mark.parametrize("values", ["normal", "ties", "after ReLU", "NaN"])
+@pytest.mark.parametrize("shape", [(250, 6, 28, 28), (250, 16, 10, 10), (3, 1, 6, 8)], ids=str)
+def test_corner_maxpool_evaluates_bit_for_bit_what_torch_computes(shape, values):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0))
+    if values == "ties":
+        x = x.round()
+    if values == "after ReLU":
+        x = x.relu()
+    if values == "NaN":
+        x[0, 0, 0, 0] = float("nan")
+    x = x.contiguous(memory_format=torch.channels_last)
+    pool = nn.MaxPool2d(2)
+    with torch.inference_mode():
+        expected = pool(x)
+        with cpu_kernels.installed(pool, CORNERS):
+            assert "forward" in vars(pool)
+            got = pool(x)
+    assert torch.equal(got.nan_to_num(-7.0), expected.nan_to_num(-7.0))
+    assert got.isnan().sum() == expected.isnan().sum() == (values == "NaN")
+    assert got.is_contiguous(memory_format=torch.channels_last) and expected.is_contiguous(
+        memory_format=torch.channels_last
+    )
+
+
+def test_corner_maxpool_leaves_training_and_other_pools_to_torch():
+    from reportgen.cpu_kernels import maxpool
+
+    x = channels_last(4, 6, 8, 8).requires_grad_()
+    assert not maxpool.applies(nn.MaxPool2d(2), x)  # training: torch's kernel keeps the indices its backward needs
+    assert maxpool.applies(nn.MaxPool2d(2), x.detach())
+    assert not maxpool.applies(nn.MaxPool2d(2), x.detach()[:, :, :7, :7])  # odd sides (and not channels_last)
+    assert not maxpool.applies(nn.MaxPool2d(2), x.detach().contiguous())
+    assert maxpool.eligible(nn.MaxPool2d(2)) and maxpool.eligible(nn.MaxPool2d((2, 2), stride=2))
+    for other in (
+        nn.MaxPool2d(3),
+        nn.MaxPool2d(2, stride=1),
+        nn.MaxPool2d(2, padding=1),
+        nn.MaxPool2d(2, ceil_mode=True),
+    ):
+        assert not maxpool.eligible(other), other
+    assert not maxpool.eligible(nn.MaxPool2d(2, return_indices=True))
 
 
 def test_installed_comes_off_the_model_even_when_training_fails():
@@ -146,7 +198,11 @@ def test_the_engine_trains_with_the_chosen_lever_and_repeats_bit_for_bit(data):
     (first, weights), (again, weights_again) = trained(data, None), trained(data, None)
     assert [e.train_loss for e in first.history] == [e.train_loss for e in again.history]
     assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
-    _, with_torch = trained(data, {"batchnorm_kernel": cpu_kernels.TORCH})
+    torch_kernels = {"batchnorm_kernel": cpu_kernels.TORCH, "maxpool_kernel": cpu_kernels.TORCH}
+    _, with_torch = trained(data, torch_kernels)
     assert not all(torch.equal(weights[k], with_torch[k]) for k in weights)  # the lever did train the first two
-    _, with_rows = trained(data, ROWS)
+    rows_result, with_rows = trained(data, ROWS)  # BatchNorm's rows, torch's pooling: the same weights
     assert all(torch.equal(weights[k], with_rows[k]) for k in weights)
+    # the corners' pooling evaluates exactly as torch's does
+    assert [e.test_loss for e in rows_result.history] == [e.test_loss for e in first.history]
+    assert torch.equal(rows_result.final.confidences, first.final.confidences)

@@ -28,8 +28,10 @@ def test_archive_holds_everything_needed_to_rerender(finished):
         assert (run / name).is_file()
     trials = sorted((run / "trials").iterdir())
     assert [t.name for t in trials] == ["000-LeNet-5", "001-MLP-784-75-32-10", "002-LeNet-5-BN-Dropout"]
-    kernels = [json.loads((trial / "trial.json").read_text())["batchnorm_kernel"] for trial in trials]
-    assert kernels == ["torch", "torch", "rows"]  # what chose the kernels: only the BN model has BatchNorm2d
+    records = [json.loads((trial / "trial.json").read_text()) for trial in trials]
+    # what chose the kernels: only the BN model has BatchNorm2d, the MLP no pooling
+    assert [r["batchnorm_kernel"] for r in records] == ["torch", "torch", "rows"]
+    assert [r["maxpool_kernel"] for r in records] == ["corners", "torch", "corners"]
     for trial in trials:
         assert len(read_csv(trial / "metrics.csv")) == 2
         assert len(read_csv(trial / "predictions.csv")) == 300
