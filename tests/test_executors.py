@@ -224,3 +224,61 @@ def test_a_process_run_from_the_command_line_shuts_down_cleanly(tmp_path):
     status = json.loads((tmp_path / "runs" / "four" / "status.json").read_text())
     assert status["state"] == "complete" and status["trials"]["complete"] == 4
     assert "leaked semaphore" not in done.stderr and "resource_tracker" not in done.stderr, done.stderr
+
+
+def test_workers_start_before_the_preflight_only_where_the_run_surely_uses_them(make_spec):
+    """`start_early` spawns the workers while the driver audits the models, but only where `settle` will choose
+    them whatever the audit says (their training at the per-batch overhead alone repays their start); `settle`
+    then hands on those same workers, or stops them."""
+    import multiprocessing
+
+    from reportgen.data.datasets import load_dataset
+    from reportgen.run.executor_choice import AutoExecutor, settle, start_early
+    from reportgen.run.preflight import preflight
+    from reportgen.train import select_device
+
+    spec = make_spec("epochs = 1\nlr = [0.1, 0.01]", ["mlp", "lenet5"])
+    trials = spec.trials()
+    audits = preflight(spec, load_dataset(**dataclasses.asdict(spec.data)), select_device("cpu"))
+    assert start_early(AutoExecutor(2), trials, 200, "cpu") is None  # 4 batches a trial: not known yet
+    assert start_early(LocalExecutor(), trials, 60_000, "cpu") is None
+
+    started = start_early(AutoExecutor(2), trials, 60_000 * 10, "cpu")  # 1,200 batches a trial: surely
+    try:
+        assert isinstance(started, ProcessExecutor) and started.workers == 2
+        assert len(multiprocessing.active_children()) >= 2  # spawned already, before any trial exists
+        assert settle(AutoExecutor(2), trials, audits, 60_000 * 10, torch.device("cpu"), started) is started
+    finally:
+        started.stop()
+    assert not multiprocessing.active_children()
+
+    again = start_early(ProcessExecutor(workers=2), trials, 200, "cpu")  # asked for workers: always
+    assert again is not None and len(multiprocessing.active_children()) >= 2
+    assert isinstance(settle(LocalExecutor(), trials, audits, 200, torch.device("cpu"), again), LocalExecutor)
+    assert not multiprocessing.active_children()  # settled elsewhere: the early workers were stopped
+
+
+class WrongShape(nn.Module):
+    """Fails the pre-flight audit: its layer expects 10 inputs, an image has 784."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(10, 10))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_its_preflight_leaves_no_early_worker_behind(tmp_path, make_spec):
+    """Workers asked for start before the pre-flight audit (the test above); a model that fails the audit ends
+    the run, and them, before any run folder exists."""
+    import multiprocessing
+
+    from reportgen.errors import ReportgenError
+
+    spec = make_spec("epochs = 1", ["mlp", "test_executors:WrongShape"])
+    with pytest.raises(ReportgenError, match="WrongShape"):
+        run_experiment(spec, tmp_path / "runs", "refused", ProcessExecutor(workers=2), log=lambda line: None)
+    assert not multiprocessing.active_children()
+    assert not (tmp_path / "runs" / "refused").exists()

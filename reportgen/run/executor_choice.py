@@ -83,14 +83,43 @@ def settle(
     audits: dict[str, ModelAudit],
     train_size: int,
     device: torch.device | None = None,
+    started: ProcessExecutor | None = None,
 ) -> Executor:
     """The executor that trains the run on `device` (None: the CPU): an AutoExecutor becomes the one it stands
-    for, any other is itself."""
+    for, any other is itself. `started`: `start_early`'s workers, which it is when it stands for them (and
+    which are stopped when it does not)."""
     if not isinstance(executor, AutoExecutor):
-        return executor
-    if device is not None and device.type == "cuda":
-        return executor.choose(estimated_cuda_seconds(trials, train_size), cuda_workers(len(trials)))
-    return executor.choose(estimated_seconds(trials, audits, train_size))
+        chosen: Executor = executor
+    elif device is not None and device.type == "cuda":
+        chosen = executor.choose(estimated_cuda_seconds(trials, train_size), cuda_workers(len(trials)))
+    else:
+        chosen = executor.choose(estimated_seconds(trials, audits, train_size))
+    if started is None or chosen is started:
+        return chosen
+    if isinstance(chosen, ProcessExecutor) and (chosen.workers, chosen.threads) == (started.workers, started.threads):
+        return started
+    started.stop()
+    return chosen
+
+
+def start_early(
+    executor: Executor | AutoExecutor, trials: list[Trial], train_size: int, device: str
+) -> ProcessExecutor | None:
+    """The worker processes, spawned now, where the run will surely train on them: a ProcessExecutor, or an
+    AutoExecutor on the CPU whose training already outlasts the workers' start at the per-batch overhead alone
+    (a lower bound of `estimated_seconds`, so `settle` chooses them too). None where that is not yet known.
+
+    Why: a worker spends ~3 s starting (torch, reportgen) before its first batch; started here, that overlaps
+    the pre-flight audit and the run folder's creation in this process (`settle` then hands them on)."""
+    if isinstance(executor, AutoExecutor) and resolved_device(device) == "cpu":
+        overhead_only = sum(trial_batches(trial, train_size) * BATCH_OVERHEAD_S for trial in trials)
+        chosen = executor.choose(overhead_only)
+        early = chosen if isinstance(chosen, ProcessExecutor) else None
+    else:
+        early = executor if isinstance(executor, ProcessExecutor) else None
+    if early is not None:
+        early.start(len(trials))
+    return early
 
 
 def choose_executor(

@@ -22,8 +22,8 @@ from reportgen.run.archive_layout import MANIFEST_FILE, SPEC_FILE, STATUS_FILE, 
 from reportgen.run.archive_writing import RunArchive, open_for_writing
 from reportgen.run.device_choice import choose_device, resumed_device
 from reportgen.run.environment import data_record, environment, test_images_file
-from reportgen.run.executor_choice import AutoExecutor, settle
-from reportgen.run.executors import Executor, LocalExecutor, longest_first
+from reportgen.run.executor_choice import AutoExecutor, settle, start_early
+from reportgen.run.executors import Executor, LocalExecutor, ProcessExecutor, longest_first
 from reportgen.run.preflight import preflight
 from reportgen.run.progress import Progress
 from reportgen.run.trial import RecordedData, TrialJob, trial_batches
@@ -52,11 +52,35 @@ def run_experiment(
     if run_id and (Path(runs_root) / validate_run_id(run_id) / STATUS_FILE).exists():
         return resume_experiment(Path(runs_root) / run_id, executor, log)
     data = load_dataset(**asdict(spec.data))  # subsets drawn with the data seed, not the training seeds
+    trials = spec.trials()  # built once: the executor's estimate and the jobs both use them
+    started = start_early(executor or LocalExecutor(), trials, len(data.train_labels), spec.device)
+    try:
+        run, jobs, executor = _prepare(spec, run_id, runs_root, data, trials, executor, started, log)
+    except BaseException:
+        if started is not None:
+            started.stop()  # the run never began: its early workers end with it
+        raise
+    _hand_over(data, executor)
+    del data
+    return _train_all(run, jobs, executor, log)
+
+
+def _prepare(
+    spec: ExperimentSpec,
+    run_id: str | None,
+    runs_root: Path,
+    data: Dataset,
+    trials: list[Trial],
+    executor: Executor | AutoExecutor | None,
+    started: ProcessExecutor | None,
+    log: Log,
+) -> tuple[RunArchive, list[TrialJob], Executor]:
+    """The device, the pre-flight audit, the executor and the run folder with its jobs: all that is checked before
+    a trial trains."""
     choice = choose_device(spec, data, executor or LocalExecutor(), log)  # auto: CPU or GPU, by estimated time
     device = select_device(choice.device)
     audits = preflight(spec, data, device)
-    trials = spec.trials()  # built once: the executor's estimate and the jobs both use them
-    executor = settle(executor or LocalExecutor(), trials, audits, len(data.train_labels), device)
+    executor = settle(executor or LocalExecutor(), trials, audits, len(data.train_labels), device, started)
     env = (
         environment(device)
         | {
@@ -72,10 +96,7 @@ def run_experiment(
         {"spec": spec.to_dict(), "environment": env, "data": data_record(data)},
         files={TEST_IMAGES: test_images_file(data)},
     )
-    jobs = _plan(run, trials, data, device, audits, executor.threads, log)
-    _hand_over(data, executor)
-    del data
-    return _train_all(run, jobs, executor, log)
+    return run, _plan(run, trials, data, device, audits, executor.threads, log), executor
 
 
 def resume_experiment(path: Path, executor: Executor | AutoExecutor | None = None, log: Log = print) -> RunArchive:
