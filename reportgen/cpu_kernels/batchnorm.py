@@ -1,11 +1,14 @@
 """BatchNorm2d's training pass on channels_last CPU tensors, over rows of several pixels' channels.
 
-Why: torch's CPU kernel for a channels_last BatchNorm2d loops over the channels as its inner dimension, and
-with LeNet-5's 6 or 16 channels that is shorter than one vector register. One training pass of 64 × 6 × 28 × 28
-takes it 1.34 ms, where a ReLU over the same tensor takes 0.04 ms. Viewing the tensor as rows of 16 pixels ×
-the channels (96 floats for 6 channels) lets every sum and every elementwise step run over wide contiguous
-rows. A channel's sum is then the sum of its 16 columns. The same statistics, scale and gradients, as ten
-passes of about 0.04 ms.
+Why: torch's CPU kernel for a channels_last BatchNorm2d loops over the channels as its inner dimension. With a
+channel count that is not a multiple of 8 (one vector register of floats) that loop runs partly scalar: one
+training pass (forward + backward) over 64 × 6 × 28 × 28 took 2.87 ms, where a ReLU over the same tensor takes
+0.04 ms. Viewing the tensor as rows of 16 pixels × the channels (96 floats for 6 channels) lets every sum and
+every elementwise step run over wide contiguous rows; a channel's sum is then the sum of its 16 columns:
+1.10 ms. Its dozen small ops cost more than they save on small tensors, and torch's kernel is fast for 8, 16
+or 32 channels (benchmarks/kernel_levers.py `--only batchnorm`, docs/speed.md), so it takes only layers whose
+channel count is not a multiple of 8, on batches of at least MIN_VALUES values per channel (64 images of
+14 × 14: 1.19-1.25× for 6 or 12 channels; 28 × 28: 2.6×).
 
 It computes what `torch.nn.functional.batch_norm` computes in training: the batch's mean and biased variance
 normalise, the unbiased variance and the momentum (or the cumulative average when momentum is None) update
@@ -20,11 +23,19 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 ROW_PIXELS = (16, 8, 4, 2, 1)  # pixels per row, the widest that divides the batch's pixel count
+VECTOR_FLOATS = 8  # torch's kernel vectorises a multiple of this many channels well
+MIN_VALUES = 12_000  # values per channel from which the rows' pass is faster (break-even near 64 × 12 × 12)
 
 
 def eligible(module: nn.Module) -> bool:
-    """torch's own BatchNorm2d with a scale and shift and running statistics: what this pass reproduces."""
-    return type(module) is nn.BatchNorm2d and module.affine and module.track_running_stats
+    """torch's own BatchNorm2d with a scale and shift and running statistics (what this pass reproduces), over
+    a channel count that torch's kernel does not vectorise well."""
+    return (
+        type(module) is nn.BatchNorm2d
+        and module.affine
+        and module.track_running_stats
+        and module.num_features % VECTOR_FLOATS != 0
+    )
 
 
 def _rows(tensor: torch.Tensor, pixels: int) -> torch.Tensor:
@@ -74,8 +85,8 @@ class _RowBatchNorm(torch.autograd.Function):
 
 
 def applies(module: nn.BatchNorm2d, x: torch.Tensor) -> bool:
-    """This call trains on a float32 channels_last batch of more than one value per channel: the rows' case.
-    Anything else (evaluation, another dtype or layout, autocast, a single value) takes torch's own kernel."""
+    """This call trains on a float32 channels_last batch of at least MIN_VALUES values per channel: the rows'
+    case. Anything else (evaluation, another dtype or layout, autocast, a smaller batch) takes torch's kernel."""
     return (
         module.training
         and torch.is_grad_enabled()
@@ -83,7 +94,7 @@ def applies(module: nn.BatchNorm2d, x: torch.Tensor) -> bool:
         and x.dtype == torch.float32
         and x.device.type == "cpu"
         and x.is_contiguous(memory_format=torch.channels_last)
-        and x.shape[0] * x.shape[2] * x.shape[3] > 1
+        and x.shape[0] * x.shape[2] * x.shape[3] >= MIN_VALUES
         and not torch.is_autocast_enabled("cpu")
     )
 
