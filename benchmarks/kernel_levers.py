@@ -14,6 +14,9 @@
 - BatchNorm kernel: one training step of LeNet-5 + BN + Dropout with torch's BatchNorm2d and with the rows'
   pass (reportgen/cpu_kernels/batchnorm.py), alternating rounds; then its test accuracy with each, seeds 0-4,
   12,000 images, 3 epochs, as for the optimizer;
+- conv input gradient: one input-gradient pass in channels_last and in the contiguous layout (copies in) for
+  a few convolution shapes, which the lever takes; a training step and test accuracy (seeds 0-4, as above)
+  of each convolutional model with torch's backward pass and with the lever;
 - optimizer accuracy: each model trained by the engine with the loop and with the fused optimizer, seeds
   0-4, on 12,000 training images for 3 epochs: test accuracy per seed, and mean ± std per side (a lever
   that changes the weights' low-order bits must keep accuracy within the seeds' noise).
@@ -34,6 +37,7 @@ import torch.nn.functional as F
 
 from reportgen import cpu_kernels, train
 from reportgen.data.datasets import load_dataset
+from reportgen.freed_memory import keep_freed_memory
 from reportgen.models.registry import create_model
 
 EVAL_SIZES = (2000, 500, 250, 256, 128)
@@ -189,6 +193,52 @@ def batchnorm_kernels() -> None:
         seeds_accuracy(name, kernel, fused=True, kernels={"batchnorm_kernel": kernel})
 
 
+def conv_input_grads(names: list[str]) -> None:
+    from reportgen.cpu_kernels import conv_input_grad
+
+    print("conv input gradient: µs per input-gradient pass of 64 images, channels_last vs contiguous (copies in)")
+    for cin, cout, side, kernel, padding in ((6, 16, 14, 5, 0), (3, 16, 32, 5, 0), (3, 6, 32, 5, 0), (1, 6, 28, 5, 2),
+                                             (6, 16, 28, 5, 2), (8, 16, 14, 5, 0), (6, 16, 32, 3, 1), (12, 24, 14, 3, 1),
+                                             (16, 32, 14, 3, 1), (32, 64, 8, 3, 1)):  # fmt: skip
+        x = torch.randn(64, cin, side, side).contiguous(memory_format=torch.channels_last)
+        weight = torch.randn(cout, cin, kernel, kernel).contiguous(memory_format=torch.channels_last)
+        grad = torch.randn_like(F.conv2d(x, weight, padding=padding)).contiguous(memory_format=torch.channels_last)
+
+        def pass_(grad=grad, x=x, weight=weight, padding=padding, cout=cout) -> torch.Tensor:
+            return torch.ops.aten.convolution_backward(
+                grad, x, weight, [cout], [1, 1], [padding] * 2, [1, 1], False, [0, 0], 1, [True, False, False]
+            )[0]
+
+        def contiguous(grad=grad, x=x, weight=weight, pass_=pass_) -> torch.Tensor:
+            return pass_(grad.contiguous(), x.contiguous(), weight.contiguous()).contiguous(
+                memory_format=torch.channels_last
+            )
+
+        last, plain = milliseconds(pass_) * 1000, milliseconds(contiguous) * 1000
+        chosen = conv_input_grad.eligible(torch.nn.Conv2d(cin, cout, kernel, padding=padding))
+        print(f"  {cin:2d} → {cout:2d} channels, {side}×{side}, {kernel}×{kernel}: channels_last {last:6.0f}, "
+              f"contiguous {plain:6.0f} ({last / plain:.2f}×){'  ← the lever takes it' if chosen else ''}")  # fmt: skip
+    print("conv input gradient: ms per training step of 64 images (fused Adam, channels_last), alternating rounds")
+    for name in names:
+        alternating_steps(
+            {
+                f"{name} {kernel}": training_step(
+                    name,
+                    train.CHANNELS_LAST,
+                    True,
+                    kernels=cpu_kernels.choose(create_model(name), torch.device("cpu"))
+                    | {"conv_input_grad_kernel": kernel},
+                )
+                for kernel in (cpu_kernels.TORCH, cpu_kernels.CONTIGUOUS)
+            }
+        )
+    print("conv input gradient: test accuracy after 3 epochs on 12,000 images")
+    for name in names:
+        for kernel in (cpu_kernels.TORCH, cpu_kernels.CONTIGUOUS):
+            kernels = cpu_kernels.choose(create_model(name), torch.device("cpu")) | {"conv_input_grad_kernel": kernel}
+            seeds_accuracy(name, kernel, fused=True, kernels=kernels)
+
+
 def seeds_accuracy(name: str, side: str, fused: bool, kernels: dict[str, str] | None = None, seeds: int = 5) -> None:
     """Test accuracy of `name` trained by the engine (as a trial: its layout; Adam fused or as a loop; the CPU
     kernel levers `kernels`, None: the engine's choice) on 12,000 images for 3 epochs, per seed and mean ± std."""
@@ -219,7 +269,7 @@ def optimizer_accuracy(names: list[str]) -> None:
             seeds_accuracy(name, kind, fused=kind == "fused")
 
 
-SECTIONS = ("evaluation", "backend", "pooling", "data", "optimizer", "layout", "batchnorm", "accuracy")
+SECTIONS = ("evaluation", "backend", "pooling", "data", "optimizer", "layout", "batchnorm", "conv", "accuracy")
 
 
 def main() -> None:
@@ -230,6 +280,7 @@ def main() -> None:
     names, only = args.models.split(","), set(args.only.split(","))
     convolutional = [n for n in names if "mlp" not in n]
     torch.set_num_threads(1)
+    keep_freed_memory()  # as every training process does (select_device): no page faults per fresh tensor
     sections = {
         "evaluation": lambda: evaluation_batches(names),
         "backend": lambda: conv_backends(convolutional),
@@ -238,6 +289,7 @@ def main() -> None:
         "optimizer": lambda: optimizer_kernels(names),
         "layout": lambda: training_layouts(convolutional),
         "batchnorm": batchnorm_kernels,
+        "conv": lambda: conv_input_grads(convolutional),
         "accuracy": lambda: optimizer_accuracy(names),
     }
     for section, run in sections.items():

@@ -62,6 +62,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from reportgen import cpu_kernels
 from reportgen.cuda_graph import graphed_epochs
 from reportgen.data.datasets import FASHION_MNIST_DIR, load_dataset
 from reportgen.models.registry import create_model
@@ -226,17 +227,18 @@ def engine(data, epochs: int, batch_size: int, side: str, device: str, threads: 
         figures |= {"capture_s": time.perf_counter() - started, **mode.record()}
         run_epoch = graphed or train_epoch
     train_seconds, eval_seconds = [], []
-    for epoch in range(1, epochs + 1):
-        train_seconds.append(
-            _timed(
-                lambda epoch=epoch: run_epoch(
-                    model, optimizer, train_images, train_labels, data.mean, data.std, config, epoch
+    with cpu_kernels.installed(model, cpu_kernels.choose(model, torch.device(device))):  # as train_model does
+        for epoch in range(1, epochs + 1):
+            train_seconds.append(
+                _timed(
+                    lambda epoch=epoch: run_epoch(
+                        model, optimizer, train_images, train_labels, data.mean, data.std, config, epoch
+                    )
                 )
             )
-        )
-        started = time.perf_counter()
-        result = evaluate(model, data.test_images, data.test_labels, data.mean, data.std, config.loss)
-        eval_seconds.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            result = evaluate(model, data.test_images, data.test_labels, data.mean, data.std, config.loss)
+            eval_seconds.append(time.perf_counter() - started)
     if side == "engine":
         figures["no_grad_s"] = forward_pass_seconds(model, data, torch.no_grad)
         figures["inference_mode_s"] = forward_pass_seconds(model, data, torch.inference_mode)

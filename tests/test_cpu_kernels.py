@@ -111,14 +111,17 @@ def test_only_torchs_own_batchnorm2d_with_statistics_affine_and_odd_channels_is_
 
 
 def test_choice_comes_from_the_model_and_the_device():
-    assert cpu_kernels.choose(create_model("lenet5_regularized"), CPU) == {
-        "batchnorm_kernel": "rows",
-        "maxpool_kernel": "corners",
-    }
-    assert cpu_kernels.choose(create_model("lenet5"), CPU) == {"batchnorm_kernel": "torch", "maxpool_kernel": "corners"}
-    assert cpu_kernels.choose(create_model("mlp"), CPU) == {"batchnorm_kernel": "torch", "maxpool_kernel": "torch"}
-    on_cuda = cpu_kernels.choose(create_model("lenet5_regularized"), torch.device("cuda"))
-    assert on_cuda == {"batchnorm_kernel": "torch", "maxpool_kernel": "torch"}
+    kernels = ("batchnorm_kernel", "maxpool_kernel", "conv_input_grad_kernel")
+
+    def chosen(name: str, device: torch.device = CPU) -> tuple[str, ...]:
+        choice = cpu_kernels.choose(create_model(name), device)
+        assert list(choice) == list(kernels)
+        return tuple(choice.values())
+
+    assert chosen("lenet5_regularized") == ("rows", "corners", "contiguous")
+    assert chosen("lenet5") == ("torch", "corners", "contiguous")
+    assert chosen("mlp") == ("torch", "torch", "torch")
+    assert chosen("lenet5_regularized", torch.device("cuda")) == ("torch", "torch", "torch")
 
 
 CORNERS = {"maxpool_kernel": cpu_kernels.CORNERS}
@@ -197,15 +200,64 @@ def trained(data, kernels: dict[str, str] | None):
     return result, model.state_dict()
 
 
-def test_the_engine_trains_with_the_chosen_lever_and_repeats_bit_for_bit(data):
+def test_the_engine_trains_with_the_chosen_levers_and_repeats_bit_for_bit(data):
+    chosen = cpu_kernels.choose(create_model("lenet5_regularized"), CPU)
+    assert set(chosen.values()) == {cpu_kernels.ROWS, cpu_kernels.CORNERS, cpu_kernels.CONTIGUOUS}
     (first, weights), (again, weights_again) = trained(data, None), trained(data, None)
     assert [e.train_loss for e in first.history] == [e.train_loss for e in again.history]
     assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
-    torch_kernels = {"batchnorm_kernel": cpu_kernels.TORCH, "maxpool_kernel": cpu_kernels.TORCH}
-    _, with_torch = trained(data, torch_kernels)
-    assert not all(torch.equal(weights[k], with_torch[k]) for k in weights)  # the lever did train the first two
-    rows_result, with_rows = trained(data, ROWS)  # BatchNorm's rows, torch's pooling: the same weights
-    assert all(torch.equal(weights[k], with_rows[k]) for k in weights)
-    # the corners' pooling evaluates exactly as torch's does
-    assert [e.test_loss for e in rows_result.history] == [e.test_loss for e in first.history]
-    assert torch.equal(rows_result.final.confidences, first.final.confidences)
+    _, explicit = trained(data, chosen)
+    assert all(torch.equal(weights[k], explicit[k]) for k in weights)  # None trains with `choose`'s levers
+    for lever in ("batchnorm_kernel", "conv_input_grad_kernel"):  # each changes the low-order bits: it trained
+        _, without = trained(data, chosen | {lever: cpu_kernels.TORCH})
+        assert not all(torch.equal(weights[k], without[k]) for k in weights), lever
+    # the corners' pooling evaluates exactly as torch's does: the same weights, the same test figures
+    pooled_by_torch, with_torch_pooling = trained(data, chosen | {"maxpool_kernel": cpu_kernels.TORCH})
+    assert all(torch.equal(weights[k], with_torch_pooling[k]) for k in weights)
+    assert [e.test_loss for e in pooled_by_torch.history] == [e.test_loss for e in first.history]
+    assert torch.equal(pooled_by_torch.final.confidences, first.final.confidences)
+
+
+CONTIGUOUS_GRAD = {"conv_input_grad_kernel": cpu_kernels.CONTIGUOUS}
+
+
+def conv_step(conv: nn.Module, x: torch.Tensor, grad: torch.Tensor, kernels: dict[str, str]):
+    x = x.detach().clone().requires_grad_()
+    with cpu_kernels.installed(conv, kernels):
+        out = conv(x)
+        out.backward(grad)
+    return out, x.grad, conv.weight.grad, conv.bias.grad
+
+
+def test_contiguous_input_grad_changes_only_the_input_gradient():
+    """LeNet-5's second convolution: output, weight and bias gradients are torch's bit for bit; the input
+    gradient agrees with float64 to float32 rounding and stays channels_last."""
+    torch.manual_seed(0)
+    theirs = nn.Conv2d(6, 16, 5).to(memory_format=torch.channels_last)
+    ours, exact = copy.deepcopy(theirs), copy.deepcopy(theirs).double()
+    x, grad = channels_last(64, 6, 14, 14), channels_last(64, 16, 10, 10, seed=1)
+    expected, got = conv_step(theirs, x, grad, {}), conv_step(ours, x, grad, CONTIGUOUS_GRAD)
+    truth = conv_step(exact, x.double(), grad.double(), {})
+    assert torch.equal(got[0], expected[0]) and torch.equal(got[2], expected[2]) and torch.equal(got[3], expected[3])
+    assert not torch.equal(got[1], expected[1])  # the lever ran
+    assert error(got[1], truth[1]) < 2e-6
+    assert got[1].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_contiguous_input_grad_takes_only_small_channel_5x5_convolutions_that_need_it():
+    from reportgen.cpu_kernels import conv_input_grad
+
+    assert conv_input_grad.eligible(nn.Conv2d(6, 16, 5)) and conv_input_grad.eligible(nn.Conv2d(3, 6, 7))
+    for other in (
+        nn.Conv2d(6, 16, 3),
+        nn.Conv2d(8, 16, 5),
+        nn.Conv2d(6, 16, 5, padding=2),
+        nn.Conv2d(6, 16, 5, groups=2),
+        nn.Conv2d(6, 16, 5, dilation=2),
+    ):
+        assert not conv_input_grad.eligible(other), other  # measured no faster, or not what it reproduces
+    conv = nn.Conv2d(3, 6, 5).to(memory_format=torch.channels_last)
+    images = channels_last(4, 3, 28, 28)
+    assert not conv_input_grad.applies(conv, images)  # the first layer: its input needs no gradient
+    assert conv_input_grad.applies(conv, images.clone().requires_grad_())
+    assert not conv_input_grad.applies(nn.Conv2d(3, 6, 5), images.clone().requires_grad_())  # torch's layout

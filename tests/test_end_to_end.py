@@ -32,6 +32,7 @@ def test_archive_holds_everything_needed_to_rerender(finished):
     # what chose the kernels: only the BN model has BatchNorm2d, the MLP no pooling
     assert [r["batchnorm_kernel"] for r in records] == ["torch", "torch", "rows"]
     assert [r["maxpool_kernel"] for r in records] == ["corners", "torch", "corners"]
+    assert [r["conv_input_grad_kernel"] for r in records] == ["contiguous", "torch", "contiguous"]
     for trial in trials:
         assert len(read_csv(trial / "metrics.csv")) == 2
         assert len(read_csv(trial / "predictions.csv")) == 300
