@@ -14,6 +14,9 @@ from reportgen.models.registry import create_model
 if sys.argv[1] == "kept":
     from reportgen.freed_memory import keep_freed_memory
     assert keep_freed_memory()
+else:  # glibc's starting threshold, held: a freed block is handed back, as it is until glibc adapts (if it does)
+    import ctypes
+    assert ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
 torch.set_num_threads(1)
 torch.manual_seed(0)
 model = train.apply_layout(create_model("lenet5"), train.CHANNELS_LAST)
@@ -41,8 +44,11 @@ def page_faults(mode: str) -> int:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
 def test_kept_freed_memory_spares_the_page_faults_of_every_batch():
-    default, kept = page_faults("default"), page_faults("kept")
-    # 40 training steps of LeNet-5 (channels_last, fused Adam): with glibc's defaults the step's freed tensors
-    # are mapped afresh and faulted in page by page (measured 16,960-45,761 faults in five runs); kept, they are
-    # reused (0-101)
-    assert kept * 20 < default, (kept, default)
+    handed_back, kept = page_faults("handed back"), page_faults("kept")
+    # 40 training steps of LeNet-5 (channels_last, fused Adam). With glibc's defaults a step's freed 1.2 MB
+    # tensors were mapped afresh and faulted in page by page in most runs (14,717-45,761 faults in 5 of 6 runs
+    # of this script beside each other), but not in all (1 fault once: glibc raises its threshold after a
+    # free, and may keep it), so the comparison holds glibc's starting threshold; kept, they are reused
+    # (1-390 faults, four runs side by side).
+    assert kept < 40 * 40, kept  # under 40 pages a step: not one 1.2 MB tensor (294 pages) faulted in afresh
+    assert kept * 20 < handed_back, (kept, handed_back)
