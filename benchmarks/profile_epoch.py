@@ -3,8 +3,9 @@ not a test).
 
     .venv/bin/python benchmarks/profile_epoch.py [--images 12800] [--threads 1] [--top 8]
 
-For each model of the default experiment (LeNet-5, the parameter-matched MLP, LeNet-5 + BN + Dropout) it
-trains one warm-up pass, then profiles reportgen's engine (train_epoch) over `--images` Fashion-MNIST
+For each model of the default experiment (LeNet-5, the parameter-matched MLP, LeNet-5 + BN + Dropout), in the
+layout and with the CPU kernel levers and freed memory a trial trains with, it trains one warm-up pass, then
+profiles reportgen's engine (train_epoch) over `--images` Fashion-MNIST
 training images with torch.profiler, and prints the ops that take the most self CPU time: convolution
 forward and backward, pooling, BatchNorm, the optimizer, data slicing. Seconds are per full epoch of 60,000
 images, scaled from the profiled images; the share is of the profiled time. Each model's line also gives its
@@ -20,9 +21,11 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from reportgen import cpu_kernels
 from reportgen.data.datasets import load_dataset
+from reportgen.freed_memory import keep_freed_memory
 from reportgen.models.registry import create_model
-from reportgen.train import TrainConfig, make_optimizer, normalize, train_epoch
+from reportgen.train import TrainConfig, apply_layout, choose_layout, make_optimizer, normalize, train_epoch
 
 MODELS = ("lenet5", "mlp_lenet_sized", "lenet5_regularized")
 EPOCH_IMAGES = 60_000
@@ -50,14 +53,17 @@ def step_gflop(model: torch.nn.Module, data, config: TrainConfig) -> float:
 def profile_model(name: str, data, images: int, top: int, peak: float) -> None:
     torch.manual_seed(0)
     model = create_model(name)
+    cpu = torch.device("cpu")
+    apply_layout(model, choose_layout(model, cpu))  # as a trial trains it: its layout and CPU kernel levers
     config = TrainConfig()
     optimizer = make_optimizer(config, model.parameters())
     subset = data.train_images[:images], data.train_labels[:images]
-    train_epoch(model, optimizer, *subset, data.mean, data.std, config, 1)  # warm-up: allocator, kernels
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        started = time.perf_counter()
-        train_epoch(model, optimizer, *subset, data.mean, data.std, config, 2)
-        seconds = time.perf_counter() - started
+    with cpu_kernels.installed(model, cpu_kernels.choose(model, cpu)):
+        train_epoch(model, optimizer, *subset, data.mean, data.std, config, 1)  # warm-up: allocator, kernels
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            started = time.perf_counter()
+            train_epoch(model, optimizer, *subset, data.mean, data.std, config, 2)
+            seconds = time.perf_counter() - started
     scale = EPOCH_IMAGES / images
     batches = EPOCH_IMAGES / config.batch_size
     gflop = step_gflop(model, data, config) * batches
@@ -82,6 +88,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=8, help="ops listed per model")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as every training process does (select_device)
     data = load_dataset("fashion-mnist")
     peak = gemm_gflops()
     with open("/proc/loadavg") as handle:
