@@ -1,7 +1,8 @@
 """Kernels the engine puts in place of torch's own where these small models train faster on the CPU.
 
-Each lever here replaces one layer type's training pass, for torch's own class only, and only while a trial
-trains (`installed`); the modules keep their parameters, state dict and hooks. Which lever a trial uses is
+Each lever here replaces one layer type's pass in training or in evaluation, for torch's own class only and
+where it measured faster (the layer's channels and kernel, the batch's shape), and only while a trial trains
+(`installed`); the modules keep their parameters, state dict and hooks. Which lever a trial uses is
 decided from its model and device alone (`choose`), never from the machine's load, so it repeats; trial.json
 records the choice (docs/speed.md, "The rule for a lever").
 """
@@ -47,10 +48,10 @@ def installed(model: nn.Module, kernels: dict[str, str]) -> Iterator[None]:
         if kernels.get(key) != name:
             continue
         for module in model.modules():
+            # a forward set on the instance: the class and its other instances keep theirs (and a forward a
+            # user set on the instance stays theirs)
             if eligible(module) and "forward" not in vars(module):
-                module.forward = forward.__get__(
-                    module
-                )  # on the instance: the class and its other instances keep theirs
+                module.forward = forward.__get__(module)
                 patched.append(module)
     try:
         yield
