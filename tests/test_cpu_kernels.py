@@ -23,14 +23,14 @@ def channels_last(*shape: int, seed: int = 0) -> torch.Tensor:
     return (torch.randn(*shape, generator=generator) * 3 + 1).contiguous(memory_format=torch.channels_last)
 
 
-def two_steps(norm: nn.Module, x: torch.Tensor, grad: torch.Tensor, kernels: dict[str, str]):
-    """Two training steps' output, input gradient and parameter gradients of `norm`, with `kernels` on it."""
+def two_steps(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor, kernels: dict[str, str], steps: int = 2):
+    """`steps` training steps' output, input gradient and parameter gradients of `layer`, with `kernels` on it."""
     x = x.detach().clone().requires_grad_()
-    with cpu_kernels.installed(norm, kernels):
-        for _ in range(2):
-            out = norm(x)
+    with cpu_kernels.installed(layer, kernels):
+        for _ in range(steps):
+            out = layer(x)
             out.backward(grad)
-    return out, x.grad, norm.weight.grad, norm.bias.grad
+    return out, x.grad, layer.weight.grad, layer.bias.grad
 
 
 def error(value: torch.Tensor, truth: torch.Tensor) -> float:
@@ -221,14 +221,6 @@ def test_the_engine_trains_with_the_chosen_levers_and_repeats_bit_for_bit(data):
 CONTIGUOUS_GRAD = {"conv_input_grad_kernel": cpu_kernels.CONTIGUOUS}
 
 
-def conv_step(conv: nn.Module, x: torch.Tensor, grad: torch.Tensor, kernels: dict[str, str]):
-    x = x.detach().clone().requires_grad_()
-    with cpu_kernels.installed(conv, kernels):
-        out = conv(x)
-        out.backward(grad)
-    return out, x.grad, conv.weight.grad, conv.bias.grad
-
-
 def test_contiguous_input_grad_changes_only_the_input_gradient():
     """LeNet-5's second convolution: output, weight and bias gradients are torch's bit for bit; the input
     gradient agrees with float64 to float32 rounding and stays channels_last."""
@@ -236,8 +228,8 @@ def test_contiguous_input_grad_changes_only_the_input_gradient():
     theirs = nn.Conv2d(6, 16, 5).to(memory_format=torch.channels_last)
     ours, exact = copy.deepcopy(theirs), copy.deepcopy(theirs).double()
     x, grad = channels_last(64, 6, 14, 14), channels_last(64, 16, 10, 10, seed=1)
-    expected, got = conv_step(theirs, x, grad, {}), conv_step(ours, x, grad, CONTIGUOUS_GRAD)
-    truth = conv_step(exact, x.double(), grad.double(), {})
+    expected, got = two_steps(theirs, x, grad, {}, steps=1), two_steps(ours, x, grad, CONTIGUOUS_GRAD, steps=1)
+    truth = two_steps(exact, x.double(), grad.double(), {}, steps=1)
     assert torch.equal(got[0], expected[0]) and torch.equal(got[2], expected[2]) and torch.equal(got[3], expected[3])
     assert not torch.equal(got[1], expected[1])  # the lever ran
     assert error(got[1], truth[1]) < 2e-6

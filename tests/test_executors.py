@@ -3,6 +3,7 @@ trials first, finished trials never sent to a worker, one failure policy, and a 
 
 import dataclasses
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -230,8 +231,6 @@ def test_workers_start_before_the_preflight_only_where_the_run_surely_uses_them(
     """`start_early` spawns the workers while the driver audits the models, but only where `settle` will choose
     them whatever the audit says (their training at the per-batch overhead alone repays their start); `settle`
     then hands on those same workers, or stops them."""
-    import multiprocessing
-
     from reportgen.data.datasets import load_dataset
     from reportgen.run.executor_choice import AutoExecutor, settle, start_early
     from reportgen.run.preflight import preflight
@@ -273,8 +272,6 @@ class WrongShape(nn.Module):
 def test_a_run_that_fails_its_preflight_leaves_no_early_worker_behind(tmp_path, make_spec):
     """Workers asked for start before the pre-flight audit (the test above); a model that fails the audit ends
     the run, and them, before any run folder exists."""
-    import multiprocessing
-
     from reportgen.errors import ReportgenError
 
     spec = make_spec("epochs = 1", ["mlp", "test_executors:WrongShape"])

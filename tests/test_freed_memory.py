@@ -16,7 +16,8 @@ if sys.argv[1] == "kept":
     assert keep_freed_memory()
 else:  # glibc's starting threshold, held: a freed block is handed back, as it is until glibc adapts (if it does)
     import ctypes
-    assert ctypes.CDLL("libc.so.6").mallopt(-3, 128 * 1024)
+    from reportgen.freed_memory import M_MMAP_THRESHOLD
+    assert ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 torch.set_num_threads(1)
 torch.manual_seed(0)
 model = train.apply_layout(create_model("lenet5"), train.CHANNELS_LAST)

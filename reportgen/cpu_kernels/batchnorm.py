@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from reportgen.cpu_kernels.inputs import float32_channels_last
+
 ROW_PIXELS = (16, 8, 4, 2, 1)  # pixels per row, the widest that divides the batch's pixel count
 VECTOR_FLOATS = 8  # torch's kernel vectorises a multiple of this many channels well
 MIN_VALUES = 12_000  # values per channel from which the rows' pass is faster (break-even near 64 × 12 × 12)
@@ -90,10 +92,7 @@ def applies(module: nn.BatchNorm2d, x: torch.Tensor) -> bool:
     return (
         module.training
         and torch.is_grad_enabled()
-        and x.dim() == 4
-        and x.dtype == torch.float32
-        and x.device.type == "cpu"
-        and x.is_contiguous(memory_format=torch.channels_last)
+        and float32_channels_last(x)
         and x.shape[0] * x.shape[2] * x.shape[3] >= MIN_VALUES
         and not torch.is_autocast_enabled("cpu")
     )

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from reportgen.cpu_kernels.inputs import float32_channels_last
+
 MAX_IN_CHANNELS = 7  # 8 and more: channels_last is as fast (one vector register of floats)
 MIN_KERNEL = 5  # 3×3 kernels: channels_last was faster
 
@@ -66,10 +68,7 @@ def applies(module: nn.Conv2d, x: torch.Tensor) -> bool:
     return (
         torch.is_grad_enabled()
         and x.requires_grad
-        and x.dim() == 4
-        and x.dtype == torch.float32
-        and x.device.type == "cpu"
-        and x.is_contiguous(memory_format=torch.channels_last)
+        and float32_channels_last(x)
         and module.weight.is_contiguous(memory_format=torch.channels_last)
         and not torch.is_autocast_enabled("cpu")
     )

@@ -16,19 +16,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def _pair(value: int | tuple[int, ...]) -> tuple[int, ...]:
-    return (value, value) if isinstance(value, int) else tuple(value)
+from reportgen.cpu_kernels.inputs import float32_channels_last
+from reportgen.models.shapes import pair
 
 
 def eligible(module: nn.Module) -> bool:
     """torch's own MaxPool2d over 2×2 windows with stride 2, no padding or dilation, no indices returned."""
     return (
         type(module) is nn.MaxPool2d
-        and _pair(module.kernel_size) == (2, 2)
-        and _pair(module.stride or module.kernel_size) == (2, 2)
-        and _pair(module.padding) == (0, 0)
-        and _pair(module.dilation) == (1, 1)
+        and pair(module.kernel_size) == (2, 2)
+        and pair(module.stride or module.kernel_size) == (2, 2)
+        and pair(module.padding) == (0, 0)
+        and pair(module.dilation) == (1, 1)
         and not module.return_indices
         and not module.ceil_mode
     )
@@ -46,12 +45,9 @@ def applies(module: nn.MaxPool2d, x: torch.Tensor) -> bool:
     """Evaluation (no gradient wanted) of a float32 channels_last batch of even height and width on the CPU."""
     return (
         not (torch.is_grad_enabled() and x.requires_grad)
-        and x.dim() == 4
-        and x.dtype == torch.float32
-        and x.device.type == "cpu"
+        and float32_channels_last(x)
         and x.shape[2] % 2 == 0
         and x.shape[3] % 2 == 0
-        and x.is_contiguous(memory_format=torch.channels_last)
     )
 
 

@@ -53,7 +53,8 @@ def run_experiment(
         return resume_experiment(Path(runs_root) / run_id, executor, log)
     data = load_dataset(**asdict(spec.data))  # subsets drawn with the data seed, not the training seeds
     trials = spec.trials()  # built once: the executor's estimate and the jobs both use them
-    started = start_early(executor or LocalExecutor(), trials, len(data.train_labels), spec.device)
+    executor = executor or LocalExecutor()
+    started = start_early(executor, trials, len(data.train_labels), spec.device)
     try:
         run, jobs, executor = _prepare(spec, run_id, runs_root, data, trials, executor, started, log)
     except BaseException:
@@ -71,22 +72,22 @@ def _prepare(
     runs_root: Path,
     data: Dataset,
     trials: list[Trial],
-    executor: Executor | AutoExecutor | None,
+    executor: Executor | AutoExecutor,
     started: ProcessExecutor | None,
     log: Log,
 ) -> tuple[RunArchive, list[TrialJob], Executor]:
     """The device, the pre-flight audit, the executor and the run folder with its jobs: all that is checked before
     a trial trains."""
-    choice = choose_device(spec, data, executor or LocalExecutor(), log)  # auto: CPU or GPU, by estimated time
+    choice = choose_device(spec, data, executor, log)  # auto: CPU or GPU, by estimated time
     device = select_device(choice.device)
     audits = preflight(spec, data, device)
-    executor = settle(executor or LocalExecutor(), trials, audits, len(data.train_labels), device, started)
+    settled = settle(executor, trials, audits, len(data.train_labels), device, started)
     env = (
         environment(device)
         | {
-            "executor": type(executor).__name__,
-            "workers": getattr(executor, "workers", 1),
-            "threads_per_trial": executor.threads or torch.get_num_threads(),
+            "executor": type(settled).__name__,
+            "workers": getattr(settled, "workers", 1),
+            "threads_per_trial": settled.threads or torch.get_num_threads(),
         }
         | choice.record()
     )
@@ -96,7 +97,7 @@ def _prepare(
         {"spec": spec.to_dict(), "environment": env, "data": data_record(data)},
         files={TEST_IMAGES: test_images_file(data)},
     )
-    return run, _plan(run, trials, data, device, audits, executor.threads, log), executor
+    return run, _plan(run, trials, data, device, audits, settled.threads, log), settled
 
 
 def resume_experiment(path: Path, executor: Executor | AutoExecutor | None = None, log: Log = print) -> RunArchive:

@@ -155,9 +155,10 @@ def _train(job: TrialJob, run: RunArchive, data: Dataset, output: TrialOutput) -
     trial, config = job.trial, job.trial.config
     torch.manual_seed(config.seed)  # same init for every model built with this seed
     model = create_model(trial.model.ref, input_shape=data.input_shape).to(job.device)
-    layout = choose_layout(model, torch.device(job.device))  # before the optimizer: it holds the parameters
+    device = torch.device(job.device)
+    layout = choose_layout(model, device)  # before the optimizer: it holds the parameters
     apply_layout(model, layout)
-    kernels = cpu_kernels.choose(model, torch.device(job.device))
+    kernels = cpu_kernels.choose(model, device)
     # what chose the kernels, archived beside the precision and threads: the layout, the optimizer's kernel
     # (fused or loop) and the CPU kernel levers (e.g. batchnorm_kernel: rows or torch), each other low-order bits
     chosen = {"layout": layout, "optimizer_kernel": optimizer_kernel(config), **kernels}
