@@ -273,3 +273,17 @@ def test_both_wrong_claims_are_shown(cli):
         "lenet5: expected 61,000, counted 61,706: difference +706; "
         "claimed 400,000 MACs, counted 416,520 (+16,520 difference)\n"
     )
+
+
+def test_counting_macs_leaves_torch_dynamo_unimported():
+    """Issue #38: torch's dynamo-skipping wrapper on dispatch modes imports torch._dynamo (2 s on two cores,
+    before the first trial starts); the count keeps it off, and FlopCounterMode still agrees."""
+    code = (
+        "import sys\n"
+        "from reportgen.measure.macs import count_macs\n"
+        "from reportgen.models.registry import create_model, parse_model_ref\n"
+        "audit = count_macs(create_model(parse_model_ref('lenet5')), (1, 28, 28))\n"
+        "print(audit.total, audit.matches_flop_counter, 'torch._dynamo' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == [str(LENET_MACS), "True", "False"]

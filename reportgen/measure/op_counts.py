@@ -247,6 +247,12 @@ class _Counter(TorchDispatchMode):
         self.functions = 0  # custom autograd Functions open: while any is, the storage each op makes is kept
         self.made: set[int] = set()
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        # torch's way to keep its dynamo-skipping wrapper off a mode: that wrapper imports torch._dynamo on the
+        # first op (2 s on two cores, before the first trial starts), and nothing is compiled inside a count
+        return False
+
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
         handler = _HANDLERS.get(func.overloadpacket)
