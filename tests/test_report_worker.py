@@ -110,6 +110,29 @@ def test_the_process_tells_whether_the_pdf_can_be_made_before_it_is_warm(tmp_pat
         assert silent.pdf_problem() is None  # said nothing: this process looks, and WeasyPrint loads here
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="the priority is set per thread on Linux alone")
+def test_the_warm_up_runs_at_the_lowest_priority_and_the_process_itself_does_not():
+    """Issue #38: the warm-up yields the cores to the trials' processes; the thread that renders keeps the
+    command's priority (a process cannot raise its own priority again once lowered)."""
+    with ReportProcess() as reports:
+        assert reports.pdf_problem() is None  # the warm-up starts once this line is out
+        pid = reports._process.pid
+        seen: set[int] = set()
+        deadline = time.monotonic() + 10  # the warm-up takes seconds (scikit-learn, the fonts): seen meanwhile
+        while 19 not in seen and time.monotonic() < deadline:
+            niceness = {int(task.name): _nice(pid, task.name) for task in Path(f"/proc/{pid}/task").iterdir()}
+            assert niceness.pop(pid) == os.getpriority(os.PRIO_PROCESS, 0)  # the main thread, as this process
+            seen.update(niceness.values())
+            time.sleep(0.005)
+        assert 19 in seen  # the warm-up thread
+
+
+def _nice(pid: int, task: str) -> int:
+    """A thread's nice value, from the 19th field of its stat line (the 2nd, its name, may hold spaces)."""
+    fields = Path(f"/proc/{pid}/task/{task}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[16])
+
+
 def _workers_of(pid: int) -> list[str]:
     """Report processes whose parent is `pid` (or that were orphaned by it and adopted by init)."""
     listing = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True, check=True).stdout

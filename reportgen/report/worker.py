@@ -21,7 +21,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Self
 
@@ -156,13 +157,42 @@ def _warm_up(pdf: bool) -> None:
     figure_style.warm_up()
 
 
+def _in_background_thread(work: Callable[..., None], **arguments: Any) -> None:
+    """Run `work` in a thread of the lowest CPU priority, and wait for it. The warm-up is 3 CPU-seconds that
+    the trials' processes want while they start and train on every core; at the lowest priority it is done
+    mostly on the core left idle when the last trial runs alone, before the report is wanted. The render
+    itself runs in this thread, at the priority the command has."""
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        lowest_priority_for_this_thread()
+        try:
+            work(**arguments)
+        except BaseException as exc:  # noqa: BLE001 — raised again in the waiting thread
+            failures.append(exc)
+
+    thread = threading.Thread(target=run, name="report warm-up")
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]
+
+
+def lowest_priority_for_this_thread() -> None:
+    """Nice 19 for the calling thread alone. Linux sets the priority per thread; elsewhere the call would set the
+    whole process's, which it could not raise again for the render, so there it does nothing."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 def _serve(replies: IO[str]) -> int:
     try:
         # WeasyPrint first (half a second), so the command hears whether the PDF can be made before it has
         # imported torch, and does not wait for the rest of the warm-up.
         problem = pdf_problem()
         print(json.dumps({"pdf_problem": problem}), file=replies, flush=True)
-        _warm_up(pdf=problem is None)
+        _in_background_thread(_warm_up, pdf=problem is None)
     except Exception:  # noqa: BLE001  (the command renders in its own process instead, and shows the error there)
         return 1
     print(json.dumps({"ready": True}), file=replies, flush=True)
