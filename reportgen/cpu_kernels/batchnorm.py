@@ -49,6 +49,11 @@ def _channel_sums(rows: torch.Tensor, pixels: int) -> torch.Tensor:
     return rows.sum(0).view(pixels, -1).sum(0)
 
 
+def _tiled(per_channel: torch.Tensor, pixels: int) -> torch.Tensor:
+    """A row's worth of a per-channel vector: `pixels` copies of it (Tensor.repeat's values at half its cost)."""
+    return per_channel.expand(pixels, -1).reshape(-1)
+
+
 class _RowBatchNorm(torch.autograd.Function):
     """Normalise with the batch's statistics; returns the output, the mean and the biased variance."""
 
@@ -59,10 +64,10 @@ class _RowBatchNorm(torch.autograd.Function):
         rows = _rows(x, pixels)
         count = n * h * w
         mean = _channel_sums(rows, pixels) / count
-        centred = rows - mean.repeat(pixels)
+        centred = rows - _tiled(mean, pixels)
         var = _channel_sums(centred.square(), pixels) / count
         invstd = torch.rsqrt(var + eps)
-        out = torch.addcmul(bias.repeat(pixels), centred, (weight * invstd).repeat(pixels))
+        out = torch.addcmul(_tiled(bias, pixels), centred, _tiled(weight * invstd, pixels))
         ctx.save_for_backward(centred, invstd, weight)
         ctx.pixels = pixels
         ctx.mark_non_differentiable(mean, var)
@@ -80,9 +85,9 @@ class _RowBatchNorm(torch.autograd.Function):
         dot = _channel_sums(dy * centred, pixels)  # Σ dy·(x − mean), per channel
         scale = weight * invstd
         # dx = scale·dy − scale/count·Σdy − scale·invstd²/count·Σ(dy·(x − mean))·(x − mean)
-        shift = (-scale * grad_bias / count).repeat(pixels)
-        slope = (-scale * invstd * invstd * dot / count).repeat(pixels)
-        grad_input = torch.addcmul(shift, dy, scale.repeat(pixels)).addcmul_(centred, slope)
+        shift = _tiled(-scale * grad_bias / count, pixels)
+        slope = _tiled(-scale * invstd * invstd * dot / count, pixels)
+        grad_input = torch.addcmul(shift, dy, _tiled(scale, pixels)).addcmul_(centred, slope)
         return grad_input.view(n, h, w, channels).permute(0, 3, 1, 2), dot * invstd, grad_bias, None
 
 
