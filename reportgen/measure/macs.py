@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -26,6 +24,7 @@ from reportgen.measure.mac_text import CONVENTION, cross_check_text, not_checked
 from reportgen.measure.numbers import thousands
 from reportgen.measure.op_counts import ModuleCall, count_ops, on_shapes_only
 from reportgen.measure.probe import evaluating, original_module, refuse_torchscript
+from reportgen.measure.without_dynamo import flop_counter_without_dynamo
 
 # Leaf modules with no multiply-adds worth counting, and why (listed in the audit, never silently dropped).
 NOT_COUNTED = {
@@ -288,31 +287,10 @@ def _count_with_flop_counter(model: nn.Module, input_shape: tuple[int, ...]) -> 
         return counters[-1]
 
     try:
-        with _flop_counter_without_dynamo():
+        with flop_counter_without_dynamo():
             return count_ops(model, input_shape, flop_counter), counters[-1]
     except ModelError:
         return count_ops(model, input_shape), None  # a failure of the model itself raises here again
-
-
-@contextmanager
-def _flop_counter_without_dynamo() -> Iterator[None]:
-    """torch wraps FlopCounterMode's dispatch so that torch.compile skips it, and that wrapper imports torch._dynamo
-    on its first call: 2 s of a two-core machine before the first trial starts. Nothing is compiled inside a count,
-    so for this pass the wrapper finds the plain function as its cached "disabled" version; the cache goes after."""
-    from torch.utils.flop_counter import _FlopCounterMode
-
-    plain = getattr(_FlopCounterMode.__dict__.get("__torch_dispatch__"), "__wrapped__", None)
-    if plain is None or hasattr(plain, _DYNAMO_CACHE):  # another torch, or dynamo is already imported and cached
-        yield
-        return
-    setattr(plain, _DYNAMO_CACHE, plain)
-    try:
-        yield
-    finally:
-        delattr(plain, _DYNAMO_CACHE)
-
-
-_DYNAMO_CACHE = "__dynamo_disable"  # the attribute torch._disable_dynamo caches its wrapped function under
 
 
 def check_macs_claim(audit: MacAudit, expect: int) -> str | None:

@@ -30,9 +30,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from reportgen.errors import ModelError
+from reportgen.measure.without_dynamo import CountingMode
 
 aten = torch.ops.aten
 # (MACs, bias additions, formula such as "10·64·192") of one op from its arguments by name and its output
@@ -238,7 +238,7 @@ class ModuleCall:
         return sum(op.bias_adds for op in self.ops)
 
 
-class _Counter(TorchDispatchMode):
+class _Counter(CountingMode):
     """Counts each op on the module call at the top of the stack that the hooks keep."""
 
     def __init__(self, stack: list[ModuleCall]) -> None:
@@ -246,12 +246,6 @@ class _Counter(TorchDispatchMode):
         self.stack = stack
         self.functions = 0  # custom autograd Functions open: while any is, the storage each op makes is kept
         self.made: set[int] = set()
-
-    @classmethod
-    def _should_skip_dynamo(cls) -> bool:
-        # torch's way to keep its dynamo-skipping wrapper off a mode: that wrapper imports torch._dynamo on the
-        # first op (2 s on two cores, before the first trial starts), and nothing is compiled inside a count
-        return False
 
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
