@@ -242,19 +242,26 @@ def test_workers_start_before_the_preflight_only_where_the_run_surely_uses_them(
     assert start_early(AutoExecutor(2), trials, 200, "cpu") is None  # 4 batches a trial: not known yet
     assert start_early(LocalExecutor(), trials, 60_000, "cpu") is None
 
+    # this test's own workers: an earlier test's pool may still be reaping one on a loaded machine
+    earlier = set(multiprocessing.active_children())
     started = start_early(AutoExecutor(2), trials, 60_000 * 10, "cpu")  # 1,200 batches a trial: surely
     try:
         assert isinstance(started, ProcessExecutor) and started.workers == 2
-        assert len(multiprocessing.active_children()) >= 2  # spawned already, before any trial exists
+        assert len(_new_children(earlier)) == 2  # spawned already, before any trial exists
         assert settle(AutoExecutor(2), trials, audits, 60_000 * 10, torch.device("cpu"), started) is started
     finally:
         started.stop()
-    assert not multiprocessing.active_children()
+    assert not _new_children(earlier)
 
     again = start_early(ProcessExecutor(workers=2), trials, 200, "cpu")  # asked for workers: always
-    assert again is not None and len(multiprocessing.active_children()) >= 2
+    assert again is not None and len(_new_children(earlier)) == 2
     assert isinstance(settle(LocalExecutor(), trials, audits, 200, torch.device("cpu"), again), LocalExecutor)
-    assert not multiprocessing.active_children()  # settled elsewhere: the early workers were stopped
+    assert not _new_children(earlier)  # settled elsewhere: the early workers were stopped
+
+
+def _new_children(earlier: set) -> set:
+    """This process's living child processes that were not among `earlier`."""
+    return set(multiprocessing.active_children()) - earlier
 
 
 class WrongShape(nn.Module):
