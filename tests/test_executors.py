@@ -282,7 +282,8 @@ def test_a_run_that_fails_its_preflight_leaves_no_early_worker_behind(tmp_path, 
     from reportgen.errors import ReportgenError
 
     spec = make_spec("epochs = 1", ["mlp", "test_executors:WrongShape"])
+    earlier = set(multiprocessing.active_children())
     with pytest.raises(ReportgenError, match="WrongShape"):
         run_experiment(spec, tmp_path / "runs", "refused", ProcessExecutor(workers=2), log=lambda line: None)
-    assert not multiprocessing.active_children()
+    assert not _new_children(earlier)
     assert not (tmp_path / "runs" / "refused").exists()
