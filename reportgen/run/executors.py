@@ -216,6 +216,7 @@ def _why_workers_died(errors: str, pool: ProcessPoolExecutor, job: TrialJob) -> 
 def _stop(pool: ProcessPoolExecutor) -> None:
     """End every worker now and reap it: none is left running, and none as a zombie."""
     processes = list(getattr(pool, "_processes", {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
     for process in processes:
         with contextlib.suppress(Exception):
             process.terminate()
@@ -225,3 +226,8 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         if process.is_alive():
             process.kill()
             process.join()
+    if manager is not None:
+        # The pool's own thread reaps the workers too. A worker it reaped first still looked alive here
+        # (waitpid: no such child) until that thread, waiting for a core on a busy machine, wrote down its
+        # exit code: multiprocessing.active_children() then listed a dead worker (2 CI runs of 2).
+        manager.join(timeout=10)
