@@ -7,7 +7,11 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pytest
+
 from reportgen.report.analysis import analyse_run, with_figures
+from reportgen.report.contact_sheets import gallery_png, pngs_written_meanwhile
 from reportgen.report.figures import draw_figures
 from reportgen.report.matrix_plots import confusion_svg, heatmap_svg
 from reportgen.run.archive_reading import ArchiveReader
@@ -92,3 +96,28 @@ def test_confusion_matrix_is_shaded_by_the_share_of_each_true_class(tmp_path):
     colors = _cell_texts((tmp_path / "c.svg").read_text("utf-8"))
     assert colors["8"] == colors["800"] == "#ffffff"  # both 80% of their row: the same dark blue
     assert colors["2"] == "#000000" and colors["200"] == "#000000"
+
+
+def _sheet_images() -> tuple[np.ndarray, list[tuple[str, str]]]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(12, 1, 28, 28), dtype=np.uint8)
+    return images, [("Ankle boot", "Sneaker")] * 12
+
+
+def test_contact_sheets_written_meanwhile_are_the_same_files_and_all_on_disk_on_leaving(tmp_path):
+    """Issue #38: the PNGs are encoded in a background thread while the next figures are drawn; on leaving,
+    every file is there and byte for byte what a plain call writes."""
+    images, captions = _sheet_images()
+    gallery_png(images, captions, tmp_path / "plain.png", wrong=True)
+    with pngs_written_meanwhile():
+        for n in range(3):
+            gallery_png(images, captions, tmp_path / f"meanwhile-{n}.png", wrong=True)
+    plain = (tmp_path / "plain.png").read_bytes()
+    assert [(tmp_path / f"meanwhile-{n}.png").read_bytes() == plain for n in range(3)] == [True] * 3
+
+
+def test_a_contact_sheet_that_cannot_be_written_meanwhile_still_raises(tmp_path):
+    """A write that fails in the background thread is not lost: it raises where the figures were drawn."""
+    images, captions = _sheet_images()
+    with pytest.raises(FileNotFoundError), pngs_written_meanwhile():
+        gallery_png(images, captions, tmp_path / "no such folder" / "sheet.png")

@@ -15,7 +15,7 @@ from typing import Any
 
 from reportgen.report import figure_alt
 from reportgen.report.analysed import Analysis
-from reportgen.report.contact_sheets import gallery_png
+from reportgen.report.contact_sheets import gallery_png, pngs_written_meanwhile
 from reportgen.report.figure_style import model_marker
 from reportgen.report.matrix_plots import confusion_svg, heatmap_svg
 from reportgen.report.plots import cost_scatter_svg, curves_svg, model_panels_svg, reliability_svg, sweep_panels_svg
@@ -64,16 +64,17 @@ def draw_figures(context: Analysis, folder: Path) -> Figures:
     """Write every figure of the analysed `context` into `folder` (the report's figures/)."""
     translate = context.translate
     colors = context.colors
-    _curves(context.best, colors, translate, folder)
-    figures = Figures(
-        model_curves=model_curves(context.best, colors, translate, folder),
-        heatmaps=_heatmaps(context.heatmap_pivots, translate, folder),
-        sweep_panels=_sweep_panels(context.sweep_series, colors, translate, folder),
-        cost_scatter=_cost_scatter(context.costs, colors, translate, folder),
-        galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context.galleries)],
-        disagreements=[_disagreement(n, pair, folder) for n, pair in enumerate(context.disagreements)],
-        reliability=_reliability(context.quality or {}, colors, translate, folder),
-    )
+    with pngs_written_meanwhile():  # the contact sheets' PNGs are encoded while the next figures are drawn
+        _curves(context.best, colors, translate, folder)
+        figures = Figures(
+            galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context.galleries)],
+            disagreements=[_disagreement(n, pair, folder) for n, pair in enumerate(context.disagreements)],
+            model_curves=model_curves(context.best, colors, translate, folder),
+            heatmaps=_heatmaps(context.heatmap_pivots, translate, folder),
+            sweep_panels=_sweep_panels(context.sweep_series, colors, translate, folder),
+            cost_scatter=_cost_scatter(context.costs, colors, translate, folder),
+            reliability=_reliability(context.quality or {}, colors, translate, folder),
+        )
     return replace(figures, alt=figure_alt.describe(context, figures))
 
 
