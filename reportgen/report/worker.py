@@ -22,7 +22,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any, Self
 
@@ -157,25 +158,13 @@ def _warm_up(pdf: bool) -> None:
     figure_style.warm_up()
 
 
-def _in_background_thread(work: Callable[..., None], **arguments: Any) -> None:
-    """Run `work` in a thread of the lowest CPU priority, and wait for it. The warm-up is 3 CPU-seconds that
-    the trials' processes want while they start and train on every core; at the lowest priority it is done
-    mostly on the core left idle when the last trial runs alone, before the report is wanted. The render
-    itself runs in this thread, at the priority the command has."""
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        lowest_priority_for_this_thread()
-        try:
-            work(**arguments)
-        except BaseException as exc:  # noqa: BLE001 — raised again in the waiting thread
-            failures.append(exc)
-
-    thread = threading.Thread(target=run, name="report warm-up")
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
+def _warm_up_meekly(pdf: bool) -> None:
+    """_warm_up in a thread of the lowest CPU priority, waited for here. The warm-up is 3 CPU-seconds that the
+    trials' processes want while they start and train on every core; at the lowest priority it is done mostly
+    on the core left idle when the last trial runs alone, before the report is wanted. The render itself runs
+    in this thread, at the priority the command has."""
+    with ThreadPoolExecutor(1, "report warm-up", initializer=lowest_priority_for_this_thread) as thread:
+        thread.submit(_warm_up, pdf).result()
 
 
 def lowest_priority_for_this_thread() -> None:
@@ -192,7 +181,7 @@ def _serve(replies: IO[str]) -> int:
         # imported torch, and does not wait for the rest of the warm-up.
         problem = pdf_problem()
         print(json.dumps({"pdf_problem": problem}), file=replies, flush=True)
-        _in_background_thread(_warm_up, pdf=problem is None)
+        _warm_up_meekly(pdf=problem is None)
     except Exception:  # noqa: BLE001  (the command renders in its own process instead, and shows the error there)
         return 1
     print(json.dumps({"ready": True}), file=replies, flush=True)
