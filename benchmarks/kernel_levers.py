@@ -14,6 +14,9 @@
 - BatchNorm kernel: one training step of LeNet-5 + BN + Dropout with torch's BatchNorm2d and with the rows'
   pass (reportgen/cpu_kernels/batchnorm.py), alternating rounds; then its test accuracy with each, seeds 0-4,
   12,000 images, 3 epochs, as for the optimizer;
+- dropout kernel: one Dropout(0.3) training pass on each hidden layer's shape, and one training step of
+  LeNet-5 + BN + Dropout, with torch's mask and the uniform one (reportgen/cpu_kernels/dropout.py), alternating
+  rounds; then its test accuracy with each, seeds 0-4, as for the BatchNorm kernel;
 - conv input gradient: one input-gradient pass in channels_last and in the contiguous layout (copies in) for
   a few convolution shapes, which the lever takes; a training step and test accuracy (seeds 0-4, as above)
   of each convolutional model with torch's backward pass and with the lever;
@@ -193,6 +196,34 @@ def batchnorm_kernels() -> None:
         seeds_accuracy(name, kernel, fused=True, kernels={"batchnorm_kernel": kernel})
 
 
+def dropout_kernels() -> None:
+    name = "lenet5_regularized"
+    print("dropout kernel: ms per training pass (forward + backward) of one Dropout(0.3), alternating rounds")
+    for shape in ((64, 120), (64, 84)):  # LeNet-5 + BN + Dropout's two hidden layers
+        x, grad = torch.randn(*shape, requires_grad=True), torch.randn(*shape)
+        sides = {}
+        for kernel in (cpu_kernels.TORCH, cpu_kernels.UNIFORM):
+            layer = torch.nn.Dropout(0.3)
+            lever = cpu_kernels.installed(layer, {"dropout_kernel": kernel})
+            lever.__enter__()  # left on, as in training_step
+            sides[f"{shape} {kernel}"] = lambda layer=layer, lever=lever, x=x, grad=grad: layer(x).backward(grad)
+        alternating_steps(sides, steps=500)
+    print("dropout kernel: ms per training step of 64 images (fused Adam, channels_last), alternating rounds")
+    chosen = cpu_kernels.choose(create_model(name), torch.device("cpu"))  # every other lever as the engine has it
+    alternating_steps(
+        {
+            f"{name} {kernel}": training_step(
+                name, train.CHANNELS_LAST, True, kernels=chosen | {"dropout_kernel": kernel}
+            )
+            for kernel in (cpu_kernels.TORCH, cpu_kernels.UNIFORM)
+        },
+        rounds=24,
+    )
+    print("dropout kernel: test accuracy after 3 epochs on 12,000 images")
+    for kernel in (cpu_kernels.TORCH, cpu_kernels.UNIFORM):
+        seeds_accuracy(name, kernel[:5], fused=True, kernels=chosen | {"dropout_kernel": kernel})
+
+
 def conv_input_grads(names: list[str]) -> None:
     from reportgen.cpu_kernels import conv_input_grad
 
@@ -269,7 +300,18 @@ def optimizer_accuracy(names: list[str]) -> None:
             seeds_accuracy(name, kind, fused=kind == "fused")
 
 
-SECTIONS = ("evaluation", "backend", "pooling", "data", "optimizer", "layout", "batchnorm", "conv", "accuracy")
+SECTIONS = (
+    "evaluation",
+    "backend",
+    "pooling",
+    "data",
+    "optimizer",
+    "layout",
+    "batchnorm",
+    "dropout",
+    "conv",
+    "accuracy",
+)
 
 
 def main() -> None:
@@ -289,6 +331,7 @@ def main() -> None:
         "optimizer": lambda: optimizer_kernels(names),
         "layout": lambda: training_layouts(convolutional),
         "batchnorm": batchnorm_kernels,
+        "dropout": dropout_kernels,
         "conv": lambda: conv_input_grads(convolutional),
         "accuracy": lambda: optimizer_accuracy(names),
     }

@@ -111,17 +111,17 @@ def test_only_torchs_own_batchnorm2d_with_statistics_affine_and_odd_channels_is_
 
 
 def test_choice_comes_from_the_model_and_the_device():
-    kernels = ("batchnorm_kernel", "maxpool_kernel", "conv_input_grad_kernel")
+    kernels = ("batchnorm_kernel", "maxpool_kernel", "conv_input_grad_kernel", "dropout_kernel")
 
     def chosen(name: str, device: torch.device = CPU) -> tuple[str, ...]:
         choice = cpu_kernels.choose(create_model(name), device)
         assert list(choice) == list(kernels)
         return tuple(choice.values())
 
-    assert chosen("lenet5_regularized") == ("rows", "corners", "contiguous")
-    assert chosen("lenet5") == ("torch", "corners", "contiguous")
-    assert chosen("mlp") == ("torch", "torch", "torch")
-    assert chosen("lenet5_regularized", torch.device("cuda")) == ("torch", "torch", "torch")
+    assert chosen("lenet5_regularized") == ("rows", "corners", "contiguous", "uniform")
+    assert chosen("lenet5") == ("torch", "corners", "contiguous", "torch")
+    assert chosen("mlp") == ("torch", "torch", "torch", "torch")
+    assert chosen("lenet5_regularized", torch.device("cuda")) == ("torch", "torch", "torch", "torch")
 
 
 CORNERS = {"maxpool_kernel": cpu_kernels.CORNERS}
@@ -202,13 +202,13 @@ def trained(data, kernels: dict[str, str] | None):
 
 def test_the_engine_trains_with_the_chosen_levers_and_repeats_bit_for_bit(data):
     chosen = cpu_kernels.choose(create_model("lenet5_regularized"), CPU)
-    assert set(chosen.values()) == {cpu_kernels.ROWS, cpu_kernels.CORNERS, cpu_kernels.CONTIGUOUS}
+    assert set(chosen.values()) == {cpu_kernels.ROWS, cpu_kernels.CORNERS, cpu_kernels.CONTIGUOUS, cpu_kernels.UNIFORM}
     (first, weights), (again, weights_again) = trained(data, None), trained(data, None)
     assert [e.train_loss for e in first.history] == [e.train_loss for e in again.history]
     assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
     _, explicit = trained(data, chosen)
     assert all(torch.equal(weights[k], explicit[k]) for k in weights)  # None trains with `choose`'s levers
-    for lever in ("batchnorm_kernel", "conv_input_grad_kernel"):  # each changes the low-order bits: it trained
+    for lever in ("batchnorm_kernel", "conv_input_grad_kernel", "dropout_kernel"):  # each changes bits: it trained
         _, without = trained(data, chosen | {lever: cpu_kernels.TORCH})
         assert not all(torch.equal(weights[k], without[k]) for k in weights), lever
     # the corners' pooling evaluates exactly as torch's does: the same weights, the same test figures
@@ -253,3 +253,70 @@ def test_contiguous_input_grad_takes_only_small_channel_5x5_convolutions_that_ne
     assert not conv_input_grad.applies(conv, images)  # the first layer: its input needs no gradient
     assert conv_input_grad.applies(conv, images.clone().requires_grad_())
     assert not conv_input_grad.applies(nn.Conv2d(3, 6, 5), images.clone().requires_grad_())  # torch's layout
+
+
+UNIFORM = {"dropout_kernel": cpu_kernels.UNIFORM}
+
+
+def dropped(layer: nn.Dropout, x: torch.Tensor, kernels: dict[str, str], seed: int = 0):
+    """One training pass of `layer` from a seeded generator: its output and the input gradient of out.sum()."""
+    x = x.detach().clone().requires_grad_()
+    torch.manual_seed(seed)
+    with cpu_kernels.installed(layer, kernels):
+        out = layer(x)
+    out.backward(torch.ones_like(out))
+    return out, x.grad
+
+
+@pytest.mark.parametrize("p", [0.3, 0.5, 0.9])
+def test_uniform_dropout_draws_torchs_law_and_scaling(p):
+    """Each value kept with probability 1 - p (within 4.5 binomial standard deviations over 240,000 values),
+    kept values scaled exactly as torch scales them (x · (1 / (1 − p)) with torch's float32 division), and the
+    gradient flowing through the same mask; the masks themselves are other random numbers than torch's."""
+    x = torch.rand(2000, 120) + 0.5  # no zeros: a zero output is a dropped value
+    ours, grad = dropped(nn.Dropout(p), x, UNIFORM)
+    theirs, _ = dropped(nn.Dropout(p), x, {})
+    kept = ours != 0
+    keep, n = 1 - p, kept.numel()
+    assert abs(kept.sum().item() - keep * n) <= 4.5 * (n * keep * p) ** 0.5
+    scale = torch.ones(()).div_(keep)  # torch's: the mask divided by the keep probability, in float32
+    assert torch.equal(ours[kept], x[kept] * scale)
+    assert torch.equal(grad, kept.float() * scale)
+    assert torch.equal(theirs[theirs != 0], x[theirs != 0] * scale)  # the check above holds for torch's kernel
+    assert not torch.equal(kept, theirs != 0)  # the lever ran: other masks
+
+
+def test_uniform_dropout_repeats_with_the_seed_and_follows_the_generator():
+    x = torch.rand(64, 84) + 0.5
+    first, again, other = (dropped(nn.Dropout(0.3), x, UNIFORM, seed)[0] for seed in (5, 5, 6))
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+@pytest.mark.parametrize("case", ["evaluation", "p=0", "p=1", "in place", "float64", "bf16 autocast"])
+def test_uniform_dropout_leaves_every_other_call_to_torch(case):
+    """Outside float32 training with 0 < p < 1, torch's dropout runs: bit for bit, the same random numbers."""
+    p = {"p=0": 0.0, "p=1": 1.0}.get(case, 0.3)
+    layer = nn.Dropout(p, inplace=case == "in place")
+    if case == "evaluation":
+        layer.eval()
+    x = torch.rand(64, 120, dtype=torch.float64 if case == "float64" else torch.float32) + 0.5
+
+    def run(kernels: dict[str, str]) -> torch.Tensor:
+        torch.manual_seed(0)
+        with cpu_kernels.installed(layer, kernels), torch.autocast("cpu", enabled=case == "bf16 autocast"):
+            return layer(x.clone())
+
+    assert torch.equal(run(UNIFORM), run({}))
+
+
+def test_only_torchs_own_dropout_not_in_place_is_eligible():
+    from reportgen.cpu_kernels import dropout
+
+    class Subclassed(nn.Dropout):
+        pass
+
+    assert dropout.eligible(nn.Dropout(0.3))
+    assert not dropout.eligible(nn.Dropout(0.3, inplace=True))
+    assert not dropout.eligible(Subclassed(0.3))
+    assert not dropout.eligible(nn.Dropout2d(0.3)) and not dropout.eligible(nn.AlphaDropout(0.3))
