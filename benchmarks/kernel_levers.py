@@ -17,6 +17,9 @@
 - dropout kernel: one Dropout(0.3) training pass on each hidden layer's shape, and one training step of
   LeNet-5 + BN + Dropout, with torch's mask and the uniform one (reportgen/cpu_kernels/dropout.py), alternating
   rounds; then its test accuracy with each, seeds 0-4, as for the BatchNorm kernel;
+- ReLU, max-pool order: one training step of each convolutional model with its ReLU before each max-pool (torch's
+  order) and after it (reportgen/cpu_kernels/pool_first.py), 30 alternating rounds; the numbers are the same
+  either way (tests/test_cpu_kernels.py), so no accuracy table;
 - conv input gradient: one input-gradient pass in channels_last and in the contiguous layout (copies in) for
   a few convolution shapes, which the lever takes; a training step and test accuracy (seeds 0-4, as above)
   of each convolutional model with torch's backward pass and with the lever;
@@ -224,6 +227,21 @@ def dropout_kernels() -> None:
         seeds_accuracy(name, kernel[:5], fused=True, kernels=chosen | {"dropout_kernel": kernel})
 
 
+def relu_pool_orders(names: list[str]) -> None:
+    print("ReLU, max-pool order: ms per training step of 64 images (fused Adam, channels_last), alternating rounds")
+    for name in names:
+        chosen = cpu_kernels.choose(create_model(name), torch.device("cpu"))
+        alternating_steps(
+            {
+                f"{name} {kernel}": training_step(
+                    name, train.CHANNELS_LAST, True, kernels=chosen | {"relu_pool_kernel": kernel}
+                )
+                for kernel in (cpu_kernels.TORCH, cpu_kernels.POOL_FIRST)
+            },
+            rounds=30,
+        )
+
+
 def conv_input_grads(names: list[str]) -> None:
     from reportgen.cpu_kernels import conv_input_grad
 
@@ -332,6 +350,7 @@ def main() -> None:
         "layout": lambda: training_layouts(convolutional),
         "batchnorm": batchnorm_kernels,
         "dropout": dropout_kernels,
+        "order": lambda: relu_pool_orders(convolutional),
         "conv": lambda: conv_input_grads(convolutional),
         "accuracy": lambda: optimizer_accuracy(names),
     }

@@ -111,17 +111,17 @@ def test_only_torchs_own_batchnorm2d_with_statistics_affine_and_odd_channels_is_
 
 
 def test_choice_comes_from_the_model_and_the_device():
-    kernels = ("batchnorm_kernel", "maxpool_kernel", "conv_input_grad_kernel", "dropout_kernel")
+    kernels = ("batchnorm_kernel", "maxpool_kernel", "conv_input_grad_kernel", "dropout_kernel", "relu_pool_kernel")
 
     def chosen(name: str, device: torch.device = CPU) -> tuple[str, ...]:
         choice = cpu_kernels.choose(create_model(name), device)
         assert list(choice) == list(kernels)
         return tuple(choice.values())
 
-    assert chosen("lenet5_regularized") == ("rows", "corners", "contiguous", "uniform")
-    assert chosen("lenet5") == ("torch", "corners", "contiguous", "torch")
-    assert chosen("mlp") == ("torch", "torch", "torch", "torch")
-    assert chosen("lenet5_regularized", torch.device("cuda")) == ("torch", "torch", "torch", "torch")
+    assert chosen("lenet5_regularized") == ("rows", "corners", "contiguous", "uniform", "pool_first")
+    assert chosen("lenet5") == ("torch", "corners", "contiguous", "torch", "pool_first")
+    assert chosen("mlp") == ("torch",) * 5
+    assert chosen("lenet5_regularized", torch.device("cuda")) == ("torch",) * 5
 
 
 CORNERS = {"maxpool_kernel": cpu_kernels.CORNERS}
@@ -202,7 +202,9 @@ def trained(data, kernels: dict[str, str] | None):
 
 def test_the_engine_trains_with_the_chosen_levers_and_repeats_bit_for_bit(data):
     chosen = cpu_kernels.choose(create_model("lenet5_regularized"), CPU)
-    assert set(chosen.values()) == {cpu_kernels.ROWS, cpu_kernels.CORNERS, cpu_kernels.CONTIGUOUS, cpu_kernels.UNIFORM}
+    assert set(chosen.values()) == {
+        cpu_kernels.ROWS, cpu_kernels.CORNERS, cpu_kernels.CONTIGUOUS, cpu_kernels.UNIFORM, cpu_kernels.POOL_FIRST
+    }  # fmt: skip
     (first, weights), (again, weights_again) = trained(data, None), trained(data, None)
     assert [e.train_loss for e in first.history] == [e.train_loss for e in again.history]
     assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
@@ -211,11 +213,14 @@ def test_the_engine_trains_with_the_chosen_levers_and_repeats_bit_for_bit(data):
     for lever in ("batchnorm_kernel", "conv_input_grad_kernel", "dropout_kernel"):  # each changes bits: it trained
         _, without = trained(data, chosen | {lever: cpu_kernels.TORCH})
         assert not all(torch.equal(weights[k], without[k]) for k in weights), lever
-    # the corners' pooling evaluates exactly as torch's does: the same weights, the same test figures
-    pooled_by_torch, with_torch_pooling = trained(data, chosen | {"maxpool_kernel": cpu_kernels.TORCH})
-    assert all(torch.equal(weights[k], with_torch_pooling[k]) for k in weights)
-    assert [e.test_loss for e in pooled_by_torch.history] == [e.test_loss for e in first.history]
-    assert torch.equal(pooled_by_torch.final.confidences, first.final.confidences)
+    # the corners' pooling evaluates exactly as torch's does, and pooling before the ReLU trains and evaluates
+    # exactly as the other order: the same weights, the same training and test figures
+    for lever in ("maxpool_kernel", "relu_pool_kernel"):
+        by_torch, torch_weights = trained(data, chosen | {lever: cpu_kernels.TORCH})
+        assert all(torch.equal(weights[k], torch_weights[k]) for k in weights), lever
+        assert [e.train_loss for e in by_torch.history] == [e.train_loss for e in first.history], lever
+        assert [e.test_loss for e in by_torch.history] == [e.test_loss for e in first.history], lever
+        assert torch.equal(by_torch.final.confidences, first.final.confidences), lever
 
 
 CONTIGUOUS_GRAD = {"conv_input_grad_kernel": cpu_kernels.CONTIGUOUS}
@@ -320,3 +325,85 @@ def test_only_torchs_own_dropout_not_in_place_is_eligible():
     assert not dropout.eligible(nn.Dropout(0.3, inplace=True))
     assert not dropout.eligible(Subclassed(0.3))
     assert not dropout.eligible(nn.Dropout2d(0.3)) and not dropout.eligible(nn.AlphaDropout(0.3))
+
+
+POOL_FIRST = {"relu_pool_kernel": cpu_kernels.POOL_FIRST}
+
+
+def block_pass(block: nn.Sequential, x: torch.Tensor, kernels: dict[str, str]):
+    """One training pass of `block` on `x`: output, input gradient, and the name of the output's last op."""
+    x = x.detach().clone().requires_grad_()
+    grad = torch.randn(block(x.detach()).shape, generator=torch.Generator().manual_seed(2))
+    with cpu_kernels.installed(block, kernels):
+        out = block(x)
+    out.backward(grad)
+    return out, x.grad, out.grad_fn.name()
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        nn.MaxPool2d(2),
+        nn.MaxPool2d(3, stride=2, padding=1),
+        nn.MaxPool2d(3, ceil_mode=True),
+        nn.MaxPool2d(2, dilation=2),
+    ],
+    ids=["2x2", "3x3 padded", "ceil", "dilated"],
+)
+@pytest.mark.parametrize("values", ["normal", "ties", "NaN", "in place", "contiguous"])
+def test_pooling_before_the_relu_is_bit_for_bit_the_same_pass(pool, values):
+    """Output and input gradient equal torch's order exactly (the last op shows which order ran): ties (rounded
+    values, so windows share their maximum and whole windows are negative), a NaN, an in-place ReLU, both
+    layouts, and pools with padding, ceil mode or dilation."""
+    x = torch.randn(8, 6, 12, 12, generator=torch.Generator().manual_seed(0)) * 2
+    if values == "ties":
+        x = x.round()
+    if values == "NaN":
+        x[0, 0, 3, 3] = float("nan")
+    if values != "contiguous":
+        x = x.contiguous(memory_format=torch.channels_last)
+    block = nn.Sequential(nn.Conv2d(6, 6, 1), nn.ReLU(inplace=values == "in place"), pool)
+    ours, theirs = block_pass(block, x, POOL_FIRST), block_pass(block, x, {})
+    assert (ours[2], theirs[2]) == ("ReluBackward0", "MaxPool2DWithIndicesBackward0")  # which op ran last
+    for got, expected in zip(ours[:2], theirs[:2]):
+        assert torch.equal(got.nan_to_num(-7.0), expected.nan_to_num(-7.0))
+        assert got.isnan().sum() == expected.isnan().sum()
+
+
+def test_pooling_before_the_relu_leaves_observed_or_other_pairs_in_order():
+    """A hook that sees tensors (on either layer, or global), another ReLU or pool, or a subclassed Sequential:
+    torch's order. The training-mode recorder's pre-hooks (measure/activity.py) do not stop the swap."""
+    from reportgen.cpu_kernels import pool_first
+    from reportgen.measure.activity import record_training_modules
+
+    x = channels_last(4, 6, 8, 8)
+
+    def last_op(block: nn.Module) -> str:
+        return block_pass(block, x, POOL_FIRST)[2]
+
+    def pair(relu: nn.Module | None = None, pool: nn.Module | None = None) -> nn.Sequential:
+        return nn.Sequential(nn.Conv2d(6, 6, 1), relu or nn.ReLU(), pool or nn.MaxPool2d(2))
+
+    assert "MaxPool" not in last_op(pair())
+    recorded = pair()
+    ran = record_training_modules(recorded)
+    assert "MaxPool" not in last_op(recorded) and set(ran) == {"", "0", "1", "2"}
+    hooked = pair()
+    hooked[1].register_forward_hook(lambda *_: None)
+    assert "MaxPool" in last_op(hooked)
+    seen = pair()
+    seen[2].register_forward_pre_hook(lambda *_: None)
+    assert "MaxPool" in last_op(seen)
+    with nn.modules.module.register_module_forward_hook(lambda *_: None):
+        assert "MaxPool" in last_op(pair())
+    assert "MaxPool" not in last_op(pair())  # the global hook is gone again
+
+    class Subclassed(nn.Sequential):
+        pass
+
+    assert not pool_first.eligible(Subclassed(*pair()))
+    assert not pool_first.eligible(pair(relu=nn.LeakyReLU()))
+    assert not pool_first.eligible(pair(pool=nn.AvgPool2d(2)))
+    assert not pool_first.eligible(pair(pool=nn.MaxPool2d(2, return_indices=True)))
+    assert not pool_first.eligible(nn.Sequential(nn.MaxPool2d(2), nn.ReLU()))  # already pools first
+    assert not pool_first.eligible(nn.Sequential(nn.ReLU(), nn.Identity(), nn.MaxPool2d(2)))

@@ -34,6 +34,7 @@ def test_archive_holds_everything_needed_to_rerender(finished):
     assert [r["maxpool_kernel"] for r in records] == ["corners", "torch", "corners"]
     assert [r["conv_input_grad_kernel"] for r in records] == ["contiguous", "torch", "contiguous"]
     assert [r["dropout_kernel"] for r in records] == ["torch", "torch", "uniform"]
+    assert [r["relu_pool_kernel"] for r in records] == ["pool_first", "torch", "pool_first"]
     for trial in trials:
         assert len(read_csv(trial / "metrics.csv")) == 2
         assert len(read_csv(trial / "predictions.csv")) == 300

@@ -15,13 +15,14 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import nn
 
-from reportgen.cpu_kernels import batchnorm, conv_input_grad, dropout, maxpool
+from reportgen.cpu_kernels import batchnorm, conv_input_grad, dropout, maxpool, pool_first
 
 TORCH = "torch"
 ROWS = "rows"  # batchnorm.py's pass over rows of several pixels' channels
 CORNERS = "corners"  # maxpool.py's maxima of the windows' four corner views
 CONTIGUOUS = "contiguous"  # conv_input_grad.py's input gradient in the contiguous layout
 UNIFORM = "uniform"  # dropout.py's mask of uniform numbers below the keep probability
+POOL_FIRST = "pool_first"  # pool_first.py's max-pool before the ReLU that precedes it
 
 # record key → (the layers it applies to, its kernel's name, the forward that uses it)
 LEVERS: dict[str, tuple[Callable[[nn.Module], bool], str, Callable[..., torch.Tensor]]] = {
@@ -29,6 +30,7 @@ LEVERS: dict[str, tuple[Callable[[nn.Module], bool], str, Callable[..., torch.Te
     "maxpool_kernel": (maxpool.eligible, CORNERS, maxpool.forward),
     "conv_input_grad_kernel": (conv_input_grad.eligible, CONTIGUOUS, conv_input_grad.forward),
     "dropout_kernel": (dropout.eligible, UNIFORM, dropout.forward),
+    "relu_pool_kernel": (pool_first.eligible, POOL_FIRST, pool_first.forward),
 }
 
 

@@ -14,6 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
+# An attribute set on this module's hooks: they look at the module's training flag (and a dropout's p), never at
+# a tensor, so a lever that changes what flows through the module (cpu_kernels/pool_first.py) may keep them.
+READS_ONLY_THE_MODE = "reads_only_the_mode"
+
 
 def record_training_modules(model: nn.Module) -> dict[str, dict[str, Any]]:
     """A dict that fills, as the model trains, with every submodule (by dotted name) that ran in training
@@ -29,6 +33,7 @@ def record_training_modules(model: nn.Module) -> dict[str, dict[str, Any]]:
             ran[name] = {"p": float(module.p)} if isinstance(module, nn.modules.dropout._DropoutNd) else {}
             handles.pop(name).remove()
 
+        setattr(hook, READS_ONLY_THE_MODE, True)
         return hook
 
     for name, module in model.named_modules():
