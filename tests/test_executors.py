@@ -224,6 +224,7 @@ def test_a_process_run_from_the_command_line_shuts_down_cleanly(tmp_path):
     assert done.returncode == 0, done.stderr
     status = json.loads((tmp_path / "runs" / "four" / "status.json").read_text())
     assert status["state"] == "complete" and status["trials"]["complete"] == 4
+    assert done.stdout.count("epoch 1/1:") == 4, done.stdout  # the workers' lines, flushed as they ended
     assert "leaked semaphore" not in done.stderr and "resource_tracker" not in done.stderr, done.stderr
 
 
@@ -287,3 +288,38 @@ def test_a_run_that_fails_its_preflight_leaves_no_early_worker_behind(tmp_path, 
         run_experiment(spec, tmp_path / "runs", "refused", ProcessExecutor(workers=2), log=lambda line: None)
     assert not _new_children(earlier)
     assert not (tmp_path / "runs" / "refused").exists()
+
+
+class _WritesOnTeardown:
+    """Writes its file when Python's teardown of the module holding it deletes it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __del__(self) -> None:
+        Path(self.path).write_text("torn down", "utf-8")
+
+
+def _leave_output_and_an_object(marker: str) -> int:
+    global _left  # kept alive until the worker's teardown, if it has one
+    _left = _WritesOnTeardown(marker)
+    print("a line the worker never flushed", end="")
+    return os.getpid()
+
+
+def test_a_started_worker_ends_without_teardown_but_with_its_output(tmp_path, capfd):
+    """A pool worker that started (reportgen/run/worker_start.py) ends at once when the pool shuts down: its
+    printed output is flushed, Python's teardown (here an object's __del__ at module clean-up) never runs,
+    and its exit code is 0."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from reportgen.run.worker_start import start_worker
+
+    marker = tmp_path / "torn-down"
+    pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), start_worker, (str(tmp_path / "errors"),))
+    pid = pool.submit(_leave_output_and_an_object, str(marker)).result(timeout=120)
+    processes = list(pool._processes.values())
+    pool.shutdown(wait=True)
+    assert pid != os.getpid() and [p.exitcode for p in processes] == [0]
+    assert "a line the worker never flushed" in capfd.readouterr().out
+    assert not marker.exists()

@@ -6,14 +6,21 @@ broken or shadowed module on the worker's path). It then imports everything a tr
 code, so no model file can shadow it — and, if that fails, writes the one-line cause where the driver reads
 it and exits. The driver stops the run with that line instead of starting a replacement that fails the same
 way (a pool that replaced such workers ran 118 of them in 10 minutes, and not one epoch).
+
+A worker that started ends without Python's teardown (`end_without_teardown`): the run waits for its workers
+to end before it seals and renders, and a worker that has trained ends in 0.8 s of garbage collection and
+module clean-up otherwise.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import importlib
 import os
 import signal
+import sys
 import traceback
 
 PR_SET_PDEATHSIG = 1
@@ -36,6 +43,23 @@ def start_worker(error_file: str) -> None:
         with open(error_file, "a", encoding="utf-8") as out:
             out.write(start_error(exc) + "\n")
         os._exit(START_FAILED)
+    atexit.register(end_without_teardown)  # registered last, so it runs first
+
+
+def end_without_teardown() -> None:
+    """At a worker's exit, flush its output and end the process at once.
+
+    Why: the driver waits for its workers to end before it seals the run and renders the report, and a worker
+    that trained spent 0.8 s there tearing down torch's modules and objects (measured: the pool's shutdown
+    0.82 s, 0.05 s with this). Nothing of the run is left to write at that point: a trial's files are written
+    and closed before its result is returned, and the pool's result queue writes synchronously. The exit code is
+    0: past start_worker, the pool's shutdown is how a worker ends through Python's exit; one that is killed or
+    terminated (the driver stopping the run), or that could not start, never gets here.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 def start_error(exc: BaseException) -> str:
