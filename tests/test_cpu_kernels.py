@@ -407,3 +407,24 @@ def test_pooling_before_the_relu_leaves_observed_or_other_pairs_in_order():
     assert not pool_first.eligible(pair(pool=nn.MaxPool2d(2, return_indices=True)))
     assert not pool_first.eligible(nn.Sequential(nn.MaxPool2d(2), nn.ReLU()))  # already pools first
     assert not pool_first.eligible(nn.Sequential(nn.ReLU(), nn.Identity(), nn.MaxPool2d(2)))
+
+
+@pytest.mark.parametrize("shape", [(250, 6, 28, 28), (100, 3, 32, 32), (1, 3, 111, 111)], ids=str)
+def test_rows_batchnorm_evaluates_what_torch_evaluates(shape):
+    """Under inference_mode (the engine's evaluation) the rows normalise by the running statistics: against
+    float64, as close as torch's own float32 kernel (or within 1e-6), channels_last, and not torch's bits."""
+    torch.manual_seed(0)
+    theirs = nn.BatchNorm2d(shape[1]).eval()
+    nn.init.uniform_(theirs.weight, 0.5, 1.5)
+    nn.init.normal_(theirs.bias)
+    theirs.running_mean.normal_()
+    theirs.running_var.uniform_(0.2, 3.0)
+    ours, exact = copy.deepcopy(theirs), copy.deepcopy(theirs).double()
+    x = channels_last(*shape)
+    with torch.inference_mode():
+        truth, expected = exact(x.double()), theirs(x)
+        with cpu_kernels.installed(ours, ROWS):
+            got = ours(x)
+    assert error(got, truth) <= max(error(expected, truth), 1e-6)
+    assert not torch.equal(got, expected)  # the rows ran
+    assert got.is_contiguous(memory_format=torch.channels_last)
