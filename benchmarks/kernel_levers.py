@@ -224,7 +224,7 @@ def dropout_kernels() -> None:
     )
     print("dropout kernel: test accuracy after 3 epochs on 12,000 images")
     for kernel in (cpu_kernels.TORCH, cpu_kernels.UNIFORM):
-        seeds_accuracy(name, kernel[:5], fused=True, kernels=chosen | {"dropout_kernel": kernel})
+        seeds_accuracy(name, kernel, fused=True, kernels=chosen | {"dropout_kernel": kernel})
 
 
 def relu_pool_orders(names: list[str]) -> None:
@@ -327,6 +327,7 @@ SECTIONS = (
     "layout",
     "batchnorm",
     "dropout",
+    "order",
     "conv",
     "accuracy",
 )

@@ -43,6 +43,12 @@ def eligible(module: nn.Module) -> bool:
     )
 
 
+def _row_pixels(x: torch.Tensor) -> int:
+    """The pixels per row for the batch `x`: the widest of ROW_PIXELS that divides its pixel count."""
+    n, _channels, h, w = x.shape
+    return next(p for p in ROW_PIXELS if (n * h * w) % p == 0)
+
+
 def _rows(tensor: torch.Tensor, pixels: int) -> torch.Tensor:
     """A channels_last (N, C, H, W) tensor as rows of `pixels` pixels' channels: a view, no copy."""
     return tensor.permute(0, 2, 3, 1).reshape(-1, pixels * tensor.shape[1])
@@ -63,7 +69,7 @@ class _RowBatchNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, bias, eps):  # type: ignore[override]
         n, channels, h, w = x.shape
-        pixels = next(p for p in ROW_PIXELS if (n * h * w) % p == 0)
+        pixels = _row_pixels(x)
         rows = _rows(x, pixels)
         count = n * h * w
         mean = _channel_sums(rows, pixels) / count
@@ -94,36 +100,33 @@ class _RowBatchNorm(torch.autograd.Function):
         return grad_input.view(n, h, w, channels).permute(0, 3, 1, 2), dot * invstd, grad_bias, None
 
 
-def applies(module: nn.BatchNorm2d, x: torch.Tensor) -> bool:
-    """This call trains on a float32 channels_last batch of at least MIN_VALUES values per channel: the rows'
-    case. Anything else (evaluation, another dtype or layout, autocast, a smaller batch) takes torch's kernel."""
+def _rows_batch(x: torch.Tensor) -> bool:
+    """A float32 channels_last batch of at least MIN_VALUES values per channel, outside autocast: what the rows
+    take, in training and in evaluation."""
     return (
-        module.training
-        and torch.is_grad_enabled()
-        and float32_channels_last(x)
+        float32_channels_last(x)
         and x.shape[0] * x.shape[2] * x.shape[3] >= MIN_VALUES
         and not torch.is_autocast_enabled("cpu")
     )
+
+
+def applies(module: nn.BatchNorm2d, x: torch.Tensor) -> bool:
+    """This call trains on a rows' batch (`_rows_batch`). Anything else (evaluation, another dtype or layout,
+    autocast, a smaller batch) takes torch's kernel."""
+    return module.training and torch.is_grad_enabled() and _rows_batch(x)
 
 
 def evaluates(module: nn.BatchNorm2d, x: torch.Tensor) -> bool:
-    """This call evaluates (the running statistics normalise, no gradient is wanted) a float32 channels_last batch
-    of at least MIN_VALUES values per channel: the rows' case in evaluation, where torch's channels_last kernel
-    is as slow (250 × 6 × 28 × 28: 1.37 ms against 0.19 ms over rows)."""
-    return (
-        not module.training
-        and not torch.is_grad_enabled()
-        and float32_channels_last(x)
-        and x.shape[0] * x.shape[2] * x.shape[3] >= MIN_VALUES
-        and not torch.is_autocast_enabled("cpu")
-    )
+    """This call evaluates a rows' batch (the running statistics normalise, no gradient is wanted), where torch's
+    channels_last kernel is as slow (250 × 6 × 28 × 28: 1.37 ms against 0.19 ms over rows)."""
+    return not module.training and not torch.is_grad_enabled() and _rows_batch(x)
 
 
 def _by_running_statistics(module: nn.BatchNorm2d, x: torch.Tensor) -> torch.Tensor:
     """Evaluation's normalisation as torch's CPU kernel computes it — x · scale + shift, with scale = weight /
     √(running variance + eps) and shift = bias − running mean · scale — over rows; the rounding differs."""
     n, channels, h, w = x.shape
-    pixels = next(p for p in ROW_PIXELS if (n * h * w) % p == 0)
+    pixels = _row_pixels(x)
     scale = module.weight * torch.rsqrt(module.running_var + module.eps)
     shift = module.bias - module.running_mean * scale
     out = torch.addcmul(_tiled(shift, pixels), _rows(x, pixels), _tiled(scale, pixels))
