@@ -123,9 +123,10 @@ def _run(args: argparse.Namespace) -> int:
         if request.resume is None:
             for key, value in overrides.items():
                 print(f"override: {key} = {value}")
-    # The report process starts before torch is imported, so the two load side by side.
+    # The report process starts before torch is imported, so the two load side by side. Worker processes
+    # start as copies of this one (fork=True): its threads and state are the command's own.
     with warm_report_process() as reports:
-        outcome = execute(request, reports.render, ctrl_c_after_imports, reports.pdf_problem)
+        outcome = execute(request, reports.render, ctrl_c_after_imports, reports.pdf_problem, fork=True)
     print(f"archived run: {outcome.run.path}")
     _show_report(outcome.report)
     if outcome.partial:

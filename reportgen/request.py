@@ -127,10 +127,12 @@ def execute(
     render: Callable[..., Path] | None = None,
     imports: Callable[[], AbstractContextManager] = contextlib.nullcontext,
     pdf_check: Callable[[], str | None] = pdf_problem,
+    fork: bool = False,
 ) -> Outcome:
     """Prepare, train and render. `render`: render_report's stand-in (the warm report process's), None for
     render_report here; `imports`: held around the import of torch (the command holds a Ctrl-C there);
-    `pdf_check`: why the PDF cannot be made here (the warm report process knows once it has started)."""
+    `pdf_check`: why the PDF cannot be made here (the warm report process knows once it has started);
+    `fork`: this process may be copied to start worker processes (the command's own; see run/executors.py)."""
     request = prepare(request)
     with imports():
         from reportgen.run import runner
@@ -140,7 +142,7 @@ def execute(
     # folder exists: a machine without Pango learns it now, not after training.
     require_pdf_support(request.render.documents(), pdf_check)
 
-    executor = choose_executor(request.spec, request.executor, request.workers, request.address)
+    executor = choose_executor(request.spec, request.executor, request.workers, request.address, fork)
     if request.resume is not None:
         run = runner.resume_experiment(request.resume, executor)
     else:

@@ -40,6 +40,10 @@ class Exploding(nn.Module):
 THREAD_LOG = "REPORTGEN_TEST_THREAD_LOG"
 
 
+def quiet(line: str) -> None:
+    """A run's log, unread."""
+
+
 class ThreadRecorder(Exploding):
     """Writes the torch thread count it trains with to the file named by THREAD_LOG, then acts as Exploding."""
 
@@ -178,7 +182,6 @@ def test_a_resumed_run_trains_with_the_thread_count_it_started_with(tmp_path, ma
     used = tmp_path / "threads.txt"
     monkeypatch.setenv(THREAD_LOG, str(used))
     monkeypatch.setenv(EXPLODE, "1")
-    quiet = lambda line: None
     with pytest.raises(RunFailedError):
         run_experiment(spec, tmp_path / "runs", "t", log=quiet, executor=ProcessExecutor(workers=1, threads=2))
     run = ArchiveReader(tmp_path / "runs" / "t")
@@ -226,6 +229,44 @@ def test_a_process_run_from_the_command_line_shuts_down_cleanly(tmp_path):
     assert status["state"] == "complete" and status["trials"]["complete"] == 4
     assert done.stdout.count("epoch 1/1:") == 4, done.stdout  # the workers' lines, flushed as they ended
     assert "leaked semaphore" not in done.stderr and "resource_tracker" not in done.stderr, done.stderr
+    environment = json.loads((tmp_path / "runs" / "four" / "environment.json").read_text())
+    assert environment["worker_start"] == "fork"  # the command's own process is copied, not spawned again
+
+
+@pytest.mark.slow
+def test_forked_workers_train_on_the_data_they_were_forked_with_and_archive_what_spawned_ones_do(
+    tmp_path, make_spec, monkeypatch
+):
+    """Where the caller allows it (the command does), workers are copies of the driver: they hold its data and
+    never read it again, and every archived number is the same as with spawned workers."""
+    from reportgen.run import executors
+    from reportgen.run.trial import RecordedData
+
+    spec = make_spec("epochs = 1\nlr = [0.1, 0.01]", ["mlp"])
+    spawned = run_experiment(spec, tmp_path / "runs", "spawned", ProcessExecutor(workers=2, threads=THREADS), quiet)
+
+    def read_again(self: RecordedData) -> None:
+        raise AssertionError("a forked worker read the run's data again")
+
+    def on_device(data, device):
+        (tmp_path / f"copy-{os.getpid()}").touch()  # runs in a worker only if it is a copy of this process
+        return data
+
+    monkeypatch.setattr(RecordedData, "load", read_again)  # changes made here reach copies, not spawned workers
+    monkeypatch.setattr(executors, "on_device", on_device)
+    forked = run_experiment(
+        spec, tmp_path / "runs", "forked", ProcessExecutor(workers=2, threads=THREADS, fork=True), quiet
+    )
+    assert forked.status()["state"] == "complete", forked.status()
+    assert {p.name for p in tmp_path.glob("copy-*")} - {f"copy-{os.getpid()}"}  # the workers were copies
+    assert [run.read("environment")["worker_start"] for run in (spawned, forked)] == ["spawn", "fork"]
+    assert_same_trials(spawned, forked)
+
+
+def test_workers_are_copies_only_where_the_caller_allows_it_and_only_for_the_cpu():
+    assert ProcessExecutor().start_method("cpu") == "spawn"  # the Python API's default: a notebook's kernel
+    assert ProcessExecutor(fork=True).start_method("cpu") == ("fork" if sys.platform == "linux" else "spawn")
+    assert ProcessExecutor(fork=True).start_method("cuda:0") == "spawn"  # a copy cannot use CUDA
 
 
 def test_workers_start_before_the_preflight_only_where_the_run_surely_uses_them(make_spec):

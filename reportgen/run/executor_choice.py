@@ -17,6 +17,7 @@ from reportgen.run.validation import check_executor
 from reportgen.train import resolved_device
 
 if TYPE_CHECKING:
+    from reportgen.data.datasets import Dataset
     from reportgen.experiment import ExperimentSpec, Trial
     from reportgen.measure.params import ModelAudit
 
@@ -67,13 +68,14 @@ class AutoExecutor:
     kernels), so the choice changes no number."""
 
     workers: int
+    fork: bool = False  # ProcessExecutor's: this process may be copied to start workers
     threads = 1
 
     def choose(self, seconds: float, workers: int | None = None) -> Executor:
         workers = workers or self.workers
         # sequential s vs s / workers + the workers' start
         if workers > 1 and seconds - seconds / workers > WORKER_START_S:
-            return ProcessExecutor(workers=workers)
+            return ProcessExecutor(workers=workers, fork=self.fork)
         return LocalExecutor()
 
 
@@ -103,14 +105,15 @@ def settle(
 
 
 def start_early(
-    executor: Executor | AutoExecutor, trials: list[Trial], train_size: int, device: str
+    executor: Executor | AutoExecutor, trials: list[Trial], train_size: int, device: str, data: Dataset | None = None
 ) -> ProcessExecutor | None:
     """The worker processes, spawned now, where the run will surely train on them: a ProcessExecutor, or an
     AutoExecutor on the CPU whose training already outlasts the workers' start at the per-batch overhead alone
     (a lower bound of `estimated_seconds`, so `settle` chooses them too). None where that is not yet known.
 
     Why: a worker spends ~3 s starting (torch, reportgen) before its first batch; started here, that overlaps
-    the pre-flight audit and the run folder's creation in this process (`settle` then hands them on)."""
+    the pre-flight audit and the run folder's creation in this process (`settle` then hands them on). Forked
+    workers get `data`, the run's, as it is (`ProcessExecutor.reuse`)."""
     if isinstance(executor, AutoExecutor) and resolved_device(device) == "cpu":
         overhead_only = sum(trial_batches(trial, train_size) * BATCH_OVERHEAD_S for trial in trials)
         chosen = executor.choose(overhead_only)
@@ -118,27 +121,28 @@ def start_early(
     else:
         early = executor if isinstance(executor, ProcessExecutor) else None
     if early is not None:
-        early.start(len(trials))
+        early.start(len(trials), resolved_device(device), data)
     return early
 
 
 def choose_executor(
-    spec: ExperimentSpec, executor: str = "auto", workers: int = 2, address: str | None = None
+    spec: ExperimentSpec, executor: str = "auto", workers: int = 2, address: str | None = None, fork: bool = False
 ) -> Executor | AutoExecutor:
     """Where the trials of `spec` run — the policy of `reportgen run`, for the CLI and the Python API.
 
     executor: "auto" (several trials: worker processes when their training outlasts the workers' start, see
     AutoExecutor — on the CPU `workers` single-threaded ones, on a GPU `cuda_workers` sharing it), "local"
     (this process, one trial after another), "process" (worker processes), "ray" (`address` of an existing
-    cluster or None for a private local instance).
+    cluster or None for a private local instance). `fork`: the caller's process may be copied to start worker
+    processes (ProcessExecutor).
     Everything is checked here, before any data is read or any run folder created.
     """
     check_executor(executor, workers, address)
     if executor == "ray":
         return RayExecutor(address)  # the runs folder must be on storage that every node sees
     if executor == "process":
-        return ProcessExecutor(workers=workers)
+        return ProcessExecutor(workers=workers, fork=fork)
     may_use_cuda = resolved_device(spec.device).startswith("cuda")  # auto: the run may still choose the CPU
     if executor == "auto" and spec.trial_count() > 1 and (workers > 1 or may_use_cuda):
-        return AutoExecutor(workers)
+        return AutoExecutor(workers, fork)
     return LocalExecutor()

@@ -10,6 +10,13 @@ after another — measured here (2 cores, LeNet-5 and its BatchNorm variant, 30k
 2.48 s + 2.93 s sequential with 2 threads vs 3.72 s side by side with 1 thread each: small
 convolutions do not use two threads well. Each worker trains with `threads` threads, so results do
 not depend on how trials were scheduled.
+
+How workers start: spawned (a fresh interpreter that imports torch and reloads the run's data, ~3 s of a
+core each), or forked — copies of this process, torch and the run's data included — where the caller says its
+process may be copied (`fork=True`: the `reportgen run` command, whose threads and state are reportgen's own;
+never a notebook kernel or a user's script, whose threads and locks a copy would inherit) and the trials train
+on the CPU (a copy of a process that touched CUDA cannot use it) on Linux. Either way a trial runs the same
+code on the same data with the same threads, so the start changes no number.
 """
 
 from __future__ import annotations
@@ -83,13 +90,17 @@ class LocalExecutor:
 
 
 _worker_data: dict[tuple[str, str], Dataset] = {}
+# The driver's copy of the run's data, in a forked worker: set in the driver only while it forks.
+_inherited_data: Dataset | None = None
 
 
-def run_job(job: TrialJob) -> str:
+def run_job(job: TrialJob, inherited: bool = False) -> str:
     """A trial in a worker process (pool or Ray): returns its status.
 
     The worker reloads the data the run recorded (verifying checksums), so a trial trains on exactly
     what a local run would; a worker runs many trials of one run, so it does that once per run and device.
+    `inherited`: the driver vouches that the data this worker was forked with is the run's own (the same
+    object it recorded and checked a moment before), so it is used as it is (0.4 s of Fashion-MNIST).
     """
     device = select_device(job.device)
     if job.threads:
@@ -99,7 +110,8 @@ def run_job(job: TrialJob) -> str:
         key = (job.run_path, str(device))
         if key not in _worker_data:
             _worker_data.clear()
-            _worker_data[key] = on_device(job.data.load(), device)
+            data = _inherited_data if inherited and _inherited_data is not None else job.data.load()
+            _worker_data[key] = on_device(data, device)
         return _worker_data[key]
 
     return run_trial(job, open_for_writing(job.run_path), load_data, PrintedOutput())
@@ -110,7 +122,8 @@ class WorkerError(ReportgenError):
 
 
 class ProcessExecutor:
-    """Runs each trial in one of `workers` spawned processes with `threads` threads each.
+    """Runs each trial in one of `workers` worker processes with `threads` threads each; `fork`: this process
+    may be copied to start them (see the module's docstring), else they are spawned.
 
     A worker that dies — it could not import what a trial needs, or it was killed (out of memory) — stops the
     run with one line (concurrent.futures marks the pool broken): multiprocessing.Pool replaced such workers
@@ -118,40 +131,62 @@ class ProcessExecutor:
     so `--resume` continues once the cause is fixed.
     """
 
-    def __init__(self, workers: int = 2, threads: int = 1) -> None:
+    def __init__(self, workers: int = 2, threads: int = 1, fork: bool = False) -> None:
         for name, value in (("workers", workers), ("threads", threads)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ReportgenError(f"{name}: expected an integer ≥ 1, got {value!r}")
-        self.workers, self.threads = workers, threads
+        self.workers, self.threads, self.fork = workers, threads, fork
         self._pool: ProcessPoolExecutor | None = None
         self._folder: tempfile.TemporaryDirectory | None = None  # where a worker that cannot start writes why
+        self._forked_with: Dataset | None = None  # the data the workers were forked with, until `reuse`
+        self._inherits = False  # the workers train on the data they were forked with
 
-    def start(self, trials: int) -> None:
-        """Spawn the workers for `trials` trials now: they import what a trial needs while this process
-        prepares the run (the pre-flight audit, the run folder), so the first batch starts seconds sooner.
-        `map` trains on them; `stop` ends them if the run never gets there."""
+    def start_method(self, device: str) -> str:
+        """How this executor's workers start for trials on `device` (resolved: "cpu", "cuda:0")."""
+        forkable = sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods()
+        return "fork" if self.fork and forkable and device == "cpu" else "spawn"
+
+    def start(self, trials: int, device: str = "cpu", data: Dataset | None = None) -> None:
+        """Start the workers for `trials` trials on `device` now: spawned, they import what a trial needs while
+        this process prepares the run (the pre-flight audit, the run folder); forked, they hold it already,
+        and `data` (this run's, loaded here) too. Either way the first batch starts seconds sooner. `map`
+        trains on them; `stop` ends them if the run never gets there."""
         if self._pool is not None:
             return
+        global _inherited_data
         self._folder = tempfile.TemporaryDirectory(prefix="reportgen-workers-")
         workers = min(self.workers, trials)
-        with _spawning():
-            self._pool = ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=multiprocessing.get_context("spawn"),  # fork would copy threads and locks
-                initializer=start_worker,
-                initargs=(self._errors(),),
-            )
-            for _ in range(workers):  # a pool spawns a worker per task waiting for one: all of them, now
-                self._pool.submit(_started)
+        method = self.start_method(device)
+        self._forked_with = data if method == "fork" else None
+        _inherited_data = self._forked_with
+        try:
+            with _spawning():
+                self._pool = ProcessPoolExecutor(
+                    max_workers=workers,
+                    mp_context=multiprocessing.get_context(method),
+                    initializer=start_worker,
+                    initargs=(self._errors(),),
+                )
+                # a spawning pool starts a worker per task waiting for one, a forking pool all at its first
+                for _ in range(workers):
+                    self._pool.submit(_started)
+        finally:
+            _inherited_data = None  # the copies hold it; this process keeps no second reference
+
+    def reuse(self, data: Dataset) -> None:
+        """The driver's data for the run about to train: if it is the very object the workers were forked
+        with, they train on their copy instead of reading it again."""
+        self._inherits = data is self._forked_with and data is not None
+        self._forked_with = None
 
     def map(self, jobs: list[TrialJob], progress: Progress) -> None:
         progress.count_trials()
-        self.start(len(jobs))
+        self.start(len(jobs), jobs[0].device)
         pool = self._pool
         assert pool is not None
         try:
             with _spawning():  # a worker that died is not replaced, but a pool may still be spawning one
-                futures = {pool.submit(run_job, job): job for job in jobs}
+                futures = {pool.submit(run_job, job, self._inherits): job for job in jobs}
             for future in as_completed(futures):
                 try:
                     status = future.result()
@@ -175,7 +210,7 @@ class ProcessExecutor:
         return os.path.join(self._folder.name, "start-errors")
 
     def _forget(self) -> None:
-        self._pool = None
+        self._pool, self._forked_with, self._inherits = None, None, False
         if self._folder is not None:
             self._folder.cleanup()
             self._folder = None

@@ -54,7 +54,7 @@ def run_experiment(
     data = load_dataset(**asdict(spec.data))  # subsets drawn with the data seed, not the training seeds
     trials = spec.trials()  # built once: the executor's estimate and the jobs both use them
     executor = executor or LocalExecutor()
-    started = start_early(executor, trials, len(data.train_labels), spec.device)
+    started = start_early(executor, trials, len(data.train_labels), spec.device, data)
     try:
         run, jobs, executor = _prepare(spec, run_id, runs_root, data, trials, executor, started, log)
     except BaseException:
@@ -89,6 +89,7 @@ def _prepare(
             "workers": getattr(settled, "workers", 1),
             "threads_per_trial": settled.threads or torch.get_num_threads(),
         }
+        | ({"worker_start": settled.start_method(str(device))} if isinstance(settled, ProcessExecutor) else {})
         | choice.record()
     )
     run = RunArchive.create(
@@ -141,8 +142,9 @@ def _resumed_threads(run: RunArchive, device: torch.device, executor: Executor) 
 
 def _hand_over(data: Dataset, executor: Executor) -> None:
     """Only the executor holds data while trials train: a local one keeps the driver's copy (it trains in
-    this process), the others reload it where they train, so the driver's copy is dropped."""
-    if isinstance(executor, LocalExecutor):
+    this process), forked workers keep theirs if they were forked with this very copy, the others reload it
+    where they train; the driver's copy is dropped."""
+    if isinstance(executor, (LocalExecutor, ProcessExecutor)):
         executor.reuse(data)
 
 

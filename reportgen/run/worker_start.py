@@ -25,7 +25,9 @@ import traceback
 
 PR_SET_PDEATHSIG = 1
 START_FAILED = 3  # the exit code of a worker that could not import what a trial needs
-NEEDED = ("reportgen.run.executors", "reportgen.run.trial")
+# What a trial needs. torch._dynamo too: every torch optimizer imports it when it is built (1.2 s); a forked
+# worker, idle until the driver has audited the models and created the run folder, imports it meanwhile.
+NEEDED = ("reportgen.run.executors", "reportgen.run.trial", "torch._dynamo")
 
 
 def start_worker(error_file: str) -> None:
