@@ -117,20 +117,23 @@ def test_the_warm_up_runs_at_the_lowest_priority_and_the_process_itself_does_not
     with ReportProcess() as reports:
         assert reports.pdf_problem() is None  # the warm-up starts once this line is out
         pid = reports._process.pid
-        seen: set[int] = set()
+        seen: set[tuple[int, int]] = set()
+        meek = (19, os.SCHED_IDLE)
         deadline = time.monotonic() + 10  # the warm-up takes seconds (scikit-learn, the fonts): seen meanwhile
-        while 19 not in seen and time.monotonic() < deadline:
-            niceness = {int(task.name): _nice(pid, task.name) for task in Path(f"/proc/{pid}/task").iterdir()}
-            assert niceness.pop(pid) == os.getpriority(os.PRIO_PROCESS, 0)  # the main thread, as this process
-            seen.update(niceness.values())
+        while meek not in seen and time.monotonic() < deadline:
+            threads = {int(task.name): _priority(pid, task.name) for task in Path(f"/proc/{pid}/task").iterdir()}
+            # the main thread, as this process
+            assert threads.pop(pid) == (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0))
+            seen.update(threads.values())
             time.sleep(0.005)
-        assert 19 in seen  # the warm-up thread
+        assert meek in seen  # the warm-up thread: nice 19 in the idle scheduling class
 
 
-def _nice(pid: int, task: str) -> int:
-    """A thread's nice value, from the 19th field of its stat line (the 2nd, its name, may hold spaces)."""
+def _priority(pid: int, task: str) -> tuple[int, int]:
+    """A thread's nice value and scheduling policy, the 19th and 41st fields of its stat line (the 2nd, its
+    name, may hold spaces)."""
     fields = Path(f"/proc/{pid}/task/{task}/stat").read_text().rpartition(")")[2].split()
-    return int(fields[16])
+    return int(fields[16]), int(fields[38])
 
 
 def _workers_of(pid: int) -> list[str]:

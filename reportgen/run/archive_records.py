@@ -68,6 +68,7 @@ class EnvironmentRecord(TypedDict, total=False):
     command: str
     executor: str
     workers: int  # the executor's processes (1: this process); runs before 2026-12-07 lack it
+    worker_start: str  # worker processes only: "fork" (copies of the command) or "spawn"; absent before it
     device_choice: dict[str, Any]  # run/device_choice.py: requested, chosen, reason[, estimates]
 
 
