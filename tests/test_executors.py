@@ -269,6 +269,19 @@ def test_workers_are_copies_only_where_the_caller_allows_it_and_only_for_the_cpu
     assert ProcessExecutor(fork=True).start_method("cuda:0") == "spawn"  # a copy cannot use CUDA
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="workers are forked on Linux alone")
+def test_auto_spends_workers_on_shorter_sweeps_where_they_start_as_copies():
+    """A forked worker's start is cheap (torch and the data are there), so the automatic choice takes workers
+    for sweeps that spawned ones would not repay; on a GPU workers are spawned, and the threshold stays."""
+    from reportgen.run.executor_choice import FORKED_WORKER_START_S, WORKER_START_S, AutoExecutor
+
+    seconds = FORKED_WORKER_START_S + WORKER_START_S  # two workers save half of it: between the two starts
+    assert FORKED_WORKER_START_S < seconds / 2 < WORKER_START_S
+    assert isinstance(AutoExecutor(2, fork=True).choose(seconds), ProcessExecutor)
+    assert isinstance(AutoExecutor(2).choose(seconds), LocalExecutor)
+    assert isinstance(AutoExecutor(2, fork=True).choose(seconds, 2, "cuda:0"), LocalExecutor)
+
+
 def test_workers_start_before_the_preflight_only_where_the_run_surely_uses_them(make_spec):
     """`start_early` spawns the workers while the driver audits the models, but only where `settle` will choose
     them whatever the audit says (their training at the per-batch overhead alone repays their start); `settle`

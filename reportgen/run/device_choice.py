@@ -20,7 +20,7 @@ import torch
 
 from reportgen import cpu_kernels, cuda_graph
 from reportgen.models.registry import create_model
-from reportgen.run.executor_choice import WORKER_START_S, AutoExecutor, cuda_workers
+from reportgen.run.executor_choice import AutoExecutor, cuda_workers, worker_start_seconds
 from reportgen.run.executors import Executor, ProcessExecutor
 from reportgen.run.preflight import time_limit
 from reportgen.run.trial import trial_batches
@@ -146,11 +146,14 @@ def estimate(device: torch.device, trials: list[Trial], data: Dataset, executor:
     seconds = [trial_batches(t, train_size) * per_model[t.model.label] for t in trials]
     planned = executor
     if isinstance(executor, AutoExecutor):
-        planned = executor.choose(sum(seconds), cuda_workers(len(trials)) if device.type == "cuda" else None)
+        planned = executor.choose(
+            sum(seconds), cuda_workers(len(trials)) if device.type == "cuda" else None, str(device)
+        )
     lanes = planned.workers if isinstance(planned, ProcessExecutor) else 1
+    start_s = worker_start_seconds(planned, str(device)) if isinstance(planned, ProcessExecutor) else 0.0
     steps = ", ".join(f"{label} {1000 * s:.2f} ms" for label, s in per_model.items())
     basis = f"a step: {steps}; {sum(trial_batches(t, train_size) for t in trials)} steps on {lanes} lane(s)"
-    return Estimate(device.type, run_seconds(seconds, lanes, WORKER_START_S), basis)
+    return Estimate(device.type, run_seconds(seconds, lanes, start_s), basis)
 
 
 def choose_device(

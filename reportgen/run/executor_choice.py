@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 # reloads the run's data before its first batch. Measured here: a 4-trial sweep of 1-epoch MLPs on 6,000
 # images took 13.3-15.6 s with two workers and 9.7 s in this process, 16 such trials 17.3-18.8 vs 13.5 s.
 WORKER_START_S = 4.0
+# A forked worker (ProcessExecutor.start_method) holds torch and the data already and imports torch._dynamo
+# meanwhile: the same 4-trial sweep (no PDF, 2026-12-07) took 6.1-6.5 s with two forked workers, 5.2 s here.
+FORKED_WORKER_START_S = 1.5
 BATCH_OVERHEAD_S = 0.0012  # per training batch beyond its arithmetic (MLP, batch 64, one thread)
 FLOP_RATE = 13.8e9  # fp32 FLOP/s of one training thread (benchmarks/train_speed.py, LeNet-5: 13.8-16.0)
 
@@ -71,12 +74,20 @@ class AutoExecutor:
     fork: bool = False  # ProcessExecutor's: this process may be copied to start workers
     threads = 1
 
-    def choose(self, seconds: float, workers: int | None = None) -> Executor:
+    def choose(self, seconds: float, workers: int | None = None, device: str = "cpu") -> Executor:
+        """Workers (`workers`, else this plan's) when `seconds` of training on `device` one after another
+        outlast their start, else this process."""
         workers = workers or self.workers
+        process = ProcessExecutor(workers=workers, fork=self.fork)
         # sequential s vs s / workers + the workers' start
-        if workers > 1 and seconds - seconds / workers > WORKER_START_S:
-            return ProcessExecutor(workers=workers, fork=self.fork)
+        if workers > 1 and seconds - seconds / workers > worker_start_seconds(process, device):
+            return process
         return LocalExecutor()
+
+
+def worker_start_seconds(executor: ProcessExecutor, device: str) -> float:
+    """What starting `executor`'s workers for trials on `device` costs before their first batch, roughly."""
+    return FORKED_WORKER_START_S if executor.start_method(device) == "fork" else WORKER_START_S
 
 
 def settle(
@@ -93,7 +104,7 @@ def settle(
     if not isinstance(executor, AutoExecutor):
         chosen: Executor = executor
     elif device is not None and device.type == "cuda":
-        chosen = executor.choose(estimated_cuda_seconds(trials, train_size), cuda_workers(len(trials)))
+        chosen = executor.choose(estimated_cuda_seconds(trials, train_size), cuda_workers(len(trials)), str(device))
     else:
         chosen = executor.choose(estimated_seconds(trials, audits, train_size))
     if started is None or chosen is started:
