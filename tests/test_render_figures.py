@@ -3,8 +3,11 @@ figures.draw_figures writes every figure and names each file it wrote, the docum
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +124,69 @@ def test_a_contact_sheet_that_cannot_be_written_meanwhile_still_raises(tmp_path)
     images, captions = _sheet_images()
     with pytest.raises(FileNotFoundError), pngs_written_meanwhile():
         gallery_png(images, captions, tmp_path / "no such folder" / "sheet.png")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="figures are drawn in a copy of the process on Linux alone")
+def test_a_copy_draws_the_galleries_meanwhile_and_every_file_is_the_same(tmp_path, monkeypatch):
+    """In the report process the galleries are drawn by a forked copy while this process draws the rest
+    (drawn_aside.py): the same files, byte for byte, and the same names handed to the templates."""
+    from reportgen.report import drawn_aside
+    from reportgen.report import figures as figures_module
+
+    run_folder = tmp_path / "runs" / "format1"
+    shutil.copytree(FIXTURE, run_folder)
+    context = analyse_run(ArchiveReader(run_folder), "en", [])
+    assert context.galleries  # the part a copy draws
+    here, aside, drawers = tmp_path / "here", tmp_path / "aside", tmp_path / "drawers"
+    for folder in (here, aside, drawers):
+        folder.mkdir()
+    serial = draw_figures(context, here)
+
+    original = figures_module._gallery
+
+    def recorded(*args, **kwargs):
+        (drawers / str(os.getpid())).touch()  # a copy inherits this patch
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(figures_module, "_gallery", recorded)
+    monkeypatch.setattr(drawn_aside, "_allowed", True)
+    copied = draw_figures(context, aside)
+    assert copied == serial
+    assert [p.name for p in drawers.iterdir()] not in ([], [str(os.getpid())])  # drawn by another process
+    assert sorted(p.name for p in aside.iterdir()) == sorted(p.name for p in here.iterdir())
+    differing = [p.name for p in here.iterdir() if _drawn(aside / p.name) != _drawn(p)]
+    assert differing == []
+
+
+def _drawn(path: Path) -> bytes:
+    """A figure file's bytes, an SVG's without what matplotlib varies from one drawing to the next: its date and
+    the random ids of its clip paths, markers and images."""
+    if path.suffix != ".svg":
+        return path.read_bytes()
+    text = re.sub(r"<dc:date>[^<]*</dc:date>", "", path.read_text("utf-8"))
+    ids = list(dict.fromkeys(re.findall(r'id="((?:image|[mp])[0-9a-f]{10})"', text)))  # in order of appearance
+    for n, found in enumerate(ids):
+        text = text.replace(found, f"id{n}")
+    return text.encode()
+
+
+def test_a_copy_that_fails_leaves_its_work_to_this_process_and_a_stopped_one_is_reaped(monkeypatch):
+    from reportgen.report import drawn_aside
+
+    monkeypatch.setattr(drawn_aside, "_allowed", True)
+    parent = os.getpid()
+
+    def work() -> str:
+        if os.getpid() != parent:
+            raise RuntimeError("the copy failed")
+        return "drawn here"
+
+    with drawn_aside.drawn_aside(work) as drawing:
+        assert drawing.aside
+    assert drawing.result() == "drawn here"
+
+    sleeping = drawn_aside.Drawing(lambda: time.sleep(60))
+    sleeping.start()
+    drawn_aside.stop_copies()  # what the report process does first when the command stops it
+    with pytest.raises(ChildProcessError):  # ended and reaped: no process, not even a zombie
+        os.waitpid(sleeping._pid, os.WNOHANG)

@@ -111,7 +111,11 @@ def pngs_written_meanwhile() -> Iterator[None]:
     """Inside, gallery_png hands each sheet's PNG encoding and writing to one background thread while this one
     draws on: zlib releases the GIL, and encoding is half of a sheet's cost (0.75 of the default report's 2.1 s
     of figures). On leaving, every sheet is on disk, or the first write that failed raises here; leaving on an
-    error still waits for the writes, so nothing writes into a folder its caller then removes."""
+    error still waits for the writes, so nothing writes into a folder its caller then removes. Inside another
+    such block the outer one's thread writes (and its end waits for) the sheets."""
+    if _BACKGROUND.get() is not None:
+        yield
+        return
     with ThreadPoolExecutor(1, thread_name_prefix="png") as pool:
         writes = _Writes(pool)
         token = _BACKGROUND.set(writes)

@@ -16,6 +16,7 @@ from typing import Any
 from reportgen.report import figure_alt
 from reportgen.report.analysed import Analysis
 from reportgen.report.contact_sheets import gallery_png, pngs_written_meanwhile
+from reportgen.report.drawn_aside import drawn_aside
 from reportgen.report.figure_style import model_marker
 from reportgen.report.matrix_plots import confusion_svg, heatmap_svg
 from reportgen.report.plots import cost_scatter_svg, curves_svg, model_panels_svg, reliability_svg, sweep_panels_svg
@@ -61,21 +62,35 @@ class Figures:
 
 
 def draw_figures(context: Analysis, folder: Path) -> Figures:
-    """Write every figure of the analysed `context` into `folder` (the report's figures/)."""
+    """Write every figure of the analysed `context` into `folder` (the report's figures/). The galleries are
+    drawn in a copy of this process meanwhile where that is allowed (drawn_aside.py), else here, first."""
     translate = context.translate
     colors = context.colors
-    with pngs_written_meanwhile():  # the contact sheets' PNGs are encoded while the next figures are drawn
+    # In this order: the copy starts before this process's PNG thread (a copy has none of its parent's threads),
+    # whose writes are those of the contact sheets drawn here, encoded while the next figures are drawn.
+    with (
+        drawn_aside(lambda: _galleries(context.galleries, translate, folder)) as galleries,
+        pngs_written_meanwhile(),
+    ):
+        # drawn here, first: its many PNGs are then encoded while the SVG figures below are drawn
+        gallery_files = None if galleries.aside else galleries.result()
         _curves(context.best, colors, translate, folder)
         figures = Figures(
-            galleries=[_gallery(n, gallery, translate, folder) for n, gallery in enumerate(context.galleries)],
             disagreements=[_disagreement(n, pair, folder) for n, pair in enumerate(context.disagreements)],
             model_curves=model_curves(context.best, colors, translate, folder),
             heatmaps=_heatmaps(context.heatmap_pivots, translate, folder),
             sweep_panels=_sweep_panels(context.sweep_series, colors, translate, folder),
             cost_scatter=_cost_scatter(context.costs, colors, translate, folder),
             reliability=_reliability(context.quality or {}, colors, translate, folder),
+            galleries=gallery_files if gallery_files is not None else galleries.result(),
         )
     return replace(figures, alt=figure_alt.describe(context, figures))
+
+
+def _galleries(galleries: list[dict[str, Any]], translate, folder: Path) -> list[GalleryFiles]:
+    """Every model's gallery figures (`_gallery`), their PNGs encoded while the next ones are drawn."""
+    with pngs_written_meanwhile():
+        return [_gallery(n, gallery, translate, folder) for n, gallery in enumerate(galleries)]
 
 
 def _disagreement(n: int, pair: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import IO, Any, Self
 
 from reportgen.errors import ReportgenError
 from reportgen.isolation import python_command
+from reportgen.report import drawn_aside
 from reportgen.report.documents import RenderOptions, pdf_problem
 from reportgen.stopping import ctrl_c_held
 
@@ -215,6 +216,7 @@ def _stopped(signum: int, frame: object) -> None:
     """Stopped by the command: remove this process's staging folder and exit 130, from the handler itself.
     Raising KeyboardInterrupt instead could land in a weakref callback or __del__, where Python swallows it
     and the render went on to publish the report it was told to drop (seen in 1 of 2 full test runs)."""
+    drawn_aside.stop_copies()  # a copy drawing figures must not write into the folder removed next
     if _Rendering.output_root is not None:  # render.py names staging folders .<run>.<pid>-<hex>.partial
         for folder in _Rendering.output_root.glob(f".*.{os.getpid()}-*.partial"):
             shutil.rmtree(folder, ignore_errors=True)
@@ -226,6 +228,7 @@ def _stopped(signum: int, frame: object) -> None:
 def main() -> None:
     # Stopped by the command (SIGTERM; Ctrl-C is blocked, see ReportProcess): no staging folder is left behind.
     signal.signal(signal.SIGTERM, _stopped)
+    drawn_aside.allow()  # this process's own threads have ended when it renders: it may be copied to draw
     # Replies go on the original stdout; anything else that writes to stdout (a library's print) is sent
     # to stderr, so it can never be mistaken for a reply.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
