@@ -6,15 +6,28 @@ Python's default handler raises KeyboardInterrupt wherever the main thread happe
 told to stop, and a run that trained on). Here the handler also records the request, and the work checks
 it at places where raising is safe (every training batch, every wait on a worker), so a swallowed
 interrupt is raised again a moment later.
+
+A child process of reportgen's (a training worker, a copy drawing figures) ends when the process that started it
+does, killed or not (`die_with_parent`), so none keeps writing into a run or report folder.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
+
+PR_SET_PDEATHSIG = 1  # prctl's option: the signal this process gets when its parent ends
+
+
+def die_with_parent() -> None:
+    """SIGKILL for the calling process when its parent (the thread that started it) ends. Linux alone: elsewhere
+    the parent still stops its children when it ends normally."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class _Requests:

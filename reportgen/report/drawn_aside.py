@@ -17,7 +17,6 @@ so none writes into the staging folder being removed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import pickle
 import signal
@@ -25,9 +24,10 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from reportgen.stopping import die_with_parent
+
 T = TypeVar("T")
 
-PR_SET_PDEATHSIG = 1
 _allowed = False
 _copies: set[int] = set()  # the pids of copies still drawing
 
@@ -80,8 +80,7 @@ class Drawing(Generic[T]):
 
 def _draw_in_copy(work: Callable[[], object], write: int) -> None:
     try:
-        with contextlib.suppress(OSError, AttributeError):  # die with the report process, even when it is killed
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        die_with_parent()  # even when the report process is killed
         signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the report process's handler, which removes folders
         result = pickle.dumps(work())
         with os.fdopen(write, "wb") as out:

@@ -118,13 +118,14 @@ def settle(
 def start_early(
     executor: Executor | AutoExecutor, trials: list[Trial], train_size: int, device: str, data: Dataset | None = None
 ) -> ProcessExecutor | None:
-    """The worker processes, spawned now, where the run will surely train on them: a ProcessExecutor, or an
+    """The worker processes, started now, where the run will surely train on them: a ProcessExecutor, or an
     AutoExecutor on the CPU whose training already outlasts the workers' start at the per-batch overhead alone
     (a lower bound of `estimated_seconds`, so `settle` chooses them too). None where that is not yet known.
 
-    Why: a worker spends ~3 s starting (torch, reportgen) before its first batch; started here, that overlaps
-    the pre-flight audit and the run folder's creation in this process (`settle` then hands them on). Forked
-    workers get `data`, the run's, as it is (`ProcessExecutor.reuse`)."""
+    Why: a worker spends seconds starting before its first batch (spawned: torch, reportgen, the data; forked:
+    torch._dynamo); started here, that overlaps the pre-flight audit and the run folder's creation in this
+    process (`settle` then hands them on). Forked workers get `data`, the run's, as it is
+    (`ProcessExecutor.reuse`)."""
     if isinstance(executor, AutoExecutor) and resolved_device(device) == "cpu":
         overhead_only = sum(trial_batches(trial, train_size) * BATCH_OVERHEAD_S for trial in trials)
         chosen = executor.choose(overhead_only)

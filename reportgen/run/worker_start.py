@@ -1,7 +1,8 @@
-"""The first thing a spawned worker process runs: light on imports, so it can report why the rest failed.
+"""The first thing a worker process runs: light on imports, so it can report why the rest failed.
 
 multiprocessing unpickles a worker's initializer before anything else of ours runs in that process; this
-module imports only the standard library, so it loads even where reportgen's own imports would fail (a
+module imports only the standard library (and reportgen.stopping, which imports nothing else), so it loads
+even where reportgen's own imports would fail (a
 broken or shadowed module on the worker's path). It then imports everything a trial needs — before any user
 code, so no model file can shadow it — and, if that fails, writes the one-line cause where the driver reads
 it and exits. The driver stops the run with that line instead of starting a replacement that fails the same
@@ -16,14 +17,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import importlib
 import os
 import signal
 import sys
 import traceback
 
-PR_SET_PDEATHSIG = 1
+from reportgen.stopping import die_with_parent
+
 START_FAILED = 3  # the exit code of a worker that could not import what a trial needs
 # What a trial needs. torch._dynamo too: every torch optimizer imports it when it is built (1.2 s); a forked
 # worker, idle until the driver has audited the models and created the run folder, imports it meanwhile.
@@ -32,10 +33,7 @@ NEEDED = ("reportgen.run.executors", "reportgen.run.trial", "torch._dynamo")
 
 def start_worker(error_file: str) -> None:
     """Initializer of every worker: die with the driver, leave Ctrl-C to it, import what trials need."""
-    try:  # a worker must not outlive a killed driver: it would keep writing into the run folder
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: workers still end when the driver stops them
-        pass
+    die_with_parent()  # a worker must not outlive a killed driver: it would keep writing into the run folder
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the driver started us
     try:
