@@ -92,6 +92,19 @@ def write_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 50, gz: bo
     return folder
 
 
+def thread_priorities(pid: int) -> dict[int, tuple[int, int]]:
+    """Each thread of process `pid` (by thread id): its nice value and scheduling policy, the 19th and 41st
+    fields of its /proc stat line (the 2nd, its name, may hold spaces). Threads that end meanwhile are left out."""
+    priorities = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        priorities[int(task.name)] = (int(fields[16]), int(fields[38]))
+    return priorities
+
+
 def one_error_line(err: str) -> str:
     """The CLI's promise for bad input: exactly one line on stderr, no traceback."""
     assert "Traceback" not in err, err

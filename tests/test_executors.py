@@ -7,11 +7,12 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_idx_dataset
+from conftest import thread_priorities, write_idx_dataset
 from torch import nn
 
 from reportgen.run.archive_reading import ArchiveReader
@@ -377,3 +378,35 @@ def test_a_started_worker_ends_without_teardown_but_with_its_output(tmp_path, ca
     assert pid != os.getpid() and [p.exitcode for p in processes] == [0]
     assert "a line the worker never flushed" in capfd.readouterr().out
     assert not marker.exists()
+
+
+def _imported_when_a_trial_starts() -> bool:
+    from reportgen.run.worker_start import NEEDED
+
+    return all(name in sys.modules for name in NEEDED)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the priority is set per thread on Linux alone")
+def test_a_worker_imports_at_the_lowest_priority_and_a_trial_starts_once_it_has(tmp_path):
+    """Issue #38: a worker's imports (torch._dynamo: 1.2 CPU-seconds) must not take a core from the driver while
+    it times the models' inference; its main thread, which trains, keeps the driver's priority."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from reportgen.run.worker_start import start_worker
+
+    pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"), start_worker, (str(tmp_path / "errors"),))
+    try:
+        task = pool.submit(_imported_when_a_trial_starts)
+        seen: set[tuple[int, int]] = set()
+        meek, deadline = (19, os.SCHED_IDLE), time.monotonic() + 60  # a spawned worker imports torch: seconds
+        while meek not in seen and not task.done() and time.monotonic() < deadline:
+            for pid in list(pool._processes):
+                threads = thread_priorities(pid)
+                if pid in threads:  # the main thread, as this process
+                    assert threads.pop(pid) == (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0))
+                seen.update(threads.values())
+            time.sleep(0.005)
+        assert meek in seen  # the imports' thread: nice 19 in the idle scheduling class
+        assert task.result(timeout=120) is True  # the trial began once everything it needs was imported
+    finally:
+        pool.shutdown(wait=True)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import as_in_a_terminal, idx_run_args, write_idx_dataset
+from conftest import as_in_a_terminal, idx_run_args, thread_priorities, write_idx_dataset
 from test_archive_format import copy_fixture
 
 from reportgen.errors import ReportgenError
@@ -121,19 +121,12 @@ def test_the_warm_up_runs_at_the_lowest_priority_and_the_process_itself_does_not
         meek = (19, os.SCHED_IDLE)
         deadline = time.monotonic() + 10  # the warm-up takes seconds (scikit-learn, the fonts): seen meanwhile
         while meek not in seen and time.monotonic() < deadline:
-            threads = {int(task.name): _priority(pid, task.name) for task in Path(f"/proc/{pid}/task").iterdir()}
+            threads = thread_priorities(pid)
             # the main thread, as this process
             assert threads.pop(pid) == (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0))
             seen.update(threads.values())
             time.sleep(0.005)
         assert meek in seen  # the warm-up thread: nice 19 in the idle scheduling class
-
-
-def _priority(pid: int, task: str) -> tuple[int, int]:
-    """A thread's nice value and scheduling policy, the 19th and 41st fields of its stat line (the 2nd, its
-    name, may hold spaces)."""
-    fields = Path(f"/proc/{pid}/task/{task}/stat").read_text().rpartition(")")[2].split()
-    return int(fields[16]), int(fields[38])
 
 
 def _workers_of(pid: int) -> list[str]:

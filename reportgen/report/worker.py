@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import IO, Any, Self
 
 from reportgen.errors import ReportgenError
 from reportgen.isolation import python_command
+from reportgen.priority import lowest_priority_for_this_thread
 from reportgen.report import drawn_aside
 from reportgen.report.documents import RenderOptions, pdf_problem
 from reportgen.stopping import ctrl_c_held
@@ -166,22 +166,6 @@ def _warm_up_meekly(pdf: bool) -> None:
     in this thread, at the priority the command has."""
     with ThreadPoolExecutor(1, "report warm-up", initializer=lowest_priority_for_this_thread) as thread:
         thread.submit(_warm_up, pdf).result()
-
-
-def lowest_priority_for_this_thread() -> None:
-    """The idle scheduling class (SCHED_IDLE) and nice 19 for the calling thread alone. Linux sets both per
-    thread; elsewhere the call would set the whole process's, which it could not raise again for the render, so
-    there it does nothing.
-
-    Why the idle class: beside a busy process at nice 0 a nice-19 thread still gets 1.5% of that core (its
-    weight 15 against 1,024), and the warm-up took 1.2-1.25% of a core all through training (measured from its
-    /proc ticks, `reportgen run --epochs 3`); the idle class's weight is 3."""
-    if sys.platform == "linux":
-        thread = threading.get_native_id()
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, thread, 19)
-        with contextlib.suppress(OSError, AttributeError):  # AttributeError: a Python without SCHED_IDLE
-            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
 
 
 def _serve(replies: IO[str]) -> int:

@@ -6,6 +6,7 @@ import io
 import os
 import platform
 import subprocess
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,13 @@ def data_record(data: Dataset) -> dict[str, Any]:
 
 
 def test_images_file(data: Dataset) -> bytes:
-    """The test split as it was evaluated (after subsetting), compressed: galleries render from it."""
+    """The test split as it was evaluated (after subsetting), compressed: galleries render from it. An .npz
+    (np.load reads its `images`) at zlib's fastest level: it is written on the way to the first batch, and
+    Fashion-MNIST's 10,000 test images took 0.13 s for 4.57 MB against np.savez_compressed's 0.27 s for 4.42."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, images=data.test_images.numpy())
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive,
+        archive.open("images.npy", "w", force_zip64=True) as member,
+    ):
+        np.lib.format.write_array(member, data.test_images.numpy())
     return buffer.getvalue()

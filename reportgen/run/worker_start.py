@@ -8,6 +8,11 @@ code, so no model file can shadow it — and, if that fails, writes the one-line
 it and exits. The driver stops the run with that line instead of starting a replacement that fails the same
 way (a pool that replaced such workers ran 118 of them in 10 minutes, and not one epoch).
 
+The imports run in a thread of the lowest CPU priority. Why: the workers start while the driver audits the models and times
+their inference, and two workers importing torch._dynamo (1.2 CPU-seconds each) beside that timing on two
+cores made it wrong: LeNet-5's 256-image latency came out at a median of 14.2 ms with an interquartile range
+of 12.4 ms (docs/speed.md). At the lowest priority they take only a core nothing else wants.
+
 A worker that started ends without Python's teardown (`end_without_teardown`): the run waits for its workers
 to end before it seals and renders, and a worker that has trained ends in 0.8 s of garbage collection and
 module clean-up otherwise.
@@ -21,8 +26,10 @@ import importlib
 import os
 import signal
 import sys
+import threading
 import traceback
 
+from reportgen.priority import lowest_priority_for_this_thread
 from reportgen.stopping import die_with_parent
 
 START_FAILED = 3  # the exit code of a worker that could not import what a trial needs
@@ -36,6 +43,18 @@ def start_worker(error_file: str) -> None:
     die_with_parent()  # a worker must not outlive a killed driver: it would keep writing into the run folder
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the driver started us
+    # In a thread of the lowest priority (this thread, which trains, could not get its priority back), waited
+    # for here: the pool hands this worker no trial before its initializer has returned.
+    importing = threading.Thread(target=_import_needed, args=(error_file,), name="worker imports")
+    importing.start()
+    importing.join()
+    atexit.register(end_without_teardown)  # registered last, so it runs first
+
+
+def _import_needed(error_file: str) -> None:
+    """NEEDED imported at the lowest priority; if that fails, the one-line cause for the driver, and the end of
+    this process."""
+    lowest_priority_for_this_thread()
     try:
         for name in NEEDED:
             importlib.import_module(name)
@@ -43,7 +62,6 @@ def start_worker(error_file: str) -> None:
         with open(error_file, "a", encoding="utf-8") as out:
             out.write(start_error(exc) + "\n")
         os._exit(START_FAILED)
-    atexit.register(end_without_teardown)  # registered last, so it runs first
 
 
 def end_without_teardown() -> None:
