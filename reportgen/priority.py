@@ -12,11 +12,11 @@ import sys
 import threading
 
 
-def lowest_priority_for_this_thread() -> None:
-    """The idle scheduling class (SCHED_IDLE) and nice 19 for the calling thread alone. Linux sets both per
-    thread; elsewhere the call would set the whole process's, which it could not raise again, so there it
-    does nothing. A process cannot leave the idle class again without privileges either: only a thread that
-    does nothing else afterwards is put there.
+def lowest_priority_for_this_thread(idle_class: bool = True) -> None:
+    """Nice 19 and, if `idle_class`, the idle scheduling class (SCHED_IDLE) for the calling thread alone. Linux
+    sets both per thread; elsewhere the call would set the whole process's, which it could not raise again, so
+    there it does nothing. Without privileges a thread cannot raise its priority again either: only a thread
+    that does nothing else afterwards is lowered.
 
     Why the idle class: beside a busy process a nice-19 thread still gets 1.5% of that core (its weight 15
     against 1,024; the report's warm-up took 1.2-1.25% of a core all through training, measured from its
@@ -25,5 +25,6 @@ def lowest_priority_for_this_thread() -> None:
         thread = threading.get_native_id()
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, thread, 19)
-        with contextlib.suppress(OSError, AttributeError):  # AttributeError: a Python without SCHED_IDLE
-            os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))
+        if idle_class:
+            with contextlib.suppress(OSError, AttributeError):  # AttributeError: a Python without SCHED_IDLE
+                os.sched_setscheduler(thread, os.SCHED_IDLE, os.sched_param(0))

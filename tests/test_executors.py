@@ -389,7 +389,8 @@ def _imported_when_a_trial_starts() -> bool:
 @pytest.mark.skipif(sys.platform != "linux", reason="the priority is set per thread on Linux alone")
 def test_a_worker_imports_at_the_lowest_priority_and_a_trial_starts_once_it_has(tmp_path):
     """Issue #38: a worker's imports (torch._dynamo: 1.2 CPU-seconds) must not take a core from the driver while
-    it times the models' inference; its main thread, which trains, keeps the driver's priority."""
+    it times the models' inference, nor wait behind the report's warm-up; its main thread, which trains, keeps
+    the driver's priority."""
     from concurrent.futures import ProcessPoolExecutor
 
     from reportgen.run.worker_start import start_worker
@@ -398,7 +399,7 @@ def test_a_worker_imports_at_the_lowest_priority_and_a_trial_starts_once_it_has(
     try:
         task = pool.submit(_imported_when_a_trial_starts)
         seen: set[tuple[int, int]] = set()
-        meek, deadline = (19, os.SCHED_IDLE), time.monotonic() + 60  # a spawned worker imports torch: seconds
+        meek, deadline = (19, os.SCHED_OTHER), time.monotonic() + 60  # a spawned worker imports torch: seconds
         while meek not in seen and not task.done() and time.monotonic() < deadline:
             for pid in list(pool._processes):
                 threads = thread_priorities(pid)
@@ -406,7 +407,8 @@ def test_a_worker_imports_at_the_lowest_priority_and_a_trial_starts_once_it_has(
                     assert threads.pop(pid) == (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0))
                 seen.update(threads.values())
             time.sleep(0.005)
-        assert meek in seen  # the imports' thread: nice 19 in the idle scheduling class
+        # the imports' thread: nice 19, outside the idle class, where the report process's warm-up waits for idle cores
+        assert meek in seen
         assert task.result(timeout=120) is True  # the trial began once everything it needs was imported
     finally:
         pool.shutdown(wait=True)

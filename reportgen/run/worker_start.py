@@ -8,10 +8,12 @@ code, so no model file can shadow it — and, if that fails, writes the one-line
 it and exits. The driver stops the run with that line instead of starting a replacement that fails the same
 way (a pool that replaced such workers ran 118 of them in 10 minutes, and not one epoch).
 
-The imports run in a thread of the lowest CPU priority. Why: the workers start while the driver audits the models and times
+The imports run in a thread at nice 19. Why: the workers start while the driver audits the models and times
 their inference, and two workers importing torch._dynamo (1.2 CPU-seconds each) beside that timing on two
-cores made it wrong: LeNet-5's 256-image latency came out at a median of 14.2 ms with an interquartile range
-of 12.4 ms (docs/speed.md). At the lowest priority they take only a core nothing else wants.
+cores made it wrong: LeNet-5's 256-image latency came out at a median of 14.2-21.7 ms with an interquartile
+range of 4.2-12.9 ms, against 9.6-10.1 ms (0.1-0.4) with this (docs/speed.md). At nice 19 the imports take
+1.5% of a core the driver wants; not the idle class, where the report process's warm-up waits: the imports
+come first (the first batches 4.30-4.55 s after launch in the idle class, 3.92-4.36 s at nice 19 alone).
 
 A worker that started ends without Python's teardown (`end_without_teardown`): the run waits for its workers
 to end before it seals and renders, and a worker that has trained ends in 0.8 s of garbage collection and
@@ -54,7 +56,7 @@ def start_worker(error_file: str) -> None:
 def _import_needed(error_file: str) -> None:
     """NEEDED imported at the lowest priority; if that fails, the one-line cause for the driver, and the end of
     this process."""
-    lowest_priority_for_this_thread()
+    lowest_priority_for_this_thread(idle_class=False)  # ahead of the report's warm-up, which is in the idle class
     try:
         for name in NEEDED:
             importlib.import_module(name)
