@@ -9,6 +9,8 @@
 - cached data: one epoch's batches of 64 sliced from the uint8 images and normalised (the engine) vs sliced
   from a training set normalised once (float32, 4× the memory);
 - optimizer kernel: one training step (forward, backward, Adam) with torch's per-parameter loop vs `fused`;
+- optimizer step: one `zero_grad` + fused Adam step of each model's parameters through torch's calls vs
+  reportgen/optimizer_step.py's DirectStep (the same kernels), alternating rounds;
 - training layout: one training step contiguous, channels_last, and channels_last with each BatchNorm2d
   fed a contiguous tensor (hooks);
 - BatchNorm kernel: one training step of LeNet-5 + BN + Dropout with torch's BatchNorm2d and with the rows'
@@ -45,6 +47,7 @@ from reportgen import cpu_kernels, train
 from reportgen.data.datasets import load_dataset
 from reportgen.freed_memory import keep_freed_memory
 from reportgen.models.registry import create_model
+from reportgen.optimizer_step import DirectStep
 
 EVAL_SIZES = (2000, 500, 250, 256, 128)
 
@@ -162,6 +165,29 @@ def training_step(
         optimizer.step()
 
     return step
+
+
+def optimizer_steps(names: list[str]) -> None:
+    print("optimizer step: ms per zero_grad + fused Adam step, torch's calls vs DirectStep, alternating rounds")
+    for name in names:
+        sides = {}
+        for kind in ("torch", "direct"):
+            params = list(create_model(name).parameters())
+            optimizer = torch.optim.Adam(params, lr=1e-3, fused=True)
+            grads = [torch.randn_like(p) for p in params]
+            for param, grad in zip(params, grads, strict=True):
+                param.grad = grad
+            optimizer.step()  # torch's own first step makes the state
+            update = DirectStep(optimizer)
+
+            def step(kind=kind, optimizer=optimizer, update=update, params=params, grads=grads) -> None:
+                optimizer.zero_grad(set_to_none=True) if kind == "torch" else update.zero_grad()
+                for param, grad in zip(params, grads, strict=True):
+                    param.grad = grad
+                optimizer.step() if kind == "torch" else update.step()
+
+            sides[f"{name} {kind}"] = step
+        alternating_steps(sides, steps=200)
 
 
 def optimizer_kernels(names: list[str]) -> None:
@@ -324,6 +350,7 @@ SECTIONS = (
     "pooling",
     "data",
     "optimizer",
+    "step",
     "layout",
     "batchnorm",
     "dropout",
@@ -348,6 +375,7 @@ def main() -> None:
         "pooling": pooling_layouts,
         "data": data_batches,
         "optimizer": lambda: optimizer_kernels(names),
+        "step": lambda: optimizer_steps(names),
         "layout": lambda: training_layouts(convolutional),
         "batchnorm": batchnorm_kernels,
         "dropout": dropout_kernels,

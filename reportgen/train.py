@@ -26,6 +26,7 @@ from reportgen.batches import (
 )
 from reportgen.errors import SpecError
 from reportgen.freed_memory import keep_freed_memory
+from reportgen.optimizer_step import DirectStep
 from reportgen.settings import (  # noqa: F401 (re-exported)
     DEVICE_PATTERN,
     LOSSES,
@@ -279,15 +280,16 @@ def train_epoch(
     augment, generator = batch_augmenter(config, epoch, images.device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=images.device)
     correct = torch.zeros((), dtype=torch.int64, device=images.device)
+    update = DirectStep(optimizer)  # optimizer.zero_grad and .step, bit for bit, without torch's wrapping
     for start in range(0, len(order), config.batch_size):
         index = order[start : start + config.batch_size]
         x, y = normalize(images[index], mean, std, augment, generator), labels[index]
         with torch.autocast(images.device.type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
             output = model(x)
             loss = compute_loss(config.loss, output.float(), y)
-        optimizer.zero_grad(set_to_none=True)
+        update.zero_grad()
         loss.backward()
-        optimizer.step()
+        update.step()
         if batch_schedule is not None:
             batch_schedule.step()
         loss_sum += loss.detach() * len(index)

@@ -13,9 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "reportgen"
 # The floors, lowest first, by the first part of a module's name under reportgen/ (a folder or a module).
 FLOORS = (
     # what every stage shares (reportgen/__init__.py loads the API lazily, by name, so it imports nothing)
-    "__init__ errors files messages privacy stopping isolation settings cover languages states freed_memory",
+    "__init__ errors files messages privacy stopping priority isolation settings cover languages states freed_memory",
     # the experiment and its parts: the spec, the data, the models, the training engine, the audit
-    "spec spec_checker experiment data models batches cpu_kernels train cuda_graph measure",
+    "spec spec_checker experiment data models batches cpu_kernels optimizer_step train cuda_graph measure",
     "run",  # an experiment end to end, its archive
     "report",  # the report, from an archived run
     "request cli api __main__",  # what the user calls: above both run/ and report/
