@@ -32,8 +32,15 @@ class DirectStep:
 
     def __init__(self, optimizer: torch.optim.Optimizer) -> None:
         self.optimizer = optimizer
-        self._fused_adam = type(optimizer) in _DIRECT_TYPES and len(optimizer.param_groups) == 1
-        self.params: list[torch.Tensor] = list(optimizer.param_groups[0]["params"]) if self._fused_adam else []
+        params = list(optimizer.param_groups[0]["params"])
+        # what cannot change while the optimizer steps: checked once here, not at every step
+        self._fused_adam = (
+            type(optimizer) in _DIRECT_TYPES
+            and len(optimizer.param_groups) == 1
+            and all(p.device == params[0].device and p.dtype == params[0].dtype for p in params)
+            and not any(p.is_complex() for p in params)
+        )
+        self.params: list[torch.Tensor] = params if self._fused_adam else []
 
     def zero_grad(self) -> None:
         """optimizer.zero_grad(set_to_none=True)."""
@@ -86,13 +93,8 @@ class DirectStep:
             or _global_optimizer_post_hooks
         ):
             return False
-        first = self.params[0]
+        state = self.optimizer.state
         return all(
-            param.grad is not None
-            and not param.grad.is_sparse
-            and param.device == first.device
-            and param.dtype == first.dtype
-            and not param.is_complex()
-            and "step" in self.optimizer.state.get(param, {})
+            param.grad is not None and not param.grad.is_sparse and "step" in state.get(param, ())
             for param in self.params
         )

@@ -45,8 +45,8 @@ def start_worker(error_file: str) -> None:
     die_with_parent()  # a worker must not outlive a killed driver: it would keep writing into the run folder
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the driver started us
-    # In a thread of the lowest priority (this thread, which trains, could not get its priority back), waited
-    # for here: the pool hands this worker no trial before its initializer has returned.
+    # In a thread at nice 19 (this thread, which trains, could not get its priority back), waited for here: the
+    # pool hands this worker no trial before its initializer has returned.
     importing = threading.Thread(target=_import_needed, args=(error_file,), name="worker imports")
     importing.start()
     importing.join()
@@ -54,8 +54,8 @@ def start_worker(error_file: str) -> None:
 
 
 def _import_needed(error_file: str) -> None:
-    """NEEDED imported at the lowest priority; if that fails, the one-line cause for the driver, and the end of
-    this process."""
+    """NEEDED imported at nice 19; if that fails, the one-line cause for the driver, and the end of this
+    process."""
     lowest_priority_for_this_thread(idle_class=False)  # ahead of the report's warm-up, which is in the idle class
     try:
         for name in NEEDED:
